@@ -1,0 +1,27 @@
+//! Private keys.
+//!
+//! A [`PrivateKeyPem`] holds a PKCS#8 PEM private key. It deliberately has no
+//! `Debug`, `Display` or `Clone`, and its memory is zeroized when dropped.
+
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+
+/// A PKCS#8 private key in PEM form. Never logged, never printed.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct PrivateKeyPem(String);
+
+impl PrivateKeyPem {
+    /// Wraps PEM text; the caller's buffer should itself be zeroizing.
+    pub fn new(pem: Zeroizing<String>) -> Self {
+        Self(pem.as_str().to_owned())
+    }
+
+    /// The PEM text.
+    pub fn expose_pem(&self) -> &str {
+        &self.0
+    }
+
+    /// Loads the key into rcgen for signing.
+    pub(crate) fn to_key_pair(&self) -> Result<rcgen::KeyPair, crate::PkiError> {
+        Ok(rcgen::KeyPair::from_pem(&self.0)?)
+    }
+}

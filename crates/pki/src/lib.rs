@@ -1,0 +1,79 @@
+//! The private PKI of blindrelay.
+//!
+//! This crate owns every certificate and key the system uses, and the rules
+//! for reading them back:
+//!
+//! * [`ca`]: the root CA (RSA-2048, SHA-256) and what it signs: the relay's
+//!   server certificate, user certificates (RSA-2048, `digitalSignature` +
+//!   `keyEncipherment`, `clientAuth`), and the CRL.
+//! * [`store`]: the on-disk layout under a data directory (`ca.pem`,
+//!   `ca-key.pem`, `server.pem`, `server-key.pem`, `crl.pem`,
+//!   `users/NAME.pem`, `users/NAME-key.pem`), all PEM and readable by
+//!   `openssl`; private keys are written with mode 0600.
+//! * [`cert`]: reading certificates and CRLs: the identity (CN) of a user
+//!   certificate, serials, validity, revoked serials.
+//! * [`key`]: private keys as a type without `Debug` that is zeroized on drop.
+//!
+//! The crate does file I/O but no network I/O.
+#![forbid(unsafe_code)]
+
+pub mod ca;
+pub mod cert;
+pub mod key;
+pub mod store;
+
+pub use ca::{CertificateAuthority, UserCertOptions};
+pub use cert::{CertInfo, CertStatus, identity_from_cert, revoked_serials};
+pub use key::PrivateKeyPem;
+pub use store::{IssuedUser, PkiDir};
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the PKI.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A file does not contain the PEM object expected.
+    #[error("{path}: not a valid PEM {what}")]
+    Pem {
+        /// The file concerned.
+        path: PathBuf,
+        /// What was expected ("certificate", "private key", "CRL").
+        what: &'static str,
+    },
+    /// A certificate or CRL could not be parsed or lacks a required field.
+    #[error("invalid certificate: {0}")]
+    Certificate(String),
+    /// Certificate generation or signing failed.
+    #[error("certificate generation failed: {0}")]
+    Generate(String),
+    /// A user name outside the allowed alphabet or length.
+    #[error("invalid user name {0:?}: use 1-32 characters a-z 0-9 . _ -, starting with a letter or digit")]
+    InvalidName(String),
+    /// Refusing to overwrite something that exists.
+    #[error("{0} already exists (use --force to replace it)")]
+    Exists(PathBuf),
+    /// No PKI in the directory.
+    #[error("no CA in {0} (run `blindrelay pki init` first)")]
+    NoCa(PathBuf),
+    /// The named user has no certificate.
+    #[error("no certificate issued for user {0:?}")]
+    UnknownUser(String),
+    /// A validity that cannot be represented.
+    #[error("invalid validity: {0}")]
+    Validity(String),
+}
+
+impl From<rcgen::Error> for PkiError {
+    fn from(e: rcgen::Error) -> Self {
+        PkiError::Generate(e.to_string())
+    }
+}

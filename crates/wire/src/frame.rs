@@ -1,0 +1,248 @@
+//! The fixed-size frame.
+//!
+//! ```text
+//! offset  size  field
+//! 0       1     version      (PROTOCOL_VERSION = 1)
+//! 1       1     type         (FrameType)
+//! 2       2     body length  (big-endian, 0..=MAX_BODY_LEN)
+//! 4       len   body
+//! 4+len   ...   padding      (zero bytes up to FRAME_LEN)
+//! ```
+//!
+//! Every frame is exactly [`FRAME_LEN`] bytes, so that message lengths leak
+//! nothing (the original report's 4096-byte packets). Decoding is strict:
+//! wrong length, unknown version or type, an out-of-range body length or any
+//! non-zero padding byte is an error.
+
+use crate::WireError;
+
+/// The size of every frame on the wire, in both directions.
+pub const FRAME_LEN: usize = 4096;
+/// Version, type and body length.
+pub const HEADER_LEN: usize = 4;
+/// The largest body a frame can carry.
+pub const MAX_BODY_LEN: usize = FRAME_LEN - HEADER_LEN;
+/// The only protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The frame types. The numeric values are part of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum FrameType {
+    /// Keep-alive request (either direction).
+    Ping = 0x01,
+    /// Keep-alive answer (either direction).
+    Pong = 0x02,
+    /// Client to server: a routed message (one fragment).
+    Send = 0x10,
+    /// Server to client: a routed message (one fragment) from another user.
+    Deliver = 0x20,
+    /// Server to client: the fate of a message the client sent.
+    Status = 0x21,
+    /// Server to client: first frame after the handshake.
+    Welcome = 0x30,
+    /// Server to client: a user and their certificate (directory or join).
+    Peer = 0x31,
+    /// Server to client: end of the initial directory listing.
+    DirectoryEnd = 0x32,
+    /// Server to client: a user's last session ended.
+    PeerLeft = 0x33,
+    /// Either direction: the sender is closing the connection, with a reason.
+    Goodbye = 0x34,
+}
+
+impl FrameType {
+    /// Maps a type byte to a frame type.
+    pub fn from_u8(b: u8) -> Result<Self, WireError> {
+        Ok(match b {
+            0x01 => Self::Ping,
+            0x02 => Self::Pong,
+            0x10 => Self::Send,
+            0x20 => Self::Deliver,
+            0x21 => Self::Status,
+            0x30 => Self::Welcome,
+            0x31 => Self::Peer,
+            0x32 => Self::DirectoryEnd,
+            0x33 => Self::PeerLeft,
+            0x34 => Self::Goodbye,
+            other => return Err(WireError::UnknownType(other)),
+        })
+    }
+}
+
+/// One decoded frame: a type and a body of at most [`MAX_BODY_LEN`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    kind: FrameType,
+    body: Vec<u8>,
+}
+
+impl Frame {
+    /// Builds a frame; fails if the body does not fit.
+    pub fn new(kind: FrameType, body: Vec<u8>) -> Result<Self, WireError> {
+        if body.len() > MAX_BODY_LEN {
+            return Err(WireError::TooLarge(body.len()));
+        }
+        Ok(Self { kind, body })
+    }
+
+    /// The frame type.
+    pub fn kind(&self) -> FrameType {
+        self.kind
+    }
+
+    /// The body, without padding.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Encodes into exactly [`FRAME_LEN`] bytes.
+    pub fn encode(&self) -> Box<[u8; FRAME_LEN]> {
+        let mut out = Box::new([0u8; FRAME_LEN]);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Encodes into a caller-provided buffer (the padding is zeroed).
+    pub fn encode_into(&self, out: &mut [u8; FRAME_LEN]) {
+        // `new` guarantees body.len() <= MAX_BODY_LEN < u16::MAX.
+        let len = u16::try_from(self.body.len()).unwrap_or(u16::MAX);
+        let (header, rest) = out.split_at_mut(HEADER_LEN);
+        header.copy_from_slice(&[
+            PROTOCOL_VERSION,
+            self.kind as u8,
+            len.to_be_bytes()[0],
+            len.to_be_bytes()[1],
+        ]);
+        let n = self.body.len().min(MAX_BODY_LEN);
+        let (body, padding) = rest.split_at_mut(n);
+        body.copy_from_slice(self.body.get(..n).unwrap_or_default());
+        padding.fill(0);
+    }
+
+    /// Decodes one frame. `bytes` must be exactly [`FRAME_LEN`] long.
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        if bytes.len() != FRAME_LEN {
+            return Err(WireError::FrameLength {
+                expected: FRAME_LEN,
+                got: bytes.len(),
+            });
+        }
+        let (header, rest) = bytes.split_at(HEADER_LEN);
+        let &[version, kind, len_hi, len_lo] = header else {
+            return Err(WireError::Truncated("frame header"));
+        };
+        if version != PROTOCOL_VERSION {
+            return Err(WireError::Version(version));
+        }
+        let kind = FrameType::from_u8(kind)?;
+        let len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+        if len > MAX_BODY_LEN {
+            return Err(WireError::BodyLength(len));
+        }
+        let (body, padding) = rest.split_at(len);
+        if padding.iter().any(|&b| b != 0) {
+            return Err(WireError::Padding);
+        }
+        Ok(Self {
+            kind,
+            body: body.to_vec(),
+        })
+    }
+}
+
+impl TryFrom<&[u8]> for Frame {
+    type Error = WireError;
+    fn try_from(bytes: &[u8]) -> Result<Self, WireError> {
+        Self::decode(bytes)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_type() -> impl Strategy<Value = FrameType> {
+        prop_oneof![
+            Just(FrameType::Ping),
+            Just(FrameType::Pong),
+            Just(FrameType::Send),
+            Just(FrameType::Deliver),
+            Just(FrameType::Status),
+            Just(FrameType::Welcome),
+            Just(FrameType::Peer),
+            Just(FrameType::DirectoryEnd),
+            Just(FrameType::PeerLeft),
+            Just(FrameType::Goodbye),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_and_fixed_length(
+            kind in any_type(),
+            body in proptest::collection::vec(any::<u8>(), 0..=MAX_BODY_LEN),
+        ) {
+            let frame = Frame::new(kind, body).unwrap();
+            let bytes = frame.encode();
+            prop_assert_eq!(bytes.len(), FRAME_LEN);
+            prop_assert_eq!(Frame::decode(&bytes[..]).unwrap(), frame);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..6000)) {
+            let _ = Frame::decode(&bytes);
+        }
+
+        #[test]
+        fn decode_of_mutated_frame_never_panics(
+            body in proptest::collection::vec(any::<u8>(), 0..=MAX_BODY_LEN),
+            pos in 0..FRAME_LEN,
+            val in any::<u8>(),
+        ) {
+            let mut bytes = Frame::new(FrameType::Send, body).unwrap().encode();
+            bytes[pos] = val;
+            let _ = Frame::decode(&bytes[..]);
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_lengths() {
+        for n in [0, 1, 4095, 4097, 5000] {
+            assert_eq!(
+                Frame::decode(&vec![0u8; n]),
+                Err(WireError::FrameLength {
+                    expected: FRAME_LEN,
+                    got: n
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_bad_header_fields() {
+        let good = Frame::new(FrameType::Ping, vec![1; 8]).unwrap().encode();
+        let mut b = good.clone();
+        b[0] = 2;
+        assert_eq!(Frame::decode(&b[..]), Err(WireError::Version(2)));
+        let mut b = good.clone();
+        b[1] = 0x7f;
+        assert_eq!(Frame::decode(&b[..]), Err(WireError::UnknownType(0x7f)));
+        let mut b = good.clone();
+        b[2..4].copy_from_slice(&4093u16.to_be_bytes());
+        assert_eq!(Frame::decode(&b[..]), Err(WireError::BodyLength(4093)));
+        let mut b = good.clone();
+        b[FRAME_LEN - 1] = 1;
+        assert_eq!(Frame::decode(&b[..]), Err(WireError::Padding));
+    }
+
+    #[test]
+    fn rejects_oversized_body() {
+        assert_eq!(
+            Frame::new(FrameType::Send, vec![0; MAX_BODY_LEN + 1]),
+            Err(WireError::TooLarge(MAX_BODY_LEN + 1))
+        );
+    }
+}
