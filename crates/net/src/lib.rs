@@ -1,0 +1,54 @@
+//! The async transport of blindrelay, shared by the relay and its clients.
+//!
+//! * [`tls`]: the only TLS configurations the system uses: TLS 1.3 only,
+//!   aws-lc-rs, mutual authentication against the private CA (with its CRL),
+//!   no session tickets, and records capped at one frame of plaintext.
+//! * [`framed`]: reading and writing whole 4096-byte frames over any
+//!   `AsyncRead`/`AsyncWrite`, with the timeouts and the write batching that
+//!   keep exactly one frame per TLS record.
+//!
+//! The frame format itself lives in the sans-I/O `blindrelay-wire` crate.
+#![forbid(unsafe_code)]
+
+pub mod framed;
+pub mod tls;
+
+pub use framed::{FrameReader, FrameWriter, WRITE_BATCH_FRAMES};
+pub use tls::{TLS_MAX_FRAGMENT_SIZE, client_config, load_certs, load_private_key, server_config};
+
+use std::path::PathBuf;
+
+/// Transport errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// Socket error.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A file could not be read or holds no PEM object of the expected kind.
+    #[error("{path}: {what}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        what: String,
+    },
+    /// TLS configuration error.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The client verifier could not be built (bad CA or CRL).
+    #[error("client verifier: {0}")]
+    Verifier(String),
+    /// The peer sent bytes that are not a valid frame.
+    #[error("invalid frame: {0}")]
+    Wire(#[from] blindrelay_wire::WireError),
+    /// Nothing arrived within the idle timeout.
+    #[error("idle timeout")]
+    Idle,
+    /// A frame started but did not complete within the frame timeout.
+    #[error("frame not completed in time (truncated frame)")]
+    Truncated,
+    /// A write did not complete within the write timeout.
+    #[error("write timeout")]
+    WriteTimeout,
+}

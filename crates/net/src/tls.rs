@@ -1,0 +1,93 @@
+//! TLS configurations.
+//!
+//! Both sides use TLS 1.3 only and the aws-lc-rs provider. The relay requires
+//! a client certificate that chains to the private CA, carries the
+//! `clientAuth` extended key usage, is within its validity and is not listed
+//! in the CRL (all checked by rustls-webpki during the handshake). Session
+//! tickets are disabled so that after the handshake every record on the wire
+//! carries one frame.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use blindrelay_wire::FRAME_LEN;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+
+use crate::NetError;
+
+/// TLS record header size, which rustls counts in `max_fragment_size`.
+const TLS_RECORD_HEADER: usize = 5;
+/// rustls' `max_fragment_size`: one frame of plaintext per record.
+pub const TLS_MAX_FRAGMENT_SIZE: usize = FRAME_LEN + TLS_RECORD_HEADER;
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Reads every certificate of a PEM file.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
+    let file_err = |what: String| NetError::File {
+        path: path.to_path_buf(),
+        what,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(file_err("no certificate in file".into()));
+    }
+    Ok(certs)
+}
+
+/// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
+pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, NetError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| NetError::File {
+        path: path.to_path_buf(),
+        what: format!("unreadable private key: {e}"),
+    })
+}
+
+/// The relay's configuration: mutual TLS against `ca` with `crls`.
+pub fn server_config(
+    ca: CertificateDer<'static>,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, NetError> {
+    let provider = provider();
+    let mut roots = RootCertStore::empty();
+    roots.add(ca)?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .with_crls(crls)
+        .build()
+        .map_err(|e| NetError::Verifier(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)?;
+    config.max_fragment_size = Some(TLS_MAX_FRAGMENT_SIZE);
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    Ok(config)
+}
+
+/// A client's configuration: trusts only `ca`, authenticates with `chain`/`key`.
+pub fn client_config(
+    ca: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ClientConfig, NetError> {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca)?;
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)?;
+    config.max_fragment_size = Some(TLS_MAX_FRAGMENT_SIZE);
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}

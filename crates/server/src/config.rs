@@ -1,0 +1,167 @@
+//! Server configuration: every limit the relay enforces, with its default.
+//!
+//! A TOML file given with `--config` may set any of these fields; missing
+//! fields keep their defaults, unknown fields are an error. Durations are in
+//! milliseconds.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8443"
+//! max_connections = 4096
+//! rate_max_messages = 10
+//! rate_window_ms = 5000
+//! ```
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::ServerError;
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+
+/// All tunables of the relay.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Connections held at once, handshaking or established. A permit is
+    /// taken *before* `accept`, so excess connections wait in the kernel
+    /// backlog instead of costing memory.
+    pub max_connections: usize,
+    /// The TLS handshake must complete within this time.
+    pub handshake_timeout_ms: u64,
+    /// A session that receives nothing for this long is closed. Clients are
+    /// told to send a keep-alive every `keepalive_ms`.
+    pub idle_timeout_ms: u64,
+    /// Keep-alive interval announced to clients in `Welcome`.
+    pub keepalive_ms: u64,
+    /// Once a frame has started, its remaining bytes must arrive within this time.
+    pub frame_timeout_ms: u64,
+    /// A batch of frames to one client must be written within this time.
+    pub write_timeout_ms: u64,
+    /// Messages (first fragments) one identity may send per rate window.
+    pub rate_max_messages: u16,
+    /// Length of the sliding rate window.
+    pub rate_window_ms: u64,
+    /// After a rate-limit disconnect the identity is refused for this long;
+    /// every refused attempt restarts the period.
+    pub cooldown_ms: u64,
+    /// Sessions one identity may hold at once; a new one past the cap closes
+    /// the oldest.
+    pub max_sessions_per_identity: usize,
+    /// Frames queued for one session before it is considered a slow reader
+    /// and disconnected.
+    pub outgoing_queue_frames: usize,
+    /// Forged-sender messages tolerated (silently dropped) before the
+    /// connection is closed.
+    pub spoof_strikes: u32,
+    /// How often `crl.pem` is checked for changes.
+    pub crl_poll_ms: u64,
+    /// How long shutdown waits for sessions to say goodbye.
+    pub shutdown_grace_ms: u64,
+    /// Log a short base64 preview of every relayed payload (what the server sees).
+    pub verbose: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            max_connections: 4096,
+            handshake_timeout_ms: 10_000,
+            idle_timeout_ms: 60_000,
+            keepalive_ms: 20_000,
+            frame_timeout_ms: 10_000,
+            write_timeout_ms: 10_000,
+            rate_max_messages: 10,
+            rate_window_ms: 5_000,
+            cooldown_ms: 30_000,
+            max_sessions_per_identity: 4,
+            outgoing_queue_frames: 256,
+            spoof_strikes: 3,
+            crl_poll_ms: 1_000,
+            shutdown_grace_ms: 3_000,
+            verbose: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ServerError::Config {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| ServerError::Config {
+            path: path.to_path_buf(),
+            reason: e.message().to_string(),
+        })?;
+        cfg.validate().map_err(|reason| ServerError::Config {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<(), String> {
+        let nonzero = [
+            ("max_connections", self.max_connections as u64),
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("idle_timeout_ms", self.idle_timeout_ms),
+            ("keepalive_ms", self.keepalive_ms),
+            ("frame_timeout_ms", self.frame_timeout_ms),
+            ("write_timeout_ms", self.write_timeout_ms),
+            ("rate_max_messages", u64::from(self.rate_max_messages)),
+            ("rate_window_ms", self.rate_window_ms),
+            ("max_sessions_per_identity", self.max_sessions_per_identity as u64),
+            ("outgoing_queue_frames", self.outgoing_queue_frames as u64),
+            ("crl_poll_ms", self.crl_poll_ms),
+        ];
+        for (name, v) in nonzero {
+            if v == 0 {
+                return Err(format!("{name} must be greater than 0"));
+            }
+        }
+        if self.keepalive_ms >= self.idle_timeout_ms {
+            return Err("keepalive_ms must be shorter than idle_timeout_ms".into());
+        }
+        Ok(())
+    }
+
+    pub(crate) fn d(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_report() {
+        let c = Config::default();
+        assert_eq!((c.rate_max_messages, c.rate_window_ms), (10, 5000));
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn partial_file_keeps_defaults_and_unknown_fields_fail() {
+        let c: Config = toml::from_str("rate_max_messages = 3\n").unwrap();
+        assert_eq!(c.rate_max_messages, 3);
+        assert_eq!(c.rate_window_ms, 5000);
+        assert!(toml::from_str::<Config>("rate_max = 3\n").is_err());
+        let bad = Config {
+            rate_window_ms: 0,
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! Rate limiting: a sliding window per identity, and the cool-down that
+//! follows a rate-limit disconnect. Pure logic over [`Instant`]s (tokio's, so
+//! tests can pause time).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// At most `max` events in any `window`.
+#[derive(Debug, Clone)]
+pub struct SlidingWindow {
+    max: usize,
+    window: Duration,
+    stamps: VecDeque<Instant>,
+}
+
+impl SlidingWindow {
+    /// A window allowing `max` events per `window`.
+    pub fn new(max: usize, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            stamps: VecDeque::with_capacity(max),
+        }
+    }
+
+    fn prune(&mut self, now: Instant) {
+        while let Some(&t) = self.stamps.front() {
+            if now.duration_since(t) >= self.window {
+                self.stamps.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Records an event at `now`; false if it exceeds the limit (the event
+    /// is then not recorded). Memory is bounded by `max`.
+    pub fn hit(&mut self, now: Instant) -> bool {
+        self.prune(now);
+        if self.stamps.len() >= self.max {
+            return false;
+        }
+        self.stamps.push_back(now);
+        true
+    }
+
+    /// True if no event is inside the window any more.
+    pub fn is_idle(&mut self, now: Instant) -> bool {
+        self.prune(now);
+        self.stamps.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn eleventh_message_in_five_seconds_is_refused() {
+        let mut w = SlidingWindow::new(10, Duration::from_secs(5));
+        let t0 = Instant::now();
+        for i in 0..10 {
+            assert!(w.hit(t0 + Duration::from_millis(i * 100)), "message {i}");
+        }
+        assert!(!w.hit(t0 + Duration::from_millis(1000)));
+        // The window slides: 5 s after the first message one slot frees up.
+        assert!(w.hit(t0 + Duration::from_millis(5000)));
+        assert!(!w.hit(t0 + Duration::from_millis(5050)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn steady_rate_below_the_limit_is_never_refused() {
+        let mut w = SlidingWindow::new(10, Duration::from_secs(5));
+        let t0 = Instant::now();
+        for i in 0..1000u64 {
+            assert!(w.hit(t0 + Duration::from_millis(i * 501)));
+        }
+        assert!(w.stamps.len() <= 10);
+    }
+}

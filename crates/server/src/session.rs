@@ -1,0 +1,399 @@
+//! One authenticated connection.
+//!
+//! After the handshake the session takes its identity from the client
+//! certificate's CN, registers with the [`Registry`], sends `Welcome` and the
+//! directory, and then reads frames until the client leaves, breaks a rule,
+//! or the server shuts down. A separate writer task drains the session's
+//! bounded queue to the socket, so a client that stops reading fills its own
+//! queue and is disconnected; nobody else waits for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use base64::Engine;
+use blindrelay_net::{FrameReader, FrameWriter, NetError, WRITE_BATCH_FRAMES};
+use blindrelay_wire::{
+    GoodbyeCode, Message, MessageId, Routed, StatusKind, Target, UserName,
+};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
+
+use crate::SECURITY;
+use crate::config::Config;
+use crate::registry::{Kill, Outbound, Refused};
+use crate::server::Shared;
+
+/// Tracks the fragments of the message in progress on one connection.
+/// Fragments of a message must arrive in order, back to back, with the same
+/// id and recipients; a new message may only start when the previous one is
+/// complete. This is what lets the rate limit count messages (first
+/// fragments) while the cost of one message stays bounded by
+/// `MAX_FRAGMENTS` frames.
+#[derive(Default)]
+pub(crate) struct FragmentTracker {
+    current: Option<(MessageId, u16, u16, Target)>,
+}
+
+impl FragmentTracker {
+    /// Checks the next fragment; `Err` names the violation.
+    pub(crate) fn accept(&mut self, r: &Routed) -> Result<(), &'static str> {
+        let pos = r.fragment;
+        match self.current.take() {
+            None => {
+                if !pos.is_first() {
+                    return Err("continuation fragment without a first fragment");
+                }
+            }
+            Some((id, next, count, target)) => {
+                if r.msg_id != id || pos.index() != next || pos.count() != count || r.target != target {
+                    return Err("fragment out of sequence");
+                }
+            }
+        }
+        if !pos.is_last() {
+            self.current = Some((r.msg_id, pos.index() + 1, pos.count(), r.target.clone()));
+        }
+        Ok(())
+    }
+}
+
+enum End {
+    /// Client said goodbye or closed the stream.
+    Normal,
+    /// Closed for cause; the client is told why.
+    Cause(GoodbyeCode, String),
+    /// Transport failed; nothing more can be sent.
+    Broken(String),
+}
+
+fn frame(msg: &Message) -> Option<Outbound> {
+    msg.encode().ok().map(Arc::from)
+}
+
+pub(crate) async fn run(
+    stream: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    mut shutdown: broadcast::Receiver<()>,
+) {
+    let cfg = &shared.config;
+    let (_, conn) = stream.get_ref();
+    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()) else {
+        warn!(target: SECURITY, %peer, "no client certificate after handshake, closing");
+        return;
+    };
+    let identity = match blindrelay_pki::identity_from_cert(&cert) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(target: SECURITY, %peer, reason = %e, "certificate has no usable identity, closing");
+            return;
+        }
+    };
+    let serial = blindrelay_pki::CertInfo::from_der(&cert)
+        .map(|i| i.serial)
+        .unwrap_or_default();
+
+    let (rd, wr) = tokio::io::split(stream);
+    let (tx, rx) = mpsc::channel::<Outbound>(cfg.outgoing_queue_frames);
+    let (kill_tx, mut kill_rx) = watch::channel::<Option<Kill>>(None);
+    let kill_tx = Arc::new(kill_tx);
+    let writer = tokio::spawn(write_loop(
+        FrameWriter::new(wr, Config::d(cfg.write_timeout_ms)),
+        rx,
+        kill_tx.clone(),
+    ));
+
+    let login = shared.registry.login(
+        &identity,
+        cert.clone(),
+        serial,
+        tx.clone(),
+        kill_tx.clone(),
+        Instant::now(),
+    );
+    let login = match login {
+        Ok(l) => l,
+        Err(Refused::CoolDown(d)) => {
+            warn!(target: SECURITY, %identity, %peer,
+                "refused: identity is in its rate-limit cool-down (restarted for {} s)", d.as_secs());
+            let bye = Message::Goodbye {
+                code: GoodbyeCode::CoolDown,
+                reason: format!("rate limit cool-down, retry in {} s", d.as_secs()),
+            };
+            finish(tx, writer, &bye, cfg).await;
+            return;
+        }
+    };
+    info!(%identity, %peer, session = login.id, "connected; sending directory ({} online)", login.directory.len());
+
+    let mut hello = vec![Message::Welcome {
+        identity: identity.clone(),
+        rate_max: cfg.rate_max_messages,
+        rate_window_ms: u32::try_from(cfg.rate_window_ms).unwrap_or(u32::MAX),
+        keepalive_ms: u32::try_from(cfg.keepalive_ms).unwrap_or(u32::MAX),
+        max_fragments: blindrelay_wire::MAX_FRAGMENTS,
+    }];
+    let count = u16::try_from(login.directory.len()).unwrap_or(u16::MAX);
+    for (name, cert_der) in login.directory {
+        hello.push(Message::Peer {
+            event: blindrelay_wire::PeerEvent::Listed,
+            name,
+            cert_der,
+        });
+    }
+    hello.push(Message::DirectoryEnd { count });
+    let mut end = None;
+    for m in &hello {
+        if let Some(f) = frame(m) {
+            if tx.send(f).await.is_err() {
+                end = Some(End::Broken("writer closed".into()));
+                break;
+            }
+        }
+    }
+
+    let mut reader = FrameReader::new(rd);
+    let mut state = SessionState {
+        identity: identity.clone(),
+        id: login.id,
+        peer,
+        tracker: FragmentTracker::default(),
+        spoof_strikes: 0,
+    };
+    let end = match end {
+        Some(e) => e,
+        None => loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.recv() => {
+                    break End::Cause(GoodbyeCode::Shutdown, "server shutting down".into());
+                }
+                changed = kill_rx.changed() => {
+                    let kill = if changed.is_ok() { kill_rx.borrow().clone() } else { None };
+                    match kill {
+                        Some(k) => break End::Cause(k.code, k.reason),
+                        None => continue,
+                    }
+                }
+                r = reader.read_frame(Config::d(cfg.idle_timeout_ms), Config::d(cfg.frame_timeout_ms)) => {
+                    match r {
+                        Ok(None) => break End::Normal,
+                        Ok(Some(f)) => match Message::from_frame(&f) {
+                            Ok(msg) => {
+                                if let Some(e) = state.handle(msg, &shared, &tx) {
+                                    break e;
+                                }
+                            }
+                            Err(e) => {
+                                warn!(target: SECURITY, %identity, %peer, reason = %e, "malformed message, disconnecting");
+                                break End::Cause(GoodbyeCode::ProtocolViolation, format!("malformed message: {e}"));
+                            }
+                        },
+                        Err(NetError::Idle) => {
+                            info!(%identity, %peer, "idle timeout, disconnecting");
+                            break End::Cause(GoodbyeCode::IdleTimeout, "nothing received within the idle timeout".into());
+                        }
+                        Err(NetError::Wire(e)) => {
+                            warn!(target: SECURITY, %identity, %peer, reason = %e, "invalid frame, disconnecting");
+                            break End::Cause(GoodbyeCode::ProtocolViolation, format!("invalid frame: {e}"));
+                        }
+                        Err(NetError::Truncated) => {
+                            warn!(target: SECURITY, %identity, %peer, "truncated frame, disconnecting");
+                            break End::Broken("truncated frame".into());
+                        }
+                        Err(e) => break End::Broken(e.to_string()),
+                    }
+                }
+            }
+        },
+    };
+
+    shared.registry.logout(&identity, login.id);
+    match end {
+        End::Normal => {
+            info!(%identity, %peer, session = login.id, "disconnected");
+            drop(tx);
+            let _ = tokio::time::timeout(Config::d(cfg.write_timeout_ms), writer).await;
+        }
+        End::Cause(code, reason) => {
+            info!(%identity, %peer, session = login.id, ?code, %reason, "disconnected by the server");
+            let bye = Message::Goodbye { code, reason };
+            finish(tx, writer, &bye, cfg).await;
+        }
+        End::Broken(reason) => {
+            info!(%identity, %peer, session = login.id, %reason, "connection lost");
+            writer.abort();
+        }
+    }
+}
+
+/// Queues a goodbye, closes the queue and waits (bounded) for the writer to
+/// drain it and send TLS close_notify.
+async fn finish(
+    tx: mpsc::Sender<Outbound>,
+    writer: tokio::task::JoinHandle<()>,
+    bye: &Message,
+    cfg: &Config,
+) {
+    if let Some(f) = frame(bye) {
+        let _ = tx.try_send(f);
+    }
+    drop(tx);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Config::d(cfg.write_timeout_ms), writer).await.is_err() {
+        abort.abort();
+    }
+}
+
+async fn write_loop<W>(
+    mut writer: FrameWriter<W>,
+    mut rx: mpsc::Receiver<Outbound>,
+    kill: Arc<watch::Sender<Option<Kill>>>,
+) where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut batch: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    loop {
+        let n = rx.recv_many(&mut batch, WRITE_BATCH_FRAMES).await;
+        if n == 0 {
+            break;
+        }
+        if let Err(e) = writer.write_batch(&batch).await {
+            let reason = match e {
+                NetError::WriteTimeout => "client not reading (write timeout)".to_string(),
+                other => other.to_string(),
+            };
+            kill.send_replace(Some(Kill {
+                code: GoodbyeCode::TooSlow,
+                reason,
+            }));
+            return;
+        }
+        batch.clear();
+    }
+    let _ = writer.shutdown().await;
+}
+
+struct SessionState {
+    identity: UserName,
+    id: u64,
+    peer: SocketAddr,
+    tracker: FragmentTracker,
+    spoof_strikes: u32,
+}
+
+impl SessionState {
+    /// Handles one message; `Some` ends the session.
+    fn handle(&mut self, msg: Message, shared: &Shared, tx: &mpsc::Sender<Outbound>) -> Option<End> {
+        let cfg = &shared.config;
+        let (identity, peer) = (&self.identity, self.peer);
+        match msg {
+            Message::Ping(v) => {
+                if let Some(f) = frame(&Message::Pong(v)) {
+                    if tx.try_send(f).is_err() {
+                        return Some(End::Cause(GoodbyeCode::TooSlow, "outgoing queue full".into()));
+                    }
+                }
+                None
+            }
+            Message::Pong(_) => None,
+            Message::Goodbye { .. } => Some(End::Normal),
+            Message::Send(routed) => {
+                if routed.sender != *identity {
+                    self.spoof_strikes += 1;
+                    warn!(target: SECURITY, %identity, %peer, claimed = %routed.sender,
+                        strike = self.spoof_strikes,
+                        "spoofing detected: {identity} is trying to send as {}; dropped", routed.sender);
+                    if self.spoof_strikes >= cfg.spoof_strikes {
+                        return Some(End::Cause(GoodbyeCode::Spoofing, "repeated forged sender".into()));
+                    }
+                    return None;
+                }
+                if let Err(why) = self.tracker.accept(&routed) {
+                    warn!(target: SECURITY, %identity, %peer, reason = why, "protocol violation, disconnecting");
+                    return Some(End::Cause(GoodbyeCode::ProtocolViolation, why.into()));
+                }
+                let now = Instant::now();
+                if routed.fragment.is_first() && !shared.registry.allow_message(identity, now) {
+                    warn!(target: SECURITY, %identity, %peer,
+                        "DoS attack detected: more than {} messages in {} ms; forced disconnection and {} ms cool-down",
+                        cfg.rate_max_messages, cfg.rate_window_ms, cfg.cooldown_ms);
+                    shared.registry.start_cooldown(identity, now);
+                    return Some(End::Cause(GoodbyeCode::RateLimited, "rate limit exceeded".into()));
+                }
+                let msg_id = routed.msg_id;
+                let last = routed.fragment.is_last();
+                if cfg.verbose {
+                    let n = routed.payload.len().min(30);
+                    let preview = base64::engine::general_purpose::STANDARD
+                        .encode(routed.payload.get(..n).unwrap_or_default());
+                    info!(%identity, msg = %msg_id.to_hex(), fragment = routed.fragment.index(),
+                        "[SERVER SEES] {preview}...");
+                }
+                let report = shared.registry.route(self.id, routed);
+                debug!(%identity, msg = %msg_id.to_hex(), delivered = report.delivered, "relayed");
+                if last {
+                    let mut statuses: Vec<StatusKind> = report.offline.into_iter().map(StatusKind::Offline).collect();
+                    statuses.extend(report.unknown.into_iter().map(StatusKind::Unknown));
+                    statuses.push(StatusKind::Accepted {
+                        delivered: report.delivered,
+                    });
+                    for kind in statuses {
+                        if let Some(f) = frame(&Message::Status { msg_id, kind }) {
+                            if tx.try_send(f).is_err() {
+                                return Some(End::Cause(GoodbyeCode::TooSlow, "outgoing queue full".into()));
+                            }
+                        }
+                    }
+                }
+                None
+            }
+            other => {
+                warn!(target: SECURITY, %identity, %peer, kind = ?other.frame_type(),
+                    "server-to-client message sent by a client, disconnecting");
+                Some(End::Cause(GoodbyeCode::ProtocolViolation, "unexpected message type".into()))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use blindrelay_wire::FragmentPos;
+
+    fn r(id: u8, i: u16, c: u16, to: &str) -> Routed {
+        Routed {
+            msg_id: MessageId([id; 16]),
+            fragment: FragmentPos::new(i, c).unwrap(),
+            sender: UserName::new("alice").unwrap(),
+            target: Target::Users(vec![UserName::new(to).unwrap()]),
+            payload: vec![],
+        }
+    }
+
+    #[test]
+    fn fragments_must_be_in_order_and_consistent() {
+        let mut t = FragmentTracker::default();
+        assert!(t.accept(&r(1, 0, 3, "bob")).is_ok());
+        assert!(t.accept(&r(1, 1, 3, "bob")).is_ok());
+        assert!(t.accept(&r(1, 2, 3, "bob")).is_ok());
+        assert!(t.accept(&r(2, 0, 1, "bob")).is_ok());
+
+        let mut t = FragmentTracker::default();
+        assert!(t.accept(&r(1, 1, 3, "bob")).is_err(), "no first fragment");
+        let mut t = FragmentTracker::default();
+        t.accept(&r(1, 0, 3, "bob")).unwrap();
+        assert!(t.accept(&r(1, 2, 3, "bob")).is_err(), "skipped fragment");
+        let mut t = FragmentTracker::default();
+        t.accept(&r(1, 0, 3, "bob")).unwrap();
+        assert!(t.accept(&r(2, 0, 1, "bob")).is_err(), "interleaved message");
+        let mut t = FragmentTracker::default();
+        t.accept(&r(1, 0, 3, "bob")).unwrap();
+        assert!(t.accept(&r(1, 1, 3, "carol")).is_err(), "re-targeted fragment");
+    }
+}
