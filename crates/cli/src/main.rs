@@ -169,7 +169,10 @@ fn pki(cmd: PkiCommand) -> Result<()> {
             if list.is_empty() {
                 println!("no user certificates in {}", dir.dir.display());
             }
-            println!("{:<20} {:<34} {:<28} {:<28} STATUS", "NAME", "SERIAL", "NOT BEFORE", "NOT AFTER");
+            println!(
+                "{:<20} {:<34} {:<28} {:<28} STATUS",
+                "NAME", "SERIAL", "NOT BEFORE", "NOT AFTER"
+            );
             for (info, status) in list {
                 println!(
                     "{:<20} {:<34} {:<28} {:<28} {status}",
@@ -219,7 +222,11 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if !p.has_ca() {
         p.init(DEFAULT_CA_NAME, &default_hosts(vec![]), false)?;
         for u in DEV_USERS {
-            p.issue(&user_name(u)?, &UserCertOptions::valid_for_days(DEFAULT_USER_VALIDITY_DAYS), false)?;
+            p.issue(
+                &user_name(u)?,
+                &UserCertOptions::valid_for_days(DEFAULT_USER_VALIDITY_DAYS),
+                false,
+            )?;
         }
         println!(
             "no PKI in {}: created a development PKI (CA, server certificate, users {})",
@@ -262,7 +269,10 @@ fn main() -> ExitCode {
         Command::Pki(cmd) => pki(cmd),
         Command::Serve(args) => {
             init_tracing();
-            match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt.block_on(serve(args)),
                 Err(e) => Err(e.into()),
             }
@@ -276,4 +286,3 @@ fn main() -> ExitCode {
         }
     }
 }
-

@@ -145,12 +145,17 @@ impl CertificateAuthority {
     /// given DNS names and IP addresses.
     pub fn issue_server(&self, hosts: &[String]) -> Result<Issued, PkiError> {
         if hosts.is_empty() {
-            return Err(PkiError::Generate("the server certificate needs at least one host".into()));
+            return Err(PkiError::Generate(
+                "the server certificate needs at least one host".into(),
+            ));
         }
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, hosts.first().map(String::as_str).unwrap_or("relay"));
+        dn.push(
+            DnType::CommonName,
+            hosts.first().map(String::as_str).unwrap_or("relay"),
+        );
         params.distinguished_name = dn;
         params.subject_alt_names = hosts
             .iter()
@@ -182,7 +187,9 @@ impl CertificateAuthority {
     /// keyEncipherment, clientAuth, random serial.
     pub fn issue_user(&self, name: &UserName, opts: &UserCertOptions) -> Result<Issued, PkiError> {
         if opts.not_after <= opts.not_before {
-            return Err(PkiError::Validity("notAfter must be after notBefore".into()));
+            return Err(PkiError::Validity(
+                "notAfter must be after notBefore".into(),
+            ));
         }
         let key = rsa_2048()?;
         let mut params = CertificateParams::default();

@@ -56,7 +56,9 @@ pub enum PkiError {
     #[error("certificate generation failed: {0}")]
     Generate(String),
     /// A user name outside the allowed alphabet or length.
-    #[error("invalid user name {0:?}: use 1-32 characters a-z 0-9 . _ -, starting with a letter or digit")]
+    #[error(
+        "invalid user name {0:?}: use 1-32 characters a-z 0-9 . _ -, starting with a letter or digit"
+    )]
     InvalidName(String),
     /// Refusing to overwrite something that exists.
     #[error("{0} already exists (use --force to replace it)")]

@@ -157,10 +157,26 @@ impl PkiDir {
         let ca = CertificateAuthority::create(ca_name)?;
         let server = ca.issue_server(hosts)?;
         let crl = ca.sign_crl(&[], 1)?;
-        write_file(&self.ca_key_path(), ca.key().expose_pem().as_bytes(), PRIVATE_KEY_MODE)?;
-        write_file(&self.ca_cert_path(), ca.cert_pem().as_bytes(), PUBLIC_FILE_MODE)?;
-        write_file(&self.server_key_path(), server.key.expose_pem().as_bytes(), PRIVATE_KEY_MODE)?;
-        write_file(&self.server_cert_path(), server.cert_pem.as_bytes(), PUBLIC_FILE_MODE)?;
+        write_file(
+            &self.ca_key_path(),
+            ca.key().expose_pem().as_bytes(),
+            PRIVATE_KEY_MODE,
+        )?;
+        write_file(
+            &self.ca_cert_path(),
+            ca.cert_pem().as_bytes(),
+            PUBLIC_FILE_MODE,
+        )?;
+        write_file(
+            &self.server_key_path(),
+            server.key.expose_pem().as_bytes(),
+            PRIVATE_KEY_MODE,
+        )?;
+        write_file(
+            &self.server_cert_path(),
+            server.cert_pem.as_bytes(),
+            PUBLIC_FILE_MODE,
+        )?;
         write_file(&self.crl_path(), crl.as_bytes(), PUBLIC_FILE_MODE)?;
         Ok(())
     }
@@ -198,7 +214,11 @@ impl PkiDir {
         let ca = self.load_ca()?;
         let issued = ca.issue_user(name, opts)?;
         fs::create_dir_all(self.users_dir()).map_err(io_err(&self.users_dir()))?;
-        write_file(&key_path, issued.key.expose_pem().as_bytes(), PRIVATE_KEY_MODE)?;
+        write_file(
+            &key_path,
+            issued.key.expose_pem().as_bytes(),
+            PRIVATE_KEY_MODE,
+        )?;
         write_file(&cert_path, issued.cert_pem.as_bytes(), PUBLIC_FILE_MODE)?;
         let serial = CertInfo::from_der(&issued.cert_der)?.serial;
         Ok(IssuedUser {
@@ -306,16 +326,25 @@ mod tests {
         assert_eq!(serial, alice.serial);
         assert!(!pki.revoke(&name("alice")).unwrap().1);
         assert!(pki.revoked().unwrap().contains(&alice.serial));
-        assert_eq!(crl_number(&read_crl_der(&pki.crl_path()).unwrap()).unwrap(), 2);
+        assert_eq!(
+            crl_number(&read_crl_der(&pki.crl_path()).unwrap()).unwrap(),
+            2
+        );
 
         let list = pki.list().unwrap();
         let statuses: Vec<(String, CertStatus)> =
             list.iter().map(|(i, s)| (i.name.clone(), *s)).collect();
         assert_eq!(
             statuses,
-            vec![("alice".into(), CertStatus::Revoked), ("bob".into(), CertStatus::Valid)]
+            vec![
+                ("alice".into(), CertStatus::Revoked),
+                ("bob".into(), CertStatus::Valid)
+            ]
         );
-        assert!(matches!(pki.revoke(&name("carol")), Err(PkiError::UnknownUser(_))));
+        assert!(matches!(
+            pki.revoke(&name("carol")),
+            Err(PkiError::UnknownUser(_))
+        ));
     }
 
     #[test]

@@ -119,7 +119,10 @@ impl Config {
             ("write_timeout_ms", self.write_timeout_ms),
             ("rate_max_messages", u64::from(self.rate_max_messages)),
             ("rate_window_ms", self.rate_window_ms),
-            ("max_sessions_per_identity", self.max_sessions_per_identity as u64),
+            (
+                "max_sessions_per_identity",
+                self.max_sessions_per_identity as u64,
+            ),
             ("outgoing_queue_frames", self.outgoing_queue_frames as u64),
             ("crl_poll_ms", self.crl_poll_ms),
         ];

@@ -7,9 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use blindrelay_wire::{
-    FRAME_LEN, GoodbyeCode, Message, PeerEvent, Routed, Target, UserName,
-};
+use blindrelay_wire::{FRAME_LEN, GoodbyeCode, Message, PeerEvent, Routed, Target, UserName};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::warn;
@@ -177,7 +175,10 @@ impl Registry {
         while entry.sessions.len() > self.max_sessions {
             let oldest = entry.sessions.remove(0);
             tracing::info!(identity = %name, session = oldest.id, "session limit reached, closing the oldest session");
-            oldest.kill(GoodbyeCode::SessionLimit, "a newer session of this identity replaced this one");
+            oldest.kill(
+                GoodbyeCode::SessionLimit,
+                "a newer session of this identity replaced this one",
+            );
         }
         if first {
             let joined = Message::Peer {
@@ -228,7 +229,9 @@ impl Registry {
 
     /// Starts the identity's cool-down.
     pub(crate) fn start_cooldown(&self, name: &UserName, now: Instant) {
-        self.lock().cooldowns.insert(name.clone(), now + self.cooldown);
+        self.lock()
+            .cooldowns
+            .insert(name.clone(), now + self.cooldown);
     }
 
     /// Forwards one fragment to every session of every recipient except the
@@ -269,7 +272,11 @@ impl Registry {
         let g = self.lock();
         let mut n = 0;
         for (name, ident) in &g.online {
-            for s in ident.sessions.iter().filter(|s| revoked.contains(&s.serial)) {
+            for s in ident
+                .sessions
+                .iter()
+                .filter(|s| revoked.contains(&s.serial))
+            {
                 warn!(target: SECURITY, identity = %name, session = s.id,
                     "certificate revoked while connected, disconnecting");
                 s.kill(GoodbyeCode::Revoked, "certificate revoked");

@@ -35,7 +35,10 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn tls(&self) -> Arc<ServerConfig> {
-        self.tls.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.tls
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 }
 
@@ -67,7 +70,9 @@ fn crl_fingerprint(pki: &PkiDir) -> Option<(SystemTime, u64, Vec<u8>)> {
     Some((meta.modified().ok()?, meta.len(), bytes))
 }
 
-fn build_tls(pki: &PkiDir) -> Result<(ServerConfig, std::collections::HashSet<Vec<u8>>), ServerError> {
+fn build_tls(
+    pki: &PkiDir,
+) -> Result<(ServerConfig, std::collections::HashSet<Vec<u8>>), ServerError> {
     let ca = load_certs(&pki.ca_cert_path())?
         .into_iter()
         .next()
@@ -76,7 +81,12 @@ fn build_tls(pki: &PkiDir) -> Result<(ServerConfig, std::collections::HashSet<Ve
     let revoked = blindrelay_pki::revoked_serials(&crl_der)?;
     let chain = load_certs(&pki.server_cert_path())?;
     let key = load_private_key(&pki.server_key_path())?;
-    let cfg = server_config(ca, vec![CertificateRevocationListDer::from(crl_der)], chain, key)?;
+    let cfg = server_config(
+        ca,
+        vec![CertificateRevocationListDer::from(crl_der)],
+        chain,
+        key,
+    )?;
     Ok((cfg, revoked))
 }
 
@@ -98,12 +108,13 @@ impl Server {
             reason,
         })?;
         let (tls, _) = build_tls(&pki)?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ServerError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let shared = Arc::new(Shared {
             registry: Registry::new(&config),
             config,
@@ -174,7 +185,9 @@ impl Server {
                         Ok(Err(e)) => {
                             warn!(target: SECURITY, %peer, reason = %refusal_reason(&e), "TLS handshake refused");
                         }
-                        Ok(Ok(stream)) => crate::session::run(stream, peer, shared, shutdown_rx).await,
+                        Ok(Ok(stream)) => {
+                            crate::session::run(stream, peer, shared, shutdown_rx).await
+                        }
                     }
                 });
             }
@@ -190,7 +203,10 @@ impl Server {
         drop(listener);
         drop(notify_shutdown);
         drop(done_tx);
-        if timeout(Config::d(cfg.shutdown_grace_ms), done_rx.recv()).await.is_err() {
+        if timeout(Config::d(cfg.shutdown_grace_ms), done_rx.recv())
+            .await
+            .is_err()
+        {
             warn!("some sessions did not close within the shutdown grace period");
         }
         info!("relay stopped");

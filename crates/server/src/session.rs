@@ -12,9 +12,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use blindrelay_net::{FrameReader, FrameWriter, NetError, WRITE_BATCH_FRAMES};
-use blindrelay_wire::{
-    GoodbyeCode, Message, MessageId, Routed, StatusKind, Target, UserName,
-};
+use blindrelay_wire::{GoodbyeCode, Message, MessageId, Routed, StatusKind, Target, UserName};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
@@ -48,7 +46,11 @@ impl FragmentTracker {
                 }
             }
             Some((id, next, count, target)) => {
-                if r.msg_id != id || pos.index() != next || pos.count() != count || r.target != target {
+                if r.msg_id != id
+                    || pos.index() != next
+                    || pos.count() != count
+                    || r.target != target
+                {
                     return Err("fragment out of sequence");
                 }
             }
@@ -81,7 +83,11 @@ pub(crate) async fn run(
 ) {
     let cfg = &shared.config;
     let (_, conn) = stream.get_ref();
-    let Some(cert) = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()) else {
+    let Some(cert) = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+    else {
         warn!(target: SECURITY, %peer, "no client certificate after handshake, closing");
         return;
     };
@@ -243,7 +249,10 @@ async fn finish(
     }
     drop(tx);
     let abort = writer.abort_handle();
-    if tokio::time::timeout(Config::d(cfg.write_timeout_ms), writer).await.is_err() {
+    if tokio::time::timeout(Config::d(cfg.write_timeout_ms), writer)
+        .await
+        .is_err()
+    {
         abort.abort();
     }
 }
@@ -287,14 +296,22 @@ struct SessionState {
 
 impl SessionState {
     /// Handles one message; `Some` ends the session.
-    fn handle(&mut self, msg: Message, shared: &Shared, tx: &mpsc::Sender<Outbound>) -> Option<End> {
+    fn handle(
+        &mut self,
+        msg: Message,
+        shared: &Shared,
+        tx: &mpsc::Sender<Outbound>,
+    ) -> Option<End> {
         let cfg = &shared.config;
         let (identity, peer) = (&self.identity, self.peer);
         match msg {
             Message::Ping(v) => {
                 if let Some(f) = frame(&Message::Pong(v)) {
                     if tx.try_send(f).is_err() {
-                        return Some(End::Cause(GoodbyeCode::TooSlow, "outgoing queue full".into()));
+                        return Some(End::Cause(
+                            GoodbyeCode::TooSlow,
+                            "outgoing queue full".into(),
+                        ));
                     }
                 }
                 None
@@ -308,7 +325,10 @@ impl SessionState {
                         strike = self.spoof_strikes,
                         "spoofing detected: {identity} is trying to send as {}; dropped", routed.sender);
                     if self.spoof_strikes >= cfg.spoof_strikes {
-                        return Some(End::Cause(GoodbyeCode::Spoofing, "repeated forged sender".into()));
+                        return Some(End::Cause(
+                            GoodbyeCode::Spoofing,
+                            "repeated forged sender".into(),
+                        ));
                     }
                     return None;
                 }
@@ -322,7 +342,10 @@ impl SessionState {
                         "DoS attack detected: more than {} messages in {} ms; forced disconnection and {} ms cool-down",
                         cfg.rate_max_messages, cfg.rate_window_ms, cfg.cooldown_ms);
                     shared.registry.start_cooldown(identity, now);
-                    return Some(End::Cause(GoodbyeCode::RateLimited, "rate limit exceeded".into()));
+                    return Some(End::Cause(
+                        GoodbyeCode::RateLimited,
+                        "rate limit exceeded".into(),
+                    ));
                 }
                 let msg_id = routed.msg_id;
                 let last = routed.fragment.is_last();
@@ -336,7 +359,11 @@ impl SessionState {
                 let report = shared.registry.route(self.id, routed);
                 debug!(%identity, msg = %msg_id.to_hex(), delivered = report.delivered, "relayed");
                 if last {
-                    let mut statuses: Vec<StatusKind> = report.offline.into_iter().map(StatusKind::Offline).collect();
+                    let mut statuses: Vec<StatusKind> = report
+                        .offline
+                        .into_iter()
+                        .map(StatusKind::Offline)
+                        .collect();
                     statuses.extend(report.unknown.into_iter().map(StatusKind::Unknown));
                     statuses.push(StatusKind::Accepted {
                         delivered: report.delivered,
@@ -344,7 +371,10 @@ impl SessionState {
                     for kind in statuses {
                         if let Some(f) = frame(&Message::Status { msg_id, kind }) {
                             if tx.try_send(f).is_err() {
-                                return Some(End::Cause(GoodbyeCode::TooSlow, "outgoing queue full".into()));
+                                return Some(End::Cause(
+                                    GoodbyeCode::TooSlow,
+                                    "outgoing queue full".into(),
+                                ));
                             }
                         }
                     }
@@ -354,7 +384,10 @@ impl SessionState {
             other => {
                 warn!(target: SECURITY, %identity, %peer, kind = ?other.frame_type(),
                     "server-to-client message sent by a client, disconnecting");
-                Some(End::Cause(GoodbyeCode::ProtocolViolation, "unexpected message type".into()))
+                Some(End::Cause(
+                    GoodbyeCode::ProtocolViolation,
+                    "unexpected message type".into(),
+                ))
             }
         }
     }
@@ -394,6 +427,9 @@ mod tests {
         assert!(t.accept(&r(2, 0, 1, "bob")).is_err(), "interleaved message");
         let mut t = FragmentTracker::default();
         t.accept(&r(1, 0, 3, "bob")).unwrap();
-        assert!(t.accept(&r(1, 1, 3, "carol")).is_err(), "re-targeted fragment");
+        assert!(
+            t.accept(&r(1, 1, 3, "carol")).is_err(),
+            "re-targeted fragment"
+        );
     }
 }

@@ -9,10 +9,10 @@
 //! routing header (message id, fragment position, sender, recipients) and an
 //! opaque payload that the relay forwards without interpreting.
 
+use crate::WireError;
 use crate::frame::{FRAME_LEN, Frame, FrameType, MAX_BODY_LEN};
 use crate::name::UserName;
 use crate::reader::Reader;
-use crate::WireError;
 
 /// Length of a message id.
 pub const MESSAGE_ID_LEN: usize = 16;
@@ -122,7 +122,9 @@ impl Routed {
             Target::Users(users) => {
                 check_recipients(users)?;
                 out.push(0);
-                out.push(u8::try_from(users.len()).map_err(|_| WireError::InvalidField("recipients"))?);
+                out.push(
+                    u8::try_from(users.len()).map_err(|_| WireError::InvalidField("recipients"))?,
+                );
                 for u in users {
                     put_name(out, u);
                 }
@@ -132,7 +134,8 @@ impl Routed {
                 out.push(0);
             }
         }
-        let len = u16::try_from(self.payload.len()).map_err(|_| WireError::TooLarge(self.payload.len()))?;
+        let len = u16::try_from(self.payload.len())
+            .map_err(|_| WireError::TooLarge(self.payload.len()))?;
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&self.payload);
         Ok(())
@@ -547,20 +550,35 @@ mod tests {
                 msg_id: MessageId(id),
                 kind: StatusKind::Unknown(n)
             }),
-            (name(), any::<u16>(), any::<u32>(), any::<u32>(), any::<u16>()).prop_map(
-                |(identity, rate_max, rate_window_ms, keepalive_ms, max_fragments)| {
-                    Message::Welcome {
-                        identity,
-                        rate_max,
-                        rate_window_ms,
-                        keepalive_ms,
-                        max_fragments,
+            (
+                name(),
+                any::<u16>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u16>()
+            )
+                .prop_map(
+                    |(identity, rate_max, rate_window_ms, keepalive_ms, max_fragments)| {
+                        Message::Welcome {
+                            identity,
+                            rate_max,
+                            rate_window_ms,
+                            keepalive_ms,
+                            max_fragments,
+                        }
                     }
-                }
-            ),
-            (any::<bool>(), name(), proptest::collection::vec(any::<u8>(), 1..=CERT_MAX_LEN))
+                ),
+            (
+                any::<bool>(),
+                name(),
+                proptest::collection::vec(any::<u8>(), 1..=CERT_MAX_LEN)
+            )
                 .prop_map(|(j, name, cert_der)| Message::Peer {
-                    event: if j { PeerEvent::Joined } else { PeerEvent::Listed },
+                    event: if j {
+                        PeerEvent::Joined
+                    } else {
+                        PeerEvent::Listed
+                    },
                     name,
                     cert_der
                 }),
@@ -621,7 +639,9 @@ mod tests {
     fn rejects_bad_recipient_lists() {
         assert!(send_to(vec![]).encode().is_err());
         assert!(send_to(vec![alice(), alice()]).encode().is_err());
-        let many: Vec<UserName> = (0..65).map(|i| UserName::new(&format!("u{i}")).unwrap()).collect();
+        let many: Vec<UserName> = (0..65)
+            .map(|i| UserName::new(&format!("u{i}")).unwrap())
+            .collect();
         assert!(send_to(many).encode().is_err());
     }
 
@@ -643,7 +663,10 @@ mod tests {
         let mut bytes = m.encode().unwrap();
         // index (offset 4 + 16) := 5 with count 1
         bytes[4 + 16..4 + 18].copy_from_slice(&5u16.to_be_bytes());
-        assert_eq!(Message::decode(&bytes[..]), Err(WireError::InvalidField("fragment position")));
+        assert_eq!(
+            Message::decode(&bytes[..]),
+            Err(WireError::InvalidField("fragment position"))
+        );
     }
 
     #[test]

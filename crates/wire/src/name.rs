@@ -93,7 +93,15 @@ mod tests {
 
     #[test]
     fn accepts_the_documented_alphabet() {
-        for ok in ["alice", "bob", "a", "user-1", "x.y_z", "0day", &"a".repeat(32)] {
+        for ok in [
+            "alice",
+            "bob",
+            "a",
+            "user-1",
+            "x.y_z",
+            "0day",
+            &"a".repeat(32),
+        ] {
             assert!(UserName::new(ok).is_ok(), "{ok}");
         }
     }
@@ -101,8 +109,18 @@ mod tests {
     #[test]
     fn rejects_everything_else() {
         for bad in [
-            "", "Alice", "-alice", ".hidden", "_x", "a b", "a/b", "../etc", "al\nice", "é",
-            &"a".repeat(33), "a\0",
+            "",
+            "Alice",
+            "-alice",
+            ".hidden",
+            "_x",
+            "a b",
+            "a/b",
+            "../etc",
+            "al\nice",
+            "é",
+            &"a".repeat(33),
+            "a\0",
         ] {
             assert_eq!(UserName::new(bad), Err(WireError::InvalidName), "{bad:?}");
         }

@@ -1,0 +1,238 @@
+//! Every TLS-level refusal of the report (section 3, 6.2) and more: only
+//! clients with a valid, unrevoked clientAuth certificate from our CA, over
+//! TLS 1.3, get past the handshake.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use blindrelay_net::{load_certs, load_private_key};
+use blindrelay_pki::UserCertOptions;
+use blindrelay_wire::{GoodbyeCode, Message};
+use common::*;
+use rustls::{ClientConfig, RootCertStore};
+use time::OffsetDateTime;
+use tokio::io::AsyncReadExt;
+
+fn roots(pki: &TestPki) -> RootCertStore {
+    let mut r = RootCertStore::empty();
+    r.add(load_certs(&pki.pki.ca_cert_path()).unwrap().remove(0))
+        .unwrap();
+    r
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The client must not get a single application frame. In TLS 1.3 the
+/// client's side of the handshake may complete before the server's verdict
+/// arrives, so the refusal shows as an alert or EOF on the first read.
+async fn assert_refused(addr: std::net::SocketAddr, cfg: ClientConfig) {
+    match tls_connect(addr, cfg).await {
+        Err(_) => {}
+        Ok(mut s) => {
+            let mut b = [0u8; 1];
+            let r = tokio::time::timeout(T, s.read(&mut b))
+                .await
+                .expect("server did not close");
+            assert!(matches!(r, Ok(0) | Err(_)), "got application data: {r:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_without_certificate_is_refused_and_logged() {
+    let pki = TestPki::new(&["alice"]);
+    let server = TestServer::start(&pki, config()).await;
+    let cfg = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots(&pki))
+        .with_no_client_auth();
+    assert_refused(server.addr, cfg).await;
+    wait_log(&["TLS handshake refused", "client presented no certificate"]).await;
+    // The relay still serves legitimate users.
+    let _alice = Client::connect(server.addr, &pki, "alice").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_from_another_ca_is_refused() {
+    let pki = TestPki::new(&["alice"]);
+    let other = TestPki::new(&["alice"]);
+    let server = TestServer::start(&pki, config()).await;
+    // Trusts our server, but authenticates with the other CA's alice.
+    let chain = load_certs(&other.pki.user_cert_path(&name("alice"))).unwrap();
+    let key = load_private_key(&other.pki.user_key_path(&name("alice"))).unwrap();
+    let cfg = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots(&pki))
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    assert_refused(server.addr, cfg).await;
+    // Same CA name, different key: the signature check fails.
+    wait_log(&[
+        "TLS handshake refused",
+        "invalid client certificate: BadSignature",
+    ])
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_certificate_is_refused() {
+    let pki = TestPki::new(&[]);
+    let now = OffsetDateTime::now_utc();
+    pki.issue_with(
+        "expired-user",
+        &UserCertOptions {
+            not_before: now - time::Duration::days(10),
+            not_after: now - time::Duration::days(1),
+            server_auth_only: false,
+        },
+    );
+    let server = TestServer::start(&pki, config()).await;
+    assert_refused(server.addr, pki.client_config("expired-user")).await;
+    wait_log(&["TLS handshake refused", "Expired"]).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_only_certificate_is_refused() {
+    let pki = TestPki::new(&[]);
+    pki.issue_with(
+        "server-only",
+        &UserCertOptions {
+            server_auth_only: true,
+            ..UserCertOptions::valid_for_days(1)
+        },
+    );
+    let server = TestServer::start(&pki, config()).await;
+    assert_refused(server.addr, pki.client_config("server-only")).await;
+    wait_log(&["TLS handshake refused", "invalid client certificate"]).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_certificate_is_refused() {
+    let pki = TestPki::new(&["revoked-early", "alice"]);
+    pki.pki.revoke(&name("revoked-early")).unwrap();
+    let server = TestServer::start(&pki, config()).await;
+    assert_refused(server.addr, pki.client_config("revoked-early")).await;
+    wait_log(&["TLS handshake refused", "Revoked"]).await;
+    let _alice = Client::connect(server.addr, &pki, "alice").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_while_connected_disconnects_and_blocks_reconnect() {
+    let pki = TestPki::new(&["revoked-live", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut victim = Client::connect(server.addr, &pki, "revoked-live").await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    pki.pki.revoke(&name("revoked-live")).unwrap();
+    assert_eq!(victim.expect_closed().await, Some(GoodbyeCode::Revoked));
+    wait_log(&[
+        "identity=revoked-live",
+        "certificate revoked while connected",
+    ])
+    .await;
+    assert_refused(server.addr, pki.client_config("revoked-live")).await;
+    // Bob is unaffected.
+    bob.send(&Message::Ping(7)).await;
+    assert_eq!(bob.recv_skip_presence().await, Message::Pong(7));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_style_reload_applies_a_new_crl() {
+    let pki = TestPki::new(&["hup-user"]);
+    let server = TestServer::start(
+        &pki,
+        blindrelay_server::Config {
+            crl_poll_ms: 3_600_000,
+            ..config()
+        },
+    )
+    .await;
+    let mut c = Client::connect(server.addr, &pki, "hup-user").await;
+    pki.pki.revoke(&name("hup-user")).unwrap();
+    server.handle.reload_crl();
+    assert_eq!(c.expect_closed().await, Some(GoodbyeCode::Revoked));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls12_only_client_is_refused() {
+    let pki = TestPki::new(&["alice"]);
+    let server = TestServer::start(&pki, config()).await;
+    let n = name("alice");
+    let cfg = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots(&pki))
+        .with_client_auth_cert(
+            load_certs(&pki.pki.user_cert_path(&n)).unwrap(),
+            load_private_key(&pki.pki.user_key_path(&n)).unwrap(),
+        )
+        .unwrap();
+    assert!(tls_connect(server.addr, cfg).await.is_err());
+    wait_log(&["TLS handshake refused", "incompatible client"]).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshake_timeout_closes_silent_tcp_connections() {
+    let pki = TestPki::new(&[]);
+    let server = TestServer::start(
+        &pki,
+        blindrelay_server::Config {
+            handshake_timeout_ms: 300,
+            ..config()
+        },
+    )
+    .await;
+    let mut tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut b = [0u8; 16];
+    let n = tokio::time::timeout(T, tcp.read(&mut b))
+        .await
+        .expect("not closed");
+    assert!(matches!(n, Ok(0) | Err(_)));
+    wait_log(&["TLS handshake refused", "not completed within 300 ms"]).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_connection_cap_holds_excess_connections_before_the_handshake() {
+    let pki = TestPki::new(&["alice"]);
+    let server = TestServer::start(
+        &pki,
+        blindrelay_server::Config {
+            max_connections: 1,
+            ..config()
+        },
+    )
+    .await;
+    let first = Client::connect(server.addr, &pki, "alice").await;
+    // The second connection's TCP handshake completes in the kernel backlog,
+    // but the relay does not accept it, so TLS cannot complete.
+    let second = tokio::time::timeout(
+        Duration::from_millis(700),
+        tls_connect(server.addr, pki.client_config("alice")),
+    )
+    .await;
+    assert!(second.is_err(), "second connection was served past the cap");
+    drop(first);
+    // Once the first is gone, a new one gets in.
+    let _third = Client::connect(server.addr, &pki, "alice").await;
+    server.shutdown().await;
+}

@@ -1,0 +1,545 @@
+//! The relay's behaviour after the handshake, against a real server with
+//! real TLS clients: the report's attacks (oversized payload, forged sender,
+//! flood) and everything the relay must do for legitimate users.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::Duration;
+
+use blindrelay_server::Config;
+use blindrelay_wire::{
+    FRAME_LEN, FragmentPos, Frame, FrameType, GoodbyeCode, Message, MessageId, PeerEvent, Routed,
+    StatusKind, Target,
+};
+use common::*;
+
+const QUIET: Duration = Duration::from_millis(400);
+
+async fn expect_deliver(c: &mut Client, from: &str, payload: &[u8]) -> Routed {
+    match c.recv_skip_presence().await {
+        Message::Deliver(r) => {
+            assert_eq!(r.sender.as_str(), from);
+            assert_eq!(r.payload, payload);
+            r
+        }
+        other => panic!("{} expected Deliver, got {other:?}", c.name),
+    }
+}
+
+async fn expect_accepted(c: &mut Client, id: MessageId) -> u16 {
+    match c.recv_skip_presence().await {
+        Message::Status {
+            msg_id,
+            kind: StatusKind::Accepted { delivered },
+        } if msg_id == id => delivered,
+        other => panic!("expected Accepted, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_directory_joins_and_leaves() {
+    let pki = TestPki::new(&["alice", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut alice = Client::connect(server.addr, &pki, "alice").await;
+    assert!(alice.directory.is_empty());
+    let bob = Client::connect(server.addr, &pki, "bob").await;
+    assert_eq!(bob.directory, vec![name("alice")]);
+    match alice.recv().await {
+        Message::Peer {
+            event: PeerEvent::Joined,
+            name: n,
+            cert_der,
+        } => {
+            assert_eq!(n.as_str(), "bob");
+            // The whole certificate, so clients can verify it themselves.
+            assert_eq!(
+                blindrelay_pki::identity_from_cert(&cert_der)
+                    .unwrap()
+                    .as_str(),
+                "bob"
+            );
+        }
+        other => panic!("expected join, got {other:?}"),
+    }
+    drop(bob);
+    assert_eq!(alice.recv().await, Message::PeerLeft { name: name("bob") });
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_to_one_to_everyone_and_reports_offline_and_unknown() {
+    let pki = TestPki::new(&["alice", "bob", "carol", "dave"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut alice = Client::connect(server.addr, &pki, "alice").await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let mut carol = Client::connect(server.addr, &pki, "carol").await;
+    // dave logs in once so the relay knows him, then leaves.
+    drop(Client::connect(server.addr, &pki, "dave").await);
+
+    let id = alice.send_to(&["bob"], b"ciphertext for bob").await;
+    expect_deliver(&mut bob, "alice", b"ciphertext for bob").await;
+    assert_eq!(expect_accepted(&mut alice, id).await, 1);
+    carol.expect_silence(QUIET).await;
+
+    let r = Routed {
+        target: Target::Everyone,
+        ..alice.routed(&["bob"], b"to the room")
+    };
+    let id = r.msg_id;
+    alice.send(&Message::Send(r)).await;
+    expect_deliver(&mut bob, "alice", b"to the room").await;
+    expect_deliver(&mut carol, "alice", b"to the room").await;
+    assert_eq!(expect_accepted(&mut alice, id).await, 2);
+
+    let id = alice.send_to(&["dave", "zed"], b"x").await;
+    let mut statuses = vec![];
+    for _ in 0..3 {
+        match alice.recv_skip_presence().await {
+            Message::Status { msg_id, kind } if msg_id == id => statuses.push(kind),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(
+        statuses,
+        vec![
+            StatusKind::Offline(name("dave")),
+            StatusKind::Unknown(name("zed")),
+            StatusKind::Accepted { delivered: 0 }
+        ]
+    );
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_5000_byte_payload_closes_that_connection_only() {
+    let pki = TestPki::new(&["mallory-bomb", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let mut mallory = Client::connect(server.addr, &pki, "mallory-bomb").await;
+    // test_bomb.py: 5000 bytes in one write.
+    mallory.send_raw(&[b'A'; 5000]).await.unwrap();
+    assert_eq!(
+        mallory.expect_closed().await,
+        Some(GoodbyeCode::ProtocolViolation)
+    );
+    wait_log(&[
+        "identity=mallory-bomb",
+        "invalid frame",
+        "unsupported protocol version 65",
+    ])
+    .await;
+    // The relay and other users are unaffected.
+    bob.send(&Message::Ping(1)).await;
+    assert_eq!(bob.recv_skip_presence().await, Message::Pong(1));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_malformed_frame_ends_the_connection() {
+    let pki = TestPki::new(&["mallory-garbage", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    let good = Message::Ping(1).encode().unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![];
+    let mut b = good.to_vec();
+    b[0] = 9;
+    cases.push(("unsupported protocol version 9", b));
+    let mut b = good.to_vec();
+    b[1] = 0x77;
+    cases.push(("unknown frame type", b));
+    let mut b = good.to_vec();
+    b[2..4].copy_from_slice(&5000u16.to_be_bytes());
+    cases.push(("declared body length 5000", b));
+    let mut b = good.to_vec();
+    b[FRAME_LEN - 1] = 0xff;
+    cases.push(("non-zero padding", b));
+    // A valid frame whose body is not a valid Send.
+    let b = Frame::new(FrameType::Send, vec![1, 2, 3])
+        .unwrap()
+        .encode()
+        .to_vec();
+    cases.push(("malformed message", b));
+    // A server-to-client type sent by a client.
+    let b = Message::DirectoryEnd { count: 0 }
+        .encode()
+        .unwrap()
+        .to_vec();
+    cases.push(("server-to-client message sent by a client", b));
+    for (needle, bytes) in cases {
+        let mut m = Client::connect(server.addr, &pki, "mallory-garbage").await;
+        m.send_raw(&bytes).await.unwrap();
+        assert_eq!(
+            m.expect_closed().await,
+            Some(GoodbyeCode::ProtocolViolation),
+            "{needle}"
+        );
+        wait_log(&["identity=mallory-garbage", needle]).await;
+    }
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    bob.send(&Message::Ping(2)).await;
+    assert_eq!(bob.recv_skip_presence().await, Message::Pong(2));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_frame_is_cut_off_after_the_frame_timeout() {
+    let pki = TestPki::new(&["mallory-trunc"]);
+    let server = TestServer::start(
+        &pki,
+        Config {
+            frame_timeout_ms: 300,
+            ..config()
+        },
+    )
+    .await;
+    let mut m = Client::connect(server.addr, &pki, "mallory-trunc").await;
+    m.send_raw(&Message::Ping(1).encode().unwrap()[..100])
+        .await
+        .unwrap();
+    m.expect_closed().await;
+    wait_log(&["identity=mallory-trunc", "truncated frame"]).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_sender_is_dropped_silently_then_disconnected() {
+    let pki = TestPki::new(&["mallory-spoof", "bob", "carol"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let mut carol = Client::connect(server.addr, &pki, "carol").await;
+    let mut m = Client::connect(server.addr, &pki, "mallory-spoof").await;
+    // test_spoofing.py: a valid connection claiming to be someone else.
+    let forged = Routed {
+        sender: name("carol"),
+        ..m.routed(&["bob"], b"I am carol")
+    };
+    m.send(&Message::Send(forged.clone())).await;
+    // Silent drop: no reply to the sender, nothing to the recipient.
+    m.expect_silence(QUIET).await;
+    bob.expect_silence(Duration::from_millis(50)).await;
+    wait_log(&["identity=mallory-spoof", "spoofing detected", "as carol"]).await;
+    // The connection is still usable for honest messages...
+    let id = m.send_to(&["bob"], b"honest").await;
+    expect_deliver(&mut bob, "mallory-spoof", b"honest").await;
+    expect_accepted(&mut m, id).await;
+    // ...but repeated forgeries (3 strikes) end it.
+    for _ in 0..2 {
+        m.send(&Message::Send(Routed {
+            msg_id: MessageId(rand_id()),
+            ..forged.clone()
+        }))
+        .await;
+    }
+    assert_eq!(m.expect_closed().await, Some(GoodbyeCode::Spoofing));
+    bob.expect_silence(QUIET).await;
+    // Other users unaffected.
+    let id = carol.send_to(&["bob"], b"hi").await;
+    expect_deliver(&mut bob, "carol", b"hi").await;
+    expect_accepted(&mut carol, id).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_disconnects_at_the_eleventh_message_then_cools_down() {
+    let pki = TestPki::new(&["mallory-flood", "bob"]);
+    let server = TestServer::start(
+        &pki,
+        Config {
+            cooldown_ms: 1_000,
+            ..config()
+        },
+    )
+    .await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let mut m = Client::connect(server.addr, &pki, "mallory-flood").await;
+    for i in 0..10u8 {
+        let id = m.send_to(&["bob"], &[i]).await;
+        expect_deliver(&mut bob, "mallory-flood", &[i]).await;
+        expect_accepted(&mut m, id).await;
+    }
+    m.send_to(&["bob"], &[10]).await;
+    assert_eq!(m.expect_closed().await, Some(GoodbyeCode::RateLimited));
+    bob.expect_silence(QUIET).await;
+    wait_log(&["identity=mallory-flood", "DoS attack detected"]).await;
+    // Reconnecting at once is refused (and restarts the cool-down).
+    let mut again = Client::connect_raw(server.addr, &pki, "mallory-flood")
+        .await
+        .unwrap();
+    assert_eq!(again.expect_closed().await, Some(GoodbyeCode::CoolDown));
+    wait_log(&[
+        "identity=mallory-flood",
+        "refused: identity is in its rate-limit cool-down",
+    ])
+    .await;
+    // After the cool-down, the user may come back.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let _back = Client::connect(server.addr, &pki, "mallory-flood").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_fragmented_message_counts_once_against_the_rate_limit() {
+    let pki = TestPki::new(&["alice", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut alice = Client::connect(server.addr, &pki, "alice").await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    for round in 0..3u8 {
+        let id = MessageId(rand_id());
+        let frags: Vec<Message> = (0..20u16)
+            .map(|i| {
+                Message::Send(Routed {
+                    msg_id: id,
+                    fragment: FragmentPos::new(i, 20).unwrap(),
+                    ..alice.routed(&["bob"], &[round; 3000])
+                })
+            })
+            .collect();
+        let bytes: Vec<Box<[u8; FRAME_LEN]>> = frags.iter().map(|m| m.encode().unwrap()).collect();
+        alice.writer.write_batch(&bytes).await.unwrap();
+        for i in 0..20u16 {
+            let r = expect_deliver(&mut bob, "alice", &[round; 3000]).await;
+            assert_eq!(r.fragment.index(), i);
+        }
+        expect_accepted(&mut alice, id).await;
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_sequence_fragments_are_a_protocol_violation() {
+    let pki = TestPki::new(&["mallory-frag"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut m = Client::connect(server.addr, &pki, "mallory-frag").await;
+    let r = Routed {
+        fragment: FragmentPos::new(3, 5).unwrap(),
+        ..m.routed(&["mallory-frag"], b"x")
+    };
+    m.send(&Message::Send(r)).await;
+    assert_eq!(
+        m.expect_closed().await,
+        Some(GoodbyeCode::ProtocolViolation)
+    );
+    wait_log(&[
+        "identity=mallory-frag",
+        "continuation fragment without a first fragment",
+    ])
+    .await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_is_disconnected_without_hurting_others() {
+    let pki = TestPki::new(&["alice", "slowpoke", "carol"]);
+    let server = TestServer::start(
+        &pki,
+        Config {
+            rate_max_messages: 60_000,
+            outgoing_queue_frames: 8,
+            write_timeout_ms: 1_000,
+            ..config()
+        },
+    )
+    .await;
+    let mut alice = Client::connect(server.addr, &pki, "alice").await;
+    let mut carol = Client::connect(server.addr, &pki, "carol").await;
+    // slowpoke connects and then never reads again.
+    let _slow = Client::connect(server.addr, &pki, "slowpoke").await;
+    let _ = alice.recv().await; // join
+    let _ = carol.recv().await; // join
+    let payload = vec![7u8; 3000];
+    let mut left = false;
+    for i in 0..4000 {
+        let id = alice.send_to(&["slowpoke"], &payload).await;
+        // Drain alice's statuses so that she is not the slow one.
+        loop {
+            match alice.recv().await {
+                Message::Status {
+                    msg_id,
+                    kind: StatusKind::Accepted { .. },
+                } if msg_id == id => break,
+                Message::Status { .. } => {}
+                Message::PeerLeft { name } if name.as_str() == "slowpoke" => left = true,
+                Message::Peer { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        if left {
+            eprintln!("slow reader dropped after {i} messages");
+            break;
+        }
+    }
+    assert!(left, "slow reader was never disconnected");
+    wait_log(&["identity=slowpoke", "slow reader"]).await;
+    // Carol saw slowpoke leave and can still talk to alice.
+    loop {
+        if let Message::PeerLeft { name } = carol.recv().await {
+            assert_eq!(name.as_str(), "slowpoke");
+            break;
+        }
+    }
+    let id = carol.send_to(&["alice"], b"still here").await;
+    expect_deliver(&mut alice, "carol", b"still here").await;
+    expect_accepted(&mut carol, id).await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_time_out_and_keepalives_prevent_it() {
+    let pki = TestPki::new(&["idler", "pinger"]);
+    let server = TestServer::start(
+        &pki,
+        Config {
+            idle_timeout_ms: 600,
+            keepalive_ms: 200,
+            ..config()
+        },
+    )
+    .await;
+    let mut idler = Client::connect(server.addr, &pki, "idler").await;
+    let mut pinger = Client::connect(server.addr, &pki, "pinger").await;
+    for i in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        pinger.send(&Message::Ping(i)).await;
+    }
+    assert_eq!(idler.expect_closed().await, Some(GoodbyeCode::IdleTimeout));
+    // The pinger survived well past the idle timeout.
+    pinger.send(&Message::Ping(99)).await;
+    loop {
+        match pinger.recv().await {
+            Message::Pong(99) => break,
+            Message::Pong(_) | Message::PeerLeft { .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_cap_closes_the_oldest_and_messages_reach_every_session() {
+    let pki = TestPki::new(&["alice", "bob"]);
+    let server = TestServer::start(
+        &pki,
+        Config {
+            max_sessions_per_identity: 2,
+            ..config()
+        },
+    )
+    .await;
+    let mut a1 = Client::connect(server.addr, &pki, "alice").await;
+    let mut a2 = Client::connect(server.addr, &pki, "alice").await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let id = bob.send_to(&["alice"], b"to both").await;
+    expect_deliver(&mut a1, "bob", b"to both").await;
+    expect_deliver(&mut a2, "bob", b"to both").await;
+    assert_eq!(expect_accepted(&mut bob, id).await, 2);
+    let mut a3 = Client::connect(server.addr, &pki, "alice").await;
+    assert_eq!(a1.expect_closed().await, Some(GoodbyeCode::SessionLimit));
+    // Alice never went offline, so bob saw no leave.
+    bob.expect_silence(QUIET).await;
+    let id = bob.send_to(&["alice"], b"again").await;
+    expect_deliver(&mut a2, "bob", b"again").await;
+    expect_deliver(&mut a3, "bob", b"again").await;
+    assert_eq!(expect_accepted(&mut bob, id).await, 2);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_after_the_handshake_has_the_same_length() {
+    let pki = TestPki::new(&["alice", "bob", "carol"]);
+    let server = TestServer::start(&pki, config()).await;
+    let proxy = RecordProxy::start(server.addr).await;
+    let mut carol = Client::connect(server.addr, &pki, "carol").await;
+    let mut alice = Client::connect(proxy.addr, &pki, "alice").await;
+    let mut bob = Client::connect(proxy.addr, &pki, "bob").await;
+    let _ = carol.recv().await;
+    // Short, long, multi-fragment and room messages, several frames per write.
+    let id = alice.send_to(&["bob"], b"hi").await;
+    expect_deliver(&mut bob, "alice", b"hi").await;
+    expect_accepted(&mut alice, id).await;
+    let mid = MessageId(rand_id());
+    let frags: Vec<Box<[u8; FRAME_LEN]>> = (0..12u16)
+        .map(|i| {
+            Message::Send(Routed {
+                msg_id: mid,
+                fragment: FragmentPos::new(i, 12).unwrap(),
+                ..alice.routed(&["bob"], &vec![1u8; 3900])
+            })
+            .encode()
+            .unwrap()
+        })
+        .collect();
+    alice.writer.write_batch(&frags).await.unwrap();
+    for _ in 0..12 {
+        expect_deliver(&mut bob, "alice", &vec![1u8; 3900]).await;
+    }
+    expect_accepted(&mut alice, mid).await;
+    let r = Routed {
+        target: Target::Everyone,
+        ..bob.routed(&["alice"], b"room")
+    };
+    bob.send(&Message::Send(r)).await;
+    expect_deliver(&mut alice, "bob", b"room").await;
+    drop(alice);
+    drop(bob);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Content type 23 is application data. In TLS 1.3 the encrypted
+    // handshake also travels as type 23: each side's handshake flight is the
+    // first record(s) of its connection, smaller than a frame. Everything
+    // from the first frame on must be exactly one frame per record.
+    for (dir, log) in [
+        ("client->server", &proxy.up),
+        ("server->client", &proxy.down),
+    ] {
+        let records = log.lock().unwrap().clone();
+        let mut lengths: std::collections::BTreeMap<usize, usize> = Default::default();
+        let mut frames = 0;
+        for conn in [1, 2] {
+            let app: Vec<usize> = records
+                .iter()
+                .filter(|(c, t, _)| *c == conn && *t == 23)
+                .map(|(_, _, l)| *l)
+                .collect();
+            for l in &app {
+                *lengths.entry(*l).or_default() += 1;
+            }
+            let after: Vec<usize> = app
+                .iter()
+                .copied()
+                .skip_while(|&l| l != TLS13_FRAME_RECORD)
+                .collect();
+            assert!(
+                after.iter().all(|&l| l == TLS13_FRAME_RECORD),
+                "{dir} conn {conn}: {app:?}"
+            );
+            assert!(
+                app.len() - after.len() <= 2,
+                "{dir} conn {conn}: more than the handshake before the first frame: {app:?}"
+            );
+            frames += after.len();
+        }
+        eprintln!("{dir}: application-data record lengths (count by length) {lengths:?}");
+        assert!(frames >= 14, "{dir}: too few frames seen");
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_says_goodbye_to_everyone() {
+    let pki = TestPki::new(&["alice", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    let mut alice = Client::connect(server.addr, &pki, "alice").await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let addr = server.addr;
+    server.shutdown().await;
+    assert_eq!(alice.expect_closed().await, Some(GoodbyeCode::Shutdown));
+    assert_eq!(bob.expect_closed().await, Some(GoodbyeCode::Shutdown));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting"
+    );
+}
