@@ -1,0 +1,257 @@
+//! Peer certificates: verification, fingerprints, safety numbers.
+//!
+//! The relay hands out certificates; a client believes none of them until
+//! [`VerifiedPeer::verify`] has checked, itself, that the certificate chains
+//! to the private CA, is valid now, carries `clientAuth`, `digitalSignature`
+//! and `keyEncipherment`, holds an RSA key of at least 2048 bits, is not in
+//! the CRL (when the client has one), and that its CN is exactly the name it
+//! was offered for.
+
+use std::fmt;
+use std::time::Duration;
+
+use aws_lc_rs::digest::{SHA256, SHA512, digest};
+use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey};
+use aws_lc_rs::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
+use blindrelay_wire::UserName;
+use rustls_pki_types::{CertificateDer, UnixTime};
+use webpki::{BorrowedCertRevocationList, CertRevocationList, RevocationOptionsBuilder};
+use x509_parser::prelude::*;
+
+use crate::E2eError;
+
+/// Why a certificate is not accepted for a peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerError {
+    /// Chain, validity, EKU or revocation check failed.
+    #[error("certificate rejected: {0}")]
+    Invalid(String),
+    /// The certificate is fine but belongs to someone else.
+    #[error("certificate is for {cn:?}, offered as {offered:?}")]
+    NameMismatch {
+        /// Name the relay offered it for.
+        offered: String,
+        /// The certificate's CN.
+        cn: String,
+    },
+    /// The key cannot be used for our envelopes.
+    #[error("unusable key: {0}")]
+    Key(String),
+}
+
+/// What a client trusts: the CA certificate and, optionally, CRLs.
+#[derive(Clone)]
+pub struct TrustRoot {
+    ca_der: Vec<u8>,
+    crls: Vec<Vec<u8>>,
+}
+
+impl TrustRoot {
+    /// Trusts `ca_der` (DER).
+    pub fn new(ca_der: Vec<u8>) -> Result<Self, PeerError> {
+        webpki::anchor_from_trusted_cert(&CertificateDer::from(ca_der.as_slice()))
+            .map_err(|e| PeerError::Invalid(format!("CA certificate: {e}")))?;
+        Ok(Self {
+            ca_der,
+            crls: Vec::new(),
+        })
+    }
+
+    /// Also checks certificates against this CRL (DER).
+    pub fn with_crl(mut self, crl_der: Vec<u8>) -> Result<Self, PeerError> {
+        BorrowedCertRevocationList::from_der(&crl_der)
+            .map_err(|e| PeerError::Invalid(format!("CRL: {e}")))?;
+        self.crls.push(crl_der);
+        Ok(self)
+    }
+
+    /// The CA certificate, DER.
+    pub fn ca_der(&self) -> &[u8] {
+        &self.ca_der
+    }
+}
+
+/// A certificate that passed every check for the name it carries. It can
+/// only be built by [`VerifiedPeer::verify`].
+#[derive(Clone)]
+pub struct VerifiedPeer {
+    name: UserName,
+    cert_der: Vec<u8>,
+    fingerprint: [u8; 32],
+    spki_der: Vec<u8>,
+    rsa_public: Vec<u8>,
+}
+
+impl fmt::Debug for VerifiedPeer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "VerifiedPeer({}, {})", self.name, hex(&self.fingerprint))
+    }
+}
+
+/// SHA-256 of a certificate's DER.
+pub fn fingerprint(cert_der: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest(&SHA256, cert_der).as_ref());
+    out
+}
+
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl VerifiedPeer {
+    /// Verifies `cert_der` for `name` against `root` at `now_unix` (seconds).
+    pub fn verify(
+        name: &UserName,
+        cert_der: &[u8],
+        root: &TrustRoot,
+        now_unix: u64,
+    ) -> Result<Self, PeerError> {
+        let ca_der = CertificateDer::from(root.ca_der.as_slice());
+        let anchor = webpki::anchor_from_trusted_cert(&ca_der)
+            .map_err(|e| PeerError::Invalid(format!("CA certificate: {e}")))?;
+        let ee_der = CertificateDer::from(cert_der);
+        let ee = webpki::EndEntityCert::try_from(&ee_der)
+            .map_err(|e| PeerError::Invalid(format!("unparsable: {e}")))?;
+        let crls = root
+            .crls
+            .iter()
+            .map(|c| BorrowedCertRevocationList::from_der(c).map(CertRevocationList::from))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| PeerError::Invalid(format!("CRL: {e}")))?;
+        let crl_refs: Vec<&CertRevocationList<'_>> = crls.iter().collect();
+        let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
+            Ok(b) => Some(
+                b.with_depth(webpki::RevocationCheckDepth::EndEntity)
+                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                    .build(),
+            ),
+            Err(_) => None, // no CRLs
+        };
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            &[anchor],
+            &[],
+            UnixTime::since_unix_epoch(Duration::from_secs(now_unix)),
+            webpki::KeyUsage::client_auth(),
+            revocation,
+            None,
+        )
+        .map_err(|e| PeerError::Invalid(format!("{e:?}")))?;
+
+        let (_, cert) = X509Certificate::from_der(cert_der)
+            .map_err(|e| PeerError::Invalid(format!("unparsable: {e}")))?;
+        let cn = blindrelay_pki::identity_from_cert(cert_der)
+            .map_err(|e| PeerError::Invalid(e.to_string()))?;
+        if cn != *name {
+            return Err(PeerError::NameMismatch {
+                offered: name.to_string(),
+                cn: cn.to_string(),
+            });
+        }
+        let ku = cert
+            .key_usage()
+            .map_err(|e| PeerError::Key(format!("key usage: {e}")))?
+            .ok_or_else(|| PeerError::Key("no key usage extension".into()))?;
+        if !(ku.value.digital_signature() && ku.value.key_encipherment()) {
+            return Err(PeerError::Key(
+                "key usage must allow digitalSignature and keyEncipherment".into(),
+            ));
+        }
+        let spki = cert.public_key();
+        let rsa_public = match spki.parsed() {
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
+                if rsa.key_size() < 2048 {
+                    return Err(PeerError::Key("RSA key shorter than 2048 bits".into()));
+                }
+                spki.subject_public_key.data.to_vec()
+            }
+            _ => return Err(PeerError::Key("not an RSA key".into())),
+        };
+        Ok(Self {
+            name: name.clone(),
+            cert_der: cert_der.to_vec(),
+            fingerprint: fingerprint(cert_der),
+            spki_der: spki.raw.to_vec(),
+            rsa_public,
+        })
+    }
+
+    /// The verified name.
+    pub fn name(&self) -> &UserName {
+        &self.name
+    }
+
+    /// The certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// SHA-256 of the certificate.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
+    }
+
+    /// Fingerprint in lower-case hex.
+    pub fn fingerprint_hex(&self) -> String {
+        hex(&self.fingerprint)
+    }
+
+    /// RSA-OAEP (SHA-256, MGF1-SHA-256, label [`crate::WRAP_LABEL`]) of a
+    /// message key under this peer's public key.
+    pub(crate) fn wrap_key(&self, key: &[u8; 32]) -> Result<Vec<u8>, E2eError> {
+        let pk = PublicEncryptingKey::from_der(&self.spki_der)
+            .map_err(|e| E2eError::Key(format!("{}: {e}", self.name)))?;
+        let pk = OaepPublicEncryptingKey::new(pk)
+            .map_err(|_| E2eError::Key(format!("{}: not usable for OAEP", self.name)))?;
+        let mut out = vec![0u8; pk.ciphertext_size()];
+        let n = pk
+            .encrypt(
+                &aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256,
+                key,
+                &mut out,
+                Some(crate::WRAP_LABEL),
+            )
+            .map_err(|_| E2eError::Crypto)?
+            .len();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Length of a key wrapped for this peer (the RSA modulus length).
+    pub(crate) fn wrapped_len(&self) -> usize {
+        PublicEncryptingKey::from_der(&self.spki_der)
+            .map(|k| k.key_size_bytes())
+            .unwrap_or(256)
+    }
+
+    /// RSA-PSS-SHA-256 verification under this peer's key.
+    pub(crate) fn verify_signature(&self, msg: &[u8], sig: &[u8]) -> bool {
+        UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, &self.rsa_public)
+            .verify(msg, sig)
+            .is_ok()
+    }
+}
+
+/// The safety number of two certificates: 60 digits in 12 groups of 5,
+/// the same whichever side computes it. Both users compare it over another
+/// channel; equal numbers mean each holds the other's real certificate.
+pub fn safety_number(cert_a: &[u8], cert_b: &[u8]) -> String {
+    let (fa, fb) = (fingerprint(cert_a), fingerprint(cert_b));
+    let (lo, hi) = if fa <= fb { (fa, fb) } else { (fb, fa) };
+    let mut input = Vec::with_capacity(crate::SAFETY_LABEL.len() + 64);
+    input.extend_from_slice(crate::SAFETY_LABEL);
+    input.extend_from_slice(&lo);
+    input.extend_from_slice(&hi);
+    let h = digest(&SHA512, &input);
+    h.as_ref()
+        .chunks(5)
+        .take(12)
+        .map(|c| {
+            let v = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            format!("{:05}", v % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
