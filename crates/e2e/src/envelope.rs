@@ -357,6 +357,11 @@ impl MessageKey {
     }
 }
 
+/// Fills `b` from the system CSPRNG.
+pub fn fill_random(b: &mut [u8]) -> Result<(), E2eError> {
+    aws_lc_rs::rand::fill(b).map_err(|_| E2eError::Crypto)
+}
+
 /// What to seal.
 pub struct SealParams<'a> {
     /// Random message id.

@@ -24,7 +24,7 @@ pub mod server;
 mod session;
 
 pub use config::Config;
-pub use server::{Server, ServerHandle};
+pub use server::{Observed, Server, ServerHandle};
 
 use std::path::PathBuf;
 

@@ -31,6 +31,26 @@ pub(crate) struct Shared {
     pub config: Config,
     pub registry: Registry,
     tls: RwLock<Arc<ServerConfig>>,
+    pub observer: std::sync::OnceLock<mpsc::Sender<Observed>>,
+}
+
+/// Frames queued for an observer before further observations are dropped.
+pub const OBSERVER_QUEUE: usize = 1024;
+
+/// What the relay saw of one relayed fragment: routing metadata and opaque
+/// bytes. This is everything the server ever learns about a message.
+#[derive(Debug, Clone)]
+pub struct Observed {
+    /// The authenticated sender.
+    pub sender: blindrelay_wire::UserName,
+    /// The routing target.
+    pub target: blindrelay_wire::Target,
+    /// Message id.
+    pub msg_id: blindrelay_wire::MessageId,
+    /// Fragment position.
+    pub fragment: blindrelay_wire::FragmentPos,
+    /// The opaque payload.
+    pub payload: Vec<u8>,
 }
 
 impl Shared {
@@ -119,6 +139,7 @@ impl Server {
             registry: Registry::new(&config),
             config,
             tls: RwLock::new(Arc::new(tls)),
+            observer: std::sync::OnceLock::new(),
         });
         Ok(Self {
             listener,
@@ -131,6 +152,15 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Reports every relayed fragment on the returned channel (for the demo
+    /// and monitoring). Observations are dropped, never waited for, when the
+    /// receiver falls behind. Only the first call has an effect.
+    pub fn observe(&self) -> mpsc::Receiver<Observed> {
+        let (tx, rx) = mpsc::channel(OBSERVER_QUEUE);
+        let _ = self.shared.observer.set(tx);
+        rx
     }
 
     /// A handle to trigger CRL reloads while running.

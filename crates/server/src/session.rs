@@ -356,6 +356,15 @@ impl SessionState {
                     info!(%identity, msg = %msg_id.to_hex(), fragment = routed.fragment.index(),
                         "[SERVER SEES] {preview}...");
                 }
+                if let Some(obs) = shared.observer.get() {
+                    let _ = obs.try_send(crate::server::Observed {
+                        sender: routed.sender.clone(),
+                        target: routed.target.clone(),
+                        msg_id,
+                        fragment: routed.fragment,
+                        payload: routed.payload.clone(),
+                    });
+                }
                 let report = shared.registry.route(self.id, routed);
                 debug!(%identity, msg = %msg_id.to_hex(), delivered = report.delivered, "relayed");
                 if last {

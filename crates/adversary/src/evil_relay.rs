@@ -1,0 +1,252 @@
+//! A malicious relay.
+//!
+//! It speaks the relay protocol correctly enough for clients to log in, and
+//! then does what a compromised server could do. It cannot do what it does
+//! not have the keys for, and that is the point: clients must notice.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key, server_config};
+use blindrelay_pki::PkiDir;
+use blindrelay_wire::{
+    FRAME_LEN, Message, MessageId, PeerEvent, Routed, StatusKind, Target, UserName,
+};
+use rustls_pki_types::CertificateRevocationListDer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use crate::AdversaryError;
+
+/// What the relay does to traffic.
+#[derive(Debug, Clone)]
+pub enum Tamper {
+    /// Relays honestly (a control).
+    Honest,
+    /// Flips one bit in the payload of every delivered fragment.
+    FlipBit,
+    /// Delivers every message twice.
+    Replay,
+    /// Also delivers every message to this user, who is not a recipient.
+    Retarget(UserName),
+    /// Claims that every message came from this user.
+    ForgeSender(UserName),
+    /// Offers `cert_der` as `victim`'s certificate in the directory.
+    SwapCert {
+        /// Whose key is replaced.
+        victim: UserName,
+        /// The certificate offered instead.
+        cert_der: Vec<u8>,
+    },
+}
+
+type Outbox = mpsc::Sender<Box<[u8; FRAME_LEN]>>;
+
+struct State {
+    sessions: HashMap<UserName, (Outbox, Vec<u8>)>,
+    /// Every envelope fragment seen, for later replays.
+    seen: Vec<Routed>,
+}
+
+/// A running malicious relay.
+pub struct EvilRelay {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EvilRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Most fragments remembered for replays.
+const MAX_SEEN: usize = 1024;
+/// Frames queued per client.
+const QUEUE: usize = 256;
+
+fn send(out: &Outbox, m: &Message) {
+    if let Ok(b) = m.encode() {
+        let _ = out.try_send(b);
+    }
+}
+
+impl EvilRelay {
+    /// Starts on 127.0.0.1 with the genuine server certificate of `pki`.
+    pub async fn start(pki: &PkiDir, tamper: Tamper) -> Result<Self, AdversaryError> {
+        let setup = |e: &dyn std::fmt::Display| AdversaryError::Setup(e.to_string());
+        let ca = load_certs(&pki.ca_cert_path()).map_err(|e| setup(&e))?;
+        let ca = ca.into_iter().next().ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
+        let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path()).map_err(|e| setup(&e))?;
+        let cfg = server_config(
+            ca,
+            vec![CertificateRevocationListDer::from(crl)],
+            load_certs(&pki.server_cert_path()).map_err(|e| setup(&e))?,
+            load_private_key(&pki.server_key_path()).map_err(|e| setup(&e))?,
+        )
+        .map_err(|e| setup(&e))?;
+        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(Mutex::new(State {
+            sessions: HashMap::new(),
+            seen: Vec::new(),
+        }));
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let st = st.clone();
+                let tamper = tamper.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        serve(tls, st, tamper).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// Re-delivers every fragment it has seen to its recipients (a replay
+    /// attack some time after the fact).
+    pub fn replay_all(&self) -> usize {
+        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0;
+        for r in &g.seen {
+            if let Target::Users(users) = &r.target {
+                for u in users {
+                    if let Some((out, _)) = g.sessions.get(u) {
+                        send(out, &Message::Deliver(r.clone()));
+                        n += 1;
+                    }
+                }
+            }
+        }
+        n
+    }
+}
+
+async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: Arc<Mutex<State>>, tamper: Tamper) {
+    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()) else {
+        return;
+    };
+    let Ok(name) = blindrelay_pki::identity_from_cert(&cert) else {
+        return;
+    };
+    let (rd, wr) = tokio::io::split(tls);
+    let (tx, mut rx) = mpsc::channel::<Box<[u8; FRAME_LEN]>>(QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut w = FrameWriter::new(wr, Duration::from_secs(10));
+        while let Some(f) = rx.recv().await {
+            if w.write_one(&f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let offered = |n: &UserName, c: &[u8]| -> Vec<u8> {
+        match &tamper {
+            Tamper::SwapCert { victim, cert_der } if victim == n => cert_der.clone(),
+            _ => c.to_vec(),
+        }
+    };
+    {
+        let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
+        send(
+            &tx,
+            &Message::Welcome {
+                identity: name.clone(),
+                rate_max: 10,
+                rate_window_ms: 5000,
+                keepalive_ms: 20_000,
+                max_fragments: blindrelay_wire::MAX_FRAGMENTS,
+            },
+        );
+        let mut count = 0u16;
+        for (n, (out, c)) in &g.sessions {
+            send(
+                &tx,
+                &Message::Peer {
+                    event: PeerEvent::Listed,
+                    name: n.clone(),
+                    cert_der: offered(n, c),
+                },
+            );
+            count += 1;
+            send(
+                out,
+                &Message::Peer {
+                    event: PeerEvent::Joined,
+                    name: name.clone(),
+                    cert_der: offered(&name, &cert),
+                },
+            );
+        }
+        send(&tx, &Message::DirectoryEnd { count });
+        g.sessions.insert(name.clone(), (tx.clone(), cert.clone()));
+    }
+    let mut reader = FrameReader::new(rd);
+    while let Ok(Some(frame)) = reader.read_frame(Duration::from_secs(3600), Duration::from_secs(10)).await {
+        let Ok(msg) = Message::from_frame(&frame) else { break };
+        match msg {
+            Message::Ping(v) => send(&tx, &Message::Pong(v)),
+            Message::Send(r) => route(&st, &tamper, r, &tx),
+            Message::Goodbye { .. } => break,
+            _ => {}
+        }
+    }
+    st.lock().unwrap_or_else(|p| p.into_inner()).sessions.remove(&name);
+    writer.abort();
+}
+
+fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox) {
+    let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
+    if g.seen.len() < MAX_SEEN {
+        g.seen.push(r.clone());
+    }
+    let mut recipients = match &r.target {
+        Target::Users(u) => u.clone(),
+        Target::Everyone => g.sessions.keys().filter(|n| **n != r.sender).cloned().collect(),
+    };
+    let mut out = r.clone();
+    match tamper {
+        Tamper::FlipBit => {
+            let mid = out.payload.len() / 2;
+            if let Some(b) = out.payload.get_mut(mid) {
+                *b ^= 0x01;
+            }
+        }
+        Tamper::ForgeSender(as_) => out.sender = as_.clone(),
+        Tamper::Retarget(extra) => recipients.push(extra.clone()),
+        _ => {}
+    }
+    let times = if matches!(tamper, Tamper::Replay) { 2 } else { 1 };
+    let mut delivered = 0u16;
+    for u in &recipients {
+        if let Some((tx, _)) = g.sessions.get(u) {
+            for _ in 0..times {
+                send(tx, &Message::Deliver(out.clone()));
+            }
+            delivered += 1;
+        }
+    }
+    if r.fragment.is_last() {
+        send(
+            sender_tx,
+            &Message::Status {
+                msg_id: r.msg_id,
+                kind: StatusKind::Accepted { delivered },
+            },
+        );
+    }
+}
+
+/// A message id for attack frames.
+pub fn attack_id(n: u8) -> MessageId {
+    MessageId([n; 16])
+}

@@ -1,0 +1,458 @@
+//! `blindrelay demo`: the whole system in one process, on a fresh machine,
+//! with no arguments. It prints what the users read beside what the relay
+//! saw, then runs the original report's attacks and a malicious relay's,
+//! and exits 0 only if every property held.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use blindrelay_adversary::attacks::{self, Outcome};
+use blindrelay_adversary::evil_relay::{EvilRelay, Tamper};
+use blindrelay_client::{ClientConfig, ClientHandle, Event, connect};
+use blindrelay_pki::{PkiDir, UserCertOptions};
+use blindrelay_server::{Config, Observed, Server};
+use blindrelay_wire::{GoodbyeCode, Target, UserName};
+use clap::Args;
+use tokio::sync::mpsc;
+
+use crate::ui::sanitize;
+use crate::user_name;
+
+#[derive(Args)]
+pub(crate) struct DemoArgs {
+    /// Characters in the long (multi-fragment) message.
+    #[arg(long, default_value_t = 20_000)]
+    long_chars: usize,
+}
+
+/// How long the demo waits for any single expected event.
+const WAIT: Duration = Duration::from_secs(10);
+/// How long "nothing arrives" is watched for.
+const QUIET: Duration = Duration::from_millis(800);
+
+struct User {
+    name: UserName,
+    handle: ClientHandle,
+    events: mpsc::Receiver<Event>,
+}
+
+impl User {
+    async fn connect(dir: &std::path::Path, name: &str, server: &str) -> Result<Self> {
+        let name = user_name(name)?;
+        let mut cfg = ClientConfig::from_dir(dir, name.clone(), server);
+        cfg.state = None;
+        let (handle, mut events) = connect(&cfg).await.with_context(|| format!("{name} connecting"))?;
+        loop {
+            match tokio::time::timeout(WAIT, events.recv()).await {
+                Ok(Some(Event::Connected { .. })) => break,
+                Ok(Some(_)) => {}
+                _ => bail!("{name}: no directory from the relay"),
+            }
+        }
+        Ok(Self { name, handle, events })
+    }
+
+    /// Waits until `pred` matches an event; returns it.
+    async fn wait_for(&mut self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Result<Event> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(e)) if pred(&e) => return Ok(e),
+                Ok(Some(_)) => {}
+                Ok(None) => bail!("{}: connection closed while waiting for {what}", self.name),
+                Err(_) => bail!("{}: timed out waiting for {what}", self.name),
+            }
+        }
+    }
+
+    /// Waits until `name` is online and verified.
+    async fn wait_online(&mut self, name: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while tokio::time::Instant::now() < deadline {
+            if self.handle.online().await?.iter().any(|n| n.as_str() == name) {
+                return Ok(());
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), self.events.recv()).await;
+        }
+        bail!("{}: {name} never came online", self.name)
+    }
+
+    async fn message(&mut self) -> Result<(UserName, String, bool)> {
+        match self.wait_for("a message", |e| matches!(e, Event::Message { .. })).await? {
+            Event::Message { from, text, room, .. } => Ok((from, text, room)),
+            _ => bail!("unreachable"),
+        }
+    }
+
+    async fn warning(&mut self) -> Result<String> {
+        match self.wait_for("a warning", |e| matches!(e, Event::Warning(_))).await? {
+            Event::Warning(w) => Ok(w),
+            _ => bail!("unreachable"),
+        }
+    }
+
+    /// Collects what arrives during `QUIET`: messages and warnings.
+    async fn quiet(&mut self) -> (Vec<String>, Vec<String>) {
+        let (mut msgs, mut warns) = (vec![], vec![]);
+        let deadline = tokio::time::Instant::now() + QUIET;
+        while let Ok(Some(e)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
+            match e {
+                Event::Message { text, .. } => msgs.push(text),
+                Event::Warning(w) => warns.push(w),
+                _ => {}
+            }
+        }
+        (msgs, warns)
+    }
+}
+
+struct Report {
+    passed: usize,
+    failed: Vec<String>,
+}
+
+impl Report {
+    fn check(&mut self, what: &str, detail: &str, ok: bool) {
+        let mark = if ok { "PASS" } else { "FAIL" };
+        println!("  {what:<46} {mark}  {}", sanitize(detail));
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed.push(what.to_string());
+        }
+    }
+}
+
+fn preview(b: &[u8]) -> String {
+    let n = b.len().min(24);
+    base64::engine::general_purpose::STANDARD.encode(b.get(..n).unwrap_or_default())
+}
+
+fn target(t: &Target) -> String {
+    match t {
+        Target::Everyone => "everyone".into(),
+        Target::Users(u) => u.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(","),
+    }
+}
+
+fn drain(obs: &mut mpsc::Receiver<Observed>) -> Vec<Observed> {
+    let mut v = vec![];
+    while let Ok(o) = obs.try_recv() {
+        v.push(o);
+    }
+    v
+}
+
+fn side_by_side(left: &str, seen: &[Observed]) {
+    let right: Vec<String> = if seen.is_empty() {
+        vec!["(nothing)".into()]
+    } else if seen.len() <= 2 {
+        seen.iter()
+            .map(|o| {
+                format!(
+                    "{} -> {} frag {}/{} {} B \"{}...\"",
+                    o.sender,
+                    target(&o.target),
+                    o.fragment.index() + 1,
+                    o.fragment.count(),
+                    o.payload.len(),
+                    preview(&o.payload)
+                )
+            })
+            .collect()
+    } else {
+        let first = &seen[0];
+        vec![
+            format!(
+                "{} -> {} {} fragments, {} B of ciphertext",
+                first.sender,
+                target(&first.target),
+                seen.len(),
+                seen.iter().map(|o| o.payload.len()).sum::<usize>()
+            ),
+            format!("first: \"{}...\"", preview(&first.payload)),
+        ]
+    };
+    let left: Vec<String> = left.lines().map(str::to_string).collect();
+    for i in 0..left.len().max(right.len()) {
+        println!(
+            "  {:<50} | {}",
+            left.get(i).map(String::as_str).unwrap_or(""),
+            right.get(i).map(String::as_str).unwrap_or("")
+        );
+    }
+}
+
+fn clip(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        format!("\"{s}\"")
+    } else {
+        format!("\"{}...\" ({} chars)", s.chars().take(n).collect::<String>(), s.chars().count())
+    }
+}
+
+pub(crate) async fn run(args: DemoArgs) -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path();
+    let pki = PkiDir::new(dir);
+    println!("=== blindrelay demo: end-to-end encryption through a relay that can read nothing ===\n");
+    pki.init("blindrelay demo CA", &["localhost".into(), "127.0.0.1".into()], false)?;
+    for u in ["alice", "bob", "carol", "mallory"] {
+        pki.issue(&user_name(u)?, &UserCertOptions::valid_for_days(1), false)?;
+    }
+    println!("[1] private PKI in {}: root CA (RSA-2048), relay certificate, users alice, bob, carol, mallory", dir.display());
+
+    let server = Server::bind(
+        Config {
+            listen: "127.0.0.1:0".parse()?,
+            ..Config::default()
+        },
+        pki.clone(),
+    )
+    .await?;
+    let addr = server.local_addr()?.to_string();
+    let mut observed = server.observe();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let relay = tokio::spawn(server.run(async {
+        let _ = stop_rx.await;
+    }));
+    println!("[2] relay listening on {addr}: mutual TLS 1.3 only, 4096-byte frames, 10 messages / 5 s");
+
+    let mut alice = User::connect(dir, "alice", &addr).await?;
+    let mut bob = User::connect(dir, "bob", &addr).await?;
+    let mut carol = User::connect(dir, "carol", &addr).await?;
+    for u in [&mut alice, &mut bob, &mut carol] {
+        for other in ["alice", "bob", "carol"] {
+            if other != u.name.as_str() {
+                u.wait_online(other).await?;
+            }
+        }
+    }
+    println!("[3] alice, bob and carol connected; each verified the others' certificates against the CA and pinned them\n");
+
+    let mut report = Report {
+        passed: 0,
+        failed: vec![],
+    };
+    println!("[4] messages: what the users read{:<18}| what the relay saw (routing header + ciphertext)", "");
+    println!("  {:-<50}-+-{:-<60}", "", "");
+    let mut all_plain: Vec<String> = vec![];
+    let mut all_seen: Vec<Observed> = vec![];
+
+    // alice -> bob, short
+    let text = "Hello Bob!";
+    alice.handle.send(vec![bob.name.clone()], text.into(), false).await?;
+    let (from, got, _) = bob.message().await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen = drain(&mut observed);
+    side_by_side(&format!("bob reads from {from}: {}", clip(&got, 30)), &seen);
+    all_seen.extend(seen);
+    let ok_short = got == text && from.as_str() == "alice";
+    all_plain.push(text.into());
+
+    // bob -> alice, short
+    let text = "Hello Alice!";
+    bob.handle.send(vec![alice.name.clone()], text.into(), false).await?;
+    let (from, got, _) = alice.message().await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen = drain(&mut observed);
+    side_by_side(&format!("alice reads from {from}: {}", clip(&got, 30)), &seen);
+    all_seen.extend(seen);
+    let ok_back = got == text && from.as_str() == "bob";
+    all_plain.push(text.into());
+
+    // alice -> bob, long, multi-fragment
+    let long: String = "Very long sentence to demonstrate that an attacker cannot analyze traffic based on the size of the messages sent. "
+        .chars()
+        .cycle()
+        .take(args.long_chars)
+        .collect();
+    alice.handle.send(vec![bob.name.clone()], long.clone(), false).await?;
+    let (_, got, _) = bob.message().await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen_long = drain(&mut observed);
+    side_by_side(
+        &format!("bob reads {} chars, identical: {}", got.chars().count(), got == long),
+        &seen_long,
+    );
+    let ok_long = got == long && seen_long.len() > 1;
+    let long_fragments = seen_long.len();
+    all_seen.extend(seen_long);
+    all_plain.push("Very long sentence".into());
+
+    // alice -> room
+    let text = "Hi everyone, this is the shared room.";
+    let online = alice.handle.online().await?;
+    alice.handle.send(online, text.into(), true).await?;
+    let (_, b, broom) = bob.message().await?;
+    let (_, c, croom) = carol.message().await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let seen = drain(&mut observed);
+    side_by_side(&format!("bob and carol read in the room:\n{}", clip(&b, 40)), &seen);
+    all_seen.extend(seen);
+    let ok_room = b == text && c == text && broom && croom;
+    all_plain.push("shared room".into());
+    println!();
+    report.check("short message alice -> bob", "delivered and verified", ok_short);
+    report.check("short message bob -> alice", "delivered and verified", ok_back);
+    report.check(
+        "long message in several 4096-byte frames",
+        &format!("{long_fragments} fragments, reassembled exactly"),
+        ok_long,
+    );
+    report.check("room message to everyone online", "bob and carol read it", ok_room);
+    // The relay never saw any plaintext, in any payload it relayed.
+    let mut leaked = false;
+    for o in &all_seen {
+        for p in &all_plain {
+            if o.payload.windows(p.len()).any(|w| w == p.as_bytes()) {
+                leaked = true;
+            }
+        }
+    }
+    report.check("the relay saw only ciphertext", "no plaintext in any relayed payload", !leaked);
+
+    println!("\n[5] the report's attacks against the relay");
+    let o = attacks::no_certificate(&addr, &pki).await?;
+    report.check(
+        "client without a certificate",
+        &format!("{o:?}"),
+        matches!(o, Outcome::Refused(_)),
+    );
+    let mallory = user_name("mallory")?;
+    let o = attacks::oversized_payload(&addr, &pki, &mallory).await?;
+    report.check(
+        "oversized 5000-byte payload",
+        &format!("{o:?}"),
+        matches!(o, Outcome::Disconnected(Some(GoodbyeCode::ProtocolViolation))),
+    );
+    let o = attacks::forged_sender(&addr, &pki, &mallory, &alice.name, &bob.name).await?;
+    let (msgs, _) = bob.quiet().await;
+    report.check(
+        "forged sender (mallory claims to be alice)",
+        &format!("{o:?}; bob received {} message(s)", msgs.len()),
+        o == Outcome::Silence && msgs.is_empty(),
+    );
+    let (sent, o) = attacks::flood(&addr, &pki, &mallory, &bob.name, 11).await?;
+    report.check(
+        "flood: 11 messages in 5 s",
+        &format!("{sent} sent, {o:?}"),
+        matches!(o, Outcome::Disconnected(Some(GoodbyeCode::RateLimited))),
+    );
+    let o = attacks::reconnect(&addr, &pki, &mallory).await?;
+    report.check(
+        "flooder reconnects at once",
+        &format!("{o:?}"),
+        matches!(o, Outcome::Disconnected(Some(GoodbyeCode::CoolDown))),
+    );
+    let (msgs, _) = bob.quiet().await;
+    report.check(
+        "bob saw none of mallory's junk as a message",
+        &format!("{} message(s) shown", msgs.len()),
+        msgs.is_empty(),
+    );
+
+    println!("\n[6] a malicious relay (it holds the real server key) attacks the users");
+    // Replay.
+    let evil = EvilRelay::start(&pki, Tamper::Replay).await?;
+    let eaddr = evil.addr.to_string();
+    let mut a = User::connect(dir, "alice", &eaddr).await?;
+    let mut b = User::connect(dir, "bob", &eaddr).await?;
+    a.wait_online("bob").await?;
+    a.handle.send(vec![b.name.clone()], "pay carol 100 EUR".into(), false).await?;
+    let (_, got, _) = b.message().await?;
+    let w = b.warning().await?;
+    evil.replay_all();
+    let (msgs, more) = b.quiet().await;
+    report.check(
+        "replayed envelope",
+        &format!("shown once ({got:?}); copies rejected: {w}"),
+        msgs.is_empty() && w.contains("replayed") && more.iter().all(|m| m.contains("replayed")),
+    );
+    drop((a, b, evil));
+
+    // Tampering.
+    let evil = EvilRelay::start(&pki, Tamper::FlipBit).await?;
+    let eaddr = evil.addr.to_string();
+    let mut a = User::connect(dir, "alice", &eaddr).await?;
+    let mut b = User::connect(dir, "bob", &eaddr).await?;
+    a.wait_online("bob").await?;
+    a.handle.send(vec![b.name.clone()], "pay carol 100 EUR".into(), false).await?;
+    let w = b.warning().await?;
+    let (msgs, _) = b.quiet().await;
+    report.check(
+        "tampered envelope (one bit flipped)",
+        &w,
+        msgs.is_empty() && w.contains("could not be authenticated or decrypted"),
+    );
+    drop((a, b, evil));
+
+    // Forged sender by the relay.
+    let evil = EvilRelay::start(&pki, Tamper::ForgeSender(user_name("carol")?)).await?;
+    let eaddr = evil.addr.to_string();
+    let mut a = User::connect(dir, "alice", &eaddr).await?;
+    let mut c = User::connect(dir, "carol", &eaddr).await?;
+    let mut b = User::connect(dir, "bob", &eaddr).await?;
+    a.wait_online("bob").await?;
+    b.wait_online("carol").await?;
+    a.handle.send(vec![b.name.clone()], "from alice".into(), false).await?;
+    let w = b.warning().await?;
+    let (msgs, _) = b.quiet().await;
+    report.check("relay claims another sender", &w, msgs.is_empty() && w.contains("sender does not match"));
+    let _ = c.quiet().await;
+    drop((a, b, c, evil));
+
+    // Re-targeting.
+    let evil = EvilRelay::start(&pki, Tamper::Retarget(user_name("carol")?)).await?;
+    let eaddr = evil.addr.to_string();
+    let mut a = User::connect(dir, "alice", &eaddr).await?;
+    let mut b = User::connect(dir, "bob", &eaddr).await?;
+    let mut c = User::connect(dir, "carol", &eaddr).await?;
+    a.wait_online("bob").await?;
+    a.handle.send(vec![b.name.clone()], "for bob only".into(), false).await?;
+    let (_, got, _) = b.message().await?;
+    let w = c.warning().await?;
+    let (msgs, _) = c.quiet().await;
+    report.check(
+        "relay re-targets bob's message to carol",
+        &format!("bob reads {got:?}; carol: {w}"),
+        msgs.is_empty() && w.contains("not addressed to me"),
+    );
+    drop((a, b, c, evil));
+
+    // Key swap: the relay hands out mallory's certificate as bob's.
+    let mallory_cert = blindrelay_pki::store::read_cert_der(&pki.user_cert_path(&mallory))?;
+    let evil = EvilRelay::start(
+        &pki,
+        Tamper::SwapCert {
+            victim: user_name("bob")?,
+            cert_der: mallory_cert,
+        },
+    )
+    .await?;
+    let eaddr = evil.addr.to_string();
+    let mut a = User::connect(dir, "alice", &eaddr).await?;
+    let _b = User::connect(dir, "bob", &eaddr).await?;
+    let w = a.warning().await?;
+    let send = a.handle.send(vec![user_name("bob")?], "secret".into(), false).await;
+    report.check(
+        "relay swaps bob's public key for mallory's",
+        &format!("{w} / sending: {}", match &send {
+            Ok(_) => "SENT (bad)".to_string(),
+            Err(e) => format!("refused ({e})"),
+        }),
+        w.contains("REFUSED") && send.is_err(),
+    );
+    drop((a, evil));
+
+    let _ = stop_tx.send(());
+    let _ = relay.await;
+    println!();
+    if report.failed.is_empty() {
+        println!("All {} properties held.", report.passed);
+        Ok(())
+    } else {
+        bail!("{} propert(y/ies) FAILED: {}", report.failed.len(), report.failed.join("; "))
+    }
+}

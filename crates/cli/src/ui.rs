@@ -1,0 +1,131 @@
+//! Turning client events into lines for people and for programs.
+
+use blindrelay_client::{Event, UndeliveredReason};
+use serde_json::{Value, json};
+
+/// Replaces control characters (terminal escapes included) so that text
+/// from peers cannot rewrite the screen.
+pub(crate) fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' && c != '\t' { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// `HH:MM:SS` (UTC) of a Unix-ms timestamp.
+pub(crate) fn clock(ms: u64) -> String {
+    let s = (ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+fn short(fp: &str) -> String {
+    fp.chars().take(16).collect()
+}
+
+/// The line a person sees, or `None` for events not worth a line.
+pub(crate) fn human(e: &Event) -> Option<String> {
+    Some(match e {
+        Event::Connected { identity, online } => {
+            let who = if online.is_empty() {
+                "nobody else".to_string()
+            } else {
+                online.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            format!("[connected as {identity}] online: {who}")
+        }
+        Event::Joined {
+            name,
+            fingerprint,
+            first_contact,
+        } => {
+            let pin = if *first_contact {
+                " (first contact: key pinned; compare /verify)"
+            } else {
+                ""
+            };
+            format!("* {name} is online, key {}{pin}", short(fingerprint))
+        }
+        Event::Left { name } => format!("* {name} left"),
+        Event::Message {
+            from,
+            text,
+            timestamp_ms,
+            room,
+            ..
+        } => {
+            let room = if *room { " to the room" } else { "" };
+            format!("[{} UTC] {from}{room} [verified]: {}", clock(*timestamp_ms), sanitize(text))
+        }
+        Event::Sent { .. } => return None,
+        Event::Undelivered { name, reason, .. } => match reason {
+            UndeliveredReason::Offline => format!("! {name} is offline: not delivered"),
+            UndeliveredReason::Unknown => format!("! {name} is unknown to the relay: not delivered"),
+        },
+        Event::KeyChanged {
+            name,
+            pinned,
+            offered,
+        } => format!(
+            "!!! WARNING: the certificate of {name} CHANGED (pinned {}, now {}).\n!!! Messages from and to {name} are BLOCKED. Compare safety numbers (/verify {name}) over another channel, then /accept {name}.",
+            short(pinned),
+            short(offered)
+        ),
+        Event::Warning(w) => format!("! {}", sanitize(w)),
+        Event::Closed { code, reason } => match code {
+            Some(c) => format!("[disconnected by the relay: {c:?}: {}]", sanitize(reason)),
+            None => format!("[disconnected: {}]", sanitize(reason)),
+        },
+        _ => return None,
+    })
+}
+
+/// The JSON event a program reads (one per line). Schema in README.
+pub(crate) fn machine(e: &Event) -> Option<Value> {
+    Some(match e {
+        Event::Connected { identity, online } => json!({
+            "event": "connected", "identity": identity.as_str(),
+            "online": online.iter().map(|n| n.as_str()).collect::<Vec<_>>()
+        }),
+        Event::Joined {
+            name,
+            fingerprint,
+            first_contact,
+        } => json!({"event": "join", "name": name.as_str(), "fingerprint": fingerprint, "first_contact": first_contact}),
+        Event::Left { name } => json!({"event": "leave", "name": name.as_str()}),
+        Event::Message {
+            msg_id,
+            from,
+            recipients,
+            room,
+            timestamp_ms,
+            text,
+        } => json!({
+            "event": "message", "id": msg_id.to_hex(), "from": from.as_str(),
+            "to": recipients.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            "room": room, "time_ms": timestamp_ms, "verified": true, "text": text
+        }),
+        Event::Sent { msg_id, delivered } => json!({"event": "sent", "id": msg_id.to_hex(), "delivered": delivered}),
+        Event::Undelivered { msg_id, name, reason } => json!({
+            "event": "undelivered", "id": msg_id.to_hex(), "name": name.as_str(),
+            "reason": match reason { UndeliveredReason::Offline => "offline", UndeliveredReason::Unknown => "unknown" }
+        }),
+        Event::KeyChanged {
+            name,
+            pinned,
+            offered,
+        } => json!({"event": "key_changed", "name": name.as_str(), "pinned": pinned, "offered": offered}),
+        Event::Warning(w) => json!({"event": "warning", "text": w}),
+        Event::Closed { code, reason } => json!({"event": "closed", "code": code.map(|c| format!("{c:?}")), "reason": reason}),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_cannot_reach_the_terminal() {
+        assert_eq!(sanitize("hi\x1b[2J\x07there"), "hi\u{fffd}[2J\u{fffd}there");
+        assert_eq!(clock(3_723_000), "01:02:03");
+    }
+}

@@ -1,0 +1,90 @@
+//! Where the client finds its files and how it connects.
+
+use std::path::{Path, PathBuf};
+
+use blindrelay_e2e::{Freshness, LocalIdentity, TrustRoot};
+use blindrelay_pki::PkiDir;
+use blindrelay_wire::UserName;
+use zeroize::Zeroizing;
+
+use crate::ClientError;
+
+/// Default relay address.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:8443";
+
+/// Everything needed to connect as one user.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The user.
+    pub name: UserName,
+    /// Relay address (`host:port`).
+    pub server: String,
+    /// Name in the relay's certificate to verify (default: the host part).
+    pub server_name: String,
+    /// CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Optional CRL (PEM) for checking peers.
+    pub crl: Option<PathBuf>,
+    /// User certificate (PEM).
+    pub cert: PathBuf,
+    /// User private key (PEM, PKCS#8).
+    pub key: PathBuf,
+    /// Local database; `None` keeps state in memory only.
+    pub state: Option<PathBuf>,
+    /// Freshness window for received messages.
+    pub freshness: Freshness,
+}
+
+impl ClientConfig {
+    /// The usual layout: everything in the PKI directory `dir`, the state in
+    /// `dir/state/NAME.db`.
+    pub fn from_dir(dir: &Path, name: UserName, server: &str) -> Self {
+        let pki = PkiDir::new(dir);
+        let crl = pki.crl_path();
+        Self {
+            server: server.to_string(),
+            server_name: host_of(server),
+            ca: pki.ca_cert_path(),
+            crl: crl.exists().then_some(crl),
+            cert: pki.user_cert_path(&name),
+            key: pki.user_key_path(&name),
+            state: Some(dir.join("state").join(format!("{name}.db"))),
+            freshness: Freshness::default(),
+            name,
+        }
+    }
+
+    fn read(path: &Path, what: &str) -> Result<Vec<u8>, ClientError> {
+        std::fs::read(path).map_err(|e| ClientError::Setup(format!("cannot read {what} {}: {e}", path.display())))
+    }
+
+    /// Loads the CA (and CRL) the client trusts.
+    pub fn trust_root(&self) -> Result<TrustRoot, ClientError> {
+        let ca = blindrelay_pki::store::read_cert_der(&self.ca).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let mut root = TrustRoot::new(ca).map_err(|e| ClientError::Setup(e.to_string()))?;
+        if let Some(crl) = &self.crl {
+            let der = blindrelay_pki::store::read_crl_der(crl).map_err(|e| ClientError::Setup(e.to_string()))?;
+            root = root.with_crl(der).map_err(|e| ClientError::Setup(e.to_string()))?;
+        }
+        Ok(root)
+    }
+
+    /// Loads and checks the user's certificate and key.
+    pub fn identity(&self, root: &TrustRoot, now_s: u64) -> Result<LocalIdentity, ClientError> {
+        let cert = Self::read(&self.cert, "certificate")?;
+        let key = Zeroizing::new(Self::read(&self.key, "private key")?);
+        LocalIdentity::from_pem(&self.name, &cert, &key, root, now_s).map_err(|e| ClientError::Setup(e.to_string()))
+    }
+}
+
+/// The host part of `host:port` (or `[v6]:port`).
+pub fn host_of(server: &str) -> String {
+    let s = server.trim();
+    if let Some(rest) = s.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("").to_string();
+    }
+    match s.rsplit_once(':') {
+        Some((h, _)) => h.to_string(),
+        None => s.to_string(),
+    }
+}

@@ -1,0 +1,90 @@
+//! What the client reports to its user interface.
+
+use blindrelay_wire::{GoodbyeCode, MessageId, UserName};
+
+/// Why a recipient did not get a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndeliveredReason {
+    /// Known to the relay, not connected.
+    Offline,
+    /// Never seen by the relay.
+    Unknown,
+}
+
+/// Something the user should see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// Logged in; the directory is complete.
+    Connected {
+        /// The identity the relay bound us to.
+        identity: UserName,
+        /// Verified users online.
+        online: Vec<UserName>,
+    },
+    /// A user came online (or was listed) and their certificate verified.
+    Joined {
+        /// Who.
+        name: UserName,
+        /// SHA-256 of their certificate, hex.
+        fingerprint: String,
+        /// First time we see this user: their key was pinned now.
+        first_contact: bool,
+    },
+    /// A user's last session ended.
+    Left {
+        /// Who.
+        name: UserName,
+    },
+    /// A verified, decrypted message.
+    Message {
+        /// Message id, hex.
+        msg_id: MessageId,
+        /// The authenticated sender.
+        from: UserName,
+        /// Every recipient (authenticated).
+        recipients: Vec<UserName>,
+        /// Sent to everyone online.
+        room: bool,
+        /// Sender's timestamp, Unix ms.
+        timestamp_ms: u64,
+        /// The text.
+        text: String,
+    },
+    /// The relay accepted a message we sent.
+    Sent {
+        /// Which.
+        msg_id: MessageId,
+        /// Sessions it was forwarded to.
+        delivered: u16,
+    },
+    /// A recipient did not get a message we sent.
+    Undelivered {
+        /// Which message.
+        msg_id: MessageId,
+        /// Which recipient.
+        name: UserName,
+        /// Why.
+        reason: UndeliveredReason,
+    },
+    /// A user's certificate differs from the pinned one. Their messages are
+    /// refused and nothing is sent to them until the user accepts the new key.
+    KeyChanged {
+        /// Who.
+        name: UserName,
+        /// Pinned fingerprint.
+        pinned: String,
+        /// Offered fingerprint.
+        offered: String,
+    },
+    /// A rejected message, a refused certificate, a protocol oddity. Never
+    /// message content.
+    Warning(String),
+    /// The connection ended.
+    Closed {
+        /// The relay's goodbye code, if it sent one.
+        code: Option<GoodbyeCode>,
+        /// Why.
+        reason: String,
+    },
+}
