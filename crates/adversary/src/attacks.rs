@@ -35,29 +35,57 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
-async fn connect_as(addr: &str, pki: &PkiDir, user: &UserName) -> Result<TlsStream<TcpStream>, AdversaryError> {
+async fn connect_as(
+    addr: &str,
+    pki: &PkiDir,
+    user: &UserName,
+) -> Result<TlsStream<TcpStream>, AdversaryError> {
     let ca = load_certs(&pki.ca_cert_path()).map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    let ca = ca.into_iter().next().ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
-    let chain = load_certs(&pki.user_cert_path(user)).map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    let key = load_private_key(&pki.user_key_path(user)).map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    let cfg = blindrelay_net::client_config(ca, chain, key).map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    let ca = ca
+        .into_iter()
+        .next()
+        .ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
+    let chain =
+        load_certs(&pki.user_cert_path(user)).map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    let key = load_private_key(&pki.user_key_path(user))
+        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    let cfg = blindrelay_net::client_config(ca, chain, key)
+        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
     let tcp = TcpStream::connect(addr).await?;
     Ok(TlsConnector::from(Arc::new(cfg))
-        .connect(ServerName::try_from("localhost").map_err(|e| AdversaryError::Setup(e.to_string()))?, tcp)
+        .connect(
+            ServerName::try_from("localhost").map_err(|e| AdversaryError::Setup(e.to_string()))?,
+            tcp,
+        )
         .await?)
 }
 
 /// Reads frames until the relay closes or `timeout` passes without a frame
 /// other than the login sequence and presence.
-async fn reaction(stream: &mut FrameReader<tokio::io::ReadHalf<TlsStream<TcpStream>>>, timeout: Duration) -> Outcome {
+async fn reaction(
+    stream: &mut FrameReader<tokio::io::ReadHalf<TlsStream<TcpStream>>>,
+    timeout: Duration,
+) -> Outcome {
     let mut goodbye = None;
     loop {
-        match tokio::time::timeout(timeout, stream.read_frame(Duration::from_secs(3600), timeout)).await {
+        match tokio::time::timeout(
+            timeout,
+            stream.read_frame(Duration::from_secs(3600), timeout),
+        )
+        .await
+        {
             Err(_) => return Outcome::Silence,
             Ok(Ok(Some(f))) => match Message::from_frame(&f) {
                 Ok(Message::Goodbye { code, .. }) => goodbye = Some(code),
-                Ok(Message::Welcome { .. } | Message::Peer { .. } | Message::DirectoryEnd { .. } | Message::PeerLeft { .. }) => {}
-                Ok(other) if goodbye.is_none() => return Outcome::Answered(format!("{:?}", other.frame_type())),
+                Ok(
+                    Message::Welcome { .. }
+                    | Message::Peer { .. }
+                    | Message::DirectoryEnd { .. }
+                    | Message::PeerLeft { .. },
+                ) => {}
+                Ok(other) if goodbye.is_none() => {
+                    return Outcome::Answered(format!("{:?}", other.frame_type()));
+                }
                 _ => {}
             },
             Ok(Ok(None)) | Ok(Err(_)) => return Outcome::Disconnected(goodbye),
@@ -70,7 +98,9 @@ pub async fn no_certificate(addr: &str, pki: &PkiDir) -> Result<Outcome, Adversa
     let ca = load_certs(&pki.ca_cert_path()).map_err(|e| AdversaryError::Setup(e.to_string()))?;
     let mut roots = RootCertStore::empty();
     for c in ca {
-        roots.add(c).map_err(|e| AdversaryError::Setup(e.to_string()))?;
+        roots
+            .add(c)
+            .map_err(|e| AdversaryError::Setup(e.to_string()))?;
     }
     let cfg = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -78,7 +108,8 @@ pub async fn no_certificate(addr: &str, pki: &PkiDir) -> Result<Outcome, Adversa
         .with_root_certificates(roots)
         .with_no_client_auth();
     let tcp = TcpStream::connect(addr).await?;
-    let name = ServerName::try_from("localhost").map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    let name =
+        ServerName::try_from("localhost").map_err(|e| AdversaryError::Setup(e.to_string()))?;
     match TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await {
         Err(e) => Ok(Outcome::Refused(e.to_string())),
         Ok(mut s) => {
@@ -94,7 +125,11 @@ pub async fn no_certificate(addr: &str, pki: &PkiDir) -> Result<Outcome, Adversa
 }
 
 /// `test_bomb.py`: 5000 bytes in one write with a valid certificate.
-pub async fn oversized_payload(addr: &str, pki: &PkiDir, user: &UserName) -> Result<Outcome, AdversaryError> {
+pub async fn oversized_payload(
+    addr: &str,
+    pki: &PkiDir,
+    user: &UserName,
+) -> Result<Outcome, AdversaryError> {
     let s = connect_as(addr, pki, user).await?;
     let (rd, mut wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);
@@ -129,7 +164,10 @@ pub async fn forged_sender(
     let frame = Message::Send(routed(claimed, to, 0xee))
         .encode()
         .map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    writer.write_one(&frame).await.map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    writer
+        .write_one(&frame)
+        .await
+        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
     Ok(reaction(&mut reader, Duration::from_secs(2)).await)
 }
 
@@ -165,7 +203,11 @@ pub async fn flood(
 }
 
 /// Reconnects right after a flood: the cool-down must refuse it.
-pub async fn reconnect(addr: &str, pki: &PkiDir, user: &UserName) -> Result<Outcome, AdversaryError> {
+pub async fn reconnect(
+    addr: &str,
+    pki: &PkiDir,
+    user: &UserName,
+) -> Result<Outcome, AdversaryError> {
     let s = connect_as(addr, pki, user).await?;
     let (rd, _wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);

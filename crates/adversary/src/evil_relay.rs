@@ -34,6 +34,8 @@ pub enum Tamper {
     Retarget(UserName),
     /// Claims that every message came from this user.
     ForgeSender(UserName),
+    /// Holds every message this long before delivering it.
+    Delay(Duration),
     /// Offers `cert_der` as `victim`'s certificate in the directory.
     SwapCert {
         /// Whose key is replaced.
@@ -81,7 +83,10 @@ impl EvilRelay {
     pub async fn start(pki: &PkiDir, tamper: Tamper) -> Result<Self, AdversaryError> {
         let setup = |e: &dyn std::fmt::Display| AdversaryError::Setup(e.to_string());
         let ca = load_certs(&pki.ca_cert_path()).map_err(|e| setup(&e))?;
-        let ca = ca.into_iter().next().ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
+        let ca = ca
+            .into_iter()
+            .next()
+            .ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
         let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path()).map_err(|e| setup(&e))?;
         let cfg = server_config(
             ca,
@@ -104,7 +109,9 @@ impl EvilRelay {
                 let st = st.clone();
                 let tamper = tamper.clone();
                 tokio::spawn(async move {
-                    if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
                         serve(tls, st, tamper).await;
                     }
                 });
@@ -132,8 +139,18 @@ impl EvilRelay {
     }
 }
 
-async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: Arc<Mutex<State>>, tamper: Tamper) {
-    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec()) else {
+async fn serve(
+    tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+    st: Arc<Mutex<State>>,
+    tamper: Tamper,
+) {
+    let Some(cert) = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+    else {
         return;
     };
     let Ok(name) = blindrelay_pki::identity_from_cert(&cert) else {
@@ -191,8 +208,13 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
         g.sessions.insert(name.clone(), (tx.clone(), cert.clone()));
     }
     let mut reader = FrameReader::new(rd);
-    while let Ok(Some(frame)) = reader.read_frame(Duration::from_secs(3600), Duration::from_secs(10)).await {
-        let Ok(msg) = Message::from_frame(&frame) else { break };
+    while let Ok(Some(frame)) = reader
+        .read_frame(Duration::from_secs(3600), Duration::from_secs(10))
+        .await
+    {
+        let Ok(msg) = Message::from_frame(&frame) else {
+            break;
+        };
         match msg {
             Message::Ping(v) => send(&tx, &Message::Pong(v)),
             Message::Send(r) => route(&st, &tamper, r, &tx),
@@ -200,7 +222,10 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
             _ => {}
         }
     }
-    st.lock().unwrap_or_else(|p| p.into_inner()).sessions.remove(&name);
+    st.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .sessions
+        .remove(&name);
     writer.abort();
 }
 
@@ -211,7 +236,12 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
     }
     let mut recipients = match &r.target {
         Target::Users(u) => u.clone(),
-        Target::Everyone => g.sessions.keys().filter(|n| **n != r.sender).cloned().collect(),
+        Target::Everyone => g
+            .sessions
+            .keys()
+            .filter(|n| **n != r.sender)
+            .cloned()
+            .collect(),
     };
     let mut out = r.clone();
     match tamper {
@@ -225,12 +255,24 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
         Tamper::Retarget(extra) => recipients.push(extra.clone()),
         _ => {}
     }
-    let times = if matches!(tamper, Tamper::Replay) { 2 } else { 1 };
+    let times = if matches!(tamper, Tamper::Replay) {
+        2
+    } else {
+        1
+    };
     let mut delivered = 0u16;
     for u in &recipients {
         if let Some((tx, _)) = g.sessions.get(u) {
-            for _ in 0..times {
-                send(tx, &Message::Deliver(out.clone()));
+            if let Tamper::Delay(d) = tamper {
+                let (tx, out, d) = (tx.clone(), out.clone(), *d);
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    send(&tx, &Message::Deliver(out));
+                });
+            } else {
+                for _ in 0..times {
+                    send(tx, &Message::Deliver(out.clone()));
+                }
             }
             delivered += 1;
         }

@@ -81,7 +81,13 @@ fn parse_line(line: &str) -> Result<Option<Action>, String> {
     }
     let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
     let rest = rest.trim();
-    let need = |what: &str| if rest.is_empty() { Err(format!("usage: {cmd} {what}")) } else { Ok(()) };
+    let need = |what: &str| {
+        if rest.is_empty() {
+            Err(format!("usage: {cmd} {what}"))
+        } else {
+            Ok(())
+        }
+    };
     Ok(Some(match cmd {
         "/msg" => {
             let (name, text) = rest.split_once(' ').ok_or("usage: /msg NAME TEXT")?;
@@ -138,7 +144,10 @@ impl Session {
         Ok(match a {
             Action::Send { to, text } => {
                 let to = match to {
-                    Some(list) => list.iter().map(|n| user_name(n)).collect::<Result<Vec<_>>>()?,
+                    Some(list) => list
+                        .iter()
+                        .map(|n| user_name(n))
+                        .collect::<Result<Vec<_>>>()?,
                     None => vec![self.current.clone().ok_or_else(|| {
                         anyhow::anyhow!("no conversation: use /to NAME or /msg NAME TEXT")
                     })?],
@@ -163,7 +172,9 @@ impl Session {
             }
             Action::Who => {
                 let online = self.client.online().await?;
-                Outcome::Json(json!({"event": "who", "online": online.iter().map(|n| n.as_str()).collect::<Vec<_>>()}))
+                Outcome::Json(
+                    json!({"event": "who", "online": online.iter().map(|n| n.as_str()).collect::<Vec<_>>()}),
+                )
             }
             Action::Verify { name } => {
                 let n = user_name(&name)?;
@@ -173,7 +184,9 @@ impl Session {
             Action::Accept { name } => {
                 let n = user_name(&name)?;
                 let fp = self.client.accept_key(n.clone()).await?;
-                Outcome::Json(json!({"event": "key_accepted", "name": n.as_str(), "fingerprint": fp}))
+                Outcome::Json(
+                    json!({"event": "key_accepted", "name": n.as_str(), "fingerprint": fp}),
+                )
             }
             Action::Help => Outcome::Info(HELP.into()),
             Action::Quit => Outcome::Quit,
@@ -194,7 +207,10 @@ fn outcome_text(o: &Outcome) -> Option<String> {
                 v["number"].as_str().unwrap_or(""),
                 v["name"].as_str().unwrap_or("")
             )),
-            Some("key_accepted") => Some(format!("new key of {} accepted and pinned", v["name"].as_str().unwrap_or(""))),
+            Some("key_accepted") => Some(format!(
+                "new key of {} accepted and pinned",
+                v["name"].as_str().unwrap_or("")
+            )),
             _ => None,
         },
     }
@@ -290,7 +306,10 @@ async fn run_interactive(mut s: Session, mut events: mpsc::Receiver<Event>) -> R
         }
         None => println!("{line}"),
     };
-    say(format!("blindrelay chat as {} (end-to-end encrypted; /help for commands)", s.client.name()));
+    say(format!(
+        "blindrelay chat as {} (end-to-end encrypted; /help for commands)",
+        s.client.name()
+    ));
     let mut connected = true;
     loop {
         tokio::select! {
@@ -359,10 +378,21 @@ mod tests {
                 text: "hi there".into()
             })
         );
-        assert_eq!(parse_line("/to bob").unwrap(), Some(Action::To { name: "bob".into() }));
-        assert_eq!(parse_line("/all hello").unwrap(), Some(Action::All { text: "hello".into() }));
+        assert_eq!(
+            parse_line("/to bob").unwrap(),
+            Some(Action::To { name: "bob".into() })
+        );
+        assert_eq!(
+            parse_line("/all hello").unwrap(),
+            Some(Action::All {
+                text: "hello".into()
+            })
+        );
         assert_eq!(parse_line("/who").unwrap(), Some(Action::Who));
-        assert_eq!(parse_line("/verify bob").unwrap(), Some(Action::Verify { name: "bob".into() }));
+        assert_eq!(
+            parse_line("/verify bob").unwrap(),
+            Some(Action::Verify { name: "bob".into() })
+        );
         assert_eq!(parse_line("/quit").unwrap(), Some(Action::Quit));
         assert_eq!(parse_line("   ").unwrap(), None);
         assert!(parse_line("/msg bob").is_err());

@@ -42,7 +42,9 @@ impl User {
         let name = user_name(name)?;
         let mut cfg = ClientConfig::from_dir(dir, name.clone(), server);
         cfg.state = None;
-        let (handle, mut events) = connect(&cfg).await.with_context(|| format!("{name} connecting"))?;
+        let (handle, mut events) = connect(&cfg)
+            .await
+            .with_context(|| format!("{name} connecting"))?;
         loop {
             match tokio::time::timeout(WAIT, events.recv()).await {
                 Ok(Some(Event::Connected { .. })) => break,
@@ -50,11 +52,19 @@ impl User {
                 _ => bail!("{name}: no directory from the relay"),
             }
         }
-        Ok(Self { name, handle, events })
+        Ok(Self {
+            name,
+            handle,
+            events,
+        })
     }
 
     /// Waits until `pred` matches an event; returns it.
-    async fn wait_for(&mut self, what: &str, mut pred: impl FnMut(&Event) -> bool) -> Result<Event> {
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Result<Event> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             match tokio::time::timeout_at(deadline, self.events.recv()).await {
@@ -70,7 +80,13 @@ impl User {
     async fn wait_online(&mut self, name: &str) -> Result<()> {
         let deadline = tokio::time::Instant::now() + WAIT;
         while tokio::time::Instant::now() < deadline {
-            if self.handle.online().await?.iter().any(|n| n.as_str() == name) {
+            if self
+                .handle
+                .online()
+                .await?
+                .iter()
+                .any(|n| n.as_str() == name)
+            {
                 return Ok(());
             }
             let _ = tokio::time::timeout(Duration::from_millis(50), self.events.recv()).await;
@@ -79,14 +95,22 @@ impl User {
     }
 
     async fn message(&mut self) -> Result<(UserName, String, bool)> {
-        match self.wait_for("a message", |e| matches!(e, Event::Message { .. })).await? {
-            Event::Message { from, text, room, .. } => Ok((from, text, room)),
+        match self
+            .wait_for("a message", |e| matches!(e, Event::Message { .. }))
+            .await?
+        {
+            Event::Message {
+                from, text, room, ..
+            } => Ok((from, text, room)),
             _ => bail!("unreachable"),
         }
     }
 
     async fn warning(&mut self) -> Result<String> {
-        match self.wait_for("a warning", |e| matches!(e, Event::Warning(_))).await? {
+        match self
+            .wait_for("a warning", |e| matches!(e, Event::Warning(_)))
+            .await?
+        {
             Event::Warning(w) => Ok(w),
             _ => bail!("unreachable"),
         }
@@ -188,7 +212,11 @@ fn clip(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         format!("\"{s}\"")
     } else {
-        format!("\"{}...\" ({} chars)", s.chars().take(n).collect::<String>(), s.chars().count())
+        format!(
+            "\"{}...\" ({} chars)",
+            s.chars().take(n).collect::<String>(),
+            s.chars().count()
+        )
     }
 }
 
@@ -196,12 +224,21 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
     let pki = PkiDir::new(dir);
-    println!("=== blindrelay demo: end-to-end encryption through a relay that can read nothing ===\n");
-    pki.init("blindrelay demo CA", &["localhost".into(), "127.0.0.1".into()], false)?;
+    println!(
+        "=== blindrelay demo: end-to-end encryption through a relay that can read nothing ===\n"
+    );
+    pki.init(
+        "blindrelay demo CA",
+        &["localhost".into(), "127.0.0.1".into()],
+        false,
+    )?;
     for u in ["alice", "bob", "carol", "mallory"] {
         pki.issue(&user_name(u)?, &UserCertOptions::valid_for_days(1), false)?;
     }
-    println!("[1] private PKI in {}: root CA (RSA-2048), relay certificate, users alice, bob, carol, mallory", dir.display());
+    println!(
+        "[1] private PKI in {}: root CA (RSA-2048), relay certificate, users alice, bob, carol, mallory",
+        dir.display()
+    );
 
     let server = Server::bind(
         Config {
@@ -217,7 +254,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let relay = tokio::spawn(server.run(async {
         let _ = stop_rx.await;
     }));
-    println!("[2] relay listening on {addr}: mutual TLS 1.3 only, 4096-byte frames, 10 messages / 5 s");
+    println!(
+        "[2] relay listening on {addr}: mutual TLS 1.3 only, 4096-byte frames, 10 messages / 5 s"
+    );
 
     let mut alice = User::connect(dir, "alice", &addr).await?;
     let mut bob = User::connect(dir, "bob", &addr).await?;
@@ -229,20 +268,28 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
-    println!("[3] alice, bob and carol connected; each verified the others' certificates against the CA and pinned them\n");
+    println!(
+        "[3] alice, bob and carol connected; each verified the others' certificates against the CA and pinned them\n"
+    );
 
     let mut report = Report {
         passed: 0,
         failed: vec![],
     };
-    println!("[4] messages: what the users read{:<18}| what the relay saw (routing header + ciphertext)", "");
+    println!(
+        "[4] messages: what the users read{:<18}| what the relay saw (routing header + ciphertext)",
+        ""
+    );
     println!("  {:-<50}-+-{:-<60}", "", "");
     let mut all_plain: Vec<String> = vec![];
     let mut all_seen: Vec<Observed> = vec![];
 
     // alice -> bob, short
     let text = "Hello Bob!";
-    alice.handle.send(vec![bob.name.clone()], text.into(), false).await?;
+    alice
+        .handle
+        .send(vec![bob.name.clone()], text.into(), false)
+        .await?;
     let (from, got, _) = bob.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = drain(&mut observed);
@@ -253,11 +300,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
 
     // bob -> alice, short
     let text = "Hello Alice!";
-    bob.handle.send(vec![alice.name.clone()], text.into(), false).await?;
+    bob.handle
+        .send(vec![alice.name.clone()], text.into(), false)
+        .await?;
     let (from, got, _) = alice.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = drain(&mut observed);
-    side_by_side(&format!("alice reads from {from}: {}", clip(&got, 30)), &seen);
+    side_by_side(
+        &format!("alice reads from {from}: {}", clip(&got, 30)),
+        &seen,
+    );
     all_seen.extend(seen);
     let ok_back = got == text && from.as_str() == "bob";
     all_plain.push(text.into());
@@ -268,12 +320,19 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         .cycle()
         .take(args.long_chars)
         .collect();
-    alice.handle.send(vec![bob.name.clone()], long.clone(), false).await?;
+    alice
+        .handle
+        .send(vec![bob.name.clone()], long.clone(), false)
+        .await?;
     let (_, got, _) = bob.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen_long = drain(&mut observed);
     side_by_side(
-        &format!("bob reads {} chars, identical: {}", got.chars().count(), got == long),
+        &format!(
+            "bob reads {} chars, identical: {}",
+            got.chars().count(),
+            got == long
+        ),
         &seen_long,
     );
     let ok_long = got == long && seen_long.len() > 1;
@@ -289,19 +348,34 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let (_, c, croom) = carol.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = drain(&mut observed);
-    side_by_side(&format!("bob and carol read in the room:\n{}", clip(&b, 40)), &seen);
+    side_by_side(
+        &format!("bob and carol read in the room:\n{}", clip(&b, 40)),
+        &seen,
+    );
     all_seen.extend(seen);
     let ok_room = b == text && c == text && broom && croom;
     all_plain.push("shared room".into());
     println!();
-    report.check("short message alice -> bob", "delivered and verified", ok_short);
-    report.check("short message bob -> alice", "delivered and verified", ok_back);
+    report.check(
+        "short message alice -> bob",
+        "delivered and verified",
+        ok_short,
+    );
+    report.check(
+        "short message bob -> alice",
+        "delivered and verified",
+        ok_back,
+    );
     report.check(
         "long message in several 4096-byte frames",
         &format!("{long_fragments} fragments, reassembled exactly"),
         ok_long,
     );
-    report.check("room message to everyone online", "bob and carol read it", ok_room);
+    report.check(
+        "room message to everyone online",
+        "bob and carol read it",
+        ok_room,
+    );
     // The relay never saw any plaintext, in any payload it relayed.
     let mut leaked = false;
     for o in &all_seen {
@@ -311,7 +385,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
-    report.check("the relay saw only ciphertext", "no plaintext in any relayed payload", !leaked);
+    report.check(
+        "the relay saw only ciphertext",
+        "no plaintext in any relayed payload",
+        !leaked,
+    );
 
     println!("\n[5] the report's attacks against the relay");
     let o = attacks::no_certificate(&addr, &pki).await?;
@@ -325,7 +403,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     report.check(
         "oversized 5000-byte payload",
         &format!("{o:?}"),
-        matches!(o, Outcome::Disconnected(Some(GoodbyeCode::ProtocolViolation))),
+        matches!(
+            o,
+            Outcome::Disconnected(Some(GoodbyeCode::ProtocolViolation))
+        ),
     );
     let o = attacks::forged_sender(&addr, &pki, &mallory, &alice.name, &bob.name).await?;
     let (msgs, _) = bob.quiet().await;
@@ -360,7 +441,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let mut a = User::connect(dir, "alice", &eaddr).await?;
     let mut b = User::connect(dir, "bob", &eaddr).await?;
     a.wait_online("bob").await?;
-    a.handle.send(vec![b.name.clone()], "pay carol 100 EUR".into(), false).await?;
+    a.handle
+        .send(vec![b.name.clone()], "pay carol 100 EUR".into(), false)
+        .await?;
     let (_, got, _) = b.message().await?;
     let w = b.warning().await?;
     evil.replay_all();
@@ -378,7 +461,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let mut a = User::connect(dir, "alice", &eaddr).await?;
     let mut b = User::connect(dir, "bob", &eaddr).await?;
     a.wait_online("bob").await?;
-    a.handle.send(vec![b.name.clone()], "pay carol 100 EUR".into(), false).await?;
+    a.handle
+        .send(vec![b.name.clone()], "pay carol 100 EUR".into(), false)
+        .await?;
     let w = b.warning().await?;
     let (msgs, _) = b.quiet().await;
     report.check(
@@ -396,10 +481,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let mut b = User::connect(dir, "bob", &eaddr).await?;
     a.wait_online("bob").await?;
     b.wait_online("carol").await?;
-    a.handle.send(vec![b.name.clone()], "from alice".into(), false).await?;
+    a.handle
+        .send(vec![b.name.clone()], "from alice".into(), false)
+        .await?;
     let w = b.warning().await?;
     let (msgs, _) = b.quiet().await;
-    report.check("relay claims another sender", &w, msgs.is_empty() && w.contains("sender does not match"));
+    report.check(
+        "relay claims another sender",
+        &w,
+        msgs.is_empty() && w.contains("sender does not match"),
+    );
     let _ = c.quiet().await;
     drop((a, b, c, evil));
 
@@ -410,7 +501,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let mut b = User::connect(dir, "bob", &eaddr).await?;
     let mut c = User::connect(dir, "carol", &eaddr).await?;
     a.wait_online("bob").await?;
-    a.handle.send(vec![b.name.clone()], "for bob only".into(), false).await?;
+    a.handle
+        .send(vec![b.name.clone()], "for bob only".into(), false)
+        .await?;
     let (_, got, _) = b.message().await?;
     let w = c.warning().await?;
     let (msgs, _) = c.quiet().await;
@@ -435,13 +528,19 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let mut a = User::connect(dir, "alice", &eaddr).await?;
     let _b = User::connect(dir, "bob", &eaddr).await?;
     let w = a.warning().await?;
-    let send = a.handle.send(vec![user_name("bob")?], "secret".into(), false).await;
+    let send = a
+        .handle
+        .send(vec![user_name("bob")?], "secret".into(), false)
+        .await;
     report.check(
         "relay swaps bob's public key for mallory's",
-        &format!("{w} / sending: {}", match &send {
-            Ok(_) => "SENT (bad)".to_string(),
-            Err(e) => format!("refused ({e})"),
-        }),
+        &format!(
+            "{w} / sending: {}",
+            match &send {
+                Ok(_) => "SENT (bad)".to_string(),
+                Err(e) => format!("refused ({e})"),
+            }
+        ),
         w.contains("REFUSED") && send.is_err(),
     );
     drop((a, evil));
@@ -453,6 +552,10 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         println!("All {} properties held.", report.passed);
         Ok(())
     } else {
-        bail!("{} propert(y/ies) FAILED: {}", report.failed.len(), report.failed.join("; "))
+        bail!(
+            "{} propert(y/ies) FAILED: {}",
+            report.failed.len(),
+            report.failed.join("; ")
+        )
     }
 }

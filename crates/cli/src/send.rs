@@ -24,14 +24,20 @@ pub(crate) struct SendArgs {
 
 pub(crate) async fn run(args: SendArgs) -> Result<()> {
     let cfg = args.client.config()?;
-    let to = args.to.iter().map(|t| user_name(t)).collect::<Result<Vec<_>>>()?;
+    let to = args
+        .to
+        .iter()
+        .map(|t| user_name(t))
+        .collect::<Result<Vec<_>>>()?;
     let (client, mut events) = connect(&cfg).await?;
     let wait = async {
         // Wait for the directory so that recipients' keys are verified.
         loop {
             match events.recv().await {
                 Some(Event::Connected { .. }) => break,
-                Some(e @ Event::Closed { .. }) => bail!("{}", crate::ui::human(&e).unwrap_or_default()),
+                Some(e @ Event::Closed { .. }) => {
+                    bail!("{}", crate::ui::human(&e).unwrap_or_default())
+                }
                 Some(e) => {
                     if let Some(l) = crate::ui::human(&e) {
                         eprintln!("{l}");
@@ -44,10 +50,15 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
         loop {
             match events.recv().await {
                 Some(Event::Sent { msg_id, delivered }) if msg_id == id => {
-                    println!("accepted by the relay (message {}, delivered to {delivered} session(s))", id.to_hex());
+                    println!(
+                        "accepted by the relay (message {}, delivered to {delivered} session(s))",
+                        id.to_hex()
+                    );
                     return Ok(());
                 }
-                Some(e @ Event::Closed { .. }) => bail!("{}", crate::ui::human(&e).unwrap_or_default()),
+                Some(e @ Event::Closed { .. }) => {
+                    bail!("{}", crate::ui::human(&e).unwrap_or_default())
+                }
                 Some(e) => {
                     if let Some(l) = crate::ui::human(&e) {
                         eprintln!("{l}");
@@ -59,7 +70,12 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
     };
     let r = tokio::time::timeout(SEND_TIMEOUT, wait)
         .await
-        .map_err(|_| anyhow!("no confirmation from the relay within {} s", SEND_TIMEOUT.as_secs()))?;
+        .map_err(|_| {
+            anyhow!(
+                "no confirmation from the relay within {} s",
+                SEND_TIMEOUT.as_secs()
+            )
+        })?;
     client.quit().await;
     r
 }

@@ -7,7 +7,13 @@ use serde_json::{Value, json};
 /// from peers cannot rewrite the screen.
 pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_control() && c != '\n' && c != '\t' { '\u{fffd}' } else { c })
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -28,7 +34,11 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             let who = if online.is_empty() {
                 "nobody else".to_string()
             } else {
-                online.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+                online
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             format!("[connected as {identity}] online: {who}")
         }
@@ -53,12 +63,18 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             ..
         } => {
             let room = if *room { " to the room" } else { "" };
-            format!("[{} UTC] {from}{room} [verified]: {}", clock(*timestamp_ms), sanitize(text))
+            format!(
+                "[{} UTC] {from}{room} [verified]: {}",
+                clock(*timestamp_ms),
+                sanitize(text)
+            )
         }
         Event::Sent { .. } => return None,
         Event::Undelivered { name, reason, .. } => match reason {
             UndeliveredReason::Offline => format!("! {name} is offline: not delivered"),
-            UndeliveredReason::Unknown => format!("! {name} is unknown to the relay: not delivered"),
+            UndeliveredReason::Unknown => {
+                format!("! {name} is unknown to the relay: not delivered")
+            }
         },
         Event::KeyChanged {
             name,
@@ -89,7 +105,9 @@ pub(crate) fn machine(e: &Event) -> Option<Value> {
             name,
             fingerprint,
             first_contact,
-        } => json!({"event": "join", "name": name.as_str(), "fingerprint": fingerprint, "first_contact": first_contact}),
+        } => {
+            json!({"event": "join", "name": name.as_str(), "fingerprint": fingerprint, "first_contact": first_contact})
+        }
         Event::Left { name } => json!({"event": "leave", "name": name.as_str()}),
         Event::Message {
             msg_id,
@@ -103,8 +121,14 @@ pub(crate) fn machine(e: &Event) -> Option<Value> {
             "to": recipients.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
             "room": room, "time_ms": timestamp_ms, "verified": true, "text": text
         }),
-        Event::Sent { msg_id, delivered } => json!({"event": "sent", "id": msg_id.to_hex(), "delivered": delivered}),
-        Event::Undelivered { msg_id, name, reason } => json!({
+        Event::Sent { msg_id, delivered } => {
+            json!({"event": "sent", "id": msg_id.to_hex(), "delivered": delivered})
+        }
+        Event::Undelivered {
+            msg_id,
+            name,
+            reason,
+        } => json!({
             "event": "undelivered", "id": msg_id.to_hex(), "name": name.as_str(),
             "reason": match reason { UndeliveredReason::Offline => "offline", UndeliveredReason::Unknown => "unknown" }
         }),
@@ -112,9 +136,13 @@ pub(crate) fn machine(e: &Event) -> Option<Value> {
             name,
             pinned,
             offered,
-        } => json!({"event": "key_changed", "name": name.as_str(), "pinned": pinned, "offered": offered}),
+        } => {
+            json!({"event": "key_changed", "name": name.as_str(), "pinned": pinned, "offered": offered})
+        }
         Event::Warning(w) => json!({"event": "warning", "text": w}),
-        Event::Closed { code, reason } => json!({"event": "closed", "code": code.map(|c| format!("{c:?}")), "reason": reason}),
+        Event::Closed { code, reason } => {
+            json!({"event": "closed", "code": code.map(|c| format!("{c:?}")), "reason": reason})
+        }
         _ => return None,
     })
 }

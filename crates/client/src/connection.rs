@@ -50,13 +50,17 @@ pub struct ClientHandle {
 }
 
 impl ClientHandle {
-    async fn ask<T>(&self, f: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, ClientError> {
+    async fn ask<T>(
+        &self,
+        f: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, ClientError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(f(tx))
             .await
             .map_err(|_| ClientError::Connection("closed".into()))?;
-        rx.await.map_err(|_| ClientError::Connection("closed".into()))
+        rx.await
+            .map_err(|_| ClientError::Connection("closed".into()))
     }
 
     /// Our user name.
@@ -66,8 +70,19 @@ impl ClientHandle {
 
     /// Seals and sends `text` to `to`. Returns once it is written; the
     /// relay's acceptance arrives as [`Event::Sent`].
-    pub async fn send(&self, to: Vec<UserName>, text: String, room: bool) -> Result<MessageId, ClientError> {
-        self.ask(|reply| Command::Send { to, text, room, reply }).await?
+    pub async fn send(
+        &self,
+        to: Vec<UserName>,
+        text: String,
+        room: bool,
+    ) -> Result<MessageId, ClientError> {
+        self.ask(|reply| Command::Send {
+            to,
+            text,
+            room,
+            reply,
+        })
+        .await?
     }
 
     /// Verified users online.
@@ -93,7 +108,9 @@ impl ClientHandle {
 
 /// Connects and logs in. Events (starting with [`Event::Connected`]) arrive
 /// on the returned receiver; it closes when the connection ends.
-pub async fn connect(cfg: &ClientConfig) -> Result<(ClientHandle, mpsc::Receiver<Event>), ClientError> {
+pub async fn connect(
+    cfg: &ClientConfig,
+) -> Result<(ClientHandle, mpsc::Receiver<Event>), ClientError> {
     let root = cfg.trust_root()?;
     let me = cfg.identity(&root, now_ms() / 1000)?;
     let state = match &cfg.state {
@@ -101,10 +118,14 @@ pub async fn connect(cfg: &ClientConfig) -> Result<(ClientHandle, mpsc::Receiver
         None => ClientState::in_memory()?,
     };
     let ca = load_certs(&cfg.ca).map_err(|e| ClientError::Setup(e.to_string()))?;
-    let ca = ca.into_iter().next().ok_or_else(|| ClientError::Setup("empty CA file".into()))?;
+    let ca = ca
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Setup("empty CA file".into()))?;
     let chain = load_certs(&cfg.cert).map_err(|e| ClientError::Setup(e.to_string()))?;
     let key = load_private_key(&cfg.key).map_err(|e| ClientError::Setup(e.to_string()))?;
-    let tls = blindrelay_net::client_config(ca, chain, key).map_err(|e| ClientError::Setup(e.to_string()))?;
+    let tls = blindrelay_net::client_config(ca, chain, key)
+        .map_err(|e| ClientError::Setup(e.to_string()))?;
     let server_name = ServerName::try_from(cfg.server_name.clone())
         .map_err(|_| ClientError::Setup(format!("invalid server name {:?}", cfg.server_name)))?;
 
@@ -116,7 +137,9 @@ pub async fn connect(cfg: &ClientConfig) -> Result<(ClientHandle, mpsc::Receiver
         TlsConnector::from(Arc::new(tls))
             .connect(server_name, tcp)
             .await
-            .map_err(|e| ClientError::Connection(format!("TLS handshake with {} failed: {e}", cfg.server)))
+            .map_err(|e| {
+                ClientError::Connection(format!("TLS handshake with {} failed: {e}", cfg.server))
+            })
     })
     .await
     .map_err(|_| ClientError::Connection(format!("connecting to {} timed out", cfg.server)))??;
@@ -132,13 +155,21 @@ pub async fn connect(cfg: &ClientConfig) -> Result<(ClientHandle, mpsc::Receiver
         .await
         .map_err(|e| ClientError::Connection(format!("login failed: {e}")))?
         .ok_or_else(|| ClientError::Connection("the relay closed the connection".into()))?;
-    let first = Message::from_frame(&first).map_err(|e| ClientError::Connection(format!("invalid frame: {e}")))?;
+    let first = Message::from_frame(&first)
+        .map_err(|e| ClientError::Connection(format!("invalid frame: {e}")))?;
     match &first {
         Message::Welcome { .. } => {}
         Message::Goodbye { code, reason } => {
-            return Err(ClientError::Connection(format!("refused by the relay ({code:?}): {reason}")));
+            return Err(ClientError::Connection(format!(
+                "refused by the relay ({code:?}): {reason}"
+            )));
         }
-        other => return Err(ClientError::Connection(format!("unexpected {:?} before Welcome", other.frame_type()))),
+        other => {
+            return Err(ClientError::Connection(format!(
+                "unexpected {:?} before Welcome",
+                other.frame_type()
+            )));
+        }
     }
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     for e in core.handle(first, now_ms()) {

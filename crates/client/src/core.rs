@@ -10,11 +10,13 @@ use blindrelay_e2e::{
     Content, Envelope, Freshness, LocalIdentity, Reassembler, SealParams, TrustRoot, VerifiedPeer,
     open, safety_number, seal, split,
 };
-use blindrelay_wire::{FragmentPos, Message, MessageId, PeerEvent, Routed, StatusKind, Target, UserName};
+use blindrelay_wire::{
+    FragmentPos, Message, MessageId, PeerEvent, Routed, StatusKind, Target, UserName,
+};
 
+use crate::ClientError;
 use crate::event::{Event, UndeliveredReason};
 use crate::state::{ClientState, PinCheck};
-use crate::ClientError;
 
 /// Most peers remembered in memory.
 pub const MAX_PEERS: usize = 10_000;
@@ -52,7 +54,12 @@ fn aws_lc_rs_fill(b: &mut [u8]) -> Result<(), ClientError> {
 
 impl ClientCore {
     /// A core for `me`, trusting `root`, keeping state in `state`.
-    pub fn new(me: LocalIdentity, root: TrustRoot, state: ClientState, freshness: Freshness) -> Self {
+    pub fn new(
+        me: LocalIdentity,
+        root: TrustRoot,
+        state: ClientState,
+        freshness: Freshness,
+    ) -> Self {
         Self {
             me,
             root,
@@ -88,9 +95,16 @@ impl ClientCore {
     /// Accepts a changed certificate for `name` (after the user checked the
     /// safety number) and pins it.
     pub fn accept_key(&mut self, name: &UserName, now_ms: u64) -> Result<String, ClientError> {
-        let p = self.peers.get_mut(name).ok_or_else(|| ClientError::NoKey(name.to_string()))?;
-        let new = p.pending.take().ok_or_else(|| ClientError::NoKey(format!("{name} has no changed key to accept")))?;
-        self.state.pin(name, &new.fingerprint(), new.cert_der(), now_ms)?;
+        let p = self
+            .peers
+            .get_mut(name)
+            .ok_or_else(|| ClientError::NoKey(name.to_string()))?;
+        let new = p
+            .pending
+            .take()
+            .ok_or_else(|| ClientError::NoKey(format!("{name} has no changed key to accept")))?;
+        self.state
+            .pin(name, &new.fingerprint(), new.cert_der(), now_ms)?;
         let fp = new.fingerprint_hex();
         p.trusted = Some(new);
         Ok(fp)
@@ -98,8 +112,14 @@ impl ClientCore {
 
     fn trusted(&self, name: &UserName) -> Result<&VerifiedPeer, ClientError> {
         match self.peers.get(name) {
-            Some(Peer { trusted: Some(t), pending: None, .. }) => Ok(t),
-            Some(Peer { pending: Some(_), .. }) => Err(ClientError::NoKey(format!(
+            Some(Peer {
+                trusted: Some(t),
+                pending: None,
+                ..
+            }) => Ok(t),
+            Some(Peer {
+                pending: Some(_), ..
+            }) => Err(ClientError::NoKey(format!(
                 "{name}'s certificate changed; compare safety numbers, then /accept {name}"
             ))),
             _ => Err(ClientError::NoKey(format!("no verified key for {name}"))),
@@ -111,7 +131,9 @@ impl ClientCore {
             return;
         }
         if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&name) {
-            events.push(Event::Warning("too many peers; ignoring directory entry".into()));
+            events.push(Event::Warning(
+                "too many peers; ignoring directory entry".into(),
+            ));
             return;
         }
         let verified = match VerifiedPeer::verify(&name, cert_der, &self.root, now_ms / 1000) {
@@ -125,10 +147,15 @@ impl ClientCore {
                 return;
             }
         };
-        let check = match self.state.check_pin(&name, &verified.fingerprint(), cert_der, now_ms) {
+        let check = match self
+            .state
+            .check_pin(&name, &verified.fingerprint(), cert_der, now_ms)
+        {
             Ok(c) => c,
             Err(e) => {
-                events.push(Event::Warning(format!("cannot check the pin of {name}: {e}")));
+                events.push(Event::Warning(format!(
+                    "cannot check the pin of {name}: {e}"
+                )));
                 return;
             }
         };
@@ -160,7 +187,11 @@ impl ClientCore {
     pub fn handle(&mut self, msg: Message, now_ms: u64) -> Vec<Event> {
         let mut events = Vec::new();
         match msg {
-            Message::Welcome { identity, keepalive_ms, .. } => {
+            Message::Welcome {
+                identity,
+                keepalive_ms,
+                ..
+            } => {
                 if identity != *self.me.name() {
                     events.push(Event::Warning(format!(
                         "the relay bound this connection to {identity}, not {}",
@@ -169,7 +200,11 @@ impl ClientCore {
                 }
                 self.keepalive_ms = u64::from(keepalive_ms).max(1000);
             }
-            Message::Peer { event, name, cert_der } => {
+            Message::Peer {
+                event,
+                name,
+                cert_der,
+            } => {
                 if event == PeerEvent::Listed {
                     self.directory.push(name.clone());
                 }
@@ -223,12 +258,23 @@ impl ClientCore {
     fn deliver(&mut self, r: Routed, now_ms: u64) -> Option<Event> {
         let from = r.sender.clone();
         let count = r.fragment.count();
-        let env = match self.reassembler.push(&from, r.msg_id, r.fragment, &r.payload, now_ms) {
+        let env = match self
+            .reassembler
+            .push(&from, r.msg_id, r.fragment, &r.payload, now_ms)
+        {
             Ok(Some(env)) => env,
             Ok(None) => return None,
-            Err(e) => return Some(Event::Warning(format!("dropped a fragment from {from}: {e}"))),
+            Err(e) => {
+                return Some(Event::Warning(format!(
+                    "dropped a fragment from {from}: {e}"
+                )));
+            }
         };
-        let reject = |why: &str| Some(Event::Warning(format!("rejected a message from {from}: {why}")));
+        let reject = |why: &str| {
+            Some(Event::Warning(format!(
+                "rejected a message from {from}: {why}"
+            )))
+        };
         let env = match Envelope::try_from(&env[..]) {
             Ok(e) => e,
             Err(_) => return reject("malformed"),
@@ -237,8 +283,14 @@ impl ClientCore {
             return reject("message id does not match the relay's");
         }
         let sender = match self.peers.get(&from) {
-            Some(Peer { trusted: Some(t), pending: None, .. }) => t.clone(),
-            Some(Peer { pending: Some(_), .. }) => {
+            Some(Peer {
+                trusted: Some(t),
+                pending: None,
+                ..
+            }) => t.clone(),
+            Some(Peer {
+                pending: Some(_), ..
+            }) => {
                 return reject("their certificate changed and has not been accepted");
             }
             _ => return reject("unknown or unverified sender"),
@@ -248,9 +300,19 @@ impl ClientCore {
             Ok(false) => {}
             Err(e) => return Some(Event::Warning(format!("replay cache: {e}"))),
         }
-        let opened = match open(&env, &from, count, &sender, &self.me, &self.freshness, now_ms) {
+        let opened = match open(
+            &env,
+            &from,
+            count,
+            &sender,
+            &self.me,
+            &self.freshness,
+            now_ms,
+        ) {
             Ok(o) => o,
-            Err(OpenError::Stale { age_ms }) => return reject(&format!("too old ({} s)", age_ms / 1000)),
+            Err(OpenError::Stale { age_ms }) => {
+                return reject(&format!("too old ({} s)", age_ms / 1000));
+            }
             Err(OpenError::Future { ahead_ms }) => {
                 return reject(&format!("timestamp {} s in the future", ahead_ms / 1000));
             }
@@ -258,7 +320,10 @@ impl ClientCore {
             Err(OpenError::SenderMismatch) => return reject("sender does not match"),
             Err(_) => return reject("could not be authenticated or decrypted"),
         };
-        match self.state.record_seen(&from, &r.msg_id, opened.header.timestamp_ms) {
+        match self
+            .state
+            .record_seen(&from, &r.msg_id, opened.header.timestamp_ms)
+        {
             Ok(true) => {}
             Ok(false) => return reject("replayed message"),
             Err(e) => return Some(Event::Warning(format!("replay cache: {e}"))),
@@ -308,13 +373,16 @@ impl ClientCore {
         )
         .map_err(|e| ClientError::Seal(e.to_string()))?;
         let pieces = split(&env, room_len);
-        let count = u16::try_from(pieces.len()).map_err(|_| ClientError::Seal("too many fragments".into()))?;
+        let count = u16::try_from(pieces.len())
+            .map_err(|_| ClientError::Seal("too many fragments".into()))?;
         let mut out = Vec::with_capacity(pieces.len());
         for (i, p) in pieces.into_iter().enumerate() {
-            let index = u16::try_from(i).map_err(|_| ClientError::Seal("too many fragments".into()))?;
+            let index =
+                u16::try_from(i).map_err(|_| ClientError::Seal("too many fragments".into()))?;
             out.push(Message::Send(Routed {
                 msg_id,
-                fragment: FragmentPos::new(index, count).map_err(|e| ClientError::Seal(e.to_string()))?,
+                fragment: FragmentPos::new(index, count)
+                    .map_err(|e| ClientError::Seal(e.to_string()))?,
                 sender: self.me.name().clone(),
                 target: target.clone(),
                 payload: p.to_vec(),
@@ -327,10 +395,15 @@ impl ClientCore {
     /// and prunes the replay cache.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Event> {
         let expired = self.reassembler.expire(now_ms);
-        let horizon = now_ms.saturating_sub(self.freshness.max_age_ms + self.freshness.max_future_ms);
+        let horizon =
+            now_ms.saturating_sub(self.freshness.max_age_ms + self.freshness.max_future_ms);
         let mut ev: Vec<Event> = expired
             .into_iter()
-            .map(|(from, _)| Event::Warning(format!("dropped an incomplete message from {from} (fragments missing)")))
+            .map(|(from, _)| {
+                Event::Warning(format!(
+                    "dropped an incomplete message from {from} (fragments missing)"
+                ))
+            })
             .collect();
         if let Err(e) = self.state.prune_seen(horizon) {
             ev.push(Event::Warning(format!("replay cache: {e}")));

@@ -43,9 +43,11 @@ impl ClientState {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, ClientError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ClientError::State(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ClientError::State(format!("{}: {e}", parent.display())))?;
         }
-        let db = Connection::open(path).map_err(|e| ClientError::State(format!("{}: {e}", path.display())))?;
+        let db = Connection::open(path)
+            .map_err(|e| ClientError::State(format!("{}: {e}", path.display())))?;
         Self::init(db)
     }
 
@@ -81,10 +83,20 @@ impl ClientState {
     }
 
     /// Checks `fingerprint` against the pin for `name`, pinning on first use.
-    pub fn check_pin(&self, name: &UserName, fingerprint: &[u8; 32], cert: &[u8], now_ms: u64) -> Result<PinCheck, ClientError> {
+    pub fn check_pin(
+        &self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<PinCheck, ClientError> {
         let pinned: Option<Vec<u8>> = self
             .db
-            .query_row("SELECT fingerprint FROM pins WHERE name = ?1", params![name.as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT fingerprint FROM pins WHERE name = ?1",
+                params![name.as_str()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(Self::err)?;
         match pinned {
@@ -98,7 +110,13 @@ impl ClientState {
     }
 
     /// Pins (or re-pins, after the user accepted a change) a certificate.
-    pub fn pin(&self, name: &UserName, fingerprint: &[u8; 32], cert: &[u8], now_ms: u64) -> Result<(), ClientError> {
+    pub fn pin(
+        &self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<(), ClientError> {
         self.db
             .execute(
                 "INSERT INTO pins (name, fingerprint, cert, pinned_at_ms) VALUES (?1, ?2, ?3, ?4)
@@ -112,7 +130,11 @@ impl ClientState {
     /// The pinned certificate of `name`, if any.
     pub fn pinned_cert(&self, name: &UserName) -> Result<Option<Vec<u8>>, ClientError> {
         self.db
-            .query_row("SELECT cert FROM pins WHERE name = ?1", params![name.as_str()], |r| r.get(0))
+            .query_row(
+                "SELECT cert FROM pins WHERE name = ?1",
+                params![name.as_str()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(Self::err)
     }
@@ -131,7 +153,12 @@ impl ClientState {
     }
 
     /// Records an accepted message. False if it was already there (replay).
-    pub fn record_seen(&self, sender: &UserName, id: &MessageId, ts_ms: u64) -> Result<bool, ClientError> {
+    pub fn record_seen(
+        &self,
+        sender: &UserName,
+        id: &MessageId,
+        ts_ms: u64,
+    ) -> Result<bool, ClientError> {
         let n = self
             .db
             .execute(
@@ -146,7 +173,10 @@ impl ClientState {
     /// [`MAX_SEEN_ENTRIES`].
     pub fn prune_seen(&self, horizon_ms: u64) -> Result<(), ClientError> {
         self.db
-            .execute("DELETE FROM seen WHERE ts_ms < ?1", params![horizon_ms as i64])
+            .execute(
+                "DELETE FROM seen WHERE ts_ms < ?1",
+                params![horizon_ms as i64],
+            )
             .map_err(Self::err)?;
         self.db
             .execute(
@@ -159,7 +189,9 @@ impl ClientState {
 
     /// Rows in the replay cache.
     pub fn seen_count(&self) -> Result<i64, ClientError> {
-        self.db.query_row("SELECT COUNT(*) FROM seen", [], |r| r.get(0)).map_err(Self::err)
+        self.db
+            .query_row("SELECT COUNT(*) FROM seen", [], |r| r.get(0))
+            .map_err(Self::err)
     }
 }
 
@@ -176,17 +208,29 @@ mod tests {
         let id = MessageId([3; 16]);
         {
             let s = ClientState::open(&path).unwrap();
-            assert_eq!(s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(), PinCheck::FirstUse);
-            assert_eq!(s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(), PinCheck::Match);
+            assert_eq!(
+                s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(),
+                PinCheck::FirstUse
+            );
+            assert_eq!(
+                s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(),
+                PinCheck::Match
+            );
             assert!(s.record_seen(&bob, &id, 1000).unwrap());
             assert!(!s.record_seen(&bob, &id, 1000).unwrap());
         }
         let s = ClientState::open(&path).unwrap();
-        assert!(matches!(s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(), PinCheck::Changed { .. }));
+        assert!(matches!(
+            s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(),
+            PinCheck::Changed { .. }
+        ));
         assert!(s.seen(&bob, &id).unwrap());
         s.prune_seen(2000).unwrap();
         assert!(!s.seen(&bob, &id).unwrap());
         s.pin(&bob, &[2; 32], b"c2", 0).unwrap();
-        assert_eq!(s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(), PinCheck::Match);
+        assert_eq!(
+            s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(),
+            PinCheck::Match
+        );
     }
 }
