@@ -235,6 +235,7 @@ async fn run_json(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<(
     let mut stdin_open = true;
     loop {
         tokio::select! {
+            biased;
             e = events.recv() => match e {
                 Some(e) => {
                     let closed = matches!(e, Event::Closed { .. });

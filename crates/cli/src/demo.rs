@@ -185,8 +185,7 @@ fn side_by_side(left: &str, seen: &[Observed]) {
                 )
             })
             .collect()
-    } else {
-        let first = &seen[0];
+    } else if let Some(first) = seen.first() {
         vec![
             format!(
                 "{} -> {} {} fragments, {} B of ciphertext",
@@ -197,6 +196,8 @@ fn side_by_side(left: &str, seen: &[Observed]) {
             ),
             format!("first: \"{}...\"", preview(&first.payload)),
         ]
+    } else {
+        vec![]
     };
     let left: Vec<String> = left.lines().map(str::to_string).collect();
     for i in 0..left.len().max(right.len()) {

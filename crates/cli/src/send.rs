@@ -22,6 +22,18 @@ pub(crate) struct SendArgs {
     text: String,
 }
 
+/// Only what a script's user must know goes to stderr: warnings.
+fn report(e: &Event) {
+    if matches!(
+        e,
+        Event::Warning(_) | Event::KeyChanged { .. } | Event::Undelivered { .. }
+    ) {
+        if let Some(l) = crate::ui::human(e) {
+            eprintln!("{l}");
+        }
+    }
+}
+
 pub(crate) async fn run(args: SendArgs) -> Result<()> {
     let cfg = args.client.config()?;
     let to = args
@@ -38,11 +50,7 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
                 Some(e @ Event::Closed { .. }) => {
                     bail!("{}", crate::ui::human(&e).unwrap_or_default())
                 }
-                Some(e) => {
-                    if let Some(l) = crate::ui::human(&e) {
-                        eprintln!("{l}");
-                    }
-                }
+                Some(e) => report(&e),
                 None => bail!("connection closed"),
             }
         }
@@ -59,11 +67,7 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
                 Some(e @ Event::Closed { .. }) => {
                     bail!("{}", crate::ui::human(&e).unwrap_or_default())
                 }
-                Some(e) => {
-                    if let Some(l) = crate::ui::human(&e) {
-                        eprintln!("{l}");
-                    }
-                }
+                Some(e) => report(&e),
                 None => bail!("connection closed before the relay confirmed"),
             }
         }

@@ -39,7 +39,7 @@ enum Command {
     Online(oneshot::Sender<Vec<UserName>>),
     SafetyNumber(UserName, oneshot::Sender<Result<String, ClientError>>),
     Accept(UserName, oneshot::Sender<Result<String, ClientError>>),
-    Quit,
+    Quit(oneshot::Sender<()>),
 }
 
 /// Talks to the connection task.
@@ -100,10 +100,22 @@ impl ClientHandle {
         self.ask(|r| Command::Accept(name, r)).await?
     }
 
-    /// Says goodbye and closes.
+    /// Says goodbye, closes the connection, and returns once that is done
+    /// (bounded by the write timeout).
     pub async fn quit(&self) {
-        let _ = self.tx.send(Command::Quit).await;
+        let _ = self.ask(Command::Quit).await;
     }
+}
+
+async fn say_goodbye<W: tokio::io::AsyncWrite + Unpin>(writer: &mut FrameWriter<W>) {
+    let bye = Message::Goodbye {
+        code: blindrelay_wire::GoodbyeCode::Normal,
+        reason: "bye".into(),
+    };
+    if let Ok(b) = bye.encode() {
+        let _ = writer.write_one(&b).await;
+    }
+    let _ = writer.shutdown().await;
 }
 
 /// Connects and logs in. Events (starting with [`Event::Connected`]) arrive
@@ -211,12 +223,13 @@ pub async fn connect(
                     }
                 }
                 cmd = cmd_rx.recv() => match cmd {
-                    None | Some(Command::Quit) => {
-                        let bye = Message::Goodbye { code: blindrelay_wire::GoodbyeCode::Normal, reason: "bye".into() };
-                        if let Ok(b) = bye.encode() {
-                            let _ = writer.write_one(&b).await;
-                        }
-                        let _ = writer.shutdown().await;
+                    None => {
+                        say_goodbye(&mut writer).await;
+                        break Event::Closed { code: None, reason: "quit".into() };
+                    }
+                    Some(Command::Quit(done)) => {
+                        say_goodbye(&mut writer).await;
+                        let _ = done.send(());
                         break Event::Closed { code: None, reason: "quit".into() };
                     }
                     Some(Command::Send { to, text, room, reply }) => {

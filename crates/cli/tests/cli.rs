@@ -1,0 +1,432 @@
+//! The `blindrelay` binary as a user runs it.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_blindrelay"));
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
+
+fn run(args: &[&str], cwd: &Path) -> Output {
+    bin().args(args).current_dir(cwd).output().unwrap()
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A person's mistake: exit 1, one `error:` line, no panic, no backtrace.
+fn assert_clean_error(o: &Output, needle: &str) {
+    let (_, err) = text(o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: ") && err.contains(needle), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+fn has_openssl() -> bool {
+    Command::new("openssl").arg("version").output().is_ok()
+}
+
+#[test]
+fn pki_commands_produce_standard_files() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    assert!(
+        run(
+            &[
+                "pki",
+                "init",
+                "--dir",
+                "pki",
+                "--host",
+                "relay.example",
+                "--host",
+                "10.0.0.1"
+            ],
+            p
+        )
+        .status
+        .success()
+    );
+    assert_clean_error(&run(&["pki", "init", "--dir", "pki"], p), "already exists");
+    assert!(
+        run(
+            &[
+                "pki",
+                "init",
+                "--dir",
+                "pki",
+                "--force",
+                "--host",
+                "relay.example",
+                "--host",
+                "10.0.0.1"
+            ],
+            p
+        )
+        .status
+        .success()
+    );
+    assert!(
+        run(
+            &["pki", "issue", "alice", "--dir", "pki", "--days", "30"],
+            p
+        )
+        .status
+        .success()
+    );
+    assert_clean_error(
+        &run(&["pki", "issue", "alice", "--dir", "pki"], p),
+        "already exists",
+    );
+    assert!(
+        run(&["pki", "issue", "alice", "--dir", "pki", "--force"], p)
+            .status
+            .success()
+    );
+    assert_clean_error(
+        &run(&["pki", "issue", "Bad/Name", "--dir", "pki"], p),
+        "invalid user name",
+    );
+    assert!(
+        run(&["pki", "issue", "bob", "--dir", "pki"], p)
+            .status
+            .success()
+    );
+    let o = run(&["pki", "revoke", "bob", "--dir", "pki"], p);
+    assert!(text(&o).0.contains("revoked bob"));
+    assert_clean_error(
+        &run(&["pki", "revoke", "carol", "--dir", "pki"], p),
+        "no certificate issued",
+    );
+    let (list, _) = text(&run(&["pki", "list", "--dir", "pki"], p));
+    let alice = list.lines().find(|l| l.starts_with("alice")).unwrap();
+    let bob = list.lines().find(|l| l.starts_with("bob")).unwrap();
+    assert!(
+        alice.ends_with("valid") && bob.ends_with("revoked"),
+        "{list}"
+    );
+    for key in [
+        "pki/ca-key.pem",
+        "pki/server-key.pem",
+        "pki/users/alice-key.pem",
+    ] {
+        let mode = std::fs::metadata(p.join(key)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{key}");
+    }
+    assert_clean_error(
+        &run(&["pki", "list", "--dir", "nowhere"], p),
+        "no CA in nowhere",
+    );
+
+    if !has_openssl() {
+        eprintln!("SKIPPED openssl checks: openssl is not installed");
+        return;
+    }
+    let ok = Command::new("openssl")
+        .args([
+            "verify",
+            "-CAfile",
+            "pki/ca.pem",
+            "pki/users/alice.pem",
+            "pki/server.pem",
+        ])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let x = |f: &str| {
+        String::from_utf8(
+            Command::new("openssl")
+                .args(["x509", "-noout", "-text", "-in", f])
+                .current_dir(p)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    let ca = x("pki/ca.pem");
+    assert!(
+        ca.contains("CA:TRUE")
+            && ca.contains("Certificate Sign, CRL Sign")
+            && ca.contains("Public-Key: (2048 bit)")
+    );
+    assert!(ca.contains("Basic Constraints: critical"));
+    let alice = x("pki/users/alice.pem");
+    assert!(
+        alice.contains("Subject: CN=alice") || alice.contains("Subject: CN = alice"),
+        "{alice}"
+    );
+    assert!(alice.contains("Digital Signature, Key Encipherment"));
+    assert!(alice.contains("TLS Web Client Authentication"));
+    assert!(alice.contains("Public-Key: (2048 bit)") && alice.contains("sha256WithRSAEncryption"));
+    let server = x("pki/server.pem");
+    assert!(server.contains("TLS Web Server Authentication"));
+    assert!(server.contains("DNS:relay.example") && server.contains("IP Address:10.0.0.1"));
+    let crl = Command::new("openssl")
+        .args([
+            "crl",
+            "-noout",
+            "-text",
+            "-in",
+            "pki/crl.pem",
+            "-CAfile",
+            "pki/ca.pem",
+        ])
+        .current_dir(p)
+        .output()
+        .unwrap();
+    let crl_text = String::from_utf8_lossy(&crl.stdout);
+    assert!(
+        crl.status.success() && crl_text.contains("Revoked Certificates"),
+        "{crl_text}"
+    );
+}
+
+struct Relay {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start_relay(cwd: &Path) -> (Relay, String) {
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = bin()
+        .args(["serve", "--listen", &addr])
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut banner = String::new();
+    loop {
+        let mut l = String::new();
+        assert!(out.read_line(&mut l).unwrap() > 0, "relay exited: {banner}");
+        banner.push_str(&l);
+        if l.contains("listening on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in out.lines() {});
+    (Relay { child, addr }, banner)
+}
+
+#[test]
+fn serve_with_no_arguments_creates_a_dev_pki_and_stops_on_sigterm() {
+    let d = tempfile::tempdir().unwrap();
+    let (relay, banner) = start_relay(d.path());
+    assert!(banner.contains("created a development PKI"), "{banner}");
+    for f in [
+        "ca.pem",
+        "server.pem",
+        "crl.pem",
+        "users/alice.pem",
+        "users/bob-key.pem",
+    ] {
+        assert!(d.path().join("blindrelay-data").join(f).exists(), "{f}");
+    }
+    // Port in use: one clear line.
+    assert_clean_error(
+        &run(&["serve", "--listen", &relay.addr], d.path()),
+        "cannot listen on",
+    );
+    let mut relay = relay;
+    let pid = relay.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = relay.child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "relay ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_config_file_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("relay.toml"), "rate_max = 3\n").unwrap();
+    assert_clean_error(
+        &run(
+            &["serve", "--config", "relay.toml", "--listen", "127.0.0.1:0"],
+            d.path(),
+        ),
+        "relay.toml",
+    );
+    assert_clean_error(
+        &run(&["serve", "--config", "missing.toml"], d.path()),
+        "missing.toml",
+    );
+}
+
+#[test]
+fn send_and_json_chat_between_two_processes() {
+    let d = tempfile::tempdir().unwrap();
+    let (relay, _) = start_relay(d.path());
+    let mut bob = bin()
+        .args(["chat", "bob", "--json", "--server", &relay.addr])
+        .current_dir(d.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut bob_out = BufReader::new(bob.stdout.take().unwrap());
+    let mut next = |want: &str| -> serde_json::Value {
+        loop {
+            let mut l = String::new();
+            assert!(
+                bob_out.read_line(&mut l).unwrap() > 0,
+                "bob's client exited"
+            );
+            let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+            if v["event"] == want {
+                return v;
+            }
+        }
+    };
+    assert_eq!(next("connected")["identity"], "bob");
+    let o = run(
+        &[
+            "send",
+            "alice",
+            "--to",
+            "bob",
+            "--server",
+            &relay.addr,
+            "Hello Bob!",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(text(&o).0.contains("accepted by the relay"));
+    let m = next("message");
+    assert_eq!(
+        (
+            m["from"].as_str(),
+            m["text"].as_str(),
+            m["verified"].as_bool()
+        ),
+        (Some("alice"), Some("Hello Bob!"), Some(true))
+    );
+    // Sending to someone who is not online (no verified key): exit 1.
+    let o = run(
+        &[
+            "send",
+            "alice",
+            "--to",
+            "carol",
+            "--server",
+            &relay.addr,
+            "hi",
+        ],
+        d.path(),
+    );
+    assert_clean_error(&o, "no verified key for carol");
+    // Unknown user name: exit 1 before connecting.
+    assert_clean_error(
+        &run(&["send", "Alice", "--to", "bob", "x"], d.path()),
+        "invalid user name",
+    );
+    // Missing key file: exit 1.
+    assert_clean_error(
+        &run(
+            &["send", "zed", "--to", "bob", "--server", &relay.addr, "x"],
+            d.path(),
+        ),
+        "cannot read",
+    );
+    // JSON commands drive bob.
+    let stdin = bob.stdin.as_mut().unwrap();
+    writeln!(stdin, r#"{{"cmd":"who"}}"#).unwrap();
+    assert!(next("who")["online"].is_array());
+    writeln!(stdin, r#"{{"cmd":"nonsense"}}"#).unwrap();
+    assert!(
+        next("error")["text"]
+            .as_str()
+            .unwrap()
+            .contains("bad command")
+    );
+    writeln!(stdin, r#"{{"cmd":"quit"}}"#).unwrap();
+    assert!(bob.wait().unwrap().success());
+}
+
+#[test]
+fn unreachable_relay_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    assert!(run(&["pki", "init"], d.path()).status.success());
+    assert!(run(&["pki", "issue", "alice"], d.path()).status.success());
+    let port = free_port();
+    let o = run(
+        &[
+            "send",
+            "alice",
+            "--to",
+            "bob",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+            "x",
+        ],
+        d.path(),
+    );
+    assert_clean_error(&o, "cannot reach");
+}
+
+#[test]
+fn demo_runs_on_embedded_defaults_and_every_property_holds() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["demo"], d.path());
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}\n{err}");
+    assert!(out.contains("All 16 properties held."), "{out}");
+    assert!(!out.contains("FAIL"), "{out}");
+    // It leaves nothing behind in the working directory.
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+}
