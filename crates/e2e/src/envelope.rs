@@ -339,6 +339,10 @@ impl Envelope {
 
 /// A message key: 32 random bytes, used once, consumed by sealing, zeroized
 /// on drop, never printed.
+///
+/// ```compile_fail
+/// fn leak(k: &blindrelay_e2e::envelope::MessageKey) -> String { format!("{k:?}") }
+/// ```
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct MessageKey([u8; 32]);
 

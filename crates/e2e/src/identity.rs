@@ -11,6 +11,10 @@ use crate::peer::{PeerError, TrustRoot, VerifiedPeer};
 /// The user's own certificate (verified like any peer's) and private key.
 /// No `Debug`; the PKCS#8 bytes are zeroized when dropped, and aws-lc
 /// clears its key copies when freeing them.
+///
+/// ```compile_fail
+/// fn leak(k: &blindrelay_e2e::LocalIdentity) -> String { format!("{k:?}") }
+/// ```
 pub struct LocalIdentity {
     cert: VerifiedPeer,
     signer: RsaKeyPair,

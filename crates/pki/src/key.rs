@@ -6,6 +6,12 @@
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 /// A PKCS#8 private key in PEM form. Never logged, never printed.
+///
+/// It cannot be formatted with `{:?}`:
+///
+/// ```compile_fail
+/// fn leak(k: &blindrelay_pki::PrivateKeyPem) -> String { format!("{k:?}") }
+/// ```
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct PrivateKeyPem(String);
 
