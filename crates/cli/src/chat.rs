@@ -343,10 +343,10 @@ async fn run_interactive(mut s: Session, mut events: mpsc::Receiver<Event>) -> R
                         if let Some(t) = outcome_text(&out) {
                             say(t);
                         }
-                        if let Some(c) = &s.current {
-                            if let Ok(mut g) = prompt.lock() {
-                                *g = format!("{} -> {c}> ", s.client.name());
-                            }
+                        if let Some(c) = &s.current
+                            && let Ok(mut g) = prompt.lock()
+                        {
+                            *g = format!("{} -> {c}> ", s.client.name());
                         }
                     }
                     Err(e) => say(format!("error: {e}")),

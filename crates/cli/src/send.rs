@@ -24,13 +24,12 @@ pub(crate) struct SendArgs {
 
 /// Only what a script's user must know goes to stderr: warnings.
 fn report(e: &Event) {
-    if matches!(
+    let worth = matches!(
         e,
         Event::Warning(_) | Event::KeyChanged { .. } | Event::Undelivered { .. }
-    ) {
-        if let Some(l) = crate::ui::human(e) {
-            eprintln!("{l}");
-        }
+    );
+    if worth && let Some(l) = crate::ui::human(e) {
+        eprintln!("{l}");
     }
 }
 

@@ -255,10 +255,10 @@ pub async fn connect(
                 },
                 _ = ping.tick() => {
                     ping_n += 1;
-                    if let Ok(b) = Message::Ping(ping_n).encode() {
-                        if writer.write_one(&b).await.is_err() {
-                            break Event::Closed { code: None, reason: "keep-alive failed".into() };
-                        }
+                    if let Ok(b) = Message::Ping(ping_n).encode()
+                        && writer.write_one(&b).await.is_err()
+                    {
+                        break Event::Closed { code: None, reason: "keep-alive failed".into() };
                     }
                 }
                 _ = tick.tick() => {

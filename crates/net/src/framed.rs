@@ -1,9 +1,9 @@
 //! Whole frames over a byte stream.
 //!
-//! [`FrameReader`] reads exactly [`FRAME_LEN`] bytes per frame. Waiting for
-//! a frame to *start* is bounded by the idle timeout; once its first byte has
-//! arrived, the rest must follow within the frame timeout, so a truncated
-//! frame cannot hold a connection open.
+//! [`FrameReader`] reads exactly [`FRAME_LEN`] bytes per frame. Silence is
+//! bounded by the idle timeout; once a frame's first byte has arrived, the
+//! rest must follow within the frame timeout, so a truncated frame cannot
+//! hold a connection open. It is cancellation-safe.
 //!
 //! [`FrameWriter`] writes frames in batches of at most
 //! [`WRITE_BATCH_FRAMES`] and flushes after each batch. With rustls' default
@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use blindrelay_wire::{FRAME_LEN, Frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::NetError;
 
@@ -24,42 +24,69 @@ use crate::NetError;
 pub const WRITE_BATCH_FRAMES: usize = 8;
 
 /// Reads whole frames.
+///
+/// Cancellation-safe: the bytes of a partly received frame and the timers
+/// live in the reader, so a `read_frame` future dropped by `select!` loses
+/// nothing and the next call resumes where it stopped. The idle deadline
+/// counts from the last byte received (or from creation), not from the call.
 pub struct FrameReader<R> {
     inner: R,
     buf: Box<[u8; FRAME_LEN]>,
+    filled: usize,
+    last_activity: Instant,
+    frame_started: Instant,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Wraps a reader.
     pub fn new(inner: R) -> Self {
+        let now = Instant::now();
         Self {
             inner,
             buf: Box::new([0u8; FRAME_LEN]),
+            filled: 0,
+            last_activity: now,
+            frame_started: now,
         }
     }
 
     /// Reads the next frame's raw bytes. `Ok(None)` on a clean end of stream
-    /// between frames.
+    /// between frames. Fails with [`NetError::Idle`] when nothing arrived for
+    /// `idle`, and [`NetError::Truncated`] when a started frame did not
+    /// complete within `frame_timeout` or the stream ended inside a frame.
     pub async fn read_raw(
         &mut self,
         idle: Duration,
         frame_timeout: Duration,
     ) -> Result<Option<&[u8; FRAME_LEN]>, NetError> {
-        let first = match timeout(idle, self.inner.read(&mut self.buf[..])).await {
-            Err(_) => return Err(NetError::Idle),
-            Ok(r) => r?,
-        };
-        if first == 0 {
-            return Ok(None);
-        }
-        let rest = self.buf.get_mut(first..).unwrap_or_default();
-        match timeout(frame_timeout, self.inner.read_exact(rest)).await {
-            Err(_) => Err(NetError::Truncated),
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(NetError::Truncated),
-            Ok(r) => {
-                r?;
-                Ok(Some(&self.buf))
+        loop {
+            if self.filled == FRAME_LEN {
+                self.filled = 0;
+                return Ok(Some(&self.buf));
             }
+            let (deadline, err) = if self.filled == 0 {
+                (self.last_activity + idle, NetError::Idle)
+            } else {
+                (self.frame_started + frame_timeout, NetError::Truncated)
+            };
+            let dst = self.buf.get_mut(self.filled..).unwrap_or_default();
+            let n = match timeout_at(deadline, self.inner.read(dst)).await {
+                Err(_) => return Err(err),
+                Ok(r) => r?,
+            };
+            if n == 0 {
+                return if self.filled == 0 {
+                    Ok(None)
+                } else {
+                    Err(NetError::Truncated)
+                };
+            }
+            let now = Instant::now();
+            if self.filled == 0 {
+                self.frame_started = now;
+            }
+            self.last_activity = now;
+            self.filled += n;
         }
     }
 
@@ -134,5 +161,74 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     /// The wrapped writer.
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use blindrelay_wire::{FrameType, Message};
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn a_cancelled_read_loses_no_bytes() {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let mut reader = FrameReader::new(server);
+        let mut w = client;
+        let frame = Message::Ping(7).encode().unwrap();
+        // Half a frame, then a read that is cancelled, then the rest.
+        w.write_all(&frame[..1000]).await.unwrap();
+        let r = tokio::time::timeout(
+            Duration::from_millis(50),
+            reader.read_frame(Duration::from_secs(5), Duration::from_secs(5)),
+        )
+        .await;
+        assert!(r.is_err(), "read should still be waiting");
+        w.write_all(&frame[1000..]).await.unwrap();
+        let f = reader
+            .read_frame(Duration::from_secs(5), Duration::from_secs(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(f.kind(), FrameType::Ping);
+        assert_eq!(Message::from_frame(&f).unwrap(), Message::Ping(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_counts_from_the_last_byte_not_from_the_call() {
+        let (_client, server) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(server);
+        for _ in 0..3 {
+            // Each call is cancelled after 400 ms; the idle budget is 1 s overall.
+            let _ = tokio::time::timeout(
+                Duration::from_millis(400),
+                reader.read_frame(Duration::from_secs(1), Duration::from_secs(1)),
+            )
+            .await;
+        }
+        let r = reader
+            .read_frame(Duration::from_secs(1), Duration::from_secs(1))
+            .await;
+        assert!(matches!(r, Err(NetError::Idle)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn truncated_frame_times_out_and_eof_inside_a_frame_is_truncation() {
+        let (mut client, server) = tokio::io::duplex(8192);
+        let mut reader = FrameReader::new(server);
+        client.write_all(&[1u8; 100]).await.unwrap();
+        let r = reader
+            .read_frame(Duration::from_secs(60), Duration::from_secs(2))
+            .await;
+        assert!(matches!(r, Err(NetError::Truncated)));
+        let (mut client, server) = tokio::io::duplex(8192);
+        let mut reader = FrameReader::new(server);
+        client.write_all(&[1u8; 100]).await.unwrap();
+        drop(client);
+        let r = reader
+            .read_frame(Duration::from_secs(60), Duration::from_secs(2))
+            .await;
+        assert!(matches!(r, Err(NetError::Truncated)));
     }
 }

@@ -153,11 +153,11 @@ pub(crate) async fn run(
     hello.push(Message::DirectoryEnd { count });
     let mut end = None;
     for m in &hello {
-        if let Some(f) = frame(m) {
-            if tx.send(f).await.is_err() {
-                end = Some(End::Broken("writer closed".into()));
-                break;
-            }
+        if let Some(f) = frame(m)
+            && tx.send(f).await.is_err()
+        {
+            end = Some(End::Broken("writer closed".into()));
+            break;
         }
     }
 
@@ -306,13 +306,13 @@ impl SessionState {
         let (identity, peer) = (&self.identity, self.peer);
         match msg {
             Message::Ping(v) => {
-                if let Some(f) = frame(&Message::Pong(v)) {
-                    if tx.try_send(f).is_err() {
-                        return Some(End::Cause(
-                            GoodbyeCode::TooSlow,
-                            "outgoing queue full".into(),
-                        ));
-                    }
+                if let Some(f) = frame(&Message::Pong(v))
+                    && tx.try_send(f).is_err()
+                {
+                    return Some(End::Cause(
+                        GoodbyeCode::TooSlow,
+                        "outgoing queue full".into(),
+                    ));
                 }
                 None
             }
@@ -378,13 +378,13 @@ impl SessionState {
                         delivered: report.delivered,
                     });
                     for kind in statuses {
-                        if let Some(f) = frame(&Message::Status { msg_id, kind }) {
-                            if tx.try_send(f).is_err() {
-                                return Some(End::Cause(
-                                    GoodbyeCode::TooSlow,
-                                    "outgoing queue full".into(),
-                                ));
-                            }
+                        if let Some(f) = frame(&Message::Status { msg_id, kind })
+                            && tx.try_send(f).is_err()
+                        {
+                            return Some(End::Cause(
+                                GoodbyeCode::TooSlow,
+                                "outgoing queue full".into(),
+                            ));
                         }
                     }
                 }
