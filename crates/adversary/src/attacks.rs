@@ -142,6 +142,7 @@ fn routed(sender: &UserName, to: &UserName, n: u8) -> Routed {
     Routed {
         msg_id: MessageId([n; 16]),
         fragment: FragmentPos::SINGLE,
+        flags: 0,
         sender: sender.clone(),
         target: Target::Users(vec![to.clone()]),
         payload: vec![0x42; 64],

@@ -182,6 +182,7 @@ async fn serve(
                 rate_window_ms: 5000,
                 keepalive_ms: 20_000,
                 max_fragments: blindrelay_wire::MAX_FRAGMENTS,
+                store_ttl_s: 7 * 24 * 3600,
             },
         );
         let mut count = 0u16;

@@ -212,6 +212,16 @@ impl PkiDir {
             return Err(PkiError::Exists(cert_path));
         }
         let ca = self.load_ca()?;
+        // A replaced certificate is revoked: whoever holds the old key (a
+        // stolen laptop) must not keep a valid identity.
+        let replaced = if cert_path.exists() {
+            read_cert_der(&cert_path)
+                .ok()
+                .and_then(|d| CertInfo::from_der(&d).ok())
+                .map(|i| i.serial)
+        } else {
+            None
+        };
         let issued = ca.issue_user(name, opts)?;
         fs::create_dir_all(self.users_dir()).map_err(io_err(&self.users_dir()))?;
         write_file(
@@ -220,6 +230,9 @@ impl PkiDir {
             PRIVATE_KEY_MODE,
         )?;
         write_file(&cert_path, issued.cert_pem.as_bytes(), PUBLIC_FILE_MODE)?;
+        if let Some(old) = replaced {
+            self.revoke_serial(&ca, &old)?;
+        }
         let serial = CertInfo::from_der(&issued.cert_der)?.serial;
         Ok(IssuedUser {
             cert_path,
@@ -233,6 +246,20 @@ impl PkiDir {
         revoked_serials(&read_crl_der(&self.crl_path())?)
     }
 
+    fn revoke_serial(&self, ca: &CertificateAuthority, serial: &[u8]) -> Result<bool, PkiError> {
+        let crl_der = read_crl_der(&self.crl_path())?;
+        let mut revoked: Vec<Vec<u8>> = revoked_serials(&crl_der)?.into_iter().collect();
+        let serial = normalize_serial(serial);
+        if revoked.contains(&serial) {
+            return Ok(false);
+        }
+        revoked.push(serial);
+        revoked.sort();
+        let pem = ca.sign_crl(&revoked, crl_number(&crl_der)?.saturating_add(1))?;
+        write_file(&self.crl_path(), pem.as_bytes(), PUBLIC_FILE_MODE)?;
+        Ok(true)
+    }
+
     /// Adds `name`'s current certificate to the CRL and re-signs it.
     /// Returns the serial, and whether it was newly revoked.
     pub fn revoke(&self, name: &UserName) -> Result<(Vec<u8>, bool), PkiError> {
@@ -241,17 +268,9 @@ impl PkiDir {
             return Err(PkiError::UnknownUser(name.to_string()));
         }
         let serial = CertInfo::from_der(&read_cert_der(&cert_path)?)?.serial;
-        let crl_der = read_crl_der(&self.crl_path())?;
-        let mut revoked: Vec<Vec<u8>> = revoked_serials(&crl_der)?.into_iter().collect();
-        if revoked.contains(&serial) {
-            return Ok((serial, false));
-        }
-        revoked.push(normalize_serial(&serial));
-        revoked.sort();
         let ca = self.load_ca()?;
-        let pem = ca.sign_crl(&revoked, crl_number(&crl_der)?.saturating_add(1))?;
-        write_file(&self.crl_path(), pem.as_bytes(), PUBLIC_FILE_MODE)?;
-        Ok((serial, true))
+        let new = self.revoke_serial(&ca, &serial)?;
+        Ok((serial, new))
     }
 
     /// Every issued user certificate with its status now, sorted by name.
@@ -307,9 +326,15 @@ mod tests {
             let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", p.display());
         }
-        let alice = pki
+        let first = pki
             .issue(&name("alice"), &UserCertOptions::valid_for_days(30), false)
             .unwrap();
+        // Re-issuing (--force) revokes the replaced certificate.
+        let alice = pki
+            .issue(&name("alice"), &UserCertOptions::valid_for_days(30), true)
+            .unwrap();
+        assert!(pki.revoked().unwrap().contains(&first.serial));
+        assert!(!pki.revoked().unwrap().contains(&alice.serial));
         let mode = fs::metadata(&alice.key_path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert!(matches!(
@@ -328,7 +353,7 @@ mod tests {
         assert!(pki.revoked().unwrap().contains(&alice.serial));
         assert_eq!(
             crl_number(&read_crl_der(&pki.crl_path()).unwrap()).unwrap(),
-            2
+            3
         );
 
         let list = pki.list().unwrap();

@@ -65,6 +65,28 @@ pub struct Config {
     pub shutdown_grace_ms: u64,
     /// Log a short base64 preview of every relayed payload (what the server sees).
     pub verbose: bool,
+    /// Stored messages older than this are deleted (and clients accept
+    /// messages from the store up to this age).
+    pub store_ttl_ms: u64,
+    /// Messages stored for one recipient; a sender whose message does not
+    /// fit is told so.
+    pub quota_messages: u64,
+    /// Bytes stored for one recipient.
+    pub quota_bytes: u64,
+    /// How often expired messages are removed.
+    pub store_sweep_ms: u64,
+    /// Acknowledgement frames one identity may send per rate window (each
+    /// acknowledges up to 200 messages). Not counted as messages.
+    pub ack_rate_max: u16,
+    /// Delivery receipts one identity may send per rate window. Not counted
+    /// as messages.
+    pub receipt_rate_max: u16,
+    /// Frames of the login backlog queued for one session; the backlog is
+    /// streamed with backpressure, never dropped.
+    pub backlog_queue_frames: usize,
+    /// Messages of one session waiting for their store commit; past this the
+    /// session stops reading until commits catch up.
+    pub max_inflight_stores: usize,
 }
 
 impl Default for Config {
@@ -86,6 +108,14 @@ impl Default for Config {
             crl_poll_ms: 1_000,
             shutdown_grace_ms: 3_000,
             verbose: false,
+            store_ttl_ms: 7 * 24 * 3600 * 1000,
+            quota_messages: 10_000,
+            quota_bytes: 64 * 1024 * 1024,
+            store_sweep_ms: 60_000,
+            ack_rate_max: 200,
+            receipt_rate_max: 60,
+            backlog_queue_frames: 64,
+            max_inflight_stores: 256,
         }
     }
 }
@@ -125,11 +155,22 @@ impl Config {
             ),
             ("outgoing_queue_frames", self.outgoing_queue_frames as u64),
             ("crl_poll_ms", self.crl_poll_ms),
+            ("store_ttl_ms", self.store_ttl_ms),
+            ("quota_messages", self.quota_messages),
+            ("quota_bytes", self.quota_bytes),
+            ("store_sweep_ms", self.store_sweep_ms),
+            ("ack_rate_max", u64::from(self.ack_rate_max)),
+            ("receipt_rate_max", u64::from(self.receipt_rate_max)),
+            ("backlog_queue_frames", self.backlog_queue_frames as u64),
+            ("max_inflight_stores", self.max_inflight_stores as u64),
         ];
         for (name, v) in nonzero {
             if v == 0 {
                 return Err(format!("{name} must be greater than 0"));
             }
+        }
+        if self.store_ttl_ms / 1000 > u64::from(u32::MAX) {
+            return Err("store_ttl_ms is too large".into());
         }
         if self.keepalive_ms >= self.idle_timeout_ms {
             return Err("keepalive_ms must be shorter than idle_timeout_ms".into());

@@ -22,6 +22,7 @@ pub mod rate;
 mod registry;
 pub mod server;
 mod session;
+pub mod store;
 
 pub use config::Config;
 pub use server::{Observed, Server, ServerHandle};
@@ -46,6 +47,9 @@ pub enum ServerError {
     /// TLS material could not be loaded.
     #[error(transparent)]
     Net(#[from] blindrelay_net::NetError),
+    /// The message store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -65,32 +65,53 @@ struct Identity {
     cert_der: Vec<u8>,
 }
 
+/// A user who has logged in at least once (the directory).
+#[derive(Clone)]
+pub(crate) struct Known {
+    pub cert_der: Vec<u8>,
+    pub serial: Vec<u8>,
+}
+
+/// Which budget a frame is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Budget {
+    Message,
+    Receipt,
+    Ack,
+}
+
 #[derive(Default)]
 struct Inner {
     online: HashMap<UserName, Identity>,
-    known: HashSet<UserName>,
-    windows: HashMap<UserName, SlidingWindow>,
+    known: HashMap<UserName, Known>,
+    windows: HashMap<(UserName, Budget), SlidingWindow>,
     cooldowns: HashMap<UserName, Instant>,
+    /// Serials in the current CRL: refused at login even if the handshake
+    /// was verified against an older CRL.
+    revoked: HashSet<Vec<u8>>,
     next_id: u64,
 }
 
-/// Result of a successful login.
+/// Result of a successful login: the session's id and its outgoing queue,
+/// already holding the login sequence.
 pub(crate) struct Login {
     pub id: u64,
-    /// Everyone else online, with their certificates.
-    pub directory: Vec<(UserName, Vec<u8>)>,
+    pub tx: mpsc::Sender<Outbound>,
+    pub rx: mpsc::Receiver<Outbound>,
 }
 
 /// Why a login was refused.
 pub(crate) enum Refused {
     CoolDown(Duration),
+    Revoked,
 }
 
 /// What happened to one routed fragment.
 #[derive(Debug, Default)]
 pub(crate) struct RouteReport {
     pub delivered: u16,
-    pub offline: Vec<UserName>,
+    /// Known recipients (online or not): the message is stored for them.
+    pub known: Vec<UserName>,
     pub unknown: Vec<UserName>,
 }
 
@@ -98,8 +119,11 @@ pub(crate) struct Registry {
     inner: Mutex<Inner>,
     max_sessions: usize,
     rate_max: usize,
+    receipt_max: usize,
+    ack_max: usize,
     rate_window: Duration,
     cooldown: Duration,
+    queue: usize,
 }
 
 fn encode(msg: &Message) -> Option<Outbound> {
@@ -118,9 +142,38 @@ impl Registry {
             inner: Mutex::new(Inner::default()),
             max_sessions: cfg.max_sessions_per_identity,
             rate_max: usize::from(cfg.rate_max_messages),
+            receipt_max: usize::from(cfg.receipt_rate_max),
+            ack_max: usize::from(cfg.ack_rate_max),
             rate_window: Config::d(cfg.rate_window_ms),
             cooldown: Config::d(cfg.cooldown_ms),
+            queue: cfg.outgoing_queue_frames,
         }
+    }
+
+    /// Loads the directory of known users (from the store, at startup).
+    pub(crate) fn load_known(&self, users: Vec<(UserName, Vec<u8>)>) {
+        let mut g = self.lock();
+        for (name, cert_der) in users {
+            let serial = blindrelay_pki::CertInfo::from_der(&cert_der)
+                .map(|i| i.serial)
+                .unwrap_or_default();
+            g.known.insert(name, Known { cert_der, serial });
+        }
+    }
+
+    /// Forgets users whose certificate serial is revoked; returns them.
+    pub(crate) fn forget_revoked(&self, revoked: &HashSet<Vec<u8>>) -> Vec<UserName> {
+        let mut g = self.lock();
+        let gone: Vec<UserName> = g
+            .known
+            .iter()
+            .filter(|(_, k)| revoked.contains(&k.serial))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for n in &gone {
+            g.known.remove(n);
+        }
+        gone
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -138,11 +191,14 @@ impl Registry {
         name: &UserName,
         cert_der: Vec<u8>,
         serial: Vec<u8>,
-        tx: mpsc::Sender<Outbound>,
+        welcome: &Message,
         kill: KillSender,
         now: Instant,
     ) -> Result<Login, Refused> {
         let mut g = self.lock();
+        if g.revoked.contains(&serial) {
+            return Err(Refused::Revoked);
+        }
         if let Some(until) = g.cooldowns.get(name).copied() {
             if until > now {
                 g.cooldowns.insert(name.clone(), now + self.cooldown);
@@ -152,17 +208,43 @@ impl Registry {
         }
         g.next_id += 1;
         let id = g.next_id;
-        g.known.insert(name.clone());
-        let directory: Vec<(UserName, Vec<u8>)> = g
-            .online
-            .iter()
-            .filter(|(n, _)| *n != name)
-            .map(|(n, i)| (n.clone(), i.cert_der.clone()))
-            .collect();
-        let first = !g.online.contains_key(name);
+        g.known.insert(
+            name.clone(),
+            Known {
+                cert_der: cert_der.clone(),
+                serial: serial.clone(),
+            },
+        );
+        // The login sequence is queued under the lock, before the session
+        // becomes routable, so nothing can overtake it: Welcome, every other
+        // user (online, then offline), DirectoryEnd.
+        let mut hello: Vec<Message> = vec![welcome.clone()];
+        for (n, i) in g.online.iter().filter(|(n, _)| *n != name) {
+            hello.push(Message::Peer {
+                event: PeerEvent::Listed,
+                name: n.clone(),
+                cert_der: i.cert_der.clone(),
+            });
+        }
+        for (n, k) in g.known.iter().filter(|(n, _)| *n != name && !g.online.contains_key(*n)) {
+            hello.push(Message::Peer {
+                event: PeerEvent::Offline,
+                name: n.clone(),
+                cert_der: k.cert_der.clone(),
+            });
+        }
+        let listed = u16::try_from(hello.len() - 1).unwrap_or(u16::MAX);
+        hello.push(Message::DirectoryEnd { count: listed });
+        let (tx, rx) = mpsc::channel::<Outbound>(hello.len() + self.queue);
+        for m in &hello {
+            if let Some(f) = encode(m) {
+                let _ = tx.try_send(f);
+            }
+        }
+        let previous_cert = g.online.get(name).map(|i| i.cert_der.clone());
         let handle = SessionHandle {
             id,
-            tx,
+            tx: tx.clone(),
             kill,
             serial,
         };
@@ -180,7 +262,9 @@ impl Registry {
                 "a newer session of this identity replaced this one",
             );
         }
-        if first {
+        // Announce a new user, and also a user whose new session presents a
+        // different certificate (clients then see the key change).
+        if previous_cert.as_ref() != Some(&cert_der) {
             let joined = Message::Peer {
                 event: PeerEvent::Joined,
                 name: name.clone(),
@@ -194,7 +278,7 @@ impl Registry {
                 }
             }
         }
-        Ok(Login { id, directory })
+        Ok(Login { id, tx, rx })
     }
 
     /// Removes a session. When it was the identity's last, tells everyone.
@@ -217,12 +301,21 @@ impl Registry {
         }
     }
 
-    /// Counts one message against the identity's window. False: over the limit.
-    pub(crate) fn allow_message(&self, name: &UserName, now: Instant) -> bool {
+    /// Counts one frame against the identity's window for `budget`. False:
+    /// over the limit.
+    pub(crate) fn allow(&self, name: &UserName, budget: Budget, now: Instant) -> bool {
         let mut g = self.lock();
-        let (max, window) = (self.rate_max, self.rate_window);
+        if g.cooldowns.get(name).is_some_and(|until| *until > now) {
+            return false;
+        }
+        let max = match budget {
+            Budget::Message => self.rate_max,
+            Budget::Receipt => self.receipt_max,
+            Budget::Ack => self.ack_max,
+        };
+        let window = self.rate_window;
         g.windows
-            .entry(name.clone())
+            .entry((name.clone(), budget))
             .or_insert_with(|| SlidingWindow::new(max, window))
             .hit(now)
     }
@@ -252,24 +345,27 @@ impl Registry {
             return report;
         };
         for r in recipients {
-            match g.online.get(&r) {
-                Some(ident) => {
-                    for s in ident.sessions.iter().filter(|s| s.id != from_session) {
-                        if s.offer(&r, &frame) {
-                            report.delivered = report.delivered.saturating_add(1);
-                        }
+            if let Some(ident) = g.online.get(&r) {
+                for s in ident.sessions.iter().filter(|s| s.id != from_session) {
+                    if s.offer(&r, &frame) {
+                        report.delivered = report.delivered.saturating_add(1);
                     }
                 }
-                None if g.known.contains(&r) => report.offline.push(r),
-                None => report.unknown.push(r),
+            }
+            if g.known.contains_key(&r) {
+                report.known.push(r);
+            } else {
+                report.unknown.push(r);
             }
         }
         report
     }
 
-    /// Closes every session whose certificate serial is revoked.
+    /// Records the CRL and closes every session whose certificate serial is
+    /// revoked.
     pub(crate) fn kill_revoked(&self, revoked: &HashSet<Vec<u8>>) -> usize {
-        let g = self.lock();
+        let mut g = self.lock();
+        g.revoked = revoked.clone();
         let mut n = 0;
         for (name, ident) in &g.online {
             for s in ident

@@ -30,8 +30,17 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub(crate) struct Shared {
     pub config: Config,
     pub registry: Registry,
+    pub store: crate::store::StoreHandle,
     tls: RwLock<Arc<ServerConfig>>,
     pub observer: std::sync::OnceLock<mpsc::Sender<Observed>>,
+}
+
+/// Wall-clock time, Unix milliseconds.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Frames queued for an observer before further observations are dropped.
@@ -121,13 +130,24 @@ fn refusal_reason(e: &std::io::Error) -> String {
 }
 
 impl Server {
-    /// Loads the TLS material from `pki` and binds `config.listen`.
+    /// Loads the TLS material from `pki` and binds `config.listen`, with an
+    /// in-memory message store (nothing survives a restart: tests, demo).
     pub async fn bind(config: Config, pki: PkiDir) -> Result<Self, ServerError> {
+        let store = crate::store::sqlite::SqliteStore::in_memory()?;
+        Self::bind_with_store(config, pki, store).await
+    }
+
+    /// Like [`Server::bind`], with the given durable store.
+    pub async fn bind_with_store(
+        config: Config,
+        pki: PkiDir,
+        store: impl crate::store::MessageStore,
+    ) -> Result<Self, ServerError> {
         config.validate().map_err(|reason| ServerError::Config {
             path: "<config>".into(),
             reason,
         })?;
-        let (tls, _) = build_tls(&pki)?;
+        let (tls, revoked) = build_tls(&pki)?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -135,8 +155,14 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let store = crate::store::StoreHandle::spawn(store);
+        let registry = Registry::new(&config);
+        registry.load_known(store.users().await?);
+        registry.kill_revoked(&revoked);
+        registry.forget_revoked(&revoked);
         let shared = Arc::new(Shared {
-            registry: Registry::new(&config),
+            store,
+            registry,
             config,
             tls: RwLock::new(Arc::new(tls)),
             observer: std::sync::OnceLock::new(),
@@ -185,6 +211,7 @@ impl Server {
         let limit = Arc::new(Semaphore::new(cfg.max_connections));
 
         let watcher = tokio::spawn(watch_crl(shared.clone(), pki, reload));
+        let sweeper = tokio::spawn(sweep_store(shared.clone()));
 
         let accept_loop = async {
             loop {
@@ -230,6 +257,7 @@ impl Server {
             }
         }
         watcher.abort();
+        sweeper.abort();
         drop(listener);
         drop(notify_shutdown);
         drop(done_tx);
@@ -265,9 +293,36 @@ async fn watch_crl(shared: Arc<Shared>, pki: PkiDir, reload: Arc<Notify>) {
                     *g = Arc::new(cfg);
                 }
                 let n = shared.registry.kill_revoked(&revoked);
+                let gone = shared.registry.forget_revoked(&revoked);
+                if !gone.is_empty() {
+                    info!(users = ?gone, "revoked users removed from the directory");
+                }
+                if let Err(e) = shared
+                    .store
+                    .write_detached(crate::store::WriteOp::RemoveRevoked(revoked.clone()))
+                    .await
+                {
+                    crate::store::log_failure("removing revoked users", &e);
+                }
                 info!(revoked = revoked.len(), disconnected = n, "CRL reloaded");
             }
             Err(e) => error!(error = %e, "CRL reload failed; keeping the previous configuration"),
+        }
+    }
+}
+
+/// Deletes expired stored messages periodically.
+async fn sweep_store(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Config::d(shared.config.store_sweep_ms));
+    loop {
+        tick.tick().await;
+        let before = unix_ms().saturating_sub(shared.config.store_ttl_ms);
+        match shared.store.write(crate::store::WriteOp::Expire(before)).await {
+            Ok(crate::store::WriteResult::Removed(n)) if n > 0 => {
+                info!(removed = n, "expired stored messages deleted");
+            }
+            Ok(_) => {}
+            Err(e) => crate::store::log_failure("expiry", &e),
         }
     }
 }

@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use base64::Engine;
 use blindrelay_net::{FrameReader, FrameWriter, NetError, WRITE_BATCH_FRAMES};
-use blindrelay_wire::{GoodbyeCode, Message, MessageId, Routed, StatusKind, Target, UserName};
+use blindrelay_wire::{
+    Frame, FrameType, GoodbyeCode, Message, MessageId, ROUTED_RECEIPT, ROUTED_STORED, Routed,
+    StatusKind, Target, UserName,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::Instant;
@@ -21,7 +24,8 @@ use tracing::{debug, info, warn};
 
 use crate::SECURITY;
 use crate::config::Config;
-use crate::registry::{Kill, Outbound, Refused};
+use crate::registry::{Budget, Kill, Outbound, Refused};
+use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
 use crate::server::Shared;
 
 /// Tracks the fragments of the message in progress on one connection.
@@ -103,71 +107,93 @@ pub(crate) async fn run(
         .unwrap_or_default();
 
     let (rd, wr) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel::<Outbound>(cfg.outgoing_queue_frames);
+    let (backlog_tx, backlog_rx) = mpsc::channel::<Outbound>(cfg.backlog_queue_frames);
     let (kill_tx, mut kill_rx) = watch::channel::<Option<Kill>>(None);
     let kill_tx = Arc::new(kill_tx);
-    let writer = tokio::spawn(write_loop(
-        FrameWriter::new(wr, Config::d(cfg.write_timeout_ms)),
-        rx,
-        kill_tx.clone(),
-    ));
-
-    let login = shared.registry.login(
-        &identity,
-        cert.clone(),
-        serial,
-        tx.clone(),
-        kill_tx.clone(),
-        Instant::now(),
-    );
-    let login = match login {
-        Ok(l) => l,
-        Err(Refused::CoolDown(d)) => {
-            warn!(target: SECURITY, %identity, %peer,
-                "refused: identity is in its rate-limit cool-down (restarted for {} s)", d.as_secs());
-            let bye = Message::Goodbye {
-                code: GoodbyeCode::CoolDown,
-                reason: format!("rate limit cool-down, retry in {} s", d.as_secs()),
-            };
-            finish(tx, writer, &bye, cfg).await;
-            return;
-        }
-    };
-    info!(%identity, %peer, session = login.id, "connected; sending directory ({} online)", login.directory.len());
-
-    let mut hello = vec![Message::Welcome {
+    let welcome = Message::Welcome {
         identity: identity.clone(),
         rate_max: cfg.rate_max_messages,
         rate_window_ms: u32::try_from(cfg.rate_window_ms).unwrap_or(u32::MAX),
         keepalive_ms: u32::try_from(cfg.keepalive_ms).unwrap_or(u32::MAX),
         max_fragments: blindrelay_wire::MAX_FRAGMENTS,
-    }];
-    let count = u16::try_from(login.directory.len()).unwrap_or(u16::MAX);
-    for (name, cert_der) in login.directory {
-        hello.push(Message::Peer {
-            event: blindrelay_wire::PeerEvent::Listed,
-            name,
-            cert_der,
-        });
-    }
-    hello.push(Message::DirectoryEnd { count });
-    let mut end = None;
-    for m in &hello {
-        if let Some(f) = frame(m)
-            && tx.send(f).await.is_err()
-        {
-            end = Some(End::Broken("writer closed".into()));
-            break;
+        store_ttl_s: u32::try_from(cfg.store_ttl_ms / 1000).unwrap_or(u32::MAX),
+    };
+    let login = shared.registry.login(
+        &identity,
+        cert.clone(),
+        serial,
+        &welcome,
+        kill_tx.clone(),
+        Instant::now(),
+    );
+    let writer_for = |rx, backlog_rx| {
+        tokio::spawn(write_loop(
+            FrameWriter::new(wr, Config::d(cfg.write_timeout_ms)),
+            rx,
+            backlog_rx,
+            kill_tx.clone(),
+        ))
+    };
+    let (login, writer) = match login {
+        Ok(l) => {
+            let crate::registry::Login { id, tx, rx } = l;
+            let writer = writer_for(rx, backlog_rx);
+            ((id, tx), writer)
         }
+        Err(refused) => {
+            let (tx, rx) = mpsc::channel::<Outbound>(2);
+            let writer = writer_for(rx, backlog_rx);
+            let bye = match refused {
+                Refused::CoolDown(d) => {
+                    warn!(target: SECURITY, %identity, %peer,
+                        "refused: identity is in its rate-limit cool-down (restarted for {} s)", d.as_secs());
+                    Message::Goodbye {
+                        code: GoodbyeCode::CoolDown,
+                        reason: format!("rate limit cool-down, retry in {} s", d.as_secs()),
+                    }
+                }
+                Refused::Revoked => {
+                    warn!(target: SECURITY, %identity, %peer,
+                        "refused: certificate revoked (handshake verified against an older CRL)");
+                    Message::Goodbye {
+                        code: GoodbyeCode::Revoked,
+                        reason: "certificate revoked".into(),
+                    }
+                }
+            };
+            drop(backlog_tx);
+            finish(tx, writer, &bye, cfg).await;
+            return;
+        }
+    };
+    let (login_id, tx) = login;
+    if let Err(e) = shared
+        .store
+        .write_detached(WriteOp::UpsertUser {
+            name: identity.clone(),
+            cert: cert.clone(),
+            serial: blindrelay_pki::CertInfo::from_der(&cert)
+                .map(|i| i.serial)
+                .unwrap_or_default(),
+            now_ms: crate::server::unix_ms(),
+        })
+        .await
+    {
+        crate::store::log_failure("recording the user", &e);
     }
+    info!(%identity, %peer, session = login_id, "connected");
+    let end: Option<End> = None;
 
+    let backlog = tokio::spawn(stream_backlog(shared.clone(), identity.clone(), backlog_tx));
     let mut reader = FrameReader::new(rd);
     let mut state = SessionState {
         identity: identity.clone(),
-        id: login.id,
+        id: login_id,
         peer,
         tracker: FragmentTracker::default(),
         spoof_strikes: 0,
+        current: Vec::new(),
+        inflight: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight_stores)),
     };
     let end = match end {
         Some(e) => e,
@@ -189,7 +215,7 @@ pub(crate) async fn run(
                         Ok(None) => break End::Normal,
                         Ok(Some(f)) => match Message::from_frame(&f) {
                             Ok(msg) => {
-                                if let Some(e) = state.handle(msg, &shared, &tx) {
+                                if let Some(e) = state.handle(msg, &shared, &tx).await {
                                     break e;
                                 }
                             }
@@ -217,20 +243,21 @@ pub(crate) async fn run(
         },
     };
 
-    shared.registry.logout(&identity, login.id);
+    shared.registry.logout(&identity, login_id);
+    backlog.abort();
     match end {
         End::Normal => {
-            info!(%identity, %peer, session = login.id, "disconnected");
+            info!(%identity, %peer, session = login_id, "disconnected");
             drop(tx);
             let _ = tokio::time::timeout(Config::d(cfg.write_timeout_ms), writer).await;
         }
         End::Cause(code, reason) => {
-            info!(%identity, %peer, session = login.id, ?code, %reason, "disconnected by the server");
+            info!(%identity, %peer, session = login_id, ?code, %reason, "disconnected by the server");
             let bye = Message::Goodbye { code, reason };
             finish(tx, writer, &bye, cfg).await;
         }
         End::Broken(reason) => {
-            info!(%identity, %peer, session = login.id, %reason, "connection lost");
+            info!(%identity, %peer, session = login_id, %reason, "connection lost");
             writer.abort();
         }
     }
@@ -257,20 +284,67 @@ async fn finish(
     }
 }
 
+/// Streams the identity's stored messages (oldest first) into the backlog
+/// queue. The queue is bounded and awaited, so a backlog of any size costs a
+/// fixed amount of memory and never counts against the live queue.
+async fn stream_backlog(shared: Arc<Shared>, identity: UserName, tx: mpsc::Sender<Outbound>) {
+    let mut after = 0i64;
+    let mut sent = 0usize;
+    loop {
+        let page = match shared.store.backlog(identity.clone(), after).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(%identity, error = %e, "cannot read the backlog");
+                return;
+            }
+        };
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for f in page {
+            let Ok(frame) = Frame::new(FrameType::Deliver, f.body) else {
+                continue;
+            };
+            if tx.send(Arc::from(frame.encode())).await.is_err() {
+                return;
+            }
+            sent += 1;
+        }
+    }
+    if sent > 0 {
+        info!(%identity, fragments = sent, "delivered the stored backlog");
+    }
+}
+
 async fn write_loop<W>(
     mut writer: FrameWriter<W>,
     mut rx: mpsc::Receiver<Outbound>,
+    mut backlog: mpsc::Receiver<Outbound>,
     kill: Arc<watch::Sender<Option<Kill>>>,
 ) where
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let mut batch: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    let mut live: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    let mut old: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    let mut backlog_open = true;
     loop {
-        let n = rx.recv_many(&mut batch, WRITE_BATCH_FRAMES).await;
-        if n == 0 {
-            break;
-        }
-        if let Err(e) = writer.write_batch(&batch).await {
+        // Live frames first; the backlog fills the gaps.
+        let batch = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut live, WRITE_BATCH_FRAMES) => {
+                if n == 0 {
+                    break;
+                }
+                &mut live
+            }
+            n = backlog.recv_many(&mut old, WRITE_BATCH_FRAMES), if backlog_open => {
+                if n == 0 {
+                    backlog_open = false;
+                    continue;
+                }
+                &mut old
+            }
+        };
+        if let Err(e) = writer.write_batch(batch).await {
             let reason = match e {
                 NetError::WriteTimeout => "client not reading (write timeout)".to_string(),
                 other => other.to_string(),
@@ -292,11 +366,22 @@ struct SessionState {
     peer: SocketAddr,
     tracker: FragmentTracker,
     spoof_strikes: u32,
+    /// Fragments of the message in progress, as they will be stored.
+    current: Vec<Vec<u8>>,
+    /// Bounds the messages waiting for their store commit.
+    inflight: Arc<tokio::sync::Semaphore>,
+}
+
+/// The routed body as the store keeps it (with the STORED flag).
+fn stored_body(r: &Routed) -> Option<Vec<u8>> {
+    let mut r = r.clone();
+    r.flags |= ROUTED_STORED;
+    Message::Deliver(r).to_frame().ok().map(|f| f.body().to_vec())
 }
 
 impl SessionState {
     /// Handles one message; `Some` ends the session.
-    fn handle(
+    async fn handle(
         &mut self,
         msg: Message,
         shared: &Shared,
@@ -318,6 +403,19 @@ impl SessionState {
             }
             Message::Pong(_) => None,
             Message::Goodbye { .. } => Some(End::Normal),
+            Message::Ack(ids) => {
+                if !shared.registry.allow(identity, Budget::Ack, Instant::now()) {
+                    warn!(target: SECURITY, %identity, %peer,
+                        "DoS attack detected: more than {} acknowledgements in {} ms; forced disconnection",
+                        cfg.ack_rate_max, cfg.rate_window_ms);
+                    shared.registry.start_cooldown(identity, Instant::now());
+                    return Some(End::Cause(GoodbyeCode::RateLimited, "acknowledgement rate exceeded".into()));
+                }
+                if let Err(e) = shared.store.write_detached(WriteOp::Ack(identity.clone(), ids)).await {
+                    crate::store::log_failure("acknowledgement", &e);
+                }
+                None
+            }
             Message::Send(routed) => {
                 if routed.sender != *identity {
                     self.spoof_strikes += 1;
@@ -336,16 +434,38 @@ impl SessionState {
                     warn!(target: SECURITY, %identity, %peer, reason = why, "protocol violation, disconnecting");
                     return Some(End::Cause(GoodbyeCode::ProtocolViolation, why.into()));
                 }
+                let receipt = routed.flags & ROUTED_RECEIPT != 0;
+                let bad_flags = if routed.flags & ROUTED_STORED != 0 {
+                    Some("the stored flag is set by the relay only")
+                } else if receipt
+                    && (routed.fragment.count() != 1 || routed.target == Target::Everyone)
+                {
+                    Some("a receipt is one fragment to named users")
+                } else {
+                    None
+                };
+                if let Some(why) = bad_flags {
+                    warn!(target: SECURITY, %identity, %peer, reason = why, "protocol violation, disconnecting");
+                    return Some(End::Cause(GoodbyeCode::ProtocolViolation, why.into()));
+                }
                 let now = Instant::now();
-                if routed.fragment.is_first() && !shared.registry.allow_message(identity, now) {
+                let budget = if receipt { Budget::Receipt } else { Budget::Message };
+                if routed.fragment.is_first() && !shared.registry.allow(identity, budget, now) {
+                    let max = if receipt { cfg.receipt_rate_max } else { cfg.rate_max_messages };
                     warn!(target: SECURITY, %identity, %peer,
-                        "DoS attack detected: more than {} messages in {} ms; forced disconnection and {} ms cool-down",
-                        cfg.rate_max_messages, cfg.rate_window_ms, cfg.cooldown_ms);
+                        "DoS attack detected: more than {max} {} in {} ms; forced disconnection and {} ms cool-down",
+                        if receipt { "receipts" } else { "messages" }, cfg.rate_window_ms, cfg.cooldown_ms);
                     shared.registry.start_cooldown(identity, now);
                     return Some(End::Cause(
                         GoodbyeCode::RateLimited,
                         "rate limit exceeded".into(),
                     ));
+                }
+                if routed.fragment.is_first() {
+                    self.current.clear();
+                }
+                if let Some(b) = stored_body(&routed) {
+                    self.current.push(b);
                 }
                 let msg_id = routed.msg_id;
                 let last = routed.fragment.is_last();
@@ -368,12 +488,15 @@ impl SessionState {
                 let report = shared.registry.route(self.id, routed);
                 debug!(%identity, msg = %msg_id.to_hex(), delivered = report.delivered, "relayed");
                 if last {
-                    let mut statuses: Vec<StatusKind> = report
-                        .offline
-                        .into_iter()
-                        .map(StatusKind::Offline)
-                        .collect();
-                    statuses.extend(report.unknown.into_iter().map(StatusKind::Unknown));
+                    let fragments = std::mem::take(&mut self.current);
+                    if let Some(end) = self
+                        .persist(shared, tx, msg_id, report.known, fragments)
+                        .await
+                    {
+                        return Some(end);
+                    }
+                    let mut statuses: Vec<StatusKind> =
+                        report.unknown.into_iter().map(StatusKind::Unknown).collect();
                     statuses.push(StatusKind::Accepted {
                         delivered: report.delivered,
                     });
@@ -402,6 +525,87 @@ impl SessionState {
     }
 }
 
+impl SessionState {
+    /// Queues the finished message for every known recipient; once the
+    /// store has committed it, the sender is told (`Stored`, and
+    /// `QuotaExceeded` for full mailboxes). Waits only for room in the store
+    /// queue and for an in-flight permit, not for the commit.
+    async fn persist(
+        &self,
+        shared: &Shared,
+        tx: &mpsc::Sender<Outbound>,
+        msg_id: MessageId,
+        recipients: Vec<UserName>,
+        fragments: Vec<Vec<u8>>,
+    ) -> Option<End> {
+        if recipients.is_empty() || fragments.is_empty() {
+            return None;
+        }
+        let cfg = &shared.config;
+        let Ok(permit) = self.inflight.clone().acquire_owned().await else {
+            return None;
+        };
+        let now = crate::server::unix_ms();
+        let msgs: Vec<NewMessage> = recipients
+            .iter()
+            .map(|r| NewMessage {
+                recipient: r.clone(),
+                msg_id,
+                fragments: fragments.clone(),
+                created_ms: now,
+            })
+            .collect();
+        let quota = Quota {
+            max_messages: cfg.quota_messages,
+            max_bytes: cfg.quota_bytes,
+        };
+        let rx = match shared.store.write_pipelined(WriteOp::Persist(msgs, quota)).await {
+            Ok(rx) => rx,
+            Err(e) => {
+                crate::store::log_failure("storing a message", &e);
+                return None;
+            }
+        };
+        let tx = tx.clone();
+        let identity = self.identity.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let outcomes = match rx.await {
+                Ok(Ok(WriteResult::Persisted(o))) => o,
+                Ok(Err(e)) => {
+                    warn!(%identity, msg = %msg_id.to_hex(), error = %e, "message not stored");
+                    return;
+                }
+                _ => return,
+            };
+            let mut stored = 0u16;
+            let mut frames = Vec::new();
+            for (r, o) in recipients.into_iter().zip(outcomes) {
+                match o {
+                    PersistOutcome::Stored | PersistOutcome::Duplicate => stored = stored.saturating_add(1),
+                    PersistOutcome::QuotaExceeded => {
+                        info!(%identity, recipient = %r, "recipient's mailbox is full");
+                        frames.push(Message::Status {
+                            msg_id,
+                            kind: StatusKind::QuotaExceeded(r),
+                        });
+                    }
+                }
+            }
+            frames.push(Message::Status {
+                msg_id,
+                kind: StatusKind::Stored { recipients: stored },
+            });
+            for m in frames {
+                if let Some(f) = frame(&m) {
+                    let _ = tx.send(f).await;
+                }
+            }
+        });
+        None
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -412,6 +616,7 @@ mod tests {
         Routed {
             msg_id: MessageId([id; 16]),
             fragment: FragmentPos::new(i, c).unwrap(),
+            flags: 0,
             sender: UserName::new("alice").unwrap(),
             target: Target::Users(vec![UserName::new(to).unwrap()]),
             payload: vec![],

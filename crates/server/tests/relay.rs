@@ -73,7 +73,7 @@ async fn presence_directory_joins_and_leaves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn routes_to_one_to_everyone_and_reports_offline_and_unknown() {
+async fn routes_to_one_to_everyone_stores_for_the_offline_and_reports_unknown() {
     let pki = TestPki::new(&["alice", "bob", "carol", "dave"]);
     let server = TestServer::start(&pki, config()).await;
     let mut alice = Client::connect(server.addr, &pki, "alice").await;
@@ -99,20 +99,29 @@ async fn routes_to_one_to_everyone_and_reports_offline_and_unknown() {
 
     let id = alice.send_to(&["dave", "zed"], b"x").await;
     let mut statuses = vec![];
-    for _ in 0..3 {
-        match alice.recv_skip_presence().await {
+    while statuses.len() < 3 {
+        match alice.recv().await {
             Message::Status { msg_id, kind } if msg_id == id => statuses.push(kind),
+            // Store confirmations of the earlier messages.
+            Message::Status { .. } | Message::Peer { .. } | Message::PeerLeft { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
     }
+    statuses.sort_by_key(|k| format!("{k:?}"));
+    // dave is known (logged in once): the message is stored for him; zed is
+    // unknown. Accepted comes at once, Stored after the commit.
     assert_eq!(
         statuses,
         vec![
-            StatusKind::Offline(name("dave")),
+            StatusKind::Accepted { delivered: 0 },
+            StatusKind::Stored { recipients: 1 },
             StatusKind::Unknown(name("zed")),
-            StatusKind::Accepted { delivered: 0 }
         ]
     );
+    // dave logs in and gets it from the store.
+    let mut dave = Client::connect(server.addr, &pki, "dave").await;
+    let r = expect_deliver(&mut dave, "alice", b"x").await;
+    assert_eq!(r.flags & blindrelay_wire::ROUTED_STORED, blindrelay_wire::ROUTED_STORED);
     server.shutdown().await;
 }
 
@@ -439,6 +448,9 @@ async fn session_cap_closes_the_oldest_and_messages_reach_every_session() {
     assert_eq!(expect_accepted(&mut bob, id).await, 2);
     let mut a3 = Client::connect(server.addr, &pki, "alice").await;
     assert_eq!(a1.expect_closed().await, Some(GoodbyeCode::SessionLimit));
+    // Nobody acknowledged "to both", so the new session gets it from the store.
+    let r = expect_deliver(&mut a3, "bob", b"to both").await;
+    assert_eq!(r.flags & blindrelay_wire::ROUTED_STORED, blindrelay_wire::ROUTED_STORED);
     // Alice never went offline, so bob saw no leave.
     bob.expect_silence(QUIET).await;
     let id = bob.send_to(&["alice"], b"again").await;

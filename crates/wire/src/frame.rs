@@ -35,6 +35,8 @@ pub enum FrameType {
     Pong = 0x02,
     /// Client to server: a routed message (one fragment).
     Send = 0x10,
+    /// Client to server: acknowledges received messages.
+    Ack = 0x11,
     /// Server to client: a routed message (one fragment) from another user.
     Deliver = 0x20,
     /// Server to client: the fate of a message the client sent.
@@ -58,6 +60,7 @@ impl FrameType {
             0x01 => Self::Ping,
             0x02 => Self::Pong,
             0x10 => Self::Send,
+            0x11 => Self::Ack,
             0x20 => Self::Deliver,
             0x21 => Self::Status,
             0x30 => Self::Welcome,
@@ -169,6 +172,7 @@ mod tests {
             Just(FrameType::Ping),
             Just(FrameType::Pong),
             Just(FrameType::Send),
+            Just(FrameType::Ack),
             Just(FrameType::Deliver),
             Just(FrameType::Status),
             Just(FrameType::Welcome),

@@ -24,6 +24,14 @@ pub const MAX_RECIPIENTS: usize = 64;
 pub const CERT_MAX_LEN: usize = 3072;
 /// The longest goodbye reason, in bytes.
 pub const REASON_MAX_LEN: usize = 200;
+/// The most message ids one `Ack` may carry.
+pub const MAX_ACK_IDS: usize = 200;
+/// `Routed::flags`: this message is an end-to-end delivery receipt (set by
+/// the sender; single fragment; counted against the receipt budget).
+pub const ROUTED_RECEIPT: u8 = 0x01;
+/// `Routed::flags`: delivered from the relay's store rather than live (set
+/// by the relay only; a client must not send it).
+pub const ROUTED_STORED: u8 = 0x02;
 
 /// A message id, chosen at random by the sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,6 +96,8 @@ pub struct Routed {
     pub msg_id: MessageId,
     /// Position of this fragment.
     pub fragment: FragmentPos,
+    /// [`ROUTED_RECEIPT`], [`ROUTED_STORED`]; other bits must be zero.
+    pub flags: u8,
     /// The declared sender; the relay drops the message unless it equals the
     /// connection's certificate identity.
     pub sender: UserName,
@@ -105,7 +115,7 @@ impl Routed {
             Target::Users(u) => u.iter().map(|n| 1 + n.as_str().len()).sum(),
             Target::Everyone => 0,
         };
-        MESSAGE_ID_LEN + 2 + 2 + 1 + sender.as_str().len() + 1 + 1 + names + 2
+        MESSAGE_ID_LEN + 2 + 2 + 1 + 1 + sender.as_str().len() + 1 + 1 + names + 2
     }
 
     /// The largest payload that fits in one frame for this sender and target.
@@ -117,6 +127,10 @@ impl Routed {
         out.extend_from_slice(&self.msg_id.0);
         out.extend_from_slice(&self.fragment.index.to_be_bytes());
         out.extend_from_slice(&self.fragment.count.to_be_bytes());
+        if self.flags & !(ROUTED_RECEIPT | ROUTED_STORED) != 0 {
+            return Err(WireError::InvalidField("routed flags"));
+        }
+        out.push(self.flags);
         put_name(out, &self.sender);
         match &self.target {
             Target::Users(users) => {
@@ -147,6 +161,10 @@ impl Routed {
         let index = r.u16("fragment index")?;
         let count = r.u16("fragment count")?;
         let fragment = FragmentPos::new(index, count)?;
+        let flags = r.u8("routed flags")?;
+        if flags & !(ROUTED_RECEIPT | ROUTED_STORED) != 0 {
+            return Err(WireError::InvalidField("routed flags"));
+        }
         let sender = get_name(r, "sender")?;
         let tag = r.u8("target")?;
         let n = usize::from(r.u8("recipient count")?);
@@ -166,6 +184,7 @@ impl Routed {
         Ok(Self {
             msg_id: MessageId(id),
             fragment,
+            flags,
             sender,
             target,
             payload,
@@ -200,6 +219,15 @@ pub enum StatusKind {
     Offline(UserName),
     /// The relay has never seen this recipient.
     Unknown(UserName),
+    /// The whole message is durably stored (committed) for this many
+    /// recipients; it stays stored until each acknowledges it.
+    Stored {
+        /// Recipients it was stored for.
+        recipients: u16,
+    },
+    /// This recipient's mailbox is full (message or byte quota): the message
+    /// was not stored for them.
+    QuotaExceeded(UserName),
 }
 
 /// Why a `Peer` message is sent.
@@ -209,6 +237,8 @@ pub enum PeerEvent {
     Listed = 0,
     /// The user has just come online.
     Joined = 1,
+    /// Part of the directory: a known user who is offline.
+    Offline = 2,
 }
 
 /// Why a connection is being closed. Values are part of the protocol.
@@ -265,6 +295,9 @@ pub enum Message {
     Pong(u64),
     /// Client to server: one fragment of a routed message.
     Send(Routed),
+    /// Client to server: these messages were received and processed; the
+    /// relay may delete them from the store (1 to [`MAX_ACK_IDS`] ids).
+    Ack(Vec<MessageId>),
     /// Server to client: one fragment of a routed message.
     Deliver(Routed),
     /// Server to client: the fate of a sent message.
@@ -286,6 +319,9 @@ pub enum Message {
         keepalive_ms: u32,
         /// The most fragments one message may have.
         max_fragments: u16,
+        /// How long the relay stores undelivered messages, in seconds (the
+        /// freshness window for messages delivered from the store).
+        store_ttl_s: u32,
     },
     /// Server to client: a user and their DER certificate.
     Peer {
@@ -322,6 +358,7 @@ impl Message {
             Message::Ping(_) => FrameType::Ping,
             Message::Pong(_) => FrameType::Pong,
             Message::Send(_) => FrameType::Send,
+            Message::Ack(_) => FrameType::Ack,
             Message::Deliver(_) => FrameType::Deliver,
             Message::Status { .. } => FrameType::Status,
             Message::Welcome { .. } => FrameType::Welcome,
@@ -336,7 +373,11 @@ impl Message {
     pub fn is_client_to_server(&self) -> bool {
         matches!(
             self,
-            Message::Ping(_) | Message::Pong(_) | Message::Send(_) | Message::Goodbye { .. }
+            Message::Ping(_)
+                | Message::Pong(_)
+                | Message::Send(_)
+                | Message::Ack(_)
+                | Message::Goodbye { .. }
         )
     }
 
@@ -346,6 +387,15 @@ impl Message {
         match self {
             Message::Ping(v) | Message::Pong(v) => b.extend_from_slice(&v.to_be_bytes()),
             Message::Send(r) | Message::Deliver(r) => r.encode(&mut b)?,
+            Message::Ack(ids) => {
+                if ids.is_empty() || ids.len() > MAX_ACK_IDS {
+                    return Err(WireError::InvalidField("ack count"));
+                }
+                b.push(ids.len() as u8);
+                for id in ids {
+                    b.extend_from_slice(&id.0);
+                }
+            }
             Message::Status { msg_id, kind } => {
                 b.extend_from_slice(&msg_id.0);
                 match kind {
@@ -361,6 +411,14 @@ impl Message {
                         b.push(2);
                         put_name(&mut b, n);
                     }
+                    StatusKind::Stored { recipients } => {
+                        b.push(3);
+                        b.extend_from_slice(&recipients.to_be_bytes());
+                    }
+                    StatusKind::QuotaExceeded(n) => {
+                        b.push(4);
+                        put_name(&mut b, n);
+                    }
                 }
             }
             Message::Welcome {
@@ -369,12 +427,14 @@ impl Message {
                 rate_window_ms,
                 keepalive_ms,
                 max_fragments,
+                store_ttl_s,
             } => {
                 put_name(&mut b, identity);
                 b.extend_from_slice(&rate_max.to_be_bytes());
                 b.extend_from_slice(&rate_window_ms.to_be_bytes());
                 b.extend_from_slice(&keepalive_ms.to_be_bytes());
                 b.extend_from_slice(&max_fragments.to_be_bytes());
+                b.extend_from_slice(&store_ttl_s.to_be_bytes());
             }
             Message::Peer {
                 event,
@@ -414,6 +474,19 @@ impl Message {
             FrameType::Pong => Message::Pong(r.u64("pong")?),
             FrameType::Send => Message::Send(Routed::decode(&mut r)?),
             FrameType::Deliver => Message::Deliver(Routed::decode(&mut r)?),
+            FrameType::Ack => {
+                let n = usize::from(r.u8("ack count")?);
+                if n == 0 || n > MAX_ACK_IDS {
+                    return Err(WireError::InvalidField("ack count"));
+                }
+                let mut ids = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let mut id = [0u8; MESSAGE_ID_LEN];
+                    id.copy_from_slice(r.take(MESSAGE_ID_LEN, "message id")?);
+                    ids.push(MessageId(id));
+                }
+                Message::Ack(ids)
+            }
             FrameType::Status => {
                 let mut id = [0u8; MESSAGE_ID_LEN];
                 id.copy_from_slice(r.take(MESSAGE_ID_LEN, "message id")?);
@@ -423,6 +496,10 @@ impl Message {
                     },
                     1 => StatusKind::Offline(get_name(&mut r, "recipient")?),
                     2 => StatusKind::Unknown(get_name(&mut r, "recipient")?),
+                    3 => StatusKind::Stored {
+                        recipients: r.u16("stored recipients")?,
+                    },
+                    4 => StatusKind::QuotaExceeded(get_name(&mut r, "recipient")?),
                     _ => return Err(WireError::InvalidField("status code")),
                 };
                 Message::Status {
@@ -436,11 +513,13 @@ impl Message {
                 rate_window_ms: r.u32("rate window")?,
                 keepalive_ms: r.u32("keepalive")?,
                 max_fragments: r.u16("max fragments")?,
+                store_ttl_s: r.u32("store ttl")?,
             },
             FrameType::Peer => {
                 let event = match r.u8("peer event")? {
                     0 => PeerEvent::Listed,
                     1 => PeerEvent::Joined,
+                    2 => PeerEvent::Offline,
                     _ => return Err(WireError::InvalidField("peer event")),
                 };
                 let name = get_name(&mut r, "peer name")?;
@@ -526,6 +605,7 @@ mod tests {
             .prop_map(|(id, (i, c), sender, target, payload)| Routed {
                 msg_id: MessageId(id),
                 fragment: FragmentPos::new(i, c).unwrap(),
+                flags: (id[0] & 3),
                 sender,
                 target,
                 payload,
@@ -538,6 +618,16 @@ mod tests {
             any::<u64>().prop_map(Message::Pong),
             routed().prop_map(Message::Send),
             routed().prop_map(Message::Deliver),
+            proptest::collection::vec(any::<[u8; 16]>(), 1..=MAX_ACK_IDS)
+                .prop_map(|v| Message::Ack(v.into_iter().map(MessageId).collect())),
+            (any::<[u8; 16]>(), any::<u16>()).prop_map(|(id, n)| Message::Status {
+                msg_id: MessageId(id),
+                kind: StatusKind::Stored { recipients: n }
+            }),
+            (any::<[u8; 16]>(), name()).prop_map(|(id, n)| Message::Status {
+                msg_id: MessageId(id),
+                kind: StatusKind::QuotaExceeded(n)
+            }),
             (any::<[u8; 16]>(), any::<u16>()).prop_map(|(id, d)| Message::Status {
                 msg_id: MessageId(id),
                 kind: StatusKind::Accepted { delivered: d }
@@ -555,30 +645,28 @@ mod tests {
                 any::<u16>(),
                 any::<u32>(),
                 any::<u32>(),
-                any::<u16>()
+                any::<u16>(),
+                any::<u32>()
             )
                 .prop_map(
-                    |(identity, rate_max, rate_window_ms, keepalive_ms, max_fragments)| {
+                    |(identity, rate_max, rate_window_ms, keepalive_ms, max_fragments, store_ttl_s)| {
                         Message::Welcome {
                             identity,
                             rate_max,
                             rate_window_ms,
                             keepalive_ms,
                             max_fragments,
+                            store_ttl_s,
                         }
                     }
                 ),
             (
-                any::<bool>(),
+                0usize..3,
                 name(),
                 proptest::collection::vec(any::<u8>(), 1..=CERT_MAX_LEN)
             )
                 .prop_map(|(j, name, cert_der)| Message::Peer {
-                    event: if j {
-                        PeerEvent::Joined
-                    } else {
-                        PeerEvent::Listed
-                    },
+                    event: [PeerEvent::Listed, PeerEvent::Joined, PeerEvent::Offline][j],
                     name,
                     cert_der
                 }),
@@ -601,7 +689,7 @@ mod tests {
 
         #[test]
         fn decode_never_panics_on_any_body(
-            kind in prop::sample::select(vec![0x01u8, 0x02, 0x10, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34]),
+            kind in prop::sample::select(vec![0x01u8, 0x02, 0x10, 0x11, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34]),
             body in proptest::collection::vec(any::<u8>(), 0..=MAX_BODY_LEN),
         ) {
             let frame = Frame::new(FrameType::from_u8(kind).unwrap(), body).unwrap();
@@ -629,6 +717,7 @@ mod tests {
         Message::Send(Routed {
             msg_id: MessageId([7; 16]),
             fragment: FragmentPos::SINGLE,
+            flags: 0,
             sender: alice(),
             target: Target::Users(users),
             payload: vec![1, 2, 3],
@@ -673,8 +762,8 @@ mod tests {
     fn rejects_invalid_names_on_the_wire() {
         let m = send_to(vec![UserName::new("bob").unwrap()]);
         let mut bytes = m.encode().unwrap();
-        // sender name starts after header(4) + id(16) + pos(4) + len(1)
-        bytes[4 + 16 + 4 + 1] = b'A';
+        // sender name starts after header(4) + id(16) + pos(4) + flags(1) + len(1)
+        bytes[4 + 16 + 4 + 1 + 1] = b'A';
         assert_eq!(Message::decode(&bytes[..]), Err(WireError::InvalidName));
     }
 
@@ -694,6 +783,7 @@ mod tests {
         let fits = Message::Send(Routed {
             msg_id: MessageId([0; 16]),
             fragment: FragmentPos::SINGLE,
+            flags: 0,
             sender: alice(),
             target: t.clone(),
             payload: vec![0; room],
@@ -702,6 +792,7 @@ mod tests {
         let too_big = Message::Send(Routed {
             msg_id: MessageId([0; 16]),
             fragment: FragmentPos::SINGLE,
+            flags: 0,
             sender: alice(),
             target: t,
             payload: vec![0; room + 1],

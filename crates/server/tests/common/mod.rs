@@ -15,7 +15,9 @@ use std::time::Duration;
 use blindrelay_net::{FrameReader, FrameWriter, client_config, load_certs, load_private_key};
 use blindrelay_pki::{PkiDir, UserCertOptions};
 use blindrelay_server::{Config, Server, ServerHandle};
-use blindrelay_wire::{FRAME_LEN, FragmentPos, Message, MessageId, Routed, Target, UserName};
+use blindrelay_wire::{
+    FRAME_LEN, FragmentPos, Message, MessageId, Routed, StatusKind, Target, UserName,
+};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -255,11 +257,15 @@ impl Client {
         }
     }
 
-    /// Skips presence messages until a message that is not presence.
+    /// Skips presence messages and store confirmations until another message.
     pub async fn recv_skip_presence(&mut self) -> Message {
         loop {
             match self.recv().await {
                 Message::Peer { .. } | Message::PeerLeft { .. } => continue,
+                Message::Status {
+                    kind: StatusKind::Stored { .. },
+                    ..
+                } => continue,
                 m => return m,
             }
         }
@@ -276,6 +282,10 @@ impl Client {
             match self.try_recv(left).await {
                 Ok(None) => return,
                 Ok(Some(Message::Peer { .. } | Message::PeerLeft { .. })) => continue,
+                Ok(Some(Message::Status {
+                    kind: StatusKind::Stored { .. },
+                    ..
+                })) => continue,
                 other => panic!("{} expected silence, got {other:?}", self.name),
             }
         }
@@ -301,6 +311,7 @@ impl Client {
         Routed {
             msg_id: MessageId(rand_id()),
             fragment: FragmentPos::SINGLE,
+            flags: 0,
             sender: self.name.clone(),
             target: Target::Users(to.iter().map(|t| name(t)).collect()),
             payload: payload.to_vec(),

@@ -1,0 +1,324 @@
+//! The embedded SQLite backend: WAL journal, `synchronous=FULL` (a commit
+//! survives power loss), one connection owned by the store thread.
+
+use std::path::Path;
+
+use blindrelay_wire::{MessageId, UserName};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{MessageStore, NewMessage, PersistOutcome, Quota, StoreError, StoredFragment, WriteOp, WriteResult};
+
+/// SQLite store.
+pub struct SqliteStore {
+    db: Connection,
+}
+
+fn e(err: rusqlite::Error) -> StoreError {
+    StoreError::Backend(err.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|err| StoreError::Backend(format!("{}: {err}", parent.display())))?;
+            }
+        }
+        let db = Connection::open(path).map_err(|err| StoreError::Backend(format!("{}: {err}", path.display())))?;
+        Self::init(db)
+    }
+
+    /// An in-memory store (tests).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(e)?)
+    }
+
+    fn init(db: Connection) -> Result<Self, StoreError> {
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             PRAGMA foreign_keys=ON;
+             CREATE TABLE IF NOT EXISTS messages (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 recipient TEXT NOT NULL,
+                 msg_id BLOB NOT NULL,
+                 frag_index INTEGER NOT NULL,
+                 body BLOB NOT NULL,
+                 created_ms INTEGER NOT NULL,
+                 UNIQUE (recipient, msg_id, frag_index)
+             );
+             CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages(recipient, seq);
+             CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_ms);
+             CREATE TABLE IF NOT EXISTS mailboxes (
+                 recipient TEXT PRIMARY KEY,
+                 messages INTEGER NOT NULL,
+                 bytes INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS users (
+                 name TEXT PRIMARY KEY,
+                 cert BLOB NOT NULL,
+                 serial BLOB NOT NULL,
+                 last_seen_ms INTEGER NOT NULL
+             );",
+        )
+        .map_err(e)?;
+        Ok(Self { db })
+    }
+}
+
+fn persist(tx: &rusqlite::Transaction<'_>, m: &NewMessage, q: Quota) -> Result<PersistOutcome, StoreError> {
+    let exists: bool = tx
+        .query_row(
+            "SELECT 1 FROM messages WHERE recipient = ?1 AND msg_id = ?2 LIMIT 1",
+            params![m.recipient.as_str(), &m.msg_id.0[..]],
+            |_| Ok(()),
+        )
+        .optional()
+        .map_err(e)?
+        .is_some();
+    if exists {
+        return Ok(PersistOutcome::Duplicate);
+    }
+    let (count, bytes): (i64, i64) = tx
+        .query_row(
+            "SELECT messages, bytes FROM mailboxes WHERE recipient = ?1",
+            params![m.recipient.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(e)?
+        .unwrap_or((0, 0));
+    let size = m.bytes();
+    if count as u64 + 1 > q.max_messages || bytes as u64 + size > q.max_bytes {
+        return Ok(PersistOutcome::QuotaExceeded);
+    }
+    let mut ins = tx
+        .prepare_cached(
+            "INSERT INTO messages (recipient, msg_id, frag_index, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .map_err(e)?;
+    for (i, body) in m.fragments.iter().enumerate() {
+        ins.execute(params![m.recipient.as_str(), &m.msg_id.0[..], i as i64, body, m.created_ms as i64])
+            .map_err(e)?;
+    }
+    tx.execute(
+        "INSERT INTO mailboxes (recipient, messages, bytes) VALUES (?1, 1, ?2)
+         ON CONFLICT(recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + ?2",
+        params![m.recipient.as_str(), size as i64],
+    )
+    .map_err(e)?;
+    Ok(PersistOutcome::Stored)
+}
+
+fn ack(tx: &rusqlite::Transaction<'_>, who: &UserName, ids: &[MessageId]) -> Result<u64, StoreError> {
+    let mut removed = 0u64;
+    for id in ids {
+        let bytes: Option<i64> = tx
+            .query_row(
+                "SELECT SUM(LENGTH(body)) FROM messages WHERE recipient = ?1 AND msg_id = ?2",
+                params![who.as_str(), &id.0[..]],
+                |r| r.get(0),
+            )
+            .map_err(e)?;
+        let Some(bytes) = bytes else { continue };
+        tx.execute(
+            "DELETE FROM messages WHERE recipient = ?1 AND msg_id = ?2",
+            params![who.as_str(), &id.0[..]],
+        )
+        .map_err(e)?;
+        tx.execute(
+            "UPDATE mailboxes SET messages = MAX(messages - 1, 0), bytes = MAX(bytes - ?2, 0) WHERE recipient = ?1",
+            params![who.as_str(), bytes],
+        )
+        .map_err(e)?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+fn recount(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DELETE FROM mailboxes;
+         INSERT INTO mailboxes (recipient, messages, bytes)
+           SELECT recipient, COUNT(DISTINCT msg_id), SUM(LENGTH(body)) FROM messages GROUP BY recipient;",
+    )
+    .map_err(e)
+}
+
+impl MessageStore for SqliteStore {
+    fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, StoreError> {
+        let tx = self.db.transaction().map_err(e)?;
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            out.push(match op {
+                WriteOp::Persist(msgs, q) => WriteResult::Persisted(
+                    msgs.iter().map(|m| persist(&tx, m, *q)).collect::<Result<_, _>>()?,
+                ),
+                WriteOp::Ack(who, ids) => WriteResult::Removed(ack(&tx, who, ids)?),
+                WriteOp::Expire(before) => {
+                    let n = tx
+                        .execute("DELETE FROM messages WHERE created_ms < ?1", params![*before as i64])
+                        .map_err(e)?;
+                    if n > 0 {
+                        recount(&tx)?;
+                    }
+                    WriteResult::Removed(n as u64)
+                }
+                WriteOp::UpsertUser { name, cert, serial, now_ms } => {
+                    tx.execute(
+                        "INSERT INTO users (name, cert, serial, last_seen_ms) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(name) DO UPDATE SET cert = ?2, serial = ?3, last_seen_ms = ?4",
+                        params![name.as_str(), cert, serial, *now_ms as i64],
+                    )
+                    .map_err(e)?;
+                    WriteResult::Done
+                }
+                WriteOp::RemoveRevoked(serials) => {
+                    let mut removed = Vec::new();
+                    {
+                        let mut q = tx.prepare_cached("SELECT name, serial FROM users").map_err(e)?;
+                        let rows = q
+                            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                            .map_err(e)?;
+                        for row in rows {
+                            let (name, serial) = row.map_err(e)?;
+                            if serials.contains(&serial) {
+                                if let Ok(n) = UserName::new(&name) {
+                                    removed.push(n);
+                                }
+                            }
+                        }
+                    }
+                    for n in &removed {
+                        tx.execute("DELETE FROM users WHERE name = ?1", params![n.as_str()]).map_err(e)?;
+                    }
+                    WriteResult::UsersRemoved(removed)
+                }
+            });
+        }
+        tx.commit().map_err(e)?;
+        Ok(out)
+    }
+
+    fn backlog(&mut self, recipient: &UserName, after: i64, limit: usize) -> Result<Vec<StoredFragment>, StoreError> {
+        let mut q = self
+            .db
+            .prepare_cached(
+                "SELECT seq, body FROM messages WHERE recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(e)?;
+        let rows = q
+            .query_map(params![recipient.as_str(), after, limit as i64], |r| {
+                Ok(StoredFragment {
+                    seq: r.get(0)?,
+                    body: r.get(1)?,
+                })
+            })
+            .map_err(e)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(e)
+    }
+
+    fn users(&mut self) -> Result<Vec<(UserName, Vec<u8>)>, StoreError> {
+        let mut q = self.db.prepare_cached("SELECT name, cert FROM users ORDER BY name").map_err(e)?;
+        let rows = q
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .map_err(e)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, cert) = row.map_err(e)?;
+            if let Ok(n) = UserName::new(&name) {
+                out.push((n, cert));
+            }
+        }
+        Ok(out)
+    }
+
+    fn totals(&mut self) -> Result<(u64, u64), StoreError> {
+        self.db
+            .query_row("SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(bytes), 0) FROM mailboxes", [], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(e)
+    }
+}
+
+/// Removes the expired and revoked, keeps the rest: unit tests of the backend.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> UserName {
+        UserName::new(s).unwrap()
+    }
+
+    fn msg(to: &str, id: u8, frags: usize, created: u64) -> NewMessage {
+        NewMessage {
+            recipient: n(to),
+            msg_id: MessageId([id; 16]),
+            fragments: (0..frags).map(|i| vec![id, i as u8, 0, 0]).collect(),
+            created_ms: created,
+        }
+    }
+
+    const Q: Quota = Quota {
+        max_messages: 3,
+        max_bytes: 1000,
+    };
+
+    #[test]
+    fn persist_dedup_quota_backlog_ack_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        {
+            let mut s = SqliteStore::open(&path).unwrap();
+            let r = s
+                .apply(&[WriteOp::Persist(vec![msg("bob", 1, 2, 100), msg("bob", 2, 1, 200)], Q)])
+                .unwrap();
+            assert_eq!(r, vec![WriteResult::Persisted(vec![PersistOutcome::Stored, PersistOutcome::Stored])]);
+            let r = s
+                .apply(&[WriteOp::Persist(vec![msg("bob", 1, 2, 100), msg("bob", 3, 1, 300), msg("bob", 4, 1, 400)], Q)])
+                .unwrap();
+            assert_eq!(
+                r,
+                vec![WriteResult::Persisted(vec![
+                    PersistOutcome::Duplicate,
+                    PersistOutcome::Stored,
+                    PersistOutcome::QuotaExceeded
+                ])]
+            );
+        }
+        // Survives reopening.
+        let mut s = SqliteStore::open(&path).unwrap();
+        let b = s.backlog(&n("bob"), 0, 100).unwrap();
+        let bodies: Vec<Vec<u8>> = b.iter().map(|f| f.body.clone()).collect();
+        assert_eq!(bodies, vec![vec![1, 0, 0, 0], vec![1, 1, 0, 0], vec![2, 0, 0, 0], vec![3, 0, 0, 0]]);
+        let page = s.backlog(&n("bob"), b[1].seq, 1).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].body, vec![2, 0, 0, 0]);
+        assert_eq!(s.totals().unwrap(), (3, 16));
+        let r = s.apply(&[WriteOp::Ack(n("bob"), vec![MessageId([1; 16]), MessageId([9; 16])])]).unwrap();
+        assert_eq!(r, vec![WriteResult::Removed(1)]);
+        assert_eq!(s.totals().unwrap(), (2, 8));
+        let r = s.apply(&[WriteOp::Expire(250)]).unwrap();
+        assert_eq!(r, vec![WriteResult::Removed(1)]);
+        assert_eq!(s.totals().unwrap(), (1, 4));
+        assert!(s.backlog(&n("alice"), 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn users_are_remembered_and_revoked_ones_removed() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        s.apply(&[
+            WriteOp::UpsertUser { name: n("alice"), cert: vec![1], serial: vec![10], now_ms: 1 },
+            WriteOp::UpsertUser { name: n("bob"), cert: vec![2], serial: vec![20], now_ms: 1 },
+        ])
+        .unwrap();
+        assert_eq!(s.users().unwrap().len(), 2);
+        let r = s.apply(&[WriteOp::RemoveRevoked([vec![20]].into_iter().collect())]).unwrap();
+        assert_eq!(r, vec![WriteResult::UsersRemoved(vec![n("bob")])]);
+        assert_eq!(s.users().unwrap(), vec![(n("alice"), vec![1])]);
+    }
+}
