@@ -54,11 +54,13 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
             }
         }
         let id = client.send(to, args.text, false).await?;
+        let mut live = 0u16;
         loop {
             match events.recv().await {
-                Some(Event::Sent { msg_id, delivered }) if msg_id == id => {
+                Some(Event::Sent { msg_id, delivered }) if msg_id == id => live = delivered,
+                Some(Event::Stored { msg_id, recipients }) if msg_id == id => {
                     println!(
-                        "accepted by the relay (message {}, delivered to {delivered} session(s))",
+                        "accepted by the relay: message {} stored for {recipients} recipient(s), delivered live to {live} session(s)",
                         id.to_hex()
                     );
                     return Ok(());

@@ -24,6 +24,9 @@ pub(crate) struct ServeArgs {
     /// TOML file with limits and timeouts (see README).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The message store (SQLite) [default: DIR/relay.db].
+    #[arg(long)]
+    store: Option<PathBuf>,
     /// Log a base64 preview of every relayed payload: what the server sees.
     #[arg(long, short)]
     verbose: bool,
@@ -69,7 +72,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             DEV_USERS.join(" and ")
         );
     }
-    let server = Server::bind(config, p).await?;
+    let store_path = args
+        .store
+        .clone()
+        .unwrap_or_else(|| args.dir.dir.join("relay.db"));
+    let store = blindrelay_server::store::sqlite::SqliteStore::open(&store_path)?;
+    let server = Server::bind_with_store(config, p, store).await?;
     let addr = server.local_addr().context("listener address")?;
     let handle = server.handle();
     use tokio::signal::unix::{SignalKind, signal};
@@ -81,7 +89,10 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
             }
         });
     }
-    println!("=== blindrelay relay listening on {addr} (mutual TLS 1.3, 4096-byte frames) ===");
+    println!(
+        "=== blindrelay relay listening on {addr} (mutual TLS 1.3, 4096-byte frames; store {}) ===",
+        store_path.display()
+    );
     server.run(shutdown_signal()).await;
     Ok(())
 }

@@ -70,11 +70,25 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             )
         }
         Event::Sent { .. } => return None,
+        Event::Stored { .. } => return None,
+        Event::Delivered { msg_ids, by } => format!(
+            "  (delivered to {by}: {} message(s), confirmed end to end)",
+            msg_ids.len()
+        ),
+        Event::Reconnecting { reason, in_ms } => format!(
+            "[connection lost: {}; reconnecting in {:.1} s]",
+            sanitize(reason),
+            *in_ms as f64 / 1000.0
+        ),
         Event::Undelivered { name, reason, .. } => match reason {
             UndeliveredReason::Offline => format!("! {name} is offline: not delivered"),
             UndeliveredReason::Unknown => {
                 format!("! {name} is unknown to the relay: not delivered")
             }
+            UndeliveredReason::QuotaExceeded => {
+                format!("! {name}'s mailbox on the relay is full: not stored")
+            }
+            _ => format!("! not delivered to {name}"),
         },
         Event::KeyChanged {
             name,
@@ -124,13 +138,28 @@ pub(crate) fn machine(e: &Event) -> Option<Value> {
         Event::Sent { msg_id, delivered } => {
             json!({"event": "sent", "id": msg_id.to_hex(), "delivered": delivered})
         }
+        Event::Stored { msg_id, recipients } => {
+            json!({"event": "stored", "id": msg_id.to_hex(), "recipients": recipients})
+        }
+        Event::Delivered { msg_ids, by } => json!({
+            "event": "delivered", "by": by.as_str(),
+            "ids": msg_ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>()
+        }),
+        Event::Reconnecting { reason, in_ms } => {
+            json!({"event": "reconnecting", "reason": reason, "in_ms": in_ms})
+        }
         Event::Undelivered {
             msg_id,
             name,
             reason,
         } => json!({
             "event": "undelivered", "id": msg_id.to_hex(), "name": name.as_str(),
-            "reason": match reason { UndeliveredReason::Offline => "offline", UndeliveredReason::Unknown => "unknown" }
+            "reason": match reason {
+                UndeliveredReason::Offline => "offline",
+                UndeliveredReason::Unknown => "unknown",
+                UndeliveredReason::QuotaExceeded => "quota_exceeded",
+                _ => "other",
+            }
         }),
         Event::KeyChanged {
             name,

@@ -1,15 +1,19 @@
 //! The connection task: mutual TLS to the relay, the read loop, keep-alives,
-//! and the [`ClientHandle`] the user interface talks to.
+//! acknowledgements and receipts, reconnection with exponential backoff and
+//! jitter, and the [`ClientHandle`] the user interface talks to.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key};
-use blindrelay_wire::{FRAME_LEN, Message, MessageId, UserName};
+use blindrelay_wire::{FRAME_LEN, GoodbyeCode, Message, MessageId, UserName};
+use rustls::ClientConfig as TlsConfig;
 use rustls_pki_types::ServerName;
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use crate::core::ClientCore;
 use crate::event::Event;
@@ -28,6 +32,14 @@ pub const COMMAND_QUEUE: usize = 64;
 pub const EVENT_QUEUE: usize = 1024;
 /// Housekeeping interval (reassembly expiry, replay-cache pruning).
 pub const TICK: Duration = Duration::from_secs(5);
+/// How often acknowledgements are flushed.
+pub const ACK_FLUSH: Duration = Duration::from_millis(200);
+/// How often delivery receipts are flushed (at most ten per flush).
+pub const RECEIPT_FLUSH: Duration = Duration::from_secs(1);
+/// First reconnection delay; doubles up to [`BACKOFF_MAX`], with ±50 % jitter.
+pub const BACKOFF_START: Duration = Duration::from_millis(500);
+/// Longest reconnection delay.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 enum Command {
     Send {
@@ -68,8 +80,9 @@ impl ClientHandle {
         &self.name
     }
 
-    /// Seals and sends `text` to `to`. Returns once it is written; the
-    /// relay's acceptance arrives as [`Event::Sent`].
+    /// Writes `text` for `to` to the outbox and sends it (now, or after the
+    /// next reconnect). The relay's progress arrives as [`Event::Sent`],
+    /// [`Event::Stored`] and, from each recipient, [`Event::Delivered`].
     pub async fn send(
         &self,
         to: Vec<UserName>,
@@ -90,12 +103,13 @@ impl ClientHandle {
         self.ask(Command::Online).await
     }
 
-    /// The safety number shared with `name`.
+    /// The safety number shared with `name` (of a changed certificate, if
+    /// one is pending: displaying it is required before accepting it).
     pub async fn safety_number(&self, name: UserName) -> Result<String, ClientError> {
         self.ask(|r| Command::SafetyNumber(name, r)).await?
     }
 
-    /// Accepts `name`'s changed certificate.
+    /// Accepts `name`'s changed certificate (after its safety number was shown).
     pub async fn accept_key(&self, name: UserName) -> Result<String, ClientError> {
         self.ask(|r| Command::Accept(name, r)).await?
     }
@@ -107,46 +121,23 @@ impl ClientHandle {
     }
 }
 
-async fn say_goodbye<W: tokio::io::AsyncWrite + Unpin>(writer: &mut FrameWriter<W>) {
-    let bye = Message::Goodbye {
-        code: blindrelay_wire::GoodbyeCode::Normal,
-        reason: "bye".into(),
-    };
-    if let Ok(b) = bye.encode() {
-        let _ = writer.write_one(&b).await;
-    }
-    let _ = writer.shutdown().await;
-}
+type Reader = FrameReader<ReadHalf<TlsStream<TcpStream>>>;
+type Writer = FrameWriter<WriteHalf<TlsStream<TcpStream>>>;
 
-/// Connects and logs in. Events (starting with [`Event::Connected`]) arrive
-/// on the returned receiver; it closes when the connection ends.
-pub async fn connect(
+/// Connects once and reads the relay's first frame.
+async fn open_session(
     cfg: &ClientConfig,
-) -> Result<(ClientHandle, mpsc::Receiver<Event>), ClientError> {
-    let root = cfg.trust_root()?;
-    let me = cfg.identity(&root, now_ms() / 1000)?;
-    let state = match &cfg.state {
-        Some(p) => ClientState::open(p)?,
-        None => ClientState::in_memory()?,
-    };
-    let ca = load_certs(&cfg.ca).map_err(|e| ClientError::Setup(e.to_string()))?;
-    let ca = ca
-        .into_iter()
-        .next()
-        .ok_or_else(|| ClientError::Setup("empty CA file".into()))?;
-    let chain = load_certs(&cfg.cert).map_err(|e| ClientError::Setup(e.to_string()))?;
-    let key = load_private_key(&cfg.key).map_err(|e| ClientError::Setup(e.to_string()))?;
-    let tls = blindrelay_net::client_config(ca, chain, key)
-        .map_err(|e| ClientError::Setup(e.to_string()))?;
+    tls: &Arc<TlsConfig>,
+    core: &mut ClientCore,
+) -> Result<(Reader, Writer, Vec<Event>), ClientError> {
     let server_name = ServerName::try_from(cfg.server_name.clone())
         .map_err(|_| ClientError::Setup(format!("invalid server name {:?}", cfg.server_name)))?;
-
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, async {
         let tcp = TcpStream::connect(&cfg.server)
             .await
             .map_err(|e| ClientError::Connection(format!("cannot reach {}: {e}", cfg.server)))?;
         let _ = tcp.set_nodelay(true);
-        TlsConnector::from(Arc::new(tls))
+        TlsConnector::from(tls.clone())
             .connect(server_name, tcp)
             .await
             .map_err(|e| {
@@ -155,12 +146,9 @@ pub async fn connect(
     })
     .await
     .map_err(|_| ClientError::Connection(format!("connecting to {} timed out", cfg.server)))??;
-
     let (rd, wr) = tokio::io::split(stream);
     let mut reader = FrameReader::new(rd);
-    let mut writer = FrameWriter::new(wr, WRITE_TIMEOUT);
-    let mut core = ClientCore::new(me, root, state, cfg.freshness);
-
+    let writer = FrameWriter::new(wr, WRITE_TIMEOUT);
     // The relay speaks first: Welcome, or a goodbye / alert if it refuses us.
     let first = reader
         .read_frame(CONNECT_TIMEOUT, FRAME_TIMEOUT)
@@ -183,92 +171,329 @@ pub async fn connect(
             )));
         }
     }
+    let events = core.handle(first, now_ms());
+    Ok((reader, writer, events))
+}
+
+/// Connects and logs in. Events (starting with [`Event::Connected`]) arrive
+/// on the returned receiver. If the connection drops later, the client
+/// reconnects by itself ([`Event::Reconnecting`]); the receiver closes only
+/// after [`ClientHandle::quit`] or a final refusal (revoked certificate,
+/// replaced session).
+pub async fn connect(
+    cfg: &ClientConfig,
+) -> Result<(ClientHandle, mpsc::Receiver<Event>), ClientError> {
+    let root = cfg.trust_root()?;
+    let me = cfg.identity(&root, now_ms() / 1000)?;
+    let state = match &cfg.state {
+        Some(p) => ClientState::open(p)?,
+        None => ClientState::in_memory()?,
+    };
+    let ca = load_certs(&cfg.ca).map_err(|e| ClientError::Setup(e.to_string()))?;
+    let ca = ca
+        .into_iter()
+        .next()
+        .ok_or_else(|| ClientError::Setup("empty CA file".into()))?;
+    let chain = load_certs(&cfg.cert).map_err(|e| ClientError::Setup(e.to_string()))?;
+    let key = load_private_key(&cfg.key).map_err(|e| ClientError::Setup(e.to_string()))?;
+    let tls = Arc::new(
+        blindrelay_net::client_config(ca, chain, key)
+            .map_err(|e| ClientError::Setup(e.to_string()))?,
+    );
+    let mut core = ClientCore::new(me, root, state, cfg.freshness);
+    let (reader, writer, first_events) = open_session(cfg, &tls, &mut core).await?;
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-    for e in core.handle(first, now_ms()) {
+    for e in first_events {
         let _ = ev_tx.send(e).await;
     }
-    let (cmd_tx, mut cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
     let handle = ClientHandle {
         tx: cmd_tx,
         name: cfg.name.clone(),
     };
+    tokio::spawn(supervise(
+        cfg.clone(),
+        tls,
+        core,
+        (reader, writer),
+        cmd_rx,
+        ev_tx,
+    ));
+    Ok((handle, ev_rx))
+}
 
-    tokio::spawn(async move {
-        let keepalive = Duration::from_millis(core.keepalive_ms);
-        let mut ping = tokio::time::interval(keepalive);
-        ping.tick().await;
-        let mut tick = tokio::time::interval(TICK);
-        let mut ping_n = 0u64;
-        let closed = loop {
-            tokio::select! {
-                r = reader.read_frame(keepalive * 3, FRAME_TIMEOUT) => {
-                    let msg = match r {
-                        Ok(Some(f)) => match Message::from_frame(&f) {
-                            Ok(m) => m,
-                            Err(e) => break Event::Closed { code: None, reason: format!("invalid frame from the relay: {e}") },
-                        },
-                        Ok(None) => break Event::Closed { code: None, reason: "the relay closed the connection".into() },
-                        Err(e) => break Event::Closed { code: None, reason: e.to_string() },
-                    };
-                    let mut end = None;
-                    for e in core.handle(msg, now_ms()) {
-                        if matches!(e, Event::Closed { .. }) {
-                            end = Some(e);
-                        } else if ev_tx.send(e).await.is_err() {
-                            end = Some(Event::Closed { code: None, reason: "user interface gone".into() });
+enum End {
+    Quit(Option<oneshot::Sender<()>>),
+    /// The relay refused us for good.
+    Final(Event),
+    Lost(String),
+    UiGone,
+}
+
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    fn reset(&mut self) {
+        self.next = BACKOFF_START;
+    }
+
+    fn delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(BACKOFF_MAX);
+        let mut b = [0u8; 1];
+        let _ = blindrelay_e2e::envelope::fill_random(&mut b);
+        // Jitter in [0.5, 1.5) so that clients dropped together do not
+        // come back together.
+        base.mul_f64(0.5 + f64::from(b[0]) / 256.0)
+    }
+}
+
+async fn supervise(
+    cfg: ClientConfig,
+    tls: Arc<TlsConfig>,
+    mut core: ClientCore,
+    first: (Reader, Writer),
+    mut cmd_rx: mpsc::Receiver<Command>,
+    ev_tx: mpsc::Sender<Event>,
+) {
+    let mut backoff = Backoff {
+        next: BACKOFF_START,
+    };
+    let mut conn = Some(first);
+    loop {
+        let delay = match conn.take() {
+            Some((reader, writer)) => {
+                match run(reader, writer, &mut core, &mut cmd_rx, &ev_tx, &mut backoff).await {
+                    End::Quit(done) => {
+                        let _ = ev_tx
+                            .send(Event::Closed {
+                                code: None,
+                                reason: "quit".into(),
+                            })
+                            .await;
+                        if let Some(d) = done {
+                            let _ = d.send(());
                         }
+                        return;
                     }
-                    if let Some(e) = end {
-                        break e;
-                    }
-                }
-                cmd = cmd_rx.recv() => match cmd {
-                    None => {
-                        say_goodbye(&mut writer).await;
-                        break Event::Closed { code: None, reason: "quit".into() };
-                    }
-                    Some(Command::Quit(done)) => {
-                        say_goodbye(&mut writer).await;
-                        let _ = done.send(());
-                        break Event::Closed { code: None, reason: "quit".into() };
-                    }
-                    Some(Command::Send { to, text, room, reply }) => {
-                        match core.seal_text(&to, &text, room, now_ms()) {
-                            Ok((id, frames)) => {
-                                let bytes: Result<Vec<Box<[u8; FRAME_LEN]>>, _> = frames.iter().map(Message::encode).collect();
-                                let res = match bytes {
-                                    Ok(b) => writer.write_batch(&b).await.map(|_| id).map_err(|e| ClientError::Connection(e.to_string())),
-                                    Err(e) => Err(ClientError::Seal(e.to_string())),
-                                };
-                                let failed = res.is_err();
-                                let _ = reply.send(res);
-                                if failed {
-                                    break Event::Closed { code: None, reason: "write failed".into() };
-                                }
-                            }
-                            Err(e) => { let _ = reply.send(Err(e)); }
-                        }
-                    }
-                    Some(Command::Online(reply)) => { let _ = reply.send(core.online()); }
-                    Some(Command::SafetyNumber(n, reply)) => { let _ = reply.send(core.safety_number(&n)); }
-                    Some(Command::Accept(n, reply)) => { let _ = reply.send(core.accept_key(&n, now_ms())); }
-                },
-                _ = ping.tick() => {
-                    ping_n += 1;
-                    if let Ok(b) = Message::Ping(ping_n).encode()
-                        && writer.write_one(&b).await.is_err()
-                    {
-                        break Event::Closed { code: None, reason: "keep-alive failed".into() };
-                    }
-                }
-                _ = tick.tick() => {
-                    for e in core.tick(now_ms()) {
+                    End::Final(e) => {
                         let _ = ev_tx.send(e).await;
+                        return;
+                    }
+                    End::UiGone => return,
+                    End::Lost(reason) => {
+                        let d = backoff.delay();
+                        let _ = ev_tx
+                            .send(Event::Reconnecting {
+                                reason,
+                                in_ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                            })
+                            .await;
+                        d
                     }
                 }
             }
+            None => backoff.delay(),
         };
-        let _ = ev_tx.send(closed).await;
-    });
-    Ok((handle, ev_rx))
+        // Offline: commands still work (messages go to the outbox).
+        let deadline = tokio::time::Instant::now() + delay;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => break,
+                cmd = cmd_rx.recv() => match cmd {
+                    None => return,
+                    Some(Command::Quit(done)) => {
+                        let _ = ev_tx.send(Event::Closed { code: None, reason: "quit".into() }).await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(Command::Send { to, text, room, reply }) => {
+                        let _ = reply.send(core.queue_text(&to, &text, room, now_ms()).map(|m| m.msg_id));
+                    }
+                    Some(Command::Online(reply)) => { let _ = reply.send(Vec::new()); }
+                    Some(Command::SafetyNumber(n, reply)) => { let _ = reply.send(core.safety_number(&n)); }
+                    Some(Command::Accept(n, reply)) => { let _ = reply.send(core.accept_key(&n, now_ms())); }
+                },
+            }
+        }
+        match open_session(&cfg, &tls, &mut core).await {
+            Ok((reader, writer, events)) => {
+                for e in events {
+                    if ev_tx.send(e).await.is_err() {
+                        return;
+                    }
+                }
+                conn = Some((reader, writer));
+            }
+            Err(e) => {
+                let d = backoff.next;
+                let _ = ev_tx
+                    .send(Event::Reconnecting {
+                        reason: e.to_string(),
+                        in_ms: u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                    })
+                    .await;
+            }
+        }
+    }
+}
+
+async fn write_messages(writer: &mut Writer, msgs: &[Message]) -> Result<(), ClientError> {
+    let bytes: Vec<Box<[u8; FRAME_LEN]>> = msgs
+        .iter()
+        .map(Message::encode)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ClientError::Seal(e.to_string()))?;
+    writer
+        .write_batch(&bytes)
+        .await
+        .map_err(|e| ClientError::Connection(e.to_string()))
+}
+
+async fn say_goodbye(writer: &mut Writer) {
+    let bye = Message::Goodbye {
+        code: GoodbyeCode::Normal,
+        reason: "bye".into(),
+    };
+    if let Ok(b) = bye.encode() {
+        let _ = writer.write_one(&b).await;
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// One connected session, until it ends.
+async fn run(
+    mut reader: Reader,
+    mut writer: Writer,
+    core: &mut ClientCore,
+    cmd_rx: &mut mpsc::Receiver<Command>,
+    ev_tx: &mpsc::Sender<Event>,
+    backoff: &mut Backoff,
+) -> End {
+    let keepalive = Duration::from_millis(core.keepalive_ms);
+    let mut ping = tokio::time::interval(keepalive);
+    ping.tick().await;
+    let mut tick = tokio::time::interval(TICK);
+    let mut acks = tokio::time::interval(ACK_FLUSH);
+    let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
+    let mut ping_n = 0u64;
+    loop {
+        tokio::select! {
+            r = reader.read_frame(keepalive * 3, FRAME_TIMEOUT) => {
+                let msg = match r {
+                    Ok(Some(f)) => match Message::from_frame(&f) {
+                        Ok(m) => m,
+                        Err(e) => return End::Lost(format!("invalid frame from the relay: {e}")),
+                    },
+                    Ok(None) => return End::Lost("the relay closed the connection".into()),
+                    Err(e) => return End::Lost(e.to_string()),
+                };
+                if let Message::Ping(v) = msg {
+                    if write_messages(&mut writer, &[Message::Pong(v)]).await.is_err() {
+                        return End::Lost("write failed".into());
+                    }
+                    continue;
+                }
+                for e in core.handle(msg, now_ms()) {
+                    match e {
+                        Event::Closed { code: Some(code @ (GoodbyeCode::Revoked | GoodbyeCode::SessionLimit)), reason } => {
+                            return End::Final(Event::Closed { code: Some(code), reason });
+                        }
+                        Event::Closed { code, reason } => {
+                            return End::Lost(format!("closed by the relay ({code:?}): {reason}"));
+                        }
+                        Event::Connected { .. } => {
+                            backoff.reset();
+                            if ev_tx.send(e).await.is_err() {
+                                return End::UiGone;
+                            }
+                            // Everything the relay has not confirmed goes again,
+                            // re-sealed with a fresh timestamp under the same id.
+                            let pending = match core.unconfirmed() {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    let _ = ev_tx.send(Event::Warning(format!("outbox: {e}"))).await;
+                                    Vec::new()
+                                }
+                            };
+                            for m in pending {
+                                match core.frames_for(&m, now_ms()) {
+                                    Ok(frames) => {
+                                        if write_messages(&mut writer, &frames).await.is_err() {
+                                            return End::Lost("write failed".into());
+                                        }
+                                    }
+                                    Err(e) => {
+                                        let _ = ev_tx.send(Event::Warning(format!(
+                                            "message {} still waiting: {e}", m.msg_id.to_hex()
+                                        ))).await;
+                                    }
+                                }
+                            }
+                        }
+                        other => {
+                            if ev_tx.send(other).await.is_err() {
+                                return End::UiGone;
+                            }
+                        }
+                    }
+                }
+            }
+            cmd = cmd_rx.recv() => match cmd {
+                None => {
+                    say_goodbye(&mut writer).await;
+                    return End::Quit(None);
+                }
+                Some(Command::Quit(done)) => {
+                    let (frames, _) = core.flush(now_ms());
+                    let _ = write_messages(&mut writer, &frames).await;
+                    say_goodbye(&mut writer).await;
+                    return End::Quit(Some(done));
+                }
+                Some(Command::Send { to, text, room, reply }) => {
+                    match core.seal_text(&to, &text, room, now_ms()) {
+                        Ok((id, frames)) => {
+                            let res = write_messages(&mut writer, &frames).await;
+                            // Written or not, it is in the outbox: report the id.
+                            let _ = reply.send(Ok(id));
+                            if res.is_err() {
+                                return End::Lost("write failed".into());
+                            }
+                        }
+                        Err(e) => { let _ = reply.send(Err(e)); }
+                    }
+                }
+                Some(Command::Online(reply)) => { let _ = reply.send(core.online()); }
+                Some(Command::SafetyNumber(n, reply)) => { let _ = reply.send(core.safety_number(&n)); }
+                Some(Command::Accept(n, reply)) => { let _ = reply.send(core.accept_key(&n, now_ms())); }
+            },
+            _ = ping.tick() => {
+                ping_n += 1;
+                if write_messages(&mut writer, &[Message::Ping(ping_n)]).await.is_err() {
+                    return End::Lost("keep-alive failed".into());
+                }
+            }
+            _ = acks.tick() => {
+                let (frames, events) = core.flush_acks();
+                for e in events { let _ = ev_tx.send(e).await; }
+                if !frames.is_empty() && write_messages(&mut writer, &frames).await.is_err() {
+                    return End::Lost("write failed".into());
+                }
+            }
+            _ = receipts.tick() => {
+                let (frames, events) = core.flush(now_ms());
+                for e in events { let _ = ev_tx.send(e).await; }
+                if !frames.is_empty() && write_messages(&mut writer, &frames).await.is_err() {
+                    return End::Lost("write failed".into());
+                }
+            }
+            _ = tick.tick() => {
+                for e in core.tick(now_ms()) {
+                    let _ = ev_tx.send(e).await;
+                }
+            }
+        }
+    }
 }

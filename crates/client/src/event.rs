@@ -4,11 +4,14 @@ use blindrelay_wire::{GoodbyeCode, MessageId, UserName};
 
 /// Why a recipient did not get a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UndeliveredReason {
     /// Known to the relay, not connected.
     Offline,
     /// Never seen by the relay.
     Unknown,
+    /// The recipient's mailbox on the relay is full.
+    QuotaExceeded,
 }
 
 /// Something the user should see.
@@ -57,6 +60,28 @@ pub enum Event {
         msg_id: MessageId,
         /// Sessions it was forwarded to.
         delivered: u16,
+    },
+    /// The relay committed a message we sent to its store: it will reach
+    /// its recipients even if they are offline now.
+    Stored {
+        /// Which.
+        msg_id: MessageId,
+        /// Recipients it was stored for.
+        recipients: u16,
+    },
+    /// A recipient confirmed, end to end, that they received these messages.
+    Delivered {
+        /// Which.
+        msg_ids: Vec<MessageId>,
+        /// Who confirmed.
+        by: UserName,
+    },
+    /// The connection dropped; the client reconnects by itself.
+    Reconnecting {
+        /// Why it dropped.
+        reason: String,
+        /// Delay before the next attempt.
+        in_ms: u64,
     },
     /// A recipient did not get a message we sent.
     Undelivered {

@@ -15,6 +15,50 @@ use crate::ClientError;
 
 /// Most replay-cache rows kept.
 pub const MAX_SEEN_ENTRIES: i64 = 100_000;
+/// Most confirmed outgoing messages remembered (for delivery receipts).
+pub const MAX_OUTBOX_ENTRIES: i64 = 10_000;
+/// Most history entries kept.
+pub const MAX_HISTORY_ENTRIES: i64 = 10_000;
+
+/// An outgoing message, as the outbox keeps it until the relay stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Its id (kept across resends).
+    pub msg_id: MessageId,
+    /// Recipients.
+    pub recipients: Vec<UserName>,
+    /// The text.
+    pub text: String,
+    /// Room message.
+    pub room: bool,
+    /// First attempt, Unix ms.
+    pub created_ms: u64,
+}
+
+/// One line of local history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Message id.
+    pub msg_id: MessageId,
+    /// Sender's timestamp.
+    pub ts_ms: u64,
+    /// Sent by us.
+    pub outgoing: bool,
+    /// The other side: sender, or comma-separated recipients.
+    pub peer: String,
+    /// Room message.
+    pub room: bool,
+    /// The text.
+    pub text: String,
+}
+
+fn join(names: &[UserName]) -> String {
+    names
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
 
 /// What the pin store says about a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +103,7 @@ impl ClientState {
     fn init(db: Connection) -> Result<Self, ClientError> {
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=FULL;
+             PRAGMA synchronous=NORMAL;
              CREATE TABLE IF NOT EXISTS pins (
                  name TEXT PRIMARY KEY,
                  fingerprint BLOB NOT NULL,
@@ -72,7 +116,25 @@ impl ClientState {
                  ts_ms INTEGER NOT NULL,
                  PRIMARY KEY (sender, msg_id)
              );
-             CREATE INDEX IF NOT EXISTS seen_ts ON seen(ts_ms);",
+             CREATE INDEX IF NOT EXISTS seen_ts ON seen(ts_ms);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 msg_id BLOB PRIMARY KEY,
+                 recipients TEXT NOT NULL,
+                 text TEXT NOT NULL,
+                 room INTEGER NOT NULL,
+                 created_ms INTEGER NOT NULL,
+                 state TEXT NOT NULL,
+                 delivered_to TEXT NOT NULL DEFAULT ''
+             );
+             CREATE TABLE IF NOT EXISTS history (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 msg_id BLOB NOT NULL,
+                 ts_ms INTEGER NOT NULL,
+                 outgoing INTEGER NOT NULL,
+                 peer TEXT NOT NULL,
+                 room INTEGER NOT NULL,
+                 text TEXT NOT NULL
+             );",
         )
         .map_err(|e| ClientError::State(e.to_string()))?;
         Ok(Self { db })
@@ -185,6 +247,208 @@ impl ClientState {
             )
             .map_err(Self::err)?;
         Ok(())
+    }
+
+    /// Unexpired rows in the replay cache, to refuse new messages when the
+    /// cache is full of entries that must not be evicted.
+    pub fn seen_since(&self, horizon_ms: u64) -> Result<i64, ClientError> {
+        self.db
+            .query_row(
+                "SELECT COUNT(*) FROM seen WHERE ts_ms >= ?1",
+                params![horizon_ms as i64],
+                |r| r.get(0),
+            )
+            .map_err(Self::err)
+    }
+
+    /// Records an outgoing message before it is sent.
+    pub fn outbox_add(&self, m: &Outgoing) -> Result<(), ClientError> {
+        self.db
+            .execute(
+                "INSERT OR IGNORE INTO outbox (msg_id, recipients, text, room, created_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'sending')",
+                params![&m.msg_id.0[..], join(&m.recipients), m.text, m.room as i64, m.created_ms as i64],
+            )
+            .map_err(Self::err)?;
+        Ok(())
+    }
+
+    /// Marks an outgoing message as durably stored by the relay.
+    pub fn outbox_stored(&self, id: &MessageId) -> Result<bool, ClientError> {
+        let n = self
+            .db
+            .execute(
+                "UPDATE outbox SET state = 'stored' WHERE msg_id = ?1 AND state != 'stored'",
+                params![&id.0[..]],
+            )
+            .map_err(Self::err)?;
+        Ok(n > 0)
+    }
+
+    /// Records that `by` confirmed (end to end) receiving `id`. Returns
+    /// false if `id` is not ours to `by`, or already confirmed.
+    pub fn outbox_delivered(&self, id: &MessageId, by: &UserName) -> Result<bool, ClientError> {
+        let row: Option<(String, String)> = self
+            .db
+            .query_row(
+                "SELECT recipients, delivered_to FROM outbox WHERE msg_id = ?1",
+                params![&id.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(Self::err)?;
+        let Some((recipients, delivered)) = row else {
+            return Ok(false);
+        };
+        if !recipients.split(',').any(|r| r == by.as_str())
+            || delivered.split(',').any(|r| r == by.as_str())
+        {
+            return Ok(false);
+        }
+        let delivered = if delivered.is_empty() {
+            by.to_string()
+        } else {
+            format!("{delivered},{by}")
+        };
+        self.db
+            .execute(
+                "UPDATE outbox SET delivered_to = ?2 WHERE msg_id = ?1",
+                params![&id.0[..], delivered],
+            )
+            .map_err(Self::err)?;
+        Ok(true)
+    }
+
+    /// Outgoing messages the relay has not confirmed as stored, oldest first.
+    pub fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, ClientError> {
+        let mut q = self
+            .db
+            .prepare("SELECT msg_id, recipients, text, room, created_ms FROM outbox WHERE state = 'sending' ORDER BY created_ms")
+            .map_err(Self::err)?;
+        let rows = q
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .map_err(Self::err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, recipients, text, room, created) = row.map_err(Self::err)?;
+            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
+                continue;
+            };
+            out.push(Outgoing {
+                msg_id: MessageId(id),
+                recipients: recipients
+                    .split(',')
+                    .filter_map(|r| UserName::new(r).ok())
+                    .collect(),
+                text,
+                room: room != 0,
+                created_ms: created as u64,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The state of an outgoing message: sending, stored; and who confirmed it.
+    pub fn outbox_state(
+        &self,
+        id: &MessageId,
+    ) -> Result<Option<(String, Vec<String>)>, ClientError> {
+        self.db
+            .query_row(
+                "SELECT state, delivered_to FROM outbox WHERE msg_id = ?1",
+                params![&id.0[..]],
+                |r| {
+                    let d: String = r.get(1)?;
+                    Ok((
+                        r.get(0)?,
+                        d.split(',')
+                            .filter(|x| !x.is_empty())
+                            .map(str::to_string)
+                            .collect(),
+                    ))
+                },
+            )
+            .optional()
+            .map_err(Self::err)
+    }
+
+    /// Drops outbox rows older than `before_ms` and keeps at most
+    /// [`MAX_OUTBOX_ENTRIES`] confirmed ones.
+    pub fn prune_outbox(&self, before_ms: u64) -> Result<(), ClientError> {
+        self.db
+            .execute(
+                "DELETE FROM outbox WHERE created_ms < ?1",
+                params![before_ms as i64],
+            )
+            .map_err(Self::err)?;
+        self.db
+            .execute(
+                "DELETE FROM outbox WHERE state = 'stored' AND msg_id IN (SELECT msg_id FROM outbox WHERE state = 'stored' ORDER BY created_ms DESC LIMIT -1 OFFSET ?1)",
+                params![MAX_OUTBOX_ENTRIES],
+            )
+            .map_err(Self::err)?;
+        Ok(())
+    }
+
+    /// Appends to the local conversation history (bounded).
+    pub fn history_add(&self, h: &HistoryEntry) -> Result<(), ClientError> {
+        self.db
+            .execute(
+                "INSERT INTO history (msg_id, ts_ms, outgoing, peer, room, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![&h.msg_id.0[..], h.ts_ms as i64, h.outgoing as i64, h.peer, h.room as i64, h.text],
+            )
+            .map_err(Self::err)?;
+        self.db
+            .execute(
+                "DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?1",
+                params![MAX_HISTORY_ENTRIES],
+            )
+            .map_err(Self::err)?;
+        Ok(())
+    }
+
+    /// The last `n` history entries, oldest first.
+    pub fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, ClientError> {
+        let mut q = self
+            .db
+            .prepare("SELECT msg_id, ts_ms, outgoing, peer, room, text FROM history ORDER BY seq DESC LIMIT ?1")
+            .map_err(Self::err)?;
+        let rows = q
+            .query_map(params![n as i64], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })
+            .map_err(Self::err)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, ts, outgoing, peer, room, text) = row.map_err(Self::err)?;
+            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
+                continue;
+            };
+            out.push(HistoryEntry {
+                msg_id: MessageId(id),
+                ts_ms: ts as u64,
+                outgoing: outgoing != 0,
+                peer,
+                room: room != 0,
+                text,
+            });
+        }
+        out.reverse();
+        Ok(out)
     }
 
     /// Rows in the replay cache.

@@ -435,7 +435,11 @@ async fn changed_certificate_triggers_the_pin_warning_until_accepted() {
     assert!(err.to_string().contains("changed"), "{err}");
     bob.send(&["alice"], "it's me").await;
     assert!(alice.warning().await.contains("certificate changed"));
+    // Accepting without looking at the new safety number is refused.
+    assert!(alice.h.accept_key(n("bob")).await.is_err());
     // The user compares safety numbers, then accepts.
+    let shown = alice.h.safety_number(n("bob")).await.unwrap();
+    assert!(shown.contains("NEW certificate"), "{shown}");
     alice.h.accept_key(n("bob")).await.unwrap();
     let sn_after = alice.h.safety_number(n("bob")).await.unwrap();
     assert_ne!(sn_before, sn_after);

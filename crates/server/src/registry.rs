@@ -226,7 +226,11 @@ impl Registry {
                 cert_der: i.cert_der.clone(),
             });
         }
-        for (n, k) in g.known.iter().filter(|(n, _)| *n != name && !g.online.contains_key(*n)) {
+        for (n, k) in g
+            .known
+            .iter()
+            .filter(|(n, _)| *n != name && !g.online.contains_key(*n))
+        {
             hello.push(Message::Peer {
                 event: PeerEvent::Offline,
                 name: n.clone(),

@@ -317,7 +317,11 @@ async fn sweep_store(shared: Arc<Shared>) {
     loop {
         tick.tick().await;
         let before = unix_ms().saturating_sub(shared.config.store_ttl_ms);
-        match shared.store.write(crate::store::WriteOp::Expire(before)).await {
+        match shared
+            .store
+            .write(crate::store::WriteOp::Expire(before))
+            .await
+        {
             Ok(crate::store::WriteResult::Removed(n)) if n > 0 => {
                 info!(removed = n, "expired stored messages deleted");
             }

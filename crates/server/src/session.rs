@@ -25,8 +25,8 @@ use tracing::{debug, info, warn};
 use crate::SECURITY;
 use crate::config::Config;
 use crate::registry::{Budget, Kill, Outbound, Refused};
-use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
 use crate::server::Shared;
+use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
 
 /// Tracks the fragments of the message in progress on one connection.
 /// Fragments of a message must arrive in order, back to back, with the same
@@ -376,7 +376,10 @@ struct SessionState {
 fn stored_body(r: &Routed) -> Option<Vec<u8>> {
     let mut r = r.clone();
     r.flags |= ROUTED_STORED;
-    Message::Deliver(r).to_frame().ok().map(|f| f.body().to_vec())
+    Message::Deliver(r)
+        .to_frame()
+        .ok()
+        .map(|f| f.body().to_vec())
 }
 
 impl SessionState {
@@ -409,9 +412,16 @@ impl SessionState {
                         "DoS attack detected: more than {} acknowledgements in {} ms; forced disconnection",
                         cfg.ack_rate_max, cfg.rate_window_ms);
                     shared.registry.start_cooldown(identity, Instant::now());
-                    return Some(End::Cause(GoodbyeCode::RateLimited, "acknowledgement rate exceeded".into()));
+                    return Some(End::Cause(
+                        GoodbyeCode::RateLimited,
+                        "acknowledgement rate exceeded".into(),
+                    ));
                 }
-                if let Err(e) = shared.store.write_detached(WriteOp::Ack(identity.clone(), ids)).await {
+                if let Err(e) = shared
+                    .store
+                    .write_detached(WriteOp::Ack(identity.clone(), ids))
+                    .await
+                {
                     crate::store::log_failure("acknowledgement", &e);
                 }
                 None
@@ -449,9 +459,17 @@ impl SessionState {
                     return Some(End::Cause(GoodbyeCode::ProtocolViolation, why.into()));
                 }
                 let now = Instant::now();
-                let budget = if receipt { Budget::Receipt } else { Budget::Message };
+                let budget = if receipt {
+                    Budget::Receipt
+                } else {
+                    Budget::Message
+                };
                 if routed.fragment.is_first() && !shared.registry.allow(identity, budget, now) {
-                    let max = if receipt { cfg.receipt_rate_max } else { cfg.rate_max_messages };
+                    let max = if receipt {
+                        cfg.receipt_rate_max
+                    } else {
+                        cfg.rate_max_messages
+                    };
                     warn!(target: SECURITY, %identity, %peer,
                         "DoS attack detected: more than {max} {} in {} ms; forced disconnection and {} ms cool-down",
                         if receipt { "receipts" } else { "messages" }, cfg.rate_window_ms, cfg.cooldown_ms);
@@ -495,8 +513,11 @@ impl SessionState {
                     {
                         return Some(end);
                     }
-                    let mut statuses: Vec<StatusKind> =
-                        report.unknown.into_iter().map(StatusKind::Unknown).collect();
+                    let mut statuses: Vec<StatusKind> = report
+                        .unknown
+                        .into_iter()
+                        .map(StatusKind::Unknown)
+                        .collect();
                     statuses.push(StatusKind::Accepted {
                         delivered: report.delivered,
                     });
@@ -559,7 +580,11 @@ impl SessionState {
             max_messages: cfg.quota_messages,
             max_bytes: cfg.quota_bytes,
         };
-        let rx = match shared.store.write_pipelined(WriteOp::Persist(msgs, quota)).await {
+        let rx = match shared
+            .store
+            .write_pipelined(WriteOp::Persist(msgs, quota))
+            .await
+        {
             Ok(rx) => rx,
             Err(e) => {
                 crate::store::log_failure("storing a message", &e);
@@ -582,7 +607,9 @@ impl SessionState {
             let mut frames = Vec::new();
             for (r, o) in recipients.into_iter().zip(outcomes) {
                 match o {
-                    PersistOutcome::Stored | PersistOutcome::Duplicate => stored = stored.saturating_add(1),
+                    PersistOutcome::Stored | PersistOutcome::Duplicate => {
+                        stored = stored.saturating_add(1)
+                    }
                     PersistOutcome::QuotaExceeded => {
                         info!(%identity, recipient = %r, "recipient's mailbox is full");
                         frames.push(Message::Status {

@@ -121,7 +121,10 @@ async fn routes_to_one_to_everyone_stores_for_the_offline_and_reports_unknown() 
     // dave logs in and gets it from the store.
     let mut dave = Client::connect(server.addr, &pki, "dave").await;
     let r = expect_deliver(&mut dave, "alice", b"x").await;
-    assert_eq!(r.flags & blindrelay_wire::ROUTED_STORED, blindrelay_wire::ROUTED_STORED);
+    assert_eq!(
+        r.flags & blindrelay_wire::ROUTED_STORED,
+        blindrelay_wire::ROUTED_STORED
+    );
     server.shutdown().await;
 }
 
@@ -450,7 +453,10 @@ async fn session_cap_closes_the_oldest_and_messages_reach_every_session() {
     assert_eq!(a1.expect_closed().await, Some(GoodbyeCode::SessionLimit));
     // Nobody acknowledged "to both", so the new session gets it from the store.
     let r = expect_deliver(&mut a3, "bob", b"to both").await;
-    assert_eq!(r.flags & blindrelay_wire::ROUTED_STORED, blindrelay_wire::ROUTED_STORED);
+    assert_eq!(
+        r.flags & blindrelay_wire::ROUTED_STORED,
+        blindrelay_wire::ROUTED_STORED
+    );
     // Alice never went offline, so bob saw no leave.
     bob.expect_silence(QUIET).await;
     let id = bob.send_to(&["alice"], b"again").await;

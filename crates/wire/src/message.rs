@@ -649,7 +649,14 @@ mod tests {
                 any::<u32>()
             )
                 .prop_map(
-                    |(identity, rate_max, rate_window_ms, keepalive_ms, max_fragments, store_ttl_s)| {
+                    |(
+                        identity,
+                        rate_max,
+                        rate_window_ms,
+                        keepalive_ms,
+                        max_fragments,
+                        store_ttl_s,
+                    )| {
                         Message::Welcome {
                             identity,
                             rate_max,

@@ -138,7 +138,12 @@ pub trait MessageStore: Send + 'static {
     /// result is committed.
     fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, StoreError>;
     /// Up to `limit` fragments for `recipient` with `seq > after`, in order.
-    fn backlog(&mut self, recipient: &UserName, after: i64, limit: usize) -> Result<Vec<StoredFragment>, StoreError>;
+    fn backlog(
+        &mut self,
+        recipient: &UserName,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFragment>, StoreError>;
     /// Every known user and certificate.
     fn users(&mut self) -> Result<Vec<(UserName, Vec<u8>)>, StoreError>;
     /// Messages and bytes stored in total (for tests and benchmarks).
@@ -146,8 +151,15 @@ pub trait MessageStore: Send + 'static {
 }
 
 enum Request {
-    Write(WriteOp, Option<oneshot::Sender<Result<WriteResult, String>>>),
-    Backlog(UserName, i64, oneshot::Sender<Result<Vec<StoredFragment>, String>>),
+    Write(
+        WriteOp,
+        Option<oneshot::Sender<Result<WriteResult, String>>>,
+    ),
+    Backlog(
+        UserName,
+        i64,
+        oneshot::Sender<Result<Vec<StoredFragment>, String>>,
+    ),
     Users(oneshot::Sender<Result<Vec<(UserName, Vec<u8>)>, String>>),
     Totals(oneshot::Sender<Result<(u64, u64), String>>),
 }
@@ -187,7 +199,10 @@ impl StoreHandle {
         make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
     ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await
             .map_err(|_| StoreError::Closed)?
             .map_err(StoreError::Backend)
@@ -221,8 +236,13 @@ impl StoreHandle {
     }
 
     /// A page of `recipient`'s backlog after `after`.
-    pub async fn backlog(&self, recipient: UserName, after: i64) -> Result<Vec<StoredFragment>, StoreError> {
-        self.request(|tx| Request::Backlog(recipient, after, tx)).await
+    pub async fn backlog(
+        &self,
+        recipient: UserName,
+        after: i64,
+    ) -> Result<Vec<StoredFragment>, StoreError> {
+        self.request(|tx| Request::Backlog(recipient, after, tx))
+            .await
     }
 
     /// Every known user.
@@ -269,7 +289,11 @@ fn serve_batch(store: &mut impl MessageStore, batch: Vec<Request>) {
     for r in reads {
         match r {
             Request::Backlog(who, after, tx) => {
-                let _ = tx.send(store.backlog(&who, after, BACKLOG_PAGE).map_err(|e| e.to_string()));
+                let _ = tx.send(
+                    store
+                        .backlog(&who, after, BACKLOG_PAGE)
+                        .map_err(|e| e.to_string()),
+                );
             }
             Request::Users(tx) => {
                 let _ = tx.send(store.users().map_err(|e| e.to_string()));

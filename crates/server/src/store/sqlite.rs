@@ -6,7 +6,10 @@ use std::path::Path;
 use blindrelay_wire::{MessageId, UserName};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{MessageStore, NewMessage, PersistOutcome, Quota, StoreError, StoredFragment, WriteOp, WriteResult};
+use super::{
+    MessageStore, NewMessage, PersistOutcome, Quota, StoreError, StoredFragment, WriteOp,
+    WriteResult,
+};
 
 /// SQLite store.
 pub struct SqliteStore {
@@ -26,7 +29,8 @@ impl SqliteStore {
                     .map_err(|err| StoreError::Backend(format!("{}: {err}", parent.display())))?;
             }
         }
-        let db = Connection::open(path).map_err(|err| StoreError::Backend(format!("{}: {err}", path.display())))?;
+        let db = Connection::open(path)
+            .map_err(|err| StoreError::Backend(format!("{}: {err}", path.display())))?;
         Self::init(db)
     }
 
@@ -68,7 +72,11 @@ impl SqliteStore {
     }
 }
 
-fn persist(tx: &rusqlite::Transaction<'_>, m: &NewMessage, q: Quota) -> Result<PersistOutcome, StoreError> {
+fn persist(
+    tx: &rusqlite::Transaction<'_>,
+    m: &NewMessage,
+    q: Quota,
+) -> Result<PersistOutcome, StoreError> {
     let exists: bool = tx
         .query_row(
             "SELECT 1 FROM messages WHERE recipient = ?1 AND msg_id = ?2 LIMIT 1",
@@ -100,8 +108,14 @@ fn persist(tx: &rusqlite::Transaction<'_>, m: &NewMessage, q: Quota) -> Result<P
         )
         .map_err(e)?;
     for (i, body) in m.fragments.iter().enumerate() {
-        ins.execute(params![m.recipient.as_str(), &m.msg_id.0[..], i as i64, body, m.created_ms as i64])
-            .map_err(e)?;
+        ins.execute(params![
+            m.recipient.as_str(),
+            &m.msg_id.0[..],
+            i as i64,
+            body,
+            m.created_ms as i64
+        ])
+        .map_err(e)?;
     }
     tx.execute(
         "INSERT INTO mailboxes (recipient, messages, bytes) VALUES (?1, 1, ?2)
@@ -112,7 +126,11 @@ fn persist(tx: &rusqlite::Transaction<'_>, m: &NewMessage, q: Quota) -> Result<P
     Ok(PersistOutcome::Stored)
 }
 
-fn ack(tx: &rusqlite::Transaction<'_>, who: &UserName, ids: &[MessageId]) -> Result<u64, StoreError> {
+fn ack(
+    tx: &rusqlite::Transaction<'_>,
+    who: &UserName,
+    ids: &[MessageId],
+) -> Result<u64, StoreError> {
     let mut removed = 0u64;
     for id in ids {
         let bytes: Option<i64> = tx
@@ -202,7 +220,12 @@ impl MessageStore for SqliteStore {
         Ok(out)
     }
 
-    fn backlog(&mut self, recipient: &UserName, after: i64, limit: usize) -> Result<Vec<StoredFragment>, StoreError> {
+    fn backlog(
+        &mut self,
+        recipient: &UserName,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<StoredFragment>, StoreError> {
         let mut q = self
             .db
             .prepare_cached(
@@ -221,9 +244,14 @@ impl MessageStore for SqliteStore {
     }
 
     fn users(&mut self) -> Result<Vec<(UserName, Vec<u8>)>, StoreError> {
-        let mut q = self.db.prepare_cached("SELECT name, cert FROM users ORDER BY name").map_err(e)?;
+        let mut q = self
+            .db
+            .prepare_cached("SELECT name, cert FROM users ORDER BY name")
+            .map_err(e)?;
         let rows = q
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
             .map_err(e)?;
         let mut out = Vec::new();
         for row in rows {
@@ -237,9 +265,11 @@ impl MessageStore for SqliteStore {
 
     fn totals(&mut self) -> Result<(u64, u64), StoreError> {
         self.db
-            .query_row("SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(bytes), 0) FROM mailboxes", [], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
-            })
+            .query_row(
+                "SELECT COALESCE(SUM(messages), 0), COALESCE(SUM(bytes), 0) FROM mailboxes",
+                [],
+                |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            )
             .map_err(e)
     }
 }
@@ -275,11 +305,27 @@ mod tests {
         {
             let mut s = SqliteStore::open(&path).unwrap();
             let r = s
-                .apply(&[WriteOp::Persist(vec![msg("bob", 1, 2, 100), msg("bob", 2, 1, 200)], Q)])
+                .apply(&[WriteOp::Persist(
+                    vec![msg("bob", 1, 2, 100), msg("bob", 2, 1, 200)],
+                    Q,
+                )])
                 .unwrap();
-            assert_eq!(r, vec![WriteResult::Persisted(vec![PersistOutcome::Stored, PersistOutcome::Stored])]);
+            assert_eq!(
+                r,
+                vec![WriteResult::Persisted(vec![
+                    PersistOutcome::Stored,
+                    PersistOutcome::Stored
+                ])]
+            );
             let r = s
-                .apply(&[WriteOp::Persist(vec![msg("bob", 1, 2, 100), msg("bob", 3, 1, 300), msg("bob", 4, 1, 400)], Q)])
+                .apply(&[WriteOp::Persist(
+                    vec![
+                        msg("bob", 1, 2, 100),
+                        msg("bob", 3, 1, 300),
+                        msg("bob", 4, 1, 400),
+                    ],
+                    Q,
+                )])
                 .unwrap();
             assert_eq!(
                 r,
@@ -294,12 +340,25 @@ mod tests {
         let mut s = SqliteStore::open(&path).unwrap();
         let b = s.backlog(&n("bob"), 0, 100).unwrap();
         let bodies: Vec<Vec<u8>> = b.iter().map(|f| f.body.clone()).collect();
-        assert_eq!(bodies, vec![vec![1, 0, 0, 0], vec![1, 1, 0, 0], vec![2, 0, 0, 0], vec![3, 0, 0, 0]]);
+        assert_eq!(
+            bodies,
+            vec![
+                vec![1, 0, 0, 0],
+                vec![1, 1, 0, 0],
+                vec![2, 0, 0, 0],
+                vec![3, 0, 0, 0]
+            ]
+        );
         let page = s.backlog(&n("bob"), b[1].seq, 1).unwrap();
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].body, vec![2, 0, 0, 0]);
         assert_eq!(s.totals().unwrap(), (3, 16));
-        let r = s.apply(&[WriteOp::Ack(n("bob"), vec![MessageId([1; 16]), MessageId([9; 16])])]).unwrap();
+        let r = s
+            .apply(&[WriteOp::Ack(
+                n("bob"),
+                vec![MessageId([1; 16]), MessageId([9; 16])],
+            )])
+            .unwrap();
         assert_eq!(r, vec![WriteResult::Removed(1)]);
         assert_eq!(s.totals().unwrap(), (2, 8));
         let r = s.apply(&[WriteOp::Expire(250)]).unwrap();
@@ -312,12 +371,24 @@ mod tests {
     fn users_are_remembered_and_revoked_ones_removed() {
         let mut s = SqliteStore::in_memory().unwrap();
         s.apply(&[
-            WriteOp::UpsertUser { name: n("alice"), cert: vec![1], serial: vec![10], now_ms: 1 },
-            WriteOp::UpsertUser { name: n("bob"), cert: vec![2], serial: vec![20], now_ms: 1 },
+            WriteOp::UpsertUser {
+                name: n("alice"),
+                cert: vec![1],
+                serial: vec![10],
+                now_ms: 1,
+            },
+            WriteOp::UpsertUser {
+                name: n("bob"),
+                cert: vec![2],
+                serial: vec![20],
+                now_ms: 1,
+            },
         ])
         .unwrap();
         assert_eq!(s.users().unwrap().len(), 2);
-        let r = s.apply(&[WriteOp::RemoveRevoked([vec![20]].into_iter().collect())]).unwrap();
+        let r = s
+            .apply(&[WriteOp::RemoveRevoked([vec![20]].into_iter().collect())])
+            .unwrap();
         assert_eq!(r, vec![WriteResult::UsersRemoved(vec![n("bob")])]);
         assert_eq!(s.users().unwrap(), vec![(n("alice"), vec![1])]);
     }
