@@ -120,6 +120,17 @@ impl EvilRelay {
         Ok(Self { addr, state, task })
     }
 
+    /// Re-delivers every fragment it has seen, claiming it comes from the
+    /// store (where a longer freshness window applies).
+    pub fn replay_all_as_stored(&self) -> usize {
+        let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &mut g.seen {
+            r.flags |= blindrelay_wire::ROUTED_STORED;
+        }
+        drop(g);
+        self.replay_all()
+    }
+
     /// Re-delivers every fragment it has seen to its recipients (a replay
     /// attack some time after the fact).
     pub fn replay_all(&self) -> usize {

@@ -12,7 +12,6 @@ use anyhow::Result;
 use blindrelay_client::{ClientHandle, Event, connect};
 use blindrelay_wire::UserName;
 use clap::Args;
-use rustyline::ExternalPrinter as _;
 use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
@@ -230,25 +229,38 @@ pub(crate) async fn run(args: ChatArgs) -> Result<()> {
     }
 }
 
-async fn run_json(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<()> {
+/// Prints events as they come, in their own task, so that a command
+/// waiting for the connection (backpressure) never stops event delivery.
+/// The returned receiver fires when the connection has ended.
+fn spawn_event_printer(
+    mut events: mpsc::Receiver<Event>,
+    print: impl Fn(&Event) + Send + 'static,
+) -> tokio::sync::oneshot::Receiver<()> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            let closed = matches!(e, Event::Closed { .. });
+            print(&e);
+            if closed {
+                break;
+            }
+        }
+        let _ = done_tx.send(());
+    });
+    done_rx
+}
+
+async fn run_json(mut s: Session, events: mpsc::Receiver<Event>) -> Result<()> {
+    let mut done = spawn_event_printer(events, |e| {
+        if let Some(v) = machine(e) {
+            println!("{v}");
+        }
+    });
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
     loop {
         tokio::select! {
-            biased;
-            e = events.recv() => match e {
-                Some(e) => {
-                    let closed = matches!(e, Event::Closed { .. });
-                    if let Some(v) = machine(&e) {
-                        println!("{v}");
-                    }
-                    if closed {
-                        return Ok(());
-                    }
-                }
-                None => return Ok(()),
-            },
-            l = lines.next_line(), if stdin_open => match l {
+            _ = &mut done => return Ok(()),
+            l = lines.next_line() => match l {
                 Ok(Some(l)) if l.trim().is_empty() => {}
                 Ok(Some(l)) => {
                     let out = match serde_json::from_str::<Action>(&l) {
@@ -258,7 +270,7 @@ async fn run_json(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<(
                     match out {
                         Outcome::Quit => {
                             s.client.quit().await;
-                            println!("{}", json!({"event": "closed", "code": null, "reason": "quit"}));
+                            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut done).await;
                             return Ok(());
                         }
                         Outcome::Json(v) => println!("{v}"),
@@ -266,19 +278,40 @@ async fn run_json(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<(
                         Outcome::Error(e) => println!("{}", json!({"event": "error", "text": e})),
                     }
                 }
+                // End of input: leave, as after a quit command.
                 Ok(None) | Err(_) => {
-                    // stdin closed: keep running until the connection ends
-                    // (a bot may only listen); quit if nothing else to do.
-                    stdin_open = false;
+                    s.client.quit().await;
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), &mut done).await;
+                    return Ok(());
                 }
             },
         }
     }
 }
 
-async fn run_interactive(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<()> {
+type SharedPrinter = Arc<Mutex<Option<Box<dyn rustyline::ExternalPrinter + Send>>>>;
+
+fn say(printer: &SharedPrinter, line: String) {
+    let mut g = match printer.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    match g.as_mut() {
+        Some(p) => {
+            if p.print(format!("{line}\n")).is_err() {
+                println!("{line}");
+            }
+        }
+        None => println!("{line}"),
+    }
+}
+
+async fn run_interactive(mut s: Session, events: mpsc::Receiver<Event>) -> Result<()> {
     let mut rl = rustyline::DefaultEditor::new()?;
-    let mut printer = rl.create_external_printer().ok();
+    let printer: SharedPrinter =
+        Arc::new(Mutex::new(rl.create_external_printer().ok().map(|p| {
+            Box::new(p) as Box<dyn rustyline::ExternalPrinter + Send>
+        })));
     let prompt = Arc::new(Mutex::new(format!("{}> ", s.client.name())));
     let (line_tx, mut line_rx) = mpsc::channel::<Option<String>>(16);
     let p = prompt.clone();
@@ -299,37 +332,43 @@ async fn run_interactive(mut s: Session, mut events: mpsc::Receiver<Event>) -> R
             }
         }
     });
-    let mut say = |line: String| match printer.as_mut() {
-        Some(p) => {
-            if p.print(format!("{line}\n")).is_err() {
-                println!("{line}");
-            }
+    say(
+        &printer,
+        format!(
+            "blindrelay chat as {} (end-to-end encrypted; /help for commands)",
+            s.client.name()
+        ),
+    );
+    if let Ok(history) = s.client.history(20).await {
+        for h in history {
+            let who = if h.outgoing {
+                format!("you -> {}", h.peer)
+            } else {
+                h.peer.clone()
+            };
+            say(
+                &printer,
+                format!(
+                    "  [{} UTC] {who}: {}",
+                    crate::ui::clock(h.ts_ms),
+                    sanitize(&h.text)
+                ),
+            );
         }
-        None => println!("{line}"),
-    };
-    say(format!(
-        "blindrelay chat as {} (end-to-end encrypted; /help for commands)",
-        s.client.name()
-    ));
+    }
+    let pr = printer.clone();
+    let mut done = spawn_event_printer(events, move |e| {
+        if let Some(l) = human(e) {
+            say(&pr, l);
+        }
+        if matches!(e, Event::Closed { .. }) {
+            say(&pr, "[press Enter to exit]".into());
+        }
+    });
     let mut connected = true;
     loop {
         tokio::select! {
-            e = events.recv(), if connected => match e {
-                Some(e) => {
-                    let closed = matches!(e, Event::Closed { .. });
-                    if let Some(l) = human(&e) {
-                        say(l);
-                    }
-                    if closed {
-                        connected = false;
-                        say("[press Enter to exit]".into());
-                    }
-                }
-                None => {
-                    connected = false;
-                    say("[connection ended; press Enter to exit]".into());
-                }
-            },
+            _ = &mut done, if connected => connected = false,
             l = line_rx.recv() => match l {
                 Some(Some(_)) if !connected => break,
                 Some(Some(line)) => match parse_line(&line) {
@@ -341,7 +380,7 @@ async fn run_interactive(mut s: Session, mut events: mpsc::Receiver<Event>) -> R
                             break;
                         }
                         if let Some(t) = outcome_text(&out) {
-                            say(t);
+                            say(&printer, t);
                         }
                         if let Some(c) = &s.current
                             && let Ok(mut g) = prompt.lock()
@@ -349,7 +388,7 @@ async fn run_interactive(mut s: Session, mut events: mpsc::Receiver<Event>) -> R
                             *g = format!("{} -> {c}> ", s.client.name());
                         }
                     }
-                    Err(e) => say(format!("error: {e}")),
+                    Err(e) => say(&printer, format!("error: {e}")),
                 },
                 Some(None) | None => {
                     s.client.quit().await;

@@ -6,6 +6,7 @@
     clippy::indexing_slicing
 )]
 
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -429,4 +430,212 @@ fn demo_runs_on_embedded_defaults_and_every_property_holds() {
     assert!(!out.contains("FAIL"), "{out}");
     // It leaves nothing behind in the working directory.
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
+}
+
+fn start_relay_at(cwd: &Path, addr: &str, extra: &[&str]) -> Relay {
+    let mut args = vec!["serve", "--listen", addr];
+    args.extend_from_slice(extra);
+    let mut child = bin()
+        .args(&args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    loop {
+        let mut l = String::new();
+        assert!(out.read_line(&mut l).unwrap() > 0, "relay exited");
+        if l.contains("listening on") {
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in out.lines() {});
+    Relay {
+        child,
+        addr: addr.to_string(),
+    }
+}
+
+/// A `chat --json` process: commands in, events out (on a channel).
+struct JsonClient {
+    child: Child,
+    events: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl JsonClient {
+    fn start(cwd: &Path, name: &str, addr: &str) -> JsonClient {
+        let mut child = bin()
+            .args(["chat", name, "--json", "--server", addr])
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in out.lines() {
+                let Ok(l) = l else { break };
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        JsonClient { child, events }
+    }
+
+    fn next(&self, want: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let v = self
+                .events
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no {want} event"));
+            if v["event"] == want {
+                return v;
+            }
+        }
+    }
+
+    fn quit(mut self) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = writeln!(stdin, r#"{{"cmd":"quit"}}"#);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sigkill_during_a_burst_loses_no_confirmed_message_and_delivers_each_once() {
+    const N: usize = 3000;
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(
+        d.path().join("relay.toml"),
+        "rate_max_messages = 60000\nquota_messages = 100000\n",
+    )
+    .unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let cfg = ["--config", "relay.toml"];
+    let relay = start_relay_at(d.path(), &addr, &cfg);
+    // bob logs in once (the relay learns his certificate), then goes offline.
+    let bob = JsonClient::start(d.path(), "bob", &addr);
+    bob.next("connected", Duration::from_secs(10));
+    bob.quit();
+    let mut alice = JsonClient::start(d.path(), "alice", &addr);
+    alice.next("connected", Duration::from_secs(10));
+    let mut stdin = alice.child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..N {
+            writeln!(
+                stdin,
+                r#"{{"cmd":"send","to":["bob"],"text":"burst {i:05}"}}"#
+            )
+            .unwrap();
+        }
+        stdin
+    });
+    // Collect ids in order (the k-th "sending" is the k-th command), and
+    // the ids the relay confirmed as stored. Kill the relay mid-burst.
+    let mut ids: Vec<String> = Vec::new();
+    let mut stored: HashSet<String> = HashSet::new();
+    let mut relay = Some(relay);
+    let mut confirmed_before_kill = 0;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while stored.len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {N} stored",
+            stored.len()
+        );
+        let Ok(v) = alice.events.recv_timeout(Duration::from_secs(30)) else {
+            panic!(
+                "alice went quiet: {} sent, {} stored",
+                ids.len(),
+                stored.len()
+            );
+        };
+        if std::env::var_os("BLINDRELAY_TEST_TRACE").is_some()
+            && v["event"] != "sending"
+            && v["event"] != "stored"
+            && v["event"] != "sent"
+        {
+            eprintln!("alice: {v}");
+        }
+        match v["event"].as_str() {
+            Some("sending") => ids.push(v["id"].as_str().unwrap().to_string()),
+            Some("stored") => {
+                stored.insert(v["id"].as_str().unwrap().to_string());
+            }
+            Some("error") => panic!("{v}"),
+            _ => {}
+        }
+        if relay.is_some() && stored.len() >= N / 4 {
+            let mut r = relay.take().unwrap();
+            confirmed_before_kill = stored.len();
+            Command::new("kill")
+                .args(["-KILL", &r.child.id().to_string()])
+                .status()
+                .unwrap();
+            let _ = r.child.wait();
+            drop(r);
+            std::thread::sleep(Duration::from_millis(300));
+            // Restart on the same address and store.
+            relay_restarted(start_relay_at(d.path(), &addr, &cfg));
+        }
+    }
+    assert!(confirmed_before_kill >= N / 4);
+    let stdin = writer.join().unwrap();
+    assert_eq!(ids.len(), N);
+    alice.child.stdin = Some(stdin);
+    alice.quit();
+    // bob logs in and reads: every confirmed message exactly once.
+    let bob = JsonClient::start(d.path(), "bob", &addr);
+    let mut got: HashMap<String, usize> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while got.len() < N {
+        assert!(Instant::now() < deadline, "bob has {} of {N}", got.len());
+        let v = bob.next("message", Duration::from_secs(60));
+        *got.entry(v["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    // Nothing more (no duplicates) arrives.
+    let quiet_until = Instant::now() + Duration::from_secs(2);
+    while let Ok(v) = bob
+        .events
+        .recv_timeout(quiet_until.saturating_duration_since(Instant::now()))
+    {
+        if v["event"] == "message" {
+            *got.entry(v["id"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    for id in &stored {
+        assert_eq!(
+            got.get(id),
+            Some(&1),
+            "message {id} delivered {:?} times",
+            got.get(id)
+        );
+    }
+    assert!(got.values().all(|&c| c == 1));
+    bob.quit();
+    RESTARTED.with(|r| {
+        for mut c in r.borrow_mut().drain(..) {
+            let _ = c.child.kill();
+            let _ = c.child.wait();
+        }
+    });
+}
+
+thread_local! {
+    static RESTARTED: std::cell::RefCell<Vec<Relay>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn relay_restarted(r: Relay) {
+    RESTARTED.with(|v| v.borrow_mut().push(r));
 }

@@ -17,7 +17,7 @@ use tokio_rustls::client::TlsStream;
 
 use crate::core::ClientCore;
 use crate::event::Event;
-use crate::state::ClientState;
+use crate::state::{ClientState, HistoryEntry};
 use crate::{ClientConfig, ClientError, now_ms};
 
 /// TCP connect plus TLS handshake must finish within this time.
@@ -36,6 +36,10 @@ pub const TICK: Duration = Duration::from_secs(5);
 pub const ACK_FLUSH: Duration = Duration::from_millis(200);
 /// How often delivery receipts are flushed (at most ten per flush).
 pub const RECEIPT_FLUSH: Duration = Duration::from_secs(1);
+/// Messages sent but not yet answered by the relay's `Accepted`; past this
+/// the client waits (reading) before sending more, so the relay's answers
+/// never pile up in its queue for us.
+pub const SEND_WINDOW: usize = 32;
 /// First reconnection delay; doubles up to [`BACKOFF_MAX`], with ±50 % jitter.
 pub const BACKOFF_START: Duration = Duration::from_millis(500);
 /// Longest reconnection delay.
@@ -51,6 +55,10 @@ enum Command {
     Online(oneshot::Sender<Vec<UserName>>),
     SafetyNumber(UserName, oneshot::Sender<Result<String, ClientError>>),
     Accept(UserName, oneshot::Sender<Result<String, ClientError>>),
+    History(
+        usize,
+        oneshot::Sender<Result<Vec<HistoryEntry>, ClientError>>,
+    ),
     Quit(oneshot::Sender<()>),
 }
 
@@ -112,6 +120,11 @@ impl ClientHandle {
     /// Accepts `name`'s changed certificate (after its safety number was shown).
     pub async fn accept_key(&self, name: UserName) -> Result<String, ClientError> {
         self.ask(|r| Command::Accept(name, r)).await?
+    }
+
+    /// The last `n` messages of the local history, oldest first.
+    pub async fn history(&self, n: usize) -> Result<Vec<HistoryEntry>, ClientError> {
+        self.ask(|r| Command::History(n, r)).await?
     }
 
     /// Says goodbye, closes the connection, and returns once that is done
@@ -315,6 +328,7 @@ async fn supervise(
                     Some(Command::Online(reply)) => { let _ = reply.send(Vec::new()); }
                     Some(Command::SafetyNumber(n, reply)) => { let _ = reply.send(core.safety_number(&n)); }
                     Some(Command::Accept(n, reply)) => { let _ = reply.send(core.accept_key(&n, now_ms())); }
+                    Some(Command::History(n, reply)) => { let _ = reply.send(core.state().history_recent(n)); }
                 },
             }
         }
@@ -338,6 +352,13 @@ async fn supervise(
             }
         }
     }
+}
+
+/// Number of messages (first fragments of SENDs) among `msgs`.
+fn messages_in(msgs: &[Message]) -> usize {
+    msgs.iter()
+        .filter(|m| matches!(m, Message::Send(r) if r.fragment.is_first()))
+        .count()
 }
 
 async fn write_messages(writer: &mut Writer, msgs: &[Message]) -> Result<(), ClientError> {
@@ -379,8 +400,28 @@ async fn run(
     let mut acks = tokio::time::interval(ACK_FLUSH);
     let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
     let mut ping_n = 0u64;
+    let mut resend: std::collections::VecDeque<crate::state::Outgoing> = Default::default();
+    let mut unanswered = 0usize;
     loop {
+        let room = unanswered < SEND_WINDOW;
         tokio::select! {
+            _ = std::future::ready(()), if room && !resend.is_empty() => {
+                if let Some(m) = resend.pop_front() {
+                    match core.frames_for(&m, now_ms()) {
+                        Ok(frames) => {
+                            unanswered += 1;
+                            if write_messages(&mut writer, &frames).await.is_err() {
+                                return End::Lost("write failed".into());
+                            }
+                        }
+                        Err(e) => {
+                            let _ = ev_tx.send(Event::Warning(format!(
+                                "message {} still waiting: {e}", m.msg_id.to_hex()
+                            ))).await;
+                        }
+                    }
+                }
+            }
             r = reader.read_frame(keepalive * 3, FRAME_TIMEOUT) => {
                 let msg = match r {
                     Ok(Some(f)) => match Message::from_frame(&f) {
@@ -390,6 +431,9 @@ async fn run(
                     Ok(None) => return End::Lost("the relay closed the connection".into()),
                     Err(e) => return End::Lost(e.to_string()),
                 };
+                if matches!(msg, Message::Status { kind: blindrelay_wire::StatusKind::Accepted { .. }, .. }) {
+                    unanswered = unanswered.saturating_sub(1);
+                }
                 if let Message::Ping(v) = msg {
                     if write_messages(&mut writer, &[Message::Pong(v)]).await.is_err() {
                         return End::Lost("write failed".into());
@@ -410,26 +454,13 @@ async fn run(
                                 return End::UiGone;
                             }
                             // Everything the relay has not confirmed goes again,
-                            // re-sealed with a fresh timestamp under the same id.
-                            let pending = match core.unconfirmed() {
-                                Ok(p) => p,
+                            // re-sealed with a fresh timestamp under the same
+                            // id, a few at a time between reads (the relay's
+                            // answers must be read while we send).
+                            match core.unconfirmed() {
+                                Ok(p) => resend = p.into(),
                                 Err(e) => {
                                     let _ = ev_tx.send(Event::Warning(format!("outbox: {e}"))).await;
-                                    Vec::new()
-                                }
-                            };
-                            for m in pending {
-                                match core.frames_for(&m, now_ms()) {
-                                    Ok(frames) => {
-                                        if write_messages(&mut writer, &frames).await.is_err() {
-                                            return End::Lost("write failed".into());
-                                        }
-                                    }
-                                    Err(e) => {
-                                        let _ = ev_tx.send(Event::Warning(format!(
-                                            "message {} still waiting: {e}", m.msg_id.to_hex()
-                                        ))).await;
-                                    }
                                 }
                             }
                         }
@@ -441,7 +472,7 @@ async fn run(
                     }
                 }
             }
-            cmd = cmd_rx.recv() => match cmd {
+            cmd = cmd_rx.recv(), if room => match cmd {
                 None => {
                     say_goodbye(&mut writer).await;
                     return End::Quit(None);
@@ -455,6 +486,7 @@ async fn run(
                 Some(Command::Send { to, text, room, reply }) => {
                     match core.seal_text(&to, &text, room, now_ms()) {
                         Ok((id, frames)) => {
+                            unanswered += 1;
                             let res = write_messages(&mut writer, &frames).await;
                             // Written or not, it is in the outbox: report the id.
                             let _ = reply.send(Ok(id));
@@ -468,6 +500,7 @@ async fn run(
                 Some(Command::Online(reply)) => { let _ = reply.send(core.online()); }
                 Some(Command::SafetyNumber(n, reply)) => { let _ = reply.send(core.safety_number(&n)); }
                 Some(Command::Accept(n, reply)) => { let _ = reply.send(core.accept_key(&n, now_ms())); }
+                Some(Command::History(n, reply)) => { let _ = reply.send(core.state().history_recent(n)); }
             },
             _ = ping.tick() => {
                 ping_n += 1;
@@ -485,6 +518,7 @@ async fn run(
             _ = receipts.tick() => {
                 let (frames, events) = core.flush(now_ms());
                 for e in events { let _ = ev_tx.send(e).await; }
+                unanswered += messages_in(&frames);
                 if !frames.is_empty() && write_messages(&mut writer, &frames).await.is_err() {
                     return End::Lost("write failed".into());
                 }

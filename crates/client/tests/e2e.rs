@@ -7,188 +7,15 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::{Arc, Mutex, OnceLock};
+mod common;
+
 use std::time::Duration;
 
 use blindrelay_adversary::evil_relay::{EvilRelay, Tamper};
-use blindrelay_client::{ClientConfig, ClientHandle, Event, connect};
+use blindrelay_client::Event;
 use blindrelay_e2e::Freshness;
-use blindrelay_pki::{PkiDir, UserCertOptions};
-use blindrelay_server::{Config, Server};
-use blindrelay_wire::UserName;
-use tokio::sync::mpsc;
-
-const WAIT: Duration = Duration::from_secs(10);
-const QUIET: Duration = Duration::from_millis(500);
-
-fn n(s: &str) -> UserName {
-    UserName::new(s).unwrap()
-}
-
-static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-
-#[derive(Clone)]
-struct W(Arc<Mutex<Vec<u8>>>);
-impl std::io::Write for W {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let w = W(buf.clone());
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_env_filter("debug")
-            .with_writer(move || w.clone())
-            .try_init();
-        buf
-    })
-    .clone()
-}
-
-struct Setup {
-    dir: tempfile::TempDir,
-    pki: PkiDir,
-}
-
-fn setup(users: &[&str]) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let pki = PkiDir::new(dir.path());
-    pki.init(
-        "Client Test CA",
-        &["localhost".into(), "127.0.0.1".into()],
-        false,
-    )
-    .unwrap();
-    for u in users {
-        pki.issue(&n(u), &UserCertOptions::valid_for_days(1), false)
-            .unwrap();
-    }
-    Setup { dir, pki }
-}
-
-async fn relay(s: &Setup) -> (String, tokio::sync::oneshot::Sender<()>) {
-    capture_logs();
-    let server = Server::bind(
-        Config {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            verbose: true,
-            ..Config::default()
-        },
-        s.pki.clone(),
-    )
-    .await
-    .unwrap();
-    let addr = server.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = rx.await;
-    }));
-    (addr, tx)
-}
-
-struct U {
-    h: ClientHandle,
-    ev: mpsc::Receiver<Event>,
-}
-
-async fn user_with(s: &Setup, name: &str, addr: &str, f: impl FnOnce(&mut ClientConfig)) -> U {
-    let mut cfg = ClientConfig::from_dir(s.dir.path(), n(name), addr);
-    cfg.state = None;
-    f(&mut cfg);
-    let (h, mut ev) = connect(&cfg).await.unwrap();
-    loop {
-        match tokio::time::timeout(WAIT, ev.recv())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            Event::Connected { .. } => break,
-            _ => continue,
-        }
-    }
-    U { h, ev }
-}
-
-async fn user(s: &Setup, name: &str, addr: &str) -> U {
-    user_with(s, name, addr, |_| {}).await
-}
-
-impl U {
-    async fn until(&mut self, what: &str, mut f: impl FnMut(&Event) -> bool) -> Event {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.ev.recv()).await {
-                Ok(Some(e)) if f(&e) => return e,
-                Ok(Some(_)) => {}
-                other => panic!("waiting for {what}: {other:?}"),
-            }
-        }
-    }
-
-    async fn online(&mut self, who: &str) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !self
-            .h
-            .online()
-            .await
-            .unwrap()
-            .iter()
-            .any(|x| x.as_str() == who)
-        {
-            assert!(tokio::time::Instant::now() < deadline, "{who} never online");
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.ev.recv()).await;
-        }
-    }
-
-    async fn text(&mut self) -> (String, String, bool) {
-        match self
-            .until("message", |e| matches!(e, Event::Message { .. }))
-            .await
-        {
-            Event::Message {
-                from, text, room, ..
-            } => (from.to_string(), text, room),
-            _ => unreachable!(),
-        }
-    }
-
-    async fn warning(&mut self) -> String {
-        match self
-            .until("warning", |e| matches!(e, Event::Warning(_)))
-            .await
-        {
-            Event::Warning(w) => w,
-            _ => unreachable!(),
-        }
-    }
-
-    /// Messages shown during QUIET (must usually be none).
-    async fn messages_during_quiet(&mut self) -> Vec<String> {
-        let mut v = vec![];
-        let deadline = tokio::time::Instant::now() + QUIET;
-        while let Ok(Some(e)) = tokio::time::timeout_at(deadline, self.ev.recv()).await {
-            if let Event::Message { text, .. } = e {
-                v.push(text);
-            }
-        }
-        v
-    }
-
-    async fn send(&self, to: &[&str], text: &str) {
-        self.h
-            .send(to.iter().map(|x| n(x)).collect(), text.into(), false)
-            .await
-            .unwrap();
-    }
-}
+use blindrelay_pki::UserCertOptions;
+use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_users_chat_both_ways_and_the_relay_logs_no_plaintext() {
@@ -381,13 +208,6 @@ async fn swapped_certificates_are_refused() {
         );
         assert!(alice.messages_during_quiet().await.is_empty());
     }
-}
-
-fn rustls_pki_types_pem(pem: &[u8]) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("c.pem");
-    std::fs::write(&p, pem).unwrap();
-    blindrelay_pki::store::read_cert_der(&p).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -150,6 +150,9 @@ pub trait MessageStore: Send + 'static {
     fn totals(&mut self) -> Result<(u64, u64), StoreError>;
 }
 
+/// A user of the directory: name and certificate (DER).
+pub type KnownUser = (UserName, Vec<u8>);
+
 enum Request {
     Write(
         WriteOp,
@@ -160,7 +163,7 @@ enum Request {
         i64,
         oneshot::Sender<Result<Vec<StoredFragment>, String>>,
     ),
-    Users(oneshot::Sender<Result<Vec<(UserName, Vec<u8>)>, String>>),
+    Users(oneshot::Sender<Result<Vec<KnownUser>, String>>),
     Totals(oneshot::Sender<Result<(u64, u64), String>>),
 }
 

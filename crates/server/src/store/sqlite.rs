@@ -23,11 +23,11 @@ fn e(err: rusqlite::Error) -> StoreError {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|err| StoreError::Backend(format!("{}: {err}", parent.display())))?;
-            }
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|err| StoreError::Backend(format!("{}: {err}", parent.display())))?;
         }
         let db = Connection::open(path)
             .map_err(|err| StoreError::Backend(format!("{}: {err}", path.display())))?;
@@ -202,10 +202,10 @@ impl MessageStore for SqliteStore {
                             .map_err(e)?;
                         for row in rows {
                             let (name, serial) = row.map_err(e)?;
-                            if serials.contains(&serial) {
-                                if let Ok(n) = UserName::new(&name) {
-                                    removed.push(n);
-                                }
+                            if serials.contains(&serial)
+                                && let Ok(n) = UserName::new(&name)
+                            {
+                                removed.push(n);
                             }
                         }
                     }
@@ -276,7 +276,7 @@ impl MessageStore for SqliteStore {
 
 /// Removes the expired and revoked, keeps the rest: unit tests of the backend.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
