@@ -3,12 +3,13 @@
 use blindrelay_client::{Event, UndeliveredReason};
 use serde_json::{Value, json};
 
-/// Replaces control characters (terminal escapes included) so that text
-/// from peers cannot rewrite the screen.
+/// Replaces control and invisible format characters (terminal escapes,
+/// bidirectional overrides) so that text from peers cannot rewrite the
+/// screen or disguise itself.
 pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if c.is_control() && c != '\n' && c != '\t' {
+            if blindrelay_wire::message::is_display_control(c) && c != '\n' && c != '\t' {
                 '\u{fffd}'
             } else {
                 c
@@ -183,6 +184,7 @@ mod tests {
     #[test]
     fn escapes_cannot_reach_the_terminal() {
         assert_eq!(sanitize("hi\x1b[2J\x07there"), "hi\u{fffd}[2J\u{fffd}there");
+        assert_eq!(sanitize("a\u{202E}b"), "a\u{fffd}b");
         assert_eq!(clock(3_723_000), "01:02:03");
     }
 }

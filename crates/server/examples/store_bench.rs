@@ -50,15 +50,26 @@ async fn main() {
                     fragments: vec![body],
                     created_ms: 1,
                 };
-                pending.push(store.write_pipelined(WriteOp::Persist(vec![m], quota)).await.unwrap());
+                pending.push(
+                    store
+                        .write_pipelined(WriteOp::Persist(vec![m], quota))
+                        .await
+                        .unwrap(),
+                );
                 if pending.len() >= 256 {
                     for rx in pending.drain(..) {
-                        assert!(matches!(rx.await.unwrap().unwrap(), WriteResult::Persisted(_)));
+                        assert!(matches!(
+                            rx.await.unwrap().unwrap(),
+                            WriteResult::Persisted(_)
+                        ));
                     }
                 }
             }
             for rx in pending {
-                assert!(matches!(rx.await.unwrap().unwrap(), WriteResult::Persisted(_)));
+                assert!(matches!(
+                    rx.await.unwrap().unwrap(),
+                    WriteResult::Persisted(_)
+                ));
             }
         }));
     }
@@ -87,12 +98,17 @@ async fn main() {
             })
             .collect();
         for chunk in ids.chunks(200) {
-            store.write_detached(WriteOp::Ack(bob.clone(), chunk.to_vec())).await.unwrap();
+            store
+                .write_detached(WriteOp::Ack(bob.clone(), chunk.to_vec()))
+                .await
+                .unwrap();
         }
     }
     let (left, _) = store.totals().await.unwrap();
     let out = t.elapsed();
-    println!("store_bench: {n} messages of {BODY} B from {senders} concurrent senders, SQLite WAL synchronous=FULL");
+    println!(
+        "store_bench: {n} messages of {BODY} B from {senders} concurrent senders, SQLite WAL synchronous=FULL"
+    );
     println!(
         "  into the store: {:>8.0} msg/s ({:.2} s, every message committed before its confirmation)",
         n as f64 / into.as_secs_f64(),

@@ -559,8 +559,16 @@ impl Message {
     }
 }
 
+/// True for characters that can change how surrounding text is displayed:
+/// controls (Cc) and the invisible format characters (bidirectional
+/// overrides and isolates, zero-width characters, the BOM).
+pub fn is_display_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+}
+
 fn check_reason(reason: &str) -> Result<(), WireError> {
-    if reason.len() > REASON_MAX_LEN || reason.chars().any(char::is_control) {
+    if reason.len() > REASON_MAX_LEN || reason.chars().any(is_display_control) {
         return Err(WireError::InvalidField("reason"));
     }
     Ok(())
@@ -772,6 +780,15 @@ mod tests {
         // sender name starts after header(4) + id(16) + pos(4) + flags(1) + len(1)
         bytes[4 + 16 + 4 + 1 + 1] = b'A';
         assert_eq!(Message::decode(&bytes[..]), Err(WireError::InvalidName));
+    }
+
+    #[test]
+    fn rejects_bidi_overrides_in_reasons() {
+        let m = Message::Goodbye {
+            code: GoodbyeCode::Normal,
+            reason: "abc\u{202E}fed".into(),
+        };
+        assert!(m.encode().is_err());
     }
 
     #[test]
