@@ -71,7 +71,9 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             )
         }
         Event::Sent { .. } => return None,
-        Event::Stored { .. } => return None,
+        Event::Stored { recipients, .. } => {
+            format!("  (stored on the relay for {recipients} recipient(s))")
+        }
         Event::Delivered { msg_ids, by } => format!(
             "  (delivered to {by}: {} message(s), confirmed end to end)",
             msg_ids.len()

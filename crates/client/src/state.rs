@@ -497,4 +497,48 @@ mod tests {
             PinCheck::Match
         );
     }
+
+    #[test]
+    fn outbox_and_history_track_message_state() {
+        let s = ClientState::in_memory().unwrap();
+        let bob = UserName::new("bob").unwrap();
+        let carol = UserName::new("carol").unwrap();
+        let m = Outgoing {
+            msg_id: MessageId([1; 16]),
+            recipients: vec![bob.clone(), carol.clone()],
+            text: "hi".into(),
+            room: false,
+            created_ms: 5,
+        };
+        s.outbox_add(&m).unwrap();
+        assert_eq!(s.outbox_unconfirmed().unwrap(), vec![m.clone()]);
+        assert!(s.outbox_stored(&m.msg_id).unwrap());
+        assert!(s.outbox_unconfirmed().unwrap().is_empty());
+        // Receipts count once per recipient, and only from recipients.
+        assert!(s.outbox_delivered(&m.msg_id, &bob).unwrap());
+        assert!(!s.outbox_delivered(&m.msg_id, &bob).unwrap());
+        assert!(
+            !s.outbox_delivered(&m.msg_id, &UserName::new("mallory").unwrap())
+                .unwrap()
+        );
+        assert_eq!(
+            s.outbox_state(&m.msg_id).unwrap(),
+            Some(("stored".to_string(), vec!["bob".to_string()]))
+        );
+        for i in 0..30u8 {
+            s.history_add(&HistoryEntry {
+                msg_id: MessageId([i; 16]),
+                ts_ms: u64::from(i),
+                outgoing: i % 2 == 0,
+                peer: "bob".into(),
+                room: false,
+                text: format!("line {i}"),
+            })
+            .unwrap();
+        }
+        let recent = s.history_recent(20).unwrap();
+        assert_eq!(recent.len(), 20);
+        assert_eq!(recent.first().unwrap().text, "line 10");
+        assert_eq!(recent.last().unwrap().text, "line 29");
+    }
 }

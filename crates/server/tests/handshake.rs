@@ -154,6 +154,24 @@ async fn revocation_while_connected_disconnects_and_blocks_reconnect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_users_leave_the_directory() {
+    let pki = TestPki::new(&["gone", "alice", "bob"]);
+    let server = TestServer::start(&pki, config()).await;
+    drop(Client::connect(server.addr, &pki, "gone").await);
+    let alice = Client::connect(server.addr, &pki, "alice").await;
+    assert_eq!(
+        alice.directory,
+        vec![name("gone")],
+        "known offline user listed"
+    );
+    pki.pki.revoke(&name("gone")).unwrap();
+    wait_log(&["revoked users removed from the directory", "gone"]).await;
+    let bob = Client::connect(server.addr, &pki, "bob").await;
+    assert_eq!(bob.directory, vec![name("alice")]);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_style_reload_applies_a_new_crl() {
     let pki = TestPki::new(&["hup-user"]);
     let server = TestServer::start(
