@@ -406,7 +406,7 @@ async fn idle_sessions_time_out_and_keepalives_prevent_it() {
     let server = TestServer::start(
         &pki,
         Config {
-            idle_timeout_ms: 600,
+            idle_timeout_ms: 1_000,
             keepalive_ms: 200,
             ..config()
         },
@@ -414,7 +414,8 @@ async fn idle_sessions_time_out_and_keepalives_prevent_it() {
     .await;
     let mut idler = Client::connect(server.addr, &pki, "idler").await;
     let mut pinger = Client::connect(server.addr, &pki, "pinger").await;
-    for i in 0..6 {
+    // Well past the idle timeout, with pings every 200 ms.
+    for i in 0..10 {
         tokio::time::sleep(Duration::from_millis(200)).await;
         pinger.send(&Message::Ping(i)).await;
     }
