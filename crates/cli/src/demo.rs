@@ -221,6 +221,32 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
+/// A malicious relay and users connected to it (the first one waits until
+/// it sees every other one online).
+async fn evil_world(
+    pki: &PkiDir,
+    dir: &std::path::Path,
+    tamper: Tamper,
+    names: &[&str],
+) -> Result<(EvilRelay, Vec<User>)> {
+    let evil = EvilRelay::start(pki, tamper).await?;
+    let addr = evil.addr.to_string();
+    let mut users = Vec::new();
+    for n in names {
+        users.push(User::connect(dir, n, &addr).await?);
+    }
+    if let Some((first, rest)) = names.split_first()
+        && let Some(u) = users.first_mut()
+    {
+        for other in rest {
+            if other != first {
+                u.wait_online(other).await?;
+            }
+        }
+    }
+    Ok((evil, users))
+}
+
 pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let dir = tmp.path();
@@ -437,11 +463,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
 
     println!("\n[6] a malicious relay (it holds the real server key) attacks the users");
     // Replay.
-    let evil = EvilRelay::start(&pki, Tamper::Replay).await?;
-    let eaddr = evil.addr.to_string();
-    let mut a = User::connect(dir, "alice", &eaddr).await?;
-    let mut b = User::connect(dir, "bob", &eaddr).await?;
-    a.wait_online("bob").await?;
+    let (evil, mut u) = evil_world(&pki, dir, Tamper::Replay, &["alice", "bob"]).await?;
+    let [a, b] = &mut u[..] else { bail!("users") };
     a.handle
         .send(vec![b.name.clone()], "pay carol 100 EUR".into(), false)
         .await?;
@@ -454,14 +477,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         &format!("shown once ({got:?}); copies rejected: {w}"),
         msgs.is_empty() && w.contains("replayed") && more.iter().all(|m| m.contains("replayed")),
     );
-    drop((a, b, evil));
+    drop((u, evil));
 
     // Tampering.
-    let evil = EvilRelay::start(&pki, Tamper::FlipBit).await?;
-    let eaddr = evil.addr.to_string();
-    let mut a = User::connect(dir, "alice", &eaddr).await?;
-    let mut b = User::connect(dir, "bob", &eaddr).await?;
-    a.wait_online("bob").await?;
+    let (evil, mut u) = evil_world(&pki, dir, Tamper::FlipBit, &["alice", "bob"]).await?;
+    let [a, b] = &mut u[..] else { bail!("users") };
     a.handle
         .send(vec![b.name.clone()], "pay carol 100 EUR".into(), false)
         .await?;
@@ -472,16 +492,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         &w,
         msgs.is_empty() && w.contains("could not be authenticated or decrypted"),
     );
-    drop((a, b, evil));
+    drop((u, evil));
 
     // Forged sender by the relay.
-    let evil = EvilRelay::start(&pki, Tamper::ForgeSender(user_name("carol")?)).await?;
-    let eaddr = evil.addr.to_string();
-    let mut a = User::connect(dir, "alice", &eaddr).await?;
-    let mut c = User::connect(dir, "carol", &eaddr).await?;
-    let mut b = User::connect(dir, "bob", &eaddr).await?;
+    let tamper = Tamper::ForgeSender(user_name("carol")?);
+    let (evil, mut u) = evil_world(&pki, dir, tamper, &["bob", "carol", "alice"]).await?;
+    let [b, c, a] = &mut u[..] else {
+        bail!("users")
+    };
     a.wait_online("bob").await?;
-    b.wait_online("carol").await?;
     a.handle
         .send(vec![b.name.clone()], "from alice".into(), false)
         .await?;
@@ -493,15 +512,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         msgs.is_empty() && w.contains("sender does not match"),
     );
     let _ = c.quiet().await;
-    drop((a, b, c, evil));
+    drop((u, evil));
 
     // Re-targeting.
-    let evil = EvilRelay::start(&pki, Tamper::Retarget(user_name("carol")?)).await?;
-    let eaddr = evil.addr.to_string();
-    let mut a = User::connect(dir, "alice", &eaddr).await?;
-    let mut b = User::connect(dir, "bob", &eaddr).await?;
-    let mut c = User::connect(dir, "carol", &eaddr).await?;
-    a.wait_online("bob").await?;
+    let tamper = Tamper::Retarget(user_name("carol")?);
+    let (evil, mut u) = evil_world(&pki, dir, tamper, &["alice", "bob", "carol"]).await?;
+    let [a, b, c] = &mut u[..] else {
+        bail!("users")
+    };
     a.handle
         .send(vec![b.name.clone()], "for bob only".into(), false)
         .await?;
@@ -513,21 +531,18 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         &format!("bob reads {got:?}; carol: {w}"),
         msgs.is_empty() && w.contains("not addressed to me"),
     );
-    drop((a, b, c, evil));
+    drop((u, evil));
 
     // Key swap: the relay hands out mallory's certificate as bob's.
     let mallory_cert = blindrelay_pki::store::read_cert_der(&pki.user_cert_path(&mallory))?;
-    let evil = EvilRelay::start(
-        &pki,
-        Tamper::SwapCert {
-            victim: user_name("bob")?,
-            cert_der: mallory_cert,
-        },
-    )
-    .await?;
-    let eaddr = evil.addr.to_string();
-    let mut a = User::connect(dir, "alice", &eaddr).await?;
-    let _b = User::connect(dir, "bob", &eaddr).await?;
+    let tamper = Tamper::SwapCert {
+        victim: user_name("bob")?,
+        cert_der: mallory_cert,
+    };
+    // Only alice connects first: she must see bob (with the swapped key) join.
+    let (evil, mut u) = evil_world(&pki, dir, tamper, &["alice"]).await?;
+    let _b = User::connect(dir, "bob", &evil.addr.to_string()).await?;
+    let [a] = &mut u[..] else { bail!("users") };
     let w = a.warning().await?;
     let send = a
         .handle
@@ -544,7 +559,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         ),
         w.contains("REFUSED") && send.is_err(),
     );
-    drop((a, evil));
+    drop((u, evil));
 
     let _ = stop_tx.send(());
     let _ = relay.await;
