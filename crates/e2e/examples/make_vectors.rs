@@ -79,6 +79,7 @@ fn main() {
     let _ = writeln!(out, "message_key = {}", hex(&key));
     let _ = writeln!(out, "nonce = {}", hex(&nonce));
     let _ = writeln!(out, "plaintext = {}", hex(&content.encode()));
+    let _ = writeln!(out, "key_commit = {}", hex(&parsed.header().key_commit));
     let _ = writeln!(out, "aad = {}", hex(&parsed.aad()));
     let _ = writeln!(out, "ciphertext = {}", hex(parsed.ciphertext()));
     let _ = writeln!(out, "wrapped_key = {}", hex(&parsed.wrapped_keys()[0]));

@@ -7,6 +7,7 @@
 //!   msg_id         [16]
 //!   timestamp_ms   u64     sender's clock, Unix milliseconds
 //!   fragment_count u16     relay fragments carrying this envelope (1..=64)
+//!   key_commit     [32]    SHA-256(KEY_COMMIT_LABEL | message key)
 //!   sender         u8 len | name
 //!   recipient_count u8     1..=64, distinct names
 //!   recipients     (u8 len | name) * recipient_count
@@ -123,6 +124,10 @@ pub struct Header {
     pub timestamp_ms: u64,
     /// Relay fragments carrying the envelope.
     pub fragment_count: u16,
+    /// Commitment to the message key: every recipient checks that the key
+    /// it unwrapped is the one the sender signed, so one envelope cannot
+    /// open to different texts for different recipients.
+    pub key_commit: [u8; 32],
     /// Sender.
     pub sender: UserName,
     /// Every recipient.
@@ -141,6 +146,7 @@ impl Header {
         out.extend_from_slice(&self.msg_id.0);
         out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
         out.extend_from_slice(&self.fragment_count.to_be_bytes());
+        out.extend_from_slice(&self.key_commit);
         put_name(out, &self.sender);
         out.push(self.recipients.len() as u8);
         for r in &self.recipients {
@@ -153,6 +159,7 @@ impl Header {
             + 16
             + 8
             + 2
+            + 32
             + 1
             + self.sender.as_str().len()
             + 1
@@ -239,6 +246,8 @@ impl TryFrom<&[u8]> for Envelope {
         if fragment_count == 0 || fragment_count > MAX_FRAGMENTS {
             return Err(OpenError::Malformed);
         }
+        let mut key_commit = [0u8; 32];
+        key_commit.copy_from_slice(c.take(32)?);
         let sender = c.name()?;
         let n = usize::from(c.u8()?);
         if n == 0 || n > MAX_RECIPIENTS {
@@ -283,6 +292,7 @@ impl TryFrom<&[u8]> for Envelope {
                 msg_id: MessageId(id),
                 timestamp_ms,
                 fragment_count,
+                key_commit,
                 sender,
                 recipients,
             },
@@ -361,6 +371,28 @@ impl MessageKey {
     }
 }
 
+/// SHA-256 of [`crate::KEY_COMMIT_LABEL`] and the message key.
+pub fn key_commitment(key: &[u8; 32]) -> [u8; 32] {
+    let mut input = Zeroizing::new(crate::KEY_COMMIT_LABEL.to_vec());
+    input.extend_from_slice(key);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &input).as_ref());
+    out
+}
+
+/// Re-signs an envelope's bytes (everything before `sig_len`) as `me`, for
+/// tests that play a dishonest sender. It can only sign with one's own key.
+#[doc(hidden)]
+pub fn resign_for_tests(me: &LocalIdentity, signed_part: &[u8]) -> Result<Vec<u8>, E2eError> {
+    let mut m = SIGN_LABEL.to_vec();
+    m.extend_from_slice(signed_part);
+    let sig = me.sign(&m)?;
+    let mut out = signed_part.to_vec();
+    out.extend_from_slice(&(sig.len() as u16).to_be_bytes());
+    out.extend_from_slice(&sig);
+    Ok(out)
+}
+
 /// Fills `b` from the system CSPRNG.
 pub fn fill_random(b: &mut [u8]) -> Result<(), E2eError> {
     aws_lc_rs::rand::fill(b).map_err(|_| E2eError::Crypto)
@@ -414,6 +446,7 @@ pub fn seal_with(
         msg_id: p.msg_id,
         timestamp_ms: p.timestamp_ms,
         fragment_count: 1,
+        key_commit: key_commitment(&key.0),
         sender: me.name().clone(),
         recipients: p.recipients.iter().map(|r| r.name().clone()).collect(),
     };
@@ -518,6 +551,11 @@ pub fn open(
     freshness.check(h.timestamp_ms, now_ms)?;
     let wrapped = env.wrapped.get(idx).ok_or(OpenError::Malformed)?;
     let key = me.unwrap_key(wrapped).ok_or(OpenError::Undecryptable)?;
+    if aws_lc_rs::constant_time::verify_slices_are_equal(&key_commitment(&key), &h.key_commit)
+        .is_err()
+    {
+        return Err(OpenError::Undecryptable);
+    }
     let aead = LessSafeKey::new(
         UnboundKey::new(&AES_256_GCM, &key[..]).map_err(|_| OpenError::Undecryptable)?,
     );

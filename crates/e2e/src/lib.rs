@@ -43,6 +43,8 @@ pub const WRAP_LABEL: &[u8] = b"blindrelay/v1/wrap";
 pub const AAD_LABEL: &[u8] = b"blindrelay/v1/aad\0";
 /// Prefix of the signed data.
 pub const SIGN_LABEL: &[u8] = b"blindrelay/v1/sign\0";
+/// Prefix of the message-key commitment hash.
+pub const KEY_COMMIT_LABEL: &[u8] = b"blindrelay/v1/key-commit\0";
 /// Prefix of the safety-number hash.
 pub const SAFETY_LABEL: &[u8] = b"blindrelay/v1/safety-number\0";
 

@@ -210,8 +210,8 @@ fn forged_sender_signature_fails_identically() {
     let env = seal_to(&mallory, &[peer("bob")], "I am alice");
     let mut forged = env.clone();
     // Replace sender "mallory" by "alice" + keep lengths consistent: rebuild
-    // via the header offsets (version, flags, id, ts, count = 28 bytes).
-    let name_at = 1 + 1 + 16 + 8 + 2;
+    // via the header offsets (version, flags, id, ts, count, key commitment).
+    let name_at = 1 + 1 + 16 + 8 + 2 + 32;
     assert_eq!(&forged[name_at + 1..name_at + 8], b"mallory");
     forged.splice(name_at..name_at + 8, [5u8, b'a', b'l', b'i', b'c', b'e']);
     assert_eq!(
@@ -378,4 +378,25 @@ fn every_message_uses_a_fresh_key_and_nonce() {
     let a = Envelope::try_from(&seal_to(alice, &[peer("bob")], "same")[..]).unwrap();
     let b = Envelope::try_from(&seal_to(alice, &[peer("bob")], "same")[..]).unwrap();
     assert_ne!(a.as_bytes(), b.as_bytes());
+}
+
+#[test]
+fn the_header_commits_to_the_message_key() {
+    use blindrelay_e2e::envelope::key_commitment;
+    let (alice, bob, _) = identities();
+    let env = seal_to(alice, &[peer("bob")], "committed");
+    let parsed = Envelope::try_from(&env[..]).unwrap();
+    // Distinct keys give distinct commitments; the header carries one.
+    assert_ne!(key_commitment(&[1; 32]), key_commitment(&[2; 32]));
+    assert_ne!(parsed.header().key_commit, [0u8; 32]);
+    // A sender who signs a header committing to another key than the one
+    // wrapped for the recipient is rejected.
+    let mut header_and_rest = env[..env.len() - 2 - 256].to_vec();
+    let at = 1 + 1 + 16 + 8 + 2;
+    header_and_rest[at..at + 32].copy_from_slice(&key_commitment(&[7; 32]));
+    let forged = blindrelay_e2e::envelope::resign_for_tests(alice, &header_and_rest).unwrap();
+    assert_eq!(
+        open_as(bob, &forged, "alice"),
+        Err(OpenError::Undecryptable)
+    );
 }

@@ -90,6 +90,9 @@ fn envelope_layout_matches_the_documented_fields() {
     assert_eq!(env.nonce().to_vec(), unhex(&v["nonce"]));
     assert_eq!(env.ciphertext(), &unhex(&v["ciphertext"])[..]);
     assert_eq!(env.wrapped_keys()[0], unhex(&v["wrapped_key"]));
+    let key: [u8; 32] = unhex(&v["message_key"]).try_into().unwrap();
+    assert_eq!(h.key_commit, blindrelay_e2e::envelope::key_commitment(&key));
+    assert_eq!(h.key_commit.to_vec(), unhex(&v["key_commit"]));
 }
 
 #[test]
