@@ -34,6 +34,9 @@ pub struct Config {
     pub max_connections: usize,
     /// The TLS handshake must complete within this time.
     pub handshake_timeout_ms: u64,
+    /// TLS handshakes in progress at once from one source address; more are
+    /// closed at once (connections past the handshake do not count).
+    pub max_handshakes_per_ip: usize,
     /// A session that receives nothing for this long is closed. Clients are
     /// told to send a keep-alive every `keepalive_ms`.
     pub idle_timeout_ms: u64,
@@ -81,6 +84,9 @@ pub struct Config {
     /// Delivery receipts one identity may send per rate window. Not counted
     /// as messages.
     pub receipt_rate_max: u16,
+    /// Logins (new sessions) one identity may make per rate window; past it
+    /// the identity enters the cool-down.
+    pub login_rate_max: u16,
     /// Frames of the login backlog queued for one session; the backlog is
     /// streamed with backpressure, never dropped.
     pub backlog_queue_frames: usize,
@@ -95,6 +101,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             max_connections: 4096,
             handshake_timeout_ms: 10_000,
+            max_handshakes_per_ip: 64,
             idle_timeout_ms: 60_000,
             keepalive_ms: 20_000,
             frame_timeout_ms: 10_000,
@@ -114,6 +121,7 @@ impl Default for Config {
             store_sweep_ms: 60_000,
             ack_rate_max: 200,
             receipt_rate_max: 60,
+            login_rate_max: 10,
             backlog_queue_frames: 64,
             max_inflight_stores: 256,
         }
@@ -143,6 +151,7 @@ impl Config {
         let nonzero = [
             ("max_connections", self.max_connections as u64),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("max_handshakes_per_ip", self.max_handshakes_per_ip as u64),
             ("idle_timeout_ms", self.idle_timeout_ms),
             ("keepalive_ms", self.keepalive_ms),
             ("frame_timeout_ms", self.frame_timeout_ms),
@@ -161,6 +170,7 @@ impl Config {
             ("store_sweep_ms", self.store_sweep_ms),
             ("ack_rate_max", u64::from(self.ack_rate_max)),
             ("receipt_rate_max", u64::from(self.receipt_rate_max)),
+            ("login_rate_max", u64::from(self.login_rate_max)),
             ("backlog_queue_frames", self.backlog_queue_frames as u64),
             ("max_inflight_stores", self.max_inflight_stores as u64),
         ];

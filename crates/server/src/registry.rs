@@ -78,6 +78,7 @@ pub(crate) enum Budget {
     Message,
     Receipt,
     Ack,
+    Login,
 }
 
 #[derive(Default)]
@@ -121,6 +122,7 @@ pub(crate) struct Registry {
     rate_max: usize,
     receipt_max: usize,
     ack_max: usize,
+    login_max: usize,
     rate_window: Duration,
     cooldown: Duration,
     queue: usize,
@@ -144,6 +146,7 @@ impl Registry {
             rate_max: usize::from(cfg.rate_max_messages),
             receipt_max: usize::from(cfg.receipt_rate_max),
             ack_max: usize::from(cfg.ack_rate_max),
+            login_max: usize::from(cfg.login_rate_max),
             rate_window: Config::d(cfg.rate_window_ms),
             cooldown: Config::d(cfg.cooldown_ms),
             queue: cfg.outgoing_queue_frames,
@@ -205,6 +208,20 @@ impl Registry {
                 return Err(Refused::CoolDown(self.cooldown));
             }
             g.cooldowns.remove(name);
+        }
+        // Reconnecting in a loop makes every other user process a leave and
+        // a join: logins have their own budget, and exceeding it starts the
+        // cool-down like a message flood.
+        let window = self.rate_window;
+        let login_max = self.login_max;
+        let allowed = g
+            .windows
+            .entry((name.clone(), Budget::Login))
+            .or_insert_with(|| SlidingWindow::new(login_max, window))
+            .hit(now);
+        if !allowed {
+            g.cooldowns.insert(name.clone(), now + self.cooldown);
+            return Err(Refused::CoolDown(self.cooldown));
         }
         g.next_id += 1;
         let id = g.next_id;
@@ -316,6 +333,7 @@ impl Registry {
             Budget::Message => self.rate_max,
             Budget::Receipt => self.receipt_max,
             Budget::Ack => self.ack_max,
+            Budget::Login => self.login_max,
         };
         let window = self.rate_window;
         g.windows

@@ -26,6 +26,43 @@ use crate::{Config, SECURITY, ServerError};
 /// Pause after a failed `accept` (for example EMFILE) before trying again.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// A handshake in progress from one address; counted until dropped.
+struct HandshakeSlot {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl HandshakeSlot {
+    fn take(
+        map: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        max: usize,
+    ) -> Option<Self> {
+        let mut g = map.lock().unwrap_or_else(|p| p.into_inner());
+        let n = g.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Self {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut g = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = g.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                g.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// State shared by every task of the server.
 pub(crate) struct Shared {
     pub config: Config,
@@ -209,6 +246,8 @@ impl Server {
         let (notify_shutdown, _) = broadcast::channel::<()>(1);
         let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
         let limit = Arc::new(Semaphore::new(cfg.max_connections));
+        let handshakes: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+            Arc::default();
 
         let watcher = tokio::spawn(watch_crl(shared.clone(), pki, reload));
         let sweeper = tokio::spawn(sweep_store(shared.clone()));
@@ -227,6 +266,16 @@ impl Server {
                     }
                 };
                 let _ = tcp.set_nodelay(true);
+                // One source address may hold only so many handshakes at
+                // once, so silent connections from one host cannot take
+                // every slot.
+                let Some(hs_slot) =
+                    HandshakeSlot::take(&handshakes, peer.ip(), cfg.max_handshakes_per_ip)
+                else {
+                    warn!(target: SECURITY, %peer, "TLS handshake refused: too many handshakes in progress from this address");
+                    drop(tcp);
+                    continue;
+                };
                 let acceptor = TlsAcceptor::from(shared.tls());
                 let shared = shared.clone();
                 let shutdown_rx = notify_shutdown.subscribe();
@@ -235,7 +284,9 @@ impl Server {
                 tokio::spawn(async move {
                     let _permit = permit;
                     let _done = done;
-                    match timeout(hs_timeout, acceptor.accept(tcp)).await {
+                    let handshake = timeout(hs_timeout, acceptor.accept(tcp)).await;
+                    drop(hs_slot);
+                    match handshake {
                         Err(_) => {
                             warn!(target: SECURITY, %peer, "TLS handshake refused: not completed within {} ms", hs_timeout.as_millis());
                         }

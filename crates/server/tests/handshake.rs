@@ -230,6 +230,42 @@ async fn handshake_timeout_closes_silent_tcp_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_cannot_hold_every_handshake_slot() {
+    let pki = TestPki::new(&["alice"]);
+    let server = TestServer::start(
+        &pki,
+        blindrelay_server::Config {
+            max_handshakes_per_ip: 3,
+            ..config()
+        },
+    )
+    .await;
+    // Three silent connections hold this address's handshake slots...
+    let mut silent = Vec::new();
+    for _ in 0..3 {
+        silent.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so a fourth is closed at once, without a handshake.
+    let mut extra = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut b = [0u8; 1];
+    let r = tokio::time::timeout(T, extra.read(&mut b))
+        .await
+        .expect("not closed");
+    assert!(matches!(r, Ok(0) | Err(_)));
+    wait_log(&[
+        "TLS handshake refused",
+        "too many handshakes in progress from this address",
+    ])
+    .await;
+    // Once they give up, the address is welcome again.
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _alice = Client::connect(server.addr, &pki, "alice").await;
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn global_connection_cap_holds_excess_connections_before_the_handshake() {
     let pki = TestPki::new(&["alice"]);
     let server = TestServer::start(

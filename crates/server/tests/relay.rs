@@ -295,6 +295,36 @@ async fn flood_disconnects_at_the_eleventh_message_then_cools_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_in_a_loop_is_cut_off() {
+    let pki = TestPki::new(&["churner", "bob"]);
+    let server = TestServer::start(
+        &pki,
+        Config {
+            login_rate_max: 3,
+            ..config()
+        },
+    )
+    .await;
+    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    for _ in 0..3 {
+        drop(Client::connect(server.addr, &pki, "churner").await);
+    }
+    let mut again = Client::connect_raw(server.addr, &pki, "churner")
+        .await
+        .unwrap();
+    assert_eq!(again.expect_closed().await, Some(GoodbyeCode::CoolDown));
+    // bob saw three joins and leaves, not more.
+    let mut joins = 0;
+    while let Ok(Some(m)) = bob.try_recv(QUIET).await {
+        if matches!(m, Message::Peer { .. }) {
+            joins += 1;
+        }
+    }
+    assert_eq!(joins, 3);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_fragmented_message_counts_once_against_the_rate_limit() {
     let pki = TestPki::new(&["alice", "bob"]);
     let server = TestServer::start(&pki, config()).await;
