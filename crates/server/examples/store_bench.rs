@@ -47,7 +47,7 @@ async fn main() {
                 let m = NewMessage {
                     recipient: bob.clone(),
                     msg_id: MessageId(id),
-                    fragments: vec![body],
+                    fragments: vec![body].into(),
                     created_ms: 1,
                 };
                 pending.push(

@@ -123,7 +123,7 @@ impl Default for Config {
             receipt_rate_max: 60,
             login_rate_max: 10,
             backlog_queue_frames: 64,
-            max_inflight_stores: 256,
+            max_inflight_stores: 64,
         }
     }
 }

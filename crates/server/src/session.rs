@@ -372,6 +372,17 @@ struct SessionState {
     inflight: Arc<tokio::sync::Semaphore>,
 }
 
+/// Queues an answer to the client's own request (pong, status). Unlike
+/// traffic from other users, it waits for room: the session stops reading
+/// this client until it reads its answers (flow control), and only a client
+/// that does not read for the write timeout is dropped.
+async fn answer(tx: &mpsc::Sender<Outbound>, f: Outbound, cfg: &Config) -> bool {
+    matches!(
+        tokio::time::timeout(Config::d(cfg.write_timeout_ms), tx.send(f)).await,
+        Ok(Ok(()))
+    )
+}
+
 /// The routed body as the store keeps it (with the STORED flag).
 fn stored_body(r: &Routed) -> Option<Vec<u8>> {
     let mut r = r.clone();
@@ -395,11 +406,11 @@ impl SessionState {
         match msg {
             Message::Ping(v) => {
                 if let Some(f) = frame(&Message::Pong(v))
-                    && tx.try_send(f).is_err()
+                    && !answer(tx, f, cfg).await
                 {
                     return Some(End::Cause(
                         GoodbyeCode::TooSlow,
-                        "outgoing queue full".into(),
+                        "client not reading its answers".into(),
                     ));
                 }
                 None
@@ -523,11 +534,11 @@ impl SessionState {
                     });
                     for kind in statuses {
                         if let Some(f) = frame(&Message::Status { msg_id, kind })
-                            && tx.try_send(f).is_err()
+                            && !answer(tx, f, cfg).await
                         {
                             return Some(End::Cause(
                                 GoodbyeCode::TooSlow,
-                                "outgoing queue full".into(),
+                                "client not reading its answers".into(),
                             ));
                         }
                     }
@@ -567,6 +578,7 @@ impl SessionState {
             return None;
         };
         let now = crate::server::unix_ms();
+        let fragments: Arc<[Vec<u8>]> = fragments.into();
         let msgs: Vec<NewMessage> = recipients
             .iter()
             .map(|r| NewMessage {

@@ -62,8 +62,10 @@ pub struct NewMessage {
     pub recipient: UserName,
     /// Its id.
     pub msg_id: MessageId,
-    /// Encoded routed bodies, one per fragment, in order.
-    pub fragments: Vec<Vec<u8>>,
+    /// Encoded routed bodies, one per fragment, in order; shared by the
+    /// copies for each recipient, so a message to many recipients is held
+    /// in memory once.
+    pub fragments: std::sync::Arc<[Vec<u8>]>,
     /// When the relay received it (Unix ms).
     pub created_ms: u64,
 }

@@ -288,7 +288,10 @@ mod tests {
         NewMessage {
             recipient: n(to),
             msg_id: MessageId([id; 16]),
-            fragments: (0..frags).map(|i| vec![id, i as u8, 0, 0]).collect(),
+            fragments: (0..frags)
+                .map(|i| vec![id, i as u8, 0, 0])
+                .collect::<Vec<_>>()
+                .into(),
             created_ms: created,
         }
     }
