@@ -30,6 +30,8 @@ use crate::state::{ClientState, HistoryEntry, Outgoing, PinCheck};
 
 /// Most peers remembered in memory.
 pub const MAX_PEERS: usize = 10_000;
+/// Own receipt ids remembered (to keep their statuses quiet).
+pub const MAX_SENT_RECEIPTS: usize = 4096;
 /// Receipts sealed per flush (one per sender, each confirming up to 100
 /// messages).
 pub const MAX_RECEIPTS_PER_FLUSH: usize = 10;
@@ -58,6 +60,8 @@ pub struct ClientCore {
     store_ttl_ms: u64,
     acks: Vec<MessageId>,
     receipts: HashMap<UserName, Vec<MessageId>>,
+    /// Ids of our own receipts, whose relay statuses are not news to the user.
+    sent_receipts: std::collections::HashSet<MessageId>,
     /// Keep-alive interval from the relay's Welcome.
     pub keepalive_ms: u64,
 }
@@ -86,6 +90,7 @@ impl ClientCore {
             store_ttl_ms: 7 * 24 * 3600 * 1000,
             acks: Vec::new(),
             receipts: HashMap::new(),
+            sent_receipts: std::collections::HashSet::new(),
             keepalive_ms: 20_000,
         }
     }
@@ -293,7 +298,11 @@ impl ClientCore {
                 }
                 events.push(Event::Left { name });
             }
-            Message::Status { msg_id, kind } => events.push(self.status(msg_id, kind)),
+            Message::Status { msg_id, kind } => {
+                if !self.sent_receipts.contains(&msg_id) {
+                    events.push(self.status(msg_id, kind));
+                }
+            }
             Message::Deliver(r) => {
                 if let Some(e) = self.deliver(r, now_ms) {
                     events.push(e);
@@ -637,6 +646,10 @@ impl ClientCore {
                 self.receipts.insert(to.clone(), rest);
             }
             let Ok(id) = random_id() else { continue };
+            if self.sent_receipts.len() >= MAX_SENT_RECEIPTS {
+                self.sent_receipts.clear();
+            }
+            self.sent_receipts.insert(id);
             let receipt = Content::Receipt(ids);
             match self.seal_frames(
                 id,
