@@ -53,7 +53,20 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
                 None => bail!("connection closed"),
             }
         }
-        let id = client.send(to, args.text, false).await?;
+        // Keep reading events while the message is queued, so that a long
+        // backlog arriving meanwhile can never stall the connection.
+        let sending = client.send(to, args.text, false);
+        tokio::pin!(sending);
+        let id = loop {
+            tokio::select! {
+                r = &mut sending => break r?,
+                e = events.recv() => match e {
+                    Some(e @ Event::Closed { .. }) => bail!("{}", crate::ui::human(&e).unwrap_or_default()),
+                    Some(e) => report(&e),
+                    None => bail!("connection closed"),
+                },
+            }
+        };
         let mut live = 0u16;
         loop {
             match events.recv().await {

@@ -402,14 +402,30 @@ async fn run(
     let mut ping_n = 0u64;
     let mut resend: std::collections::VecDeque<crate::state::Outgoing> = Default::default();
     let mut unanswered = 0usize;
+    // Messages sent in the relay's rate window: the client paces itself to
+    // stay one message under the relay's limit instead of being cut off.
+    let (rate_max, rate_window_ms) = core.rate;
+    let rate_window = Duration::from_millis(rate_window_ms.max(1));
+    let budget = usize::from(rate_max).saturating_sub(1).max(1);
+    let mut sent_at: std::collections::VecDeque<tokio::time::Instant> = Default::default();
     loop {
-        let room = unanswered < SEND_WINDOW;
+        let now = tokio::time::Instant::now();
+        while sent_at
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= rate_window)
+        {
+            sent_at.pop_front();
+        }
+        let paced = sent_at.len() < budget;
+        let wake = sent_at.front().map(|t| *t + rate_window).unwrap_or(now);
+        let room = unanswered < SEND_WINDOW && paced;
         tokio::select! {
             _ = std::future::ready(()), if room && !resend.is_empty() => {
                 if let Some(m) = resend.pop_front() {
                     match core.frames_for(&m, now_ms()) {
                         Ok(frames) => {
                             unanswered += 1;
+                            sent_at.push_back(tokio::time::Instant::now());
                             if write_messages(&mut writer, &frames).await.is_err() {
                                 return End::Lost("write failed".into());
                             }
@@ -487,6 +503,7 @@ async fn run(
                     match core.seal_text(&to, &text, room, now_ms()) {
                         Ok((id, frames)) => {
                             unanswered += 1;
+                            sent_at.push_back(tokio::time::Instant::now());
                             let res = write_messages(&mut writer, &frames).await;
                             // Written or not, it is in the outbox: report the id.
                             let _ = reply.send(Ok(id));
@@ -502,6 +519,7 @@ async fn run(
                 Some(Command::Accept(n, reply)) => { let _ = reply.send(core.accept_key(&n, now_ms())); }
                 Some(Command::History(n, reply)) => { let _ = reply.send(core.state().history_recent(n)); }
             },
+            _ = tokio::time::sleep_until(wake), if !paced => {}
             _ = ping.tick() => {
                 ping_n += 1;
                 if write_messages(&mut writer, &[Message::Ping(ping_n)]).await.is_err() {

@@ -58,12 +58,14 @@ pub struct ClientCore {
     reassembler: Reassembler,
     freshness: Freshness,
     store_ttl_ms: u64,
-    acks: Vec<MessageId>,
+    acks: Vec<(UserName, MessageId)>,
     receipts: HashMap<UserName, Vec<MessageId>>,
     /// Ids of our own receipts, whose relay statuses are not news to the user.
     sent_receipts: std::collections::HashSet<MessageId>,
     /// Keep-alive interval from the relay's Welcome.
     pub keepalive_ms: u64,
+    /// The relay's message budget from its Welcome: (messages, window ms).
+    pub rate: (u16, u64),
 }
 
 fn random_id() -> Result<MessageId, ClientError> {
@@ -92,6 +94,7 @@ impl ClientCore {
             receipts: HashMap::new(),
             sent_receipts: std::collections::HashSet::new(),
             keepalive_ms: 20_000,
+            rate: (10, 5_000),
         }
     }
 
@@ -264,6 +267,8 @@ impl ClientCore {
                 identity,
                 keepalive_ms,
                 store_ttl_s,
+                rate_max,
+                rate_window_ms,
                 ..
             } => {
                 if identity != *self.me.name() {
@@ -273,6 +278,7 @@ impl ClientCore {
                     )));
                 }
                 self.keepalive_ms = u64::from(keepalive_ms).max(1000);
+                self.rate = (rate_max, u64::from(rate_window_ms));
                 self.store_ttl_ms = (u64::from(store_ttl_s) * 1000).min(MAX_STORED_AGE_MS);
                 for p in self.peers.values_mut() {
                     p.online = false;
@@ -368,7 +374,7 @@ impl ClientCore {
                 });
             }
             _ => {
-                self.acks.push(r.msg_id);
+                self.acks.push((from.clone(), r.msg_id));
                 return r.fragment.is_first().then(|| {
                     Event::Warning(format!(
                         "rejected a message from {from}: unknown or unverified sender"
@@ -379,10 +385,14 @@ impl ClientCore {
         let count = r.fragment.count();
         let stored = r.flags & ROUTED_STORED != 0;
         let receipt_flag = r.flags & ROUTED_RECEIPT != 0;
-        let env = match self
-            .reassembler
-            .push(&from, r.msg_id, r.fragment, &r.payload, now_ms)
-        {
+        let env = match self.reassembler.push(
+            &from,
+            r.msg_id,
+            u8::from(stored),
+            r.fragment,
+            &r.payload,
+            now_ms,
+        ) {
             Ok(Some(env)) => env,
             Ok(None) => return None,
             Err(e) => {
@@ -392,8 +402,9 @@ impl ClientCore {
             }
         };
         // From here on the message is decided: acknowledge it whatever the
-        // outcome, so that the relay deletes it.
-        self.acks.push(r.msg_id);
+        // outcome, so that the relay deletes it (except for the outcomes
+        // below that a later copy could change).
+        self.acks.push((from.clone(), r.msg_id));
         let reject = |why: &str| {
             Some(Event::Warning(format!(
                 "rejected a message from {from}: {why}"
@@ -419,7 +430,10 @@ impl ClientCore {
             }
             Ok(true) => return reject("replayed message"),
             Ok(false) => {}
-            Err(e) => return Some(Event::Warning(format!("replay cache: {e}"))),
+            Err(e) => {
+                self.acks.pop();
+                return Some(Event::Warning(format!("replay cache: {e}")));
+            }
         }
         let horizon = now_ms.saturating_sub(self.replay_horizon_ms());
         match self.state.seen_since(horizon) {
@@ -439,10 +453,18 @@ impl ClientCore {
         };
         let opened = match open(&env, &from, count, &sender, &self.me, &freshness, now_ms) {
             Ok(o) => o,
+            // A live copy that is too old or too new may still be fine from
+            // the store (longer window): leave that copy on the relay.
             Err(OpenError::Stale { age_ms }) => {
+                if !stored {
+                    self.acks.pop();
+                }
                 return reject(&format!("too old ({} s)", age_ms / 1000));
             }
             Err(OpenError::Future { ahead_ms }) => {
+                if !stored {
+                    self.acks.pop();
+                }
                 return reject(&format!("timestamp {} s in the future", ahead_ms / 1000));
             }
             Err(OpenError::NotForMe) => return reject("not addressed to me"),
@@ -455,7 +477,10 @@ impl ClientCore {
         {
             Ok(true) => {}
             Ok(false) => return reject("replayed message"),
-            Err(e) => return Some(Event::Warning(format!("replay cache: {e}"))),
+            Err(e) => {
+                self.acks.pop();
+                return Some(Event::Warning(format!("replay cache: {e}")));
+            }
         }
         match opened.content {
             Content::Text(text) if !receipt_flag => {
@@ -495,8 +520,14 @@ impl ClientCore {
         }
     }
 
+    /// How long replay-cache entries are kept: a message can come back
+    /// from the store up to a TTL after a resend that itself happened up to
+    /// a TTL after the first copy, so twice the TTL.
     fn replay_horizon_ms(&self) -> u64 {
-        self.freshness.max_age_ms.max(self.store_ttl_ms) + self.freshness.max_future_ms
+        self.freshness
+            .max_age_ms
+            .max(self.store_ttl_ms.saturating_mul(2))
+            + self.freshness.max_future_ms
     }
 
     fn seal_frames(

@@ -69,7 +69,7 @@ struct Partial {
 #[derive(Default)]
 pub struct Reassembler {
     limits: ReassemblyLimits,
-    partial: HashMap<(UserName, MessageId), Partial>,
+    partial: HashMap<(UserName, MessageId, u8), Partial>,
     bytes: usize,
 }
 
@@ -84,10 +84,16 @@ impl Reassembler {
     }
 
     /// Adds a fragment. Returns the whole envelope once every fragment is in.
+    ///
+    /// `lane` separates copies of one message that travel independently
+    /// (live, and from the relay's store), so they never mix. Within a lane,
+    /// a piece that contradicts the pieces held (a re-sealed resend) starts
+    /// the message over from that piece.
     pub fn push(
         &mut self,
         sender: &UserName,
         msg_id: MessageId,
+        lane: u8,
         pos: FragmentPos,
         payload: &[u8],
         now_ms: u64,
@@ -95,9 +101,20 @@ impl Reassembler {
         if pos.count() == 1 {
             return Ok(Some(payload.to_vec()));
         }
-        let key = (sender.clone(), msg_id);
+        let key = (sender.clone(), msg_id, lane);
+        // A contradicting piece (another sealing of the same message)
+        // replaces what was held.
+        let conflict = self.partial.get(&key).is_some_and(|p| {
+            p.pieces.len() != usize::from(pos.count())
+                || p.pieces
+                    .get(usize::from(pos.index()))
+                    .is_some_and(|slot| slot.as_ref().is_some_and(|b| b.as_slice() != payload))
+        });
+        if conflict && let Some(old) = self.partial.remove(&key) {
+            self.bytes -= old.bytes;
+        }
         if !self.partial.contains_key(&key) {
-            let per_sender = self.partial.keys().filter(|(s, _)| s == sender).count();
+            let per_sender = self.partial.keys().filter(|(s, _, _)| s == sender).count();
             if self.partial.len() >= self.limits.max_partial
                 || per_sender >= self.limits.max_partial_per_sender
             {
@@ -149,7 +166,7 @@ impl Reassembler {
     /// caller can warn.
     pub fn expire(&mut self, now_ms: u64) -> Vec<(UserName, MessageId)> {
         let timeout = self.limits.timeout_ms;
-        let old: Vec<(UserName, MessageId)> = self
+        let old: Vec<(UserName, MessageId, u8)> = self
             .partial
             .iter()
             .filter(|(_, p)| now_ms.saturating_sub(p.started_ms) > timeout)
@@ -160,7 +177,7 @@ impl Reassembler {
                 self.bytes -= p.bytes;
             }
         }
-        old
+        old.into_iter().map(|(s, id, _)| (s, id)).collect()
     }
 
     /// Bytes currently held.
@@ -205,7 +222,7 @@ mod tests {
             let mut out = None;
             for i in order {
                 let pos = FragmentPos::new(i as u16, count).unwrap();
-                if let Some(full) = r.push(&alice(), MessageId([1; 16]), pos, pieces[i], 0).unwrap() {
+                if let Some(full) = r.push(&alice(), MessageId([1; 16]), 0, pos, pieces[i], 0).unwrap() {
                     prop_assert!(out.is_none() || count == 1, "completed twice");
                     out = Some(full);
                 }
@@ -219,7 +236,7 @@ mod tests {
         let mut r = Reassembler::default();
         let pos = FragmentPos::new(0, 3).unwrap();
         assert!(
-            r.push(&alice(), MessageId([1; 16]), pos, &[1; 100], 0)
+            r.push(&alice(), MessageId([1; 16]), 0, pos, &[1; 100], 0)
                 .unwrap()
                 .is_none()
         );
@@ -235,12 +252,12 @@ mod tests {
         let mut r = Reassembler::default();
         for i in 0..4u8 {
             let pos = FragmentPos::new(0, 2).unwrap();
-            r.push(&alice(), MessageId([i; 16]), pos, &[0; 10], 0)
+            r.push(&alice(), MessageId([i; 16]), 0, pos, &[0; 10], 0)
                 .unwrap();
         }
         let pos = FragmentPos::new(0, 2).unwrap();
         assert_eq!(
-            r.push(&alice(), MessageId([9; 16]), pos, &[0; 10], 0),
+            r.push(&alice(), MessageId([9; 16]), 0, pos, &[0; 10], 0),
             Err(ReassemblyError::TooManyPartial)
         );
         let bob = UserName::new("bob").unwrap();
@@ -251,6 +268,7 @@ mod tests {
         r.push(
             &bob,
             MessageId([1; 16]),
+            0,
             FragmentPos::new(0, 3).unwrap(),
             &[0; 900],
             0,
@@ -260,31 +278,50 @@ mod tests {
             r.push(
                 &bob,
                 MessageId([1; 16]),
+                0,
                 FragmentPos::new(1, 3).unwrap(),
                 &[0; 200],
                 0
             ),
             Err(ReassemblyError::TooLarge)
         );
+        // A contradicting piece starts the message over (a re-sealed resend).
         assert_eq!(
             r.push(
                 &bob,
                 MessageId([1; 16]),
+                0,
                 FragmentPos::new(0, 3).unwrap(),
                 &[1; 900],
                 0
             ),
-            Err(ReassemblyError::ConflictingDuplicate)
+            Ok(None)
         );
+        assert_eq!(r.buffered_bytes(), 900);
         assert_eq!(
             r.push(
                 &bob,
                 MessageId([1; 16]),
+                0,
                 FragmentPos::new(0, 4).unwrap(),
-                &[0; 900],
+                &[2; 50],
                 0
             ),
-            Err(ReassemblyError::Inconsistent)
+            Ok(None)
         );
+        assert_eq!((r.partial_count(), r.buffered_bytes()), (1, 50));
+        // Another lane (the stored copy) is kept apart.
+        assert_eq!(
+            r.push(
+                &bob,
+                MessageId([1; 16]),
+                1,
+                FragmentPos::new(1, 4).unwrap(),
+                &[3; 50],
+                0
+            ),
+            Ok(None)
+        );
+        assert_eq!(r.partial_count(), 2);
     }
 }

@@ -46,6 +46,7 @@ async fn main() {
                 body[..16].copy_from_slice(&id);
                 let m = NewMessage {
                     recipient: bob.clone(),
+                    sender: UserName::new("alice").unwrap(),
                     msg_id: MessageId(id),
                     fragments: vec![body].into(),
                     created_ms: 1,
@@ -89,15 +90,16 @@ async fn main() {
         let Some(last) = page.last() else { break };
         after = last.seq;
         read += page.len();
-        let ids: Vec<MessageId> = page
+        let alice = UserName::new("alice").unwrap();
+        let ids: Vec<(UserName, MessageId)> = page
             .iter()
             .map(|f| {
                 let mut id = [0u8; 16];
                 id.copy_from_slice(&f.body[..16]);
-                MessageId(id)
+                (alice.clone(), MessageId(id))
             })
             .collect();
-        for chunk in ids.chunks(200) {
+        for chunk in ids.chunks(blindrelay_wire::MAX_ACK_IDS) {
             store
                 .write_detached(WriteOp::Ack(bob.clone(), chunk.to_vec()))
                 .await

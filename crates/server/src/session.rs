@@ -570,10 +570,24 @@ impl SessionState {
         recipients: Vec<UserName>,
         fragments: Vec<Vec<u8>>,
     ) -> Option<End> {
+        let cfg = &shared.config;
         if recipients.is_empty() || fragments.is_empty() {
+            // Nobody to store it for (every recipient unknown): say so, so
+            // that the sender stops resending it.
+            let stored = frame(&Message::Status {
+                msg_id,
+                kind: StatusKind::Stored { recipients: 0 },
+            });
+            if let Some(f) = stored
+                && !answer(tx, f, cfg).await
+            {
+                return Some(End::Cause(
+                    GoodbyeCode::TooSlow,
+                    "client not reading its answers".into(),
+                ));
+            }
             return None;
         }
-        let cfg = &shared.config;
         let Ok(permit) = self.inflight.clone().acquire_owned().await else {
             return None;
         };
@@ -583,6 +597,7 @@ impl SessionState {
             .iter()
             .map(|r| NewMessage {
                 recipient: r.clone(),
+                sender: self.identity.clone(),
                 msg_id,
                 fragments: fragments.clone(),
                 created_ms: now,

@@ -24,8 +24,9 @@ pub const MAX_RECIPIENTS: usize = 64;
 pub const CERT_MAX_LEN: usize = 3072;
 /// The longest goodbye reason, in bytes.
 pub const REASON_MAX_LEN: usize = 200;
-/// The most message ids one `Ack` may carry.
-pub const MAX_ACK_IDS: usize = 200;
+/// The most messages one `Ack` may acknowledge (64 × (33 + 16) bytes fits
+/// a frame).
+pub const MAX_ACK_IDS: usize = 64;
 /// `Routed::flags`: this message is an end-to-end delivery receipt (set by
 /// the sender; single fragment; counted against the receipt budget).
 pub const ROUTED_RECEIPT: u8 = 0x01;
@@ -295,9 +296,11 @@ pub enum Message {
     Pong(u64),
     /// Client to server: one fragment of a routed message.
     Send(Routed),
-    /// Client to server: these messages were received and processed; the
-    /// relay may delete them from the store (1 to [`MAX_ACK_IDS`] ids).
-    Ack(Vec<MessageId>),
+    /// Client to server: these messages (sender, id) were received and
+    /// decided; the relay may delete them from the store (1 to
+    /// [`MAX_ACK_IDS`]). The sender is part of the key, so nobody can
+    /// acknowledge away another sender's message by reusing its id.
+    Ack(Vec<(UserName, MessageId)>),
     /// Server to client: one fragment of a routed message.
     Deliver(Routed),
     /// Server to client: the fate of a sent message.
@@ -392,7 +395,8 @@ impl Message {
                     return Err(WireError::InvalidField("ack count"));
                 }
                 b.push(ids.len() as u8);
-                for id in ids {
+                for (sender, id) in ids {
+                    put_name(&mut b, sender);
                     b.extend_from_slice(&id.0);
                 }
             }
@@ -481,9 +485,10 @@ impl Message {
                 }
                 let mut ids = Vec::with_capacity(n);
                 for _ in 0..n {
+                    let sender = get_name(&mut r, "ack sender")?;
                     let mut id = [0u8; MESSAGE_ID_LEN];
                     id.copy_from_slice(r.take(MESSAGE_ID_LEN, "message id")?);
-                    ids.push(MessageId(id));
+                    ids.push((sender, MessageId(id)));
                 }
                 Message::Ack(ids)
             }
@@ -626,8 +631,9 @@ mod tests {
             any::<u64>().prop_map(Message::Pong),
             routed().prop_map(Message::Send),
             routed().prop_map(Message::Deliver),
-            proptest::collection::vec(any::<[u8; 16]>(), 1..=MAX_ACK_IDS)
-                .prop_map(|v| Message::Ack(v.into_iter().map(MessageId).collect())),
+            proptest::collection::vec((name(), any::<[u8; 16]>()), 1..=MAX_ACK_IDS).prop_map(|v| {
+                Message::Ack(v.into_iter().map(|(n, i)| (n, MessageId(i))).collect())
+            }),
             (any::<[u8; 16]>(), any::<u16>()).prop_map(|(id, n)| Message::Status {
                 msg_id: MessageId(id),
                 kind: StatusKind::Stored { recipients: n }

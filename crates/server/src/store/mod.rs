@@ -60,6 +60,8 @@ pub struct Quota {
 pub struct NewMessage {
     /// Who it is for.
     pub recipient: UserName,
+    /// Who sent it (part of its identity in the store).
+    pub sender: UserName,
     /// Its id.
     pub msg_id: MessageId,
     /// Encoded routed bodies, one per fragment, in order; shared by the
@@ -102,8 +104,8 @@ pub struct StoredFragment {
 pub enum WriteOp {
     /// Store messages (all-or-nothing per message).
     Persist(Vec<NewMessage>, Quota),
-    /// The recipient has these messages: delete them.
-    Ack(UserName, Vec<MessageId>),
+    /// The recipient has these messages (sender, id): delete them.
+    Ack(UserName, Vec<(UserName, MessageId)>),
     /// Delete messages created before this time (Unix ms).
     Expire(u64),
     /// Record a user's certificate (login).

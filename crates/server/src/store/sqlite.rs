@@ -47,11 +47,12 @@ impl SqliteStore {
              CREATE TABLE IF NOT EXISTS messages (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                  recipient TEXT NOT NULL,
+                 sender TEXT NOT NULL,
                  msg_id BLOB NOT NULL,
                  frag_index INTEGER NOT NULL,
                  body BLOB NOT NULL,
                  created_ms INTEGER NOT NULL,
-                 UNIQUE (recipient, msg_id, frag_index)
+                 UNIQUE (recipient, sender, msg_id, frag_index)
              );
              CREATE INDEX IF NOT EXISTS messages_by_recipient ON messages(recipient, seq);
              CREATE INDEX IF NOT EXISTS messages_by_age ON messages(created_ms);
@@ -79,8 +80,8 @@ fn persist(
 ) -> Result<PersistOutcome, StoreError> {
     let exists: bool = tx
         .query_row(
-            "SELECT 1 FROM messages WHERE recipient = ?1 AND msg_id = ?2 LIMIT 1",
-            params![m.recipient.as_str(), &m.msg_id.0[..]],
+            "SELECT 1 FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3 LIMIT 1",
+            params![m.recipient.as_str(), m.sender.as_str(), &m.msg_id.0[..]],
             |_| Ok(()),
         )
         .optional()
@@ -104,12 +105,13 @@ fn persist(
     }
     let mut ins = tx
         .prepare_cached(
-            "INSERT INTO messages (recipient, msg_id, frag_index, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO messages (recipient, sender, msg_id, frag_index, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .map_err(e)?;
     for (i, body) in m.fragments.iter().enumerate() {
         ins.execute(params![
             m.recipient.as_str(),
+            m.sender.as_str(),
             &m.msg_id.0[..],
             i as i64,
             body,
@@ -129,21 +131,21 @@ fn persist(
 fn ack(
     tx: &rusqlite::Transaction<'_>,
     who: &UserName,
-    ids: &[MessageId],
+    ids: &[(UserName, MessageId)],
 ) -> Result<u64, StoreError> {
     let mut removed = 0u64;
-    for id in ids {
+    for (sender, id) in ids {
         let bytes: Option<i64> = tx
             .query_row(
-                "SELECT SUM(LENGTH(body)) FROM messages WHERE recipient = ?1 AND msg_id = ?2",
-                params![who.as_str(), &id.0[..]],
+                "SELECT SUM(LENGTH(body)) FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3",
+                params![who.as_str(), sender.as_str(), &id.0[..]],
                 |r| r.get(0),
             )
             .map_err(e)?;
         let Some(bytes) = bytes else { continue };
         tx.execute(
-            "DELETE FROM messages WHERE recipient = ?1 AND msg_id = ?2",
-            params![who.as_str(), &id.0[..]],
+            "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3",
+            params![who.as_str(), sender.as_str(), &id.0[..]],
         )
         .map_err(e)?;
         tx.execute(
@@ -287,6 +289,7 @@ mod tests {
     fn msg(to: &str, id: u8, frags: usize, created: u64) -> NewMessage {
         NewMessage {
             recipient: n(to),
+            sender: n("alice"),
             msg_id: MessageId([id; 16]),
             fragments: (0..frags)
                 .map(|i| vec![id, i as u8, 0, 0])
@@ -356,10 +359,21 @@ mod tests {
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].body, vec![2, 0, 0, 0]);
         assert_eq!(s.totals().unwrap(), (3, 16));
+        // An acknowledgement naming another sender deletes nothing.
         let r = s
             .apply(&[WriteOp::Ack(
                 n("bob"),
-                vec![MessageId([1; 16]), MessageId([9; 16])],
+                vec![(n("mallory"), MessageId([1; 16]))],
+            )])
+            .unwrap();
+        assert_eq!(r, vec![WriteResult::Removed(0)]);
+        let r = s
+            .apply(&[WriteOp::Ack(
+                n("bob"),
+                vec![
+                    (n("alice"), MessageId([1; 16])),
+                    (n("alice"), MessageId([9; 16])),
+                ],
             )])
             .unwrap();
         assert_eq!(r, vec![WriteResult::Removed(1)]);
