@@ -577,10 +577,8 @@ fn sigkill_during_a_burst_loses_no_confirmed_message_and_delivers_each_once() {
         if relay.is_some() && stored.len() >= N / 4 {
             let mut r = relay.take().unwrap();
             confirmed_before_kill = stored.len();
-            Command::new("kill")
-                .args(["-KILL", &r.child.id().to_string()])
-                .status()
-                .unwrap();
+            // Child::kill sends SIGKILL: no chance to clean up.
+            r.child.kill().unwrap();
             let _ = r.child.wait();
             drop(r);
             std::thread::sleep(Duration::from_millis(300));
