@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key, server_config};
 use blindrelay_pki::PkiDir;
-use blindrelay_wire::{
-    FRAME_LEN, Message, MessageId, PeerEvent, Routed, StatusKind, Target, UserName,
-};
+use blindrelay_wire::{FRAME_LEN, Message, PeerEvent, Routed, StatusKind, Target, UserName};
 use rustls_pki_types::CertificateRevocationListDer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -298,9 +296,4 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
             },
         );
     }
-}
-
-/// A message id for attack frames.
-pub fn attack_id(n: u8) -> MessageId {
-    MessageId([n; 16])
 }

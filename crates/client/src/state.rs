@@ -450,13 +450,6 @@ impl ClientState {
         out.reverse();
         Ok(out)
     }
-
-    /// Rows in the replay cache.
-    pub fn seen_count(&self) -> Result<i64, ClientError> {
-        self.db
-            .query_row("SELECT COUNT(*) FROM seen", [], |r| r.get(0))
-            .map_err(Self::err)
-    }
 }
 
 #[cfg(test)]

@@ -79,7 +79,8 @@ pub struct VerifiedPeer {
     name: UserName,
     cert_der: Vec<u8>,
     fingerprint: [u8; 32],
-    spki_der: Vec<u8>,
+    /// The key wraps go to, parsed once at verification.
+    wrap_key: PublicEncryptingKey,
     rsa_public: Vec<u8>,
 }
 
@@ -169,11 +170,13 @@ impl VerifiedPeer {
             }
             _ => return Err(PeerError::Key("not an RSA key".into())),
         };
+        let wrap_key = PublicEncryptingKey::from_der(spki.raw)
+            .map_err(|e| PeerError::Key(format!("RSA public key: {e}")))?;
         Ok(Self {
             name: name.clone(),
             cert_der: cert_der.to_vec(),
             fingerprint: fingerprint(cert_der),
-            spki_der: spki.raw.to_vec(),
+            wrap_key,
             rsa_public,
         })
     }
@@ -201,9 +204,7 @@ impl VerifiedPeer {
     /// RSA-OAEP (SHA-256, MGF1-SHA-256, label [`crate::WRAP_LABEL`]) of a
     /// message key under this peer's public key.
     pub(crate) fn wrap_key(&self, key: &[u8; 32]) -> Result<Vec<u8>, E2eError> {
-        let pk = PublicEncryptingKey::from_der(&self.spki_der)
-            .map_err(|e| E2eError::Key(format!("{}: {e}", self.name)))?;
-        let pk = OaepPublicEncryptingKey::new(pk)
+        let pk = OaepPublicEncryptingKey::new(self.wrap_key.clone())
             .map_err(|_| E2eError::Key(format!("{}: not usable for OAEP", self.name)))?;
         let mut out = vec![0u8; pk.ciphertext_size()];
         let n = pk
@@ -221,9 +222,7 @@ impl VerifiedPeer {
 
     /// Length of a key wrapped for this peer (the RSA modulus length).
     pub(crate) fn wrapped_len(&self) -> usize {
-        PublicEncryptingKey::from_der(&self.spki_der)
-            .map(|k| k.key_size_bytes())
-            .unwrap_or(256)
+        self.wrap_key.key_size_bytes()
     }
 
     /// RSA-PSS-SHA-256 verification under this peer's key.

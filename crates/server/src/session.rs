@@ -121,7 +121,7 @@ pub(crate) async fn run(
     let login = shared.registry.login(
         &identity,
         cert.clone(),
-        serial,
+        serial.clone(),
         &welcome,
         kill_tx.clone(),
         Instant::now(),
@@ -172,9 +172,7 @@ pub(crate) async fn run(
         .write_detached(WriteOp::UpsertUser {
             name: identity.clone(),
             cert: cert.clone(),
-            serial: blindrelay_pki::CertInfo::from_der(&cert)
-                .map(|i| i.serial)
-                .unwrap_or_default(),
+            serial,
             now_ms: crate::server::unix_ms(),
         })
         .await
@@ -182,7 +180,6 @@ pub(crate) async fn run(
         crate::store::log_failure("recording the user", &e);
     }
     info!(%identity, %peer, session = login_id, "connected");
-    let end: Option<End> = None;
 
     let backlog = tokio::spawn(stream_backlog(shared.clone(), identity.clone(), backlog_tx));
     let mut reader = FrameReader::new(rd);
@@ -195,52 +192,49 @@ pub(crate) async fn run(
         current: Vec::new(),
         inflight: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight_stores)),
     };
-    let end = match end {
-        Some(e) => e,
-        None => loop {
-            tokio::select! {
-                biased;
-                _ = shutdown.recv() => {
-                    break End::Cause(GoodbyeCode::Shutdown, "server shutting down".into());
-                }
-                changed = kill_rx.changed() => {
-                    let kill = if changed.is_ok() { kill_rx.borrow().clone() } else { None };
-                    match kill {
-                        Some(k) => break End::Cause(k.code, k.reason),
-                        None => continue,
-                    }
-                }
-                r = reader.read_frame(Config::d(cfg.idle_timeout_ms), Config::d(cfg.frame_timeout_ms)) => {
-                    match r {
-                        Ok(None) => break End::Normal,
-                        Ok(Some(f)) => match Message::from_frame(&f) {
-                            Ok(msg) => {
-                                if let Some(e) = state.handle(msg, &shared, &tx).await {
-                                    break e;
-                                }
-                            }
-                            Err(e) => {
-                                warn!(target: SECURITY, %identity, %peer, reason = %e, "malformed message, disconnecting");
-                                break End::Cause(GoodbyeCode::ProtocolViolation, format!("malformed message: {e}"));
-                            }
-                        },
-                        Err(NetError::Idle) => {
-                            info!(%identity, %peer, "idle timeout, disconnecting");
-                            break End::Cause(GoodbyeCode::IdleTimeout, "nothing received within the idle timeout".into());
-                        }
-                        Err(NetError::Wire(e)) => {
-                            warn!(target: SECURITY, %identity, %peer, reason = %e, "invalid frame, disconnecting");
-                            break End::Cause(GoodbyeCode::ProtocolViolation, format!("invalid frame: {e}"));
-                        }
-                        Err(NetError::Truncated) => {
-                            warn!(target: SECURITY, %identity, %peer, "truncated frame, disconnecting");
-                            break End::Broken("truncated frame".into());
-                        }
-                        Err(e) => break End::Broken(e.to_string()),
-                    }
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.recv() => {
+                break End::Cause(GoodbyeCode::Shutdown, "server shutting down".into());
+            }
+            changed = kill_rx.changed() => {
+                let kill = if changed.is_ok() { kill_rx.borrow().clone() } else { None };
+                match kill {
+                    Some(k) => break End::Cause(k.code, k.reason),
+                    None => continue,
                 }
             }
-        },
+            r = reader.read_frame(Config::d(cfg.idle_timeout_ms), Config::d(cfg.frame_timeout_ms)) => {
+                match r {
+                    Ok(None) => break End::Normal,
+                    Ok(Some(f)) => match Message::from_frame(&f) {
+                        Ok(msg) => {
+                            if let Some(e) = state.handle(msg, &shared, &tx).await {
+                                break e;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(target: SECURITY, %identity, %peer, reason = %e, "malformed message, disconnecting");
+                            break End::Cause(GoodbyeCode::ProtocolViolation, format!("malformed message: {e}"));
+                        }
+                    },
+                    Err(NetError::Idle) => {
+                        info!(%identity, %peer, "idle timeout, disconnecting");
+                        break End::Cause(GoodbyeCode::IdleTimeout, "nothing received within the idle timeout".into());
+                    }
+                    Err(NetError::Wire(e)) => {
+                        warn!(target: SECURITY, %identity, %peer, reason = %e, "invalid frame, disconnecting");
+                        break End::Cause(GoodbyeCode::ProtocolViolation, format!("invalid frame: {e}"));
+                    }
+                    Err(NetError::Truncated) => {
+                        warn!(target: SECURITY, %identity, %peer, "truncated frame, disconnecting");
+                        break End::Broken("truncated frame".into());
+                    }
+                    Err(e) => break End::Broken(e.to_string()),
+                }
+            }
+        }
     };
 
     shared.registry.logout(&identity, login_id);

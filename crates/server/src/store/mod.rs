@@ -21,7 +21,6 @@
 pub mod sqlite;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use blindrelay_wire::{MessageId, UserName};
 use tokio::sync::{mpsc, oneshot};
@@ -312,9 +311,6 @@ fn serve_batch(store: &mut impl MessageStore, batch: Vec<Request>) {
         }
     }
 }
-
-/// Default time to live of stored messages.
-pub const DEFAULT_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Logs a failed detached write.
 pub(crate) fn log_failure(what: &str, e: &StoreError) {
