@@ -13,11 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_blindrelay"));
-    c.env("RUST_BACKTRACE", "1");
-    c
-}
+mod common;
+use common::*;
 
 fn run(args: &[&str], cwd: &Path) -> Output {
     bin().args(args).current_dir(cwd).output().unwrap()
@@ -205,26 +202,6 @@ fn pki_commands_produce_standard_files() {
         crl.status.success() && crl_text.contains("Revoked Certificates"),
         "{crl_text}"
     );
-}
-
-struct Relay {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_relay(cwd: &Path) -> (Relay, String) {
@@ -430,31 +407,6 @@ fn demo_runs_on_embedded_defaults_and_every_property_holds() {
     assert!(!out.contains("FAIL"), "{out}");
     // It leaves nothing behind in the working directory.
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);
-}
-
-fn start_relay_at(cwd: &Path, addr: &str, extra: &[&str]) -> Relay {
-    let mut args = vec!["serve", "--listen", addr];
-    args.extend_from_slice(extra);
-    let mut child = bin()
-        .args(&args)
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    loop {
-        let mut l = String::new();
-        assert!(out.read_line(&mut l).unwrap() > 0, "relay exited");
-        if l.contains("listening on") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    Relay {
-        child,
-        addr: addr.to_string(),
-    }
 }
 
 /// A `chat --json` process: commands in, events out (on a channel).
