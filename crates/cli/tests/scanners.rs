@@ -91,7 +91,8 @@ fn s_client(addr: &str, data: &Path, extra: &[&str], hold: Duration) -> (usize, 
 fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
     let missing = missing_tools();
     if !missing.is_empty() {
-        let why = format!("missing {missing:?} (apt-get install sslscan openssl; pip install sslyze)");
+        let why =
+            format!("missing {missing:?} (apt-get install sslscan openssl; pip install sslyze)");
         if std::env::var_os("BLINDRELAY_CI").is_some() {
             panic!("{why}");
         }
@@ -150,7 +151,10 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
             r[old]["result"]["is_tls_version_supported"], false,
             "{old} is supported"
         );
-        assert_eq!(r[old]["result"]["accepted_cipher_suites"], serde_json::json!([]));
+        assert_eq!(
+            r[old]["result"]["accepted_cipher_suites"],
+            serde_json::json!([])
+        );
     }
     let tls13 = &r["tls_1_3_cipher_suites"]["result"];
     assert_eq!(tls13["is_tls_version_supported"], true);
@@ -164,12 +168,21 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
     for s in &accepted {
         assert!(AEAD_SUITES.contains(s), "suite {s} is not an expected AEAD");
     }
-    assert_eq!(r["tls_compression"]["result"]["supports_compression"], false);
+    assert_eq!(
+        r["tls_compression"]["result"]["supports_compression"],
+        false
+    );
     let reneg = &r["session_renegotiation"]["result"];
     assert_eq!(reneg["is_vulnerable_to_client_renegotiation_dos"], false);
     assert_eq!(reneg["client_renegotiations_success_count"], 0);
-    assert_eq!(r["tls_1_3_early_data"]["result"]["supports_early_data"], false);
-    assert_eq!(r["heartbleed"]["result"]["is_vulnerable_to_heartbleed"], false);
+    assert_eq!(
+        r["tls_1_3_early_data"]["result"]["supports_early_data"],
+        false
+    );
+    assert_eq!(
+        r["heartbleed"]["result"]["is_vulnerable_to_heartbleed"],
+        false
+    );
     assert_eq!(
         r["openssl_ccs_injection"]["result"]["is_vulnerable_to_ccs_injection"],
         false
@@ -216,7 +229,10 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
     let (bytes, err) = s_client(&addr, &data, &["-tls1_3"], hold);
     eprintln!("===== openssl s_client without a certificate =====\n{err}");
     assert!(err.contains("certificate required"), "{err}");
-    assert_eq!(bytes, 0, "application data reached a client without a certificate");
+    assert_eq!(
+        bytes, 0,
+        "application data reached a client without a certificate"
+    );
     let (bytes, err) = s_client(&addr, &data, &["-tls1_2"], Duration::ZERO);
     eprintln!("===== openssl s_client -tls1_2 =====\n{err}");
     assert!(err.contains("alert protocol version"), "{err}");
@@ -237,7 +253,10 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
         ],
         hold,
     );
-    assert!(bytes >= 4096, "authenticated s_client got {bytes} bytes: {err}");
+    assert!(
+        bytes >= 4096,
+        "authenticated s_client got {bytes} bytes: {err}"
+    );
     assert_eq!(bytes % 4096, 0, "frames are 4096 bytes: got {bytes}");
     let _ = std::io::stderr().flush();
 }

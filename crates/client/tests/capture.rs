@@ -71,7 +71,12 @@ impl Tshark {
         let probe_port = probe.local_addr().unwrap().port();
         // tshark (dumpcap) writes as root into a folder of ours.
         let mut child = Command::new("tshark")
-            .args(["-i", "lo", "-f", &format!("tcp port {port} or tcp port {probe_port}")])
+            .args([
+                "-i",
+                "lo",
+                "-f",
+                &format!("tcp port {port} or tcp port {probe_port}"),
+            ])
             .arg("-w")
             .arg(&file)
             .stderr(Stdio::piped())
