@@ -30,18 +30,18 @@ const AEAD_SUITES: &[&str] = &[
 
 fn missing_tools() -> Vec<&'static str> {
     [
-        ("sslyze", "--help"),
-        ("sslscan", "--version"),
-        ("openssl", "version"),
+        ("sslyze", &["-m", "sslyze", "--help"][..], "python3"),
+        ("sslscan", &["--version"], "sslscan"),
+        ("openssl", &["version"], "openssl"),
     ]
     .into_iter()
-    .filter(|(t, arg)| {
-        !Command::new(t)
-            .arg(arg)
+    .filter(|(_, args, cmd)| {
+        !Command::new(cmd)
+            .args(*args)
             .output()
             .is_ok_and(|o| o.status.success())
     })
-    .map(|(t, _)| t)
+    .map(|(t, _, _)| t)
     .collect()
 }
 
@@ -104,8 +104,8 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
 
     // --- sslyze, authenticated with alice's certificate ---
     let json = d.path().join("sslyze.json");
-    let out = Command::new("sslyze")
-        .arg("--cert")
+    let out = Command::new("python3")
+        .args(["-m", "sslyze", "--cert"])
         .arg(data.join("users/alice.pem"))
         .arg("--key")
         .arg(data.join("users/alice-key.pem"))
