@@ -1,0 +1,482 @@
+//! The one client of every target: the same tokio + rustls code, speaking
+//! blindrelay frames, MQTT 3.1.1 (QoS 0) or NATS, so that only the server
+//! differs.
+//!
+//! A benchmark message is an opaque payload of [`PAYLOAD_LEN`] bytes whose
+//! first [`STAMP_LEN`] bytes carry the pair, the sequence number and the
+//! intended send time; the rest is filler.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow, bail};
+use blindrelay_pki::PkiDir;
+use blindrelay_wire::{
+    FRAME_LEN, FragmentPos, Message, MessageId, Routed, Target, UserName, MAX_ACK_IDS,
+};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::target::Kind;
+
+/// Payload bytes of one MQTT or NATS benchmark message: the size of a
+/// blindrelay frame. blindrelay carries the same stamp in one 4096-byte
+/// frame (its payload is the frame minus the routing header).
+pub const PAYLOAD_LEN: usize = FRAME_LEN;
+/// Pair (u32), sequence (u64), intended send time in ns since the run
+/// started (u64).
+pub const STAMP_LEN: usize = 20;
+/// Receivers acknowledge stored blindrelay messages in batches of this many.
+const ACK_BATCH: usize = 32;
+
+/// A stamp read back from a delivered payload.
+#[derive(Debug, Clone, Copy)]
+pub struct Stamp {
+    /// Which sender/receiver pair.
+    pub pair: u32,
+    /// Sequence number within the pair.
+    pub seq: u64,
+    /// When it was meant to be sent (ns since the run's start).
+    pub sent_ns: u64,
+}
+
+impl Stamp {
+    fn write(&self, out: &mut [u8]) {
+        if let Some(b) = out.get_mut(..STAMP_LEN) {
+            b[..4].copy_from_slice(&self.pair.to_be_bytes());
+            b[4..12].copy_from_slice(&self.seq.to_be_bytes());
+            b[12..20].copy_from_slice(&self.sent_ns.to_be_bytes());
+        }
+    }
+
+    fn read(b: &[u8]) -> Option<Stamp> {
+        let b = b.get(..STAMP_LEN)?;
+        Some(Stamp {
+            pair: u32::from_be_bytes(b[..4].try_into().ok()?),
+            seq: u64::from_be_bytes(b[4..12].try_into().ok()?),
+            sent_ns: u64::from_be_bytes(b[12..20].try_into().ok()?),
+        })
+    }
+}
+
+/// TLS client configurations per user (built once; certificate loading and
+/// key parsing stay out of the measurements).
+pub struct Identities {
+    ca: rustls_pki_types::CertificateDer<'static>,
+    pki: PkiDir,
+    full: HashMap<String, Arc<ClientConfig>>,
+    resuming: HashMap<String, Arc<ClientConfig>>,
+}
+
+fn tls_config(
+    ca: &rustls_pki_types::CertificateDer<'static>,
+    pki: &PkiDir,
+    user: &str,
+    resume: bool,
+) -> Result<ClientConfig> {
+    let name = UserName::new(user).map_err(|e| anyhow!("{e}"))?;
+    let chain = blindrelay_net::load_certs(&pki.user_cert_path(&name))?;
+    let key = blindrelay_net::load_private_key(&pki.user_key_path(&name))?;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone())?;
+    let mut cfg = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])?
+    .with_root_certificates(roots)
+    .with_client_auth_cert(chain, key)?;
+    // Same record size for every target: one 4096-byte frame of plaintext
+    // per record at most.
+    cfg.max_fragment_size = Some(blindrelay_net::TLS_MAX_FRAGMENT_SIZE);
+    cfg.resumption = if resume {
+        rustls::client::Resumption::in_memory_sessions(64)
+    } else {
+        rustls::client::Resumption::disabled()
+    };
+    Ok(cfg)
+}
+
+impl Identities {
+    /// Loads the CA and, lazily, each user's key.
+    pub fn new(pki: &PkiDir) -> Result<Self> {
+        let ca = blindrelay_net::load_certs(&pki.ca_cert_path())?
+            .into_iter()
+            .next()
+            .context("no CA certificate")?;
+        Ok(Self {
+            ca,
+            pki: pki.clone(),
+            full: HashMap::new(),
+            resuming: HashMap::new(),
+        })
+    }
+
+    /// The configuration for `user`: resumption disabled, or with an
+    /// in-memory session cache.
+    pub fn config(&mut self, user: &str, resume: bool) -> Result<Arc<ClientConfig>> {
+        let map = if resume {
+            &mut self.resuming
+        } else {
+            &mut self.full
+        };
+        if let Some(c) = map.get(user) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(tls_config(&self.ca, &self.pki, user, resume)?);
+        map.insert(user.to_string(), c.clone());
+        Ok(c)
+    }
+}
+
+type Tls = TlsStream<TcpStream>;
+
+/// Opens TCP and TLS (NATS first sends its INFO line in the clear).
+/// Returns the stream and whether the handshake resumed a session.
+pub async fn handshake(kind: Kind, addr: SocketAddr, cfg: Arc<ClientConfig>) -> Result<(Tls, bool)> {
+    let mut tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    if kind == Kind::Nats {
+        // INFO {...}\r\n before TLS.
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            if tcp.read(&mut b).await? == 0 {
+                bail!("nats closed before INFO");
+            }
+            line.push(b[0]);
+            if line.len() > 64 * 1024 {
+                bail!("nats INFO too long");
+            }
+        }
+    }
+    let tls = TlsConnector::from(cfg)
+        .connect(ServerName::try_from("localhost")?, tcp)
+        .await?;
+    let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    Ok((tls, resumed))
+}
+
+/// An authenticated, logged-in connection of `user` (subscribed to its own
+/// inbox when `subscribe`).
+pub struct Conn {
+    kind: Kind,
+    user: String,
+    r: BufReader<ReadHalf<Tls>>,
+    w: WriteHalf<Tls>,
+}
+
+/// Connects, logs in and (for MQTT/NATS) subscribes to the user's inbox.
+pub async fn connect(
+    kind: Kind,
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+    user: &str,
+    client_id: &str,
+    subscribe: bool,
+) -> Result<Conn> {
+    let kind = kind.protocol();
+    let (tls, _) = handshake(kind, addr, cfg).await?;
+    let (r, w) = tokio::io::split(tls);
+    let mut c = Conn {
+        kind,
+        user: user.to_string(),
+        r: BufReader::with_capacity(64 * 1024, r),
+        w,
+    };
+    match kind {
+        Kind::Relay | Kind::RelayMem => {
+            // Welcome, the directory, DirectoryEnd.
+            loop {
+                let mut f = [0u8; FRAME_LEN];
+                c.r.read_exact(&mut f).await?;
+                match Message::decode(&f).map_err(|e| anyhow!("{e}"))? {
+                    Message::DirectoryEnd { .. } => break,
+                    Message::Goodbye { code, reason } => bail!("relay said goodbye: {code:?} {reason}"),
+                    _ => {}
+                }
+            }
+        }
+        Kind::Mosquitto => {
+            c.w.write_all(&mqtt_connect(client_id)).await?;
+            let mut ack = [0u8; 4];
+            c.r.read_exact(&mut ack).await?;
+            if ack != [0x20, 0x02, 0x00, 0x00] {
+                bail!("mosquitto refused the connection: {ack:?}");
+            }
+            if subscribe {
+                c.w.write_all(&mqtt_subscribe(&format!("inbox/{user}"))).await?;
+                let mut ack = [0u8; 5];
+                c.r.read_exact(&mut ack).await?;
+                if ack[0] != 0x90 || ack[4] > 2 {
+                    bail!("mosquitto refused the subscription: {ack:?}");
+                }
+            }
+        }
+        Kind::Nats => {
+            let mut hello = String::from(
+                "CONNECT {\"verbose\":false,\"pedantic\":false,\"tls_required\":true,\"lang\":\"rust\",\"version\":\"bench\"}\r\n",
+            );
+            if subscribe {
+                hello.push_str(&format!("SUB inbox.{user} 1\r\n"));
+            }
+            hello.push_str("PING\r\n");
+            c.w.write_all(hello.as_bytes()).await?;
+            loop {
+                let mut line = String::new();
+                if c.r.read_line(&mut line).await? == 0 {
+                    bail!("nats closed during login");
+                }
+                if line.starts_with("PONG") {
+                    break;
+                }
+                if line.starts_with("-ERR") {
+                    bail!("nats: {}", line.trim());
+                }
+            }
+        }
+    }
+    c.w.flush().await?;
+    Ok(c)
+}
+
+fn mqtt_remaining_len(mut n: usize, out: &mut Vec<u8>) {
+    loop {
+        let mut b = (n % 128) as u8;
+        n /= 128;
+        if n > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+fn mqtt_string(s: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn mqtt_connect(client_id: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    mqtt_string("MQTT", &mut body);
+    body.push(4); // protocol level 3.1.1
+    body.push(0x02); // clean session
+    body.extend_from_slice(&0u16.to_be_bytes()); // no keep-alive
+    mqtt_string(client_id, &mut body);
+    let mut p = vec![0x10];
+    mqtt_remaining_len(body.len(), &mut p);
+    p.extend_from_slice(&body);
+    p
+}
+
+fn mqtt_subscribe(topic: &str) -> Vec<u8> {
+    let mut body = vec![0x00, 0x01];
+    mqtt_string(topic, &mut body);
+    body.push(0); // QoS 0
+    let mut p = vec![0x82];
+    mqtt_remaining_len(body.len(), &mut p);
+    p.extend_from_slice(&body);
+    p
+}
+
+/// The sending side of a connection, with its message encoder.
+pub struct Sender {
+    kind: Kind,
+    from: UserName,
+    to: UserName,
+    w: WriteHalf<Tls>,
+    buf: Vec<u8>,
+}
+
+/// The receiving side of a connection.
+pub struct Receiver {
+    kind: Kind,
+    r: BufReader<ReadHalf<Tls>>,
+    w: WriteHalf<Tls>,
+    pending_acks: Vec<(UserName, MessageId)>,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    /// Turns the connection into a sender to `to`; what the server sends
+    /// back (statuses) is read and dropped by a task.
+    pub fn into_sender(self, to: &str) -> Result<Sender> {
+        let Conn { kind, user, r, w } = self;
+        tokio::spawn(drain(r));
+        Ok(Sender {
+            kind,
+            from: UserName::new(&user).map_err(|e| anyhow!("{e}"))?,
+            to: UserName::new(to).map_err(|e| anyhow!("{e}"))?,
+            w,
+            buf: Vec::with_capacity(PAYLOAD_LEN + 256),
+        })
+    }
+
+    /// Turns the connection into a receiver.
+    pub fn into_receiver(self) -> Receiver {
+        Receiver {
+            kind: self.kind,
+            r: self.r,
+            w: self.w,
+            pending_acks: Vec::new(),
+            buf: vec![0u8; PAYLOAD_LEN + 256],
+        }
+    }
+
+    /// Keeps an idle connection alive: reads and drops whatever arrives,
+    /// and for the relay sends a ping every `every`.
+    pub async fn idle(mut self, every: std::time::Duration) {
+        let mut r = self.r;
+        tokio::spawn(async move {
+            let mut b = vec![0u8; 16 * 1024];
+            while matches!(r.read(&mut b).await, Ok(n) if n > 0) {}
+        });
+        if self.kind == Kind::Relay {
+            loop {
+                tokio::time::sleep(every).await;
+                let Ok(ping) = Message::Ping(0).encode() else {
+                    return;
+                };
+                if self.w.write_all(&ping[..]).await.is_err() {
+                    return;
+                }
+            }
+        } else {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+async fn drain(mut r: BufReader<ReadHalf<Tls>>) {
+    let mut b = vec![0u8; 64 * 1024];
+    while matches!(r.read(&mut b).await, Ok(n) if n > 0) {}
+}
+
+impl Sender {
+    /// Sends one message carrying `stamp`.
+    pub async fn send(&mut self, stamp: Stamp) -> Result<()> {
+        self.buf.clear();
+        match self.kind {
+            Kind::Relay | Kind::RelayMem => {
+                let target = Target::Users(vec![self.to.clone()]);
+                let room = Routed::max_payload_len(&self.from, &target);
+                let mut payload = vec![0u8; room];
+                stamp.write(&mut payload);
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&stamp.pair.to_be_bytes());
+                id[4..12].copy_from_slice(&stamp.seq.to_be_bytes());
+                let m = Message::Send(Routed {
+                    msg_id: MessageId(id),
+                    fragment: FragmentPos::new(0, 1).map_err(|e| anyhow!("{e}"))?,
+                    flags: 0,
+                    sender: self.from.clone(),
+                    target,
+                    payload,
+                });
+                self.buf
+                    .extend_from_slice(&m.encode().map_err(|e| anyhow!("{e}"))?[..]);
+            }
+            Kind::Mosquitto => {
+                let topic = format!("inbox/{}", self.to);
+                self.buf.push(0x30);
+                mqtt_remaining_len(2 + topic.len() + PAYLOAD_LEN, &mut self.buf);
+                mqtt_string(&topic, &mut self.buf);
+                let start = self.buf.len();
+                self.buf.resize(start + PAYLOAD_LEN, 0);
+                stamp.write(&mut self.buf[start..]);
+            }
+            Kind::Nats => {
+                self.buf
+                    .extend_from_slice(format!("PUB inbox.{} {PAYLOAD_LEN}\r\n", self.to).as_bytes());
+                let start = self.buf.len();
+                self.buf.resize(start + PAYLOAD_LEN, 0);
+                stamp.write(&mut self.buf[start..]);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+        self.w.write_all(&self.buf).await?;
+        Ok(())
+    }
+}
+
+impl Receiver {
+    /// The next delivered message's stamp.
+    pub async fn recv(&mut self) -> Result<Stamp> {
+        loop {
+            match self.kind {
+                Kind::Relay | Kind::RelayMem => {
+                    let f = &mut self.buf[..FRAME_LEN];
+                    self.r.read_exact(f).await?;
+                    if let Message::Deliver(r) = Message::decode(f).map_err(|e| anyhow!("{e}"))? {
+                        let stamp = Stamp::read(&r.payload).context("short payload")?;
+                        // The relay stores every message until it is
+                        // acknowledged: acknowledge in batches.
+                        self.pending_acks.push((r.sender, r.msg_id));
+                        if self.pending_acks.len() >= ACK_BATCH.min(MAX_ACK_IDS) {
+                            let ack = Message::Ack(std::mem::take(&mut self.pending_acks));
+                            self.w
+                                .write_all(&ack.encode().map_err(|e| anyhow!("{e}"))?[..])
+                                .await?;
+                        }
+                        return Ok(stamp);
+                    }
+                }
+                Kind::Mosquitto => {
+                    let h = self.r.read_u8().await?;
+                    let mut len = 0usize;
+                    let mut mul = 1usize;
+                    loop {
+                        let b = self.r.read_u8().await?;
+                        len += usize::from(b & 0x7f) * mul;
+                        mul *= 128;
+                        if b & 0x80 == 0 {
+                            break;
+                        }
+                        if mul > 128 * 128 * 128 {
+                            bail!("bad MQTT length");
+                        }
+                    }
+                    if len > self.buf.len() {
+                        bail!("MQTT packet of {len} bytes");
+                    }
+                    let body = &mut self.buf[..len];
+                    self.r.read_exact(body).await?;
+                    if h >> 4 == 3 {
+                        let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
+                        return Stamp::read(&body[2 + tl..]).context("short payload");
+                    }
+                }
+                Kind::Nats => {
+                    let mut line = String::new();
+                    if self.r.read_line(&mut line).await? == 0 {
+                        bail!("nats closed");
+                    }
+                    if line.starts_with("MSG ") {
+                        let n: usize = line
+                            .split_whitespace()
+                            .last()
+                            .and_then(|x| x.parse().ok())
+                            .context("bad MSG line")?;
+                        if n + 2 > self.buf.len() {
+                            bail!("NATS message of {n} bytes");
+                        }
+                        let body = &mut self.buf[..n + 2];
+                        self.r.read_exact(body).await?;
+                        return Stamp::read(body).context("short payload");
+                    } else if line.starts_with("PING") {
+                        self.w.write_all(b"PONG\r\n").await?;
+                    } else if line.starts_with("-ERR") {
+                        bail!("nats: {}", line.trim());
+                    }
+                }
+            }
+        }
+    }
+}
