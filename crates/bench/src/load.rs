@@ -281,7 +281,10 @@ pub async fn open_idle(
     let sem = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = Vec::new();
     for i in 0..count {
-        let user = identities[i % identities.len()].clone();
+        let user = identities
+            .get(i % identities.len().max(1))
+            .context("no idle identities")?
+            .clone();
         let cfg = ids.config(&user, false)?;
         let permit = sem.clone().acquire_owned().await?;
         tasks.push(tokio::spawn(async move {
@@ -319,7 +322,7 @@ pub async fn handshakes(
     let end = Instant::now() + duration;
     let mut tasks = Vec::new();
     for i in 0..concurrency {
-        let user = &users[i % users.len()];
+        let user = users.get(i % users.len().max(1)).context("no users")?;
         let cfg = ids.config(user, resume)?;
         tasks.push(tokio::spawn(async move {
             let (mut done, mut resumed, mut errors) = (0u64, 0u64, 0u64);

@@ -27,7 +27,10 @@ use crate::proto::Identities;
 use crate::target::Kind;
 
 #[derive(Parser)]
-#[command(version, about = "Benchmark blindrelay's relay against mosquitto and nats-server")]
+#[command(
+    version,
+    about = "Benchmark blindrelay's relay against mosquitto and nats-server"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Option<Cmd>,
@@ -36,10 +39,18 @@ struct Cli {
     quick: bool,
     /// Targets, comma-separated: blindrelay, mosquitto, nats-server, and
     /// blindrelay-mem (the relay with its store in memory, a diagnostic).
-    #[arg(long, value_delimiter = ',', default_value = "blindrelay,mosquitto,nats-server")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "blindrelay,mosquitto,nats-server"
+    )]
     targets: Vec<String>,
     /// Workloads, comma-separated: open, closed, scale, handshake.
-    #[arg(long, value_delimiter = ',', default_value = "open,closed,scale,handshake")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "open,closed,scale,handshake"
+    )]
     only: Vec<String>,
     /// Seconds per measured run [default: 8, or 1.5 with --quick].
     #[arg(long)]
@@ -214,17 +225,22 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
     });
     let dur = Duration::from_secs_f64(plan.seconds);
     let server_cpu = pin.then_some(0);
-    let max_pairs = plan.pairs.iter().copied().max().unwrap_or(1).max(SCALE_PAIRS);
+    let max_pairs = plan
+        .pairs
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(SCALE_PAIRS);
 
     // --- the PKI (the same CA and certificates for every target) ---
-    eprintln!("creating the PKI ({} users)...", 2 * max_pairs + IDLE_IDENTITIES);
+    eprintln!(
+        "creating the PKI ({} users)...",
+        2 * max_pairs + IDLE_IDENTITIES
+    );
     let pki_dir = tempfile::tempdir()?;
     let pki = PkiDir::new(pki_dir.path());
-    pki.init(
-        "bench CA",
-        &["localhost".into(), "127.0.0.1".into()],
-        false,
-    )?;
+    pki.init("bench CA", &["localhost".into(), "127.0.0.1".into()], false)?;
     let mut users = Vec::new();
     for i in 0..max_pairs {
         let (s, r) = load::pair_users(i);
@@ -310,7 +326,12 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
         rep.line("| N | blindrelay / mosquitto | blindrelay / nats-server |");
         rep.line("|---|---|---|");
         for &n in &plan.pairs {
-            let get = |k: Kind| closed.iter().find(|(kk, nn, _)| *kk == k && *nn == n).map(|x| x.2);
+            let get = |k: Kind| {
+                closed
+                    .iter()
+                    .find(|(kk, nn, _)| *kk == k && *nn == n)
+                    .map(|x| x.2)
+            };
             let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
                 (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
                 _ => "-".into(),
@@ -333,8 +354,17 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
         rep.line("|---|---|---|---|---|---|---|---|---|---|---|");
         for &count in &plan.idle {
             for &k in &targets {
-                match scale_run(k, &pki, &users, &idle_users, server_cpu, &mut ids, count, dur)
-                    .await
+                match scale_run(
+                    k,
+                    &pki,
+                    &users,
+                    &idle_users,
+                    server_cpu,
+                    &mut ids,
+                    count,
+                    dur,
+                )
+                .await
                 {
                     Ok(s) => rep.line(&s),
                     Err(e) => rep.line(&format!("| {k} | {count} | error: {e:#} |")),

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::{
-    FRAME_LEN, FragmentPos, Message, MessageId, Routed, Target, UserName, MAX_ACK_IDS,
+    FRAME_LEN, FragmentPos, MAX_ACK_IDS, Message, MessageId, Routed, Target, UserName,
 };
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -46,20 +46,36 @@ pub struct Stamp {
 }
 
 impl Stamp {
+    fn bytes(&self) -> [u8; STAMP_LEN] {
+        let mut b = [0u8; STAMP_LEN];
+        for (dst, src) in b.iter_mut().zip(
+            self.pair
+                .to_be_bytes()
+                .into_iter()
+                .chain(self.seq.to_be_bytes())
+                .chain(self.sent_ns.to_be_bytes()),
+        ) {
+            *dst = src;
+        }
+        b
+    }
+
+    /// Writes the stamp at the start of `out` (a payload of at least
+    /// [`STAMP_LEN`] bytes).
     fn write(&self, out: &mut [u8]) {
-        if let Some(b) = out.get_mut(..STAMP_LEN) {
-            b[..4].copy_from_slice(&self.pair.to_be_bytes());
-            b[4..12].copy_from_slice(&self.seq.to_be_bytes());
-            b[12..20].copy_from_slice(&self.sent_ns.to_be_bytes());
+        for (dst, src) in out.iter_mut().zip(self.bytes()) {
+            *dst = src;
         }
     }
 
     fn read(b: &[u8]) -> Option<Stamp> {
-        let b = b.get(..STAMP_LEN)?;
+        let (pair, rest) = b.split_first_chunk::<4>()?;
+        let (seq, rest) = rest.split_first_chunk::<8>()?;
+        let (sent_ns, _) = rest.split_first_chunk::<8>()?;
         Some(Stamp {
-            pair: u32::from_be_bytes(b[..4].try_into().ok()?),
-            seq: u64::from_be_bytes(b[4..12].try_into().ok()?),
-            sent_ns: u64::from_be_bytes(b[12..20].try_into().ok()?),
+            pair: u32::from_be_bytes(*pair),
+            seq: u64::from_be_bytes(*seq),
+            sent_ns: u64::from_be_bytes(*sent_ns),
         })
     }
 }
@@ -137,7 +153,11 @@ type Tls = TlsStream<TcpStream>;
 
 /// Opens TCP and TLS (NATS first sends its INFO line in the clear).
 /// Returns the stream and whether the handshake resumed a session.
-pub async fn handshake(kind: Kind, addr: SocketAddr, cfg: Arc<ClientConfig>) -> Result<(Tls, bool)> {
+pub async fn handshake(
+    kind: Kind,
+    addr: SocketAddr,
+    cfg: Arc<ClientConfig>,
+) -> Result<(Tls, bool)> {
     let mut tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
     if kind == Kind::Nats {
@@ -196,7 +216,9 @@ pub async fn connect(
                 c.r.read_exact(&mut f).await?;
                 match Message::decode(&f).map_err(|e| anyhow!("{e}"))? {
                     Message::DirectoryEnd { .. } => break,
-                    Message::Goodbye { code, reason } => bail!("relay said goodbye: {code:?} {reason}"),
+                    Message::Goodbye { code, reason } => {
+                        bail!("relay said goodbye: {code:?} {reason}")
+                    }
                     _ => {}
                 }
             }
@@ -209,7 +231,8 @@ pub async fn connect(
                 bail!("mosquitto refused the connection: {ack:?}");
             }
             if subscribe {
-                c.w.write_all(&mqtt_subscribe(&format!("inbox/{user}"))).await?;
+                c.w.write_all(&mqtt_subscribe(&format!("inbox/{user}")))
+                    .await?;
                 let mut ack = [0u8; 5];
                 c.r.read_exact(&mut ack).await?;
                 if ack[0] != 0x90 || ack[4] > 2 {
@@ -389,15 +412,16 @@ impl Sender {
                 mqtt_remaining_len(2 + topic.len() + PAYLOAD_LEN, &mut self.buf);
                 mqtt_string(&topic, &mut self.buf);
                 let start = self.buf.len();
+                self.buf.extend_from_slice(&stamp.bytes());
                 self.buf.resize(start + PAYLOAD_LEN, 0);
-                stamp.write(&mut self.buf[start..]);
             }
             Kind::Nats => {
-                self.buf
-                    .extend_from_slice(format!("PUB inbox.{} {PAYLOAD_LEN}\r\n", self.to).as_bytes());
+                self.buf.extend_from_slice(
+                    format!("PUB inbox.{} {PAYLOAD_LEN}\r\n", self.to).as_bytes(),
+                );
                 let start = self.buf.len();
+                self.buf.extend_from_slice(&stamp.bytes());
                 self.buf.resize(start + PAYLOAD_LEN, 0);
-                stamp.write(&mut self.buf[start..]);
                 self.buf.extend_from_slice(b"\r\n");
             }
         }
@@ -412,7 +436,7 @@ impl Receiver {
         loop {
             match self.kind {
                 Kind::Relay | Kind::RelayMem => {
-                    let f = &mut self.buf[..FRAME_LEN];
+                    let f = self.buf.get_mut(..FRAME_LEN).context("buffer")?;
                     self.r.read_exact(f).await?;
                     if let Message::Deliver(r) = Message::decode(f).map_err(|e| anyhow!("{e}"))? {
                         let stamp = Stamp::read(&r.payload).context("short payload")?;
@@ -443,14 +467,17 @@ impl Receiver {
                             bail!("bad MQTT length");
                         }
                     }
-                    if len > self.buf.len() {
-                        bail!("MQTT packet of {len} bytes");
-                    }
-                    let body = &mut self.buf[..len];
+                    let body = self
+                        .buf
+                        .get_mut(..len)
+                        .with_context(|| format!("MQTT packet of {len} bytes"))?;
                     self.r.read_exact(body).await?;
                     if h >> 4 == 3 {
-                        let tl = usize::from(u16::from_be_bytes([body[0], body[1]]));
-                        return Stamp::read(&body[2 + tl..]).context("short payload");
+                        let (tl, rest) = body.split_first_chunk::<2>().context("short PUBLISH")?;
+                        let payload = rest
+                            .get(usize::from(u16::from_be_bytes(*tl))..)
+                            .context("short PUBLISH")?;
+                        return Stamp::read(payload).context("short payload");
                     }
                 }
                 Kind::Nats => {
@@ -464,10 +491,10 @@ impl Receiver {
                             .last()
                             .and_then(|x| x.parse().ok())
                             .context("bad MSG line")?;
-                        if n + 2 > self.buf.len() {
-                            bail!("NATS message of {n} bytes");
-                        }
-                        let body = &mut self.buf[..n + 2];
+                        let body = self
+                            .buf
+                            .get_mut(..n + 2)
+                            .with_context(|| format!("NATS message of {n} bytes"))?;
                         self.r.read_exact(body).await?;
                         return Stamp::read(body).context("short payload");
                     } else if line.starts_with("PING") {

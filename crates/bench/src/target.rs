@@ -214,8 +214,8 @@ pub fn start(kind: Kind, pki: &PkiDir, users: &[String], pin: Option<usize>) -> 
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(addr).is_err() {
         if let Ok(Some(status)) = server.child.try_wait() {
-            let log = std::fs::read_to_string(server._dir.path().join("server.log"))
-                .unwrap_or_default();
+            let log =
+                std::fs::read_to_string(server._dir.path().join("server.log")).unwrap_or_default();
             bail!("{kind} exited at start ({status}): {log}");
         }
         if Instant::now() > deadline {

@@ -280,7 +280,7 @@ async fn misbehave(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
     let d = tempfile::tempdir().unwrap();
-    let pki = PkiDir::new(&d.path().join("pki"));
+    let pki = PkiDir::new(d.path().join("pki"));
     pki.init(
         "Hostile Test CA",
         &["localhost".into(), "127.0.0.1".into()],

@@ -336,7 +336,7 @@ async fn a_network_observer_sees_tls13_uniform_records_and_no_plaintext() {
     let last_from_relay = recs
         .iter()
         .filter(|r| r.stream == st && r.from_server)
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(
         (last_from_relay.content_type, last_from_relay.length),

@@ -244,10 +244,10 @@ pub fn reassembly(data: &[u8]) {
             continue;
         };
         let msg_id = MessageId([*id % 16; 16]);
-        if let Ok(Some(done)) = r.push(sender, msg_id, lane_pos & 1, pos, payload, now) {
-            if done.len() > usize::from(count) * 255 {
-                panic!("reassembled more than the fragments carried");
-            }
+        if let Ok(Some(done)) = r.push(sender, msg_id, lane_pos & 1, pos, payload, now)
+            && done.len() > usize::from(count) * 255
+        {
+            panic!("reassembled more than the fragments carried");
         }
         r.expire(now);
         if r.buffered_bytes() > limits.max_bytes || r.partial_count() > limits.max_partial {
@@ -256,9 +256,12 @@ pub fn reassembly(data: &[u8]) {
     }
 }
 
+/// A fuzz target: a name and its entry point.
+pub type Target = (&'static str, fn(&[u8]));
+
 /// Every target, by name (the names of the cargo-fuzz targets and corpus
 /// folders).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[Target] = &[
     ("frame", frame),
     ("message", message),
     ("envelope", envelope),

@@ -78,9 +78,14 @@ fn persist(
     m: &NewMessage,
     q: Quota,
 ) -> Result<PersistOutcome, StoreError> {
+    // Every statement on this path is prepared once per connection
+    // (`prepare_cached`): parsing SQL per message cost more than the writes.
     let exists: bool = tx
-        .query_row(
+        .prepare_cached(
             "SELECT 1 FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3 LIMIT 1",
+        )
+        .map_err(e)?
+        .query_row(
             params![m.recipient.as_str(), m.sender.as_str(), &m.msg_id.0[..]],
             |_| Ok(()),
         )
@@ -91,11 +96,11 @@ fn persist(
         return Ok(PersistOutcome::Duplicate);
     }
     let (count, bytes): (i64, i64) = tx
-        .query_row(
-            "SELECT messages, bytes FROM mailboxes WHERE recipient = ?1",
-            params![m.recipient.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT messages, bytes FROM mailboxes WHERE recipient = ?1")
+        .map_err(e)?
+        .query_row(params![m.recipient.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()
         .map_err(e)?
         .unwrap_or((0, 0));
@@ -119,11 +124,12 @@ fn persist(
         ])
         .map_err(e)?;
     }
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO mailboxes (recipient, messages, bytes) VALUES (?1, 1, ?2)
          ON CONFLICT(recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + ?2",
-        params![m.recipient.as_str(), size as i64],
     )
+    .map_err(e)?
+    .execute(params![m.recipient.as_str(), size as i64])
     .map_err(e)?;
     Ok(PersistOutcome::Stored)
 }
@@ -134,25 +140,31 @@ fn ack(
     ids: &[(UserName, MessageId)],
 ) -> Result<u64, StoreError> {
     let mut removed = 0u64;
-    for (sender, id) in ids {
-        let bytes: Option<i64> = tx
-            .query_row(
-                "SELECT SUM(LENGTH(body)) FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3",
-                params![who.as_str(), sender.as_str(), &id.0[..]],
-                |r| r.get(0),
-            )
-            .map_err(e)?;
-        let Some(bytes) = bytes else { continue };
-        tx.execute(
-            "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3",
-            params![who.as_str(), sender.as_str(), &id.0[..]],
+    let mut delete = tx
+        .prepare_cached(
+            "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3
+             RETURNING LENGTH(body)",
         )
         .map_err(e)?;
-        tx.execute(
+    let mut update = tx
+        .prepare_cached(
             "UPDATE mailboxes SET messages = MAX(messages - 1, 0), bytes = MAX(bytes - ?2, 0) WHERE recipient = ?1",
-            params![who.as_str(), bytes],
         )
         .map_err(e)?;
+    for (sender, id) in ids {
+        // One statement deletes every fragment and reports their sizes.
+        let sizes = delete
+            .query_map(params![who.as_str(), sender.as_str(), &id.0[..]], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<i64>, _>>()
+            .map_err(e)?;
+        if sizes.is_empty() {
+            continue;
+        }
+        let bytes: i64 = sizes.iter().sum();
+        update.execute(params![who.as_str(), bytes]).map_err(e)?;
         removed += 1;
     }
     Ok(removed)
