@@ -335,8 +335,7 @@ async fn a_network_observer_sees_tls13_uniform_records_and_no_plaintext() {
     let st = refused_stream.expect("the no-certificate connection was not captured");
     let last_from_relay = recs
         .iter()
-        .filter(|r| r.stream == st && r.from_server)
-        .next_back()
+        .rfind(|r| r.stream == st && r.from_server)
         .unwrap();
     assert_eq!(
         (last_from_relay.content_type, last_from_relay.length),
