@@ -6,10 +6,12 @@
 //! hold a connection open. It is cancellation-safe.
 //!
 //! [`FrameWriter`] writes frames in batches of at most
-//! [`WRITE_BATCH_FRAMES`] and flushes after each batch. With rustls' default
-//! 64 KiB send buffer this guarantees that every frame is accepted whole by
-//! one `write`, so with `max_fragment_size` set to one frame every frame
-//! becomes exactly one TLS record.
+//! [`WRITE_BATCH_FRAMES`], each batch as one contiguous `write` followed by
+//! a flush. The flush empties rustls' send buffer, and a batch (32 KiB) is
+//! below rustls' default 64 KiB send-buffer limit, so every batch is
+//! accepted whole; with `max_fragment_size` set to one frame, rustls cuts it
+//! into exactly one TLS record per frame, and the records of a batch leave
+//! in one vectored system call instead of one call per frame.
 
 use std::time::Duration;
 
@@ -112,6 +114,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 pub struct FrameWriter<W> {
     inner: W,
     write_timeout: Duration,
+    /// One batch, contiguous (reused; at most
+    /// `WRITE_BATCH_FRAMES * FRAME_LEN` bytes).
+    batch: Vec<u8>,
 }
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
@@ -120,6 +125,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         Self {
             inner,
             write_timeout,
+            batch: Vec::new(),
         }
     }
 
@@ -130,11 +136,14 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         frames: &[F],
     ) -> Result<(), NetError> {
         let inner = &mut self.inner;
+        let batch = &mut self.batch;
         let work = async move {
             for chunk in frames.chunks(WRITE_BATCH_FRAMES) {
+                batch.clear();
                 for f in chunk {
-                    inner.write_all(&f[..]).await?;
+                    batch.extend_from_slice(&f[..]);
                 }
+                inner.write_all(batch).await?;
                 inner.flush().await?;
             }
             Ok::<(), std::io::Error>(())
@@ -193,6 +202,54 @@ mod tests {
             .unwrap();
         assert_eq!(f.kind(), FrameType::Ping);
         assert_eq!(Message::from_frame(&f).unwrap(), Message::Ping(7));
+    }
+
+    /// A sink that records the size of every write call it receives.
+    #[derive(Default)]
+    struct CountingSink {
+        writes: Vec<usize>,
+        bytes: Vec<u8>,
+    }
+
+    impl AsyncWrite for CountingSink {
+        fn poll_write(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &[u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            self.writes.push(buf.len());
+            self.bytes.extend_from_slice(buf);
+            std::task::Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_write_of_whole_frames_in_order() {
+        let frames: Vec<Box<[u8; FRAME_LEN]>> = (0..20u64)
+            .map(|i| Message::Ping(i).encode().unwrap())
+            .collect();
+        let mut w = FrameWriter::new(CountingSink::default(), Duration::from_secs(1));
+        w.write_batch(&frames).await.unwrap();
+        let sink = w.get_mut();
+        assert_eq!(
+            sink.writes,
+            vec![8 * FRAME_LEN, 8 * FRAME_LEN, 4 * FRAME_LEN],
+            "one write per batch of {WRITE_BATCH_FRAMES} frames"
+        );
+        let expected: Vec<u8> = frames.iter().flat_map(|f| f.iter().copied()).collect();
+        assert_eq!(sink.bytes, expected);
     }
 
     #[tokio::test(start_paused = true)]
