@@ -44,7 +44,7 @@ use tokio_rustls::client::TlsStream;
 
 const LEGIT: &[&str] = &["ann", "ben", "cat", "dan"];
 const ATTACKERS: &[&str] = &[
-    "garbage", "oversize", "truncate", "spoofer", "flooder", "sloth", "feeder",
+    "garbage", "oversize", "truncate", "spoofer", "flooder", "sloth", "feeder", "feeder2",
 ];
 /// How long the attack lasts; the legitimate chat runs through it.
 const ATTACK: Duration = Duration::from_secs(12);
@@ -428,10 +428,12 @@ async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
             .unwrap()
     };
     let sloth_closed: Arc<Mutex<Option<Duration>>> = Arc::new(Mutex::new(None));
-    {
+    // Two feeders, each inside its own rate limit, so that the kernel's
+    // socket buffers (which can absorb a few MiB) fill within the attack.
+    for feeder in ["feeder", "feeder2"] {
         let (pki, stop) = (pki.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
-            let s = tls_as(&pki, "feeder", [127, 0, 0, 7], addr).await.unwrap();
+            let s = tls_as(&pki, feeder, [127, 0, 0, 7], addr).await.unwrap();
             let (mut r, mut w) = tokio::io::split(s);
             // The feeder reads what the relay sends it (statuses, presence).
             tokio::spawn(async move {
@@ -443,7 +445,7 @@ async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
                 for _ in 0..9 {
                     let id = random_id();
                     for i in 0..64 {
-                        let f = routed("feeder", "sloth", i, 64, id).encode().unwrap();
+                        let f = routed(feeder, "sloth", i, 64, id).encode().unwrap();
                         if w.write_all(&f[..]).await.is_err() {
                             return;
                         }
