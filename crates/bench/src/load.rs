@@ -146,7 +146,7 @@ pub async fn open_loop(
                     _ => break,
                 }
             }
-            anyhow::Ok((got, h))
+            anyhow::Ok((got, h, r))
         }));
     }
     let mut sent = 0;
@@ -160,12 +160,18 @@ pub async fn open_loop(
     }
     let mut received = 0;
     let mut latency = histogram()?;
+    // Every connection stays open until the run is over: a pair that
+    // finishes early must not disturb the others (on the relay, its
+    // departure is a presence event for everyone).
+    let mut keep_rx = Vec::new();
     for t in rx {
-        let (got, h) = t.await??;
+        let (got, h, r) = t.await??;
         received += got;
         latency.add(h)?;
+        keep_rx.push(r);
     }
     drop(keep);
+    drop(keep_rx);
     Ok(Measured {
         sent,
         received,
@@ -239,7 +245,7 @@ pub async fn closed_loop(
                     _ => break,
                 }
             }
-            anyhow::Ok((in_time, got.load(Ordering::Acquire), h))
+            anyhow::Ok((in_time, got.load(Ordering::Acquire), h, r))
         }));
     }
     let mut sent = 0;
@@ -252,13 +258,16 @@ pub async fn closed_loop(
     let mut in_window = 0;
     let mut received = 0;
     let mut latency = histogram()?;
+    let mut keep_rx = Vec::new();
     for t in rx {
-        let (in_time, all, h) = t.await??;
+        let (in_time, all, h, r) = t.await??;
         in_window += in_time;
         received += all;
         latency.add(h)?;
+        keep_rx.push(r);
     }
     drop(keep);
+    drop(keep_rx);
     Ok(Measured {
         sent,
         received,

@@ -52,7 +52,7 @@ struct Cli {
         default_value = "open,closed,scale,handshake"
     )]
     only: Vec<String>,
-    /// Seconds per measured run [default: 8, or 1.5 with --quick].
+    /// Seconds per measured run [default: 8, or 1 with --quick].
     #[arg(long)]
     seconds: Option<f64>,
     /// Do not pin the server to CPU 0 and the load generator to CPU 1.
@@ -157,11 +157,11 @@ impl Plan {
     fn new(quick: bool, seconds: Option<f64>) -> Plan {
         if quick {
             Plan {
-                seconds: seconds.unwrap_or(1.5),
-                rates: vec![1000.0, 5000.0],
+                seconds: seconds.unwrap_or(1.0),
+                rates: vec![5000.0],
                 pairs: vec![1, 8],
                 idle: vec![200],
-                handshake_seconds: 1.0,
+                handshake_seconds: 0.5,
             }
         } else {
             Plan {

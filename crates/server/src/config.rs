@@ -93,7 +93,19 @@ pub struct Config {
     /// Messages of one session waiting for their store commit; past this the
     /// session stops reading until commits catch up.
     pub max_inflight_stores: usize,
+    /// How long a message that reached every recipient live waits for
+    /// their acknowledgements before it is committed to the store. Copies
+    /// acknowledged within it are never written; STATUS *stored* is sent
+    /// when every copy is acknowledged or committed, so a confirmation
+    /// still means the message cannot be lost. 0 commits every message at
+    /// once. At most [`MAX_WRITE_BEHIND_MS`].
+    pub write_behind_ms: u64,
 }
+
+/// Upper bound of `write_behind_ms`: a sender waits at most this long for
+/// STATUS *stored* of a message its recipients received but did not
+/// acknowledge.
+pub const MAX_WRITE_BEHIND_MS: u64 = 10_000;
 
 impl Default for Config {
     fn default() -> Self {
@@ -124,6 +136,7 @@ impl Default for Config {
             login_rate_max: 10,
             backlog_queue_frames: 64,
             max_inflight_stores: 64,
+            write_behind_ms: 500,
         }
     }
 }
@@ -181,6 +194,11 @@ impl Config {
         }
         if self.store_ttl_ms / 1000 > u64::from(u32::MAX) {
             return Err("store_ttl_ms is too large".into());
+        }
+        if self.write_behind_ms > MAX_WRITE_BEHIND_MS {
+            return Err(format!(
+                "write_behind_ms must be at most {MAX_WRITE_BEHIND_MS}"
+            ));
         }
         if self.keepalive_ms >= self.idle_timeout_ms {
             return Err("keepalive_ms must be shorter than idle_timeout_ms".into());

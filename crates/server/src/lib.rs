@@ -11,7 +11,9 @@
 //! * `session`: one authenticated connection: identity binding, the rate
 //!   limit, fragment sequencing, keep-alive and the bounded outgoing queue;
 //! * `registry`: who is online, presence, routing and cool-downs;
-//! * [`rate`]: the sliding-window limiter.
+//! * [`rate`]: the sliding-window limiter;
+//! * [`store`]: durable store-and-forward, and `writebehind`, which spares
+//!   the store messages their recipients acknowledge at once.
 //!
 //! Framing and message layouts are in `blindrelay-wire`; TLS settings and
 //! frame I/O in `blindrelay-net`.
@@ -23,6 +25,7 @@ mod registry;
 pub mod server;
 mod session;
 pub mod store;
+mod writebehind;
 
 pub use config::Config;
 pub use server::{Observed, Server, ServerHandle};

@@ -114,6 +114,8 @@ pub(crate) struct RouteReport {
     /// Known recipients (online or not): the message is stored for them.
     pub known: Vec<UserName>,
     pub unknown: Vec<UserName>,
+    /// Every known recipient got the fragment live on at least one session.
+    pub all_live: bool,
 }
 
 pub(crate) struct Registry {
@@ -366,15 +368,19 @@ impl Registry {
         let Some(frame) = encode(&Message::Deliver(routed)) else {
             return report;
         };
+        report.all_live = true;
         for r in recipients {
+            let mut live = false;
             if let Some(ident) = g.online.get(&r) {
                 for s in ident.sessions.iter().filter(|s| s.id != from_session) {
                     if s.offer(&r, &frame) {
                         report.delivered = report.delivered.saturating_add(1);
+                        live = true;
                     }
                 }
             }
             if g.known.contains_key(&r) {
+                report.all_live &= live;
                 report.known.push(r);
             } else {
                 report.unknown.push(r);

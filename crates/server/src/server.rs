@@ -68,6 +68,7 @@ pub(crate) struct Shared {
     pub config: Config,
     pub registry: Registry,
     pub store: crate::store::StoreHandle,
+    pub write_behind: crate::writebehind::WriteBehind,
     tls: RwLock<Arc<ServerConfig>>,
     pub observer: std::sync::OnceLock<mpsc::Sender<Observed>>,
 }
@@ -201,6 +202,7 @@ impl Server {
             store,
             registry,
             config,
+            write_behind: crate::writebehind::WriteBehind::default(),
             tls: RwLock::new(Arc::new(tls)),
             observer: std::sync::OnceLock::new(),
         });
@@ -283,7 +285,6 @@ impl Server {
                 let hs_timeout = Config::d(cfg.handshake_timeout_ms);
                 tokio::spawn(async move {
                     let _permit = permit;
-                    let _done = done;
                     let handshake = timeout(hs_timeout, acceptor.accept(tcp)).await;
                     drop(hs_slot);
                     match handshake {
@@ -294,7 +295,7 @@ impl Server {
                             warn!(target: SECURITY, %peer, reason = %refusal_reason(&e), "TLS handshake refused");
                         }
                         Ok(Ok(stream)) => {
-                            crate::session::run(stream, peer, shared, shutdown_rx).await
+                            crate::session::run(stream, peer, shared, shutdown_rx, done).await
                         }
                     }
                 });

@@ -84,6 +84,7 @@ pub(crate) async fn run(
     peer: SocketAddr,
     shared: Arc<Shared>,
     mut shutdown: broadcast::Receiver<()>,
+    done: mpsc::Sender<()>,
 ) {
     let cfg = &shared.config;
     let (_, conn) = stream.get_ref();
@@ -118,6 +119,10 @@ pub(crate) async fn run(
         max_fragments: blindrelay_wire::MAX_FRAGMENTS,
         store_ttl_s: u32::try_from(cfg.store_ttl_ms / 1000).unwrap_or(u32::MAX),
     };
+    // Messages held back from the store for this identity (see
+    // `writebehind`), taken before the login: anything routed after it
+    // reaches this session live.
+    let held = shared.write_behind.held_for(&identity);
     let login = shared.registry.login(
         &identity,
         cert.clone(),
@@ -181,7 +186,12 @@ pub(crate) async fn run(
     }
     info!(%identity, %peer, session = login_id, "connected");
 
-    let backlog = tokio::spawn(stream_backlog(shared.clone(), identity.clone(), backlog_tx));
+    let backlog = tokio::spawn(stream_backlog(
+        shared.clone(),
+        identity.clone(),
+        held,
+        backlog_tx,
+    ));
     let mut reader = FrameReader::new(rd);
     let mut state = SessionState {
         identity: identity.clone(),
@@ -191,6 +201,8 @@ pub(crate) async fn run(
         spoof_strikes: 0,
         current: Vec::new(),
         inflight: Arc::new(tokio::sync::Semaphore::new(cfg.max_inflight_stores)),
+        shutdown: shutdown.resubscribe(),
+        done,
     };
     let end = loop {
         tokio::select! {
@@ -281,7 +293,12 @@ async fn finish(
 /// Streams the identity's stored messages (oldest first) into the backlog
 /// queue. The queue is bounded and awaited, so a backlog of any size costs a
 /// fixed amount of memory and never counts against the live queue.
-async fn stream_backlog(shared: Arc<Shared>, identity: UserName, tx: mpsc::Sender<Outbound>) {
+async fn stream_backlog(
+    shared: Arc<Shared>,
+    identity: UserName,
+    held: Vec<Arc<[Vec<u8>]>>,
+    tx: mpsc::Sender<Outbound>,
+) {
     let mut after = 0i64;
     let mut sent = 0usize;
     loop {
@@ -296,6 +313,22 @@ async fn stream_backlog(shared: Arc<Shared>, identity: UserName, tx: mpsc::Sende
         after = last.seq;
         for f in page {
             let Ok(frame) = Frame::new(FrameType::Deliver, f.body) else {
+                continue;
+            };
+            if tx.send(Arc::from(frame.encode())).await.is_err() {
+                return;
+            }
+            sent += 1;
+        }
+    }
+    // Messages held back from the store (see `writebehind`) that reached
+    // this identity's other sessions before it logged in and are not
+    // acknowledged yet belong to the backlog too. A copy committed while
+    // the store pages were read can arrive twice; the client's replay
+    // cache drops the second.
+    for bodies in held {
+        for body in bodies.iter() {
+            let Ok(frame) = Frame::new(FrameType::Deliver, body.clone()) else {
                 continue;
             };
             if tx.send(Arc::from(frame.encode())).await.is_err() {
@@ -364,6 +397,11 @@ struct SessionState {
     current: Vec<Vec<u8>>,
     /// Bounds the messages waiting for their store commit.
     inflight: Arc<tokio::sync::Semaphore>,
+    /// Tells held messages to go to the store now.
+    shutdown: broadcast::Receiver<()>,
+    /// Held by every task that still has a message to commit, so that a
+    /// graceful shutdown waits for them.
+    done: mpsc::Sender<()>,
 }
 
 /// Queues an answer to the client's own request (pong, status). Unlike
@@ -392,7 +430,7 @@ impl SessionState {
     async fn handle(
         &mut self,
         msg: Message,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         tx: &mpsc::Sender<Outbound>,
     ) -> Option<End> {
         let cfg = &shared.config;
@@ -422,6 +460,9 @@ impl SessionState {
                         "acknowledgement rate exceeded".into(),
                     ));
                 }
+                // Held copies are settled here; the store still deletes
+                // every id, as a resend may have been stored meanwhile.
+                shared.write_behind.acked(identity, &ids);
                 if let Err(e) = shared
                     .store
                     .write_detached(WriteOp::Ack(identity.clone(), ids))
@@ -513,7 +554,7 @@ impl SessionState {
                 if last {
                     let fragments = std::mem::take(&mut self.current);
                     if let Some(end) = self
-                        .persist(shared, tx, msg_id, report.known, fragments)
+                        .persist(shared, tx, msg_id, report.known, report.all_live, fragments)
                         .await
                     {
                         return Some(end);
@@ -552,16 +593,19 @@ impl SessionState {
 }
 
 impl SessionState {
-    /// Queues the finished message for every known recipient; once the
-    /// store has committed it, the sender is told (`Stored`, and
-    /// `QuotaExceeded` for full mailboxes). Waits only for room in the store
-    /// queue and for an in-flight permit, not for the commit.
+    /// Hands the finished message to the store for every known recipient;
+    /// once every copy is committed or acknowledged, the sender is told
+    /// (`Stored`, and `QuotaExceeded` for full mailboxes). A message that
+    /// reached every recipient live is first held for `write_behind_ms`
+    /// (see [`crate::writebehind`]). Waits only for an in-flight permit and
+    /// room in the store queue, never for the commit.
     async fn persist(
         &self,
-        shared: &Shared,
+        shared: &Arc<Shared>,
         tx: &mpsc::Sender<Outbound>,
         msg_id: MessageId,
         recipients: Vec<UserName>,
+        all_live: bool,
         fragments: Vec<Vec<u8>>,
     ) -> Option<End> {
         let cfg = &shared.config;
@@ -585,72 +629,162 @@ impl SessionState {
         let Ok(permit) = self.inflight.clone().acquire_owned().await else {
             return None;
         };
-        let now = crate::server::unix_ms();
-        let fragments: Arc<[Vec<u8>]> = fragments.into();
-        let msgs: Vec<NewMessage> = recipients
+        let job = Persist {
+            shared: shared.clone(),
+            sender: self.identity.clone(),
+            msg_id,
+            created_ms: crate::server::unix_ms(),
+            fragments: fragments.into(),
+            quota: Quota {
+                max_messages: cfg.quota_messages,
+                max_bytes: cfg.quota_bytes,
+            },
+        };
+        let held = if all_live && cfg.write_behind_ms > 0 {
+            shared
+                .write_behind
+                .hold(&self.identity, msg_id, &recipients, job.fragments.clone())
+        } else {
+            None
+        };
+        let tx = tx.clone();
+        let done = self.done.clone();
+        match held {
+            None => {
+                // Queued now, in the order the session read the messages.
+                let commit = match shared
+                    .store
+                    .write_pipelined(WriteOp::Persist(job.copies(&recipients), job.quota))
+                    .await
+                {
+                    Ok(rx) => rx,
+                    Err(e) => {
+                        crate::store::log_failure("storing a message", &e);
+                        return None;
+                    }
+                };
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _done = done;
+                    let outcomes = match commit.await {
+                        Ok(r) => job.outcomes(r),
+                        Err(_) => return,
+                    };
+                    job.report(&tx, recipients, outcomes, 0).await;
+                });
+            }
+            Some(held) => {
+                let mut shutdown = self.shutdown.resubscribe();
+                let grace = Config::d(cfg.write_behind_ms);
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let _done = done;
+                    tokio::select! {
+                        _ = held.all_acked() => {}
+                        _ = tokio::time::sleep(grace) => {}
+                        _ = shutdown.recv() => {}
+                    }
+                    let left = job.shared.write_behind.release(
+                        &held,
+                        &job.sender,
+                        job.msg_id,
+                        &recipients,
+                    );
+                    let acked = recipients.len().saturating_sub(left.len());
+                    let outcomes = if left.is_empty() {
+                        Some(Vec::new())
+                    } else {
+                        let r = job
+                            .shared
+                            .store
+                            .write(WriteOp::Persist(job.copies(&left), job.quota))
+                            .await
+                            .map_err(|e| e.to_string());
+                        job.outcomes(r)
+                    };
+                    job.report(&tx, left, outcomes, acked).await;
+                });
+            }
+        }
+        None
+    }
+}
+
+/// A finished message on its way to the store.
+struct Persist {
+    shared: Arc<Shared>,
+    sender: UserName,
+    msg_id: MessageId,
+    created_ms: u64,
+    fragments: Arc<[Vec<u8>]>,
+    quota: Quota,
+}
+
+impl Persist {
+    /// One copy per recipient (the fragments are shared, not copied).
+    fn copies(&self, recipients: &[UserName]) -> Vec<NewMessage> {
+        recipients
             .iter()
             .map(|r| NewMessage {
                 recipient: r.clone(),
-                sender: self.identity.clone(),
-                msg_id,
-                fragments: fragments.clone(),
-                created_ms: now,
+                sender: self.sender.clone(),
+                msg_id: self.msg_id,
+                fragments: self.fragments.clone(),
+                created_ms: self.created_ms,
             })
-            .collect();
-        let quota = Quota {
-            max_messages: cfg.quota_messages,
-            max_bytes: cfg.quota_bytes,
-        };
-        let rx = match shared
-            .store
-            .write_pipelined(WriteOp::Persist(msgs, quota))
-            .await
-        {
-            Ok(rx) => rx,
+            .collect()
+    }
+
+    /// The per-copy outcomes of a commit, or `None` (logged) if it failed.
+    fn outcomes(&self, r: Result<WriteResult, String>) -> Option<Vec<PersistOutcome>> {
+        let (identity, msg_id) = (&self.sender, self.msg_id);
+        match r {
+            Ok(WriteResult::Persisted(o)) => Some(o),
+            Ok(_) => None,
             Err(e) => {
-                crate::store::log_failure("storing a message", &e);
-                return None;
+                warn!(%identity, msg = %msg_id.to_hex(), error = %e, "message not stored");
+                None
             }
-        };
-        let tx = tx.clone();
-        let identity = self.identity.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let outcomes = match rx.await {
-                Ok(Ok(WriteResult::Persisted(o))) => o,
-                Ok(Err(e)) => {
-                    warn!(%identity, msg = %msg_id.to_hex(), error = %e, "message not stored");
-                    return;
+        }
+    }
+
+    /// Tells the sender: `QuotaExceeded` per full mailbox, then `Stored`
+    /// with the copies that are safe (committed or acknowledged). Nothing
+    /// if the commit failed: the sender's outbox will send it again.
+    async fn report(
+        &self,
+        tx: &mpsc::Sender<Outbound>,
+        stored_for: Vec<UserName>,
+        outcomes: Option<Vec<PersistOutcome>>,
+        acked: usize,
+    ) {
+        let Some(outcomes) = outcomes else { return };
+        let (identity, msg_id) = (&self.sender, self.msg_id);
+        let mut stored = u16::try_from(acked).unwrap_or(u16::MAX);
+        let mut frames = Vec::new();
+        for (r, o) in stored_for.into_iter().zip(outcomes) {
+            match o {
+                PersistOutcome::Stored | PersistOutcome::Duplicate => {
+                    stored = stored.saturating_add(1)
                 }
-                _ => return,
-            };
-            let mut stored = 0u16;
-            let mut frames = Vec::new();
-            for (r, o) in recipients.into_iter().zip(outcomes) {
-                match o {
-                    PersistOutcome::Stored | PersistOutcome::Duplicate => {
-                        stored = stored.saturating_add(1)
-                    }
-                    PersistOutcome::QuotaExceeded => {
-                        info!(%identity, recipient = %r, "recipient's mailbox is full");
-                        frames.push(Message::Status {
-                            msg_id,
-                            kind: StatusKind::QuotaExceeded(r),
-                        });
-                    }
-                }
-            }
-            frames.push(Message::Status {
-                msg_id,
-                kind: StatusKind::Stored { recipients: stored },
-            });
-            for m in frames {
-                if let Some(f) = frame(&m) {
-                    let _ = tx.send(f).await;
+                PersistOutcome::QuotaExceeded => {
+                    info!(%identity, recipient = %r, "recipient's mailbox is full");
+                    frames.push(Message::Status {
+                        msg_id,
+                        kind: StatusKind::QuotaExceeded(r),
+                    });
                 }
             }
+        }
+        frames.push(Message::Status {
+            msg_id,
+            kind: StatusKind::Stored { recipients: stored },
         });
-        None
+        for m in frames {
+            if let Some(f) = frame(&m) {
+                let _ = tx.send(f).await;
+            }
+        }
     }
 }
 

@@ -130,12 +130,30 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(pki: &TestPki, config: Config) -> Self {
+        Self::start_with(pki, config, None).await
+    }
+
+    /// With a durable SQLite store at `store` (survives a restart).
+    pub async fn start_durable(pki: &TestPki, config: Config, store: &std::path::Path) -> Self {
+        Self::start_with(pki, config, Some(store)).await
+    }
+
+    async fn start_with(pki: &TestPki, config: Config, store: Option<&std::path::Path>) -> Self {
         init_logs();
         let config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),
             ..config
         };
-        let server = Server::bind(config, pki.pki.clone()).await.unwrap();
+        let server = match store {
+            None => Server::bind(config, pki.pki.clone()).await.unwrap(),
+            Some(path) => Server::bind_with_store(
+                config,
+                pki.pki.clone(),
+                blindrelay_server::store::sqlite::SqliteStore::open(path).unwrap(),
+            )
+            .await
+            .unwrap(),
+        };
         let addr = server.local_addr().unwrap();
         let handle = server.handle();
         let (stop, rx) = oneshot::channel::<()>();
