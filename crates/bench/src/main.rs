@@ -181,7 +181,7 @@ const IDLE_IDENTITIES: usize = 20;
 const SCALE_PAIRS: usize = 8;
 const SCALE_RATE: f64 = 1000.0;
 /// Connectors running handshakes at once.
-const HANDSHAKE_CONCURRENCY: usize = 8;
+const HANDSHAKE_CONCURRENCY: usize = 32;
 
 fn parse_targets(names: &[String]) -> Result<Vec<Kind>> {
     names

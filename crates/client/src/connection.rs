@@ -447,8 +447,16 @@ async fn run(
                     Ok(None) => return End::Lost("the relay closed the connection".into()),
                     Err(e) => return End::Lost(e.to_string()),
                 };
-                if matches!(msg, Message::Status { kind: blindrelay_wire::StatusKind::Accepted { .. }, .. }) {
-                    unanswered = unanswered.saturating_sub(1);
+                let accepted = |k: &blindrelay_wire::StatusKind| matches!(k, blindrelay_wire::StatusKind::Accepted { .. });
+                match &msg {
+                    Message::Status { kind, .. } if accepted(kind) => {
+                        unanswered = unanswered.saturating_sub(1);
+                    }
+                    Message::Statuses(list) => {
+                        let n = list.iter().filter(|(_, k)| accepted(k)).count();
+                        unanswered = unanswered.saturating_sub(n);
+                    }
+                    _ => {}
                 }
                 if let Message::Ping(v) = msg {
                     if write_messages(&mut writer, &[Message::Pong(v)]).await.is_err() {

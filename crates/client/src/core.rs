@@ -309,6 +309,13 @@ impl ClientCore {
                     events.push(self.status(msg_id, kind));
                 }
             }
+            Message::Statuses(list) => {
+                for (msg_id, kind) in list {
+                    if !self.sent_receipts.contains(&msg_id) {
+                        events.push(self.status(msg_id, kind));
+                    }
+                }
+            }
             Message::Deliver(r) => {
                 if let Some(e) = self.deliver(r, now_ms) {
                     events.push(e);

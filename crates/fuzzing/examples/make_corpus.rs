@@ -101,6 +101,14 @@ fn messages(cert: &[u8]) -> Vec<(&'static str, Message)> {
             },
         ),
         (
+            "statuses",
+            Message::Statuses(vec![
+                (MessageId([3; 16]), StatusKind::Accepted { delivered: 1 }),
+                (MessageId([3; 16]), StatusKind::Stored { recipients: 1 }),
+                (MessageId([4; 16]), StatusKind::QuotaExceeded(n("bob"))),
+            ]),
+        ),
+        (
             "welcome",
             Message::Welcome {
                 identity: n("alice"),

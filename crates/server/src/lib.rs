@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod outbound;
 pub mod rate;
 mod registry;
 pub mod server;

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use blindrelay_wire::{FRAME_LEN, GoodbyeCode, Message, PeerEvent, Routed, Target, UserName};
+use blindrelay_wire::{GoodbyeCode, Message, PeerEvent, Routed, Target, UserName};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::warn;
@@ -16,8 +16,7 @@ use crate::SECURITY;
 use crate::config::Config;
 use crate::rate::SlidingWindow;
 
-/// One encoded frame, shared by every recipient of a fan-out.
-pub(crate) type Outbound = Arc<[u8; FRAME_LEN]>;
+pub(crate) use crate::outbound::{Outbound, encode};
 
 /// Why a session is being closed from outside its own task.
 #[derive(Debug, Clone)]
@@ -99,6 +98,9 @@ pub(crate) struct Login {
     pub id: u64,
     pub tx: mpsc::Sender<Outbound>,
     pub rx: mpsc::Receiver<Outbound>,
+    /// The certificate differs from the one the relay knew for this name
+    /// (or the name is new): the store must record it.
+    pub new_cert: bool,
 }
 
 /// Why a login was refused.
@@ -128,16 +130,6 @@ pub(crate) struct Registry {
     rate_window: Duration,
     cooldown: Duration,
     queue: usize,
-}
-
-fn encode(msg: &Message) -> Option<Outbound> {
-    match msg.encode() {
-        Ok(b) => Some(Arc::from(b)),
-        Err(e) => {
-            warn!(error = %e, "could not encode an outgoing frame");
-            None
-        }
-    }
 }
 
 impl Registry {
@@ -227,6 +219,7 @@ impl Registry {
         }
         g.next_id += 1;
         let id = g.next_id;
+        let new_cert = g.known.get(name).is_none_or(|k| k.cert_der != cert_der);
         g.known.insert(
             name.clone(),
             Known {
@@ -301,7 +294,12 @@ impl Registry {
                 }
             }
         }
-        Ok(Login { id, tx, rx })
+        Ok(Login {
+            id,
+            tx,
+            rx,
+            new_cert,
+        })
     }
 
     /// Removes a session. When it was the identity's last, tells everyone.

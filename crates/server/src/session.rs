@@ -24,7 +24,12 @@ use tracing::{debug, info, warn};
 
 use crate::SECURITY;
 use crate::config::Config;
-use crate::registry::{Budget, Kill, Outbound, Refused};
+use crate::outbound::Outbound;
+use crate::registry::{Budget, Kill, Refused};
+
+/// Queue entries the writer takes at once (frames are then written
+/// [`WRITE_BATCH_FRAMES`] per system call); statuses among them are packed.
+pub const WRITE_BATCH_ENTRIES: usize = 64;
 use crate::server::Shared;
 use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
 
@@ -76,7 +81,7 @@ enum End {
 }
 
 fn frame(msg: &Message) -> Option<Outbound> {
-    msg.encode().ok().map(Arc::from)
+    crate::outbound::encode(msg)
 }
 
 pub(crate) async fn run(
@@ -141,9 +146,14 @@ pub(crate) async fn run(
     };
     let (login, writer) = match login {
         Ok(l) => {
-            let crate::registry::Login { id, tx, rx } = l;
+            let crate::registry::Login {
+                id,
+                tx,
+                rx,
+                new_cert,
+            } = l;
             let writer = writer_for(rx, backlog_rx);
-            ((id, tx), writer)
+            ((id, tx, new_cert), writer)
         }
         Err(refused) => {
             let (tx, rx) = mpsc::channel::<Outbound>(2);
@@ -171,16 +181,20 @@ pub(crate) async fn run(
             return;
         }
     };
-    let (login_id, tx) = login;
-    if let Err(e) = shared
-        .store
-        .write_detached(WriteOp::UpsertUser {
-            name: identity.clone(),
-            cert: cert.clone(),
-            serial,
-            now_ms: crate::server::unix_ms(),
-        })
-        .await
+    let (login_id, tx, new_cert) = login;
+    // The directory survives restarts: record a new user or a changed
+    // certificate (a login with the known certificate writes nothing; the
+    // profile of back-to-back logins showed one store transaction each).
+    if new_cert
+        && let Err(e) = shared
+            .store
+            .write_detached(WriteOp::UpsertUser {
+                name: identity.clone(),
+                cert: cert.clone(),
+                serial,
+                now_ms: crate::server::unix_ms(),
+            })
+            .await
     {
         crate::store::log_failure("recording the user", &e);
     }
@@ -315,7 +329,11 @@ async fn stream_backlog(
             let Ok(frame) = Frame::new(FrameType::Deliver, f.body) else {
                 continue;
             };
-            if tx.send(Arc::from(frame.encode())).await.is_err() {
+            if tx
+                .send(Outbound::Frame(Arc::from(frame.encode())))
+                .await
+                .is_err()
+            {
                 return;
             }
             sent += 1;
@@ -331,7 +349,11 @@ async fn stream_backlog(
             let Ok(frame) = Frame::new(FrameType::Deliver, body.clone()) else {
                 continue;
             };
-            if tx.send(Arc::from(frame.encode())).await.is_err() {
+            if tx
+                .send(Outbound::Frame(Arc::from(frame.encode())))
+                .await
+                .is_err()
+            {
                 return;
             }
             sent += 1;
@@ -350,14 +372,17 @@ async fn write_loop<W>(
 ) where
     W: tokio::io::AsyncWrite + Unpin,
 {
-    let mut live: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
-    let mut old: Vec<Outbound> = Vec::with_capacity(WRITE_BATCH_FRAMES);
+    let mut live: Vec<Outbound> = Vec::new();
+    let mut old: Vec<Outbound> = Vec::new();
+    let mut frames = Vec::new();
     let mut backlog_open = true;
     loop {
-        // Live frames first; the backlog fills the gaps.
+        // Live entries first; the backlog fills the gaps. Up to
+        // WRITE_BATCH_ENTRIES at a time, so that statuses waiting together
+        // are packed into one frame.
         let batch = tokio::select! {
             biased;
-            n = rx.recv_many(&mut live, WRITE_BATCH_FRAMES) => {
+            n = rx.recv_many(&mut live, WRITE_BATCH_ENTRIES) => {
                 if n == 0 {
                     break;
                 }
@@ -371,7 +396,13 @@ async fn write_loop<W>(
                 &mut old
             }
         };
-        if let Err(e) = writer.write_batch(batch).await {
+        crate::outbound::pack(batch, &mut frames);
+        // An idle session keeps no batch-sized buffers.
+        batch.shrink_to(WRITE_BATCH_FRAMES);
+        let written = writer.write_batch(&frames).await;
+        frames.clear();
+        frames.shrink_to(WRITE_BATCH_FRAMES);
+        if let Err(e) = written {
             let reason = match e {
                 NetError::WriteTimeout => "client not reading (write timeout)".to_string(),
                 other => other.to_string(),
@@ -382,7 +413,6 @@ async fn write_loop<W>(
             }));
             return;
         }
-        batch.clear();
     }
     let _ = writer.shutdown().await;
 }
@@ -568,9 +598,7 @@ impl SessionState {
                         delivered: report.delivered,
                     });
                     for kind in statuses {
-                        if let Some(f) = frame(&Message::Status { msg_id, kind })
-                            && !answer(tx, f, cfg).await
-                        {
+                        if !answer(tx, Outbound::Status(msg_id, kind), cfg).await {
                             return Some(End::Cause(
                                 GoodbyeCode::TooSlow,
                                 "client not reading its answers".into(),
@@ -612,13 +640,8 @@ impl SessionState {
         if recipients.is_empty() || fragments.is_empty() {
             // Nobody to store it for (every recipient unknown): say so, so
             // that the sender stops resending it.
-            let stored = frame(&Message::Status {
-                msg_id,
-                kind: StatusKind::Stored { recipients: 0 },
-            });
-            if let Some(f) = stored
-                && !answer(tx, f, cfg).await
-            {
+            let stored = Outbound::Status(msg_id, StatusKind::Stored { recipients: 0 });
+            if !answer(tx, stored, cfg).await {
                 return Some(End::Cause(
                     GoodbyeCode::TooSlow,
                     "client not reading its answers".into(),
@@ -769,21 +792,16 @@ impl Persist {
                 }
                 PersistOutcome::QuotaExceeded => {
                     info!(%identity, recipient = %r, "recipient's mailbox is full");
-                    frames.push(Message::Status {
-                        msg_id,
-                        kind: StatusKind::QuotaExceeded(r),
-                    });
+                    frames.push(Outbound::Status(msg_id, StatusKind::QuotaExceeded(r)));
                 }
             }
         }
-        frames.push(Message::Status {
+        frames.push(Outbound::Status(
             msg_id,
-            kind: StatusKind::Stored { recipients: stored },
-        });
-        for m in frames {
-            if let Some(f) = frame(&m) {
-                let _ = tx.send(f).await;
-            }
+            StatusKind::Stored { recipients: stored },
+        ));
+        for f in frames {
+            let _ = tx.send(f).await;
         }
     }
 }
@@ -826,6 +844,55 @@ mod tests {
         assert!(
             t.accept(&r(1, 1, 3, "carol")).is_err(),
             "re-targeted fragment"
+        );
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod writer_tests {
+    use super::*;
+    use blindrelay_wire::FRAME_LEN;
+    use tokio::io::AsyncReadExt;
+
+    #[tokio::test]
+    async fn statuses_waiting_together_leave_in_one_frame_and_frames_keep_their_order() {
+        let (tx, rx) = mpsc::channel::<Outbound>(16);
+        let (_btx, brx) = mpsc::channel::<Outbound>(1);
+        let stored =
+            |i: u8| Outbound::Status(MessageId([i; 16]), StatusKind::Stored { recipients: 1 });
+        for i in 0..5 {
+            tx.send(stored(i)).await.unwrap();
+        }
+        tx.send(frame(&Message::Ping(9)).unwrap()).await.unwrap();
+        tx.send(stored(5)).await.unwrap();
+        drop(tx);
+        let (ours, mut theirs) = tokio::io::duplex(64 * FRAME_LEN);
+        let (kill, _) = watch::channel(None);
+        write_loop(
+            FrameWriter::new(ours, std::time::Duration::from_secs(5)),
+            rx,
+            brx,
+            Arc::new(kill),
+        )
+        .await;
+        let mut bytes = Vec::new();
+        theirs.read_to_end(&mut bytes).await.unwrap();
+        let msgs: Vec<Message> = bytes
+            .chunks(FRAME_LEN)
+            .map(|f| Message::decode(f).unwrap())
+            .collect();
+        let kind = StatusKind::Stored { recipients: 1 };
+        assert_eq!(
+            msgs,
+            vec![
+                Message::Statuses((0..5).map(|i| (MessageId([i; 16]), kind.clone())).collect()),
+                Message::Ping(9),
+                Message::Status {
+                    msg_id: MessageId([5; 16]),
+                    kind
+                },
+            ]
         );
     }
 }

@@ -41,6 +41,8 @@ pub enum FrameType {
     Deliver = 0x20,
     /// Server to client: the fate of a message the client sent.
     Status = 0x21,
+    /// Server to client: several statuses in one frame.
+    Statuses = 0x22,
     /// Server to client: first frame after the handshake.
     Welcome = 0x30,
     /// Server to client: a user and their certificate (directory or join).
@@ -63,6 +65,7 @@ impl FrameType {
             0x11 => Self::Ack,
             0x20 => Self::Deliver,
             0x21 => Self::Status,
+            0x22 => Self::Statuses,
             0x30 => Self::Welcome,
             0x31 => Self::Peer,
             0x32 => Self::DirectoryEnd,
@@ -175,6 +178,7 @@ mod tests {
             Just(FrameType::Ack),
             Just(FrameType::Deliver),
             Just(FrameType::Status),
+            Just(FrameType::Statuses),
             Just(FrameType::Welcome),
             Just(FrameType::Peer),
             Just(FrameType::DirectoryEnd),

@@ -27,8 +27,8 @@ mod reader;
 pub use frame::{FRAME_LEN, Frame, FrameType, HEADER_LEN, MAX_BODY_LEN, PROTOCOL_VERSION};
 pub use message::{
     CERT_MAX_LEN, FragmentPos, GoodbyeCode, MAX_ACK_IDS, MAX_FRAGMENTS, MAX_RECIPIENTS,
-    MESSAGE_ID_LEN, Message, MessageId, PeerEvent, ROUTED_RECEIPT, ROUTED_STORED, Routed,
-    StatusKind, Target,
+    MAX_STATUSES, MESSAGE_ID_LEN, Message, MessageId, PeerEvent, ROUTED_RECEIPT, ROUTED_STORED,
+    Routed, StatusKind, Target,
 };
 pub use name::UserName;
 

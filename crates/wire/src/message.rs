@@ -27,6 +27,9 @@ pub const REASON_MAX_LEN: usize = 200;
 /// The most messages one `Ack` may acknowledge (64 × (33 + 16) bytes fits
 /// a frame).
 pub const MAX_ACK_IDS: usize = 64;
+/// The most statuses one `Statuses` message may carry (64 x at most 50
+/// bytes fits a frame).
+pub const MAX_STATUSES: usize = 64;
 /// `Routed::flags`: this message is an end-to-end delivery receipt (set by
 /// the sender; single fragment; counted against the receipt budget).
 pub const ROUTED_RECEIPT: u8 = 0x01;
@@ -310,6 +313,11 @@ pub enum Message {
         /// What happened.
         kind: StatusKind,
     },
+    /// Server to client: several statuses (2 to [`MAX_STATUSES`]), in the
+    /// order they were produced. The relay packs the statuses waiting in a
+    /// session's queue into one frame, so that a busy sender reads one
+    /// frame instead of one per status.
+    Statuses(Vec<(MessageId, StatusKind)>),
     /// Server to client: the first frame after the handshake.
     Welcome {
         /// The identity the server bound this connection to.
@@ -354,6 +362,51 @@ pub enum Message {
     },
 }
 
+/// One status: `msg_id: 16 | code: u8 | fields`.
+fn put_status(b: &mut Vec<u8>, msg_id: &MessageId, kind: &StatusKind) {
+    b.extend_from_slice(&msg_id.0);
+    match kind {
+        StatusKind::Accepted { delivered } => {
+            b.push(0);
+            b.extend_from_slice(&delivered.to_be_bytes());
+        }
+        StatusKind::Offline(n) => {
+            b.push(1);
+            put_name(b, n);
+        }
+        StatusKind::Unknown(n) => {
+            b.push(2);
+            put_name(b, n);
+        }
+        StatusKind::Stored { recipients } => {
+            b.push(3);
+            b.extend_from_slice(&recipients.to_be_bytes());
+        }
+        StatusKind::QuotaExceeded(n) => {
+            b.push(4);
+            put_name(b, n);
+        }
+    }
+}
+
+fn get_status(r: &mut Reader<'_>) -> Result<(MessageId, StatusKind), WireError> {
+    let mut id = [0u8; MESSAGE_ID_LEN];
+    id.copy_from_slice(r.take(MESSAGE_ID_LEN, "message id")?);
+    let kind = match r.u8("status code")? {
+        0 => StatusKind::Accepted {
+            delivered: r.u16("delivered")?,
+        },
+        1 => StatusKind::Offline(get_name(r, "recipient")?),
+        2 => StatusKind::Unknown(get_name(r, "recipient")?),
+        3 => StatusKind::Stored {
+            recipients: r.u16("stored recipients")?,
+        },
+        4 => StatusKind::QuotaExceeded(get_name(r, "recipient")?),
+        _ => return Err(WireError::InvalidField("status code")),
+    };
+    Ok((MessageId(id), kind))
+}
+
 impl Message {
     /// The frame type this message travels in.
     pub fn frame_type(&self) -> FrameType {
@@ -364,6 +417,7 @@ impl Message {
             Message::Ack(_) => FrameType::Ack,
             Message::Deliver(_) => FrameType::Deliver,
             Message::Status { .. } => FrameType::Status,
+            Message::Statuses(_) => FrameType::Statuses,
             Message::Welcome { .. } => FrameType::Welcome,
             Message::Peer { .. } => FrameType::Peer,
             Message::DirectoryEnd { .. } => FrameType::DirectoryEnd,
@@ -400,29 +454,14 @@ impl Message {
                     b.extend_from_slice(&id.0);
                 }
             }
-            Message::Status { msg_id, kind } => {
-                b.extend_from_slice(&msg_id.0);
-                match kind {
-                    StatusKind::Accepted { delivered } => {
-                        b.push(0);
-                        b.extend_from_slice(&delivered.to_be_bytes());
-                    }
-                    StatusKind::Offline(n) => {
-                        b.push(1);
-                        put_name(&mut b, n);
-                    }
-                    StatusKind::Unknown(n) => {
-                        b.push(2);
-                        put_name(&mut b, n);
-                    }
-                    StatusKind::Stored { recipients } => {
-                        b.push(3);
-                        b.extend_from_slice(&recipients.to_be_bytes());
-                    }
-                    StatusKind::QuotaExceeded(n) => {
-                        b.push(4);
-                        put_name(&mut b, n);
-                    }
+            Message::Status { msg_id, kind } => put_status(&mut b, msg_id, kind),
+            Message::Statuses(list) => {
+                if list.len() < 2 || list.len() > MAX_STATUSES {
+                    return Err(WireError::InvalidField("status count"));
+                }
+                b.push(list.len() as u8);
+                for (msg_id, kind) in list {
+                    put_status(&mut b, msg_id, kind);
                 }
             }
             Message::Welcome {
@@ -493,24 +532,19 @@ impl Message {
                 Message::Ack(ids)
             }
             FrameType::Status => {
-                let mut id = [0u8; MESSAGE_ID_LEN];
-                id.copy_from_slice(r.take(MESSAGE_ID_LEN, "message id")?);
-                let kind = match r.u8("status code")? {
-                    0 => StatusKind::Accepted {
-                        delivered: r.u16("delivered")?,
-                    },
-                    1 => StatusKind::Offline(get_name(&mut r, "recipient")?),
-                    2 => StatusKind::Unknown(get_name(&mut r, "recipient")?),
-                    3 => StatusKind::Stored {
-                        recipients: r.u16("stored recipients")?,
-                    },
-                    4 => StatusKind::QuotaExceeded(get_name(&mut r, "recipient")?),
-                    _ => return Err(WireError::InvalidField("status code")),
-                };
-                Message::Status {
-                    msg_id: MessageId(id),
-                    kind,
+                let (msg_id, kind) = get_status(&mut r)?;
+                Message::Status { msg_id, kind }
+            }
+            FrameType::Statuses => {
+                let n = usize::from(r.u8("status count")?);
+                if !(2..=MAX_STATUSES).contains(&n) {
+                    return Err(WireError::InvalidField("status count"));
                 }
+                let mut list = Vec::with_capacity(n);
+                for _ in 0..n {
+                    list.push(get_status(&mut r)?);
+                }
+                Message::Statuses(list)
             }
             FrameType::Welcome => Message::Welcome {
                 identity: get_name(&mut r, "identity")?,
@@ -625,6 +659,16 @@ mod tests {
             })
     }
 
+    fn status_kind() -> impl Strategy<Value = StatusKind> {
+        prop_oneof![
+            any::<u16>().prop_map(|d| StatusKind::Accepted { delivered: d }),
+            name().prop_map(StatusKind::Offline),
+            name().prop_map(StatusKind::Unknown),
+            any::<u16>().prop_map(|n| StatusKind::Stored { recipients: n }),
+            name().prop_map(StatusKind::QuotaExceeded),
+        ]
+    }
+
     fn message() -> impl Strategy<Value = Message> {
         prop_oneof![
             any::<u64>().prop_map(Message::Ping),
@@ -693,6 +737,10 @@ mod tests {
                 }),
             any::<u16>().prop_map(|count| Message::DirectoryEnd { count }),
             name().prop_map(|name| Message::PeerLeft { name }),
+            proptest::collection::vec((any::<[u8; 16]>(), status_kind()), 2..=MAX_STATUSES)
+                .prop_map(|v| Message::Statuses(
+                    v.into_iter().map(|(id, k)| (MessageId(id), k)).collect()
+                )),
             (0u8..=9, "[ -~]{0,200}").prop_map(|(c, reason)| Message::Goodbye {
                 code: GoodbyeCode::from_u8(c).unwrap(),
                 reason
@@ -710,7 +758,7 @@ mod tests {
 
         #[test]
         fn decode_never_panics_on_any_body(
-            kind in prop::sample::select(vec![0x01u8, 0x02, 0x10, 0x11, 0x20, 0x21, 0x30, 0x31, 0x32, 0x33, 0x34]),
+            kind in prop::sample::select(vec![0x01u8, 0x02, 0x10, 0x11, 0x20, 0x21, 0x22, 0x30, 0x31, 0x32, 0x33, 0x34]),
             body in proptest::collection::vec(any::<u8>(), 0..=MAX_BODY_LEN),
         ) {
             let frame = Frame::new(FrameType::from_u8(kind).unwrap(), body).unwrap();
@@ -753,6 +801,34 @@ mod tests {
             .map(|i| UserName::new(&format!("u{i}")).unwrap())
             .collect();
         assert!(send_to(many).encode().is_err());
+    }
+
+    #[test]
+    fn statuses_carry_two_to_max_statuses_of_the_longest_kind() {
+        let longest = UserName::new(&"n".repeat(UserName::MAX_LEN)).unwrap();
+        let full: Vec<(MessageId, StatusKind)> = (0..MAX_STATUSES)
+            .map(|i| {
+                (
+                    MessageId([i as u8; 16]),
+                    StatusKind::QuotaExceeded(longest.clone()),
+                )
+            })
+            .collect();
+        let m = Message::Statuses(full.clone());
+        assert_eq!(Message::decode(&m.encode().unwrap()[..]).unwrap(), m);
+        let mut over = full.clone();
+        over.push((MessageId([0; 16]), StatusKind::Stored { recipients: 1 }));
+        assert!(Message::Statuses(over).encode().is_err());
+        assert!(Message::Statuses(full[..1].to_vec()).encode().is_err());
+        // A count the decoder must refuse, whatever follows.
+        for n in [0u8, 1, MAX_STATUSES as u8 + 1] {
+            let f = Frame::new(FrameType::Statuses, vec![n; 40]).unwrap();
+            assert_eq!(
+                Message::from_frame(&f),
+                Err(WireError::InvalidField("status count"))
+            );
+        }
+        assert!(!m.is_client_to_server());
     }
 
     #[test]

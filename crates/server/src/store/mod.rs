@@ -107,7 +107,8 @@ pub enum WriteOp {
     Ack(UserName, Vec<(UserName, MessageId)>),
     /// Delete messages created before this time (Unix ms).
     Expire(u64),
-    /// Record a user's certificate (login).
+    /// Record a user's certificate (at the first login with it; the
+    /// `last_seen_ms` column holds when it was recorded).
     UpsertUser {
         /// Name.
         name: UserName,
