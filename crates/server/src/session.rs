@@ -490,13 +490,16 @@ impl SessionState {
                         "acknowledgement rate exceeded".into(),
                     ));
                 }
-                // Held copies are settled here; the store still deletes
-                // every id, as a resend may have been stored meanwhile.
-                shared.write_behind.acked(identity, &ids);
-                if let Err(e) = shared
-                    .store
-                    .write_detached(WriteOp::Ack(identity.clone(), ids))
-                    .await
+                // Held copies are settled in memory; only the rest can be
+                // in the store. (A resend held while an earlier copy of it
+                // is stored leaves that copy to be delivered again at the
+                // next login, where the replay cache drops it.)
+                let rest = shared.write_behind.acked(identity, ids);
+                if !rest.is_empty()
+                    && let Err(e) = shared
+                        .store
+                        .write_detached(WriteOp::Ack(identity.clone(), rest))
+                        .await
                 {
                     crate::store::log_failure("acknowledgement", &e);
                 }

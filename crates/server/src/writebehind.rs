@@ -98,26 +98,33 @@ impl WriteBehind {
         Some(held)
     }
 
-    /// `who` acknowledged these messages; returns how many were held.
-    pub(crate) fn acked(&self, who: &UserName, ids: &[(UserName, MessageId)]) -> usize {
+    /// `who` acknowledged these messages: settles the held copies and
+    /// returns the other ids, which only the store can settle.
+    pub(crate) fn acked(
+        &self,
+        who: &UserName,
+        ids: Vec<(UserName, MessageId)>,
+    ) -> Vec<(UserName, MessageId)> {
         let mut g = self.lock();
         let Some(mine) = g.copies.get_mut(who) else {
-            return 0;
+            return ids;
         };
-        let mut n = 0;
-        for (sender, id) in ids {
-            if let Some(h) = mine.remove(&(sender.clone(), *id)) {
-                n += 1;
-                if h.unacked.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    // notify_one keeps a permit if nobody waits yet.
-                    h.all_acked.notify_one();
+        let mut rest = Vec::new();
+        for key in ids {
+            match mine.remove(&key) {
+                Some(h) => {
+                    if h.unacked.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        // notify_one keeps a permit if nobody waits yet.
+                        h.all_acked.notify_one();
+                    }
                 }
+                None => rest.push(key),
             }
         }
         if mine.is_empty() {
             g.copies.remove(who);
         }
-        n
+        rest
     }
 
     /// The bodies of every copy held for `who`, oldest first: a session
@@ -190,7 +197,7 @@ mod tests {
         let rcpts = [n("bob"), n("carol")];
         let h = wb.hold(&n("alice"), id, &rcpts, body()).unwrap();
         assert_eq!(wb.len(), 2);
-        assert_eq!(wb.acked(&n("bob"), &[(n("alice"), id)]), 1);
+        assert!(wb.acked(&n("bob"), vec![(n("alice"), id)]).is_empty());
         // Not yet: carol has not acknowledged.
         assert!(
             tokio::time::timeout(Duration::from_millis(20), h.all_acked())
@@ -198,12 +205,13 @@ mod tests {
                 .is_err()
         );
         // An ACK naming another sender or id settles nothing.
-        assert_eq!(wb.acked(&n("carol"), &[(n("mallory"), id)]), 0);
+        let other_sender = (n("mallory"), id);
+        let other_id = (n("alice"), MessageId([2; 16]));
         assert_eq!(
-            wb.acked(&n("carol"), &[(n("alice"), MessageId([2; 16]))]),
-            0
+            wb.acked(&n("carol"), vec![other_sender.clone(), other_id.clone()]),
+            vec![other_sender, other_id]
         );
-        assert_eq!(wb.acked(&n("carol"), &[(n("alice"), id)]), 1);
+        assert!(wb.acked(&n("carol"), vec![(n("alice"), id)]).is_empty());
         tokio::time::timeout(Duration::from_secs(1), h.all_acked())
             .await
             .unwrap();
@@ -217,10 +225,13 @@ mod tests {
         let id = MessageId([1; 16]);
         let rcpts = [n("bob"), n("carol")];
         let h = wb.hold(&n("alice"), id, &rcpts, body()).unwrap();
-        wb.acked(&n("carol"), &[(n("alice"), id)]);
+        wb.acked(&n("carol"), vec![(n("alice"), id)]);
         assert_eq!(wb.release(&h, &n("alice"), id, &rcpts), vec![n("bob")]);
-        // A late ACK finds nothing held (the store's delete handles it).
-        assert_eq!(wb.acked(&n("bob"), &[(n("alice"), id)]), 0);
+        // A late ACK finds nothing held: it goes to the store.
+        assert_eq!(
+            wb.acked(&n("bob"), vec![(n("alice"), id)]),
+            vec![(n("alice"), id)]
+        );
         assert!(wb.release(&h, &n("alice"), id, &rcpts).is_empty());
         assert_eq!(wb.len(), 0);
     }
@@ -252,7 +263,7 @@ mod tests {
         assert_eq!(wb.held_for(&n("bob")), vec![first, second.clone()]);
         assert_eq!(wb.held_for(&n("dave")), vec![second]);
         assert!(wb.held_for(&n("alice")).is_empty());
-        wb.acked(&n("bob"), &[(n("alice"), a), (n("carol"), b)]);
+        wb.acked(&n("bob"), vec![(n("alice"), a), (n("carol"), b)]);
         assert!(wb.held_for(&n("bob")).is_empty());
     }
 }
