@@ -379,8 +379,8 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
             "## Handshakes (full mutual-TLS 1.3 handshakes, {HANDSHAKE_CONCURRENCY} connectors)"
         ));
         rep.line("");
-        rep.line("| target | client resumption | handshakes/s | resumed | errors | server CPU ms per handshake |");
-        rep.line("|---|---|---|---|---|---|");
+        rep.line("| target | client resumption | handshakes/s | resumed | errors | server CPU ms per handshake | generator CPU ms per handshake |");
+        rep.line("|---|---|---|---|---|---|---|");
         let hs_users: Vec<String> = users.iter().take(8).cloned().collect();
         for resume in [false, true] {
             for &k in &targets {
@@ -392,6 +392,7 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
                     }
                 };
                 let cpu0 = server.cpu_seconds();
+                let gen0 = target::own_cpu_seconds();
                 let t = Duration::from_secs_f64(plan.handshake_seconds);
                 let res = load::handshakes(
                     k,
@@ -404,13 +405,15 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
                 )
                 .await;
                 let cpu = server.cpu_seconds() - cpu0;
+                let gen_cpu = target::own_cpu_seconds() - gen0;
                 match res {
                     Ok((done, resumed, errors)) => rep.line(&format!(
-                        "| {k} | {} | {:.0} | {:.0}% | {errors} | {:.3} |",
+                        "| {k} | {} | {:.0} | {:.0}% | {errors} | {:.3} | {:.3} |",
                         if resume { "on" } else { "off" },
                         done as f64 / t.as_secs_f64(),
                         100.0 * resumed as f64 / done.max(1) as f64,
-                        1000.0 * cpu / done.max(1) as f64
+                        1000.0 * cpu / done.max(1) as f64,
+                        1000.0 * gen_cpu / done.max(1) as f64
                     )),
                     Err(e) => rep.line(&format!("| {k} | error: {e:#} |")),
                 }

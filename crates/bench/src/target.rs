@@ -243,6 +243,11 @@ impl Server {
     }
 }
 
+/// CPU seconds (user + system) this process (the load generator) has used.
+pub fn own_cpu_seconds() -> f64 {
+    proc_cpu_seconds(std::process::id())
+}
+
 fn proc_cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0.0;
