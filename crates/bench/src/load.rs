@@ -286,7 +286,7 @@ pub async fn open_idle(
     ids: &mut Identities,
     identities: &[String],
     count: usize,
-) -> Result<usize> {
+) -> Result<Vec<tokio::task::JoinHandle<()>>> {
     let sem = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
     let mut tasks = Vec::new();
     for i in 0..count {
@@ -299,22 +299,19 @@ pub async fn open_idle(
         tasks.push(tokio::spawn(async move {
             let c = proto::connect(kind, addr, cfg, &user, &format!("{user}-idle{i}"), true).await;
             drop(permit);
-            match c {
-                Ok(c) => {
-                    tokio::spawn(c.idle(IDLE_PING));
-                    true
-                }
-                Err(_) => false,
-            }
+            c.ok().map(|c| tokio::spawn(c.idle(IDLE_PING)))
         }));
     }
-    let mut ok = 0;
+    // The caller aborts these when the run is over, which closes the
+    // connections at once (they would otherwise live until a keep-alive
+    // failed, holding thousands of descriptors into the next run).
+    let mut open = Vec::new();
     for t in tasks {
-        if t.await? {
-            ok += 1;
+        if let Some(h) = t.await? {
+            open.push(h);
         }
     }
-    Ok(ok)
+    Ok(open)
 }
 
 /// Handshakes per second with `concurrency` connectors for `duration`:

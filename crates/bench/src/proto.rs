@@ -18,7 +18,7 @@ use blindrelay_wire::{
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -158,8 +158,14 @@ pub async fn handshake(
     addr: SocketAddr,
     cfg: Arc<ClientConfig>,
 ) -> Result<(Tls, bool)> {
-    let mut tcp = TcpStream::connect(addr).await?;
-    tcp.set_nodelay(true)?;
+    // Closed with a reset rather than a FIN: the generator opens tens of
+    // thousands of connections a minute, and each FIN-closed one would
+    // hold a loopback port in TIME_WAIT for 60 s (the port range is about
+    // 28 000), which made later runs fail to connect.
+    let sock = TcpSocket::new_v4()?;
+    sock.set_zero_linger()?;
+    sock.set_nodelay(true)?;
+    let mut tcp = sock.connect(addr).await?;
     if kind == Kind::Nats {
         // INFO {...}\r\n before TLS.
         let mut line = Vec::new();
