@@ -203,9 +203,17 @@ fn ms(us: u64) -> String {
 
 struct Report {
     text: String,
+    /// Runs that failed (shown in their table row); the harness exits
+    /// non-zero if any did, so a smoke run in CI fails loudly.
+    failed: usize,
 }
 
 impl Report {
+    fn failure(&mut self, s: &str) {
+        self.failed += 1;
+        self.line(s);
+    }
+
     fn line(&mut self, s: &str) {
         println!("{s}");
         self.text.push_str(s);
@@ -217,6 +225,12 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
     let started = Instant::now();
     let plan = Plan::new(cli.quick, cli.seconds);
     let mut targets = parse_targets(&cli.targets)?;
+    // Under CI (BLINDRELAY_CI set) a missing peer is an error, not a skip.
+    if std::env::var_os("BLINDRELAY_CI").is_some()
+        && let Some(k) = targets.iter().find(|k| !target::available(**k))
+    {
+        return Err(anyhow!("{k} is not installed (BLINDRELAY_CI is set)"));
+    }
     targets.retain(|k| {
         let ok = target::available(*k);
         if !ok {
@@ -258,6 +272,7 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
 
     let mut rep = Report {
         text: String::new(),
+        failed: 0,
     };
     rep.line("# blindrelay-bench results");
     rep.line("");
@@ -368,7 +383,7 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
                 .await
                 {
                     Ok(s) => rep.line(&s),
-                    Err(e) => rep.line(&format!("| {k} | {count} | error: {e:#} |")),
+                    Err(e) => rep.failure(&format!("| {k} | {count} | error: {e:#} |")),
                 }
             }
         }
@@ -388,7 +403,7 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
                 let server = match target::start(k, &pki, &users, server_cpu) {
                     Ok(s) => s,
                     Err(e) => {
-                        rep.line(&format!("| {k} | error: {e:#} |"));
+                        rep.failure(&format!("| {k} | error: {e:#} |"));
                         continue;
                     }
                 };
@@ -408,15 +423,20 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
                 let cpu = server.cpu_seconds() - cpu0;
                 let gen_cpu = target::own_cpu_seconds() - gen0;
                 match res {
-                    Ok((done, resumed, errors)) => rep.line(&format!(
-                        "| {k} | {} | {:.0} | {:.0}% | {errors} | {:.3} | {:.3} |",
-                        if resume { "on" } else { "off" },
-                        done as f64 / t.as_secs_f64(),
-                        100.0 * resumed as f64 / done.max(1) as f64,
-                        1000.0 * cpu / done.max(1) as f64,
-                        1000.0 * gen_cpu / done.max(1) as f64
-                    )),
-                    Err(e) => rep.line(&format!("| {k} | error: {e:#} |")),
+                    Ok((done, resumed, errors)) => {
+                        if done == 0 {
+                            rep.failed += 1;
+                        }
+                        rep.line(&format!(
+                            "| {k} | {} | {:.0} | {:.0}% | {errors} | {:.3} | {:.3} |",
+                            if resume { "on" } else { "off" },
+                            done as f64 / t.as_secs_f64(),
+                            100.0 * resumed as f64 / done.max(1) as f64,
+                            1000.0 * cpu / done.max(1) as f64,
+                            1000.0 * gen_cpu / done.max(1) as f64
+                        ))
+                    }
+                    Err(e) => rep.failure(&format!("| {k} | error: {e:#} |")),
                 }
             }
         }
@@ -437,6 +457,9 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
     ));
     if let Some(out) = &cli.out {
         std::fs::write(out, &rep.text)?;
+    }
+    if rep.failed > 0 {
+        return Err(anyhow!("{} runs failed (see the tables)", rep.failed));
     }
     Ok(())
 }
@@ -494,7 +517,7 @@ fn throughput_row(
                 rss as f64 / 1024.0
             ));
         }
-        Err(e) => rep.line(&format!("| {k} | {n} | {offered} | error: {e:#} |")),
+        Err(e) => rep.failure(&format!("| {k} | {n} | {offered} | error: {e:#} |")),
     }
 }
 
