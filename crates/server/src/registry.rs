@@ -69,6 +69,9 @@ struct Identity {
 pub(crate) struct Known {
     pub cert_der: Vec<u8>,
     pub serial: Vec<u8>,
+    /// This certificate is committed to the store (so a login with it
+    /// need not write it again).
+    pub persisted: bool,
 }
 
 /// Which budget a frame is counted against.
@@ -154,7 +157,25 @@ impl Registry {
             let serial = blindrelay_pki::CertInfo::from_der(&cert_der)
                 .map(|i| i.serial)
                 .unwrap_or_default();
-            g.known.insert(name, Known { cert_der, serial });
+            g.known.insert(
+                name,
+                Known {
+                    cert_der,
+                    serial,
+                    persisted: true,
+                },
+            );
+        }
+    }
+
+    /// Records that `name`'s certificate `cert_der` is committed to the
+    /// store (unless it has changed meanwhile).
+    pub(crate) fn cert_persisted(&self, name: &UserName, cert_der: &[u8]) {
+        let mut g = self.lock();
+        if let Some(k) = g.known.get_mut(name)
+            && k.cert_der == cert_der
+        {
+            k.persisted = true;
         }
     }
 
@@ -219,12 +240,18 @@ impl Registry {
         }
         g.next_id += 1;
         let id = g.next_id;
-        let new_cert = g.known.get(name).is_none_or(|k| k.cert_der != cert_der);
+        // Unchanged and already committed: nothing to write. A write that
+        // failed left `persisted` false, so the next login retries it.
+        let new_cert = g
+            .known
+            .get(name)
+            .is_none_or(|k| !k.persisted || k.cert_der != cert_der);
         g.known.insert(
             name.clone(),
             Known {
                 cert_der: cert_der.clone(),
                 serial: serial.clone(),
+                persisted: !new_cert,
             },
         );
         // The login sequence is queued under the lock, before the session

@@ -26,12 +26,12 @@ use crate::SECURITY;
 use crate::config::Config;
 use crate::outbound::Outbound;
 use crate::registry::{Budget, Kill, Refused};
+use crate::server::Shared;
+use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
 
 /// Queue entries the writer takes at once (frames are then written
 /// [`WRITE_BATCH_FRAMES`] per system call); statuses among them are packed.
 pub const WRITE_BATCH_ENTRIES: usize = 64;
-use crate::server::Shared;
-use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
 
 /// Tracks the fragments of the message in progress on one connection.
 /// Fragments of a message must arrive in order, back to back, with the same
@@ -183,20 +183,24 @@ pub(crate) async fn run(
     };
     let (login_id, tx, new_cert) = login;
     // The directory survives restarts: record a new user or a changed
-    // certificate (a login with the known certificate writes nothing; the
-    // profile of back-to-back logins showed one store transaction each).
-    if new_cert
-        && let Err(e) = shared
-            .store
-            .write_detached(WriteOp::UpsertUser {
+    // certificate (a login with the known, committed certificate writes
+    // nothing; the profile of back-to-back logins showed one store
+    // transaction each). Marked committed only once it is, so that a
+    // failed write is retried at the next login.
+    if new_cert {
+        let (shared, identity, cert) = (shared.clone(), identity.clone(), cert.clone());
+        tokio::spawn(async move {
+            let op = WriteOp::UpsertUser {
                 name: identity.clone(),
                 cert: cert.clone(),
                 serial,
                 now_ms: crate::server::unix_ms(),
-            })
-            .await
-    {
-        crate::store::log_failure("recording the user", &e);
+            };
+            match shared.store.write(op).await {
+                Ok(_) => shared.registry.cert_persisted(&identity, &cert),
+                Err(e) => crate::store::log_failure("recording the user", &e),
+            }
+        });
     }
     info!(%identity, %peer, session = login_id, "connected");
 
@@ -265,6 +269,17 @@ pub(crate) async fn run(
 
     shared.registry.logout(&identity, login_id);
     backlog.abort();
+    if let End::Cause(GoodbyeCode::Shutdown, _) = &end {
+        // Held and committing messages go to the store at once on shutdown;
+        // wait (bounded) for them, so that their STATUS stored leaves
+        // before the goodbye instead of being lost behind it.
+        let all = u32::try_from(cfg.max_inflight_stores).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout(
+            Config::d(cfg.shutdown_grace_ms / 2),
+            state.inflight.acquire_many(all),
+        )
+        .await;
+    }
     match end {
         End::Normal => {
             info!(%identity, %peer, session = login_id, "disconnected");
@@ -320,7 +335,7 @@ async fn stream_backlog(
             Ok(p) => p,
             Err(e) => {
                 warn!(%identity, error = %e, "cannot read the backlog");
-                return;
+                break;
             }
         };
         let Some(last) = page.last() else { break };
@@ -399,7 +414,16 @@ async fn write_loop<W>(
         crate::outbound::pack(batch, &mut frames);
         // An idle session keeps no batch-sized buffers.
         batch.shrink_to(WRITE_BATCH_FRAMES);
-        let written = writer.write_batch(&frames).await;
+        // The write timeout applies per WRITE_BATCH_FRAMES frames, as the
+        // limit a client must keep up with does not depend on how many
+        // entries were waiting.
+        let mut written = Ok(());
+        for chunk in frames.chunks(WRITE_BATCH_FRAMES) {
+            written = writer.write_batch(chunk).await;
+            if written.is_err() {
+                break;
+            }
+        }
         frames.clear();
         frames.shrink_to(WRITE_BATCH_FRAMES);
         if let Err(e) = written {

@@ -13,9 +13,11 @@
 //! committed. A crash inside the window loses only copies the relay never
 //! confirmed, which the sender's outbox sends again after it reconnects.
 //!
-//! Memory is bounded by the senders' in-flight permits
-//! (`max_inflight_stores` per session): a held message keeps its permit
-//! until it is settled.
+//! Memory is bounded by [`MAX_HELD_BYTES`]: past it, messages are
+//! committed at once as before. (A held message also keeps its sender's
+//! in-flight permit, `max_inflight_stores` per session, until it is
+//! settled; but a sender that reconnects gets fresh permits, so that alone
+//! would not bound it.)
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +25,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use blindrelay_wire::{MessageId, UserName};
 use tokio::sync::Notify;
+
+/// Bytes of message bodies held at once, over every session. A message that
+/// would go past it is committed at once instead of held.
+pub const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
 /// One held message: its stored bodies and how many recipients have not
 /// acknowledged it yet.
@@ -48,6 +54,9 @@ type Copies = HashMap<UserName, HashMap<(UserName, MessageId), Arc<Held>>>;
 struct Inner {
     copies: Copies,
     next: u64,
+    /// Body bytes of the messages held now (each counted once, however
+    /// many recipients share it).
+    bytes: usize,
 }
 
 /// Messages held back from the store, waiting for their recipients' ACKs.
@@ -74,7 +83,11 @@ impl WriteBehind {
         if recipients.is_empty() {
             return None;
         }
+        let size: usize = bodies.iter().map(Vec::len).sum();
         let mut g = self.lock();
+        if g.bytes.saturating_add(size) > MAX_HELD_BYTES {
+            return None;
+        }
         let key = (sender.clone(), id);
         if recipients
             .iter()
@@ -82,6 +95,7 @@ impl WriteBehind {
         {
             return None;
         }
+        g.bytes += size;
         g.next += 1;
         let held = Arc::new(Held {
             order: g.next,
@@ -141,9 +155,10 @@ impl WriteBehind {
         held.into_iter().map(|h| h.bodies.clone()).collect()
     }
 
-    /// Ends the hold: returns the recipients who have not acknowledged the
-    /// message (their copies must now be committed). Each copy is settled
-    /// once, either here or by [`WriteBehind::acked`].
+    /// Ends the hold (called once per held message): returns the
+    /// recipients who have not acknowledged the message (their copies must
+    /// now be committed). Each copy is settled once, either here or by
+    /// [`WriteBehind::acked`].
     pub(crate) fn release(
         &self,
         held: &Arc<Held>,
@@ -152,6 +167,8 @@ impl WriteBehind {
         recipients: &[UserName],
     ) -> Vec<UserName> {
         let mut g = self.lock();
+        let size: usize = held.bodies.iter().map(Vec::len).sum();
+        g.bytes = g.bytes.saturating_sub(size);
         let key = (sender.clone(), id);
         let mut left = Vec::new();
         for r in recipients {
@@ -249,6 +266,29 @@ mod tests {
             vec![n("bob")]
         );
         assert!(wb.hold(&n("alice"), id, &[], body()).is_none());
+    }
+
+    #[test]
+    fn held_bytes_are_bounded_and_given_back_on_release() {
+        let wb = WriteBehind::default();
+        let half: Arc<[Vec<u8>]> = vec![vec![0u8; MAX_HELD_BYTES / 2]].into();
+        let a = wb
+            .hold(&n("alice"), MessageId([1; 16]), &[n("bob")], half.clone())
+            .unwrap();
+        let b = wb
+            .hold(&n("alice"), MessageId([2; 16]), &[n("bob")], half.clone())
+            .unwrap();
+        // Full: the next one is committed at once instead.
+        assert!(
+            wb.hold(&n("alice"), MessageId([3; 16]), &[n("bob")], body())
+                .is_none()
+        );
+        wb.release(&a, &n("alice"), MessageId([1; 16]), &[n("bob")]);
+        assert!(
+            wb.hold(&n("alice"), MessageId([3; 16]), &[n("bob")], body())
+                .is_some()
+        );
+        wb.release(&b, &n("alice"), MessageId([2; 16]), &[n("bob")]);
     }
 
     #[test]

@@ -134,6 +134,19 @@ async fn a_graceful_shutdown_commits_every_held_message() {
     let stopped = tokio::time::Instant::now();
     server.shutdown().await;
     assert!(stopped.elapsed() < Duration::from_secs(5));
+    // alice is told that all five are stored before she is told goodbye.
+    let mut stored = 0;
+    loop {
+        match alice.try_recv(Duration::from_secs(2)).await {
+            Ok(Some(Message::Status {
+                kind: StatusKind::Stored { recipients: 1 },
+                ..
+            })) => stored += 1,
+            Ok(Some(Message::Goodbye { .. })) | Ok(None) | Err(_) => break,
+            Ok(Some(_)) => {}
+        }
+    }
+    assert_eq!(stored, 5, "every held message confirmed before the goodbye");
     drop((alice, bob));
 
     let server = TestServer::start_durable(&pki, config_with(10_000), &db).await;
