@@ -341,14 +341,7 @@ async fn stream_backlog(
         let Some(last) = page.last() else { break };
         after = last.seq;
         for f in page {
-            let Ok(frame) = Frame::new(FrameType::Deliver, f.body) else {
-                continue;
-            };
-            if tx
-                .send(Outbound::Frame(Arc::from(frame.encode())))
-                .await
-                .is_err()
-            {
+            if !send_stored(&tx, f.body).await {
                 return;
             }
             sent += 1;
@@ -361,14 +354,7 @@ async fn stream_backlog(
     // cache drops the second.
     for bodies in held {
         for body in bodies.iter() {
-            let Ok(frame) = Frame::new(FrameType::Deliver, body.clone()) else {
-                continue;
-            };
-            if tx
-                .send(Outbound::Frame(Arc::from(frame.encode())))
-                .await
-                .is_err()
-            {
+            if !send_stored(&tx, body.clone()).await {
                 return;
             }
             sent += 1;
@@ -377,6 +363,18 @@ async fn stream_backlog(
     if sent > 0 {
         info!(%identity, fragments = sent, "delivered the stored backlog");
     }
+}
+
+/// Queues one stored routed body as a DELIVER frame (waiting for room);
+/// false once the session is gone. A body that does not fit a frame
+/// (impossible for what the relay stored) is skipped.
+async fn send_stored(tx: &mpsc::Sender<Outbound>, body: Vec<u8>) -> bool {
+    let Ok(frame) = Frame::new(FrameType::Deliver, body) else {
+        return true;
+    };
+    tx.send(Outbound::Frame(Arc::from(frame.encode())))
+        .await
+        .is_ok()
 }
 
 async fn write_loop<W>(
