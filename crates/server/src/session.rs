@@ -24,7 +24,7 @@ use tracing::{debug, info, warn};
 
 use crate::SECURITY;
 use crate::config::Config;
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, encode};
 use crate::registry::{Budget, Kill, Refused};
 use crate::server::Shared;
 use crate::store::{NewMessage, PersistOutcome, Quota, WriteOp, WriteResult};
@@ -78,10 +78,6 @@ enum End {
     Cause(GoodbyeCode, String),
     /// Transport failed; nothing more can be sent.
     Broken(String),
-}
-
-fn frame(msg: &Message) -> Option<Outbound> {
-    crate::outbound::encode(msg)
 }
 
 pub(crate) async fn run(
@@ -306,7 +302,7 @@ async fn finish(
     bye: &Message,
     cfg: &Config,
 ) {
-    if let Some(f) = frame(bye) {
+    if let Some(f) = encode(bye) {
         let _ = tx.try_send(f);
     }
     drop(tx);
@@ -489,7 +485,7 @@ impl SessionState {
         let (identity, peer) = (&self.identity, self.peer);
         match msg {
             Message::Ping(v) => {
-                if let Some(f) = frame(&Message::Pong(v))
+                if let Some(f) = encode(&Message::Pong(v))
                     && !answer(tx, f, cfg).await
                 {
                     return Some(End::Cause(
@@ -889,7 +885,7 @@ mod writer_tests {
         for i in 0..5 {
             tx.send(stored(i)).await.unwrap();
         }
-        tx.send(frame(&Message::Ping(9)).unwrap()).await.unwrap();
+        tx.send(encode(&Message::Ping(9)).unwrap()).await.unwrap();
         tx.send(stored(5)).await.unwrap();
         drop(tx);
         let (ours, mut theirs) = tokio::io::duplex(64 * FRAME_LEN);

@@ -36,6 +36,8 @@ pub(crate) struct Held {
     /// Hold order, so that copies are handed out oldest first.
     order: u64,
     bodies: Arc<[Vec<u8>]>,
+    /// Bytes of `bodies`, counted against [`MAX_HELD_BYTES`].
+    size: usize,
     unacked: AtomicUsize,
     all_acked: Notify,
 }
@@ -100,6 +102,7 @@ impl WriteBehind {
         let held = Arc::new(Held {
             order: g.next,
             bodies,
+            size,
             unacked: AtomicUsize::new(recipients.len()),
             all_acked: Notify::new(),
         });
@@ -167,8 +170,7 @@ impl WriteBehind {
         recipients: &[UserName],
     ) -> Vec<UserName> {
         let mut g = self.lock();
-        let size: usize = held.bodies.iter().map(Vec::len).sum();
-        g.bytes = g.bytes.saturating_sub(size);
+        g.bytes = g.bytes.saturating_sub(held.size);
         let key = (sender.clone(), id);
         let mut left = Vec::new();
         for r in recipients {
