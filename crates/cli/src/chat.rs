@@ -405,7 +405,6 @@ async fn run_interactive(mut s: Session, events: mpsc::Receiver<Event>) -> Resul
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -1,11 +1,6 @@
 //! Real clients against the real relay, and against a malicious relay that
 //! tries everything a compromised server could: every attempt is detected.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
 mod common;
 

@@ -1,10 +1,5 @@
 //! Envelope properties with real keys from a throwaway PKI.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
 use std::sync::OnceLock;
 

@@ -1,11 +1,6 @@
 //! Known-answer vectors: a third-party implementation must reproduce these
 //! bytes (PROTOCOL.md, "Test vectors").
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
 use std::collections::HashMap;
 use std::path::PathBuf;

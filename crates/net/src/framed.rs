@@ -172,7 +172,6 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use blindrelay_wire::{FrameType, Message};

@@ -72,7 +72,6 @@ fn flush(run: &mut Vec<(MessageId, StatusKind)>, frames: &mut Vec<Arc<[u8; FRAME
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -828,7 +828,6 @@ impl Persist {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use blindrelay_wire::FragmentPos;
@@ -870,7 +869,6 @@ mod tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod writer_tests {
     use super::*;
     use blindrelay_wire::FRAME_LEN;

@@ -2,12 +2,7 @@
 //! acknowledgements without a store write, and whatever they do not
 //! acknowledge in time (or when the relay stops) is committed and survives
 //! a restart.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
 mod common;
 

@@ -165,7 +165,6 @@ impl TryFrom<&[u8]> for Frame {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

@@ -624,7 +624,6 @@ fn get_name(r: &mut Reader<'_>, field: &'static str) -> Result<UserName, WireErr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

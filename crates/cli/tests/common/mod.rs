@@ -1,12 +1,6 @@
 //! Helpers shared by the CLI integration tests: the binary and a relay
 //! process.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,11 +1,5 @@
 //! Shared helpers for the client integration tests.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;

@@ -290,7 +290,6 @@ impl MessageStore for SqliteStore {
 
 /// Removes the expired and revoked, keeps the rest: unit tests of the backend.
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 

@@ -1,12 +1,6 @@
 //! Test harness: a throwaway PKI, a real relay on 127.0.0.1:0, real TLS
 //! clients, a record-length recording proxy, and captured logs.
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
