@@ -3,9 +3,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use blindrelay_net::{FrameReader, load_certs, load_private_key};
+use blindrelay_net::{FrameReader, client_config_from_files, load_certs};
 use blindrelay_pki::PkiDir;
-use blindrelay_wire::{FragmentPos, GoodbyeCode, Message, MessageId, Routed, Target, UserName};
+use blindrelay_wire::{
+    FragmentPos, GoodbyeCode, Message, MessageId, Routed, RoutedFlags, RoutedHeader, Target,
+    UserName,
+};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,6 +34,9 @@ pub enum Outcome {
     Answered(String),
 }
 
+/// The name in the relay's certificate that the attacks connect to.
+const RELAY_NAME: &str = "localhost";
+
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -40,23 +46,14 @@ async fn connect_as(
     pki: &PkiDir,
     user: &UserName,
 ) -> Result<TlsStream<TcpStream>, AdversaryError> {
-    let ca = load_certs(&pki.ca_cert_path()).map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    let ca = ca
-        .into_iter()
-        .next()
-        .ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
-    let chain =
-        load_certs(&pki.user_cert_path(user)).map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    let key = load_private_key(&pki.user_key_path(user))
-        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    let cfg = blindrelay_net::client_config(ca, chain, key)
-        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    let cfg = client_config_from_files(
+        &pki.ca_cert_path(),
+        &pki.user_cert_path(user),
+        &pki.user_key_path(user),
+    )?;
     let tcp = TcpStream::connect(addr).await?;
     Ok(TlsConnector::from(Arc::new(cfg))
-        .connect(
-            ServerName::try_from("localhost").map_err(|e| AdversaryError::Setup(e.to_string()))?,
-            tcp,
-        )
+        .connect(ServerName::try_from(RELAY_NAME)?, tcp)
         .await?)
 }
 
@@ -78,7 +75,7 @@ async fn reaction(
             Ok(Ok(Some(f))) => match Message::from_frame(&f) {
                 Ok(Message::Goodbye { code, .. }) => goodbye = Some(code),
                 Ok(
-                    Message::Welcome { .. }
+                    Message::Welcome(_)
                     | Message::Peer { .. }
                     | Message::DirectoryEnd { .. }
                     | Message::PeerLeft { .. },
@@ -95,22 +92,19 @@ async fn reaction(
 
 /// `openssl s_client` without a certificate: the handshake must fail.
 pub async fn no_certificate(addr: &str, pki: &PkiDir) -> Result<Outcome, AdversaryError> {
-    let ca = load_certs(&pki.ca_cert_path()).map_err(|e| AdversaryError::Setup(e.to_string()))?;
     let mut roots = RootCertStore::empty();
-    for c in ca {
-        roots
-            .add(c)
-            .map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    for c in load_certs(&pki.ca_cert_path())? {
+        roots.add(c)?;
     }
     let cfg = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| AdversaryError::Setup(e.to_string()))?
+        .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots)
         .with_no_client_auth();
     let tcp = TcpStream::connect(addr).await?;
-    let name =
-        ServerName::try_from("localhost").map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    match TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await {
+    match TlsConnector::from(Arc::new(cfg))
+        .connect(ServerName::try_from(RELAY_NAME)?, tcp)
+        .await
+    {
         Err(e) => Ok(Outcome::Refused(e.to_string())),
         Ok(mut s) => {
             let mut b = [0u8; 1];
@@ -140,11 +134,13 @@ pub async fn oversized_payload(
 
 fn routed(sender: &UserName, to: &UserName, n: u8) -> Routed {
     Routed {
-        msg_id: MessageId([n; 16]),
-        fragment: FragmentPos::SINGLE,
-        flags: 0,
-        sender: sender.clone(),
-        target: Target::Users(vec![to.clone()]),
+        header: RoutedHeader {
+            msg_id: MessageId([n; 16]),
+            fragment: FragmentPos::SINGLE,
+            flags: RoutedFlags::NONE,
+            sender: sender.clone(),
+            target: Target::Users(vec![to.clone()]),
+        },
         payload: vec![0x42; 64],
     }
 }
@@ -162,13 +158,8 @@ pub async fn forged_sender(
     let (rd, wr) = tokio::io::split(s);
     let mut reader = FrameReader::new(rd);
     let mut writer = blindrelay_net::FrameWriter::new(wr, REACTION_TIMEOUT);
-    let frame = Message::Send(routed(claimed, to, 0xee))
-        .encode()
-        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
-    writer
-        .write_one(&frame)
-        .await
-        .map_err(|e| AdversaryError::Setup(e.to_string()))?;
+    let frame = Message::Send(routed(claimed, to, 0xee)).encode()?;
+    writer.write_one(&frame).await?;
     Ok(reaction(&mut reader, Duration::from_secs(2)).await)
 }
 
@@ -187,9 +178,7 @@ pub async fn flood(
     let mut writer = blindrelay_net::FrameWriter::new(wr, REACTION_TIMEOUT);
     let mut sent = 0;
     for i in 0..count {
-        let f = Message::Send(routed(user, to, i))
-            .encode()
-            .map_err(|e| AdversaryError::Setup(e.to_string()))?;
+        let f = Message::Send(routed(user, to, i)).encode()?;
         if writer.write_one(&f).await.is_err() {
             break;
         }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key, server_config};
 use blindrelay_pki::PkiDir;
-use blindrelay_wire::{FRAME_LEN, Message, PeerEvent, Routed, StatusKind, Target, UserName};
+use blindrelay_wire::{
+    FRAME_LEN, Message, PeerEvent, Routed, RoutedFlags, StatusKind, Target, UserName, Welcome,
+};
 use rustls_pki_types::CertificateRevocationListDer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -79,20 +81,17 @@ fn send(out: &Outbox, m: &Message) {
 impl EvilRelay {
     /// Starts on 127.0.0.1 with the genuine server certificate of `pki`.
     pub async fn start(pki: &PkiDir, tamper: Tamper) -> Result<Self, AdversaryError> {
-        let setup = |e: &dyn std::fmt::Display| AdversaryError::Setup(e.to_string());
-        let ca = load_certs(&pki.ca_cert_path()).map_err(|e| setup(&e))?;
-        let ca = ca
+        let ca = load_certs(&pki.ca_cert_path())?
             .into_iter()
             .next()
-            .ok_or_else(|| AdversaryError::Setup("no CA".into()))?;
-        let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path()).map_err(|e| setup(&e))?;
+            .ok_or_else(|| blindrelay_pki::PkiError::NoCa(pki.root().to_path_buf()))?;
+        let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path())?;
         let cfg = server_config(
             ca,
             vec![CertificateRevocationListDer::from(crl)],
-            load_certs(&pki.server_cert_path()).map_err(|e| setup(&e))?,
-            load_private_key(&pki.server_key_path()).map_err(|e| setup(&e))?,
-        )
-        .map_err(|e| setup(&e))?;
+            load_certs(&pki.server_cert_path())?,
+            load_private_key(&pki.server_key_path())?,
+        )?;
         let acceptor = TlsAcceptor::from(Arc::new(cfg));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -123,7 +122,7 @@ impl EvilRelay {
     pub fn replay_all_as_stored(&self) -> usize {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for r in &mut g.seen {
-            r.flags |= blindrelay_wire::ROUTED_STORED;
+            r.header.flags = r.header.flags.with(RoutedFlags::STORED);
         }
         drop(g);
         self.replay_all()
@@ -135,7 +134,7 @@ impl EvilRelay {
         let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let mut n = 0;
         for r in &g.seen {
-            if let Target::Users(users) = &r.target {
+            if let Target::Users(users) = &r.header.target {
                 for u in users {
                     if let Some((out, _)) = g.sessions.get(u) {
                         send(out, &Message::Deliver(r.clone()));
@@ -185,14 +184,14 @@ async fn serve(
         let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
         send(
             &tx,
-            &Message::Welcome {
+            &Message::Welcome(Welcome {
                 identity: name.clone(),
                 rate_max: 10,
                 rate_window_ms: 5000,
                 keepalive_ms: 20_000,
                 max_fragments: blindrelay_wire::MAX_FRAGMENTS,
                 store_ttl_s: 7 * 24 * 3600,
-            },
+            }),
         );
         let mut count = 0u16;
         for (n, (out, c)) in &g.sessions {
@@ -244,12 +243,12 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
     if g.seen.len() < MAX_SEEN {
         g.seen.push(r.clone());
     }
-    let mut recipients = match &r.target {
+    let mut recipients = match &r.header.target {
         Target::Users(u) => u.clone(),
         Target::Everyone => g
             .sessions
             .keys()
-            .filter(|n| **n != r.sender)
+            .filter(|n| **n != r.header.sender)
             .cloned()
             .collect(),
     };
@@ -261,7 +260,7 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
                 *b ^= 0x01;
             }
         }
-        Tamper::ForgeSender(as_) => out.sender = as_.clone(),
+        Tamper::ForgeSender(as_) => out.header.sender = as_.clone(),
         Tamper::Retarget(extra) => recipients.push(extra.clone()),
         _ => {}
     }
@@ -287,11 +286,11 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
             delivered += 1;
         }
     }
-    if r.fragment.is_last() {
+    if r.header.fragment.is_last() {
         send(
             sender_tx,
             &Message::Status {
-                msg_id: r.msg_id,
+                msg_id: r.header.msg_id,
                 kind: StatusKind::Accepted { delivered },
             },
         );

@@ -16,9 +16,21 @@ pub mod evil_relay;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdversaryError {
-    /// Setup failed.
-    #[error("{0}")]
-    Setup(String),
+    /// The PKI files cannot be read.
+    #[error(transparent)]
+    Pki(#[from] blindrelay_pki::PkiError),
+    /// TLS material or a frame transfer failed.
+    #[error(transparent)]
+    Net(#[from] blindrelay_net::NetError),
+    /// A TLS configuration cannot be built.
+    #[error("tls: {0}")]
+    Tls(#[from] rustls::Error),
+    /// A frame cannot be encoded.
+    #[error(transparent)]
+    Wire(#[from] blindrelay_wire::WireError),
+    /// The relay's name is not a valid server name.
+    #[error("invalid server name: {0}")]
+    ServerName(#[from] rustls_pki_types::InvalidDnsNameError),
     /// I/O.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

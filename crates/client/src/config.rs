@@ -54,22 +54,20 @@ impl ClientConfig {
         }
     }
 
-    fn read(path: &Path, what: &str) -> Result<Vec<u8>, ClientError> {
-        std::fs::read(path)
-            .map_err(|e| ClientError::Setup(format!("cannot read {what} {}: {e}", path.display())))
+    fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, ClientError> {
+        std::fs::read(path).map_err(|source| ClientError::ReadFile {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// Loads the CA (and CRL) the client trusts.
     pub fn trust_root(&self) -> Result<TrustRoot, ClientError> {
-        let ca = blindrelay_pki::store::read_cert_der(&self.ca)
-            .map_err(|e| ClientError::Setup(e.to_string()))?;
-        let mut root = TrustRoot::new(ca).map_err(|e| ClientError::Setup(e.to_string()))?;
+        let ca = blindrelay_pki::store::read_cert_der(&self.ca)?;
+        let mut root = TrustRoot::new(ca)?;
         if let Some(crl) = &self.crl {
-            let der = blindrelay_pki::store::read_crl_der(crl)
-                .map_err(|e| ClientError::Setup(e.to_string()))?;
-            root = root
-                .with_crl(der)
-                .map_err(|e| ClientError::Setup(e.to_string()))?;
+            root = root.with_crl(blindrelay_pki::store::read_crl_der(crl)?)?;
         }
         Ok(root)
     }
@@ -78,8 +76,7 @@ impl ClientConfig {
     pub fn identity(&self, root: &TrustRoot, now_s: u64) -> Result<LocalIdentity, ClientError> {
         let cert = Self::read(&self.cert, "certificate")?;
         let key = Zeroizing::new(Self::read(&self.key, "private key")?);
-        LocalIdentity::from_pem(&self.name, &cert, &key, root, now_s)
-            .map_err(|e| ClientError::Setup(e.to_string()))
+        LocalIdentity::from_pem(&self.name, &cert, &key, root, now_s).map_err(ClientError::Identity)
     }
 }
 

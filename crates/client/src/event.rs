@@ -4,7 +4,6 @@ use blindrelay_wire::{GoodbyeCode, MessageId, UserName};
 
 /// Why a recipient did not get a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum UndeliveredReason {
     /// Known to the relay, not connected.
     Offline,
@@ -16,7 +15,6 @@ pub enum UndeliveredReason {
 
 /// Something the user should see.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Event {
     /// Logged in; the directory is complete.
     Connected {

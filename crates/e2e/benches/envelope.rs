@@ -24,10 +24,7 @@ fn n(s: &str) -> UserName {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as u64
 }
 
 struct World {
@@ -84,11 +81,12 @@ fn sealed(w: &World, recipients: usize, text: &Content) -> Vec<u8> {
         },
     )
     .unwrap()
+    .into_envelope()
 }
 
 fn rand_id() -> [u8; 16] {
     let mut id = [0u8; 16];
-    blindrelay_e2e::envelope::fill_random(&mut id).unwrap();
+    blindrelay_e2e::seal::fill_random(&mut id).unwrap();
     id
 }
 

@@ -4,19 +4,14 @@
 
 use std::fmt::Write as _;
 
-use blindrelay_e2e::envelope::{MessageKey, seal_with};
+use blindrelay_wire::codec::hex;
+
+use blindrelay_e2e::seal::{MessageKey, seal_with};
 use blindrelay_e2e::{Content, Envelope, LocalIdentity, SealParams, TrustRoot, VerifiedPeer};
 use blindrelay_pki::{PkiDir, UserCertOptions};
 use blindrelay_wire::{MessageId, UserName};
 
 const TS_MS: u64 = 1_800_000_000_000;
-
-fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::new(), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
-}
 
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: make_vectors DIR");
@@ -62,7 +57,8 @@ fn main() {
         MessageKey::from_bytes_for_test_vectors(key),
         nonce,
     )
-    .unwrap();
+    .unwrap()
+    .into_envelope();
     let parsed = Envelope::try_from(&env[..]).unwrap();
     let mut out = String::new();
     out.push_str("# blindrelay envelope v1 known-answer vector (see PROTOCOL.md)\n");

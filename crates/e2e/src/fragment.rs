@@ -1,7 +1,8 @@
-//! Splitting envelopes into relay fragments and putting them back together.
+//! Putting relay fragments back together into envelopes.
 //!
 //! A message larger than one frame travels as up to `MAX_FRAGMENTS`
-//! fragments, each a full 4096-byte frame. The [`Reassembler`] holds partial
+//! fragments, each a full 4096-byte frame ([`crate::seal`] cuts them). The
+//! [`Reassembler`] holds partial
 //! messages within fixed bounds, so no peer can make a client hold unbounded
 //! data: a number of partial messages per sender and in total, a total byte
 //! budget, and a time limit after which an incomplete message is dropped.
@@ -11,9 +12,15 @@ use std::collections::HashMap;
 
 use blindrelay_wire::{FragmentPos, MessageId, UserName};
 
-/// Splits an envelope into pieces of at most `room` bytes.
-pub fn split(envelope: &[u8], room: usize) -> Vec<&[u8]> {
-    envelope.chunks(room.max(1)).collect()
+/// Which copy of a message a fragment belongs to. Copies of one message
+/// that travel independently (live, and from the relay's store) are
+/// reassembled apart, so they never mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Delivered live.
+    Live,
+    /// Delivered from the relay's store.
+    Stored,
 }
 
 /// Bounds of the reassembler.
@@ -69,7 +76,7 @@ struct Partial {
 #[derive(Default)]
 pub struct Reassembler {
     limits: ReassemblyLimits,
-    partial: HashMap<(UserName, MessageId, u8), Partial>,
+    partial: HashMap<(UserName, MessageId, Lane), Partial>,
     bytes: usize,
 }
 
@@ -85,15 +92,14 @@ impl Reassembler {
 
     /// Adds a fragment. Returns the whole envelope once every fragment is in.
     ///
-    /// `lane` separates copies of one message that travel independently
-    /// (live, and from the relay's store), so they never mix. Within a lane,
-    /// a piece that contradicts the pieces held (a re-sealed resend) starts
-    /// the message over from that piece.
+    /// Copies in different [`Lane`]s never mix. Within a lane, a piece
+    /// that contradicts the pieces held (a re-sealed resend) starts the
+    /// message over from that piece.
     pub fn push(
         &mut self,
         sender: &UserName,
         msg_id: MessageId,
-        lane: u8,
+        lane: Lane,
         pos: FragmentPos,
         payload: &[u8],
         now_ms: u64,
@@ -166,7 +172,7 @@ impl Reassembler {
     /// caller can warn.
     pub fn expire(&mut self, now_ms: u64) -> Vec<(UserName, MessageId)> {
         let timeout = self.limits.timeout_ms;
-        let old: Vec<(UserName, MessageId, u8)> = self
+        let old: Vec<(UserName, MessageId, Lane)> = self
             .partial
             .iter()
             .filter(|(_, p)| now_ms.saturating_sub(p.started_ms) > timeout)
@@ -207,7 +213,7 @@ mod tests {
             room in 100usize..4000,
             seed in any::<u64>(),
         ) {
-            let pieces = split(&data, room);
+            let pieces: Vec<&[u8]> = data.chunks(room).collect();
             prop_assume!(pieces.len() <= 64);
             let count = pieces.len() as u16;
             let mut order: Vec<usize> = (0..pieces.len()).chain(0..pieces.len() / 2).collect();
@@ -221,7 +227,7 @@ mod tests {
             let mut out = None;
             for i in order {
                 let pos = FragmentPos::new(i as u16, count).unwrap();
-                if let Some(full) = r.push(&alice(), MessageId([1; 16]), 0, pos, pieces[i], 0).unwrap() {
+                if let Some(full) = r.push(&alice(), MessageId([1; 16]), Lane::Live, pos, pieces[i], 0).unwrap() {
                     prop_assert!(out.is_none() || count == 1, "completed twice");
                     out = Some(full);
                 }
@@ -235,7 +241,7 @@ mod tests {
         let mut r = Reassembler::default();
         let pos = FragmentPos::new(0, 3).unwrap();
         assert!(
-            r.push(&alice(), MessageId([1; 16]), 0, pos, &[1; 100], 0)
+            r.push(&alice(), MessageId([1; 16]), Lane::Live, pos, &[1; 100], 0)
                 .unwrap()
                 .is_none()
         );
@@ -251,12 +257,12 @@ mod tests {
         let mut r = Reassembler::default();
         for i in 0..4u8 {
             let pos = FragmentPos::new(0, 2).unwrap();
-            r.push(&alice(), MessageId([i; 16]), 0, pos, &[0; 10], 0)
+            r.push(&alice(), MessageId([i; 16]), Lane::Live, pos, &[0; 10], 0)
                 .unwrap();
         }
         let pos = FragmentPos::new(0, 2).unwrap();
         assert_eq!(
-            r.push(&alice(), MessageId([9; 16]), 0, pos, &[0; 10], 0),
+            r.push(&alice(), MessageId([9; 16]), Lane::Live, pos, &[0; 10], 0),
             Err(ReassemblyError::TooManyPartial)
         );
         let bob = UserName::new("bob").unwrap();
@@ -267,7 +273,7 @@ mod tests {
         r.push(
             &bob,
             MessageId([1; 16]),
-            0,
+            Lane::Live,
             FragmentPos::new(0, 3).unwrap(),
             &[0; 900],
             0,
@@ -277,7 +283,7 @@ mod tests {
             r.push(
                 &bob,
                 MessageId([1; 16]),
-                0,
+                Lane::Live,
                 FragmentPos::new(1, 3).unwrap(),
                 &[0; 200],
                 0
@@ -289,7 +295,7 @@ mod tests {
             r.push(
                 &bob,
                 MessageId([1; 16]),
-                0,
+                Lane::Live,
                 FragmentPos::new(0, 3).unwrap(),
                 &[1; 900],
                 0
@@ -301,7 +307,7 @@ mod tests {
             r.push(
                 &bob,
                 MessageId([1; 16]),
-                0,
+                Lane::Live,
                 FragmentPos::new(0, 4).unwrap(),
                 &[2; 50],
                 0
@@ -314,7 +320,7 @@ mod tests {
             r.push(
                 &bob,
                 MessageId([1; 16]),
-                1,
+                Lane::Stored,
                 FragmentPos::new(1, 4).unwrap(),
                 &[3; 50],
                 0

@@ -6,7 +6,7 @@ use blindrelay_wire::UserName;
 use zeroize::Zeroizing;
 
 use crate::E2eError;
-use crate::peer::{PeerError, TrustRoot, VerifiedPeer};
+use crate::peer::{TrustRoot, VerifiedPeer};
 
 /// The user's own certificate (verified like any peer's) and private key.
 /// No `Debug`; the PKCS#8 bytes are zeroized when dropped, and aws-lc
@@ -33,18 +33,13 @@ impl LocalIdentity {
         root: &TrustRoot,
         now_unix: u64,
     ) -> Result<Self, E2eError> {
-        let cert = VerifiedPeer::verify(name, cert_der, root, now_unix).map_err(|e| match e {
-            PeerError::Invalid(m) => E2eError::Key(format!("own certificate: {m}")),
-            other => E2eError::Key(format!("own certificate: {other}")),
-        })?;
-        let signer = RsaKeyPair::from_pkcs8(&pkcs8)
-            .map_err(|e| E2eError::Key(format!("private key is not an RSA PKCS#8 key: {e}")))?;
+        let cert = VerifiedPeer::verify(name, cert_der, root, now_unix)
+            .map_err(E2eError::OwnCertificate)?;
+        let signer = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| E2eError::PrivateKey)?;
         let decrypter = PrivateDecryptingKey::from_pkcs8(&pkcs8)
-            .map_err(|_| E2eError::Key("private key cannot decrypt".into()))
-            .and_then(|k| {
-                OaepPrivateDecryptingKey::new(k)
-                    .map_err(|_| E2eError::Key("private key cannot decrypt".into()))
-            })?;
+            .ok()
+            .and_then(|k| OaepPrivateDecryptingKey::new(k).ok())
+            .ok_or(E2eError::PrivateKey)?;
         // The key must belong to the certificate: sign and verify a probe.
         let probe = b"blindrelay/v1/key-check";
         let mut sig = vec![0u8; signer.public_modulus_len()];
@@ -57,9 +52,7 @@ impl LocalIdentity {
             )
             .map_err(|_| E2eError::Crypto)?;
         if !cert.verify_signature(probe, &sig) {
-            return Err(E2eError::Key(
-                "private key does not match the certificate".into(),
-            ));
+            return Err(E2eError::KeyMismatch);
         }
         Ok(Self {
             cert,
@@ -80,9 +73,9 @@ impl LocalIdentity {
     ) -> Result<Self, E2eError> {
         use rustls_pki_types::pem::PemObject;
         let cert = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem)
-            .map_err(|e| E2eError::Key(format!("certificate PEM: {e}")))?;
+            .map_err(|_| E2eError::Pem("certificate"))?;
         let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem)
-            .map_err(|_| E2eError::Key("private key PEM: expected a PKCS#8 PRIVATE KEY".into()))?;
+            .map_err(|_| E2eError::Pem("PKCS#8 PRIVATE KEY"))?;
         let pkcs8 = Zeroizing::new(key.secret_pkcs8_der().to_vec());
         Self::new(name, &cert, pkcs8, root, now_unix)
     }

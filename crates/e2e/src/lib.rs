@@ -9,17 +9,22 @@
 //!   safety numbers.
 //! * [`identity`]: [`LocalIdentity`], the user's own certificate and RSA key
 //!   (no `Debug`, zeroized on drop).
-//! * [`envelope`]: sealing and opening a message: a fresh AES-256-GCM key and
-//!   nonce per message, the key wrapped for every recipient with
-//!   RSA-2048-OAEP (SHA-256), all metadata bound as AAD, and the whole
-//!   envelope signed with RSA-PSS-SHA-256 under a domain-separation label.
-//! * [`fragment`]: splitting an envelope into relay fragments and
-//!   reassembling them with bounds on count, size and time.
-//! * [`content`]: what is inside a message (text).
+//! * [`header`] and [`envelope`]: the envelope's layout and its strict parser
+//!   (the byte reader is `blindrelay_wire::codec`'s).
+//! * [`seal`]: a fresh AES-256-GCM key and nonce per message, the key
+//!   wrapped for every recipient with RSA-2048-OAEP (SHA-256), all metadata
+//!   bound as AAD, the whole envelope signed with RSA-PSS-SHA-256 under a
+//!   domain-separation label; the fragment count decided and the envelope
+//!   cut into positioned relay fragments.
+//! * [`open`]: verifying and decrypting, with one error for every
+//!   cryptographic failure.
+//! * [`fragment`]: reassembling fragments with bounds on count, size and
+//!   time.
+//! * [`content`]: what is inside a message (text, receipt).
 //!
-//! Replay protection needs persistent state, so [`envelope::open`] hands the
-//! message id and timestamp back to the caller, which checks and records
-//! them (the client keeps them in its database).
+//! Replay protection needs persistent state, so [`open()`] hands the message
+//! id and timestamp back to the caller, which checks and records them (the
+//! client keeps them in its database).
 //!
 //! Byte layouts are in `PROTOCOL.md`; known-answer vectors in
 //! `tests/vectors/`.
@@ -28,14 +33,22 @@
 pub mod content;
 pub mod envelope;
 pub mod fragment;
+pub mod header;
 pub mod identity;
+pub mod open;
 pub mod peer;
+pub mod seal;
 
 pub use content::Content;
-pub use envelope::{Envelope, Freshness, Header, Opened, SealParams, open, seal};
-pub use fragment::{Reassembler, ReassemblyError, split};
+pub use envelope::Envelope;
+pub use fragment::{Lane, Reassembler, ReassemblyError};
+pub use header::Header;
 pub use identity::LocalIdentity;
+pub use open::{Freshness, OpenError, Opened, open};
 pub use peer::{PeerError, TrustRoot, VerifiedPeer, fingerprint, safety_number};
+pub use seal::{SealParams, Sealed, seal};
+
+use blindrelay_wire::UserName;
 
 /// Domain-separation label of the RSA-OAEP key wrap (the OAEP label).
 pub const WRAP_LABEL: &[u8] = b"blindrelay/v1/wrap";
@@ -48,20 +61,47 @@ pub const KEY_COMMIT_LABEL: &[u8] = b"blindrelay/v1/key-commit\0";
 /// Prefix of the safety-number hash.
 pub const SAFETY_LABEL: &[u8] = b"blindrelay/v1/safety-number\0";
 
-/// Errors building or using local keys and envelopes (not opening: see
-/// [`envelope::OpenError`]).
+/// Errors building or using local keys and sealing envelopes (opening has
+/// its own error: [`OpenError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum E2eError {
-    /// The key or certificate cannot be used.
-    #[error("key: {0}")]
-    Key(String),
-    /// A parameter is out of range (too many recipients, message too long...).
-    #[error("invalid: {0}")]
-    Invalid(String),
+    /// The user's own certificate does not verify.
+    #[error("own certificate: {0}")]
+    OwnCertificate(#[source] PeerError),
+    /// A PEM file does not hold the object expected.
+    #[error("not a PEM {0}")]
+    Pem(&'static str),
+    /// The private key is not an RSA PKCS#8 key that can sign and decrypt.
+    #[error("the private key is not an RSA PKCS#8 key that can sign and decrypt")]
+    PrivateKey,
+    /// The private key does not belong to the certificate.
+    #[error("the private key does not match the certificate")]
+    KeyMismatch,
+    /// A recipient's key cannot wrap a message key.
+    #[error("the key of {0} cannot be used for RSA-OAEP")]
+    PeerKey(UserName),
+    /// Not 1 to 64 recipients.
+    #[error("a message needs 1 to 64 recipients, not {0}")]
+    RecipientCount(usize),
+    /// The same recipient twice.
+    #[error("duplicate recipient")]
+    DuplicateRecipient,
+    /// The text is too long.
+    #[error("message of {len} bytes is longer than {max} bytes")]
+    TooLong {
+        /// Bytes of text.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The routing header leaves no room for a payload.
+    #[error("no room for a payload in a frame")]
+    NoFragmentRoom,
+    /// The envelope needs more fragments than a message may have.
+    #[error("message needs {0} fragments, more than 64")]
+    TooManyFragments(usize),
     /// The cryptographic library failed (RNG, encryption).
     #[error("crypto failure")]
     Crypto,
 }
-
-pub use envelope::OpenError;

@@ -14,6 +14,7 @@ use aws_lc_rs::digest::{SHA256, SHA512, digest};
 use aws_lc_rs::rsa::{OaepPublicEncryptingKey, PublicEncryptingKey};
 use aws_lc_rs::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
 use blindrelay_wire::UserName;
+use blindrelay_wire::codec::hex;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{BorrowedCertRevocationList, CertRevocationList, RevocationOptionsBuilder};
 use x509_parser::prelude::*;
@@ -24,20 +25,31 @@ use crate::E2eError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum PeerError {
-    /// Chain, validity, EKU or revocation check failed.
+    /// The CA certificate or a CRL the client trusts is unusable.
+    #[error("trust root unusable: {0}")]
+    TrustRoot(webpki::Error),
+    /// Chain, validity, EKU or revocation check failed, or the certificate
+    /// cannot be parsed.
     #[error("certificate rejected: {0}")]
-    Invalid(String),
+    Rejected(webpki::Error),
+    /// The certificate has no usable Common Name.
+    #[error("certificate has no valid user name")]
+    NoIdentity,
     /// The certificate is fine but belongs to someone else.
-    #[error("certificate is for {cn:?}, offered as {offered:?}")]
+    #[error("certificate is for \"{cn}\", offered as \"{offered}\"")]
     NameMismatch {
         /// Name the relay offered it for.
-        offered: String,
+        offered: UserName,
         /// The certificate's CN.
-        cn: String,
+        cn: UserName,
     },
-    /// The key cannot be used for our envelopes.
-    #[error("unusable key: {0}")]
-    Key(String),
+    /// The key usage extension is missing or does not allow both
+    /// `digitalSignature` and `keyEncipherment`.
+    #[error("unusable key: key usage must allow digitalSignature and keyEncipherment")]
+    KeyUsage,
+    /// The key is not an RSA key of at least 2048 bits.
+    #[error("unusable key: not an RSA key of at least 2048 bits")]
+    KeyType,
 }
 
 /// What a client trusts: the CA certificate and, optionally, CRLs.
@@ -51,7 +63,7 @@ impl TrustRoot {
     /// Trusts `ca_der` (DER).
     pub fn new(ca_der: Vec<u8>) -> Result<Self, PeerError> {
         webpki::anchor_from_trusted_cert(&CertificateDer::from(ca_der.as_slice()))
-            .map_err(|e| PeerError::Invalid(format!("CA certificate: {e}")))?;
+            .map_err(PeerError::TrustRoot)?;
         Ok(Self {
             ca_der,
             crls: Vec::new(),
@@ -60,8 +72,7 @@ impl TrustRoot {
 
     /// Also checks certificates against this CRL (DER).
     pub fn with_crl(mut self, crl_der: Vec<u8>) -> Result<Self, PeerError> {
-        BorrowedCertRevocationList::from_der(&crl_der)
-            .map_err(|e| PeerError::Invalid(format!("CRL: {e}")))?;
+        BorrowedCertRevocationList::from_der(&crl_der).map_err(PeerError::TrustRoot)?;
         self.crls.push(crl_der);
         Ok(self)
     }
@@ -97,10 +108,6 @@ pub fn fingerprint(cert_der: &[u8]) -> [u8; 32] {
     out
 }
 
-pub(crate) fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl VerifiedPeer {
     /// Verifies `cert_der` for `name` against `root` at `now_unix` (seconds).
     pub fn verify(
@@ -110,17 +117,15 @@ impl VerifiedPeer {
         now_unix: u64,
     ) -> Result<Self, PeerError> {
         let ca_der = CertificateDer::from(root.ca_der.as_slice());
-        let anchor = webpki::anchor_from_trusted_cert(&ca_der)
-            .map_err(|e| PeerError::Invalid(format!("CA certificate: {e}")))?;
+        let anchor = webpki::anchor_from_trusted_cert(&ca_der).map_err(PeerError::TrustRoot)?;
         let ee_der = CertificateDer::from(cert_der);
-        let ee = webpki::EndEntityCert::try_from(&ee_der)
-            .map_err(|e| PeerError::Invalid(format!("unparsable: {e}")))?;
+        let ee = webpki::EndEntityCert::try_from(&ee_der).map_err(PeerError::Rejected)?;
         let crls = root
             .crls
             .iter()
             .map(|c| BorrowedCertRevocationList::from_der(c).map(CertRevocationList::from))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| PeerError::Invalid(format!("CRL: {e}")))?;
+            .map_err(PeerError::TrustRoot)?;
         let crl_refs: Vec<&CertRevocationList<'_>> = crls.iter().collect();
         let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
             Ok(b) => Some(
@@ -139,39 +144,29 @@ impl VerifiedPeer {
             revocation,
             None,
         )
-        .map_err(|e| PeerError::Invalid(format!("{e:?}")))?;
+        .map_err(PeerError::Rejected)?;
 
         let (_, cert) = X509Certificate::from_der(cert_der)
-            .map_err(|e| PeerError::Invalid(format!("unparsable: {e}")))?;
-        let cn = blindrelay_pki::identity_from_cert(cert_der)
-            .map_err(|e| PeerError::Invalid(e.to_string()))?;
+            .map_err(|_| PeerError::Rejected(webpki::Error::BadDer))?;
+        let cn = blindrelay_pki::identity_from_cert(cert_der).map_err(|_| PeerError::NoIdentity)?;
         if cn != *name {
             return Err(PeerError::NameMismatch {
-                offered: name.to_string(),
-                cn: cn.to_string(),
+                offered: name.clone(),
+                cn,
             });
         }
-        let ku = cert
-            .key_usage()
-            .map_err(|e| PeerError::Key(format!("key usage: {e}")))?
-            .ok_or_else(|| PeerError::Key("no key usage extension".into()))?;
+        let ku = cert.key_usage().ok().flatten().ok_or(PeerError::KeyUsage)?;
         if !(ku.value.digital_signature() && ku.value.key_encipherment()) {
-            return Err(PeerError::Key(
-                "key usage must allow digitalSignature and keyEncipherment".into(),
-            ));
+            return Err(PeerError::KeyUsage);
         }
         let spki = cert.public_key();
         let rsa_public = match spki.parsed() {
-            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => {
-                if rsa.key_size() < 2048 {
-                    return Err(PeerError::Key("RSA key shorter than 2048 bits".into()));
-                }
+            Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() >= 2048 => {
                 spki.subject_public_key.data.to_vec()
             }
-            _ => return Err(PeerError::Key("not an RSA key".into())),
+            _ => return Err(PeerError::KeyType),
         };
-        let wrap_key = PublicEncryptingKey::from_der(spki.raw)
-            .map_err(|e| PeerError::Key(format!("RSA public key: {e}")))?;
+        let wrap_key = PublicEncryptingKey::from_der(spki.raw).map_err(|_| PeerError::KeyType)?;
         Ok(Self {
             name: name.clone(),
             cert_der: cert_der.to_vec(),
@@ -205,7 +200,7 @@ impl VerifiedPeer {
     /// message key under this peer's public key.
     pub(crate) fn wrap_key(&self, key: &[u8; 32]) -> Result<Vec<u8>, E2eError> {
         let pk = OaepPublicEncryptingKey::new(self.wrap_key.clone())
-            .map_err(|_| E2eError::Key(format!("{}: not usable for OAEP", self.name)))?;
+            .map_err(|_| E2eError::PeerKey(self.name.clone()))?;
         let mut out = vec![0u8; pk.ciphertext_size()];
         let n = pk
             .encrypt(

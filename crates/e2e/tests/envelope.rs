@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use blindrelay_e2e::envelope::{FLAG_ROOM, OpenError};
+use blindrelay_e2e::OpenError;
+use blindrelay_e2e::header::FLAG_ROOM;
 use blindrelay_e2e::{
     Content, Envelope, Freshness, LocalIdentity, PeerError, SealParams, TrustRoot, VerifiedPeer,
     open, safety_number, seal,
@@ -97,6 +98,7 @@ fn seal_to(from: &LocalIdentity, to: &[VerifiedPeer], text: &str) -> Vec<u8> {
         },
     )
     .unwrap()
+    .into_envelope()
 }
 
 fn open_as(who: &LocalIdentity, bytes: &[u8], sender: &str) -> Result<Content, OpenError> {
@@ -140,7 +142,7 @@ fn many_recipients_each_can_open_and_body_is_encrypted_once() {
         recips.push(peer(&name));
     }
     let text = "x".repeat(1000);
-    let env = seal(
+    let sealed = seal(
         alice,
         &SealParams {
             msg_id: MessageId([1; 16]),
@@ -152,6 +154,25 @@ fn many_recipients_each_can_open_and_body_is_encrypted_once() {
         },
     )
     .unwrap();
+    // The pieces are positioned, at most one room each, and make up the
+    // envelope in order; their count is the one the header commits to.
+    let pieces: Vec<_> = sealed.fragments().collect();
+    assert_eq!(pieces.len(), usize::from(sealed.fragment_count()));
+    for (i, (pos, piece)) in pieces.iter().enumerate() {
+        assert_eq!(
+            (usize::from(pos.index()), pos.count()),
+            (i, sealed.fragment_count())
+        );
+        assert!(piece.len() <= 3500);
+    }
+    assert_eq!(
+        pieces
+            .iter()
+            .flat_map(|(_, p)| p.iter().copied())
+            .collect::<Vec<u8>>(),
+        sealed.envelope()
+    );
+    let env = sealed.into_envelope();
     let parsed = Envelope::try_from(&env[..]).unwrap();
     assert_eq!(parsed.header().recipients.len(), 40);
     assert!(parsed.header().flags & FLAG_ROOM != 0);
@@ -232,7 +253,7 @@ fn stale_and_future_messages_are_refused() {
             },
         )
         .unwrap();
-        let p = Envelope::try_from(&env[..]).unwrap();
+        let p = Envelope::try_from(env.envelope()).unwrap();
         let r = open(&p, &n("alice"), 1, &peer("alice"), bob, &f, NOW_MS);
         match (want, r) {
             ("stale", Err(OpenError::Stale { .. })) | ("future", Err(OpenError::Future { .. })) => {
@@ -303,7 +324,7 @@ fn certificates_are_only_trusted_after_verification() {
     let other = cert(&f.other_root_pki.1, "bob");
     assert!(matches!(
         VerifiedPeer::verify(&n("bob"), &other, &f.root, NOW_S),
-        Err(PeerError::Invalid(_))
+        Err(PeerError::Rejected(_))
     ));
     // Mallory's genuine certificate offered as bob.
     assert!(matches!(
@@ -318,7 +339,7 @@ fn certificates_are_only_trusted_after_verification() {
             &f.root,
             NOW_S + 86_400 * 400
         ),
-        Err(PeerError::Invalid(_))
+        Err(PeerError::Rejected(_))
     ));
     // The server certificate (serverAuth only, ECDSA) is not a user.
     let server = blindrelay_pki::store::read_cert_der(&f.pki.server_cert_path()).unwrap();
@@ -332,7 +353,7 @@ fn certificates_are_only_trusted_after_verification() {
         .unwrap();
     assert!(matches!(
         VerifiedPeer::verify(&n("dave"), &cert(&p2, "dave"), &root2, NOW_S),
-        Err(PeerError::Invalid(m)) if m.contains("Revoked")
+        Err(PeerError::Rejected(webpki::Error::CertRevoked))
     ));
 }
 
@@ -377,7 +398,7 @@ fn every_message_uses_a_fresh_key_and_nonce() {
 
 #[test]
 fn the_header_commits_to_the_message_key() {
-    use blindrelay_e2e::envelope::key_commitment;
+    use blindrelay_e2e::seal::key_commitment;
     let (alice, bob, _) = identities();
     let env = seal_to(alice, &[peer("bob")], "committed");
     let parsed = Envelope::try_from(&env[..]).unwrap();
@@ -389,7 +410,7 @@ fn the_header_commits_to_the_message_key() {
     let mut header_and_rest = env[..env.len() - 2 - 256].to_vec();
     let at = 1 + 1 + 16 + 8 + 2;
     header_and_rest[at..at + 32].copy_from_slice(&key_commitment(&[7; 32]));
-    let forged = blindrelay_e2e::envelope::resign_for_tests(alice, &header_and_rest).unwrap();
+    let forged = blindrelay_e2e::seal::resign_for_tests(alice, &header_and_rest).unwrap();
     assert_eq!(
         open_as(bob, &forged, "alice"),
         Err(OpenError::Undecryptable)

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use blindrelay_e2e::envelope::{MessageKey, seal_with};
+use blindrelay_e2e::seal::{MessageKey, seal_with};
 use blindrelay_e2e::{
     AAD_LABEL, Content, Envelope, Freshness, LocalIdentity, SealParams, TrustRoot, VerifiedPeer,
     open,
@@ -86,7 +86,7 @@ fn envelope_layout_matches_the_documented_fields() {
     assert_eq!(env.ciphertext(), &unhex(&v["ciphertext"])[..]);
     assert_eq!(env.wrapped_keys()[0], unhex(&v["wrapped_key"]));
     let key: [u8; 32] = unhex(&v["message_key"]).try_into().unwrap();
-    assert_eq!(h.key_commit, blindrelay_e2e::envelope::key_commitment(&key));
+    assert_eq!(h.key_commit, blindrelay_e2e::seal::key_commitment(&key));
     assert_eq!(h.key_commit.to_vec(), unhex(&v["key_commit"]));
 }
 
@@ -122,7 +122,7 @@ fn sealing_the_same_inputs_gives_the_same_deterministic_bytes() {
     let alice = identity("alice", ts / 1000);
     let bob_cert = blindrelay_pki::store::read_cert_der(&dir().join("users/bob.pem")).unwrap();
     let bob = VerifiedPeer::verify(&n("bob"), &bob_cert, &root(), ts / 1000).unwrap();
-    let env = seal_with(
+    let sealed = seal_with(
         &alice,
         &SealParams {
             msg_id: MessageId(unhex(&v["msg_id"]).try_into().unwrap()),
@@ -136,7 +136,7 @@ fn sealing_the_same_inputs_gives_the_same_deterministic_bytes() {
         unhex(&v["nonce"]).try_into().unwrap(),
     )
     .unwrap();
-    let env = Envelope::try_from(&env[..]).unwrap();
+    let env = Envelope::try_from(sealed.envelope()).unwrap();
     assert_eq!(env.aad(), unhex(&v["aad"]));
     assert_eq!(env.ciphertext(), &unhex(&v["ciphertext"])[..]);
 }

@@ -6,15 +6,22 @@
 //! * [`framed`]: reading and writing whole 4096-byte frames over any
 //!   `AsyncRead`/`AsyncWrite`, with the timeouts and the write batching that
 //!   keep exactly one frame per TLS record.
+//! * [`clock`]: the wall clock in Unix milliseconds, read here and passed
+//!   into the sans-I/O code.
 //!
 //! The frame format itself lives in the sans-I/O `blindrelay-wire` crate.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod framed;
 pub mod tls;
 
+pub use clock::unix_ms;
 pub use framed::{FrameReader, FrameWriter, WRITE_BATCH_FRAMES};
-pub use tls::{TLS_MAX_FRAGMENT_SIZE, client_config, load_certs, load_private_key, server_config};
+pub use tls::{
+    TLS_MAX_FRAGMENT_SIZE, client_config, client_config_from_files, load_certs, load_private_key,
+    server_config,
+};
 
 use std::path::PathBuf;
 

@@ -75,6 +75,24 @@ pub fn server_config(
     Ok(config)
 }
 
+/// A client's configuration from PEM files: the CA certificate to trust
+/// (its first certificate), the client's certificate chain and its private
+/// key.
+pub fn client_config_from_files(
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+) -> Result<ClientConfig, NetError> {
+    let ca = load_certs(ca)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| NetError::File {
+            path: ca.to_path_buf(),
+            what: "no certificate in file".into(),
+        })?;
+    client_config(ca, load_certs(cert)?, load_private_key(key)?)
+}
+
 /// A client's configuration: trusts only `ca`, authenticates with `chain`/`key`.
 pub fn client_config(
     ca: CertificateDer<'static>,

@@ -53,7 +53,7 @@ async fn main() {
                 };
                 pending.push(
                     store
-                        .write_pipelined(WriteOp::Persist(vec![m], quota))
+                        .write_pipelined(WriteOp::Commit(vec![m], quota))
                         .await
                         .unwrap(),
                 );
@@ -61,7 +61,7 @@ async fn main() {
                     for rx in pending.drain(..) {
                         assert!(matches!(
                             rx.await.unwrap().unwrap(),
-                            WriteResult::Persisted(_)
+                            WriteResult::Committed(_)
                         ));
                     }
                 }
@@ -69,7 +69,7 @@ async fn main() {
             for rx in pending {
                 assert!(matches!(
                     rx.await.unwrap().unwrap(),
-                    WriteResult::Persisted(_)
+                    WriteResult::Committed(_)
                 ));
             }
         }));

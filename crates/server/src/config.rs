@@ -13,7 +13,6 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -79,7 +78,8 @@ pub struct Config {
     /// How often expired messages are removed.
     pub store_sweep_ms: u64,
     /// Acknowledgement frames one identity may send per rate window (each
-    /// acknowledges up to 200 messages). Not counted as messages.
+    /// acknowledges up to `MAX_ACK_IDS`, 64, messages). Not counted as
+    /// messages.
     pub ack_rate_max: u16,
     /// Delivery receipts one identity may send per rate window. Not counted
     /// as messages.
@@ -100,6 +100,26 @@ pub struct Config {
     /// still means the message cannot be lost. 0 commits every message at
     /// once. At most [`MAX_WRITE_BEHIND_MS`].
     pub write_behind_ms: u64,
+}
+
+/// Why a configuration is not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A value that must be positive is 0.
+    #[error("{0} must be greater than 0")]
+    Zero(&'static str),
+    /// A value is above its maximum.
+    #[error("{field} must be at most {max}")]
+    TooLarge {
+        /// The key.
+        field: &'static str,
+        /// Its maximum.
+        max: u64,
+    },
+    /// Clients would be dropped for idleness between two keep-alives.
+    #[error("keepalive_ms must be shorter than idle_timeout_ms")]
+    KeepaliveNotShorter,
 }
 
 /// Upper bound of `write_behind_ms`: a sender waits at most this long for
@@ -144,23 +164,20 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ServerError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ServerError::Config {
+        let text = std::fs::read_to_string(path).map_err(|source| ServerError::ConfigFile {
             path: path.to_path_buf(),
-            reason: e.to_string(),
+            source,
         })?;
-        let cfg: Config = toml::from_str(&text).map_err(|e| ServerError::Config {
+        let cfg: Config = toml::from_str(&text).map_err(|e| ServerError::ConfigSyntax {
             path: path.to_path_buf(),
-            reason: e.message().to_string(),
+            source: Box::new(e),
         })?;
-        cfg.validate().map_err(|reason| ServerError::Config {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        cfg.validate()?;
         Ok(cfg)
     }
 
     /// Checks that every value is usable.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let nonzero = [
             ("max_connections", self.max_connections as u64),
             ("handshake_timeout_ms", self.handshake_timeout_ms),
@@ -187,27 +204,26 @@ impl Config {
             ("backlog_queue_frames", self.backlog_queue_frames as u64),
             ("max_inflight_stores", self.max_inflight_stores as u64),
         ];
-        for (name, v) in nonzero {
-            if v == 0 {
-                return Err(format!("{name} must be greater than 0"));
-            }
+        if let Some((name, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::Zero(name));
         }
-        if self.store_ttl_ms / 1000 > u64::from(u32::MAX) {
-            return Err("store_ttl_ms is too large".into());
+        let ttl_max = u64::from(u32::MAX) * 1000;
+        if self.store_ttl_ms > ttl_max {
+            return Err(ConfigError::TooLarge {
+                field: "store_ttl_ms",
+                max: ttl_max,
+            });
         }
         if self.write_behind_ms > MAX_WRITE_BEHIND_MS {
-            return Err(format!(
-                "write_behind_ms must be at most {MAX_WRITE_BEHIND_MS}"
-            ));
+            return Err(ConfigError::TooLarge {
+                field: "write_behind_ms",
+                max: MAX_WRITE_BEHIND_MS,
+            });
         }
         if self.keepalive_ms >= self.idle_timeout_ms {
-            return Err("keepalive_ms must be shorter than idle_timeout_ms".into());
+            return Err(ConfigError::KeepaliveNotShorter);
         }
         Ok(())
-    }
-
-    pub(crate) fn d(ms: u64) -> Duration {
-        Duration::from_millis(ms)
     }
 }
 
@@ -233,6 +249,11 @@ mod tests {
             rate_window_ms: 0,
             ..Config::default()
         };
-        assert!(bad.validate().is_err());
+        assert_eq!(bad.validate(), Err(ConfigError::Zero("rate_window_ms")));
+        let bad = Config {
+            keepalive_ms: 60_000,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::KeepaliveNotShorter));
     }
 }

@@ -3,33 +3,46 @@
 //! The relay authenticates every client with mutual TLS against the private
 //! CA, binds each connection to its certificate's Common Name, and forwards
 //! opaque end-to-end-encrypted payloads between users. It can read none of
-//! them. It owns:
+//! them. Following one message through it:
 //!
-//! * [`config`]: every limit, as a named, documented value;
 //! * [`server`]: the accept loop (connection cap taken before `accept`,
-//!   handshake timeout), CRL reloading and graceful shutdown;
-//! * `session`: one authenticated connection: identity binding, the rate
-//!   limit, fragment sequencing, keep-alive and the bounded outgoing queue;
-//! * `registry`: who is online, presence, routing and cool-downs;
-//! * [`rate`]: the sliding-window limiter;
-//! * [`store`]: durable store-and-forward, and `writebehind`, which spares
-//!   the store messages their recipients acknowledge at once.
+//!   per-address handshake cap, handshake timeout) and graceful shutdown;
+//!   `crl` reloads the CRL and disconnects revoked users.
+//! * `session`: one authenticated connection's lifecycle (log in, serve
+//!   frames, close); `session::rules` is the plain, synchronous rule book
+//!   every SEND passes (sender binding, fragment order, flags), and
+//!   `session::writer` drains the session's bounded queue to the socket.
+//! * `registry`: who is online, presence, routing and the rate windows.
+//! * `delivery`: everything that happens to a message after routing:
+//!   write-behind, store commits and the sender's statuses, acknowledgements,
+//!   and the backlog streamed at login.
+//! * [`store`]: durable store-and-forward behind the small
+//!   [`store::MessageStore`] trait (SQLite with group commit).
+//! * [`config`]: every limit, as a named, documented value; [`rate`]: the
+//!   sliding-window limiter; `observe`: what the relay sees, for `--verbose`
+//!   and the demo; `shared`: the state every task shares.
 //!
 //! Framing and message layouts are in `blindrelay-wire`; TLS settings and
-//! frame I/O in `blindrelay-net`.
+//! frame I/O in `blindrelay-net`. The modules above form layers with no
+//! cycles: `server` → `session` → `delivery`/`registry` → `store`,
+//! `outbound`, `rate`, all over `shared` and `config`.
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod crl;
+mod delivery;
+mod observe;
 mod outbound;
 pub mod rate;
 mod registry;
 pub mod server;
 mod session;
+mod shared;
 pub mod store;
-mod writebehind;
 
-pub use config::Config;
-pub use server::{Observed, Server, ServerHandle};
+pub use config::{Config, ConfigError};
+pub use observe::{OBSERVER_QUEUE, Observed};
+pub use server::{Server, ServerHandle};
 
 use std::path::PathBuf;
 
@@ -37,14 +50,25 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerError {
-    /// The configuration file is unreadable or invalid.
-    #[error("config {path}: {reason}")]
-    Config {
+    /// The configuration file cannot be read.
+    #[error("config {path}: {source}")]
+    ConfigFile {
         /// The file.
         path: PathBuf,
-        /// What is wrong.
-        reason: String,
+        /// The OS error.
+        source: std::io::Error,
     },
+    /// The configuration file is not valid TOML for [`Config`].
+    #[error("config {path}: {source}")]
+    ConfigSyntax {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said.
+        source: Box<toml::de::Error>,
+    },
+    /// A configuration value is unusable.
+    #[error("config: {0}")]
+    Config(#[from] ConfigError),
     /// The PKI files could not be loaded.
     #[error(transparent)]
     Pki(#[from] blindrelay_pki::PkiError),

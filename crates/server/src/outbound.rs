@@ -1,4 +1,6 @@
-//! What a session's writer sends, and how it packs statuses.
+//! A session's outgoing queue: what it holds, how frames are made for it,
+//! how a session answers its own client (with flow control), and how the
+//! writer packs statuses.
 //!
 //! Every message a client sends earns it two statuses (*accepted*, then
 //! *stored*), and every frame is one 4096-byte TLS record. Sent one per
@@ -9,28 +11,57 @@
 //! a plain `Status` frame. Nothing is held back to fill a frame.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use blindrelay_wire::{FRAME_LEN, MAX_STATUSES, Message, MessageId, StatusKind};
+use blindrelay_wire::{FRAME_LEN, MAX_STATUSES, Message, MessageId, RoutedBody, StatusKind};
+use tokio::sync::mpsc;
 use tracing::warn;
+
+/// An encoded frame, shared by every queue it is offered to (a fan-out
+/// holds one copy).
+pub(crate) type SharedFrame = Arc<[u8; FRAME_LEN]>;
 
 /// One entry of a session's outgoing queue.
 #[derive(Clone)]
 pub(crate) enum Outbound {
-    /// An encoded frame, shared by every recipient of a fan-out.
-    Frame(Arc<[u8; FRAME_LEN]>),
+    /// An encoded frame.
+    Frame(SharedFrame),
     /// The fate of a message this session sent; encoded by the writer.
     Status(MessageId, StatusKind),
 }
 
+/// A frame written in place by `write` (no intermediate copy).
+fn shared_frame(write: impl FnOnce(&mut [u8; FRAME_LEN])) -> SharedFrame {
+    let mut frame = Arc::new([0u8; FRAME_LEN]);
+    if let Some(buf) = Arc::get_mut(&mut frame) {
+        write(buf);
+    }
+    frame
+}
+
 /// Encodes `msg` for the queue (`None`, logged, if it cannot be encoded).
 pub(crate) fn encode(msg: &Message) -> Option<Outbound> {
-    match msg.encode() {
-        Ok(b) => Some(Outbound::Frame(Arc::from(b))),
+    match msg.to_frame() {
+        Ok(f) => Some(Outbound::Frame(shared_frame(|buf| f.encode_into(buf)))),
         Err(e) => {
             warn!(error = %e, "could not encode an outgoing frame");
             None
         }
     }
+}
+
+/// The DELIVER frame of a received SEND body: its bytes, unchanged but for
+/// the STORED flag when `stored`.
+pub(crate) fn deliver(body: &RoutedBody, stored: bool) -> SharedFrame {
+    shared_frame(|buf| body.write_deliver(stored, buf))
+}
+
+/// Queues an answer to the client's own request (pong, status). Unlike
+/// traffic from other users, it waits for room: the session stops reading
+/// this client until it reads its answers (flow control), and only a client
+/// that does not read for `limit` is dropped. False: it was not queued.
+pub(crate) async fn answer(tx: &mpsc::Sender<Outbound>, item: Outbound, limit: Duration) -> bool {
+    matches!(tokio::time::timeout(limit, tx.send(item)).await, Ok(Ok(())))
 }
 
 /// Turns queue entries into frames, in order, packing each run of

@@ -1,11 +1,26 @@
-//! Rate limiting: a sliding window per identity, and the cool-down that
-//! follows a rate-limit disconnect. Pure logic over [`Instant`]s (tokio's, so
-//! tests can pause time).
+//! Rate limiting: the sliding window, and the budgets an identity's frames
+//! are counted against. Pure logic over [`Instant`]s (tokio's, so tests can
+//! pause time). The registry keeps one window per identity and budget, and
+//! the cool-down that follows a rate-limit disconnect.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
+
+/// Which budget a frame is counted against; each has its own window per
+/// identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Budget {
+    /// Messages (first fragments of non-receipt SENDs): `rate_max_messages`.
+    Message,
+    /// Delivery receipts: `receipt_rate_max`.
+    Receipt,
+    /// ACK frames: `ack_rate_max`.
+    Ack,
+    /// New sessions: `login_rate_max`.
+    Login,
+}
 
 /// At most `max` events in any `window`.
 #[derive(Debug, Clone)]

@@ -3,20 +3,20 @@
 //! are handed to sessions with `try_send`, so a slow reader can never stall
 //! the registry or another user.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use blindrelay_wire::{GoodbyeCode, Message, PeerEvent, Routed, Target, UserName};
+use blindrelay_wire::{GoodbyeCode, Message, PeerEvent, RoutedHeader, Target, UserName, Welcome};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::warn;
 
 use crate::SECURITY;
 use crate::config::Config;
-use crate::rate::SlidingWindow;
-
-pub(crate) use crate::outbound::{Outbound, encode};
+use crate::crl::Revoked;
+use crate::outbound::{Outbound, SharedFrame, encode};
+use crate::rate::{Budget, SlidingWindow};
 
 /// Why a session is being closed from outside its own task.
 #[derive(Debug, Clone)]
@@ -71,16 +71,7 @@ pub(crate) struct Known {
     pub serial: Vec<u8>,
     /// This certificate is committed to the store (so a login with it
     /// need not write it again).
-    pub persisted: bool,
-}
-
-/// Which budget a frame is counted against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Budget {
-    Message,
-    Receipt,
-    Ack,
-    Login,
+    pub recorded: bool,
 }
 
 #[derive(Default)]
@@ -91,7 +82,7 @@ struct Inner {
     cooldowns: HashMap<UserName, Instant>,
     /// Serials in the current CRL: refused at login even if the handshake
     /// was verified against an older CRL.
-    revoked: HashSet<Vec<u8>>,
+    revoked: Revoked,
     next_id: u64,
 }
 
@@ -144,8 +135,8 @@ impl Registry {
             receipt_max: usize::from(cfg.receipt_rate_max),
             ack_max: usize::from(cfg.ack_rate_max),
             login_max: usize::from(cfg.login_rate_max),
-            rate_window: Config::d(cfg.rate_window_ms),
-            cooldown: Config::d(cfg.cooldown_ms),
+            rate_window: Duration::from_millis(cfg.rate_window_ms),
+            cooldown: Duration::from_millis(cfg.cooldown_ms),
             queue: cfg.outgoing_queue_frames,
         }
     }
@@ -162,7 +153,7 @@ impl Registry {
                 Known {
                     cert_der,
                     serial,
-                    persisted: true,
+                    recorded: true,
                 },
             );
         }
@@ -170,17 +161,17 @@ impl Registry {
 
     /// Records that `name`'s certificate `cert_der` is committed to the
     /// store (unless it has changed meanwhile).
-    pub(crate) fn cert_persisted(&self, name: &UserName, cert_der: &[u8]) {
+    pub(crate) fn cert_recorded(&self, name: &UserName, cert_der: &[u8]) {
         let mut g = self.lock();
         if let Some(k) = g.known.get_mut(name)
             && k.cert_der == cert_der
         {
-            k.persisted = true;
+            k.recorded = true;
         }
     }
 
     /// Forgets users whose certificate serial is revoked; returns them.
-    pub(crate) fn forget_revoked(&self, revoked: &HashSet<Vec<u8>>) -> Vec<UserName> {
+    pub(crate) fn forget_revoked(&self, revoked: &Revoked) -> Vec<UserName> {
         let mut g = self.lock();
         let gone: Vec<UserName> = g
             .known
@@ -209,7 +200,7 @@ impl Registry {
         name: &UserName,
         cert_der: Vec<u8>,
         serial: Vec<u8>,
-        welcome: &Message,
+        welcome: &Welcome,
         kill: KillSender,
         now: Instant,
     ) -> Result<Login, Refused> {
@@ -241,23 +232,23 @@ impl Registry {
         g.next_id += 1;
         let id = g.next_id;
         // Unchanged and already committed: nothing to write. A write that
-        // failed left `persisted` false, so the next login retries it.
+        // failed left `recorded` false, so the next login retries it.
         let new_cert = g
             .known
             .get(name)
-            .is_none_or(|k| !k.persisted || k.cert_der != cert_der);
+            .is_none_or(|k| !k.recorded || k.cert_der != cert_der);
         g.known.insert(
             name.clone(),
             Known {
                 cert_der: cert_der.clone(),
                 serial: serial.clone(),
-                persisted: !new_cert,
+                recorded: !new_cert,
             },
         );
         // The login sequence is queued under the lock, before the session
         // becomes routable, so nothing can overtake it: Welcome, every other
         // user (online, then offline), DirectoryEnd.
-        let mut hello: Vec<Message> = vec![welcome.clone()];
+        let mut hello: Vec<Message> = vec![Message::Welcome(welcome.clone())];
         for (n, i) in g.online.iter().filter(|(n, _)| *n != name) {
             hello.push(Message::Peer {
                 event: PeerEvent::Listed,
@@ -376,23 +367,26 @@ impl Registry {
             .insert(name.clone(), now + self.cooldown);
     }
 
-    /// Forwards one fragment to every session of every recipient except the
-    /// sending session itself.
-    pub(crate) fn route(&self, from_session: u64, routed: Routed) -> RouteReport {
+    /// Offers one fragment's DELIVER `frame` to every session of every
+    /// recipient named by `header`, except the sending session itself.
+    pub(crate) fn route(
+        &self,
+        from_session: u64,
+        header: &RoutedHeader,
+        frame: SharedFrame,
+    ) -> RouteReport {
         let mut report = RouteReport::default();
         let g = self.lock();
-        let recipients: Vec<UserName> = match &routed.target {
+        let recipients: Vec<UserName> = match &header.target {
             Target::Users(u) => u.clone(),
             Target::Everyone => g
                 .online
                 .keys()
-                .filter(|n| **n != routed.sender)
+                .filter(|n| **n != header.sender)
                 .cloned()
                 .collect(),
         };
-        let Some(frame) = encode(&Message::Deliver(routed)) else {
-            return report;
-        };
+        let frame = Outbound::Frame(frame);
         report.all_live = true;
         for r in recipients {
             let mut live = false;
@@ -416,7 +410,7 @@ impl Registry {
 
     /// Records the CRL and closes every session whose certificate serial is
     /// revoked.
-    pub(crate) fn kill_revoked(&self, revoked: &HashSet<Vec<u8>>) -> usize {
+    pub(crate) fn kill_revoked(&self, revoked: &Revoked) -> usize {
         let mut g = self.lock();
         g.revoked = revoked.clone();
         let mut n = 0;

@@ -3,23 +3,29 @@
 //! flood) and everything the relay must do for legitimate users.
 #![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
-mod common;
-
 use std::time::Duration;
 
 use blindrelay_server::Config;
+use blindrelay_testkit::proxy::FRAME_RECORD;
+use blindrelay_testkit::raw::{RawClient, unique_id};
+use blindrelay_testkit::relay::config;
+use blindrelay_testkit::{RecordProxy, TestPki, TestRelay, logs};
+use blindrelay_wire::UserName;
 use blindrelay_wire::{
     FRAME_LEN, FragmentPos, Frame, FrameType, GoodbyeCode, Message, MessageId, PeerEvent, Routed,
     StatusKind, Target,
 };
-use common::*;
+
+fn n(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
 
 const QUIET: Duration = Duration::from_millis(400);
 
-async fn expect_deliver(c: &mut Client, from: &str, payload: &[u8]) -> Routed {
-    match c.recv_skip_presence().await {
+async fn expect_deliver(c: &mut RawClient, from: &str, payload: &[u8]) -> Routed {
+    match c.recv_skip_presence().await.unwrap() {
         Message::Deliver(r) => {
-            assert_eq!(r.sender.as_str(), from);
+            assert_eq!(r.header.sender.as_str(), from);
             assert_eq!(r.payload, payload);
             r
         }
@@ -27,8 +33,8 @@ async fn expect_deliver(c: &mut Client, from: &str, payload: &[u8]) -> Routed {
     }
 }
 
-async fn expect_accepted(c: &mut Client, id: MessageId) -> u16 {
-    match c.recv_skip_presence().await {
+async fn expect_accepted(c: &mut RawClient, id: MessageId) -> u16 {
+    match c.recv_skip_presence().await.unwrap() {
         Message::Status {
             msg_id,
             kind: StatusKind::Accepted { delivered },
@@ -39,13 +45,15 @@ async fn expect_accepted(c: &mut Client, id: MessageId) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_directory_joins_and_leaves() {
-    let pki = TestPki::new(&["alice", "bob"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut alice = Client::connect(server.addr, &pki, "alice").await;
+    let pki = TestPki::new(&["alice", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut alice = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
     assert!(alice.directory.is_empty());
-    let bob = Client::connect(server.addr, &pki, "bob").await;
-    assert_eq!(bob.directory, vec![name("alice")]);
-    match alice.recv().await {
+    let bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    assert_eq!(bob.directory, vec![n("alice")]);
+    match alice.recv().await.unwrap() {
         Message::Peer {
             event: PeerEvent::Joined,
             name: n,
@@ -63,39 +71,50 @@ async fn presence_directory_joins_and_leaves() {
         other => panic!("expected join, got {other:?}"),
     }
     drop(bob);
-    assert_eq!(alice.recv().await, Message::PeerLeft { name: name("bob") });
-    server.shutdown().await;
+    assert_eq!(
+        alice.recv().await.unwrap(),
+        Message::PeerLeft { name: n("bob") }
+    );
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn routes_to_one_to_everyone_stores_for_the_offline_and_reports_unknown() {
-    let pki = TestPki::new(&["alice", "bob", "carol", "dave"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut alice = Client::connect(server.addr, &pki, "alice").await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
-    let mut carol = Client::connect(server.addr, &pki, "carol").await;
+    let pki = TestPki::new(&["alice", "bob", "carol", "dave"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut alice = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    let mut carol = RawClient::connect(server.addr, &pki, "carol")
+        .await
+        .unwrap();
     // dave logs in once so the relay knows him, then leaves.
-    drop(Client::connect(server.addr, &pki, "dave").await);
+    drop(RawClient::connect(server.addr, &pki, "dave").await.unwrap());
 
-    let id = alice.send_to(&["bob"], b"ciphertext for bob").await;
+    let id = alice
+        .send_to(&["bob"], b"ciphertext for bob")
+        .await
+        .unwrap();
     expect_deliver(&mut bob, "alice", b"ciphertext for bob").await;
     assert_eq!(expect_accepted(&mut alice, id).await, 1);
-    carol.expect_silence(QUIET).await;
+    carol.expect_silence(QUIET).await.unwrap();
 
-    let r = Routed {
-        target: Target::Everyone,
-        ..alice.routed(&["bob"], b"to the room")
+    let r = {
+        let mut r = alice.routed(&["bob"], b"to the room").unwrap();
+        r.header.target = Target::Everyone;
+        r
     };
-    let id = r.msg_id;
-    alice.send(&Message::Send(r)).await;
+    let id = r.header.msg_id;
+    alice.send(&Message::Send(r)).await.unwrap();
     expect_deliver(&mut bob, "alice", b"to the room").await;
     expect_deliver(&mut carol, "alice", b"to the room").await;
     assert_eq!(expect_accepted(&mut alice, id).await, 2);
 
-    let id = alice.send_to(&["dave", "zed"], b"x").await;
+    let id = alice.send_to(&["dave", "zed"], b"x").await.unwrap();
     let mut statuses = vec![];
     while statuses.len() < 3 {
-        match alice.recv().await {
+        match alice.recv().await.unwrap() {
             Message::Status { msg_id, kind } if msg_id == id => statuses.push(kind),
             // Store confirmations of the earlier messages.
             Message::Status { .. } | Message::Peer { .. } | Message::PeerLeft { .. } => {}
@@ -110,47 +129,47 @@ async fn routes_to_one_to_everyone_stores_for_the_offline_and_reports_unknown() 
         vec![
             StatusKind::Accepted { delivered: 0 },
             StatusKind::Stored { recipients: 1 },
-            StatusKind::Unknown(name("zed")),
+            StatusKind::Unknown(n("zed")),
         ]
     );
     // dave logs in and gets it from the store.
-    let mut dave = Client::connect(server.addr, &pki, "dave").await;
+    let mut dave = RawClient::connect(server.addr, &pki, "dave").await.unwrap();
     let r = expect_deliver(&mut dave, "alice", b"x").await;
-    assert_eq!(
-        r.flags & blindrelay_wire::ROUTED_STORED,
-        blindrelay_wire::ROUTED_STORED
-    );
-    server.shutdown().await;
+    assert_eq!(r.header.flags, blindrelay_wire::RoutedFlags::STORED);
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_5000_byte_payload_closes_that_connection_only() {
-    let pki = TestPki::new(&["mallory-bomb", "bob"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
-    let mut mallory = Client::connect(server.addr, &pki, "mallory-bomb").await;
+    let pki = TestPki::new(&["mallory-bomb", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    let mut mallory = RawClient::connect(server.addr, &pki, "mallory-bomb")
+        .await
+        .unwrap();
     // test_bomb.py: 5000 bytes in one write.
     mallory.send_raw(&[b'A'; 5000]).await.unwrap();
     assert_eq!(
-        mallory.expect_closed().await,
+        mallory.expect_closed().await.unwrap(),
         Some(GoodbyeCode::ProtocolViolation)
     );
-    wait_log(&[
+    logs::wait_for(&[
         "identity=mallory-bomb",
         "invalid frame",
         "unsupported protocol version 65",
     ])
-    .await;
+    .await
+    .unwrap();
     // The relay and other users are unaffected.
-    bob.send(&Message::Ping(1)).await;
-    assert_eq!(bob.recv_skip_presence().await, Message::Pong(1));
-    server.shutdown().await;
+    bob.send(&Message::Ping(1)).await.unwrap();
+    assert_eq!(bob.recv_skip_presence().await.unwrap(), Message::Pong(1));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_malformed_frame_ends_the_connection() {
-    let pki = TestPki::new(&["mallory-garbage", "bob"]);
-    let server = TestServer::start(&pki, config()).await;
+    let pki = TestPki::new(&["mallory-garbage", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
     let good = Message::Ping(1).encode().unwrap();
     let mut cases: Vec<(&str, Vec<u8>)> = vec![];
     let mut b = good.to_vec();
@@ -178,136 +197,179 @@ async fn every_kind_of_malformed_frame_ends_the_connection() {
         .to_vec();
     cases.push(("server-to-client message sent by a client", b));
     for (needle, bytes) in cases {
-        let mut m = Client::connect(server.addr, &pki, "mallory-garbage").await;
+        let mut m = RawClient::connect(server.addr, &pki, "mallory-garbage")
+            .await
+            .unwrap();
         m.send_raw(&bytes).await.unwrap();
         assert_eq!(
-            m.expect_closed().await,
+            m.expect_closed().await.unwrap(),
             Some(GoodbyeCode::ProtocolViolation),
             "{needle}"
         );
-        wait_log(&["identity=mallory-garbage", needle]).await;
+        logs::wait_for(&["identity=mallory-garbage", needle])
+            .await
+            .unwrap();
     }
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
-    bob.send(&Message::Ping(2)).await;
-    assert_eq!(bob.recv_skip_presence().await, Message::Pong(2));
-    server.shutdown().await;
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    bob.send(&Message::Ping(2)).await.unwrap();
+    assert_eq!(bob.recv_skip_presence().await.unwrap(), Message::Pong(2));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn truncated_frame_is_cut_off_after_the_frame_timeout() {
-    let pki = TestPki::new(&["mallory-trunc"]);
-    let server = TestServer::start(
+    let pki = TestPki::new(&["mallory-trunc"]).unwrap();
+    let server = TestRelay::with_config(
         &pki,
         Config {
             frame_timeout_ms: 300,
             ..config()
         },
     )
-    .await;
-    let mut m = Client::connect(server.addr, &pki, "mallory-trunc").await;
+    .await
+    .unwrap();
+    let mut m = RawClient::connect(server.addr, &pki, "mallory-trunc")
+        .await
+        .unwrap();
     m.send_raw(&Message::Ping(1).encode().unwrap()[..100])
         .await
         .unwrap();
-    m.expect_closed().await;
-    wait_log(&["identity=mallory-trunc", "truncated frame"]).await;
-    server.shutdown().await;
+    m.expect_closed().await.unwrap();
+    logs::wait_for(&["identity=mallory-trunc", "truncated frame"])
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_sender_is_dropped_silently_then_disconnected() {
-    let pki = TestPki::new(&["mallory-spoof", "bob", "carol"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
-    let mut carol = Client::connect(server.addr, &pki, "carol").await;
-    let mut m = Client::connect(server.addr, &pki, "mallory-spoof").await;
+    let pki = TestPki::new(&["mallory-spoof", "bob", "carol"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    let mut carol = RawClient::connect(server.addr, &pki, "carol")
+        .await
+        .unwrap();
+    let mut m = RawClient::connect(server.addr, &pki, "mallory-spoof")
+        .await
+        .unwrap();
     // test_spoofing.py: a valid connection claiming to be someone else.
-    let forged = Routed {
-        sender: name("carol"),
-        ..m.routed(&["bob"], b"I am carol")
+    let forged = {
+        let mut r = m.routed(&["bob"], b"I am carol").unwrap();
+        r.header.sender = n("carol");
+        r
     };
-    m.send(&Message::Send(forged.clone())).await;
+    m.send(&Message::Send(forged.clone())).await.unwrap();
     // Silent drop: no reply to the sender, nothing to the recipient.
-    m.expect_silence(QUIET).await;
-    bob.expect_silence(Duration::from_millis(50)).await;
-    wait_log(&["identity=mallory-spoof", "spoofing detected", "as carol"]).await;
+    m.expect_silence(QUIET).await.unwrap();
+    bob.expect_silence(Duration::from_millis(50)).await.unwrap();
+    logs::wait_for(&["identity=mallory-spoof", "spoofing detected", "as carol"])
+        .await
+        .unwrap();
     // The connection is still usable for honest messages...
-    let id = m.send_to(&["bob"], b"honest").await;
+    let id = m.send_to(&["bob"], b"honest").await.unwrap();
     expect_deliver(&mut bob, "mallory-spoof", b"honest").await;
     expect_accepted(&mut m, id).await;
     // ...but repeated forgeries (3 strikes) end it.
     for _ in 0..2 {
-        m.send(&Message::Send(Routed {
-            msg_id: MessageId(rand_id()),
-            ..forged.clone()
+        m.send(&Message::Send({
+            let mut r = forged.clone();
+            r.header.msg_id = unique_id();
+            r
         }))
-        .await;
+        .await
+        .unwrap();
     }
-    assert_eq!(m.expect_closed().await, Some(GoodbyeCode::Spoofing));
-    bob.expect_silence(QUIET).await;
+    assert_eq!(
+        m.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::Spoofing)
+    );
+    bob.expect_silence(QUIET).await.unwrap();
     // Other users unaffected.
-    let id = carol.send_to(&["bob"], b"hi").await;
+    let id = carol.send_to(&["bob"], b"hi").await.unwrap();
     expect_deliver(&mut bob, "carol", b"hi").await;
     expect_accepted(&mut carol, id).await;
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_disconnects_at_the_eleventh_message_then_cools_down() {
-    let pki = TestPki::new(&["mallory-flood", "bob"]);
-    let server = TestServer::start(
+    let pki = TestPki::new(&["mallory-flood", "bob"]).unwrap();
+    let server = TestRelay::with_config(
         &pki,
         Config {
             cooldown_ms: 1_000,
             ..config()
         },
     )
-    .await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
-    let mut m = Client::connect(server.addr, &pki, "mallory-flood").await;
+    .await
+    .unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    let mut m = RawClient::connect(server.addr, &pki, "mallory-flood")
+        .await
+        .unwrap();
     for i in 0..10u8 {
-        let id = m.send_to(&["bob"], &[i]).await;
+        let id = m.send_to(&["bob"], &[i]).await.unwrap();
         expect_deliver(&mut bob, "mallory-flood", &[i]).await;
         expect_accepted(&mut m, id).await;
     }
-    m.send_to(&["bob"], &[10]).await;
-    assert_eq!(m.expect_closed().await, Some(GoodbyeCode::RateLimited));
-    bob.expect_silence(QUIET).await;
-    wait_log(&["identity=mallory-flood", "DoS attack detected"]).await;
-    // Reconnecting at once is refused (and restarts the cool-down).
-    let mut again = Client::connect_raw(server.addr, &pki, "mallory-flood")
+    m.send_to(&["bob"], &[10]).await.unwrap();
+    assert_eq!(
+        m.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::RateLimited)
+    );
+    bob.expect_silence(QUIET).await.unwrap();
+    logs::wait_for(&["identity=mallory-flood", "DoS attack detected"])
         .await
         .unwrap();
-    assert_eq!(again.expect_closed().await, Some(GoodbyeCode::CoolDown));
-    wait_log(&[
+    // Reconnecting at once is refused (and restarts the cool-down).
+    let mut again = RawClient::connect_raw(server.addr, &pki, "mallory-flood")
+        .await
+        .unwrap();
+    assert_eq!(
+        again.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::CoolDown)
+    );
+    logs::wait_for(&[
         "identity=mallory-flood",
         "refused: identity is in its rate-limit cool-down",
     ])
-    .await;
+    .await
+    .unwrap();
     // After the cool-down, the user may come back.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
-    let _back = Client::connect(server.addr, &pki, "mallory-flood").await;
-    server.shutdown().await;
+    let _back = RawClient::connect(server.addr, &pki, "mallory-flood")
+        .await
+        .unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconnecting_in_a_loop_is_cut_off() {
-    let pki = TestPki::new(&["churner", "bob"]);
-    let server = TestServer::start(
+    let pki = TestPki::new(&["churner", "bob"]).unwrap();
+    let server = TestRelay::with_config(
         &pki,
         Config {
             login_rate_max: 3,
             ..config()
         },
     )
-    .await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    .await
+    .unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
     for _ in 0..3 {
-        drop(Client::connect(server.addr, &pki, "churner").await);
+        drop(
+            RawClient::connect(server.addr, &pki, "churner")
+                .await
+                .unwrap(),
+        );
     }
-    let mut again = Client::connect_raw(server.addr, &pki, "churner")
+    let mut again = RawClient::connect_raw(server.addr, &pki, "churner")
         .await
         .unwrap();
-    assert_eq!(again.expect_closed().await, Some(GoodbyeCode::CoolDown));
+    assert_eq!(
+        again.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::CoolDown)
+    );
     // bob saw three joins and leaves, not more.
     let mut joins = 0;
     while let Ok(Some(m)) = bob.try_recv(QUIET).await {
@@ -316,23 +378,26 @@ async fn reconnecting_in_a_loop_is_cut_off() {
         }
     }
     assert_eq!(joins, 3);
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_fragmented_message_counts_once_against_the_rate_limit() {
-    let pki = TestPki::new(&["alice", "bob"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut alice = Client::connect(server.addr, &pki, "alice").await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let pki = TestPki::new(&["alice", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut alice = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
     for round in 0..3u8 {
-        let id = MessageId(rand_id());
+        let id = unique_id();
         let frags: Vec<Message> = (0..20u16)
             .map(|i| {
-                Message::Send(Routed {
-                    msg_id: id,
-                    fragment: FragmentPos::new(i, 20).unwrap(),
-                    ..alice.routed(&["bob"], &[round; 3000])
+                Message::Send({
+                    let mut r = alice.routed(&["bob"], &[round; 3000]).unwrap();
+                    r.header.msg_id = id;
+                    r.header.fragment = FragmentPos::new(i, 20).unwrap();
+                    r
                 })
             })
             .collect();
@@ -340,39 +405,43 @@ async fn a_long_fragmented_message_counts_once_against_the_rate_limit() {
         alice.writer.write_batch(&bytes).await.unwrap();
         for i in 0..20u16 {
             let r = expect_deliver(&mut bob, "alice", &[round; 3000]).await;
-            assert_eq!(r.fragment.index(), i);
+            assert_eq!(r.header.fragment.index(), i);
         }
         expect_accepted(&mut alice, id).await;
     }
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_sequence_fragments_are_a_protocol_violation() {
-    let pki = TestPki::new(&["mallory-frag"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut m = Client::connect(server.addr, &pki, "mallory-frag").await;
-    let r = Routed {
-        fragment: FragmentPos::new(3, 5).unwrap(),
-        ..m.routed(&["mallory-frag"], b"x")
+    let pki = TestPki::new(&["mallory-frag"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut m = RawClient::connect(server.addr, &pki, "mallory-frag")
+        .await
+        .unwrap();
+    let r = {
+        let mut r = m.routed(&["mallory-frag"], b"x").unwrap();
+        r.header.fragment = FragmentPos::new(3, 5).unwrap();
+        r
     };
-    m.send(&Message::Send(r)).await;
+    m.send(&Message::Send(r)).await.unwrap();
     assert_eq!(
-        m.expect_closed().await,
+        m.expect_closed().await.unwrap(),
         Some(GoodbyeCode::ProtocolViolation)
     );
-    wait_log(&[
+    logs::wait_for(&[
         "identity=mallory-frag",
         "continuation fragment without a first fragment",
     ])
-    .await;
-    server.shutdown().await;
+    .await
+    .unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_disconnected_without_hurting_others() {
-    let pki = TestPki::new(&["alice", "slowpoke", "carol"]);
-    let server = TestServer::start(
+    let pki = TestPki::new(&["alice", "slowpoke", "carol"]).unwrap();
+    let server = TestRelay::with_config(
         &pki,
         Config {
             rate_max_messages: 60_000,
@@ -381,20 +450,27 @@ async fn slow_reader_is_disconnected_without_hurting_others() {
             ..config()
         },
     )
-    .await;
-    let mut alice = Client::connect(server.addr, &pki, "alice").await;
-    let mut carol = Client::connect(server.addr, &pki, "carol").await;
+    .await
+    .unwrap();
+    let mut alice = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut carol = RawClient::connect(server.addr, &pki, "carol")
+        .await
+        .unwrap();
     // slowpoke connects and then never reads again.
-    let _slow = Client::connect(server.addr, &pki, "slowpoke").await;
-    let _ = alice.recv().await; // join
-    let _ = carol.recv().await; // join
+    let _slow = RawClient::connect(server.addr, &pki, "slowpoke")
+        .await
+        .unwrap();
+    let _ = alice.recv().await.unwrap(); // join
+    let _ = carol.recv().await.unwrap(); // join
     let payload = vec![7u8; 3000];
     let mut left = false;
     for i in 0..4000 {
-        let id = alice.send_to(&["slowpoke"], &payload).await;
+        let id = alice.send_to(&["slowpoke"], &payload).await.unwrap();
         // Drain alice's statuses so that she is not the slow one.
         loop {
-            match alice.recv().await {
+            match alice.recv().await.unwrap() {
                 Message::Status {
                     msg_id,
                     kind: StatusKind::Accepted { .. },
@@ -411,24 +487,26 @@ async fn slow_reader_is_disconnected_without_hurting_others() {
         }
     }
     assert!(left, "slow reader was never disconnected");
-    wait_log(&["identity=slowpoke", "slow reader"]).await;
+    logs::wait_for(&["identity=slowpoke", "slow reader"])
+        .await
+        .unwrap();
     // Carol saw slowpoke leave and can still talk to alice.
     loop {
-        if let Message::PeerLeft { name } = carol.recv().await {
+        if let Message::PeerLeft { name } = carol.recv().await.unwrap() {
             assert_eq!(name.as_str(), "slowpoke");
             break;
         }
     }
-    let id = carol.send_to(&["alice"], b"still here").await;
+    let id = carol.send_to(&["alice"], b"still here").await.unwrap();
     expect_deliver(&mut alice, "carol", b"still here").await;
     expect_accepted(&mut carol, id).await;
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_sessions_time_out_and_keepalives_prevent_it() {
-    let pki = TestPki::new(&["idler", "pinger"]);
-    let server = TestServer::start(
+    let pki = TestPki::new(&["idler", "pinger"]).unwrap();
+    let server = TestRelay::with_config(
         &pki,
         Config {
             idle_timeout_ms: 1_000,
@@ -436,82 +514,100 @@ async fn idle_sessions_time_out_and_keepalives_prevent_it() {
             ..config()
         },
     )
-    .await;
-    let mut idler = Client::connect(server.addr, &pki, "idler").await;
-    let mut pinger = Client::connect(server.addr, &pki, "pinger").await;
+    .await
+    .unwrap();
+    let mut idler = RawClient::connect(server.addr, &pki, "idler")
+        .await
+        .unwrap();
+    let mut pinger = RawClient::connect(server.addr, &pki, "pinger")
+        .await
+        .unwrap();
     // Well past the idle timeout, with pings every 200 ms.
     for i in 0..10 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        pinger.send(&Message::Ping(i)).await;
+        pinger.send(&Message::Ping(i)).await.unwrap();
     }
-    assert_eq!(idler.expect_closed().await, Some(GoodbyeCode::IdleTimeout));
+    assert_eq!(
+        idler.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::IdleTimeout)
+    );
     // The pinger survived well past the idle timeout.
-    pinger.send(&Message::Ping(99)).await;
+    pinger.send(&Message::Ping(99)).await.unwrap();
     loop {
-        match pinger.recv().await {
+        match pinger.recv().await.unwrap() {
             Message::Pong(99) => break,
             Message::Pong(_) | Message::PeerLeft { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
     }
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_cap_closes_the_oldest_and_messages_reach_every_session() {
-    let pki = TestPki::new(&["alice", "bob"]);
-    let server = TestServer::start(
+    let pki = TestPki::new(&["alice", "bob"]).unwrap();
+    let server = TestRelay::with_config(
         &pki,
         Config {
             max_sessions_per_identity: 2,
             ..config()
         },
     )
-    .await;
-    let mut a1 = Client::connect(server.addr, &pki, "alice").await;
-    let mut a2 = Client::connect(server.addr, &pki, "alice").await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
-    let id = bob.send_to(&["alice"], b"to both").await;
+    .await
+    .unwrap();
+    let mut a1 = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut a2 = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    let id = bob.send_to(&["alice"], b"to both").await.unwrap();
     expect_deliver(&mut a1, "bob", b"to both").await;
     expect_deliver(&mut a2, "bob", b"to both").await;
     assert_eq!(expect_accepted(&mut bob, id).await, 2);
-    let mut a3 = Client::connect(server.addr, &pki, "alice").await;
-    assert_eq!(a1.expect_closed().await, Some(GoodbyeCode::SessionLimit));
+    let mut a3 = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        a1.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::SessionLimit)
+    );
     // Nobody acknowledged "to both", so the new session gets it from the store.
     let r = expect_deliver(&mut a3, "bob", b"to both").await;
-    assert_eq!(
-        r.flags & blindrelay_wire::ROUTED_STORED,
-        blindrelay_wire::ROUTED_STORED
-    );
+    assert_eq!(r.header.flags, blindrelay_wire::RoutedFlags::STORED);
     // Alice never went offline, so bob saw no leave.
-    bob.expect_silence(QUIET).await;
-    let id = bob.send_to(&["alice"], b"again").await;
+    bob.expect_silence(QUIET).await.unwrap();
+    let id = bob.send_to(&["alice"], b"again").await.unwrap();
     expect_deliver(&mut a2, "bob", b"again").await;
     expect_deliver(&mut a3, "bob", b"again").await;
     assert_eq!(expect_accepted(&mut bob, id).await, 2);
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_record_after_the_handshake_has_the_same_length() {
-    let pki = TestPki::new(&["alice", "bob", "carol"]);
-    let server = TestServer::start(&pki, config()).await;
-    let proxy = RecordProxy::start(server.addr).await;
-    let mut carol = Client::connect(server.addr, &pki, "carol").await;
-    let mut alice = Client::connect(proxy.addr, &pki, "alice").await;
-    let mut bob = Client::connect(proxy.addr, &pki, "bob").await;
-    let _ = carol.recv().await;
+    let pki = TestPki::new(&["alice", "bob", "carol"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let proxy = RecordProxy::start(server.addr).await.unwrap();
+    let mut carol = RawClient::connect(server.addr, &pki, "carol")
+        .await
+        .unwrap();
+    let mut alice = RawClient::connect(proxy.addr, &pki, "alice").await.unwrap();
+    let mut bob = RawClient::connect(proxy.addr, &pki, "bob").await.unwrap();
+    let _ = carol.recv().await.unwrap();
     // Short, long, multi-fragment and room messages, several frames per write.
-    let id = alice.send_to(&["bob"], b"hi").await;
+    let id = alice.send_to(&["bob"], b"hi").await.unwrap();
     expect_deliver(&mut bob, "alice", b"hi").await;
     expect_accepted(&mut alice, id).await;
-    let mid = MessageId(rand_id());
+    let mid = unique_id();
     let frags: Vec<Box<[u8; FRAME_LEN]>> = (0..12u16)
         .map(|i| {
-            Message::Send(Routed {
-                msg_id: mid,
-                fragment: FragmentPos::new(i, 12).unwrap(),
-                ..alice.routed(&["bob"], &vec![1u8; 3900])
+            Message::Send({
+                let mut r = alice.routed(&["bob"], &vec![1u8; 3900]).unwrap();
+                r.header.msg_id = mid;
+                r.header.fragment = FragmentPos::new(i, 12).unwrap();
+                r
             })
             .encode()
             .unwrap()
@@ -522,11 +618,12 @@ async fn every_record_after_the_handshake_has_the_same_length() {
         expect_deliver(&mut bob, "alice", &vec![1u8; 3900]).await;
     }
     expect_accepted(&mut alice, mid).await;
-    let r = Routed {
-        target: Target::Everyone,
-        ..bob.routed(&["alice"], b"room")
+    let r = {
+        let mut r = bob.routed(&["alice"], b"room").unwrap();
+        r.header.target = Target::Everyone;
+        r
     };
-    bob.send(&Message::Send(r)).await;
+    bob.send(&Message::Send(r)).await.unwrap();
     expect_deliver(&mut alice, "bob", b"room").await;
     drop(alice);
     drop(bob);
@@ -554,10 +651,10 @@ async fn every_record_after_the_handshake_has_the_same_length() {
             let after: Vec<usize> = app
                 .iter()
                 .copied()
-                .skip_while(|&l| l != TLS13_FRAME_RECORD)
+                .skip_while(|&l| l != FRAME_RECORD)
                 .collect();
             assert!(
-                after.iter().all(|&l| l == TLS13_FRAME_RECORD),
+                after.iter().all(|&l| l == FRAME_RECORD),
                 "{dir} conn {conn}: {app:?}"
             );
             assert!(
@@ -569,19 +666,27 @@ async fn every_record_after_the_handshake_has_the_same_length() {
         eprintln!("{dir}: application-data record lengths (count by length) {lengths:?}");
         assert!(frames >= 14, "{dir}: too few frames seen");
     }
-    server.shutdown().await;
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_says_goodbye_to_everyone() {
-    let pki = TestPki::new(&["alice", "bob"]);
-    let server = TestServer::start(&pki, config()).await;
-    let mut alice = Client::connect(server.addr, &pki, "alice").await;
-    let mut bob = Client::connect(server.addr, &pki, "bob").await;
+    let pki = TestPki::new(&["alice", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut alice = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
     let addr = server.addr;
-    server.shutdown().await;
-    assert_eq!(alice.expect_closed().await, Some(GoodbyeCode::Shutdown));
-    assert_eq!(bob.expect_closed().await, Some(GoodbyeCode::Shutdown));
+    server.stop().await.unwrap();
+    assert_eq!(
+        alice.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::Shutdown)
+    );
+    assert_eq!(
+        bob.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::Shutdown)
+    );
     assert!(
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting"

@@ -25,10 +25,34 @@ pub const MAX_BODY_LEN: usize = FRAME_LEN - HEADER_LEN;
 /// The only protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u8 = 1;
 
-/// The frame types. The numeric values are part of the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum FrameType {
+/// Declares [`FrameType`] from one list: the enum, its byte values, the
+/// decoder of the type byte and [`FrameType::ALL`] all come from here, so a
+/// new type cannot be added to one and forgotten in another.
+macro_rules! frame_types {
+    ($($(#[doc = $doc:literal])* $name:ident = $value:literal,)+) => {
+        /// The frame types. The numeric values are part of the protocol.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr(u8)]
+        pub enum FrameType {
+            $($(#[doc = $doc])* $name = $value,)+
+        }
+
+        impl FrameType {
+            /// Every frame type, in protocol order.
+            pub const ALL: &'static [FrameType] = &[$(FrameType::$name,)+];
+
+            /// Maps a type byte to a frame type.
+            pub fn from_u8(b: u8) -> Result<Self, WireError> {
+                match b {
+                    $($value => Ok(Self::$name),)+
+                    other => Err(WireError::UnknownType(other)),
+                }
+            }
+        }
+    };
+}
+
+frame_types! {
     /// Keep-alive request (either direction).
     Ping = 0x01,
     /// Keep-alive answer (either direction).
@@ -56,23 +80,12 @@ pub enum FrameType {
 }
 
 impl FrameType {
-    /// Maps a type byte to a frame type.
-    pub fn from_u8(b: u8) -> Result<Self, WireError> {
-        Ok(match b {
-            0x01 => Self::Ping,
-            0x02 => Self::Pong,
-            0x10 => Self::Send,
-            0x11 => Self::Ack,
-            0x20 => Self::Deliver,
-            0x21 => Self::Status,
-            0x22 => Self::Statuses,
-            0x30 => Self::Welcome,
-            0x31 => Self::Peer,
-            0x32 => Self::DirectoryEnd,
-            0x33 => Self::PeerLeft,
-            0x34 => Self::Goodbye,
-            other => return Err(WireError::UnknownType(other)),
-        })
+    /// True for the types a client may send to the relay.
+    pub fn is_client_to_server(self) -> bool {
+        matches!(
+            self,
+            Self::Ping | Self::Pong | Self::Send | Self::Ack | Self::Goodbye
+        )
     }
 }
 
@@ -102,6 +115,11 @@ impl Frame {
         &self.body
     }
 
+    /// The body, without padding, by value.
+    pub fn into_body(self) -> Vec<u8> {
+        self.body
+    }
+
     /// Encodes into exactly [`FRAME_LEN`] bytes.
     pub fn encode(&self) -> Box<[u8; FRAME_LEN]> {
         let mut out = Box::new([0u8; FRAME_LEN]);
@@ -111,19 +129,8 @@ impl Frame {
 
     /// Encodes into a caller-provided buffer (the padding is zeroed).
     pub fn encode_into(&self, out: &mut [u8; FRAME_LEN]) {
-        // `new` guarantees body.len() <= MAX_BODY_LEN < u16::MAX.
-        let len = u16::try_from(self.body.len()).unwrap_or(u16::MAX);
-        let (header, rest) = out.split_at_mut(HEADER_LEN);
-        header.copy_from_slice(&[
-            PROTOCOL_VERSION,
-            self.kind as u8,
-            len.to_be_bytes()[0],
-            len.to_be_bytes()[1],
-        ]);
-        let n = self.body.len().min(MAX_BODY_LEN);
-        let (body, padding) = rest.split_at_mut(n);
-        body.copy_from_slice(self.body.get(..n).unwrap_or_default());
-        padding.fill(0);
+        // `new` guarantees that the body fits.
+        let _ = write_frame(self.kind, &self.body, out);
     }
 
     /// Decodes one frame. `bytes` must be exactly [`FRAME_LEN`] long.
@@ -157,6 +164,26 @@ impl Frame {
     }
 }
 
+/// Writes a frame of type `kind` carrying `body` into `out` (the padding is
+/// zeroed), without building a [`Frame`] first.
+pub fn write_frame(
+    kind: FrameType,
+    body: &[u8],
+    out: &mut [u8; FRAME_LEN],
+) -> Result<(), WireError> {
+    let len = u16::try_from(body.len())
+        .ok()
+        .filter(|l| usize::from(*l) <= MAX_BODY_LEN)
+        .ok_or(WireError::TooLarge(body.len()))?;
+    let (header, rest) = out.split_at_mut(HEADER_LEN);
+    let [hi, lo] = len.to_be_bytes();
+    header.copy_from_slice(&[PROTOCOL_VERSION, kind as u8, hi, lo]);
+    let (dst, padding) = rest.split_at_mut(body.len());
+    dst.copy_from_slice(body);
+    padding.fill(0);
+    Ok(())
+}
+
 impl TryFrom<&[u8]> for Frame {
     type Error = WireError;
     fn try_from(bytes: &[u8]) -> Result<Self, WireError> {
@@ -170,20 +197,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn any_type() -> impl Strategy<Value = FrameType> {
-        prop_oneof![
-            Just(FrameType::Ping),
-            Just(FrameType::Pong),
-            Just(FrameType::Send),
-            Just(FrameType::Ack),
-            Just(FrameType::Deliver),
-            Just(FrameType::Status),
-            Just(FrameType::Statuses),
-            Just(FrameType::Welcome),
-            Just(FrameType::Peer),
-            Just(FrameType::DirectoryEnd),
-            Just(FrameType::PeerLeft),
-            Just(FrameType::Goodbye),
-        ]
+        prop::sample::select(FrameType::ALL)
     }
 
     proptest! {
@@ -213,6 +227,20 @@ mod tests {
             bytes[pos] = val;
             let _ = Frame::decode(&bytes[..]);
         }
+    }
+
+    #[test]
+    fn every_type_byte_in_the_list_decodes_to_itself_and_no_other_byte_does() {
+        for b in 0..=u8::MAX {
+            match FrameType::from_u8(b) {
+                Ok(t) => {
+                    assert_eq!(t as u8, b);
+                    assert!(FrameType::ALL.contains(&t));
+                }
+                Err(e) => assert_eq!(e, WireError::UnknownType(b)),
+            }
+        }
+        assert_eq!(FrameType::ALL.len(), 12);
     }
 
     #[test]
@@ -249,6 +277,11 @@ mod tests {
     fn rejects_oversized_body() {
         assert_eq!(
             Frame::new(FrameType::Send, vec![0; MAX_BODY_LEN + 1]),
+            Err(WireError::TooLarge(MAX_BODY_LEN + 1))
+        );
+        let mut out = [0u8; FRAME_LEN];
+        assert_eq!(
+            write_frame(FrameType::Send, &[0; MAX_BODY_LEN + 1], &mut out),
             Err(WireError::TooLarge(MAX_BODY_LEN + 1))
         );
     }

@@ -5,12 +5,16 @@
 //! * [`frame`]: the fixed-size frame. Every frame on the wire, in both
 //!   directions, is exactly [`FRAME_LEN`] (4096) bytes: version, type, body
 //!   length, body, zero padding. A capture therefore shows one record length
-//!   for all application data.
-//! * [`message`]: the typed messages carried in frame bodies (routing headers,
-//!   presence, status, keep-alive, goodbye), each with a strict decoder that
-//!   checks version and lengths first and rejects trailing bytes.
+//!   for all application data. The list of frame types is kept in one place.
+//! * [`message`]: the typed messages carried in frame bodies, one module per
+//!   family (routed messages, statuses, login and presence, control), each
+//!   with a strict decoder that checks version and lengths first and rejects
+//!   trailing bytes.
+//! * [`codec`]: the bounds-checked reader and field writers every decoder
+//!   uses (the end-to-end envelope in `blindrelay-e2e` too).
 //! * [`name`]: [`UserName`], the only form in which a user name exists after
 //!   validation.
+//! * [`text`]: which characters may reach a person's screen.
 //!
 //! There are no sockets, no async runtime and no cryptography here; the I/O
 //! crates own buffers, timeouts and tasks. Every decoder returns a
@@ -19,16 +23,17 @@
 //! The byte layout is specified in `PROTOCOL.md` at the repository root.
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod frame;
 pub mod message;
 pub mod name;
-mod reader;
+pub mod text;
 
 pub use frame::{FRAME_LEN, Frame, FrameType, HEADER_LEN, MAX_BODY_LEN, PROTOCOL_VERSION};
 pub use message::{
     CERT_MAX_LEN, FragmentPos, GoodbyeCode, MAX_ACK_IDS, MAX_FRAGMENTS, MAX_RECIPIENTS,
-    MAX_STATUSES, MESSAGE_ID_LEN, Message, MessageId, PeerEvent, ROUTED_RECEIPT, ROUTED_STORED,
-    Routed, StatusKind, Target,
+    MAX_STATUSES, MESSAGE_ID_LEN, Message, MessageId, PeerEvent, Routed, RoutedBody, RoutedFlags,
+    RoutedHeader, StatusKind, Target, Welcome,
 };
 pub use name::UserName;
 

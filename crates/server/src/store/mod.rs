@@ -33,16 +33,35 @@ pub const MAX_BATCH: usize = 512;
 /// Fragments returned per backlog page.
 pub const BACKLOG_PAGE: usize = 256;
 
+/// The error a backend reports, shared: a failed transaction fails every
+/// write in it, and each waiter gets the same error.
+pub type BackendError = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+
 /// Store failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// The store file or its directory cannot be opened.
+    #[error("store {path}: {source}")]
+    Open {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: BackendError,
+    },
     /// The backend failed.
     #[error("store: {0}")]
-    Backend(String),
+    Backend(BackendError),
     /// The store thread is gone.
     #[error("store is closed")]
     Closed,
+}
+
+impl StoreError {
+    /// A backend failure.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Backend(std::sync::Arc::new(e))
+    }
 }
 
 /// Per-recipient limits.
@@ -80,7 +99,7 @@ impl NewMessage {
 
 /// What happened to one [`NewMessage`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PersistOutcome {
+pub enum CommitOutcome {
     /// Committed.
     Stored,
     /// Already stored (a resend); nothing changed.
@@ -101,8 +120,8 @@ pub struct StoredFragment {
 /// A write, applied with others in one transaction.
 #[derive(Debug)]
 pub enum WriteOp {
-    /// Store messages (all-or-nothing per message).
-    Persist(Vec<NewMessage>, Quota),
+    /// Commit messages (all-or-nothing per message).
+    Commit(Vec<NewMessage>, Quota),
     /// The recipient has these messages (sender, id): delete them.
     Ack(UserName, Vec<(UserName, MessageId)>),
     /// Delete messages created before this time (Unix ms).
@@ -126,8 +145,8 @@ pub enum WriteOp {
 /// What a write produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteResult {
-    /// For `Persist`: one outcome per message.
-    Persisted(Vec<PersistOutcome>),
+    /// For `Commit`: one outcome per message.
+    Committed(Vec<CommitOutcome>),
     /// For `Ack`, `Expire`: messages removed.
     Removed(u64),
     /// For `RemoveRevoked`: users removed.
@@ -157,18 +176,14 @@ pub trait MessageStore: Send + 'static {
 /// A user of the directory: name and certificate (DER).
 pub type KnownUser = (UserName, Vec<u8>);
 
+/// Where the store thread sends a result.
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
 enum Request {
-    Write(
-        WriteOp,
-        Option<oneshot::Sender<Result<WriteResult, String>>>,
-    ),
-    Backlog(
-        UserName,
-        i64,
-        oneshot::Sender<Result<Vec<StoredFragment>, String>>,
-    ),
-    Users(oneshot::Sender<Result<Vec<KnownUser>, String>>),
-    Totals(oneshot::Sender<Result<(u64, u64), String>>),
+    Write(WriteOp, Option<Reply<WriteResult>>),
+    Backlog(UserName, i64, Reply<Vec<StoredFragment>>),
+    Users(Reply<Vec<KnownUser>>),
+    Totals(Reply<(u64, u64)>),
 }
 
 /// The relay's handle to the store thread.
@@ -201,18 +216,13 @@ impl StoreHandle {
         Self { tx }
     }
 
-    async fn request<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Request,
-    ) -> Result<T, StoreError> {
+    async fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(make(tx))
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await
-            .map_err(|_| StoreError::Closed)?
-            .map_err(StoreError::Backend)
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Queues a write and waits for its commit.
@@ -225,7 +235,7 @@ impl StoreHandle {
     pub async fn write_pipelined(
         &self,
         op: WriteOp,
-    ) -> Result<oneshot::Receiver<Result<WriteResult, String>>, StoreError> {
+    ) -> Result<oneshot::Receiver<Result<WriteResult, StoreError>>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Request::Write(op, Some(tx)))
@@ -288,7 +298,7 @@ fn serve_batch(store: &mut impl MessageStore, batch: Vec<Request>) {
             Err(e) => {
                 error!(error = %e, ops = writes.len(), "store transaction failed; nothing in it was committed");
                 for w in waiters.into_iter().flatten() {
-                    let _ = w.send(Err(e.to_string()));
+                    let _ = w.send(Err(e.clone()));
                 }
             }
         }
@@ -296,17 +306,13 @@ fn serve_batch(store: &mut impl MessageStore, batch: Vec<Request>) {
     for r in reads {
         match r {
             Request::Backlog(who, after, tx) => {
-                let _ = tx.send(
-                    store
-                        .backlog(&who, after, BACKLOG_PAGE)
-                        .map_err(|e| e.to_string()),
-                );
+                let _ = tx.send(store.backlog(&who, after, BACKLOG_PAGE));
             }
             Request::Users(tx) => {
-                let _ = tx.send(store.users().map_err(|e| e.to_string()));
+                let _ = tx.send(store.users());
             }
             Request::Totals(tx) => {
-                let _ = tx.send(store.totals().map_err(|e| e.to_string()));
+                let _ = tx.send(store.totals());
             }
             Request::Write(..) => {}
         }

@@ -7,7 +7,7 @@ use blindrelay_wire::{MessageId, UserName};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    MessageStore, NewMessage, PersistOutcome, Quota, StoreError, StoredFragment, WriteOp,
+    CommitOutcome, MessageStore, NewMessage, Quota, StoreError, StoredFragment, WriteOp,
     WriteResult,
 };
 
@@ -16,8 +16,8 @@ pub struct SqliteStore {
     db: Connection,
 }
 
-fn e(err: rusqlite::Error) -> StoreError {
-    StoreError::Backend(err.to_string())
+fn db_err(err: rusqlite::Error) -> StoreError {
+    StoreError::backend(err)
 }
 
 impl SqliteStore {
@@ -26,17 +26,21 @@ impl SqliteStore {
         if let Some(parent) = path.parent()
             && !parent.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(parent)
-                .map_err(|err| StoreError::Backend(format!("{}: {err}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|err| StoreError::Open {
+                path: parent.to_path_buf(),
+                source: std::sync::Arc::new(err),
+            })?;
         }
-        let db = Connection::open(path)
-            .map_err(|err| StoreError::Backend(format!("{}: {err}", path.display())))?;
+        let db = Connection::open(path).map_err(|err| StoreError::Open {
+            path: path.to_path_buf(),
+            source: std::sync::Arc::new(err),
+        })?;
         Self::init(db)
     }
 
     /// An in-memory store (tests).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory().map_err(e)?)
+        Self::init(Connection::open_in_memory().map_err(db_err)?)
     }
 
     fn init(db: Connection) -> Result<Self, StoreError> {
@@ -68,51 +72,51 @@ impl SqliteStore {
                  last_seen_ms INTEGER NOT NULL
              );",
         )
-        .map_err(e)?;
+        .map_err(db_err)?;
         Ok(Self { db })
     }
 }
 
-fn persist(
+fn insert_message(
     tx: &rusqlite::Transaction<'_>,
     m: &NewMessage,
     q: Quota,
-) -> Result<PersistOutcome, StoreError> {
+) -> Result<CommitOutcome, StoreError> {
     // Every statement on this path is prepared once per connection
     // (`prepare_cached`): parsing SQL per message cost more than the writes.
     let exists: bool = tx
         .prepare_cached(
             "SELECT 1 FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3 LIMIT 1",
         )
-        .map_err(e)?
+        .map_err(db_err)?
         .query_row(
             params![m.recipient.as_str(), m.sender.as_str(), &m.msg_id.0[..]],
             |_| Ok(()),
         )
         .optional()
-        .map_err(e)?
+        .map_err(db_err)?
         .is_some();
     if exists {
-        return Ok(PersistOutcome::Duplicate);
+        return Ok(CommitOutcome::Duplicate);
     }
     let (count, bytes): (i64, i64) = tx
         .prepare_cached("SELECT messages, bytes FROM mailboxes WHERE recipient = ?1")
-        .map_err(e)?
+        .map_err(db_err)?
         .query_row(params![m.recipient.as_str()], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()
-        .map_err(e)?
+        .map_err(db_err)?
         .unwrap_or((0, 0));
     let size = m.bytes();
     if count as u64 + 1 > q.max_messages || bytes as u64 + size > q.max_bytes {
-        return Ok(PersistOutcome::QuotaExceeded);
+        return Ok(CommitOutcome::QuotaExceeded);
     }
     let mut ins = tx
         .prepare_cached(
             "INSERT INTO messages (recipient, sender, msg_id, frag_index, body, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
-        .map_err(e)?;
+        .map_err(db_err)?;
     for (i, body) in m.fragments.iter().enumerate() {
         ins.execute(params![
             m.recipient.as_str(),
@@ -122,16 +126,16 @@ fn persist(
             body,
             m.created_ms as i64
         ])
-        .map_err(e)?;
+        .map_err(db_err)?;
     }
     tx.prepare_cached(
         "INSERT INTO mailboxes (recipient, messages, bytes) VALUES (?1, 1, ?2)
          ON CONFLICT(recipient) DO UPDATE SET messages = messages + 1, bytes = bytes + ?2",
     )
-    .map_err(e)?
+    .map_err(db_err)?
     .execute(params![m.recipient.as_str(), size as i64])
-    .map_err(e)?;
-    Ok(PersistOutcome::Stored)
+    .map_err(db_err)?;
+    Ok(CommitOutcome::Stored)
 }
 
 fn ack(
@@ -145,26 +149,28 @@ fn ack(
             "DELETE FROM messages WHERE recipient = ?1 AND sender = ?2 AND msg_id = ?3
              RETURNING LENGTH(body)",
         )
-        .map_err(e)?;
+        .map_err(db_err)?;
     let mut update = tx
         .prepare_cached(
             "UPDATE mailboxes SET messages = MAX(messages - 1, 0), bytes = MAX(bytes - ?2, 0) WHERE recipient = ?1",
         )
-        .map_err(e)?;
+        .map_err(db_err)?;
     for (sender, id) in ids {
         // One statement deletes every fragment and reports their sizes.
         let sizes = delete
             .query_map(params![who.as_str(), sender.as_str(), &id.0[..]], |r| {
                 r.get::<_, i64>(0)
             })
-            .map_err(e)?
+            .map_err(db_err)?
             .collect::<Result<Vec<i64>, _>>()
-            .map_err(e)?;
+            .map_err(db_err)?;
         if sizes.is_empty() {
             continue;
         }
         let bytes: i64 = sizes.iter().sum();
-        update.execute(params![who.as_str(), bytes]).map_err(e)?;
+        update
+            .execute(params![who.as_str(), bytes])
+            .map_err(db_err)?;
         removed += 1;
     }
     Ok(removed)
@@ -176,23 +182,23 @@ fn recount(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
          INSERT INTO mailboxes (recipient, messages, bytes)
            SELECT recipient, COUNT(DISTINCT msg_id), SUM(LENGTH(body)) FROM messages GROUP BY recipient;",
     )
-    .map_err(e)
+    .map_err(db_err)
 }
 
 impl MessageStore for SqliteStore {
     fn apply(&mut self, ops: &[WriteOp]) -> Result<Vec<WriteResult>, StoreError> {
-        let tx = self.db.transaction().map_err(e)?;
+        let tx = self.db.transaction().map_err(db_err)?;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {
             out.push(match op {
-                WriteOp::Persist(msgs, q) => WriteResult::Persisted(
-                    msgs.iter().map(|m| persist(&tx, m, *q)).collect::<Result<_, _>>()?,
+                WriteOp::Commit(msgs, q) => WriteResult::Committed(
+                    msgs.iter().map(|m| insert_message(&tx, m, *q)).collect::<Result<_, _>>()?,
                 ),
                 WriteOp::Ack(who, ids) => WriteResult::Removed(ack(&tx, who, ids)?),
                 WriteOp::Expire(before) => {
                     let n = tx
                         .execute("DELETE FROM messages WHERE created_ms < ?1", params![*before as i64])
-                        .map_err(e)?;
+                        .map_err(db_err)?;
                     if n > 0 {
                         recount(&tx)?;
                     }
@@ -204,18 +210,18 @@ impl MessageStore for SqliteStore {
                          ON CONFLICT(name) DO UPDATE SET cert = ?2, serial = ?3, last_seen_ms = ?4",
                         params![name.as_str(), cert, serial, *now_ms as i64],
                     )
-                    .map_err(e)?;
+                    .map_err(db_err)?;
                     WriteResult::Done
                 }
                 WriteOp::RemoveRevoked(serials) => {
                     let mut removed = Vec::new();
                     {
-                        let mut q = tx.prepare_cached("SELECT name, serial FROM users").map_err(e)?;
+                        let mut q = tx.prepare_cached("SELECT name, serial FROM users").map_err(db_err)?;
                         let rows = q
                             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                            .map_err(e)?;
+                            .map_err(db_err)?;
                         for row in rows {
-                            let (name, serial) = row.map_err(e)?;
+                            let (name, serial) = row.map_err(db_err)?;
                             if serials.contains(&serial)
                                 && let Ok(n) = UserName::new(&name)
                             {
@@ -224,13 +230,13 @@ impl MessageStore for SqliteStore {
                         }
                     }
                     for n in &removed {
-                        tx.execute("DELETE FROM users WHERE name = ?1", params![n.as_str()]).map_err(e)?;
+                        tx.execute("DELETE FROM users WHERE name = ?1", params![n.as_str()]).map_err(db_err)?;
                     }
                     WriteResult::UsersRemoved(removed)
                 }
             });
         }
-        tx.commit().map_err(e)?;
+        tx.commit().map_err(db_err)?;
         Ok(out)
     }
 
@@ -245,7 +251,7 @@ impl MessageStore for SqliteStore {
             .prepare_cached(
                 "SELECT seq, body FROM messages WHERE recipient = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )
-            .map_err(e)?;
+            .map_err(db_err)?;
         let rows = q
             .query_map(params![recipient.as_str(), after, limit as i64], |r| {
                 Ok(StoredFragment {
@@ -253,23 +259,23 @@ impl MessageStore for SqliteStore {
                     body: r.get(1)?,
                 })
             })
-            .map_err(e)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(e)
+            .map_err(db_err)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
     }
 
     fn users(&mut self) -> Result<Vec<(UserName, Vec<u8>)>, StoreError> {
         let mut q = self
             .db
             .prepare_cached("SELECT name, cert FROM users ORDER BY name")
-            .map_err(e)?;
+            .map_err(db_err)?;
         let rows = q
             .query_map([], |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
             })
-            .map_err(e)?;
+            .map_err(db_err)?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, cert) = row.map_err(e)?;
+            let (name, cert) = row.map_err(db_err)?;
             if let Ok(n) = UserName::new(&name) {
                 out.push((n, cert));
             }
@@ -284,7 +290,7 @@ impl MessageStore for SqliteStore {
                 [],
                 |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
             )
-            .map_err(e)
+            .map_err(db_err)
     }
 }
 
@@ -316,26 +322,26 @@ mod tests {
     };
 
     #[test]
-    fn persist_dedup_quota_backlog_ack_expire() {
+    fn commit_dedup_quota_backlog_ack_expire() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.db");
         {
             let mut s = SqliteStore::open(&path).unwrap();
             let r = s
-                .apply(&[WriteOp::Persist(
+                .apply(&[WriteOp::Commit(
                     vec![msg("bob", 1, 2, 100), msg("bob", 2, 1, 200)],
                     Q,
                 )])
                 .unwrap();
             assert_eq!(
                 r,
-                vec![WriteResult::Persisted(vec![
-                    PersistOutcome::Stored,
-                    PersistOutcome::Stored
+                vec![WriteResult::Committed(vec![
+                    CommitOutcome::Stored,
+                    CommitOutcome::Stored
                 ])]
             );
             let r = s
-                .apply(&[WriteOp::Persist(
+                .apply(&[WriteOp::Commit(
                     vec![
                         msg("bob", 1, 2, 100),
                         msg("bob", 3, 1, 300),
@@ -346,10 +352,10 @@ mod tests {
                 .unwrap();
             assert_eq!(
                 r,
-                vec![WriteResult::Persisted(vec![
-                    PersistOutcome::Duplicate,
-                    PersistOutcome::Stored,
-                    PersistOutcome::QuotaExceeded
+                vec![WriteResult::Committed(vec![
+                    CommitOutcome::Duplicate,
+                    CommitOutcome::Stored,
+                    CommitOutcome::QuotaExceeded
                 ])]
             );
         }

@@ -1,0 +1,417 @@
+//! The client's protocol logic, without I/O: it turns relay messages into
+//! [`Event`]s to show and frames to send, and user intentions into frames.
+//! It never touches a socket or a timer; the async [`crate::connection`]
+//! moves its bytes and ticks its clocks, and it reaches its database only
+//! through [`ClientStore`].
+//!
+//! One concern per module:
+//! * [`peers`]: which certificates are trusted, pins, safety numbers;
+//! * [`send`]: sealing into frames, and the window that keeps the client
+//!   inside the relay's limits;
+//! * [`receive`]: the pipeline from a DELIVER fragment to what to show and
+//!   what to acknowledge;
+//! * [`receipts`]: the end-to-end receipts owed and sent.
+//!
+//! Delivery is at least once: every outgoing message goes to the outbox
+//! before it is sent, and is sent again after a reconnect until the relay
+//! confirms it is durably stored. Every received message is acknowledged
+//! to the relay once it has been decided (shown or rejected), and answered
+//! with an end-to-end receipt. Duplicates are dropped by the persistent
+//! replay cache.
+
+pub mod peers;
+pub mod receipts;
+pub mod receive;
+pub mod send;
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use blindrelay_e2e::{Content, Freshness, LocalIdentity, TrustRoot};
+use blindrelay_wire::{
+    MAX_ACK_IDS, Message, MessageId, PeerEvent, RoutedFlags, StatusKind, UserName,
+};
+
+use crate::error::ClientError;
+use crate::event::{Event, UndeliveredReason};
+use crate::store::{ClientStore, HistoryEntry, Outgoing};
+use peers::Peers;
+use receipts::Receipts;
+use receive::{Context, Inbox};
+use send::{SendWindow, joined, messages_in, seal_frames};
+
+/// What handling one input produced: events for the user, frames for the
+/// relay.
+#[derive(Debug, Default)]
+pub struct Step {
+    /// What to show, in order.
+    pub events: Vec<Event>,
+    /// What to send, in order.
+    pub frames: Vec<Message>,
+}
+
+/// Client protocol state.
+pub struct ClientCore {
+    me: LocalIdentity,
+    store: Box<dyn ClientStore>,
+    peers: Peers,
+    inbox: Inbox,
+    receipts: Receipts,
+    window: SendWindow,
+    /// Acknowledgements not sent yet.
+    acks: Vec<(UserName, MessageId)>,
+    /// Outbox messages to send again in this session.
+    resend: VecDeque<Outgoing>,
+    keepalive_ms: u64,
+}
+
+fn random_id() -> Result<MessageId, ClientError> {
+    let mut id = [0u8; 16];
+    blindrelay_e2e::seal::fill_random(&mut id).map_err(|_| ClientError::Crypto)?;
+    Ok(MessageId(id))
+}
+
+impl ClientCore {
+    /// A core for `me`, trusting `root`, keeping state in `store`.
+    pub fn new(
+        me: LocalIdentity,
+        root: TrustRoot,
+        store: Box<dyn ClientStore>,
+        freshness: Freshness,
+    ) -> Self {
+        Self {
+            peers: Peers::new(root, me.cert()),
+            me,
+            store,
+            inbox: Inbox::new(freshness),
+            receipts: Receipts::default(),
+            window: SendWindow::default(),
+            acks: Vec::new(),
+            resend: VecDeque::new(),
+            keepalive_ms: 20_000,
+        }
+    }
+
+    /// Our name.
+    pub fn name(&self) -> &UserName {
+        self.me.name()
+    }
+
+    /// The keep-alive interval the relay asked for.
+    pub fn keepalive_ms(&self) -> u64 {
+        self.keepalive_ms
+    }
+
+    /// Verified users online now (not those with a pending key change).
+    pub fn online(&self) -> Vec<UserName> {
+        self.peers.online()
+    }
+
+    /// The safety number shared with `name` (of a changed certificate, if
+    /// one is pending: displaying it is what allows accepting it).
+    pub fn safety_number(&mut self, name: &UserName) -> Result<String, ClientError> {
+        self.peers.safety_number(name)
+    }
+
+    /// Accepts `name`'s changed certificate (after its safety number was
+    /// shown) and pins it.
+    pub fn accept_key(&mut self, name: &UserName, now_ms: u64) -> Result<String, ClientError> {
+        self.peers.accept_key(self.store.as_mut(), name, now_ms)
+    }
+
+    /// The last `n` messages of the local history, oldest first.
+    pub fn history(&self, n: usize) -> Result<Vec<HistoryEntry>, ClientError> {
+        Ok(self.store.history_recent(n)?)
+    }
+
+    /// Handles one message from the relay.
+    pub fn handle(&mut self, msg: Message, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        match msg {
+            Message::Welcome(w) => {
+                if w.identity != *self.me.name() {
+                    step.events.push(Event::Warning(format!(
+                        "the relay bound this connection to {}, not {}",
+                        w.identity,
+                        self.me.name()
+                    )));
+                }
+                self.keepalive_ms = u64::from(w.keepalive_ms).max(1000);
+                // A new session: its window starts empty, and what to send
+                // again is read from the outbox once the directory is in.
+                self.window = SendWindow::new(w.rate_max, u64::from(w.rate_window_ms));
+                self.resend.clear();
+                self.inbox.set_store_ttl(w.store_ttl_s);
+                self.peers.all_offline();
+            }
+            Message::Peer {
+                event,
+                name,
+                cert_der,
+            } => {
+                let online = event != PeerEvent::Offline;
+                self.peers.learn(
+                    self.store.as_mut(),
+                    name,
+                    &cert_der,
+                    online,
+                    now_ms,
+                    &mut step.events,
+                );
+            }
+            Message::DirectoryEnd { .. } => {
+                step.events.push(Event::Connected {
+                    identity: self.me.name().clone(),
+                    online: self.peers.online(),
+                });
+                // Everything the relay has not confirmed goes again,
+                // re-sealed with a fresh timestamp under the same id, a few
+                // at a time between reads (see `next_resend`).
+                match self.store.outbox_unconfirmed() {
+                    Ok(p) => self.resend = p.into(),
+                    Err(e) => step.events.push(Event::Warning(format!("outbox: {e}"))),
+                }
+            }
+            Message::PeerLeft { name } => {
+                self.peers.left(&name);
+                step.events.push(Event::Left { name });
+            }
+            Message::Status { msg_id, kind } => self.status(msg_id, kind, &mut step.events),
+            Message::Statuses(list) => {
+                for (msg_id, kind) in list {
+                    self.status(msg_id, kind, &mut step.events);
+                }
+            }
+            Message::Deliver(r) => {
+                let received = self.inbox.receive(
+                    Context {
+                        me: &self.me,
+                        peers: &self.peers,
+                        store: self.store.as_mut(),
+                        receipts: &mut self.receipts,
+                    },
+                    r,
+                    now_ms,
+                );
+                self.acks.extend(received.ack);
+                step.events.extend(received.event);
+            }
+            Message::Ping(v) => step.frames.push(Message::Pong(v)),
+            Message::Pong(_) => {}
+            Message::Goodbye { code, reason } => step.events.push(Event::Closed {
+                code: Some(code),
+                reason,
+            }),
+            other @ (Message::Send(_) | Message::Ack(_)) => step.events.push(Event::Warning(
+                format!("unexpected {:?} from the relay", other.frame_type()),
+            )),
+        }
+        step
+    }
+
+    fn status(&mut self, msg_id: MessageId, kind: StatusKind, events: &mut Vec<Event>) {
+        if matches!(kind, StatusKind::Accepted { .. }) {
+            self.window.answered(1);
+        }
+        if self.receipts.is_ours(&msg_id) {
+            return;
+        }
+        events.push(match kind {
+            StatusKind::Accepted { delivered } => Event::Sent { msg_id, delivered },
+            StatusKind::Stored { recipients } => {
+                let _ = self.store.outbox_stored(&msg_id);
+                Event::Stored { msg_id, recipients }
+            }
+            StatusKind::Offline(name) => Event::Undelivered {
+                msg_id,
+                name,
+                reason: UndeliveredReason::Offline,
+            },
+            StatusKind::Unknown(name) => Event::Undelivered {
+                msg_id,
+                name,
+                reason: UndeliveredReason::Unknown,
+            },
+            StatusKind::QuotaExceeded(name) => Event::Undelivered {
+                msg_id,
+                name,
+                reason: UndeliveredReason::QuotaExceeded,
+            },
+        });
+    }
+
+    /// True if a message may be sent now (see [`send::SendWindow`]).
+    pub fn can_send(&mut self, now: Instant) -> bool {
+        self.window.has_room(now)
+    }
+
+    /// When the rate budget frees a slot, if it is what holds sending back.
+    pub fn paced_until(&mut self, now: Instant) -> Option<Instant> {
+        (!self.window.paced(now)).then(|| self.window.next_slot(now))
+    }
+
+    /// Records `text` for `to` in the outbox and history (before anything
+    /// is sent) and returns it; [`ClientCore::seal`] makes its frames.
+    pub fn queue_text(
+        &mut self,
+        to: &[UserName],
+        text: &str,
+        room: bool,
+        now_ms: u64,
+    ) -> Result<Outgoing, ClientError> {
+        if to.is_empty() {
+            return Err(ClientError::NoRecipient);
+        }
+        // Fail early on what cannot be sent at all.
+        for n in to {
+            self.peers.trusted(n)?;
+        }
+        let max = blindrelay_e2e::content::MAX_TEXT_LEN;
+        if text.len() > max {
+            return Err(ClientError::TooLong { max });
+        }
+        let out = Outgoing {
+            msg_id: random_id()?,
+            recipients: to.to_vec(),
+            text: text.to_owned(),
+            room,
+            created_ms: now_ms,
+        };
+        self.store.outbox_add(&out)?;
+        let _ = self.store.history_add(&HistoryEntry {
+            msg_id: out.msg_id,
+            ts_ms: now_ms,
+            outgoing: true,
+            peer: joined(to),
+            room,
+            text: text.to_owned(),
+        });
+        Ok(out)
+    }
+
+    /// Seals an outbox message (again, with a fresh timestamp and the same
+    /// id, after a reconnect).
+    pub fn seal(&self, m: &Outgoing, now_ms: u64) -> Result<Vec<Message>, ClientError> {
+        let recipients = m
+            .recipients
+            .iter()
+            .map(|n| self.peers.trusted(n).cloned())
+            .collect::<Result<Vec<_>, _>>()?;
+        seal_frames(
+            &self.me,
+            &recipients,
+            m.msg_id,
+            &Content::Text(m.text.clone()),
+            m.room,
+            RoutedFlags::NONE,
+            now_ms,
+        )
+    }
+
+    /// Queues `text` and seals it: the frames to send now. The message is
+    /// in the outbox whatever happens to the frames.
+    pub fn send_text(
+        &mut self,
+        to: &[UserName],
+        text: &str,
+        room: bool,
+        now_ms: u64,
+        now: Instant,
+    ) -> Result<(MessageId, Vec<Message>), ClientError> {
+        let m = self.queue_text(to, text, room, now_ms)?;
+        let frames = self.seal(&m, now_ms)?;
+        self.window.sent(now);
+        Ok((m.msg_id, frames))
+    }
+
+    /// The next outbox message to send again in this session, sealed, when
+    /// the window has room. `Err` carries the id of a message that cannot
+    /// be sealed now (it stays in the outbox).
+    pub fn next_resend(
+        &mut self,
+        now_ms: u64,
+        now: Instant,
+    ) -> Option<Result<Vec<Message>, (MessageId, ClientError)>> {
+        if !self.window.has_room(now) {
+            return None;
+        }
+        let m = self.resend.pop_front()?;
+        Some(match self.seal(&m, now_ms) {
+            Ok(frames) => {
+                self.window.sent(now);
+                Ok(frames)
+            }
+            Err(e) => Err((m.msg_id, e)),
+        })
+    }
+
+    /// True while outbox messages wait to be sent again.
+    pub fn resend_pending(&self) -> bool {
+        !self.resend.is_empty()
+    }
+
+    /// Pending acknowledgements, as frames (empty if none).
+    pub fn take_acks(&mut self) -> Vec<Message> {
+        let mut acks = std::mem::take(&mut self.acks);
+        acks.sort();
+        acks.dedup();
+        acks.chunks(MAX_ACK_IDS)
+            .map(|c| Message::Ack(c.to_vec()))
+            .collect()
+    }
+
+    /// The next batch of delivery receipts, sealed (empty if none), and
+    /// warnings for those that could not be sealed.
+    pub fn take_receipts(&mut self, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        for (to, ids) in self.receipts.take_batch() {
+            let Ok(id) = random_id() else { continue };
+            self.receipts.sent(id);
+            let sealed = self.peers.trusted(&to).and_then(|peer| {
+                seal_frames(
+                    &self.me,
+                    std::slice::from_ref(peer),
+                    id,
+                    &Content::Receipt(ids),
+                    false,
+                    RoutedFlags::RECEIPT,
+                    now_ms,
+                )
+            });
+            match sealed {
+                Ok(f) => step.frames.extend(f),
+                Err(e) => step.events.push(Event::Warning(format!(
+                    "cannot send a receipt to {to}: {e}"
+                ))),
+            }
+        }
+        self.window.sent_receipts(messages_in(&step.frames));
+        step
+    }
+
+    /// Periodic housekeeping: drops stale partial messages (with a warning)
+    /// and prunes the replay cache and the outbox.
+    pub fn tick(&mut self, now_ms: u64) -> Vec<Event> {
+        let mut events: Vec<Event> = self
+            .inbox
+            .expire(now_ms)
+            .into_iter()
+            .map(|from| {
+                Event::Warning(format!(
+                    "dropped an incomplete message from {from} (fragments missing)"
+                ))
+            })
+            .collect();
+        let horizon = now_ms.saturating_sub(self.inbox.replay_horizon_ms());
+        if let Err(e) = self.store.prune_seen(horizon) {
+            events.push(Event::Warning(format!("replay cache: {e}")));
+        }
+        let _ = self
+            .store
+            .prune_outbox(now_ms.saturating_sub(self.inbox.store_ttl_ms()));
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,229 @@
+//! Peers and trust: which certificates the client believes, for whom.
+//!
+//! The relay hands out certificates; a peer is trusted only once its
+//! certificate verified against the CA ([`VerifiedPeer`]) and matched the
+//! pin kept in the store (trust on first use). A certificate that differs
+//! from the pin is held as *pending*: nothing is sent to or accepted from
+//! that peer until the user has displayed its safety number and accepted
+//! it. A certificate that fails verification removes whatever trust the
+//! name had.
+
+use std::collections::BTreeMap;
+
+use blindrelay_e2e::{TrustRoot, VerifiedPeer, safety_number};
+use blindrelay_wire::UserName;
+use blindrelay_wire::codec::hex;
+
+use crate::error::ClientError;
+use crate::event::Event;
+use crate::store::{ClientStore, PinCheck};
+
+/// Most peers remembered in memory.
+pub const MAX_PEERS: usize = 10_000;
+
+#[derive(Default)]
+struct Peer {
+    online: bool,
+    trusted: Option<VerifiedPeer>,
+    /// A verified certificate that differs from the pin, awaiting the user.
+    pending: Option<VerifiedPeer>,
+    /// The pending fingerprint whose safety number the user has seen.
+    pending_checked: Option<[u8; 32]>,
+}
+
+/// How far the client trusts a sender, for the receive pipeline.
+pub(crate) enum Trust<'a> {
+    /// Verified and pinned.
+    Trusted(&'a VerifiedPeer),
+    /// Its certificate changed and the user has not accepted the new one.
+    Pending,
+    /// Unknown, or its certificate was refused.
+    Untrusted,
+}
+
+/// Every peer the client has heard of.
+pub(crate) struct Peers {
+    root: TrustRoot,
+    me: UserName,
+    my_cert: Vec<u8>,
+    map: BTreeMap<UserName, Peer>,
+}
+
+impl Peers {
+    pub(crate) fn new(root: TrustRoot, me: &VerifiedPeer) -> Self {
+        Self {
+            root,
+            me: me.name().clone(),
+            my_cert: me.cert_der().to_vec(),
+            map: BTreeMap::new(),
+        }
+    }
+
+    /// A new session starts: everyone is offline until listed again.
+    pub(crate) fn all_offline(&mut self) {
+        for p in self.map.values_mut() {
+            p.online = false;
+        }
+    }
+
+    /// `name` left.
+    pub(crate) fn left(&mut self, name: &UserName) {
+        if let Some(p) = self.map.get_mut(name) {
+            p.online = false;
+        }
+    }
+
+    /// Verified users online now (not those with a pending key change).
+    pub(crate) fn online(&self) -> Vec<UserName> {
+        self.map
+            .iter()
+            .filter(|(_, p)| p.online && p.trusted.is_some() && p.pending.is_none())
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    pub(crate) fn trust(&self, name: &UserName) -> Trust<'_> {
+        match self.map.get(name) {
+            Some(Peer {
+                trusted: Some(t),
+                pending: None,
+                ..
+            }) => Trust::Trusted(t),
+            Some(Peer {
+                pending: Some(_), ..
+            }) => Trust::Pending,
+            _ => Trust::Untrusted,
+        }
+    }
+
+    /// The certificate to encrypt to and verify `name` with.
+    pub(crate) fn trusted(&self, name: &UserName) -> Result<&VerifiedPeer, ClientError> {
+        match self.trust(name) {
+            Trust::Trusted(t) => Ok(t),
+            Trust::Pending => Err(ClientError::KeyChanged(name.clone())),
+            Trust::Untrusted => Err(ClientError::NoKey(name.clone())),
+        }
+    }
+
+    /// Takes in a certificate the relay offered for `name`: verifies it,
+    /// checks it against the pin, and says what changed.
+    pub(crate) fn learn(
+        &mut self,
+        store: &mut dyn ClientStore,
+        name: UserName,
+        cert_der: &[u8],
+        online: bool,
+        now_ms: u64,
+        events: &mut Vec<Event>,
+    ) {
+        if name == self.me {
+            return;
+        }
+        if self.map.len() >= MAX_PEERS && !self.map.contains_key(&name) {
+            events.push(Event::Warning(
+                "too many peers; ignoring directory entry".into(),
+            ));
+            return;
+        }
+        let verified = match VerifiedPeer::verify(&name, cert_der, &self.root, now_ms / 1000) {
+            Ok(v) => v,
+            Err(e) => {
+                events.push(Event::Warning(format!(
+                    "REFUSED the certificate the relay offered for {name}: {e}. Nothing will be sent to or accepted from it."
+                )));
+                // Whatever was trusted before is not any more: the relay
+                // now vouches for a bad certificate under this name.
+                let p = self.map.entry(name).or_default();
+                p.online = online;
+                p.trusted = None;
+                p.pending = None;
+                return;
+            }
+        };
+        let check = match store.check_pin(&name, &verified.fingerprint(), cert_der, now_ms) {
+            Ok(c) => c,
+            Err(e) => {
+                events.push(Event::Warning(format!(
+                    "cannot check the pin of {name}: {e}"
+                )));
+                return;
+            }
+        };
+        let fp = verified.fingerprint_hex();
+        let p = self.map.entry(name.clone()).or_default();
+        p.online = online;
+        match check {
+            PinCheck::FirstUse | PinCheck::Match => {
+                p.trusted = Some(verified);
+                p.pending = None;
+                if online {
+                    events.push(Event::Joined {
+                        name,
+                        fingerprint: fp,
+                        first_contact: check == PinCheck::FirstUse,
+                    });
+                }
+            }
+            PinCheck::Changed { pinned } => {
+                if p.pending.as_ref().map(|v| v.fingerprint()) != Some(verified.fingerprint()) {
+                    p.pending_checked = None;
+                }
+                p.pending = Some(verified);
+                events.push(Event::KeyChanged {
+                    name,
+                    pinned: hex(&pinned),
+                    offered: fp,
+                });
+            }
+        }
+    }
+
+    /// The safety number shared with `name`. For a user whose certificate
+    /// changed, it is the number of the *new* certificate (marked so), and
+    /// computing it is what allows [`Peers::accept_key`].
+    pub(crate) fn safety_number(&mut self, name: &UserName) -> Result<String, ClientError> {
+        let p = self
+            .map
+            .get_mut(name)
+            .ok_or_else(|| ClientError::NoKey(name.clone()))?;
+        if let Some(pending) = &p.pending {
+            p.pending_checked = Some(pending.fingerprint());
+            return Ok(format!(
+                "{} (NEW certificate {}, not accepted yet)",
+                safety_number(&self.my_cert, pending.cert_der()),
+                pending.fingerprint_hex().get(..16).unwrap_or_default()
+            ));
+        }
+        let t = p
+            .trusted
+            .as_ref()
+            .ok_or_else(|| ClientError::NoKey(name.clone()))?;
+        Ok(safety_number(&self.my_cert, t.cert_der()))
+    }
+
+    /// Accepts `name`'s changed certificate and pins it. Only the
+    /// certificate whose safety number the user displayed can be accepted,
+    /// so the relay cannot swap it in between.
+    pub(crate) fn accept_key(
+        &mut self,
+        store: &mut dyn ClientStore,
+        name: &UserName,
+        now_ms: u64,
+    ) -> Result<String, ClientError> {
+        let p = self
+            .map
+            .get_mut(name)
+            .ok_or_else(|| ClientError::NoKey(name.clone()))?;
+        let Some(pending) = &p.pending else {
+            return Err(ClientError::NothingToAccept(name.clone()));
+        };
+        if p.pending_checked != Some(pending.fingerprint()) {
+            return Err(ClientError::NotCompared(name.clone()));
+        }
+        store.pin(name, &pending.fingerprint(), pending.cert_der(), now_ms)?;
+        let fp = pending.fingerprint_hex();
+        p.trusted = p.pending.take();
+        p.pending_checked = None;
+        Ok(fp)
+    }
+}

@@ -1,0 +1,112 @@
+//! What can go wrong in the client, as types: the caller can tell a missing
+//! file from a refused login from a recipient without a verified key.
+
+use blindrelay_wire::{FrameType, GoodbyeCode, UserName, WireError};
+
+use crate::store::StoreError;
+
+/// Client errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// A local file cannot be read.
+    #[error("cannot read {what} {path}: {source}")]
+    ReadFile {
+        /// What the file should hold.
+        what: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The CA certificate or the CRL is unusable.
+    #[error(transparent)]
+    Pki(#[from] blindrelay_pki::PkiError),
+    /// The CA certificate or the CRL cannot be trusted.
+    #[error(transparent)]
+    TrustRoot(#[from] blindrelay_e2e::PeerError),
+    /// The user's own certificate or key is unusable.
+    #[error(transparent)]
+    Identity(blindrelay_e2e::E2eError),
+    /// The TLS configuration cannot be built from the files.
+    #[error(transparent)]
+    Tls(#[from] blindrelay_net::NetError),
+    /// The relay's name is not a valid DNS name or IP address.
+    #[error("invalid server name {0:?}")]
+    ServerName(String),
+    /// The local database failed.
+    #[error("state: {0}")]
+    Store(#[from] StoreError),
+    /// A message with no recipient.
+    #[error("no recipient")]
+    NoRecipient,
+    /// No verified certificate for this user.
+    #[error("no verified key for {0}")]
+    NoKey(UserName),
+    /// This user's certificate changed and the change is not accepted yet.
+    #[error("{0}'s certificate changed; compare safety numbers (/verify {0}), then /accept {0}")]
+    KeyChanged(UserName),
+    /// `/accept` for a user whose certificate did not change.
+    #[error("{0} has no changed key to accept")]
+    NothingToAccept(UserName),
+    /// `/accept` before the new safety number was displayed.
+    #[error("compare the safety number first: /verify {0}")]
+    NotCompared(UserName),
+    /// The text is longer than a message may be.
+    #[error("cannot send: message longer than {max} bytes")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// Sealing failed.
+    #[error("cannot send: {0}")]
+    Seal(blindrelay_e2e::E2eError),
+    /// A frame could not be encoded.
+    #[error("cannot send: {0}")]
+    Encode(WireError),
+    /// The relay cannot be reached.
+    #[error("cannot reach {server}: {source}")]
+    Unreachable {
+        /// `host:port`.
+        server: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TLS handshake failed.
+    #[error("TLS handshake with {server} failed: {source}")]
+    Handshake {
+        /// `host:port`.
+        server: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// Connecting took too long.
+    #[error("connecting to {0} timed out")]
+    ConnectTimeout(String),
+    /// The relay's first frame did not arrive or was invalid.
+    #[error("login failed: {0}")]
+    Login(blindrelay_net::NetError),
+    /// The relay closed the connection before its first frame.
+    #[error("the relay closed the connection")]
+    ClosedByRelay,
+    /// The relay refused the login.
+    #[error("refused by the relay ({code:?}): {reason}")]
+    Refused {
+        /// Its goodbye code.
+        code: GoodbyeCode,
+        /// Its reason.
+        reason: String,
+    },
+    /// The relay's first frame was not WELCOME.
+    #[error("unexpected {0:?} before Welcome")]
+    NoWelcome(FrameType),
+    /// Writing to the relay failed.
+    #[error("write failed: {0}")]
+    Write(blindrelay_net::NetError),
+    /// The connection task has stopped.
+    #[error("the connection has stopped")]
+    Stopped,
+    /// The CSPRNG failed.
+    #[error("crypto failure")]
+    Crypto,
+}

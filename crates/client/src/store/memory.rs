@@ -1,0 +1,175 @@
+//! The client's state in memory: the same contract as the SQLite store
+//! (checked by the same conformance tests), for the core's unit tests.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use blindrelay_wire::{MessageId, UserName};
+
+use super::{
+    ClientStore, HistoryEntry, MAX_HISTORY_ENTRIES, MAX_OUTBOX_ENTRIES, MAX_SEEN_ENTRIES, Outgoing,
+    PinCheck, StoreError,
+};
+
+struct OutboxRow {
+    m: Outgoing,
+    stored: bool,
+    delivered_to: Vec<UserName>,
+}
+
+/// A [`ClientStore`] that forgets everything when dropped.
+#[derive(Default)]
+pub struct MemoryStore {
+    pins: HashMap<UserName, [u8; 32]>,
+    seen: HashMap<(UserName, MessageId), u64>,
+    outbox: BTreeMap<MessageId, OutboxRow>,
+    history: VecDeque<HistoryEntry>,
+}
+
+fn cap(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+impl ClientStore for MemoryStore {
+    fn check_pin(
+        &mut self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<PinCheck, StoreError> {
+        match self.pins.get(name) {
+            None => {
+                self.pin(name, fingerprint, cert, now_ms)?;
+                Ok(PinCheck::FirstUse)
+            }
+            Some(p) if p == fingerprint => Ok(PinCheck::Match),
+            Some(p) => Ok(PinCheck::Changed { pinned: *p }),
+        }
+    }
+
+    fn pin(
+        &mut self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        _cert: &[u8],
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.pins.insert(name.clone(), *fingerprint);
+        Ok(())
+    }
+
+    fn seen(&self, sender: &UserName, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(self.seen.contains_key(&(sender.clone(), *id)))
+    }
+
+    fn record_seen(
+        &mut self,
+        sender: &UserName,
+        id: &MessageId,
+        ts_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let key = (sender.clone(), *id);
+        if self.seen.contains_key(&key) {
+            return Ok(false);
+        }
+        self.seen.insert(key, ts_ms);
+        Ok(true)
+    }
+
+    fn seen_since(&self, horizon_ms: u64) -> Result<u64, StoreError> {
+        Ok(self.seen.values().filter(|ts| **ts >= horizon_ms).count() as u64)
+    }
+
+    fn prune_seen(&mut self, horizon_ms: u64) -> Result<(), StoreError> {
+        self.seen.retain(|_, ts| *ts >= horizon_ms);
+        let max = cap(MAX_SEEN_ENTRIES);
+        if self.seen.len() > max {
+            let mut stamps: Vec<u64> = self.seen.values().copied().collect();
+            stamps.sort_unstable_by(|a, b| b.cmp(a));
+            let keep_from = stamps.get(max - 1).copied().unwrap_or(0);
+            self.seen.retain(|_, ts| *ts >= keep_from);
+        }
+        Ok(())
+    }
+
+    fn outbox_add(&mut self, m: &Outgoing) -> Result<(), StoreError> {
+        self.outbox.entry(m.msg_id).or_insert_with(|| OutboxRow {
+            m: m.clone(),
+            stored: false,
+            delivered_to: Vec::new(),
+        });
+        Ok(())
+    }
+
+    fn outbox_stored(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(match self.outbox.get_mut(id) {
+            Some(row) if !row.stored => {
+                row.stored = true;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    fn outbox_delivered(&mut self, id: &MessageId, by: &UserName) -> Result<bool, StoreError> {
+        let Some(row) = self.outbox.get_mut(id) else {
+            return Ok(false);
+        };
+        if !row.m.recipients.contains(by) || row.delivered_to.contains(by) {
+            return Ok(false);
+        }
+        row.delivered_to.push(by.clone());
+        Ok(true)
+    }
+
+    fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError> {
+        let mut out: Vec<Outgoing> = self
+            .outbox
+            .values()
+            .filter(|r| !r.stored)
+            .map(|r| r.m.clone())
+            .collect();
+        out.sort_by_key(|m| m.created_ms);
+        Ok(out)
+    }
+
+    fn prune_outbox(&mut self, before_ms: u64) -> Result<(), StoreError> {
+        self.outbox.retain(|_, r| r.m.created_ms >= before_ms);
+        let mut stored: Vec<(u64, MessageId)> = self
+            .outbox
+            .iter()
+            .filter(|(_, r)| r.stored)
+            .map(|(id, r)| (r.m.created_ms, *id))
+            .collect();
+        stored.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in stored.iter().skip(cap(MAX_OUTBOX_ENTRIES)) {
+            self.outbox.remove(id);
+        }
+        Ok(())
+    }
+
+    fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError> {
+        self.history.push_back(h.clone());
+        while self.history.len() > cap(MAX_HISTORY_ENTRIES) {
+            self.history.pop_front();
+        }
+        Ok(())
+    }
+
+    fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let skip = self.history.len().saturating_sub(n);
+        Ok(self.history.iter().skip(skip).cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn the_memory_store_keeps_the_contract() {
+        conformance::pins_and_replays(&mut MemoryStore::default());
+        conformance::outbox_and_history(&mut MemoryStore::default());
+    }
+}

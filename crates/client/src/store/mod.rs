@@ -1,0 +1,222 @@
+//! What the client remembers, behind one small trait.
+//!
+//! [`ClientStore`] is everything the protocol core ever asks of its
+//! database: the pinned certificate of each peer (trust on first use), the
+//! replay cache, the outbox (messages not yet confirmed stored by the
+//! relay, and who confirmed delivery end to end), and the local history.
+//! The core reaches its state only through this trait, so it does no I/O
+//! itself and its unit tests run on [`memory::MemoryStore`];
+//! [`sqlite::SqliteStore`] is what a real client keeps on disk. (The
+//! relay's `MessageStore` trait is the model.)
+//!
+//! Both implementations bound what they keep: [`MAX_SEEN_ENTRIES`] replay
+//! entries, [`MAX_OUTBOX_ENTRIES`] confirmed outbox rows,
+//! [`MAX_HISTORY_ENTRIES`] history lines.
+
+pub mod memory;
+pub mod sqlite;
+
+use blindrelay_wire::{MessageId, UserName};
+
+/// Most replay-cache rows kept.
+pub const MAX_SEEN_ENTRIES: u64 = 100_000;
+/// Most confirmed outgoing messages remembered (for delivery receipts).
+pub const MAX_OUTBOX_ENTRIES: u64 = 10_000;
+/// Most history entries kept.
+pub const MAX_HISTORY_ENTRIES: u64 = 10_000;
+
+/// The store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file or its directory cannot be opened.
+    #[error("{path}: {source}")]
+    Open {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// SQLite failed.
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// An outgoing message, as the outbox keeps it until the relay stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Its id (kept across resends).
+    pub msg_id: MessageId,
+    /// Recipients.
+    pub recipients: Vec<UserName>,
+    /// The text.
+    pub text: String,
+    /// Room message.
+    pub room: bool,
+    /// First attempt, Unix ms.
+    pub created_ms: u64,
+}
+
+/// One line of local history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Message id.
+    pub msg_id: MessageId,
+    /// Sender's timestamp.
+    pub ts_ms: u64,
+    /// Sent by us.
+    pub outgoing: bool,
+    /// The other side: sender, or comma-separated recipients.
+    pub peer: String,
+    /// Room message.
+    pub room: bool,
+    /// The text.
+    pub text: String,
+}
+
+/// What the pin store says about a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PinCheck {
+    /// First time this name is seen: now pinned.
+    FirstUse,
+    /// Same certificate as pinned.
+    Match,
+    /// A different certificate than the pinned one.
+    Changed {
+        /// Fingerprint pinned before.
+        pinned: [u8; 32],
+    },
+}
+
+/// Everything the client core keeps between runs.
+pub trait ClientStore: Send {
+    /// Checks `fingerprint` against the pin for `name`, pinning on first use.
+    fn check_pin(
+        &mut self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<PinCheck, StoreError>;
+    /// Pins (or re-pins, after the user accepted a change) a certificate.
+    fn pin(
+        &mut self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// True if this (sender, id) was already accepted.
+    fn seen(&self, sender: &UserName, id: &MessageId) -> Result<bool, StoreError>;
+    /// Records an accepted message. False if it was already there (replay).
+    fn record_seen(
+        &mut self,
+        sender: &UserName,
+        id: &MessageId,
+        ts_ms: u64,
+    ) -> Result<bool, StoreError>;
+    /// Replay entries with a timestamp at or after `horizon_ms`.
+    fn seen_since(&self, horizon_ms: u64) -> Result<u64, StoreError>;
+    /// Drops replay entries older than `horizon_ms` and keeps at most
+    /// [`MAX_SEEN_ENTRIES`].
+    fn prune_seen(&mut self, horizon_ms: u64) -> Result<(), StoreError>;
+
+    /// Records an outgoing message before it is sent.
+    fn outbox_add(&mut self, m: &Outgoing) -> Result<(), StoreError>;
+    /// Marks an outgoing message as durably stored by the relay; false if it
+    /// was not waiting.
+    fn outbox_stored(&mut self, id: &MessageId) -> Result<bool, StoreError>;
+    /// Records that `by` confirmed (end to end) receiving `id`. False if
+    /// `id` is not ours to `by`, or already confirmed.
+    fn outbox_delivered(&mut self, id: &MessageId, by: &UserName) -> Result<bool, StoreError>;
+    /// Outgoing messages the relay has not confirmed as stored, oldest first.
+    fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError>;
+    /// Drops outbox rows created before `before_ms` and keeps at most
+    /// [`MAX_OUTBOX_ENTRIES`] confirmed ones.
+    fn prune_outbox(&mut self, before_ms: u64) -> Result<(), StoreError>;
+
+    /// Appends to the local conversation history (bounded).
+    fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError>;
+    /// The last `n` history entries, oldest first.
+    fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError>;
+}
+
+/// Runs the same checks against any [`ClientStore`]: both implementations
+/// must behave alike.
+#[cfg(test)]
+pub(crate) mod conformance {
+    use super::*;
+
+    fn n(s: &str) -> UserName {
+        UserName::new(s).unwrap()
+    }
+
+    pub(crate) fn pins_and_replays(s: &mut dyn ClientStore) {
+        let bob = n("bob");
+        let id = MessageId([3; 16]);
+        assert_eq!(
+            s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(),
+            PinCheck::FirstUse
+        );
+        assert_eq!(
+            s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(),
+            PinCheck::Match
+        );
+        assert_eq!(
+            s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(),
+            PinCheck::Changed { pinned: [1; 32] }
+        );
+        s.pin(&bob, &[2; 32], b"c2", 0).unwrap();
+        assert_eq!(
+            s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(),
+            PinCheck::Match
+        );
+        assert!(s.record_seen(&bob, &id, 1000).unwrap());
+        assert!(!s.record_seen(&bob, &id, 1000).unwrap());
+        assert!(s.seen(&bob, &id).unwrap());
+        assert!(!s.seen(&n("carol"), &id).unwrap());
+        assert_eq!(s.seen_since(1000).unwrap(), 1);
+        assert_eq!(s.seen_since(1001).unwrap(), 0);
+        s.prune_seen(2000).unwrap();
+        assert!(!s.seen(&bob, &id).unwrap());
+    }
+
+    pub(crate) fn outbox_and_history(s: &mut dyn ClientStore) {
+        let (bob, carol) = (n("bob"), n("carol"));
+        let m = Outgoing {
+            msg_id: MessageId([1; 16]),
+            recipients: vec![bob.clone(), carol.clone()],
+            text: "hi".into(),
+            room: false,
+            created_ms: 5,
+        };
+        s.outbox_add(&m).unwrap();
+        assert_eq!(s.outbox_unconfirmed().unwrap(), vec![m.clone()]);
+        assert!(s.outbox_stored(&m.msg_id).unwrap());
+        assert!(!s.outbox_stored(&m.msg_id).unwrap());
+        assert!(s.outbox_unconfirmed().unwrap().is_empty());
+        // Receipts count once per recipient, and only from recipients.
+        assert!(s.outbox_delivered(&m.msg_id, &bob).unwrap());
+        assert!(!s.outbox_delivered(&m.msg_id, &bob).unwrap());
+        assert!(!s.outbox_delivered(&m.msg_id, &n("mallory")).unwrap());
+        assert!(s.outbox_delivered(&m.msg_id, &carol).unwrap());
+        s.prune_outbox(6).unwrap();
+        assert!(!s.outbox_delivered(&m.msg_id, &carol).unwrap());
+        for i in 0..30u8 {
+            s.history_add(&HistoryEntry {
+                msg_id: MessageId([i; 16]),
+                ts_ms: u64::from(i),
+                outgoing: i % 2 == 0,
+                peer: "bob".into(),
+                room: false,
+                text: format!("line {i}"),
+            })
+            .unwrap();
+        }
+        let recent = s.history_recent(20).unwrap();
+        assert_eq!(recent.len(), 20);
+        assert_eq!(recent.first().unwrap().text, "line 10");
+        assert_eq!(recent.last().unwrap().text, "line 29");
+    }
+}

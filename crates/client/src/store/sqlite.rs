@@ -1,0 +1,354 @@
+//! The client's state on disk, in SQLite: pins, replay cache, outbox and
+//! history. Survives restarts.
+
+use std::path::Path;
+
+use blindrelay_wire::{MessageId, UserName};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{
+    ClientStore, HistoryEntry, MAX_HISTORY_ENTRIES, MAX_OUTBOX_ENTRIES, MAX_SEEN_ENTRIES, Outgoing,
+    PinCheck, StoreError,
+};
+
+/// The client's SQLite database.
+pub struct SqliteStore {
+    db: Connection,
+}
+
+fn join(names: &[UserName]) -> String {
+    names
+        .iter()
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// SQLite integers are signed; every value stored here is far below
+/// `i64::MAX`, so the conversions saturate only on nonsense.
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn unsigned(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                path: parent.to_path_buf(),
+                source: Box::new(e),
+            })?;
+        }
+        let db = Connection::open(path).map_err(|e| StoreError::Open {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })?;
+        Self::init(db)
+    }
+
+    /// An in-memory database (tests, one-shot tools).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(db: Connection) -> Result<Self, StoreError> {
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=NORMAL;
+             CREATE TABLE IF NOT EXISTS pins (
+                 name TEXT PRIMARY KEY,
+                 fingerprint BLOB NOT NULL,
+                 cert BLOB NOT NULL,
+                 pinned_at_ms INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS seen (
+                 sender TEXT NOT NULL,
+                 msg_id BLOB NOT NULL,
+                 ts_ms INTEGER NOT NULL,
+                 PRIMARY KEY (sender, msg_id)
+             );
+             CREATE INDEX IF NOT EXISTS seen_ts ON seen(ts_ms);
+             CREATE TABLE IF NOT EXISTS outbox (
+                 msg_id BLOB PRIMARY KEY,
+                 recipients TEXT NOT NULL,
+                 text TEXT NOT NULL,
+                 room INTEGER NOT NULL,
+                 created_ms INTEGER NOT NULL,
+                 state TEXT NOT NULL,
+                 delivered_to TEXT NOT NULL DEFAULT ''
+             );
+             CREATE TABLE IF NOT EXISTS history (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 msg_id BLOB NOT NULL,
+                 ts_ms INTEGER NOT NULL,
+                 outgoing INTEGER NOT NULL,
+                 peer TEXT NOT NULL,
+                 room INTEGER NOT NULL,
+                 text TEXT NOT NULL
+             );",
+        )?;
+        Ok(Self { db })
+    }
+}
+
+impl ClientStore for SqliteStore {
+    fn check_pin(
+        &mut self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<PinCheck, StoreError> {
+        let pinned: Option<Vec<u8>> = self
+            .db
+            .query_row(
+                "SELECT fingerprint FROM pins WHERE name = ?1",
+                params![name.as_str()],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match pinned {
+            None => {
+                self.pin(name, fingerprint, cert, now_ms)?;
+                Ok(PinCheck::FirstUse)
+            }
+            Some(p) if p.as_slice() == fingerprint => Ok(PinCheck::Match),
+            Some(p) => Ok(PinCheck::Changed {
+                pinned: <[u8; 32]>::try_from(p.as_slice()).unwrap_or([0; 32]),
+            }),
+        }
+    }
+
+    fn pin(
+        &mut self,
+        name: &UserName,
+        fingerprint: &[u8; 32],
+        cert: &[u8],
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT INTO pins (name, fingerprint, cert, pinned_at_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET fingerprint = ?2, cert = ?3, pinned_at_ms = ?4",
+            params![name.as_str(), &fingerprint[..], cert, int(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn seen(&self, sender: &UserName, id: &MessageId) -> Result<bool, StoreError> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM seen WHERE sender = ?1 AND msg_id = ?2",
+            params![sender.as_str(), &id.0[..]],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    fn record_seen(
+        &mut self,
+        sender: &UserName,
+        id: &MessageId,
+        ts_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let n = self.db.execute(
+            "INSERT OR IGNORE INTO seen (sender, msg_id, ts_ms) VALUES (?1, ?2, ?3)",
+            params![sender.as_str(), &id.0[..], int(ts_ms)],
+        )?;
+        Ok(n == 1)
+    }
+
+    fn seen_since(&self, horizon_ms: u64) -> Result<u64, StoreError> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM seen WHERE ts_ms >= ?1",
+            params![int(horizon_ms)],
+            |r| r.get(0),
+        )?;
+        Ok(unsigned(n))
+    }
+
+    fn prune_seen(&mut self, horizon_ms: u64) -> Result<(), StoreError> {
+        self.db.execute(
+            "DELETE FROM seen WHERE ts_ms < ?1",
+            params![int(horizon_ms)],
+        )?;
+        self.db.execute(
+            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen ORDER BY ts_ms DESC LIMIT -1 OFFSET ?1)",
+            params![int(MAX_SEEN_ENTRIES)],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_add(&mut self, m: &Outgoing) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT OR IGNORE INTO outbox (msg_id, recipients, text, room, created_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'sending')",
+            params![&m.msg_id.0[..], join(&m.recipients), m.text, i64::from(m.room), int(m.created_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn outbox_stored(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        let n = self.db.execute(
+            "UPDATE outbox SET state = 'stored' WHERE msg_id = ?1 AND state != 'stored'",
+            params![&id.0[..]],
+        )?;
+        Ok(n > 0)
+    }
+
+    fn outbox_delivered(&mut self, id: &MessageId, by: &UserName) -> Result<bool, StoreError> {
+        let row: Option<(String, String)> = self
+            .db
+            .query_row(
+                "SELECT recipients, delivered_to FROM outbox WHERE msg_id = ?1",
+                params![&id.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((recipients, delivered)) = row else {
+            return Ok(false);
+        };
+        if !recipients.split(',').any(|r| r == by.as_str())
+            || delivered.split(',').any(|r| r == by.as_str())
+        {
+            return Ok(false);
+        }
+        let delivered = if delivered.is_empty() {
+            by.to_string()
+        } else {
+            format!("{delivered},{by}")
+        };
+        self.db.execute(
+            "UPDATE outbox SET delivered_to = ?2 WHERE msg_id = ?1",
+            params![&id.0[..], delivered],
+        )?;
+        Ok(true)
+    }
+
+    fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError> {
+        let mut q = self.db.prepare(
+            "SELECT msg_id, recipients, text, room, created_ms FROM outbox WHERE state = 'sending' ORDER BY created_ms",
+        )?;
+        let rows = q.query_map([], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, recipients, text, room, created) = row?;
+            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
+                continue;
+            };
+            out.push(Outgoing {
+                msg_id: MessageId(id),
+                recipients: recipients
+                    .split(',')
+                    .filter_map(|r| UserName::new(r).ok())
+                    .collect(),
+                text,
+                room: room != 0,
+                created_ms: unsigned(created),
+            });
+        }
+        Ok(out)
+    }
+
+    fn prune_outbox(&mut self, before_ms: u64) -> Result<(), StoreError> {
+        self.db.execute(
+            "DELETE FROM outbox WHERE created_ms < ?1",
+            params![int(before_ms)],
+        )?;
+        self.db.execute(
+            "DELETE FROM outbox WHERE state = 'stored' AND msg_id IN (SELECT msg_id FROM outbox WHERE state = 'stored' ORDER BY created_ms DESC LIMIT -1 OFFSET ?1)",
+            params![int(MAX_OUTBOX_ENTRIES)],
+        )?;
+        Ok(())
+    }
+
+    fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT INTO history (msg_id, ts_ms, outgoing, peer, room, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![&h.msg_id.0[..], int(h.ts_ms), i64::from(h.outgoing), h.peer, i64::from(h.room), h.text],
+        )?;
+        self.db.execute(
+            "DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?1",
+            params![int(MAX_HISTORY_ENTRIES)],
+        )?;
+        Ok(())
+    }
+
+    fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let mut q = self.db.prepare(
+            "SELECT msg_id, ts_ms, outgoing, peer, room, text FROM history ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = q.query_map(params![i64::try_from(n).unwrap_or(i64::MAX)], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, ts, outgoing, peer, room, text) = row?;
+            let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
+                continue;
+            };
+            out.push(HistoryEntry {
+                msg_id: MessageId(id),
+                ts_ms: unsigned(ts),
+                outgoing: outgoing != 0,
+                peer,
+                room: room != 0,
+                text,
+            });
+        }
+        out.reverse();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    #[test]
+    fn the_sqlite_store_keeps_the_contract() {
+        conformance::pins_and_replays(&mut SqliteStore::in_memory().unwrap());
+        conformance::outbox_and_history(&mut SqliteStore::in_memory().unwrap());
+    }
+
+    #[test]
+    fn pins_and_replays_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let bob = UserName::new("bob").unwrap();
+        let id = MessageId([3; 16]);
+        {
+            let mut s = SqliteStore::open(&path).unwrap();
+            assert_eq!(
+                s.check_pin(&bob, &[1; 32], b"c1", 0).unwrap(),
+                PinCheck::FirstUse
+            );
+            assert!(s.record_seen(&bob, &id, 1000).unwrap());
+        }
+        let mut s = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            s.check_pin(&bob, &[2; 32], b"c2", 0).unwrap(),
+            PinCheck::Changed { pinned: [1; 32] }
+        );
+        assert!(s.seen(&bob, &id).unwrap());
+    }
+}

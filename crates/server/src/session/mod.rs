@@ -1,0 +1,486 @@
+//! One authenticated connection, from login to goodbye.
+//!
+//! After the handshake the session takes its identity from the client
+//! certificate's CN, registers with the registry (which queues `Welcome`
+//! and the directory), and then reads frames until the client leaves,
+//! breaks a rule, or the server shuts down. A SEND passes the [`rules`],
+//! the identity's rate budget, is shown to the observer, routed as the
+//! DELIVER frame built from its received bytes, and, at its last
+//! fragment, handed to [`crate::delivery`]. A separate [`writer`] task
+//! drains the session's bounded queues to the socket, so a client that
+//! stops reading fills its own queue and is disconnected; nobody else
+//! waits for it.
+
+pub(crate) mod rules;
+pub(crate) mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blindrelay_net::{FrameReader, FrameWriter, NetError};
+use blindrelay_wire::{
+    Frame, FrameType, GoodbyeCode, MAX_FRAGMENTS, Message, RoutedBody, StatusKind, UserName,
+    Welcome, WireError,
+};
+use tokio::io::ReadHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
+
+use crate::SECURITY;
+use crate::config::Config;
+use crate::delivery::{Finished, InFlight, Stalled};
+use crate::outbound::{Outbound, answer, deliver, encode};
+use crate::rate::Budget;
+use crate::registry::{Kill, Login, Refused};
+use crate::shared::Shared;
+use crate::store::{WriteOp, log_failure};
+use rules::{SendRules, Verdict, Violation};
+
+type Stream = TlsStream<TcpStream>;
+
+/// How a session ends.
+enum End {
+    /// Client said goodbye or closed the stream.
+    Normal,
+    /// Closed for cause; the client is told why.
+    Cause(GoodbyeCode, String),
+    /// Transport failed; nothing more can be sent.
+    Broken(String),
+}
+
+impl From<Violation> for End {
+    fn from(v: Violation) -> Self {
+        End::Cause(v.code(), v.reason().into())
+    }
+}
+
+impl From<Stalled> for End {
+    fn from(_: Stalled) -> Self {
+        End::Cause(
+            GoodbyeCode::TooSlow,
+            "client not reading its answers".into(),
+        )
+    }
+}
+
+/// The identity a certificate proves, read after the handshake.
+struct Authenticated {
+    identity: UserName,
+    cert: Vec<u8>,
+    serial: Vec<u8>,
+}
+
+fn authenticate(stream: &Stream, peer: SocketAddr) -> Option<Authenticated> {
+    let (_, conn) = stream.get_ref();
+    let Some(cert) = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+    else {
+        warn!(target: SECURITY, %peer, "no client certificate after handshake, closing");
+        return None;
+    };
+    let identity = match blindrelay_pki::identity_from_cert(&cert) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!(target: SECURITY, %peer, reason = %e, "certificate has no usable identity, closing");
+            return None;
+        }
+    };
+    let serial = blindrelay_pki::CertInfo::from_der(&cert)
+        .map(|i| i.serial)
+        .unwrap_or_default();
+    Some(Authenticated {
+        identity,
+        cert,
+        serial,
+    })
+}
+
+fn welcome(cfg: &Config, identity: &UserName) -> Welcome {
+    Welcome {
+        identity: identity.clone(),
+        rate_max: cfg.rate_max_messages,
+        rate_window_ms: u32::try_from(cfg.rate_window_ms).unwrap_or(u32::MAX),
+        keepalive_ms: u32::try_from(cfg.keepalive_ms).unwrap_or(u32::MAX),
+        max_fragments: MAX_FRAGMENTS,
+        store_ttl_s: u32::try_from(cfg.store_ttl_ms / 1000).unwrap_or(u32::MAX),
+    }
+}
+
+/// Serves one connection until it ends.
+pub(crate) async fn run(
+    stream: Stream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: broadcast::Receiver<()>,
+    done: mpsc::Sender<()>,
+) {
+    let cfg = &shared.config;
+    let Some(who) = authenticate(&stream, peer) else {
+        return;
+    };
+    let identity = who.identity.clone();
+    let (rd, wr) = tokio::io::split(stream);
+    let (backlog_tx, backlog_rx) = mpsc::channel::<Outbound>(cfg.backlog_queue_frames);
+    let (kill_tx, kill_rx) = watch::channel::<Option<Kill>>(None);
+    let kill_tx = Arc::new(kill_tx);
+    let writer = |live, backlog| {
+        tokio::spawn(writer::write_loop(
+            FrameWriter::new(wr, Duration::from_millis(cfg.write_timeout_ms)),
+            live,
+            backlog,
+            kill_tx.clone(),
+        ))
+    };
+    // Messages held back from the store for this identity, taken before
+    // the login: anything routed after it reaches this session live.
+    let held = shared.write_behind.held_for(&identity);
+    let login = shared.registry.login(
+        &identity,
+        who.cert.clone(),
+        who.serial.clone(),
+        &welcome(cfg, &identity),
+        kill_tx.clone(),
+        Instant::now(),
+    );
+    let Login {
+        id,
+        tx,
+        rx,
+        new_cert,
+    } = match login {
+        Ok(l) => l,
+        Err(refused) => {
+            let (tx, rx) = mpsc::channel::<Outbound>(2);
+            let writer = writer(rx, backlog_rx);
+            drop(backlog_tx);
+            finish(tx, writer, &refusal(refused, &identity, peer), cfg).await;
+            return;
+        }
+    };
+    let writer = writer(rx, backlog_rx);
+    if new_cert {
+        record_cert(&shared, who);
+    }
+    info!(%identity, %peer, session = id, "connected");
+    let backlog = tokio::spawn(crate::delivery::backlog::stream(
+        shared.clone(),
+        identity.clone(),
+        held,
+        backlog_tx,
+    ));
+    let mut session = Session {
+        rules: SendRules::new(identity.clone(), cfg.spoof_strikes),
+        identity: identity.clone(),
+        id,
+        peer,
+        in_progress: Vec::new(),
+        in_flight: InFlight::new(
+            identity.clone(),
+            tx.clone(),
+            cfg.max_inflight_stores,
+            shutdown.resubscribe(),
+            done,
+        ),
+        tx,
+    };
+    let end = session
+        .serve(&shared, FrameReader::new(rd), kill_rx, shutdown)
+        .await;
+    shared.registry.logout(&identity, id);
+    backlog.abort();
+    session.close(end, writer, cfg).await;
+}
+
+/// The goodbye for a refused login, logged.
+fn refusal(refused: Refused, identity: &UserName, peer: SocketAddr) -> Message {
+    match refused {
+        Refused::CoolDown(d) => {
+            warn!(target: SECURITY, %identity, %peer,
+                "refused: identity is in its rate-limit cool-down (restarted for {} s)", d.as_secs());
+            Message::Goodbye {
+                code: GoodbyeCode::CoolDown,
+                reason: format!("rate limit cool-down, retry in {} s", d.as_secs()),
+            }
+        }
+        Refused::Revoked => {
+            warn!(target: SECURITY, %identity, %peer,
+                "refused: certificate revoked (handshake verified against an older CRL)");
+            Message::Goodbye {
+                code: GoodbyeCode::Revoked,
+                reason: "certificate revoked".into(),
+            }
+        }
+    }
+}
+
+/// The directory survives restarts: records a new user or a changed
+/// certificate (a login with the known, recorded certificate writes
+/// nothing). Marked recorded only once it is committed, so that a failed
+/// write is retried at the next login.
+fn record_cert(shared: &Arc<Shared>, who: Authenticated) {
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let op = WriteOp::UpsertUser {
+            name: who.identity.clone(),
+            cert: who.cert.clone(),
+            serial: who.serial,
+            now_ms: blindrelay_net::unix_ms(),
+        };
+        match shared.store.write(op).await {
+            Ok(_) => shared.registry.cert_recorded(&who.identity, &who.cert),
+            Err(e) => log_failure("recording the user", &e),
+        }
+    });
+}
+
+/// Queues a goodbye, closes the queue and waits (bounded) for the writer to
+/// drain it and send TLS close_notify.
+async fn finish(tx: mpsc::Sender<Outbound>, writer: JoinHandle<()>, bye: &Message, cfg: &Config) {
+    if let Some(f) = encode(bye) {
+        let _ = tx.try_send(f);
+    }
+    drop(tx);
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(Duration::from_millis(cfg.write_timeout_ms), writer)
+        .await
+        .is_err()
+    {
+        abort.abort();
+    }
+}
+
+/// What a logged-in session holds while it serves frames.
+struct Session {
+    identity: UserName,
+    id: u64,
+    peer: SocketAddr,
+    rules: SendRules,
+    /// Stored bodies of the message in progress.
+    in_progress: Vec<Vec<u8>>,
+    in_flight: InFlight,
+    /// This session's live queue.
+    tx: mpsc::Sender<Outbound>,
+}
+
+/// A frame from the client: a SEND keeps its bytes (see [`RoutedBody`]),
+/// anything else is decoded.
+enum Inbound {
+    Send(RoutedBody),
+    Other(Message),
+}
+
+fn decode(frame: Frame) -> Result<Inbound, WireError> {
+    if frame.kind() == FrameType::Send {
+        Ok(Inbound::Send(RoutedBody::decode(frame.into_body())?))
+    } else {
+        Message::from_frame(&frame).map(Inbound::Other)
+    }
+}
+
+impl Session {
+    /// Reads and handles frames until the session ends, for whatever reason.
+    async fn serve(
+        &mut self,
+        shared: &Arc<Shared>,
+        mut reader: FrameReader<ReadHalf<Stream>>,
+        mut kill: watch::Receiver<Option<Kill>>,
+        mut shutdown: broadcast::Receiver<()>,
+    ) -> End {
+        let cfg = &shared.config;
+        let idle = Duration::from_millis(cfg.idle_timeout_ms);
+        let frame_timeout = Duration::from_millis(cfg.frame_timeout_ms);
+        let (identity, peer) = (self.identity.clone(), self.peer);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.recv() => {
+                    return End::Cause(GoodbyeCode::Shutdown, "server shutting down".into());
+                }
+                changed = kill.changed() => {
+                    let k = if changed.is_ok() { kill.borrow().clone() } else { None };
+                    if let Some(k) = k {
+                        return End::Cause(k.code, k.reason);
+                    }
+                }
+                r = reader.read_frame(idle, frame_timeout) => match r.map(|f| f.map(decode)) {
+                    Ok(None) => return End::Normal,
+                    Ok(Some(Ok(inbound))) => {
+                        if let Err(end) = self.handle(shared, inbound).await {
+                            return end;
+                        }
+                    }
+                    Ok(Some(Err(e))) => {
+                        warn!(target: SECURITY, %identity, %peer, reason = %e, "malformed message, disconnecting");
+                        return End::Cause(GoodbyeCode::ProtocolViolation, format!("malformed message: {e}"));
+                    }
+                    Err(NetError::Idle) => {
+                        info!(%identity, %peer, "idle timeout, disconnecting");
+                        return End::Cause(GoodbyeCode::IdleTimeout, "nothing received within the idle timeout".into());
+                    }
+                    Err(NetError::Wire(e)) => {
+                        warn!(target: SECURITY, %identity, %peer, reason = %e, "invalid frame, disconnecting");
+                        return End::Cause(GoodbyeCode::ProtocolViolation, format!("invalid frame: {e}"));
+                    }
+                    Err(NetError::Truncated) => {
+                        warn!(target: SECURITY, %identity, %peer, "truncated frame, disconnecting");
+                        return End::Broken("truncated frame".into());
+                    }
+                    Err(e) => return End::Broken(e.to_string()),
+                },
+            }
+        }
+    }
+
+    /// Handles one frame; `Err` ends the session.
+    async fn handle(&mut self, shared: &Arc<Shared>, inbound: Inbound) -> Result<(), End> {
+        let cfg = &shared.config;
+        let (identity, peer) = (&self.identity, self.peer);
+        let answer_within = Duration::from_millis(cfg.write_timeout_ms);
+        match inbound {
+            Inbound::Send(body) => self.send(shared, body).await,
+            Inbound::Other(Message::Ping(v)) => {
+                if let Some(f) = encode(&Message::Pong(v))
+                    && !answer(&self.tx, f, answer_within).await
+                {
+                    return Err(Stalled.into());
+                }
+                Ok(())
+            }
+            Inbound::Other(Message::Pong(_)) => Ok(()),
+            Inbound::Other(Message::Goodbye { .. }) => Err(End::Normal),
+            Inbound::Other(Message::Ack(ids)) => {
+                if !shared.registry.allow(identity, Budget::Ack, Instant::now()) {
+                    warn!(target: SECURITY, %identity, %peer,
+                        "DoS attack detected: more than {} acknowledgements in {} ms; forced disconnection",
+                        cfg.ack_rate_max, cfg.rate_window_ms);
+                    shared.registry.start_cooldown(identity, Instant::now());
+                    return Err(End::Cause(
+                        GoodbyeCode::RateLimited,
+                        "acknowledgement rate exceeded".into(),
+                    ));
+                }
+                crate::delivery::acknowledge(shared, identity, ids).await;
+                Ok(())
+            }
+            Inbound::Other(other) => {
+                warn!(target: SECURITY, %identity, %peer, kind = ?other.frame_type(),
+                    "server-to-client message sent by a client, disconnecting");
+                Err(End::Cause(
+                    GoodbyeCode::ProtocolViolation,
+                    "unexpected message type".into(),
+                ))
+            }
+        }
+    }
+
+    /// One fragment of a message: rules, rate budget, observation, routing,
+    /// and at the last fragment, delivery and the sender's statuses.
+    async fn send(&mut self, shared: &Arc<Shared>, body: RoutedBody) -> Result<(), End> {
+        let cfg = &shared.config;
+        let (identity, peer) = (&self.identity, self.peer);
+        let h = body.header();
+        let budget = match self.rules.check(h) {
+            Ok(Verdict::Relay { budget }) => budget,
+            Ok(Verdict::DropForged { strike }) => {
+                warn!(target: SECURITY, %identity, %peer, claimed = %h.sender, strike,
+                    "spoofing detected: {identity} is trying to send as {}; dropped", h.sender);
+                return Ok(());
+            }
+            Err(v) => {
+                if v == Violation::RepeatedSpoofing {
+                    warn!(target: SECURITY, %identity, %peer, claimed = %h.sender,
+                        strike = cfg.spoof_strikes,
+                        "spoofing detected: {identity} is trying to send as {}; dropped", h.sender);
+                } else {
+                    warn!(target: SECURITY, %identity, %peer, reason = v.reason(), "protocol violation, disconnecting");
+                }
+                return Err(v.into());
+            }
+        };
+        let now = Instant::now();
+        if h.fragment.is_first() && !shared.registry.allow(identity, budget, now) {
+            let (max, what) = match budget {
+                Budget::Receipt => (cfg.receipt_rate_max, "receipts"),
+                _ => (cfg.rate_max_messages, "messages"),
+            };
+            warn!(target: SECURITY, %identity, %peer,
+                "DoS attack detected: more than {max} {what} in {} ms; forced disconnection and {} ms cool-down",
+                cfg.rate_window_ms, cfg.cooldown_ms);
+            shared.registry.start_cooldown(identity, now);
+            return Err(End::Cause(
+                GoodbyeCode::RateLimited,
+                "rate limit exceeded".into(),
+            ));
+        }
+        if h.fragment.is_first() {
+            self.in_progress.clear();
+        }
+        self.in_progress.push(body.stored_body());
+        crate::observe::relayed(shared, &body);
+        let report = shared.registry.route(self.id, h, deliver(&body, false));
+        let msg_id = h.msg_id;
+        debug!(%identity, msg = %msg_id.to_hex(), delivered = report.delivered, "relayed");
+        if !h.fragment.is_last() {
+            return Ok(());
+        }
+        let finished = Finished {
+            msg_id,
+            recipients: report.known,
+            all_live: report.all_live,
+            bodies: std::mem::take(&mut self.in_progress),
+        };
+        self.in_flight.settle(shared, finished).await?;
+        let answer_within = Duration::from_millis(cfg.write_timeout_ms);
+        let statuses =
+            report
+                .unknown
+                .into_iter()
+                .map(StatusKind::Unknown)
+                .chain([StatusKind::Accepted {
+                    delivered: report.delivered,
+                }]);
+        for kind in statuses {
+            if !answer(&self.tx, Outbound::Status(msg_id, kind), answer_within).await {
+                return Err(Stalled.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Says goodbye as the end requires and lets the writer finish.
+    async fn close(self, end: End, writer: JoinHandle<()>, cfg: &Config) {
+        let (identity, peer, id) = (&self.identity, self.peer, self.id);
+        if let End::Cause(GoodbyeCode::Shutdown, _) = &end {
+            // Held and committing messages go to the store at once on
+            // shutdown; their STORED should leave before the goodbye.
+            self.in_flight
+                .wait_all(Duration::from_millis(cfg.shutdown_grace_ms / 2))
+                .await;
+        }
+        let tx = self.tx;
+        drop(self.in_flight);
+        match end {
+            End::Normal => {
+                info!(%identity, %peer, session = id, "disconnected");
+                drop(tx);
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(cfg.write_timeout_ms), writer).await;
+            }
+            End::Cause(code, reason) => {
+                info!(%identity, %peer, session = id, ?code, %reason, "disconnected by the server");
+                finish(tx, writer, &Message::Goodbye { code, reason }, cfg).await;
+            }
+            End::Broken(reason) => {
+                info!(%identity, %peer, session = id, %reason, "connection lost");
+                writer.abort();
+            }
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! Which characters may reach a person's screen.
+//!
+//! Text from a peer (a goodbye reason on the wire, a chat message after
+//! decryption) must not be able to rewrite the terminal or disguise itself.
+//! [`is_display_control`] is the one definition of what is refused: the
+//! relay refuses goodbye reasons containing such characters, and the user
+//! interfaces replace them before printing.
+
+/// True for characters that can change how surrounding text is displayed:
+/// controls (Cc) and the invisible format characters (bidirectional
+/// overrides and isolates, zero-width characters, the BOM).
+pub fn is_display_control(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_and_bidi_overrides_are_display_controls_letters_are_not() {
+        for c in [
+            '\x1b', '\n', '\u{7f}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}',
+        ] {
+            assert!(is_display_control(c), "{c:?}");
+        }
+        for c in ['a', 'é', '→', 'م', '👩'] {
+            assert!(!is_display_control(c), "{c:?}");
+        }
+    }
+}
