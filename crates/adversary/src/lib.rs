@@ -23,15 +23,15 @@ pub enum AdversaryError {
     #[error(transparent)]
     Net(#[from] blindrelay_net::NetError),
     /// A TLS configuration cannot be built.
-    #[error("tls: {0}")]
+    #[error(transparent)]
     Tls(#[from] rustls::Error),
     /// A frame cannot be encoded.
     #[error(transparent)]
     Wire(#[from] blindrelay_wire::WireError),
     /// The relay's name is not a valid server name.
-    #[error("invalid server name: {0}")]
+    #[error(transparent)]
     ServerName(#[from] rustls_pki_types::InvalidDnsNameError),
     /// I/O.
-    #[error("i/o: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }

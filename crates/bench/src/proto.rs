@@ -13,7 +13,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::{
-    FRAME_LEN, FragmentPos, MAX_ACK_IDS, Message, MessageId, Routed, Target, UserName,
+    FRAME_LEN, FragmentPos, MAX_ACK_IDS, Message, MessageId, Routed, RoutedFlags, RoutedHeader,
+    Target, UserName,
 };
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -395,18 +396,20 @@ impl Sender {
         match self.kind {
             Kind::Relay | Kind::RelayMem => {
                 let target = Target::Users(vec![self.to.clone()]);
-                let room = Routed::max_payload_len(&self.from, &target);
+                let room = RoutedHeader::max_payload_len(&self.from, &target);
                 let mut payload = vec![0u8; room];
                 stamp.write(&mut payload);
                 let mut id = [0u8; 16];
                 id[..4].copy_from_slice(&stamp.pair.to_be_bytes());
                 id[4..12].copy_from_slice(&stamp.seq.to_be_bytes());
                 let m = Message::Send(Routed {
-                    msg_id: MessageId(id),
-                    fragment: FragmentPos::new(0, 1).map_err(|e| anyhow!("{e}"))?,
-                    flags: 0,
-                    sender: self.from.clone(),
-                    target,
+                    header: RoutedHeader {
+                        msg_id: MessageId(id),
+                        fragment: FragmentPos::SINGLE,
+                        flags: RoutedFlags::NONE,
+                        sender: self.from.clone(),
+                        target,
+                    },
                     payload,
                 });
                 self.buf
@@ -448,7 +451,7 @@ impl Receiver {
                         let stamp = Stamp::read(&r.payload).context("short payload")?;
                         // The relay stores every message until it is
                         // acknowledged: acknowledge in batches.
-                        self.pending_acks.push((r.sender, r.msg_id));
+                        self.pending_acks.push((r.header.sender, r.header.msg_id));
                         if self.pending_acks.len() >= ACK_BATCH.min(MAX_ACK_IDS) {
                             let ack = Message::Ack(std::mem::take(&mut self.pending_acks));
                             self.w

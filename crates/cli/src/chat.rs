@@ -251,11 +251,7 @@ fn spawn_event_printer(
 }
 
 async fn run_json(mut s: Session, events: mpsc::Receiver<Event>) -> Result<()> {
-    let mut done = spawn_event_printer(events, |e| {
-        if let Some(v) = machine(e) {
-            println!("{v}");
-        }
-    });
+    let mut done = spawn_event_printer(events, |e| println!("{}", machine(e)));
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         tokio::select! {

@@ -9,10 +9,10 @@ use anyhow::{Context, Result, bail};
 use base64::Engine;
 use blindrelay_adversary::attacks::{self, Outcome};
 use blindrelay_adversary::evil_relay::{EvilRelay, Tamper};
-use blindrelay_client::{ClientConfig, ClientHandle, Event, connect};
-use blindrelay_pki::{PkiDir, UserCertOptions};
-use blindrelay_server::{Config, Observed, Server};
-use blindrelay_wire::{GoodbyeCode, Target, UserName};
+use blindrelay_server::{Config, Observed};
+use blindrelay_testkit::user::Shown;
+use blindrelay_testkit::{TestPki, TestRelay, User};
+use blindrelay_wire::{GoodbyeCode, Target};
 use clap::Args;
 use tokio::sync::mpsc;
 
@@ -26,110 +26,8 @@ pub(crate) struct DemoArgs {
     long_chars: usize,
 }
 
-/// How long the demo waits for any single expected event.
-const WAIT: Duration = Duration::from_secs(10);
 /// How long "nothing arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(800);
-
-struct User {
-    name: UserName,
-    handle: ClientHandle,
-    events: mpsc::Receiver<Event>,
-}
-
-impl User {
-    async fn connect(dir: &std::path::Path, name: &str, server: &str) -> Result<Self> {
-        let name = user_name(name)?;
-        let mut cfg = ClientConfig::from_dir(dir, name.clone(), server);
-        cfg.state = None;
-        let (handle, mut events) = connect(&cfg)
-            .await
-            .with_context(|| format!("{name} connecting"))?;
-        loop {
-            match tokio::time::timeout(WAIT, events.recv()).await {
-                Ok(Some(Event::Connected { .. })) => break,
-                Ok(Some(_)) => {}
-                _ => bail!("{name}: no directory from the relay"),
-            }
-        }
-        Ok(Self {
-            name,
-            handle,
-            events,
-        })
-    }
-
-    /// Waits until `pred` matches an event; returns it.
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        mut pred: impl FnMut(&Event) -> bool,
-    ) -> Result<Event> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Some(e)) if pred(&e) => return Ok(e),
-                Ok(Some(_)) => {}
-                Ok(None) => bail!("{}: connection closed while waiting for {what}", self.name),
-                Err(_) => bail!("{}: timed out waiting for {what}", self.name),
-            }
-        }
-    }
-
-    /// Waits until `name` is online and verified.
-    async fn wait_online(&mut self, name: &str) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while tokio::time::Instant::now() < deadline {
-            if self
-                .handle
-                .online()
-                .await?
-                .iter()
-                .any(|n| n.as_str() == name)
-            {
-                return Ok(());
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), self.events.recv()).await;
-        }
-        bail!("{}: {name} never came online", self.name)
-    }
-
-    async fn message(&mut self) -> Result<(UserName, String, bool)> {
-        match self
-            .wait_for("a message", |e| matches!(e, Event::Message { .. }))
-            .await?
-        {
-            Event::Message {
-                from, text, room, ..
-            } => Ok((from, text, room)),
-            _ => bail!("unreachable"),
-        }
-    }
-
-    async fn warning(&mut self) -> Result<String> {
-        match self
-            .wait_for("a warning", |e| matches!(e, Event::Warning(_)))
-            .await?
-        {
-            Event::Warning(w) => Ok(w),
-            _ => bail!("unreachable"),
-        }
-    }
-
-    /// Collects what arrives during `QUIET`: messages and warnings.
-    async fn quiet(&mut self) -> (Vec<String>, Vec<String>) {
-        let (mut msgs, mut warns) = (vec![], vec![]);
-        let deadline = tokio::time::Instant::now() + QUIET;
-        while let Ok(Some(e)) = tokio::time::timeout_at(deadline, self.events.recv()).await {
-            match e {
-                Event::Message { text, .. } => msgs.push(text),
-                Event::Warning(w) => warns.push(w),
-                _ => {}
-            }
-        }
-        (msgs, warns)
-    }
-}
 
 struct Report {
     passed: usize,
@@ -224,16 +122,15 @@ fn clip(s: &str, n: usize) -> String {
 /// A malicious relay and users connected to it (the first one waits until
 /// it sees every other one online).
 async fn evil_world(
-    pki: &PkiDir,
-    dir: &std::path::Path,
+    pki: &TestPki,
     tamper: Tamper,
     names: &[&str],
 ) -> Result<(EvilRelay, Vec<User>)> {
-    let evil = EvilRelay::start(pki, tamper).await?;
+    let evil = EvilRelay::start(&pki.pki, tamper).await?;
     let addr = evil.addr.to_string();
     let mut users = Vec::new();
     for n in names {
-        users.push(User::connect(dir, n, &addr).await?);
+        users.push(User::connect(pki, n, &addr).await?);
     }
     if let Some((first, rest)) = names.split_first()
         && let Some(u) = users.first_mut()
@@ -248,46 +145,29 @@ async fn evil_world(
 }
 
 pub(crate) async fn run(args: DemoArgs) -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let dir = tmp.path();
-    let pki = PkiDir::new(dir);
     println!(
         "=== blindrelay demo: end-to-end encryption through a relay that can read nothing ===\n"
     );
-    pki.init(
-        "blindrelay demo CA",
-        &["localhost".into(), "127.0.0.1".into()],
-        false,
-    )?;
-    for u in ["alice", "bob", "carol", "mallory"] {
-        pki.issue(&user_name(u)?, &UserCertOptions::valid_for_days(1), false)?;
-    }
+    let pki = TestPki::named("blindrelay demo CA", &["alice", "bob", "carol", "mallory"])?;
     println!(
         "[1] private PKI in {}: root CA (RSA-2048), relay certificate, users alice, bob, carol, mallory",
-        dir.display()
+        pki.path().display()
     );
 
-    let server = Server::bind(
-        Config {
-            listen: "127.0.0.1:0".parse()?,
-            ..Config::default()
-        },
-        pki.clone(),
-    )
-    .await?;
-    let addr = server.local_addr()?.to_string();
-    let mut observed = server.observe();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let relay = tokio::spawn(server.run(async {
-        let _ = stop_rx.await;
-    }));
+    let mut relay = TestRelay::builder(&pki)
+        .config(Config::default())
+        .observed()
+        .start()
+        .await?;
+    let addr = relay.address();
+    let mut observed = relay.take_observed().context("the relay's observer")?;
     println!(
         "[2] relay listening on {addr}: mutual TLS 1.3 only, 4096-byte frames, 10 messages / 5 s"
     );
 
-    let mut alice = User::connect(dir, "alice", &addr).await?;
-    let mut bob = User::connect(dir, "bob", &addr).await?;
-    let mut carol = User::connect(dir, "carol", &addr).await?;
+    let mut alice = User::connect(&pki, "alice", &addr).await?;
+    let mut bob = User::connect(&pki, "bob", &addr).await?;
+    let mut carol = User::connect(&pki, "carol", &addr).await?;
     for u in [&mut alice, &mut bob, &mut carol] {
         for other in ["alice", "bob", "carol"] {
             if other != u.name.as_str() {
@@ -317,7 +197,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         .handle
         .send(vec![bob.name.clone()], text.into(), false)
         .await?;
-    let (from, got, _) = bob.message().await?;
+    let Shown {
+        from, text: got, ..
+    } = bob.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = drain(&mut observed);
     side_by_side(&format!("bob reads from {from}: {}", clip(&got, 30)), &seen);
@@ -330,7 +212,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     bob.handle
         .send(vec![alice.name.clone()], text.into(), false)
         .await?;
-    let (from, got, _) = alice.message().await?;
+    let Shown {
+        from, text: got, ..
+    } = alice.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = drain(&mut observed);
     side_by_side(
@@ -351,7 +235,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         .handle
         .send(vec![bob.name.clone()], long.clone(), false)
         .await?;
-    let (_, got, _) = bob.message().await?;
+    let Shown { text: got, .. } = bob.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen_long = drain(&mut observed);
     side_by_side(
@@ -371,8 +255,16 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let text = "Hi everyone, this is the shared room.";
     let online = alice.handle.online().await?;
     alice.handle.send(online, text.into(), true).await?;
-    let (_, b, broom) = bob.message().await?;
-    let (_, c, croom) = carol.message().await?;
+    let Shown {
+        text: b,
+        room: broom,
+        ..
+    } = bob.message().await?;
+    let Shown {
+        text: c,
+        room: croom,
+        ..
+    } = carol.message().await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     let seen = drain(&mut observed);
     side_by_side(
@@ -419,14 +311,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     );
 
     println!("\n[5] the report's attacks against the relay");
-    let o = attacks::no_certificate(&addr, &pki).await?;
+    let o = attacks::no_certificate(&addr, &pki.pki).await?;
     report.check(
         "client without a certificate",
         &format!("{o:?}"),
         matches!(o, Outcome::Refused(_)),
     );
     let mallory = user_name("mallory")?;
-    let o = attacks::oversized_payload(&addr, &pki, &mallory).await?;
+    let o = attacks::oversized_payload(&addr, &pki.pki, &mallory).await?;
     report.check(
         "oversized 5000-byte payload",
         &format!("{o:?}"),
@@ -435,26 +327,26 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
             Outcome::Disconnected(Some(GoodbyeCode::ProtocolViolation))
         ),
     );
-    let o = attacks::forged_sender(&addr, &pki, &mallory, &alice.name, &bob.name).await?;
-    let (msgs, _) = bob.quiet().await;
+    let o = attacks::forged_sender(&addr, &pki.pki, &mallory, &alice.name, &bob.name).await?;
+    let (msgs, _) = bob.quiet(QUIET).await;
     report.check(
         "forged sender (mallory claims to be alice)",
         &format!("{o:?}; bob received {} message(s)", msgs.len()),
         o == Outcome::Silence && msgs.is_empty(),
     );
-    let (sent, o) = attacks::flood(&addr, &pki, &mallory, &bob.name, 11).await?;
+    let (sent, o) = attacks::flood(&addr, &pki.pki, &mallory, &bob.name, 11).await?;
     report.check(
         "flood: 11 messages in 5 s",
         &format!("{sent} sent, {o:?}"),
         matches!(o, Outcome::Disconnected(Some(GoodbyeCode::RateLimited))),
     );
-    let o = attacks::reconnect(&addr, &pki, &mallory).await?;
+    let o = attacks::reconnect(&addr, &pki.pki, &mallory).await?;
     report.check(
         "flooder reconnects at once",
         &format!("{o:?}"),
         matches!(o, Outcome::Disconnected(Some(GoodbyeCode::CoolDown))),
     );
-    let (msgs, _) = bob.quiet().await;
+    let (msgs, _) = bob.quiet(QUIET).await;
     report.check(
         "bob saw none of mallory's junk as a message",
         &format!("{} message(s) shown", msgs.len()),
@@ -463,15 +355,15 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
 
     println!("\n[6] a malicious relay (it holds the real server key) attacks the users");
     // Replay.
-    let (evil, mut u) = evil_world(&pki, dir, Tamper::Replay, &["alice", "bob"]).await?;
+    let (evil, mut u) = evil_world(&pki, Tamper::Replay, &["alice", "bob"]).await?;
     let [a, b] = &mut u[..] else { bail!("users") };
     a.handle
         .send(vec![b.name.clone()], "pay carol 100 EUR".into(), false)
         .await?;
-    let (_, got, _) = b.message().await?;
+    let Shown { text: got, .. } = b.message().await?;
     let w = b.warning().await?;
     evil.replay_all();
-    let (msgs, more) = b.quiet().await;
+    let (msgs, more) = b.quiet(QUIET).await;
     report.check(
         "replayed envelope",
         &format!("shown once ({got:?}); copies rejected: {w}"),
@@ -480,13 +372,13 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     drop((u, evil));
 
     // Tampering.
-    let (evil, mut u) = evil_world(&pki, dir, Tamper::FlipBit, &["alice", "bob"]).await?;
+    let (evil, mut u) = evil_world(&pki, Tamper::FlipBit, &["alice", "bob"]).await?;
     let [a, b] = &mut u[..] else { bail!("users") };
     a.handle
         .send(vec![b.name.clone()], "pay carol 100 EUR".into(), false)
         .await?;
     let w = b.warning().await?;
-    let (msgs, _) = b.quiet().await;
+    let (msgs, _) = b.quiet(QUIET).await;
     report.check(
         "tampered envelope (one bit flipped)",
         &w,
@@ -496,7 +388,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
 
     // Forged sender by the relay.
     let tamper = Tamper::ForgeSender(user_name("carol")?);
-    let (evil, mut u) = evil_world(&pki, dir, tamper, &["bob", "carol", "alice"]).await?;
+    let (evil, mut u) = evil_world(&pki, tamper, &["bob", "carol", "alice"]).await?;
     let [b, c, a] = &mut u[..] else {
         bail!("users")
     };
@@ -505,27 +397,27 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         .send(vec![b.name.clone()], "from alice".into(), false)
         .await?;
     let w = b.warning().await?;
-    let (msgs, _) = b.quiet().await;
+    let (msgs, _) = b.quiet(QUIET).await;
     report.check(
         "relay claims another sender",
         &w,
         msgs.is_empty() && w.contains("sender does not match"),
     );
-    let _ = c.quiet().await;
+    let _ = c.quiet(QUIET).await;
     drop((u, evil));
 
     // Re-targeting.
     let tamper = Tamper::Retarget(user_name("carol")?);
-    let (evil, mut u) = evil_world(&pki, dir, tamper, &["alice", "bob", "carol"]).await?;
+    let (evil, mut u) = evil_world(&pki, tamper, &["alice", "bob", "carol"]).await?;
     let [a, b, c] = &mut u[..] else {
         bail!("users")
     };
     a.handle
         .send(vec![b.name.clone()], "for bob only".into(), false)
         .await?;
-    let (_, got, _) = b.message().await?;
+    let Shown { text: got, .. } = b.message().await?;
     let w = c.warning().await?;
-    let (msgs, _) = c.quiet().await;
+    let (msgs, _) = c.quiet(QUIET).await;
     report.check(
         "relay re-targets bob's message to carol",
         &format!("bob reads {got:?}; carol: {w}"),
@@ -534,14 +426,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     drop((u, evil));
 
     // Key swap: the relay hands out mallory's certificate as bob's.
-    let mallory_cert = blindrelay_pki::store::read_cert_der(&pki.user_cert_path(&mallory))?;
+    let mallory_cert = blindrelay_pki::store::read_cert_der(&pki.pki.user_cert_path(&mallory))?;
     let tamper = Tamper::SwapCert {
         victim: user_name("bob")?,
         cert_der: mallory_cert,
     };
     // Only alice connects first: she must see bob (with the swapped key) join.
-    let (evil, mut u) = evil_world(&pki, dir, tamper, &["alice"]).await?;
-    let _b = User::connect(dir, "bob", &evil.addr.to_string()).await?;
+    let (evil, mut u) = evil_world(&pki, tamper, &["alice"]).await?;
+    let _b = User::connect(&pki, "bob", &evil.addr.to_string()).await?;
     let [a] = &mut u[..] else { bail!("users") };
     let w = a.warning().await?;
     let send = a
@@ -561,8 +453,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     );
     drop((u, evil));
 
-    let _ = stop_tx.send(());
-    let _ = relay.await;
+    relay.stop().await?;
     println!();
     if report.failed.is_empty() {
         println!("All {} properties held.", report.passed);

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 pub(crate) fn sanitize(s: &str) -> String {
     s.chars()
         .map(|c| {
-            if blindrelay_wire::message::is_display_control(c) && c != '\n' && c != '\t' {
+            if blindrelay_wire::text::is_display_control(c) && c != '\n' && c != '\t' {
                 '\u{fffd}'
             } else {
                 c
@@ -91,7 +91,6 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             UndeliveredReason::QuotaExceeded => {
                 format!("! {name}'s mailbox on the relay is full: not stored")
             }
-            _ => format!("! not delivered to {name}"),
         },
         Event::KeyChanged {
             name,
@@ -107,13 +106,12 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             Some(c) => format!("[disconnected by the relay: {c:?}: {}]", sanitize(reason)),
             None => format!("[disconnected: {}]", sanitize(reason)),
         },
-        _ => return None,
     })
 }
 
 /// The JSON event a program reads (one per line). Schema in README.
-pub(crate) fn machine(e: &Event) -> Option<Value> {
-    Some(match e {
+pub(crate) fn machine(e: &Event) -> Value {
+    match e {
         Event::Connected { identity, online } => json!({
             "event": "connected", "identity": identity.as_str(),
             "online": online.iter().map(|n| n.as_str()).collect::<Vec<_>>()
@@ -161,7 +159,6 @@ pub(crate) fn machine(e: &Event) -> Option<Value> {
                 UndeliveredReason::Offline => "offline",
                 UndeliveredReason::Unknown => "unknown",
                 UndeliveredReason::QuotaExceeded => "quota_exceeded",
-                _ => "other",
             }
         }),
         Event::KeyChanged {
@@ -175,8 +172,7 @@ pub(crate) fn machine(e: &Event) -> Option<Value> {
         Event::Closed { code, reason } => {
             json!({"event": "closed", "code": code.map(|c| format!("{c:?}")), "reason": reason})
         }
-        _ => return None,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,16 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use blindrelay_testkit::RelayProcess;
+use blindrelay_testkit::process::free_port;
 use common::*;
+
+/// The `blindrelay` binary.
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_blindrelay"));
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
 
 fn run(args: &[&str], cwd: &Path) -> Output {
     bin().args(args).current_dir(cwd).output().unwrap()
@@ -199,28 +208,12 @@ fn pki_commands_produce_standard_files() {
     );
 }
 
-fn start_relay(cwd: &Path) -> (Relay, String) {
-    let port = free_port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut child = bin()
-        .args(["serve", "--listen", &addr])
-        .current_dir(cwd)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut banner = String::new();
-    loop {
-        let mut l = String::new();
-        assert!(out.read_line(&mut l).unwrap() > 0, "relay exited: {banner}");
-        banner.push_str(&l);
-        if l.contains("listening on") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in out.lines() {});
-    (Relay { child, addr }, banner)
+/// `blindrelay serve` on a free port in `cwd`, with its banner.
+fn start_relay(cwd: &Path) -> (RelayProcess, String) {
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let relay = start_relay_at(cwd, &addr, &[]);
+    let banner = relay.output();
+    (relay, banner)
 }
 
 #[test]
@@ -243,7 +236,7 @@ fn serve_with_no_arguments_creates_a_dev_pki_and_stops_on_sigterm() {
         "cannot listen on",
     );
     let mut relay = relay;
-    let pid = relay.child.id().to_string();
+    let pid = relay.pid().to_string();
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -376,7 +369,7 @@ fn unreachable_relay_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     assert!(run(&["pki", "init"], d.path()).status.success());
     assert!(run(&["pki", "issue", "alice"], d.path()).status.success());
-    let port = free_port();
+    let port = free_port().unwrap();
     let o = run(
         &[
             "send",
@@ -466,7 +459,7 @@ fn sigkill_during_a_burst_loses_no_confirmed_message_and_delivers_each_once() {
         "rate_max_messages = 60000\nquota_messages = 100000\n",
     )
     .unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let cfg = ["--config", "relay.toml"];
     let relay = start_relay_at(d.path(), &addr, &cfg);
     // bob logs in once (the relay learns his certificate), then goes offline.
@@ -578,9 +571,9 @@ fn sigkill_during_a_burst_loses_no_confirmed_message_and_delivers_each_once() {
 }
 
 thread_local! {
-    static RESTARTED: std::cell::RefCell<Vec<Relay>> = const { std::cell::RefCell::new(Vec::new()) };
+    static RESTARTED: std::cell::RefCell<Vec<RelayProcess>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn relay_restarted(r: Relay) {
+fn relay_restarted(r: RelayProcess) {
     RESTARTED.with(|v| v.borrow_mut().push(r));
 }

@@ -20,17 +20,20 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use blindrelay_client::{ClientConfig, Event};
-use blindrelay_pki::{PkiDir, UserCertOptions};
-use blindrelay_wire::{FRAME_LEN, FragmentPos, Message, MessageId, Routed, Target, UserName};
+use blindrelay_client::Event;
+use blindrelay_net::unix_ms as now_ms;
+use blindrelay_pki::PkiDir;
+use blindrelay_testkit::process::free_port;
+use blindrelay_testkit::{RelayProcess, TestPki, User};
+use blindrelay_wire::{
+    FRAME_LEN, FragmentPos, Message, MessageId, Routed, RoutedFlags, RoutedHeader, Target, UserName,
+};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -61,13 +64,6 @@ fn n(s: &str) -> UserName {
     UserName::new(s).unwrap()
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -80,70 +76,32 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-struct RelayProc {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
+/// `blindrelay serve` for the PKI in `dir`, with the shortened timeouts.
+fn start_relay(pki: &Path) -> RelayProcess {
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    let cfg = pki.join("relay.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "handshake_timeout_ms = {RELAY_TIMEOUT_MS}\n\
+             frame_timeout_ms = {RELAY_TIMEOUT_MS}\n\
+             write_timeout_ms = {RELAY_TIMEOUT_MS}\n"
+        ),
+    )
+    .unwrap();
+    let pki_dir = pki.display().to_string();
+    let cfg = cfg.display().to_string();
+    start_relay_at(pki, &addr, &["--dir", &pki_dir, "--config", &cfg])
 }
 
-impl Drop for RelayProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl RelayProc {
-    fn start(dir: &Path) -> RelayProc {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let cfg = dir.join("relay.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "handshake_timeout_ms = {RELAY_TIMEOUT_MS}\n\
-                 frame_timeout_ms = {RELAY_TIMEOUT_MS}\n\
-                 write_timeout_ms = {RELAY_TIMEOUT_MS}\n"
-            ),
-        )
-        .unwrap();
-        let mut child = bin()
-            .arg("serve")
-            .arg("--dir")
-            .arg(dir.join("pki"))
-            .arg("--config")
-            .arg(&cfg)
-            .args(["--listen", &addr.to_string()])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (ready_tx, ready) = std::sync::mpsc::channel();
-        for out in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            let ready_tx = ready_tx.clone();
-            std::thread::spawn(move || {
-                for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    if l.contains("listening on") {
-                        let _ = ready_tx.send(());
-                    }
-                    log.lock().unwrap().push(l);
-                }
-            });
-        }
-        ready
-            .recv_timeout(Duration::from_secs(30))
-            .expect("relay did not start");
-        RelayProc { child, addr, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
+/// `user`'s TLS client configuration.
+fn client_config(pki: &PkiDir, user: &str) -> rustls::ClientConfig {
+    blindrelay_net::client_config_from_files(
+        &pki.ca_cert_path(),
+        &pki.user_cert_path(&n(user)),
+        &pki.user_key_path(&n(user)),
+    )
+    .unwrap()
 }
 
 /// A TCP connection from a chosen loopback source address.
@@ -160,13 +118,8 @@ async fn tls_as(
     src: [u8; 4],
     to: SocketAddr,
 ) -> std::io::Result<TlsStream<TcpStream>> {
-    let ca = blindrelay_net::load_certs(&pki.ca_cert_path())
-        .unwrap()
-        .remove(0);
-    let chain = blindrelay_net::load_certs(&pki.user_cert_path(&n(user))).unwrap();
-    let key = blindrelay_net::load_private_key(&pki.user_key_path(&n(user))).unwrap();
-    let cfg = blindrelay_net::client_config(ca, chain, key).unwrap();
     let tcp = tcp_from(src, to).await?;
+    let cfg = client_config(pki, user);
     TlsConnector::from(Arc::new(cfg))
         .connect(
             rustls_pki_types::ServerName::try_from("localhost").unwrap(),
@@ -191,20 +144,22 @@ async fn until_closed<R: AsyncReadExt + Unpin>(r: &mut R) -> Option<Duration> {
 
 fn routed(sender: &str, to: &str, index: u16, count: u16, id: [u8; 16]) -> Message {
     let target = Target::Users(vec![n(to)]);
-    let room = Routed::max_payload_len(&n(sender), &target);
+    let room = RoutedHeader::max_payload_len(&n(sender), &target);
     Message::Send(Routed {
-        msg_id: MessageId(id),
-        fragment: FragmentPos::new(index, count).unwrap(),
-        flags: 0,
-        sender: n(sender),
-        target,
+        header: RoutedHeader {
+            msg_id: MessageId(id),
+            fragment: FragmentPos::new(index, count).unwrap(),
+            flags: RoutedFlags::NONE,
+            sender: n(sender),
+            target,
+        },
         payload: vec![0x5a; room],
     })
 }
 
 fn random_id() -> [u8; 16] {
     let mut id = [0u8; 16];
-    blindrelay_e2e::envelope::fill_random(&mut id).unwrap();
+    blindrelay_e2e::seal::fill_random(&mut id).unwrap();
     id
 }
 
@@ -243,7 +198,7 @@ async fn misbehave(
         let bytes: Vec<u8> = match who {
             "garbage" => {
                 let mut b = vec![0u8; FRAME_LEN];
-                blindrelay_e2e::envelope::fill_random(&mut b).unwrap();
+                blindrelay_e2e::seal::fill_random(&mut b).unwrap();
                 b
             }
             "oversize" => {
@@ -274,36 +229,18 @@ async fn misbehave(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
-    let d = tempfile::tempdir().unwrap();
-    let pki = PkiDir::new(d.path().join("pki"));
-    pki.init(
-        "Hostile Test CA",
-        &["localhost".into(), "127.0.0.1".into()],
-        false,
-    )
-    .unwrap();
-    for u in LEGIT.iter().chain(ATTACKERS) {
-        pki.issue(&n(u), &UserCertOptions::valid_for_days(1), false)
-            .unwrap();
-    }
-    let relay = RelayProc::start(d.path());
-    let addr = relay.addr;
-    let pid = relay.child.id();
+    let users_and_attackers: Vec<&str> = LEGIT.iter().chain(ATTACKERS).copied().collect();
+    let test_pki = TestPki::named("Hostile Test CA", &users_and_attackers).unwrap();
+    let pki = test_pki.pki.clone();
+    let relay = start_relay(test_pki.path());
+    let addr: SocketAddr = relay.addr.parse().unwrap();
+    let pid = relay.pid();
 
     // --- the legitimate users ---
     let mut users = HashMap::new();
     for u in LEGIT {
-        let mut cfg = ClientConfig::from_dir(&pki_dir(&d), n(u), &addr.to_string());
-        cfg.state = None;
-        let (h, mut ev) = blindrelay_client::connect(&cfg).await.unwrap();
-        loop {
-            match tokio::time::timeout(Duration::from_secs(10), ev.recv()).await {
-                Ok(Some(Event::Connected { .. })) => break,
-                Ok(Some(_)) => {}
-                other => panic!("{u} did not connect: {other:?}"),
-            }
-        }
-        users.insert(*u, (h, ev));
+        let user = User::connect(&test_pki, u, &relay.addr).await.unwrap();
+        users.insert(*u, (user.handle, user.events));
     }
     // Everyone sees everyone before the chat starts.
     for u in LEGIT {
@@ -408,13 +345,7 @@ async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
             s.bind("127.0.0.6:0".parse().unwrap()).unwrap();
             s.connect(addr).await.unwrap()
         };
-        let ca = blindrelay_net::load_certs(&pki.ca_cert_path())
-            .unwrap()
-            .remove(0);
-        let chain = blindrelay_net::load_certs(&pki.user_cert_path(&n("sloth"))).unwrap();
-        let key = blindrelay_net::load_private_key(&pki.user_key_path(&n("sloth"))).unwrap();
-        let cfg = blindrelay_net::client_config(ca, chain, key).unwrap();
-        TlsConnector::from(Arc::new(cfg))
+        TlsConnector::from(Arc::new(client_config(&pki, "sloth")))
             .connect(
                 rustls_pki_types::ServerName::try_from("localhost").unwrap(),
                 tcp,
@@ -591,7 +522,7 @@ async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
         sloth_closed.is_some(),
         "the client that stopped reading was never closed"
     );
-    let log = relay.log();
+    let log = relay.output();
     for needle in [
         "peer=127.0.0.2",
         "peer=127.0.0.3",
@@ -614,10 +545,6 @@ async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
         "the sloth was not closed as a slow reader"
     );
     assert!(!log.contains("panicked"), "the relay panicked");
-}
-
-fn pki_dir(d: &tempfile::TempDir) -> std::path::PathBuf {
-    d.path().join("pki")
 }
 
 type Users = HashMap<

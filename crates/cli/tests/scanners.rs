@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use blindrelay_testkit::process::free_port;
 use common::*;
 
 /// The AEAD suites a TLS 1.3 relay may accept.
@@ -40,9 +41,13 @@ fn missing_tools() -> Vec<&'static str> {
     .collect()
 }
 
-fn relay_with_dev_pki() -> (tempfile::TempDir, Relay, std::path::PathBuf) {
+fn relay_with_dev_pki() -> (
+    tempfile::TempDir,
+    blindrelay_testkit::RelayProcess,
+    std::path::PathBuf,
+) {
     let d = tempfile::tempdir().unwrap();
-    let addr = format!("127.0.0.1:{}", free_port());
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let relay = start_relay_at(d.path(), &addr, &[]);
     let data = d.path().join("blindrelay-data");
     (d, relay, data)

@@ -55,10 +55,10 @@ impl ClientConfig {
     }
 
     fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, ClientError> {
-        std::fs::read(path).map_err(|source| ClientError::ReadFile {
+        std::fs::read(path).map_err(|error| ClientError::ReadFile {
             what,
             path: path.to_path_buf(),
-            source,
+            error,
         })
     }
 

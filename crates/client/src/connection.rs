@@ -62,17 +62,17 @@ async fn open_session(
         let tcp =
             TcpStream::connect(&cfg.server)
                 .await
-                .map_err(|source| ClientError::Unreachable {
+                .map_err(|error| ClientError::Unreachable {
                     server: server(),
-                    source,
+                    error,
                 })?;
         let _ = tcp.set_nodelay(true);
         TlsConnector::from(tls.clone())
             .connect(server_name, tcp)
             .await
-            .map_err(|source| ClientError::Handshake {
+            .map_err(|error| ClientError::Handshake {
                 server: server(),
-                source,
+                error,
             })
     })
     .await

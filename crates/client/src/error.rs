@@ -1,5 +1,9 @@
 //! What can go wrong in the client, as types: the caller can tell a missing
 //! file from a refused login from a recipient without a verified key.
+//!
+//! One rule for every error type of the workspace: an error either prints
+//! its cause in its own message or returns it from `source()`, never both,
+//! so that a chain printed in full (`anyhow`'s `{:#}`) says everything once.
 
 use blindrelay_wire::{FrameType, GoodbyeCode, UserName, WireError};
 
@@ -10,14 +14,14 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub enum ClientError {
     /// A local file cannot be read.
-    #[error("cannot read {what} {path}: {source}")]
+    #[error("cannot read {what} {path}: {error}")]
     ReadFile {
         /// What the file should hold.
         what: &'static str,
         /// The file.
         path: std::path::PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The CA certificate or the CRL is unusable.
     #[error(transparent)]
@@ -35,7 +39,7 @@ pub enum ClientError {
     #[error("invalid server name {0:?}")]
     ServerName(String),
     /// The local database failed.
-    #[error("state: {0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// A message with no recipient.
     #[error("no recipient")]
@@ -65,20 +69,20 @@ pub enum ClientError {
     #[error("cannot send: {0}")]
     Encode(WireError),
     /// The relay cannot be reached.
-    #[error("cannot reach {server}: {source}")]
+    #[error("cannot reach {server}: {error}")]
     Unreachable {
         /// `host:port`.
         server: String,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TLS handshake failed.
-    #[error("TLS handshake with {server} failed: {source}")]
+    #[error("TLS handshake with {server} failed: {error}")]
     Handshake {
         /// `host:port`.
         server: String,
         /// What failed.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Connecting took too long.
     #[error("connecting to {0} timed out")]

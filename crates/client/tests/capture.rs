@@ -6,8 +6,6 @@
 //! (`BLINDRELAY_CI=1`, set by `.ci/run`) a missing capability is a failure.
 #![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,7 +13,8 @@ use std::time::Duration;
 
 use blindrelay_adversary::attacks::{Outcome, no_certificate};
 use blindrelay_client::Event;
-use common::*;
+use blindrelay_testkit::user::User;
+use blindrelay_testkit::{TestPki, TestRelay};
 
 /// The TLS 1.3 record that carries one 4096-byte frame: frame, inner content
 /// type, AES-GCM tag (the record length field, without the 5-byte header).
@@ -200,29 +199,34 @@ async fn a_network_observer_sees_tls13_uniform_records_and_no_plaintext() {
         skip_or_fail(&why);
         return;
     }
-    let s = setup(NAMES);
-    let (addr, _stop) = relay(&s).await;
+    let s = TestPki::named("Client Test CA", NAMES).unwrap();
+    let relay = TestRelay::start(&s).await.unwrap();
+    let addr = relay.address();
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let cap = Tshark::start(s.dir.path(), port);
 
     let (a, b) = (NAMES[0], NAMES[1]);
-    let mut alice = user(&s, a, &addr).await;
-    let mut bob = user(&s, b, &addr).await;
-    alice.online(b).await;
+    let mut alice = User::connect(&s, a, &addr).await.unwrap();
+    let mut bob = User::connect(&s, b, &addr).await.unwrap();
+    alice.wait_online(b).await.unwrap();
     // Short, long (one frame, nearly full) and multi-fragment messages, both ways.
     let short = format!("hi {}", WORDS[0]);
     let long = format!("{} ", WORDS[1]).repeat(200);
     let multi = format!("{} ", WORDS[2]).repeat(1500);
     for text in [&short, &long, &multi] {
-        alice.send(&[b], text).await;
-        assert_eq!(bob.text().await.1, *text);
+        alice.send(&[b], text).await.unwrap();
+        assert_eq!(bob.message().await.unwrap().text, *text);
     }
-    bob.send(&[a], &format!("{} {a}", WORDS[3])).await;
-    assert_eq!(alice.text().await.1, format!("{} {a}", WORDS[3]));
+    bob.send(&[a], &format!("{} {a}", WORDS[3])).await.unwrap();
+    assert_eq!(
+        alice.message().await.unwrap().text,
+        format!("{} {a}", WORDS[3])
+    );
     // Let the delivery receipts travel too.
     alice
-        .until("delivered", |e| matches!(e, Event::Delivered { .. }))
-        .await;
+        .wait_for("delivered", |e| matches!(e, Event::Delivered { .. }))
+        .await
+        .unwrap();
     // A client without a certificate.
     let refused = no_certificate(&addr, &s.pki).await.unwrap();
     drop(alice);

@@ -68,7 +68,7 @@ pub const SAFETY_LABEL: &[u8] = b"blindrelay/v1/safety-number\0";
 pub enum E2eError {
     /// The user's own certificate does not verify.
     #[error("own certificate: {0}")]
-    OwnCertificate(#[source] PeerError),
+    OwnCertificate(PeerError),
     /// A PEM file does not hold the object expected.
     #[error("not a PEM {0}")]
     Pem(&'static str),

@@ -12,8 +12,8 @@ use blindrelay_e2e::{Content, SealParams, VerifiedPeer, seal};
 use blindrelay_fuzzing::{NOW_MS, keys};
 use blindrelay_pki::{CertificateAuthority, UserCertOptions};
 use blindrelay_wire::{
-    FragmentPos, GoodbyeCode, Message, MessageId, PeerEvent, ROUTED_RECEIPT, ROUTED_STORED, Routed,
-    StatusKind, Target, UserName,
+    FragmentPos, GoodbyeCode, Message, MessageId, PeerEvent, Routed, RoutedFlags, RoutedHeader,
+    StatusKind, Target, UserName, Welcome,
 };
 
 fn n(s: &str) -> UserName {
@@ -28,11 +28,13 @@ fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
 
 fn messages(cert: &[u8]) -> Vec<(&'static str, Message)> {
     let routed = |flags, target, payload: &[u8], pos: FragmentPos| Routed {
-        msg_id: MessageId([7; 16]),
-        fragment: pos,
-        flags,
-        sender: n("alice"),
-        target,
+        header: RoutedHeader {
+            msg_id: MessageId([7; 16]),
+            fragment: pos,
+            flags,
+            sender: n("alice"),
+            target,
+        },
         payload: payload.to_vec(),
     };
     let one = FragmentPos::new(0, 1).unwrap();
@@ -41,12 +43,17 @@ fn messages(cert: &[u8]) -> Vec<(&'static str, Message)> {
         ("pong", Message::Pong(42)),
         (
             "send",
-            Message::Send(routed(0, Target::Users(vec![n("bob")]), b"opaque", one)),
+            Message::Send(routed(
+                RoutedFlags::NONE,
+                Target::Users(vec![n("bob")]),
+                b"opaque",
+                one,
+            )),
         ),
         (
             "send-many",
             Message::Send(routed(
-                0,
+                RoutedFlags::NONE,
                 Target::Users(vec![n("bob"), n("carol"), n("dave.x_1-2")]),
                 &[0xab; 300],
                 FragmentPos::new(2, 5).unwrap(),
@@ -54,12 +61,12 @@ fn messages(cert: &[u8]) -> Vec<(&'static str, Message)> {
         ),
         (
             "send-everyone",
-            Message::Send(routed(0, Target::Everyone, b"room", one)),
+            Message::Send(routed(RoutedFlags::NONE, Target::Everyone, b"room", one)),
         ),
         (
             "deliver-receipt",
             Message::Deliver(routed(
-                ROUTED_RECEIPT | ROUTED_STORED,
+                RoutedFlags::RECEIPT.with(RoutedFlags::STORED),
                 Target::Users(vec![n("bob")]),
                 b"r",
                 one,
@@ -110,14 +117,14 @@ fn messages(cert: &[u8]) -> Vec<(&'static str, Message)> {
         ),
         (
             "welcome",
-            Message::Welcome {
+            Message::Welcome(Welcome {
                 identity: n("alice"),
                 rate_max: 10,
                 rate_window_ms: 5000,
                 keepalive_ms: 30_000,
                 max_fragments: 64,
                 store_ttl_s: 604_800,
-            },
+            }),
         ),
         (
             "peer",
@@ -193,7 +200,8 @@ fn main() {
                 fragment_room: 4000,
             },
         )
-        .unwrap();
+        .unwrap()
+        .into_envelope();
         write(&dir, "envelope", name, &env);
         // The signed part: the envelope without its signature length and
         // signature (RSA-2048: 2 + 256 bytes).

@@ -22,9 +22,11 @@ use std::sync::OnceLock;
 
 use blindrelay_e2e::fragment::ReassemblyLimits;
 use blindrelay_e2e::{
-    Envelope, Freshness, LocalIdentity, Reassembler, TrustRoot, VerifiedPeer, open,
+    Envelope, Freshness, Lane, LocalIdentity, Reassembler, TrustRoot, VerifiedPeer, open,
 };
-use blindrelay_wire::{FragmentPos, Frame, FrameType, MAX_BODY_LEN, Message, MessageId, UserName};
+use blindrelay_wire::{
+    FragmentPos, Frame, FrameType, MAX_BODY_LEN, Message, MessageId, RoutedBody, UserName,
+};
 
 /// The clock of the cryptographic targets: the known-answer vector's
 /// timestamp (2027-01-15), inside the vector certificates' validity.
@@ -126,6 +128,9 @@ pub fn message(data: &[u8]) {
 }
 
 fn message_from_frame(f: &Frame) {
+    if matches!(f.kind(), FrameType::Send | FrameType::Deliver) {
+        routed_body(f);
+    }
     let Ok(m) = Message::from_frame(f) else {
         return;
     };
@@ -134,6 +139,34 @@ fn message_from_frame(f: &Frame) {
     };
     if again.kind() != f.kind() || again.body() != f.body() {
         panic!("message does not re-encode to its input: {m:?}");
+    }
+}
+
+/// The relay's decoder of SEND bodies must accept exactly what the message
+/// decoder accepts, and the DELIVER frame it writes from the received bytes
+/// must be the one the message encoder writes.
+fn routed_body(f: &Frame) {
+    let decoded = Message::from_frame(f);
+    let Ok(body) = RoutedBody::decode(f.body().to_vec()) else {
+        if decoded.is_ok() {
+            panic!("the relay refuses a routed body the message decoder accepts");
+        }
+        return;
+    };
+    let (Message::Send(r) | Message::Deliver(r)) = (match decoded {
+        Ok(m) => m,
+        Err(_) => panic!("the relay accepts a routed body the message decoder refuses"),
+    }) else {
+        panic!("a routed frame decoded to another message");
+    };
+    if body.header() != &r.header || body.payload() != r.payload.as_slice() {
+        panic!("the relay decodes a routed body differently");
+    }
+    let mut out = [0u8; blindrelay_wire::FRAME_LEN];
+    body.write_deliver(false, &mut out);
+    match Message::Deliver(r).encode() {
+        Ok(expected) if expected[..] == out[..] => {}
+        _ => panic!("the relay's DELIVER frame differs from the encoder's"),
     }
 }
 
@@ -158,7 +191,7 @@ pub fn envelope(data: &[u8]) {
 /// as a dishonest but authenticated sender could.
 pub fn envelope_resigned(data: &[u8]) {
     let k = keys();
-    let Ok(signed) = blindrelay_e2e::envelope::resign_for_tests(&k.alice, data) else {
+    let Ok(signed) = blindrelay_e2e::seal::resign_for_tests(&k.alice, data) else {
         return;
     };
     let Ok(env) = Envelope::try_from(signed.as_slice()) else {
@@ -244,7 +277,12 @@ pub fn reassembly(data: &[u8]) {
             continue;
         };
         let msg_id = MessageId([*id % 16; 16]);
-        if let Ok(Some(done)) = r.push(sender, msg_id, lane_pos & 1, pos, payload, now)
+        let lane = if lane_pos & 1 == 0 {
+            Lane::Live
+        } else {
+            Lane::Stored
+        };
+        if let Ok(Some(done)) = r.push(sender, msg_id, lane, pos, payload, now)
             && done.len() > usize::from(count) * 255
         {
             panic!("reassembled more than the fragments carried");

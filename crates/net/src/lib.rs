@@ -30,24 +30,27 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum NetError {
     /// Socket error.
-    #[error("i/o: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
-    /// A file could not be read or holds no PEM object of the expected kind.
-    #[error("{path}: {what}")]
-    File {
+    /// A file could not be read or is not valid PEM.
+    #[error("{path}: {error}")]
+    Pem {
         /// The file.
         path: PathBuf,
-        /// What went wrong.
-        what: String,
+        /// What the PEM reader said.
+        error: rustls_pki_types::pem::Error,
     },
+    /// A PEM file holds no certificate.
+    #[error("{0}: no certificate in the file")]
+    NoCertificate(PathBuf),
     /// TLS configuration error.
-    #[error("tls: {0}")]
+    #[error(transparent)]
     Tls(#[from] rustls::Error),
     /// The client verifier could not be built (bad CA or CRL).
-    #[error("client verifier: {0}")]
-    Verifier(String),
+    #[error("client certificate verifier: {0}")]
+    Verifier(rustls::server::VerifierBuilderError),
     /// The peer sent bytes that are not a valid frame.
-    #[error("invalid frame: {0}")]
+    #[error(transparent)]
     Wire(#[from] blindrelay_wire::WireError),
     /// Nothing arrived within the idle timeout.
     #[error("idle timeout")]

@@ -29,25 +29,25 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Reads every certificate of a PEM file.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError> {
-    let file_err = |what: String| NetError::File {
+    let pem = |error| NetError::Pem {
         path: path.to_path_buf(),
-        what,
+        error,
     };
     let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| file_err(e.to_string()))?
+        .map_err(pem)?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| file_err(e.to_string()))?;
+        .map_err(pem)?;
     if certs.is_empty() {
-        return Err(file_err("no certificate in file".into()));
+        return Err(NetError::NoCertificate(path.to_path_buf()));
     }
     Ok(certs)
 }
 
 /// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, NetError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| NetError::File {
+    PrivateKeyDer::from_pem_file(path).map_err(|error| NetError::Pem {
         path: path.to_path_buf(),
-        what: format!("unreadable private key: {e}"),
+        error,
     })
 }
 
@@ -64,7 +64,7 @@ pub fn server_config(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .with_crls(crls)
         .build()
-        .map_err(|e| NetError::Verifier(e.to_string()))?;
+        .map_err(NetError::Verifier)?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
@@ -86,10 +86,7 @@ pub fn client_config_from_files(
     let ca = load_certs(ca)?
         .into_iter()
         .next()
-        .ok_or_else(|| NetError::File {
-            path: ca.to_path_buf(),
-            what: "no certificate in file".into(),
-        })?;
+        .ok_or_else(|| NetError::NoCertificate(ca.to_path_buf()))?;
     client_config(ca, load_certs(cert)?, load_private_key(key)?)
 }
 

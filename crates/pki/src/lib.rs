@@ -34,12 +34,12 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum PkiError {
     /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file concerned.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A file does not contain the PEM object expected.
     #[error("{path}: not a valid PEM {what}")]

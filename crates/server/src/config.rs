@@ -164,13 +164,13 @@ impl Default for Config {
 impl Config {
     /// Reads a TOML file.
     pub fn from_file(path: &Path) -> Result<Self, ServerError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ServerError::ConfigFile {
+        let text = std::fs::read_to_string(path).map_err(|error| ServerError::ConfigFile {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let cfg: Config = toml::from_str(&text).map_err(|e| ServerError::ConfigSyntax {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            message: e.message().to_string(),
         })?;
         cfg.validate()?;
         Ok(cfg)

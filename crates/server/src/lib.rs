@@ -51,23 +51,23 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum ServerError {
     /// The configuration file cannot be read.
-    #[error("config {path}: {source}")]
+    #[error("config {path}: {error}")]
     ConfigFile {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The configuration file is not valid TOML for [`Config`].
-    #[error("config {path}: {source}")]
+    #[error("config {path}: {message}")]
     ConfigSyntax {
         /// The file.
         path: PathBuf,
-        /// What the parser said.
-        source: Box<toml::de::Error>,
+        /// What the parser said (one line).
+        message: String,
     },
     /// A configuration value is unusable.
-    #[error("config: {0}")]
+    #[error(transparent)]
     Config(#[from] ConfigError),
     /// The PKI files could not be loaded.
     #[error(transparent)]
@@ -79,12 +79,12 @@ pub enum ServerError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address.
         addr: std::net::SocketAddr,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 

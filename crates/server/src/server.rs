@@ -112,9 +112,9 @@ impl Server {
         let listener =
             TcpListener::bind(config.listen)
                 .await
-                .map_err(|source| ServerError::Bind {
+                .map_err(|error| ServerError::Bind {
                     addr: config.listen,
-                    source,
+                    error,
                 })?;
         let store = StoreHandle::spawn(store);
         let registry = Registry::new(&config);

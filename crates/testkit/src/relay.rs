@@ -50,7 +50,7 @@ impl Builder<'_> {
         self
     }
 
-    /// Report every relayed fragment ([`TestRelay::observed`]).
+    /// Report every relayed fragment ([`TestRelay::take_observed`]).
     pub fn observed(mut self) -> Self {
         self.observe = true;
         self
@@ -163,9 +163,10 @@ impl TestRelay {
         self.handle.reload_crl();
     }
 
-    /// The relayed fragments (with [`Builder::observed`]).
-    pub fn observed(&mut self) -> Option<&mut mpsc::Receiver<Observed>> {
-        self.observed.as_mut()
+    /// The relayed fragments (with [`Builder::observed`]); the first call
+    /// takes them.
+    pub fn take_observed(&mut self) -> Option<mpsc::Receiver<Observed>> {
+        self.observed.take()
     }
 
     /// Shuts down gracefully (goodbyes, held messages committed) and

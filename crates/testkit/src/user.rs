@@ -30,6 +30,13 @@ pub struct Shown {
     pub room: bool,
 }
 
+/// `(from, text, room)`, for assertions.
+impl PartialEq<(&str, &str, bool)> for Shown {
+    fn eq(&self, (from, text, room): &(&str, &str, bool)) -> bool {
+        self.from.as_str() == *from && self.text == *text && self.room == *room
+    }
+}
+
 impl User {
     /// Connects `user` of `pki` to the relay at `addr`, with its state in
     /// memory, and waits for the directory.

@@ -30,15 +30,15 @@ pub const MAX_HISTORY_ENTRIES: u64 = 10_000;
 #[non_exhaustive]
 pub enum StoreError {
     /// The database file or its directory cannot be opened.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Open {
         /// The file or directory.
         path: std::path::PathBuf,
         /// What failed.
-        source: Box<dyn std::error::Error + Send + Sync>,
+        error: Box<dyn std::error::Error + Send + Sync>,
     },
     /// SQLite failed.
-    #[error("database: {0}")]
+    #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
 }
 

@@ -42,12 +42,12 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
                 path: parent.to_path_buf(),
-                source: Box::new(e),
+                error: Box::new(e),
             })?;
         }
         let db = Connection::open(path).map_err(|e| StoreError::Open {
             path: path.to_path_buf(),
-            source: Box::new(e),
+            error: Box::new(e),
         })?;
         Self::init(db)
     }

@@ -42,12 +42,12 @@ pub type BackendError = std::sync::Arc<dyn std::error::Error + Send + Sync>;
 #[non_exhaustive]
 pub enum StoreError {
     /// The store file or its directory cannot be opened.
-    #[error("store {path}: {source}")]
+    #[error("store {path}: {error}")]
     Open {
         /// The database file.
         path: std::path::PathBuf,
         /// What failed.
-        source: BackendError,
+        error: BackendError,
     },
     /// The backend failed.
     #[error("store: {0}")]

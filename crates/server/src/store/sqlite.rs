@@ -28,12 +28,12 @@ impl SqliteStore {
         {
             std::fs::create_dir_all(parent).map_err(|err| StoreError::Open {
                 path: parent.to_path_buf(),
-                source: std::sync::Arc::new(err),
+                error: std::sync::Arc::new(err),
             })?;
         }
         let db = Connection::open(path).map_err(|err| StoreError::Open {
             path: path.to_path_buf(),
-            source: std::sync::Arc::new(err),
+            error: std::sync::Arc::new(err),
         })?;
         Self::init(db)
     }
