@@ -10,10 +10,13 @@
 //! without it the full run takes several minutes.
 
 mod load;
+mod machine;
+mod mqtt;
 mod proto;
+mod report;
+mod runs;
 mod target;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -22,8 +25,10 @@ use blindrelay_pki::{PkiDir, UserCertOptions};
 use blindrelay_wire::UserName;
 use clap::{Parser, Subcommand};
 
-use crate::load::Measured;
+use crate::machine::{cpu_model, cpus, mem_total, openssl_speed_rsa2048, raise_fd_limit};
 use crate::proto::Identities;
+use crate::report::{Report, throughput_header, throughput_row};
+use crate::runs::{one_run, scale_run};
 use crate::target::Kind;
 
 #[derive(Parser)]
@@ -195,30 +200,6 @@ fn parse_targets(names: &[String]) -> Result<Vec<Kind>> {
             other => Err(anyhow!("unknown target {other}")),
         })
         .collect()
-}
-
-fn ms(us: u64) -> String {
-    format!("{:.2}", us as f64 / 1000.0)
-}
-
-struct Report {
-    text: String,
-    /// Runs that failed (shown in their table row); the harness exits
-    /// non-zero if any did, so a smoke run in CI fails loudly.
-    failed: usize,
-}
-
-impl Report {
-    fn failure(&mut self, s: &str) {
-        self.failed += 1;
-        self.line(s);
-    }
-
-    fn line(&mut self, s: &str) {
-        println!("{s}");
-        self.text.push_str(s);
-        self.text.push('\n');
-    }
 }
 
 async fn run(cli: Cli, pin: bool) -> Result<()> {
@@ -462,177 +443,4 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
         return Err(anyhow!("{} runs failed (see the tables)", rep.failed));
     }
     Ok(())
-}
-
-type RunFuture =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Measured>> + Send + 'static>>;
-
-/// Starts the server, connects N pairs, runs the workload, and measures the
-/// server's CPU over the run and its peak memory.
-async fn one_run(
-    k: Kind,
-    pki: &PkiDir,
-    users: &[String],
-    server_cpu: Option<usize>,
-    ids: &mut Identities,
-    n: usize,
-    work: impl FnOnce(Vec<proto::Sender>, Vec<proto::Receiver>) -> RunFuture,
-) -> Result<(Measured, f64, u64)> {
-    let server = target::start(k, pki, users, server_cpu)?;
-    let (s, r) = load::connect_pairs(k, server.addr, ids, n, 0).await?;
-    let cpu0 = server.cpu_seconds();
-    let m = work(s, r).await?;
-    let cpu = server.cpu_seconds() - cpu0;
-    let rss = server.peak_rss_kib();
-    Ok((m, cpu, rss))
-}
-
-fn throughput_header(rep: &mut Report) {
-    rep.line("| target | N pairs | offered msg/s | delivered msg/s | lost | p50 ms | p99 ms | p99.9 ms | send lag p99 ms | server CPU s / 100k msg | server peak RSS MiB |");
-    rep.line("|---|---|---|---|---|---|---|---|---|---|---|");
-}
-
-fn throughput_row(
-    rep: &mut Report,
-    k: Kind,
-    n: usize,
-    offered: Option<f64>,
-    row: Result<(Measured, f64, u64)>,
-) {
-    let offered = offered.map_or("max".to_string(), |r| format!("{r:.0}"));
-    match row {
-        Ok((m, cpu, rss)) => {
-            let lost = m.sent.saturating_sub(m.received);
-            rep.line(&format!(
-                "| {k} | {n} | {offered} | {:.0} | {lost} of {} | {} | {} | {} | {} | {:.2} | {:.1} |",
-                m.rate(),
-                m.sent,
-                ms(m.latency.value_at_quantile(0.5)),
-                ms(m.latency.value_at_quantile(0.99)),
-                ms(m.latency.value_at_quantile(0.999)),
-                m.schedule_lag
-                    .as_ref()
-                    .map_or("-".into(), |h| ms(h.value_at_quantile(0.99))),
-                cpu / m.received.max(1) as f64 * 100_000.0,
-                rss as f64 / 1024.0
-            ));
-        }
-        Err(e) => rep.failure(&format!("| {k} | {n} | {offered} | error: {e:#} |")),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn scale_run(
-    k: Kind,
-    pki: &PkiDir,
-    users: &[String],
-    idle_users: &[String],
-    server_cpu: Option<usize>,
-    ids: &mut Identities,
-    count: usize,
-    dur: Duration,
-) -> Result<String> {
-    let server = target::start(k, pki, users, server_cpu)?;
-    let (s, r) = load::connect_pairs(k, server.addr, ids, SCALE_PAIRS, 0).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = server.rss_kib();
-    let t0 = Instant::now();
-    let idle = load::open_idle(k, server.addr, ids, idle_users, count).await?;
-    let opened = idle.len();
-    let open_time = t0.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_idle = server.rss_kib();
-    let m = load::open_loop(s, r, SCALE_RATE, dur).await;
-    for h in idle {
-        h.abort();
-    }
-    let m = m?;
-    let mut line = String::new();
-    let _ = write!(
-        line,
-        "| {k} | {count} | {opened} | {:.1} | {:.1} | {:.1} | {:.1} | {} of {} | {} | {} | {} |",
-        open_time.as_secs_f64(),
-        before as f64 / 1024.0,
-        with_idle as f64 / 1024.0,
-        with_idle.saturating_sub(before) as f64 / opened.max(1) as f64,
-        m.received,
-        m.sent,
-        ms(m.latency.value_at_quantile(0.5)),
-        ms(m.latency.value_at_quantile(0.99)),
-        ms(m.latency.value_at_quantile(0.999)),
-    );
-    Ok(line)
-}
-
-/// Descriptors the harness asks for: 10 000 idle connections plus the
-/// active pairs on the generator side, and as many on each server (which
-/// inherits the limit).
-const FD_LIMIT: u32 = 65_536;
-
-/// Raises this process's open-file limit to [`FD_LIMIT`] with `prlimit`
-/// (util-linux), before any server is started; raising the hard limit
-/// needs root. On failure, the current limit stays and the scale runs
-/// report how many connections they could open.
-fn raise_fd_limit() {
-    let limit = format!("--nofile={FD_LIMIT}:{FD_LIMIT}");
-    let ok = std::process::Command::new("prlimit")
-        .args(["--pid", &std::process::id().to_string(), &limit])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "could not raise the open-file limit to {FD_LIMIT} (prlimit, as root); the 10 000-connection run may open fewer"
-        );
-    }
-}
-
-fn cpus() -> usize {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .map(|s| s.lines().filter(|l| l.starts_with("processor")).count())
-        .unwrap_or(0)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn mem_total() -> String {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map_or("unknown memory".into(), |kib| {
-            format!("{:.0} GiB RAM", kib as f64 / 1024.0 / 1024.0)
-        })
-}
-
-/// `openssl speed rsa2048`: (signs/s, verifies/s) on one core.
-pub fn openssl_speed_rsa2048() -> Option<(f64, f64)> {
-    let out = std::process::Command::new("openssl")
-        .args(["speed", "-seconds", "3", "rsa2048"])
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with("rsa 2048 bits"))?;
-    let f: Vec<f64> = line
-        .split_whitespace()
-        .filter_map(|x| x.trim_end_matches('s').parse().ok())
-        .collect();
-    // "rsa 2048 bits 0.000243s 0.000016s 4116.2 61573.2"
-    let n = f.len();
-    Some((*f.get(n.checked_sub(2)?)?, *f.get(n - 1)?))
 }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use blindrelay_pki::PkiDir;
+
+use crate::mqtt;
 use blindrelay_wire::{
     FRAME_LEN, FragmentPos, MAX_ACK_IDS, Message, MessageId, Routed, RoutedFlags, RoutedHeader,
     Target, UserName,
@@ -231,14 +233,14 @@ pub async fn connect(
             }
         }
         Kind::Mosquitto => {
-            c.w.write_all(&mqtt_connect(client_id)).await?;
+            c.w.write_all(&mqtt::connect(client_id)).await?;
             let mut ack = [0u8; 4];
             c.r.read_exact(&mut ack).await?;
             if ack != [0x20, 0x02, 0x00, 0x00] {
                 bail!("mosquitto refused the connection: {ack:?}");
             }
             if subscribe {
-                c.w.write_all(&mqtt_subscribe(&format!("inbox/{user}")))
+                c.w.write_all(&mqtt::subscribe(&format!("inbox/{user}")))
                     .await?;
                 let mut ack = [0u8; 5];
                 c.r.read_exact(&mut ack).await?;
@@ -272,48 +274,6 @@ pub async fn connect(
     }
     c.w.flush().await?;
     Ok(c)
-}
-
-fn mqtt_remaining_len(mut n: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut b = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if n == 0 {
-            break;
-        }
-    }
-}
-
-fn mqtt_string(s: &str, out: &mut Vec<u8>) {
-    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn mqtt_connect(client_id: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    mqtt_string("MQTT", &mut body);
-    body.push(4); // protocol level 3.1.1
-    body.push(0x02); // clean session
-    body.extend_from_slice(&0u16.to_be_bytes()); // no keep-alive
-    mqtt_string(client_id, &mut body);
-    let mut p = vec![0x10];
-    mqtt_remaining_len(body.len(), &mut p);
-    p.extend_from_slice(&body);
-    p
-}
-
-fn mqtt_subscribe(topic: &str) -> Vec<u8> {
-    let mut body = vec![0x00, 0x01];
-    mqtt_string(topic, &mut body);
-    body.push(0); // QoS 0
-    let mut p = vec![0x82];
-    mqtt_remaining_len(body.len(), &mut p);
-    p.extend_from_slice(&body);
-    p
 }
 
 /// The sending side of a connection, with its message encoder.
@@ -418,8 +378,8 @@ impl Sender {
             Kind::Mosquitto => {
                 let topic = format!("inbox/{}", self.to);
                 self.buf.push(0x30);
-                mqtt_remaining_len(2 + topic.len() + PAYLOAD_LEN, &mut self.buf);
-                mqtt_string(&topic, &mut self.buf);
+                mqtt::remaining_len(2 + topic.len() + PAYLOAD_LEN, &mut self.buf);
+                mqtt::string(&topic, &mut self.buf);
                 let start = self.buf.len();
                 self.buf.extend_from_slice(&stamp.bytes());
                 self.buf.resize(start + PAYLOAD_LEN, 0);

@@ -77,10 +77,7 @@ async fn several_users_room_and_a_64_kib_message_without_tripping_the_rate_limit
         .await
         .unwrap();
     for o in &mut others {
-        assert_eq!(
-            o.message().await.unwrap(),
-            ("alice", "room hello", true)
-        );
+        assert_eq!(o.message().await.unwrap(), ("alice", "room hello", true));
     }
     // The room message, the largest message (64 KiB, 17 frames) and 7 short
     // ones: 9 messages in the window but far more frames; the relay counts

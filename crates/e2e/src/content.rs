@@ -15,7 +15,6 @@ pub const MAX_RECEIPT_IDS: usize = 100;
 
 /// Decrypted message content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Content {
     /// A chat message.
     Text(String),

@@ -16,13 +16,14 @@
 //! so a moved, dropped, duplicated or foreign fragment changes the envelope
 //! and it no longer verifies.
 //!
-//! Sealing is in [`crate::seal`], opening in [`crate::open`].
+//! Sealing is in [`crate::seal`](mod@crate::seal), opening in
+//! [`crate::open`](mod@crate::open).
 
 use blindrelay_wire::WireError;
 use blindrelay_wire::codec::Reader;
 
+use crate::error::OpenError;
 use crate::header::Header;
-use crate::open::OpenError;
 use crate::{AAD_LABEL, SIGN_LABEL};
 
 /// AES-GCM nonce length.

@@ -1,7 +1,7 @@
 //! Putting relay fragments back together into envelopes.
 //!
 //! A message larger than one frame travels as up to `MAX_FRAGMENTS`
-//! fragments, each a full 4096-byte frame ([`crate::seal`] cuts them). The
+//! fragments, each a full 4096-byte frame ([`crate::seal`](mod@crate::seal) cuts them). The
 //! [`Reassembler`] holds partial
 //! messages within fixed bounds, so no peer can make a client hold unbounded
 //! data: a number of partial messages per sender and in total, a total byte

@@ -5,7 +5,7 @@ use aws_lc_rs::signature::RSA_PSS_SHA256;
 use blindrelay_wire::UserName;
 use zeroize::Zeroizing;
 
-use crate::E2eError;
+use crate::error::E2eError;
 use crate::peer::{TrustRoot, VerifiedPeer};
 
 /// The user's own certificate (verified like any peer's) and private key.

@@ -11,16 +11,18 @@
 //!   (no `Debug`, zeroized on drop).
 //! * [`header`] and [`envelope`]: the envelope's layout and its strict parser
 //!   (the byte reader is `blindrelay_wire::codec`'s).
-//! * [`seal`]: a fresh AES-256-GCM key and nonce per message, the key
+//! * [`seal`](mod@seal): a fresh AES-256-GCM key and nonce per message, the key
 //!   wrapped for every recipient with RSA-2048-OAEP (SHA-256), all metadata
 //!   bound as AAD, the whole envelope signed with RSA-PSS-SHA-256 under a
 //!   domain-separation label; the fragment count decided and the envelope
 //!   cut into positioned relay fragments.
-//! * [`open`]: verifying and decrypting, with one error for every
+//! * [`open`](mod@open): verifying and decrypting, with one error for every
 //!   cryptographic failure.
 //! * [`fragment`]: reassembling fragments with bounds on count, size and
 //!   time.
 //! * [`content`]: what is inside a message (text, receipt).
+//! * [`error`]: what can fail, sealing ([`E2eError`]) and opening
+//!   ([`OpenError`]).
 //!
 //! Replay protection needs persistent state, so [`open()`] hands the message
 //! id and timestamp back to the caller, which checks and records them (the
@@ -32,6 +34,7 @@
 
 pub mod content;
 pub mod envelope;
+pub mod error;
 pub mod fragment;
 pub mod header;
 pub mod identity;
@@ -41,14 +44,13 @@ pub mod seal;
 
 pub use content::Content;
 pub use envelope::Envelope;
+pub use error::{E2eError, OpenError, PeerError};
 pub use fragment::{Lane, Reassembler, ReassemblyError};
 pub use header::Header;
 pub use identity::LocalIdentity;
-pub use open::{Freshness, OpenError, Opened, open};
-pub use peer::{PeerError, TrustRoot, VerifiedPeer, fingerprint, safety_number};
+pub use open::{Freshness, Opened, open};
+pub use peer::{TrustRoot, VerifiedPeer, fingerprint, safety_number};
 pub use seal::{SealParams, Sealed, seal};
-
-use blindrelay_wire::UserName;
 
 /// Domain-separation label of the RSA-OAEP key wrap (the OAEP label).
 pub const WRAP_LABEL: &[u8] = b"blindrelay/v1/wrap";
@@ -60,48 +62,3 @@ pub const SIGN_LABEL: &[u8] = b"blindrelay/v1/sign\0";
 pub const KEY_COMMIT_LABEL: &[u8] = b"blindrelay/v1/key-commit\0";
 /// Prefix of the safety-number hash.
 pub const SAFETY_LABEL: &[u8] = b"blindrelay/v1/safety-number\0";
-
-/// Errors building or using local keys and sealing envelopes (opening has
-/// its own error: [`OpenError`]).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum E2eError {
-    /// The user's own certificate does not verify.
-    #[error("own certificate: {0}")]
-    OwnCertificate(PeerError),
-    /// A PEM file does not hold the object expected.
-    #[error("not a PEM {0}")]
-    Pem(&'static str),
-    /// The private key is not an RSA PKCS#8 key that can sign and decrypt.
-    #[error("the private key is not an RSA PKCS#8 key that can sign and decrypt")]
-    PrivateKey,
-    /// The private key does not belong to the certificate.
-    #[error("the private key does not match the certificate")]
-    KeyMismatch,
-    /// A recipient's key cannot wrap a message key.
-    #[error("the key of {0} cannot be used for RSA-OAEP")]
-    PeerKey(UserName),
-    /// Not 1 to 64 recipients.
-    #[error("a message needs 1 to 64 recipients, not {0}")]
-    RecipientCount(usize),
-    /// The same recipient twice.
-    #[error("duplicate recipient")]
-    DuplicateRecipient,
-    /// The text is too long.
-    #[error("message of {len} bytes is longer than {max} bytes")]
-    TooLong {
-        /// Bytes of text.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The routing header leaves no room for a payload.
-    #[error("no room for a payload in a frame")]
-    NoFragmentRoom,
-    /// The envelope needs more fragments than a message may have.
-    #[error("message needs {0} fragments, more than 64")]
-    TooManyFragments(usize),
-    /// The cryptographic library failed (RNG, encryption).
-    #[error("crypto failure")]
-    Crypto,
-}

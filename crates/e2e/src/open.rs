@@ -13,43 +13,11 @@ use zeroize::Zeroizing;
 
 use crate::content::Content;
 use crate::envelope::Envelope;
+use crate::error::OpenError;
 use crate::header::Header;
 use crate::identity::LocalIdentity;
 use crate::peer::VerifiedPeer;
 use crate::seal::key_commitment;
-
-/// Why a received envelope was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum OpenError {
-    /// Not a well-formed envelope.
-    #[error("malformed envelope")]
-    Malformed,
-    /// The envelope's sender is not the one the relay delivered it from.
-    #[error("sender in the envelope does not match the relay's sender")]
-    SenderMismatch,
-    /// The message is not addressed to this user.
-    #[error("message not addressed to me")]
-    NotForMe,
-    /// Older than the maximum age.
-    #[error("stale message ({age_ms} ms old)")]
-    Stale {
-        /// How old.
-        age_ms: u64,
-    },
-    /// Timestamp too far in the future.
-    #[error("message from the future ({ahead_ms} ms ahead)")]
-    Future {
-        /// How far ahead.
-        ahead_ms: u64,
-    },
-    /// Signature, key unwrap or decryption failed.
-    #[error("message could not be authenticated or decrypted")]
-    Undecryptable,
-    /// Decrypted, but the content type is unknown.
-    #[error("unsupported content")]
-    UnknownContent,
-}
 
 /// The freshness window applied to timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -19,38 +19,7 @@ use rustls_pki_types::{CertificateDer, UnixTime};
 use webpki::{BorrowedCertRevocationList, CertRevocationList, RevocationOptionsBuilder};
 use x509_parser::prelude::*;
 
-use crate::E2eError;
-
-/// Why a certificate is not accepted for a peer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PeerError {
-    /// The CA certificate or a CRL the client trusts is unusable.
-    #[error("trust root unusable: {0}")]
-    TrustRoot(webpki::Error),
-    /// Chain, validity, EKU or revocation check failed, or the certificate
-    /// cannot be parsed.
-    #[error("certificate rejected: {0}")]
-    Rejected(webpki::Error),
-    /// The certificate has no usable Common Name.
-    #[error("certificate has no valid user name")]
-    NoIdentity,
-    /// The certificate is fine but belongs to someone else.
-    #[error("certificate is for \"{cn}\", offered as \"{offered}\"")]
-    NameMismatch {
-        /// Name the relay offered it for.
-        offered: UserName,
-        /// The certificate's CN.
-        cn: UserName,
-    },
-    /// The key usage extension is missing or does not allow both
-    /// `digitalSignature` and `keyEncipherment`.
-    #[error("unusable key: key usage must allow digitalSignature and keyEncipherment")]
-    KeyUsage,
-    /// The key is not an RSA key of at least 2048 bits.
-    #[error("unusable key: not an RSA key of at least 2048 bits")]
-    KeyType,
-}
+use crate::error::{E2eError, PeerError};
 
 /// What a client trusts: the CA certificate and, optionally, CRLs.
 #[derive(Clone)]

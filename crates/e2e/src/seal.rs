@@ -14,10 +14,11 @@ use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::content::{Content, MAX_TEXT_LEN};
 use crate::envelope::{MAX_PLAINTEXT_LEN, NONCE_LEN, TAG_LEN};
+use crate::error::E2eError;
 use crate::header::{FLAG_ROOM, Header};
 use crate::identity::LocalIdentity;
 use crate::peer::VerifiedPeer;
-use crate::{AAD_LABEL, E2eError, SIGN_LABEL};
+use crate::{AAD_LABEL, SIGN_LABEL};
 
 /// A message key: 32 random bytes, used once, consumed by sealing, zeroized
 /// on drop, never printed.

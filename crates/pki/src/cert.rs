@@ -34,7 +34,7 @@ pub fn normalize_serial(raw: &[u8]) -> Vec<u8> {
 
 /// Hex form of a serial, as `openssl x509 -serial` prints it.
 pub fn serial_hex(serial: &[u8]) -> String {
-    serial.iter().map(|b| format!("{b:02X}")).collect()
+    blindrelay_wire::codec::hex(serial).to_ascii_uppercase()
 }
 
 /// The serials listed in a DER CRL.

@@ -4,7 +4,6 @@
 //! disconnects the sessions of revoked certificates and removes their users
 //! from the directory.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -20,8 +19,7 @@ use crate::ServerError;
 use crate::shared::Shared;
 use crate::store::{WriteOp, log_failure};
 
-/// The serials a CRL revokes (normalised, as `blindrelay_pki` reads them).
-pub(crate) type Revoked = HashSet<Vec<u8>>;
+use crate::registry::Revoked;
 
 /// What is compared to notice a change of `crl.pem`.
 type CrlStamp = (SystemTime, u64, Vec<u8>);

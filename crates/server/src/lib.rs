@@ -23,9 +23,16 @@
 //!   and the demo; `shared`: the state every task shares.
 //!
 //! Framing and message layouts are in `blindrelay-wire`; TLS settings and
-//! frame I/O in `blindrelay-net`. The modules above form layers with no
-//! cycles: `server` → `session` → `delivery`/`registry` → `store`,
-//! `outbound`, `rate`, all over `shared` and `config`.
+//! frame I/O in `blindrelay-net`. The modules form layers, each importing
+//! only from the layers below it:
+//!
+//! 1. `server`, `crl`: the accept loop and the CRL watcher;
+//! 2. `session`: one connection;
+//! 3. `delivery`: a message after routing;
+//! 4. `shared`: the state every task holds;
+//! 5. `registry`, `store`, `delivery::writebehind`, `observe`, `outbound`,
+//!    `rate`, `config`: the components, which know nothing of the layers
+//!    above.
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -14,9 +14,11 @@ use tracing::warn;
 
 use crate::SECURITY;
 use crate::config::Config;
-use crate::crl::Revoked;
 use crate::outbound::{Outbound, SharedFrame, encode};
 use crate::rate::{Budget, SlidingWindow};
+
+/// The serials a CRL revokes (normalised, as `blindrelay_pki` reads them).
+pub(crate) type Revoked = std::collections::HashSet<Vec<u8>>;
 
 /// Why a session is being closed from outside its own task.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::observe::{OBSERVER_QUEUE, Observed};
+use crate::observe::Observed;
 use crate::registry::Registry;
 use crate::shared::Shared;
 use crate::store::{MessageStore, StoreHandle};
@@ -138,9 +138,7 @@ impl Server {
     /// and monitoring). Observations are dropped, never waited for, when the
     /// receiver falls behind. Only the first call has an effect.
     pub fn observe(&self) -> mpsc::Receiver<Observed> {
-        let (tx, rx) = mpsc::channel(OBSERVER_QUEUE);
-        let _ = self.shared.observer.set(tx);
-        rx
+        self.shared.observer.subscribe()
     }
 
     /// A handle to trigger CRL reloads while running.

@@ -2,18 +2,18 @@
 //! registry of sessions, the store, the write-behind holds, the current TLS
 //! configuration and the optional observer.
 //!
-//! It sits below everything else: the accept loop, the sessions and the
-//! delivery tasks all hold an `Arc<Shared>`, and this module imports none
-//! of them.
+//! The components it holds (registry, store handle, write-behind holds,
+//! observer) are defined below it and know nothing of it; what works on
+//! several of them at once (the accept loop, sessions, delivery, the CRL
+//! watcher) sits above it and holds an `Arc<Shared>`.
 
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
-use tokio::sync::mpsc;
 
 use crate::config::Config;
-use crate::delivery::WriteBehind;
-use crate::observe::Observed;
+use crate::delivery::writebehind::WriteBehind;
+use crate::observe::Observer;
 use crate::registry::Registry;
 use crate::store::StoreHandle;
 
@@ -25,8 +25,8 @@ pub(crate) struct Shared {
     pub write_behind: WriteBehind,
     /// Swapped when the CRL is reloaded; each handshake takes the current one.
     tls: RwLock<Arc<ServerConfig>>,
-    /// Set once by `Server::observe`.
-    pub observer: OnceLock<mpsc::Sender<Observed>>,
+    /// What the relay sees, logged and observed.
+    pub observer: Observer,
 }
 
 impl Shared {
@@ -37,12 +37,12 @@ impl Shared {
         tls: ServerConfig,
     ) -> Self {
         Self {
+            observer: Observer::new(config.verbose),
             config,
             registry,
             store,
             write_behind: WriteBehind::default(),
             tls: RwLock::new(Arc::new(tls)),
-            observer: OnceLock::new(),
         }
     }
 

@@ -240,7 +240,8 @@ impl ClientCore {
         });
     }
 
-    /// True if a message may be sent now (see [`send::SendWindow`]).
+    /// True if a message may be sent now: fewer than [`send::SEND_WINDOW`]
+    /// messages unanswered, and room in the relay's rate budget.
     pub fn can_send(&mut self, now: Instant) -> bool {
         self.window.has_room(now)
     }

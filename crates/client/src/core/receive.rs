@@ -7,7 +7,7 @@
 //! verified and opened (signature, recipient, freshness, key commitment),
 //! the id is recorded, and the content must match its routing label.
 //!
-//! The outcome is a [`Received`]: at most one acknowledgement for the
+//! The outcome is a `Received`: at most one acknowledgement for the
 //! relay, and at most one event for the user. A message is acknowledged
 //! once it is *decided*, shown or rejected for good; it is left on the
 //! relay when a later copy could be accepted (a live copy too old or too

@@ -5,7 +5,7 @@
 //! sealed again (same id, fresh timestamp) after a reconnect until the
 //! relay confirms it stored; that is the core's job ([`super::ClientCore`]).
 //! This module owns the two mechanical parts: turning content into routed
-//! frames ([`seal_frames`]), and [`SendWindow`], which holds messages back
+//! frames (`seal_frames`), and `SendWindow`, which holds messages back
 //! when too many are unanswered or when the relay's rate budget is spent,
 //! instead of being cut off by the relay.
 

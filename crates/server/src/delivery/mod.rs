@@ -16,8 +16,6 @@
 pub(crate) mod backlog;
 pub(crate) mod writebehind;
 
-pub(crate) use writebehind::WriteBehind;
-
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -423,7 +423,7 @@ impl Session {
             self.in_progress.clear();
         }
         self.in_progress.push(body.stored_body());
-        crate::observe::relayed(shared, &body);
+        shared.observer.relayed(&body);
         let report = shared.registry.route(self.id, h, deliver(&body, false));
         let msg_id = h.msg_id;
         debug!(%identity, msg = %msg_id.to_hex(), delivered = report.delivered, "relayed");
