@@ -147,7 +147,7 @@ fn message_from_frame(f: &Frame) {
 /// must be the one the message encoder writes.
 fn routed_body(f: &Frame) {
     let decoded = Message::from_frame(f);
-    let Ok(body) = RoutedBody::decode(f.body().to_vec()) else {
+    let Ok(body) = RoutedBody::decode(f.body().into()) else {
         if decoded.is_ok() {
             panic!("the relay refuses a routed body the message decoder accepts");
         }

@@ -8,7 +8,7 @@
 use std::time::Instant;
 
 use blindrelay_server::store::sqlite::SqliteStore;
-use blindrelay_server::store::{NewMessage, Quota, StoreHandle, WriteOp, WriteResult};
+use blindrelay_server::store::{Body, NewMessage, Quota, StoreHandle, WriteOp, WriteResult};
 use blindrelay_wire::{MessageId, UserName};
 
 /// A typical one-frame envelope (one recipient, short text) is ~600 bytes;
@@ -48,7 +48,7 @@ async fn main() {
                     recipient: bob.clone(),
                     sender: UserName::new("alice").unwrap(),
                     msg_id: MessageId(id),
-                    fragments: vec![body].into(),
+                    fragments: vec![Body::from(body)].into(),
                     created_ms: 1,
                 };
                 pending.push(

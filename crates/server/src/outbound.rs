@@ -31,7 +31,7 @@ pub(crate) enum Outbound {
 }
 
 /// A frame written in place by `write` (no intermediate copy).
-fn shared_frame(write: impl FnOnce(&mut [u8; FRAME_LEN])) -> SharedFrame {
+pub(crate) fn shared_frame(write: impl FnOnce(&mut [u8; FRAME_LEN])) -> SharedFrame {
     let mut frame = Arc::new([0u8; FRAME_LEN]);
     if let Some(buf) = Arc::get_mut(&mut frame) {
         write(buf);

@@ -135,6 +135,16 @@ impl Frame {
 
     /// Decodes one frame. `bytes` must be exactly [`FRAME_LEN`] long.
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        let (kind, body) = Self::parse(bytes)?;
+        Ok(Self {
+            kind,
+            body: body.to_vec(),
+        })
+    }
+
+    /// Checks one frame and returns its type and body, borrowed from
+    /// `bytes` (nothing is copied). The same checks as [`Frame::decode`].
+    pub fn parse(bytes: &[u8]) -> Result<(FrameType, &[u8]), WireError> {
         if bytes.len() != FRAME_LEN {
             return Err(WireError::FrameLength {
                 expected: FRAME_LEN,
@@ -157,10 +167,7 @@ impl Frame {
         if padding.iter().any(|&b| b != 0) {
             return Err(WireError::Padding);
         }
-        Ok(Self {
-            kind,
-            body: body.to_vec(),
-        })
+        Ok((kind, body))
     }
 }
 

@@ -33,7 +33,7 @@ pub use frame::{FRAME_LEN, Frame, FrameType, HEADER_LEN, MAX_BODY_LEN, PROTOCOL_
 pub use message::{
     CERT_MAX_LEN, FragmentPos, GoodbyeCode, MAX_ACK_IDS, MAX_FRAGMENTS, MAX_RECIPIENTS,
     MAX_STATUSES, MESSAGE_ID_LEN, Message, MessageId, PeerEvent, Routed, RoutedBody, RoutedFlags,
-    RoutedHeader, StatusKind, Target, Welcome,
+    RoutedHeader, StatusKind, Target, Welcome, write_deliver,
 };
 pub use name::UserName;
 

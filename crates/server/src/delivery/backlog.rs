@@ -6,12 +6,13 @@
 
 use std::sync::Arc;
 
-use blindrelay_wire::{Frame, FrameType, UserName};
+use blindrelay_wire::{FRAME_LEN, UserName, write_deliver};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use crate::outbound::Outbound;
+use crate::outbound::{Outbound, shared_frame};
 use crate::shared::Shared;
+use crate::store::Body;
 
 /// Streams the backlog of `identity`; `held` are the bodies of the copies
 /// held for it when it logged in (taken before the login, so anything
@@ -19,7 +20,7 @@ use crate::shared::Shared;
 pub(crate) async fn stream(
     shared: Arc<Shared>,
     identity: UserName,
-    held: Vec<Arc<[Vec<u8>]>>,
+    held: Vec<Arc<[Body]>>,
     tx: mpsc::Sender<Outbound>,
 ) {
     let mut after = 0i64;
@@ -35,7 +36,7 @@ pub(crate) async fn stream(
         let Some(last) = page.last() else { break };
         after = last.seq;
         for f in page {
-            if !queue_stored(&tx, f.body).await {
+            if !queue_stored(&tx, &f.body).await {
                 return;
             }
             sent += 1;
@@ -47,7 +48,7 @@ pub(crate) async fn stream(
     // arrive twice; the client's replay cache drops the second.
     for bodies in held {
         for body in bodies.iter() {
-            if !queue_stored(&tx, body.clone()).await {
+            if !queue_stored(&tx, body).await {
                 return;
             }
             sent += 1;
@@ -58,14 +59,15 @@ pub(crate) async fn stream(
     }
 }
 
-/// Queues one stored body as a DELIVER frame (waiting for room); false once
-/// the session is gone. A body that does not fit a frame (impossible for
-/// what the relay stored) is skipped.
-async fn queue_stored(tx: &mpsc::Sender<Outbound>, body: Vec<u8>) -> bool {
-    let Ok(frame) = Frame::new(FrameType::Deliver, body) else {
+/// Queues one stored body as a DELIVER frame with the STORED flag (waiting
+/// for room); false once the session is gone. A body that does not fit a
+/// frame (impossible for what the relay stored) is skipped.
+async fn queue_stored(tx: &mpsc::Sender<Outbound>, body: &[u8]) -> bool {
+    if body.len() > FRAME_LEN {
         return true;
-    };
-    tx.send(Outbound::Frame(Arc::from(frame.encode())))
-        .await
-        .is_ok()
+    }
+    let frame = shared_frame(|out| {
+        let _ = write_deliver(body, true, out);
+    });
+    tx.send(Outbound::Frame(frame)).await.is_ok()
 }

@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::outbound::{Outbound, answer};
 use crate::shared::Shared;
-use crate::store::{CommitOutcome, NewMessage, Quota, WriteOp, WriteResult, log_failure};
+use crate::store::{Body, CommitOutcome, NewMessage, Quota, WriteOp, WriteResult, log_failure};
 
 /// A message whose last fragment has been routed.
 pub(crate) struct Finished {
@@ -35,8 +35,8 @@ pub(crate) struct Finished {
     pub recipients: Vec<UserName>,
     /// Every one of them got it live on at least one session.
     pub all_live: bool,
-    /// The stored bodies of its fragments, in order.
-    pub bodies: Vec<Vec<u8>>,
+    /// The bodies of its fragments as received, in order.
+    pub bodies: Vec<Body>,
 }
 
 /// The client stopped reading the answers to its own frames.
@@ -181,6 +181,13 @@ impl InFlight {
         Ok(())
     }
 
+    /// Lets go of the session's queue and returns what the server's
+    /// graceful shutdown waits for: the session holds it until its goodbye
+    /// is written.
+    pub(crate) fn into_guard(self) -> mpsc::Sender<()> {
+        self.done
+    }
+
     /// Waits (at most `limit`) until every message in flight is settled:
     /// at shutdown, held messages go to the store at once, and their STORED
     /// should leave before the goodbye instead of being lost behind it.
@@ -198,7 +205,7 @@ struct Copies {
     created_ms: u64,
     /// Shared by every recipient's copy: a message to many recipients is in
     /// memory once.
-    bodies: Arc<[Vec<u8>]>,
+    bodies: Arc<[Body]>,
     quota: Quota,
     /// The sender's queue, for its statuses.
     tx: mpsc::Sender<Outbound>,

@@ -26,6 +26,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use blindrelay_wire::{MessageId, UserName};
 use tokio::sync::Notify;
 
+use crate::store::Body;
+
 /// Bytes of message bodies held at once, over every session. A message that
 /// would go past it is committed at once instead of held.
 pub const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
@@ -35,7 +37,7 @@ pub const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 pub(crate) struct Held {
     /// Hold order, so that copies are handed out oldest first.
     order: u64,
-    bodies: Arc<[Vec<u8>]>,
+    bodies: Arc<[Body]>,
     /// Bytes of `bodies`, counted against [`MAX_HELD_BYTES`].
     size: usize,
     unacked: AtomicUsize,
@@ -80,12 +82,12 @@ impl WriteBehind {
         sender: &UserName,
         id: MessageId,
         recipients: &[UserName],
-        bodies: Arc<[Vec<u8>]>,
+        bodies: Arc<[Body]>,
     ) -> Option<Arc<Held>> {
         if recipients.is_empty() {
             return None;
         }
-        let size: usize = bodies.iter().map(Vec::len).sum();
+        let size: usize = bodies.iter().map(|b| b.len()).sum();
         let mut g = self.lock();
         if g.bytes.saturating_add(size) > MAX_HELD_BYTES {
             return None;
@@ -147,7 +149,7 @@ impl WriteBehind {
     /// The bodies of every copy held for `who`, oldest first: a session
     /// that logs in while they are held gets them with the backlog (they
     /// may not be in the store yet).
-    pub(crate) fn held_for(&self, who: &UserName) -> Vec<Arc<[Vec<u8>]>> {
+    pub(crate) fn held_for(&self, who: &UserName) -> Vec<Arc<[Body]>> {
         let g = self.lock();
         let mut held: Vec<&Arc<Held>> = g
             .copies
@@ -204,8 +206,8 @@ mod tests {
         UserName::new(s).unwrap()
     }
 
-    fn body() -> Arc<[Vec<u8>]> {
-        vec![vec![1u8, 2, 3]].into()
+    fn body() -> Arc<[Body]> {
+        vec![Body::from(vec![1u8, 2, 3])].into()
     }
 
     #[tokio::test]
@@ -272,7 +274,7 @@ mod tests {
     #[test]
     fn held_bytes_are_bounded_and_given_back_on_release() {
         let wb = WriteBehind::default();
-        let half: Arc<[Vec<u8>]> = vec![vec![0u8; MAX_HELD_BYTES / 2]].into();
+        let half: Arc<[Body]> = vec![Body::from(vec![0u8; MAX_HELD_BYTES / 2])].into();
         let a = wb
             .hold(&n("alice"), MessageId([1; 16]), &[n("bob")], half.clone())
             .unwrap();
@@ -296,8 +298,8 @@ mod tests {
     fn a_recipient_logging_in_gets_its_held_copies_oldest_first() {
         let wb = WriteBehind::default();
         let (a, b) = (MessageId([1; 16]), MessageId([2; 16]));
-        let first: Arc<[Vec<u8>]> = vec![vec![1u8]].into();
-        let second: Arc<[Vec<u8>]> = vec![vec![2u8], vec![3u8]].into();
+        let first: Arc<[Body]> = vec![Body::from(vec![1u8])].into();
+        let second: Arc<[Body]> = vec![Body::from(vec![2u8]), Body::from(vec![3u8])].into();
         wb.hold(&n("alice"), a, &[n("bob")], first.clone()).unwrap();
         wb.hold(&n("carol"), b, &[n("bob"), n("dave")], second.clone())
             .unwrap();

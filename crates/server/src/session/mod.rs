@@ -1,8 +1,8 @@
 //! One authenticated connection, from login to goodbye.
 //!
 //! After the handshake the session takes its identity from the client
-//! certificate's CN, registers with the registry (which queues `Welcome`
-//! and the directory), and then reads frames until the client leaves,
+//! certificate's CN ([`login`]), registers with the registry (which queues
+//! `Welcome` and the directory), and then reads frames until the client leaves,
 //! breaks a rule, or the server shuts down. A SEND passes the [`rules`],
 //! the identity's rate budget, is shown to the observer, routed as the
 //! DELIVER frame built from its received bytes, and, at its last
@@ -11,6 +11,7 @@
 //! stops reading fills its own queue and is disconnected; nobody else
 //! waits for it.
 
+mod login;
 pub(crate) mod rules;
 pub(crate) mod writer;
 
@@ -20,15 +21,12 @@ use std::time::Duration;
 
 use blindrelay_net::{FrameReader, FrameWriter, NetError};
 use blindrelay_wire::{
-    Frame, FrameType, GoodbyeCode, MAX_FRAGMENTS, Message, RoutedBody, StatusKind, UserName,
-    Welcome, WireError,
+    Frame, FrameType, GoodbyeCode, Message, RoutedBody, StatusKind, UserName, WireError,
 };
 use tokio::io::ReadHalf;
-use tokio::net::TcpStream;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_rustls::server::TlsStream;
 use tracing::{debug, info, warn};
 
 use crate::SECURITY;
@@ -36,12 +34,11 @@ use crate::config::Config;
 use crate::delivery::{Finished, InFlight, Stalled};
 use crate::outbound::{Outbound, answer, deliver, encode};
 use crate::rate::Budget;
-use crate::registry::{Kill, Login, Refused};
+use crate::registry::{Kill, Login};
 use crate::shared::Shared;
-use crate::store::{WriteOp, log_failure};
+use crate::store::Body;
+use login::{Stream, authenticate, record_cert, refusal, welcome};
 use rules::{SendRules, Verdict, Violation};
-
-type Stream = TlsStream<TcpStream>;
 
 /// How a session ends.
 enum End {
@@ -65,51 +62,6 @@ impl From<Stalled> for End {
             GoodbyeCode::TooSlow,
             "client not reading its answers".into(),
         )
-    }
-}
-
-/// The identity a certificate proves, read after the handshake.
-struct Authenticated {
-    identity: UserName,
-    cert: Vec<u8>,
-    serial: Vec<u8>,
-}
-
-fn authenticate(stream: &Stream, peer: SocketAddr) -> Option<Authenticated> {
-    let (_, conn) = stream.get_ref();
-    let Some(cert) = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec())
-    else {
-        warn!(target: SECURITY, %peer, "no client certificate after handshake, closing");
-        return None;
-    };
-    let identity = match blindrelay_pki::identity_from_cert(&cert) {
-        Ok(n) => n,
-        Err(e) => {
-            warn!(target: SECURITY, %peer, reason = %e, "certificate has no usable identity, closing");
-            return None;
-        }
-    };
-    let serial = blindrelay_pki::CertInfo::from_der(&cert)
-        .map(|i| i.serial)
-        .unwrap_or_default();
-    Some(Authenticated {
-        identity,
-        cert,
-        serial,
-    })
-}
-
-fn welcome(cfg: &Config, identity: &UserName) -> Welcome {
-    Welcome {
-        identity: identity.clone(),
-        rate_max: cfg.rate_max_messages,
-        rate_window_ms: u32::try_from(cfg.rate_window_ms).unwrap_or(u32::MAX),
-        keepalive_ms: u32::try_from(cfg.keepalive_ms).unwrap_or(u32::MAX),
-        max_fragments: MAX_FRAGMENTS,
-        store_ttl_s: u32::try_from(cfg.store_ttl_ms / 1000).unwrap_or(u32::MAX),
     }
 }
 
@@ -198,48 +150,6 @@ pub(crate) async fn run(
     session.close(end, writer, cfg).await;
 }
 
-/// The goodbye for a refused login, logged.
-fn refusal(refused: Refused, identity: &UserName, peer: SocketAddr) -> Message {
-    match refused {
-        Refused::CoolDown(d) => {
-            warn!(target: SECURITY, %identity, %peer,
-                "refused: identity is in its rate-limit cool-down (restarted for {} s)", d.as_secs());
-            Message::Goodbye {
-                code: GoodbyeCode::CoolDown,
-                reason: format!("rate limit cool-down, retry in {} s", d.as_secs()),
-            }
-        }
-        Refused::Revoked => {
-            warn!(target: SECURITY, %identity, %peer,
-                "refused: certificate revoked (handshake verified against an older CRL)");
-            Message::Goodbye {
-                code: GoodbyeCode::Revoked,
-                reason: "certificate revoked".into(),
-            }
-        }
-    }
-}
-
-/// The directory survives restarts: records a new user or a changed
-/// certificate (a login with the known, recorded certificate writes
-/// nothing). Marked recorded only once it is committed, so that a failed
-/// write is retried at the next login.
-fn record_cert(shared: &Arc<Shared>, who: Authenticated) {
-    let shared = shared.clone();
-    tokio::spawn(async move {
-        let op = WriteOp::UpsertUser {
-            name: who.identity.clone(),
-            cert: who.cert.clone(),
-            serial: who.serial,
-            now_ms: blindrelay_net::unix_ms(),
-        };
-        match shared.store.write(op).await {
-            Ok(_) => shared.registry.cert_recorded(&who.identity, &who.cert),
-            Err(e) => log_failure("recording the user", &e),
-        }
-    });
-}
-
 /// Queues a goodbye, closes the queue and waits (bounded) for the writer to
 /// drain it and send TLS close_notify.
 async fn finish(tx: mpsc::Sender<Outbound>, writer: JoinHandle<()>, bye: &Message, cfg: &Config) {
@@ -262,8 +172,8 @@ struct Session {
     id: u64,
     peer: SocketAddr,
     rules: SendRules,
-    /// Stored bodies of the message in progress.
-    in_progress: Vec<Vec<u8>>,
+    /// Bodies of the message in progress, as received.
+    in_progress: Vec<Body>,
     in_flight: InFlight,
     /// This session's live queue.
     tx: mpsc::Sender<Outbound>,
@@ -276,11 +186,13 @@ enum Inbound {
     Other(Message),
 }
 
-fn decode(frame: Frame) -> Result<Inbound, WireError> {
-    if frame.kind() == FrameType::Send {
-        Ok(Inbound::Send(RoutedBody::decode(frame.into_body())?))
+/// Decodes a received frame's body. A SEND body is copied once, out of the
+/// reader's buffer, into the shared bytes every later use reads.
+fn decode(kind: FrameType, body: &[u8]) -> Result<Inbound, WireError> {
+    if kind == FrameType::Send {
+        Ok(Inbound::Send(RoutedBody::decode(Body::from(body))?))
     } else {
-        Message::from_frame(&frame).map(Inbound::Other)
+        Message::from_frame(&Frame::new(kind, body.to_vec())?).map(Inbound::Other)
     }
 }
 
@@ -296,7 +208,6 @@ impl Session {
         let cfg = &shared.config;
         let idle = Duration::from_millis(cfg.idle_timeout_ms);
         let frame_timeout = Duration::from_millis(cfg.frame_timeout_ms);
-        let (identity, peer) = (self.identity.clone(), self.peer);
         loop {
             tokio::select! {
                 biased;
@@ -309,32 +220,55 @@ impl Session {
                         return End::Cause(k.code, k.reason);
                     }
                 }
-                r = reader.read_frame(idle, frame_timeout) => match r.map(|f| f.map(decode)) {
-                    Ok(None) => return End::Normal,
-                    Ok(Some(Ok(inbound))) => {
-                        if let Err(end) = self.handle(shared, inbound).await {
-                            return end;
-                        }
+                r = reader.read_raw(idle, frame_timeout) => {
+                    let inbound = match r {
+                        Ok(Some(raw)) => self.decode(raw),
+                        Ok(None) => Err(End::Normal),
+                        Err(e) => Err(self.transport_end(e)),
+                    };
+                    if let Err(end) = match inbound {
+                        Ok(inbound) => self.handle(shared, inbound).await,
+                        Err(end) => Err(end),
+                    } {
+                        return end;
                     }
-                    Ok(Some(Err(e))) => {
-                        warn!(target: SECURITY, %identity, %peer, reason = %e, "malformed message, disconnecting");
-                        return End::Cause(GoodbyeCode::ProtocolViolation, format!("malformed message: {e}"));
-                    }
-                    Err(NetError::Idle) => {
-                        info!(%identity, %peer, "idle timeout, disconnecting");
-                        return End::Cause(GoodbyeCode::IdleTimeout, "nothing received within the idle timeout".into());
-                    }
-                    Err(NetError::Wire(e)) => {
-                        warn!(target: SECURITY, %identity, %peer, reason = %e, "invalid frame, disconnecting");
-                        return End::Cause(GoodbyeCode::ProtocolViolation, format!("invalid frame: {e}"));
-                    }
-                    Err(NetError::Truncated) => {
-                        warn!(target: SECURITY, %identity, %peer, "truncated frame, disconnecting");
-                        return End::Broken("truncated frame".into());
-                    }
-                    Err(e) => return End::Broken(e.to_string()),
-                },
+                }
             }
+        }
+    }
+
+    /// Checks a frame and decodes its body; a bad one ends the session.
+    fn decode(&self, raw: &[u8]) -> Result<Inbound, End> {
+        let (identity, peer) = (&self.identity, self.peer);
+        let (kind, body) = Frame::parse(raw).map_err(|e| {
+            warn!(target: SECURITY, %identity, %peer, reason = %e, "invalid frame, disconnecting");
+            End::Cause(
+                GoodbyeCode::ProtocolViolation,
+                format!("invalid frame: {e}"),
+            )
+        })?;
+        decode(kind, body).map_err(|e| {
+            warn!(target: SECURITY, %identity, %peer, reason = %e, "malformed message, disconnecting");
+            End::Cause(GoodbyeCode::ProtocolViolation, format!("malformed message: {e}"))
+        })
+    }
+
+    /// How a failed read ends the session.
+    fn transport_end(&self, e: NetError) -> End {
+        let (identity, peer) = (&self.identity, self.peer);
+        match e {
+            NetError::Idle => {
+                info!(%identity, %peer, "idle timeout, disconnecting");
+                End::Cause(
+                    GoodbyeCode::IdleTimeout,
+                    "nothing received within the idle timeout".into(),
+                )
+            }
+            NetError::Truncated => {
+                warn!(target: SECURITY, %identity, %peer, "truncated frame, disconnecting");
+                End::Broken("truncated frame".into())
+            }
+            e => End::Broken(e.to_string()),
         }
     }
 
@@ -422,7 +356,7 @@ impl Session {
         if h.fragment.is_first() {
             self.in_progress.clear();
         }
-        self.in_progress.push(body.stored_body());
+        self.in_progress.push(body.bytes().clone());
         shared.observer.relayed(&body);
         let report = shared.registry.route(self.id, h, deliver(&body, false));
         let msg_id = h.msg_id;
@@ -465,7 +399,10 @@ impl Session {
                 .await;
         }
         let tx = self.tx;
-        drop(self.in_flight);
+        // The writer ends once every sender of its queue is gone; the
+        // server's shutdown waits for this guard, held until the goodbye is
+        // written.
+        let _guard = self.in_flight.into_guard();
         match end {
             End::Normal => {
                 info!(%identity, %peer, session = id, "disconnected");

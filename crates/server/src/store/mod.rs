@@ -14,9 +14,9 @@
 //! several relay nodes would implement the same trait.
 //!
 //! What is stored is only what the relay needs: the opaque envelopes (as
-//! the routed frame bodies the relay already saw), recipient, message id,
-//! fragment position and timestamps. Nothing in it can be decrypted by the
-//! relay.
+//! the routed frame bodies the relay received, byte for byte; the STORED
+//! flag is set when they are delivered), recipient, message id, fragment
+//! position and timestamps. Nothing in it can be decrypted by the relay.
 
 pub mod sqlite;
 
@@ -64,6 +64,10 @@ impl StoreError {
     }
 }
 
+/// A routed body as the relay received it, shared by every copy that holds
+/// it (live deliveries, write-behind, the store's copies per recipient).
+pub type Body = std::sync::Arc<[u8]>;
+
 /// Per-recipient limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -82,10 +86,10 @@ pub struct NewMessage {
     pub sender: UserName,
     /// Its id.
     pub msg_id: MessageId,
-    /// Encoded routed bodies, one per fragment, in order; shared by the
-    /// copies for each recipient, so a message to many recipients is held
-    /// in memory once.
-    pub fragments: std::sync::Arc<[Vec<u8>]>,
+    /// The routed bodies as received, one per fragment, in order; shared
+    /// by the copies for each recipient, so a message to many recipients is
+    /// held in memory once.
+    pub fragments: std::sync::Arc<[Body]>,
     /// When the relay received it (Unix ms).
     pub created_ms: u64,
 }
@@ -113,7 +117,8 @@ pub enum CommitOutcome {
 pub struct StoredFragment {
     /// Store order.
     pub seq: i64,
-    /// The routed body to deliver.
+    /// The routed body to deliver (its STORED flag is set when the DELIVER
+    /// frame is written).
     pub body: Vec<u8>,
 }
 

@@ -123,7 +123,7 @@ fn insert_message(
             m.sender.as_str(),
             &m.msg_id.0[..],
             i as i64,
-            body,
+            &body[..],
             m.created_ms as i64
         ])
         .map_err(db_err)?;
@@ -298,6 +298,7 @@ impl MessageStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Body;
 
     fn n(s: &str) -> UserName {
         UserName::new(s).unwrap()
@@ -309,7 +310,7 @@ mod tests {
             sender: n("alice"),
             msg_id: MessageId([id; 16]),
             fragments: (0..frags)
-                .map(|i| vec![id, i as u8, 0, 0])
+                .map(|i| Body::from(vec![id, i as u8, 0, 0]))
                 .collect::<Vec<_>>()
                 .into(),
             created_ms: created,

@@ -25,7 +25,7 @@ pub use control::{GoodbyeCode, MAX_ACK_IDS, REASON_MAX_LEN};
 pub use login::{CERT_MAX_LEN, PeerEvent, Welcome};
 pub use routed::{
     FragmentPos, MAX_FRAGMENTS, MAX_RECIPIENTS, MESSAGE_ID_LEN, MessageId, Routed, RoutedBody,
-    RoutedFlags, RoutedHeader, Target,
+    RoutedFlags, RoutedHeader, Target, write_deliver,
 };
 pub use status::{MAX_STATUSES, StatusKind};
 

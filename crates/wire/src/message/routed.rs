@@ -10,9 +10,12 @@
 //!
 //! A DELIVER body is a SEND body, byte for byte, except for the STORED flag
 //! the relay may set. [`RoutedBody`] is how the relay uses that: it keeps
-//! the bytes it received beside their decoded header and builds the
-//! DELIVER frame and the stored copy from them, without encoding anything
-//! again.
+//! the bytes it received (shared, reference-counted) beside their decoded
+//! header; the DELIVER frames, live or from the store, are written from
+//! those bytes ([`write_deliver`]), the STORED flag being one byte. Nothing
+//! is encoded twice.
+
+use std::sync::Arc;
 
 use crate::codec::{Reader, name_len, put_long_bytes, put_name};
 use crate::frame::{FRAME_LEN, FrameType, MAX_BODY_LEN, write_frame};
@@ -257,18 +260,18 @@ impl Routed {
 }
 
 /// A SEND body as the relay received it: the header decoded once, the bytes
-/// kept. The relay builds the DELIVER frame and the stored copy from these
-/// bytes; nothing is encoded twice.
+/// kept and shared (by the live DELIVER frames, the store's copies and the
+/// write-behind holds). Nothing is encoded twice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoutedBody {
     header: RoutedHeader,
-    body: Vec<u8>,
+    body: Arc<[u8]>,
 }
 
 impl RoutedBody {
     /// Decodes a SEND (or DELIVER) body with the same checks as
     /// [`crate::Message::from_frame`], keeping `body` as it is.
-    pub fn decode(body: Vec<u8>) -> Result<Self, WireError> {
+    pub fn decode(body: Arc<[u8]>) -> Result<Self, WireError> {
         let mut r = Reader::new(&body);
         let header = RoutedHeader::decode(&mut r)?;
         r.long_bytes("payload")?;
@@ -291,23 +294,30 @@ impl RoutedBody {
             .unwrap_or_default()
     }
 
-    /// Writes the DELIVER frame for this body into `out`: the received
-    /// bytes, with the STORED flag added when `stored`.
-    pub fn write_deliver(&self, stored: bool, out: &mut [u8; FRAME_LEN]) {
-        // The body was decoded from one frame, so it fits one.
-        let _ = write_frame(FrameType::Deliver, &self.body, out);
-        if stored && let Some(flags) = out.get_mut(crate::frame::HEADER_LEN + FLAGS_OFFSET) {
-            *flags |= RoutedFlags::STORED.bits();
-        }
+    /// The body as received, shared.
+    pub fn bytes(&self) -> &Arc<[u8]> {
+        &self.body
     }
 
-    /// The body the relay's store keeps: the received bytes with the
-    /// STORED flag set.
-    pub fn stored_body(&self) -> Vec<u8> {
-        let mut b = self.body.clone();
-        if let Some(flags) = b.get_mut(FLAGS_OFFSET) {
-            *flags |= RoutedFlags::STORED.bits();
-        }
-        b
+    /// Writes the DELIVER frame for this body into `out`; see
+    /// [`write_deliver`].
+    pub fn write_deliver(&self, stored: bool, out: &mut [u8; FRAME_LEN]) {
+        // The body was decoded from one frame, so it fits one.
+        let _ = write_deliver(&self.body, stored, out);
     }
+}
+
+/// Writes the DELIVER frame that carries the routed `body` (a SEND body as
+/// received) into `out`: the same bytes, with the STORED flag added when
+/// `stored`. Fails only if the body does not fit a frame.
+pub fn write_deliver(
+    body: &[u8],
+    stored: bool,
+    out: &mut [u8; FRAME_LEN],
+) -> Result<(), WireError> {
+    write_frame(FrameType::Deliver, body, out)?;
+    if stored && let Some(flags) = out.get_mut(crate::frame::HEADER_LEN + FLAGS_OFFSET) {
+        *flags |= RoutedFlags::STORED.bits();
+    }
+    Ok(())
 }
