@@ -13,12 +13,15 @@
 //! * [`cert`]: reading certificates and CRLs: the identity (CN) of a user
 //!   certificate, serials, validity, revoked serials.
 //! * [`key`]: private keys as a type without `Debug` that is zeroized on drop.
+//! * [`files`]: private directories and files (0700, 0600), for the keys and
+//!   for the client's and the relay's databases.
 //!
 //! The crate does file I/O but no network I/O.
 #![forbid(unsafe_code)]
 
 pub mod ca;
 pub mod cert;
+pub mod files;
 pub mod key;
 pub mod store;
 

@@ -142,6 +142,17 @@ impl PkiDir {
         self.users_dir().join(format!("{name}-key.pem"))
     }
 
+    /// Creates the directories that hold private keys with mode 0700: the
+    /// data directory if it is missing (an existing one is the operator's
+    /// to choose) and `users/` (tightened if found open).
+    fn private_dirs(&self) -> Result<(), PkiError> {
+        if !self.root.exists() {
+            crate::files::private_dir(&self.root)?;
+        }
+        crate::files::private_dir(&self.users_dir())?;
+        Ok(())
+    }
+
     /// True if a CA certificate exists here.
     pub fn has_ca(&self) -> bool {
         self.ca_cert_path().exists()
@@ -153,7 +164,7 @@ impl PkiDir {
         if self.has_ca() && !force {
             return Err(PkiError::Exists(self.ca_cert_path()));
         }
-        fs::create_dir_all(self.users_dir()).map_err(io_err(&self.users_dir()))?;
+        self.private_dirs()?;
         let ca = CertificateAuthority::create(ca_name)?;
         let server = ca.issue_server(hosts)?;
         let crl = ca.sign_crl(&[], 1)?;
@@ -223,7 +234,7 @@ impl PkiDir {
             None
         };
         let issued = ca.issue_user(name, opts)?;
-        fs::create_dir_all(self.users_dir()).map_err(io_err(&self.users_dir()))?;
+        self.private_dirs()?;
         write_file(
             &key_path,
             issued.key.expose_pem().as_bytes(),
@@ -314,9 +325,13 @@ mod tests {
     #[test]
     fn init_issue_revoke_list() {
         let dir = tempfile::tempdir().unwrap();
-        let pki = PkiDir::new(dir.path());
+        let pki = PkiDir::new(dir.path().join("pki"));
         pki.init("Test CA", &["localhost".into(), "127.0.0.1".into()], false)
             .unwrap();
+        for d in [dir.path().join("pki"), pki.users_dir()] {
+            let mode = fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
         assert!(matches!(
             pki.init("Test CA", &["localhost".into()], false),
             Err(PkiError::Exists(_))

@@ -21,15 +21,18 @@ fn db_err(err: rusqlite::Error) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`: its directory
+    /// 0700, the database and SQLite's side files 0600 from the start; any
+    /// found readable by others are tightened, with a warning.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|err| StoreError::Open {
-                path: parent.to_path_buf(),
+        let tightened =
+            blindrelay_pki::files::private_database(path).map_err(|err| StoreError::Open {
+                path: path.to_path_buf(),
                 error: std::sync::Arc::new(err),
             })?;
+        for p in tightened {
+            tracing::warn!(target: crate::SECURITY, path = %p.display(),
+                "store file was readable by other users of this machine; it is private now");
         }
         let db = Connection::open(path).map_err(|err| StoreError::Open {
             path: path.to_path_buf(),
