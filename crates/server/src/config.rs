@@ -58,9 +58,14 @@ pub struct Config {
     /// Frames queued for one session before it is considered a slow reader
     /// and disconnected.
     pub outgoing_queue_frames: usize,
-    /// Forged-sender messages tolerated (silently dropped) before the
-    /// connection is closed.
+    /// Frames with a forged sender per connection: the ones before this are
+    /// dropped silently, this one closes the connection.
     pub spoof_strikes: u32,
+    /// A message to everyone online counts against the sender's message
+    /// budget once per this many recipient sessions it reaches (at least
+    /// once), so its fan-out costs what the same message to named
+    /// recipients would.
+    pub room_sessions_per_message: usize,
     /// How often `crl.pem` is checked for changes.
     pub crl_poll_ms: u64,
     /// How long shutdown waits for sessions to say goodbye.
@@ -144,6 +149,7 @@ impl Default for Config {
             max_sessions_per_identity: 4,
             outgoing_queue_frames: 256,
             spoof_strikes: 3,
+            room_sessions_per_message: blindrelay_wire::MAX_RECIPIENTS,
             crl_poll_ms: 1_000,
             shutdown_grace_ms: 3_000,
             verbose: false,
@@ -193,6 +199,10 @@ impl Config {
                 self.max_sessions_per_identity as u64,
             ),
             ("outgoing_queue_frames", self.outgoing_queue_frames as u64),
+            (
+                "room_sessions_per_message",
+                self.room_sessions_per_message as u64,
+            ),
             ("crl_poll_ms", self.crl_poll_ms),
             ("store_ttl_ms", self.store_ttl_ms),
             ("quota_messages", self.quota_messages),

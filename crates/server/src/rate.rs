@@ -53,11 +53,17 @@ impl SlidingWindow {
     /// Records an event at `now`; false if it exceeds the limit (the event
     /// is then not recorded). Memory is bounded by `max`.
     pub fn hit(&mut self, now: Instant) -> bool {
+        self.hit_n(now, 1)
+    }
+
+    /// Records `n` events at `now` (an event that costs `n`); false, and
+    /// nothing recorded, if they do not all fit.
+    pub fn hit_n(&mut self, now: Instant, n: usize) -> bool {
         self.prune(now);
-        if self.stamps.len() >= self.max {
+        if self.stamps.len().saturating_add(n) > self.max {
             return false;
         }
-        self.stamps.push_back(now);
+        self.stamps.extend(std::iter::repeat_n(now, n));
         true
     }
 
@@ -83,6 +89,17 @@ mod tests {
         // The window slides: 5 s after the first message one slot frees up.
         assert!(w.hit(t0 + Duration::from_millis(5000)));
         assert!(!w.hit(t0 + Duration::from_millis(5050)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_that_costs_several_fits_whole_or_not_at_all() {
+        let mut w = SlidingWindow::new(10, Duration::from_secs(5));
+        let t0 = Instant::now();
+        assert!(w.hit_n(t0, 7));
+        assert!(!w.hit_n(t0, 4));
+        assert!(w.hit_n(t0, 3));
+        assert!(!w.hit(t0));
+        assert!(w.hit_n(t0 + Duration::from_secs(5), 10));
     }
 
     #[tokio::test(start_paused = true)]

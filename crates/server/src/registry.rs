@@ -99,6 +99,17 @@ pub(crate) struct Login {
     pub new_cert: bool,
 }
 
+/// What an identity's budget says about one more frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Charge {
+    /// Within the budget (now counted).
+    Allowed,
+    /// Over the budget: a flood.
+    OverBudget,
+    /// The identity is in its cool-down (another of its sessions flooded).
+    CoolingDown,
+}
+
 /// Why a login was refused.
 pub(crate) enum Refused {
     CoolDown(Duration),
@@ -342,12 +353,18 @@ impl Registry {
         }
     }
 
-    /// Counts one frame against the identity's window for `budget`. False:
-    /// over the limit.
-    pub(crate) fn allow(&self, name: &UserName, budget: Budget, now: Instant) -> bool {
+    /// Counts a frame costing `units` against the identity's window for
+    /// `budget`.
+    pub(crate) fn charge(
+        &self,
+        name: &UserName,
+        budget: Budget,
+        units: usize,
+        now: Instant,
+    ) -> Charge {
         let mut g = self.lock();
         if g.cooldowns.get(name).is_some_and(|until| *until > now) {
-            return false;
+            return Charge::CoolingDown;
         }
         let max = match budget {
             Budget::Message => self.rate_max,
@@ -356,17 +373,57 @@ impl Registry {
             Budget::Login => self.login_max,
         };
         let window = self.rate_window;
-        g.windows
+        let fits = g
+            .windows
             .entry((name.clone(), budget))
             .or_insert_with(|| SlidingWindow::new(max, window))
-            .hit(now)
+            .hit_n(now, units);
+        if fits {
+            Charge::Allowed
+        } else {
+            Charge::OverBudget
+        }
     }
 
-    /// Starts the identity's cool-down.
-    pub(crate) fn start_cooldown(&self, name: &UserName, now: Instant) {
-        self.lock()
-            .cooldowns
-            .insert(name.clone(), now + self.cooldown);
+    /// The identity went over a budget: starts its cool-down and closes
+    /// every other session of it with `reason` (the session that flooded
+    /// ends itself). Returns how many were closed.
+    pub(crate) fn throttle(
+        &self,
+        name: &UserName,
+        flooder: u64,
+        now: Instant,
+        reason: &str,
+    ) -> usize {
+        let mut g = self.lock();
+        g.cooldowns.insert(name.clone(), now + self.cooldown);
+        let Some(ident) = g.online.get(name) else {
+            return 0;
+        };
+        let others: Vec<&SessionHandle> =
+            ident.sessions.iter().filter(|s| s.id != flooder).collect();
+        for s in &others {
+            s.kill(GoodbyeCode::RateLimited, reason);
+        }
+        others.len()
+    }
+
+    /// Sessions a fragment to `target` from `sender` would reach now.
+    pub(crate) fn fanout(&self, sender: &UserName, target: &Target) -> usize {
+        let g = self.lock();
+        match target {
+            Target::Users(users) => users
+                .iter()
+                .filter_map(|u| g.online.get(u))
+                .map(|i| i.sessions.len())
+                .sum(),
+            Target::Everyone => g
+                .online
+                .iter()
+                .filter(|(n, _)| *n != sender)
+                .map(|(_, i)| i.sessions.len())
+                .sum(),
+        }
     }
 
     /// Offers one fragment's DELIVER `frame` to every session of every
@@ -441,5 +498,86 @@ impl Registry {
     /// Number of identities online.
     pub(crate) fn online_count(&self) -> usize {
         self.lock().online.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn welcome(name: &UserName) -> Welcome {
+        Welcome {
+            identity: name.clone(),
+            rate_max: 10,
+            rate_window_ms: 5000,
+            keepalive_ms: 20_000,
+            max_fragments: 64,
+            store_ttl_s: 3600,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_certificate_revoked_during_its_handshake_is_refused_at_login() {
+        let r = Registry::new(&Config::default());
+        let alice = UserName::new("alice").unwrap();
+        // The CRL changed after the handshake verified the certificate
+        // against the previous one.
+        r.kill_revoked(&[vec![7u8, 7]].into_iter().collect());
+        let login = |serial: Vec<u8>| {
+            let (kill, _) = watch::channel(None);
+            r.login(
+                &alice,
+                vec![1, 2, 3],
+                serial,
+                &welcome(&alice),
+                Arc::new(kill),
+                Instant::now(),
+            )
+        };
+        assert!(matches!(login(vec![7, 7]), Err(Refused::Revoked)));
+        assert_eq!(r.online_count(), 0);
+        // Another certificate of the same user is fine.
+        assert!(login(vec![8, 8]).is_ok());
+        assert_eq!(r.online_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_flood_cools_the_identity_down_and_closes_its_other_sessions() {
+        let r = Registry::new(&Config::default());
+        let alice = UserName::new("alice").unwrap();
+        let mut kills = Vec::new();
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let (kill, rx) = watch::channel(None);
+            let l = r
+                .login(
+                    &alice,
+                    vec![1],
+                    vec![1],
+                    &welcome(&alice),
+                    Arc::new(kill),
+                    Instant::now(),
+                )
+                .unwrap_or_else(|_| panic!("login refused"));
+            ids.push(l.id);
+            kills.push(rx);
+        }
+        let now = Instant::now();
+        assert_eq!(r.charge(&alice, Budget::Message, 10, now), Charge::Allowed);
+        assert_eq!(
+            r.charge(&alice, Budget::Message, 1, now),
+            Charge::OverBudget
+        );
+        assert_eq!(r.throttle(&alice, ids[0], now, "rate limit exceeded"), 1);
+        assert!(kills[0].borrow().is_none(), "the flooder ends itself");
+        assert_eq!(
+            kills[1]
+                .borrow()
+                .as_ref()
+                .map(|k| (k.code, k.reason.as_str())),
+            Some((GoodbyeCode::RateLimited, "rate limit exceeded"))
+        );
+        // Any budget is closed during the cool-down.
+        assert_eq!(r.charge(&alice, Budget::Ack, 1, now), Charge::CoolingDown);
     }
 }

@@ -292,6 +292,96 @@ async fn forged_sender_is_dropped_silently_then_disconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_closes_every_session_of_the_identity_with_the_true_reason() {
+    let pki = TestPki::new(&["mallory-2x", "bob"]).unwrap();
+    let server = TestRelay::start(&pki).await.unwrap();
+    let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
+    let mut quiet = RawClient::connect(server.addr, &pki, "mallory-2x")
+        .await
+        .unwrap();
+    let mut flooder = RawClient::connect(server.addr, &pki, "mallory-2x")
+        .await
+        .unwrap();
+    for i in 0..11u8 {
+        flooder.send_to(&["bob"], &[i]).await.unwrap();
+    }
+    assert_eq!(
+        flooder.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::RateLimited)
+    );
+    // The identity's other session goes too, at once and with the same
+    // reason, without having sent anything.
+    let started = tokio::time::Instant::now();
+    match quiet.recv_skip_presence().await.unwrap() {
+        Message::Goodbye { code, reason } => {
+            assert_eq!(code, GoodbyeCode::RateLimited);
+            assert_eq!(reason, "rate limit exceeded");
+        }
+        other => panic!("expected a goodbye, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(1));
+    logs::wait_for(&[
+        "identity=mallory-2x",
+        "DoS attack detected",
+        "other_sessions_closed=1",
+    ])
+    .await
+    .unwrap();
+    // bob, who only read, is fine.
+    bob.send(&Message::Ping(3)).await.unwrap();
+    loop {
+        match bob.recv_skip_presence().await.unwrap() {
+            Message::Deliver(_) => continue,
+            m => {
+                assert_eq!(m, Message::Pong(3));
+                break;
+            }
+        }
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_everyone_online_counts_once_per_block_of_sessions_it_reaches() {
+    let pki = TestPki::new(&["alice", "bob", "carol", "dave"]).unwrap();
+    let server = TestRelay::with_config(
+        &pki,
+        Config {
+            rate_max_messages: 5,
+            room_sessions_per_message: 2,
+            ..config()
+        },
+    )
+    .await
+    .unwrap();
+    let mut alice = RawClient::connect(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    let mut others = Vec::new();
+    for u in ["bob", "carol", "dave"] {
+        others.push(RawClient::connect(server.addr, &pki, u).await.unwrap());
+    }
+    let room = |alice: &RawClient| {
+        let mut r = alice.routed(&["bob"], b"to the room").unwrap();
+        r.header.target = Target::Everyone;
+        Message::Send(r)
+    };
+    // Three sessions, two per message: each room message costs 2 of 5.
+    for _ in 0..2 {
+        alice.send(&room(&alice)).await.unwrap();
+        for o in &mut others {
+            expect_deliver(o, "alice", b"to the room").await;
+        }
+    }
+    alice.send(&room(&alice)).await.unwrap();
+    assert_eq!(
+        alice.expect_closed().await.unwrap(),
+        Some(GoodbyeCode::RateLimited)
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_disconnects_at_the_eleventh_message_then_cools_down() {
     let pki = TestPki::new(&["mallory-flood", "bob"]).unwrap();
     let server = TestRelay::with_config(

@@ -7,11 +7,12 @@
 //! interfaces replace them before printing.
 
 /// True for characters that can change how surrounding text is displayed:
-/// controls (Cc) and the invisible format characters (bidirectional
-/// overrides and isolates, zero-width characters, the BOM).
+/// controls (Cc), the invisible format characters (bidirectional
+/// overrides and isolates, zero-width characters, the BOM), and the Unicode
+/// line and paragraph separators, which some viewers break lines at.
 pub fn is_display_control(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}' | '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
@@ -21,7 +22,8 @@ mod tests {
     #[test]
     fn controls_and_bidi_overrides_are_display_controls_letters_are_not() {
         for c in [
-            '\x1b', '\n', '\u{7f}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}',
+            '\x1b', '\n', '\r', '\u{85}', '\u{7f}', '\u{202E}', '\u{2066}', '\u{200B}', '\u{FEFF}',
+            '\u{2028}', '\u{2029}',
         ] {
             assert!(is_display_control(c), "{c:?}");
         }

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use blindrelay_net::{FrameReader, FrameWriter, NetError};
 use blindrelay_wire::{
-    Frame, FrameType, GoodbyeCode, Message, RoutedBody, StatusKind, UserName, WireError,
+    Frame, FrameType, GoodbyeCode, Message, RoutedBody, StatusKind, Target, UserName, WireError,
 };
 use tokio::io::ReadHalf;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::delivery::{Finished, InFlight, Stalled};
 use crate::outbound::{Outbound, answer, deliver, encode};
 use crate::rate::Budget;
-use crate::registry::{Kill, Login};
+use crate::registry::{Charge, Kill, Login};
 use crate::shared::Shared;
 use crate::store::Body;
 use login::{Stream, authenticate, record_cert, refusal, welcome};
@@ -290,17 +290,8 @@ impl Session {
             Inbound::Other(Message::Pong(_)) => Ok(()),
             Inbound::Other(Message::Goodbye { .. }) => Err(End::Normal),
             Inbound::Other(Message::Ack(ids)) => {
-                if !shared.registry.allow(identity, Budget::Ack, Instant::now()) {
-                    warn!(target: SECURITY, %identity, %peer,
-                        "DoS attack detected: more than {} acknowledgements in {} ms; forced disconnection",
-                        cfg.ack_rate_max, cfg.rate_window_ms);
-                    shared.registry.start_cooldown(identity, Instant::now());
-                    return Err(End::Cause(
-                        GoodbyeCode::RateLimited,
-                        "acknowledgement rate exceeded".into(),
-                    ));
-                }
-                crate::delivery::acknowledge(shared, identity, ids).await;
+                self.charge(shared, Budget::Ack, 1)?;
+                crate::delivery::acknowledge(shared, &self.identity, ids).await;
                 Ok(())
             }
             Inbound::Other(other) => {
@@ -338,22 +329,19 @@ impl Session {
                 return Err(v.into());
             }
         };
-        let now = Instant::now();
-        if h.fragment.is_first() && !shared.registry.allow(identity, budget, now) {
-            let (max, what) = match budget {
-                Budget::Receipt => (cfg.receipt_rate_max, "receipts"),
-                _ => (cfg.rate_max_messages, "messages"),
-            };
-            warn!(target: SECURITY, %identity, %peer,
-                "DoS attack detected: more than {max} {what} in {} ms; forced disconnection and {} ms cool-down",
-                cfg.rate_window_ms, cfg.cooldown_ms);
-            shared.registry.start_cooldown(identity, now);
-            return Err(End::Cause(
-                GoodbyeCode::RateLimited,
-                "rate limit exceeded".into(),
-            ));
-        }
         if h.fragment.is_first() {
+            // A message counts once, at its first fragment; one to everyone
+            // online once per `room_sessions_per_message` sessions it
+            // reaches.
+            let units = match h.target {
+                Target::Everyone => shared
+                    .registry
+                    .fanout(identity, &h.target)
+                    .div_ceil(cfg.room_sessions_per_message)
+                    .max(1),
+                Target::Users(_) => 1,
+            };
+            self.charge(shared, budget, units)?;
             self.in_progress.clear();
         }
         self.in_progress.push(body.bytes().clone());
@@ -386,6 +374,45 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Charges a frame costing `units` to the identity's `budget`. Over it,
+    /// the identity floods: it cools down, and every session of it goes,
+    /// this one included. During a cool-down another session started,
+    /// this one goes too, without restarting it.
+    fn charge(&self, shared: &Shared, budget: Budget, units: usize) -> Result<(), End> {
+        let cfg = &shared.config;
+        let (identity, peer) = (&self.identity, self.peer);
+        let now = Instant::now();
+        match shared.registry.charge(identity, budget, units, now) {
+            Charge::Allowed => Ok(()),
+            Charge::OverBudget => {
+                let (max, what, reason) = match budget {
+                    Budget::Receipt => (cfg.receipt_rate_max, "receipts", "receipt rate exceeded"),
+                    Budget::Ack => (
+                        cfg.ack_rate_max,
+                        "acknowledgements",
+                        "acknowledgement rate exceeded",
+                    ),
+                    Budget::Message | Budget::Login => {
+                        (cfg.rate_max_messages, "messages", "rate limit exceeded")
+                    }
+                };
+                let others = shared.registry.throttle(identity, self.id, now, reason);
+                warn!(target: SECURITY, %identity, %peer, other_sessions_closed = others,
+                    "DoS attack detected: more than {max} {what} in {} ms; every session of the identity disconnected, {} ms cool-down",
+                    cfg.rate_window_ms, cfg.cooldown_ms);
+                Err(End::Cause(GoodbyeCode::RateLimited, reason.into()))
+            }
+            Charge::CoolingDown => {
+                info!(%identity, %peer, session = self.id,
+                    "identity in its rate-limit cool-down (another session flooded), disconnecting");
+                Err(End::Cause(
+                    GoodbyeCode::CoolDown,
+                    "rate limit cool-down".into(),
+                ))
+            }
+        }
     }
 
     /// Says goodbye as the end requires and lets the writer finish.
