@@ -79,7 +79,8 @@ fn parse(raw: &[u8]) -> Result<Envelope, WireError> {
         .map_err(|_| WireError::InvalidField("ciphertext length"))?;
     let ct_len = bounded(
         ct_len,
-        TAG_LEN..=MAX_PLAINTEXT_LEN + TAG_LEN,
+        // At least a content-type byte, and the tag.
+        TAG_LEN + 1..=MAX_PLAINTEXT_LEN + TAG_LEN,
         "ciphertext length",
     )?;
     let ciphertext = r.take(ct_len, "ciphertext")?.to_vec();

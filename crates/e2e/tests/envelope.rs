@@ -48,7 +48,7 @@ fn pki_with(users: &[&str]) -> (tempfile::TempDir, PkiDir) {
 fn fx() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        let (dir, pki) = pki_with(&["alice", "bob", "carol", "mallory"]);
+        let (dir, pki) = pki_with(&["alice", "bob", "carol", "dave", "mallory"]);
         let ca = blindrelay_pki::store::read_cert_der(&pki.ca_cert_path()).unwrap();
         let root = TrustRoot::new(ca).unwrap();
         Fixture {
@@ -390,10 +390,22 @@ fn safety_numbers_match_on_both_sides_and_differ_per_pair() {
 
 #[test]
 fn every_message_uses_a_fresh_key_and_nonce() {
+    use blindrelay_e2e::seal::key_commitment;
     let (alice, _, _) = identities();
-    let a = Envelope::try_from(&seal_to(alice, &[peer("bob")], "same")[..]).unwrap();
-    let b = Envelope::try_from(&seal_to(alice, &[peer("bob")], "same")[..]).unwrap();
-    assert_ne!(a.as_bytes(), b.as_bytes());
+    let sealed: Vec<Envelope> = (0..8)
+        .map(|_| Envelope::try_from(&seal_to(alice, &[peer("bob")], "same")[..]).unwrap())
+        .collect();
+    // The header commits to the message key: distinct commitments are
+    // distinct keys, and none is the all-zero key.
+    let mut commitments: Vec<[u8; 32]> = sealed.iter().map(|e| e.header().key_commit).collect();
+    let mut nonces: Vec<[u8; 12]> = sealed.iter().map(|e| *e.nonce()).collect();
+    assert!(!commitments.contains(&key_commitment(&[0; 32])));
+    assert!(!nonces.contains(&[0; 12]));
+    commitments.sort();
+    commitments.dedup();
+    nonces.sort();
+    nonces.dedup();
+    assert_eq!((commitments.len(), nonces.len()), (8, 8));
 }
 
 #[test]
@@ -414,5 +426,260 @@ fn the_header_commits_to_the_message_key() {
     assert_eq!(
         open_as(bob, &forged, "alice"),
         Err(OpenError::Undecryptable)
+    );
+}
+
+// ---------- an "invisible salamander": one AES-GCM ciphertext, two keys ----------
+
+/// Multiplication in GF(2^128) as GCM defines it (NIST SP 800-38D,
+/// algorithm 1), on blocks read big-endian. Test code: it builds an attack.
+fn gf_mul(x: u128, y: u128) -> u128 {
+    const R: u128 = 0xe1 << 120;
+    let (mut z, mut v) = (0u128, y);
+    for i in 0..128 {
+        if (x >> (127 - i)) & 1 == 1 {
+            z ^= v;
+        }
+        v = if v & 1 == 0 { v >> 1 } else { (v >> 1) ^ R };
+    }
+    z
+}
+
+fn gf_pow(mut x: u128, mut e: u128) -> u128 {
+    let mut r = 1u128 << 127; // the field's one, in GCM's bit order
+    while e > 0 {
+        if e & 1 == 1 {
+            r = gf_mul(r, x);
+        }
+        x = gf_mul(x, x);
+        e >>= 1;
+    }
+    r
+}
+
+fn gf_inv(x: u128) -> u128 {
+    gf_pow(x, u128::MAX - 1)
+}
+
+fn block(b: &[u8]) -> u128 {
+    let mut a = [0u8; 16];
+    a[..b.len()].copy_from_slice(b);
+    u128::from_be_bytes(a)
+}
+
+/// AES-256 of one block.
+fn aes(key: &[u8; 32], input: u128) -> u128 {
+    use aws_lc_rs::cipher::{AES_256, EncryptingKey, UnboundCipherKey};
+    let k = EncryptingKey::ecb(UnboundCipherKey::new(&AES_256, key).unwrap()).unwrap();
+    let mut b = input.to_be_bytes();
+    k.encrypt(&mut b).unwrap();
+    u128::from_be_bytes(b)
+}
+
+fn ghash(h: u128, aad: &[u8], ct: &[u8]) -> u128 {
+    let mut y = 0u128;
+    for c in aad.chunks(16).chain(ct.chunks(16)) {
+        y = gf_mul(y ^ block(c), h);
+    }
+    let lens = ((aad.len() as u128 * 8) << 64) | (ct.len() as u128 * 8);
+    gf_mul(y ^ lens, h)
+}
+
+/// The GCM keystream for `len` bytes under `key` and the 96-bit `nonce`.
+fn keystream(key: &[u8; 32], nonce: &[u8; 12], len: usize) -> Vec<u8> {
+    (0..len.div_ceil(16) as u32)
+        .flat_map(|i| {
+            let mut ctr = [0u8; 16];
+            ctr[..12].copy_from_slice(nonce);
+            ctr[12..].copy_from_slice(&(i + 2).to_be_bytes());
+            aes(key, u128::from_be_bytes(ctr)).to_be_bytes()
+        })
+        .take(len)
+        .collect()
+}
+
+fn j0(nonce: &[u8; 12]) -> u128 {
+    let mut b = [0u8; 16];
+    b[..12].copy_from_slice(nonce);
+    b[15] = 1;
+    u128::from_be_bytes(b)
+}
+
+/// A ciphertext and tag that authenticate under both `k1` and `k2`: the
+/// plaintext under `k1` is `p1` except its block `free`, which is solved
+/// for so that the two tags agree.
+fn salamander(
+    k1: &[u8; 32],
+    k2: &[u8; 32],
+    nonce: &[u8; 12],
+    aad: &[u8],
+    p1: &[u8],
+    free: usize,
+) -> Vec<u8> {
+    let ks1 = keystream(k1, nonce, p1.len());
+    let mut ct: Vec<u8> = p1.iter().zip(&ks1).map(|(p, k)| p ^ k).collect();
+    ct[free * 16..free * 16 + 16].fill(0);
+    let (h1, h2) = (aes(k1, 0), aes(k2, 0));
+    let blocks = p1.len().div_ceil(16) as u128;
+    let e = blocks + 1 - free as u128;
+    let x = gf_mul(
+        ghash(h1, aad, &ct) ^ ghash(h2, aad, &ct) ^ aes(k1, j0(nonce)) ^ aes(k2, j0(nonce)),
+        gf_inv(gf_pow(h1, e) ^ gf_pow(h2, e)),
+    );
+    ct[free * 16..free * 16 + 16].copy_from_slice(&x.to_be_bytes());
+    let tag = ghash(h1, aad, &ct) ^ aes(k1, j0(nonce));
+    ct.extend_from_slice(&tag.to_be_bytes());
+    ct
+}
+
+fn oaep_wrap(cert_der: &[u8], key: &[u8; 32]) -> Vec<u8> {
+    use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+    use x509_parser::prelude::*;
+    let (_, cert) = X509Certificate::from_der(cert_der).unwrap();
+    let pk =
+        OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(cert.public_key().raw).unwrap())
+            .unwrap();
+    let mut out = vec![0u8; pk.ciphertext_size()];
+    let n = pk
+        .encrypt(
+            &OAEP_SHA256_MGF1SHA256,
+            key,
+            &mut out,
+            Some(blindrelay_e2e::WRAP_LABEL),
+        )
+        .unwrap()
+        .len();
+    out.truncate(n);
+    out
+}
+
+#[test]
+fn the_key_commitment_is_what_refuses_one_ciphertext_under_two_keys() {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    use blindrelay_e2e::seal::{MessageKey, seal_with};
+    let (alice, bob, carol) = identities();
+    let (k1, k2, nonce) = ([0x11u8; 32], [0x22u8; 32], [0x33u8; 12]);
+    // A receipt confirming three ids: 51 bytes of plaintext, the ids taking
+    // bytes 3.. so that block 1 (bytes 16..32) may be anything.
+    let ids = vec![MessageId([4; 16]), MessageId([5; 16]), MessageId([6; 16])];
+    let content = Content::Receipt(ids);
+    let p1 = content.encode();
+    assert_eq!(p1.len(), 51);
+    // alice seals it honestly for bob and carol under k1, to get the header
+    // and the layout...
+    let honest = seal_with(
+        alice,
+        &SealParams {
+            msg_id: MessageId([9; 16]),
+            timestamp_ms: NOW_MS,
+            room: false,
+            recipients: &[peer("bob"), peer("carol")],
+            content: &content,
+            fragment_room: 4000,
+        },
+        MessageKey::from_bytes_for_test_vectors(k1),
+        nonce,
+    )
+    .unwrap()
+    .into_envelope();
+    let parsed = Envelope::try_from(&honest[..]).unwrap();
+    // ...then wraps k2 for carol instead and puts in a ciphertext that
+    // authenticates under both keys, and signs the result: a sender who
+    // wants bob and carol to read different things.
+    let ct = salamander(&k1, &k2, &nonce, &parsed.aad(), &p1, 1);
+    let mut forged = parsed.aad()[blindrelay_e2e::AAD_LABEL.len()..].to_vec();
+    let bobs = &parsed.wrapped_keys()[0];
+    forged.extend_from_slice(&(bobs.len() as u16).to_be_bytes());
+    forged.extend_from_slice(bobs);
+    let carols = oaep_wrap(&cert(&fx().pki, "carol"), &k2);
+    forged.extend_from_slice(&(carols.len() as u16).to_be_bytes());
+    forged.extend_from_slice(&carols);
+    forged.extend_from_slice(&nonce);
+    forged.extend_from_slice(&(ct.len() as u32).to_be_bytes());
+    forged.extend_from_slice(&ct);
+    let forged = blindrelay_e2e::seal::resign_for_tests(alice, &forged).unwrap();
+    // The ciphertext does open under carol's key, to other bytes:
+    let mut under_k2 = ct.clone();
+    let opened = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &k2).unwrap())
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(parsed.aad()),
+            &mut under_k2,
+        )
+        .unwrap()
+        .to_vec();
+    assert_ne!(opened, p1);
+    // bob, whose key is the committed one, reads a receipt (the free block
+    // changed some id bytes); carol's key is not the one the header commits
+    // to, and that alone refuses it.
+    assert!(matches!(
+        open_as(bob, &forged, "alice"),
+        Ok(Content::Receipt(ids)) if ids.len() == 3
+    ));
+    assert_eq!(
+        open_as(carol, &forged, "alice"),
+        Err(OpenError::Undecryptable)
+    );
+}
+
+// ---------- certificates the client must not use ----------
+
+/// A certificate for `name` signed by the test CA, for the public key in
+/// `spki_pem` and with the key usages given (none at all when empty).
+fn custom_cert(name: &str, spki_pem: &str, usages: Vec<rcgen::KeyUsagePurpose>) -> Vec<u8> {
+    let p = &fx().pki;
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(p.ca_key_path()).unwrap()).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(p.ca_cert_path()).unwrap(),
+        &ca_key,
+    )
+    .unwrap();
+    let key = rcgen::SubjectPublicKeyInfo::from_pem(spki_pem).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.key_usages = usages;
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = time::OffsetDateTime::from_unix_timestamp(NOW_S as i64 - 86_400).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(NOW_S as i64 + 86_400).unwrap();
+    params.signed_by(&key, &issuer).unwrap().der().to_vec()
+}
+
+#[test]
+fn certificates_without_the_key_usages_or_with_a_short_key_are_refused() {
+    let both = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    let good_key = rcgen::KeyPair::from_pem(
+        &std::fs::read_to_string(fx().pki.user_key_path(&n("dave"))).unwrap(),
+    )
+    .unwrap()
+    .public_key_pem();
+    // The control: the same construction with both usages and a 2048-bit
+    // key is accepted.
+    let ok = custom_cert("dave", &good_key, both.clone());
+    assert!(VerifiedPeer::verify(&n("dave"), &ok, &fx().root, NOW_S).is_ok());
+    for usages in [
+        vec![],
+        vec![rcgen::KeyUsagePurpose::DigitalSignature],
+        vec![rcgen::KeyUsagePurpose::KeyEncipherment],
+    ] {
+        let c = custom_cert("dave", &good_key, usages.clone());
+        assert_eq!(
+            VerifiedPeer::verify(&n("dave"), &c, &fx().root, NOW_S).map(|_| ()),
+            Err(PeerError::KeyUsage),
+            "{usages:?}"
+        );
+    }
+    // Only the public half is kept: aws-lc-rs will not even load a 1024-bit
+    // private key.
+    let weak = include_str!("vectors/weak-rsa-1024-public.pem");
+    let c = custom_cert("dave", weak, both);
+    assert_eq!(
+        VerifiedPeer::verify(&n("dave"), &c, &fx().root, NOW_S).map(|_| ()),
+        Err(PeerError::KeyType)
     );
 }

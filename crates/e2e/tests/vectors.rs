@@ -140,3 +140,140 @@ fn sealing_the_same_inputs_gives_the_same_deterministic_bytes() {
     assert_eq!(env.aad(), unhex(&v["aad"]));
     assert_eq!(env.ciphertext(), &unhex(&v["ciphertext"])[..]);
 }
+
+// ---------- more-vectors.txt: frames, a receipt, fragments, a safety number ----------
+
+fn more() -> HashMap<String, String> {
+    std::fs::read_to_string(dir().join("more-vectors.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && l.contains(" = "))
+        .map(|l| {
+            let (k, v) = l.split_once(" = ").unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+fn peer_at(u: &str, now_s: u64) -> VerifiedPeer {
+    let der = blindrelay_pki::store::read_cert_der(&dir().join(format!("users/{u}.pem"))).unwrap();
+    VerifiedPeer::verify(&n(u), &der, &root(), now_s).unwrap()
+}
+
+/// A SEND frame's routed message, checked to re-encode to the same bytes.
+fn routed(frame_hex: &str) -> blindrelay_wire::Routed {
+    use blindrelay_wire::Message;
+    let bytes = unhex(frame_hex);
+    assert_eq!(bytes.len(), blindrelay_wire::FRAME_LEN);
+    let m = Message::decode(&bytes).unwrap();
+    assert_eq!(&m.encode().unwrap()[..], &bytes[..]);
+    match m {
+        Message::Send(r) => r,
+        other => panic!("not a SEND: {other:?}"),
+    }
+}
+
+#[test]
+fn the_safety_number_vector_is_what_both_sides_compute() {
+    let alice = blindrelay_pki::store::read_cert_der(&dir().join("users/alice.pem")).unwrap();
+    let bob = blindrelay_pki::store::read_cert_der(&dir().join("users/bob.pem")).unwrap();
+    let v = more();
+    assert_eq!(
+        blindrelay_e2e::safety_number(&alice, &bob),
+        v["safety_number"]
+    );
+    assert_eq!(
+        blindrelay_e2e::safety_number(&bob, &alice),
+        v["safety_number"]
+    );
+}
+
+#[test]
+fn the_send_frame_vector_routes_and_opens() {
+    use blindrelay_wire::{FragmentPos, RoutedFlags, Target};
+    let v = more();
+    let r = routed(&v["send_frame"]);
+    assert_eq!(r.header.msg_id.0.to_vec(), unhex(&v["send_msg_id"]));
+    assert_eq!(r.header.fragment, FragmentPos::SINGLE);
+    assert_eq!(r.header.flags, RoutedFlags::NONE);
+    assert_eq!(r.header.sender, n("alice"));
+    assert_eq!(r.header.target, Target::Users(vec![n("bob")]));
+    let ts = 1_800_000_000_000;
+    let env = Envelope::try_from(&r.payload[..]).unwrap();
+    let opened = open(
+        &env,
+        &n("alice"),
+        1,
+        &peer_at("alice", ts / 1000),
+        &identity("bob", ts / 1000),
+        &Freshness::default(),
+        ts,
+    )
+    .unwrap();
+    assert_eq!(
+        opened.content,
+        Content::Text("Hello Bob! This travels in one SEND frame.".into())
+    );
+}
+
+#[test]
+fn the_receipt_vector_confirms_the_send_vector() {
+    use blindrelay_wire::RoutedFlags;
+    let v = more();
+    let r = routed(&v["receipt_frame"]);
+    assert_eq!(r.header.flags, RoutedFlags::RECEIPT);
+    assert_eq!(r.header.msg_id.0.to_vec(), unhex(&v["receipt_msg_id"]));
+    let ts = 1_800_000_001_000;
+    let env = Envelope::try_from(&r.payload[..]).unwrap();
+    assert_eq!(env.header().recipients, vec![n("alice")]);
+    assert!(!env.header().is_room());
+    let opened = open(
+        &env,
+        &n("bob"),
+        1,
+        &peer_at("bob", ts / 1000),
+        &identity("alice", ts / 1000),
+        &Freshness::default(),
+        ts,
+    )
+    .unwrap();
+    let id = MessageId(unhex(&v["send_msg_id"]).try_into().unwrap());
+    assert_eq!(opened.content, Content::Receipt(vec![id]));
+    assert_eq!(opened.content.encode(), unhex(&v["receipt_plaintext"]));
+}
+
+#[test]
+fn the_two_fragment_vector_reassembles_and_opens() {
+    use blindrelay_wire::RoutedHeader;
+    let v = more();
+    let frames = [routed(&v["long_frame_0"]), routed(&v["long_frame_1"])];
+    let room: usize = v["long_fragment_room"].parse().unwrap();
+    assert_eq!(
+        room,
+        RoutedHeader::max_payload_len(&n("alice"), &frames[0].header.target)
+    );
+    let mut envelope = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(
+            (f.header.fragment.index(), f.header.fragment.count()),
+            (i as u16, 2)
+        );
+        assert_eq!(f.header.msg_id.0.to_vec(), unhex(&v["long_msg_id"]));
+        envelope.extend_from_slice(&f.payload);
+    }
+    assert_eq!(frames[0].payload.len(), room);
+    let ts = 1_800_000_002_000;
+    let env = Envelope::try_from(&envelope[..]).unwrap();
+    assert_eq!(env.header().fragment_count, 2);
+    let opened = open(
+        &env,
+        &n("alice"),
+        2,
+        &peer_at("alice", ts / 1000),
+        &identity("bob", ts / 1000),
+        &Freshness::default(),
+        ts,
+    )
+    .unwrap();
+    assert_eq!(opened.content, Content::Text("0123456789".repeat(600)));
+}
