@@ -16,7 +16,7 @@ use blindrelay_wire::{
 };
 use rustls_pki_types::CertificateRevocationListDer;
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio_rustls::TlsAcceptor;
 
 use crate::AdversaryError;
@@ -36,6 +36,10 @@ pub enum Tamper {
     ForgeSender(UserName),
     /// Holds every message this long before delivering it.
     Delay(Duration),
+    /// Delivers every fragment with its RECEIPT flag flipped: texts
+    /// labelled as receipts, receipts as texts. (The fragments remembered
+    /// for replays keep their true flags.)
+    FlipReceiptFlag,
     /// Offers `cert_der` as `victim`'s certificate in the directory.
     SwapCert {
         /// Whose key is replaced.
@@ -47,10 +51,19 @@ pub enum Tamper {
 
 type Outbox = mpsc::Sender<Box<[u8; FRAME_LEN]>>;
 
+/// One connected user: their queue, certificate, and a way to cut them off.
+struct Session {
+    out: Outbox,
+    cert: Vec<u8>,
+    kill: Arc<Notify>,
+}
+
 struct State {
-    sessions: HashMap<UserName, (Outbox, Vec<u8>)>,
+    sessions: HashMap<UserName, Session>,
     /// Every envelope fragment seen, for later replays.
     seen: Vec<Routed>,
+    /// What WELCOME announces as the store TTL (seconds).
+    store_ttl_s: u32,
 }
 
 /// A running malicious relay.
@@ -98,6 +111,7 @@ impl EvilRelay {
         let state = Arc::new(Mutex::new(State {
             sessions: HashMap::new(),
             seen: Vec::new(),
+            store_ttl_s: 7 * 24 * 3600,
         }));
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -117,8 +131,24 @@ impl EvilRelay {
         Ok(Self { addr, state, task })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Announces `secs` as its store TTL to every session from now on.
+    pub fn set_store_ttl(&self, secs: u32) {
+        self.lock().store_ttl_s = secs;
+    }
+
+    /// Closes `user`'s connection (the client reconnects by itself).
+    pub fn disconnect(&self, user: &UserName) {
+        if let Some(s) = self.lock().sessions.remove(user) {
+            s.kill.notify_one();
+        }
+    }
+
     /// Re-delivers every fragment it has seen, claiming it comes from the
-    /// store (where a longer freshness window applies).
+    /// store.
     pub fn replay_all_as_stored(&self) -> usize {
         let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for r in &mut g.seen {
@@ -136,8 +166,8 @@ impl EvilRelay {
         for r in &g.seen {
             if let Target::Users(users) = &r.header.target {
                 for u in users {
-                    if let Some((out, _)) = g.sessions.get(u) {
-                        send(out, &Message::Deliver(r.clone()));
+                    if let Some(session) = g.sessions.get(u) {
+                        send(&session.out, &Message::Deliver(r.clone()));
                         n += 1;
                     }
                 }
@@ -180,6 +210,7 @@ async fn serve(
             _ => c.to_vec(),
         }
     };
+    let kill = Arc::new(Notify::new());
     {
         let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
         send(
@@ -190,22 +221,22 @@ async fn serve(
                 rate_window_ms: 5000,
                 keepalive_ms: 20_000,
                 max_fragments: blindrelay_wire::MAX_FRAGMENTS,
-                store_ttl_s: 7 * 24 * 3600,
+                store_ttl_s: g.store_ttl_s,
             }),
         );
         let mut count = 0u16;
-        for (n, (out, c)) in &g.sessions {
+        for (n, other) in &g.sessions {
             send(
                 &tx,
                 &Message::Peer {
                     event: PeerEvent::Listed,
                     name: n.clone(),
-                    cert_der: offered(n, c),
+                    cert_der: offered(n, &other.cert),
                 },
             );
             count += 1;
             send(
-                out,
+                &other.out,
                 &Message::Peer {
                     event: PeerEvent::Joined,
                     name: name.clone(),
@@ -214,13 +245,24 @@ async fn serve(
             );
         }
         send(&tx, &Message::DirectoryEnd { count });
-        g.sessions.insert(name.clone(), (tx.clone(), cert.clone()));
+        g.sessions.insert(
+            name.clone(),
+            Session {
+                out: tx.clone(),
+                cert: cert.clone(),
+                kill: kill.clone(),
+            },
+        );
     }
     let mut reader = FrameReader::new(rd);
-    while let Ok(Some(frame)) = reader
-        .read_frame(Duration::from_secs(3600), Duration::from_secs(10))
-        .await
-    {
+    loop {
+        let frame = tokio::select! {
+            _ = kill.notified() => break,
+            r = reader.read_frame(Duration::from_secs(3600), Duration::from_secs(10)) => match r {
+                Ok(Some(f)) => f,
+                _ => break,
+            },
+        };
         let Ok(msg) = Message::from_frame(&frame) else {
             break;
         };
@@ -231,10 +273,16 @@ async fn serve(
             _ => {}
         }
     }
-    st.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .sessions
-        .remove(&name);
+    {
+        let mut g = st.lock().unwrap_or_else(|p| p.into_inner());
+        // Only this session's entry: the user may have reconnected already.
+        if g.sessions
+            .get(&name)
+            .is_some_and(|s| Arc::ptr_eq(&s.kill, &kill))
+        {
+            g.sessions.remove(&name);
+        }
+    }
     writer.abort();
 }
 
@@ -262,6 +310,12 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
         }
         Tamper::ForgeSender(as_) => out.header.sender = as_.clone(),
         Tamper::Retarget(extra) => recipients.push(extra.clone()),
+        Tamper::FlipReceiptFlag => {
+            let bits = out.header.flags.bits() ^ RoutedFlags::RECEIPT.bits();
+            if let Ok(flags) = RoutedFlags::from_bits(bits) {
+                out.header.flags = flags;
+            }
+        }
         _ => {}
     }
     let times = if matches!(tamper, Tamper::Replay) {
@@ -271,7 +325,7 @@ fn route(st: &Arc<Mutex<State>>, tamper: &Tamper, r: Routed, sender_tx: &Outbox)
     };
     let mut delivered = 0u16;
     for u in &recipients {
-        if let Some((tx, _)) = g.sessions.get(u) {
+        if let Some(Session { out: tx, .. }) = g.sessions.get(u) {
             if let Tamper::Delay(d) = tamper {
                 let (tx, out, d) = (tx.clone(), out.clone(), *d);
                 tokio::spawn(async move {

@@ -347,7 +347,7 @@ async fn run_interactive(mut s: Session, events: mpsc::Receiver<Event>) -> Resul
                 format!(
                     "  [{} UTC] {who}: {}",
                     crate::ui::clock(h.ts_ms),
-                    sanitize(&h.text)
+                    crate::ui::body(&h.text)
                 ),
             );
         }

@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use blindrelay_client::ClientConfig;
 use blindrelay_client::config::DEFAULT_SERVER;
-use blindrelay_e2e::Freshness;
+use blindrelay_client::{ClientConfig, Policy};
 use blindrelay_wire::UserName;
 use clap::{Args, Parser, Subcommand};
 
@@ -79,9 +78,14 @@ pub(crate) struct ClientArgs {
     /// Local state: pinned keys and replay cache [default: DIR/state/NAME.db].
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Messages older than this many seconds are rejected.
+    /// A message older than this many seconds on arrival is shown with its
+    /// date, as delivered late.
     #[arg(long, default_value_t = 60)]
-    pub max_age: u64,
+    pub late_after: u64,
+    /// Messages older than this many days are refused; the replay cache and
+    /// the outbox keep their entries this long.
+    #[arg(long, default_value_t = 7)]
+    pub max_age_days: u64,
 }
 
 impl ClientArgs {
@@ -100,9 +104,10 @@ impl ClientArgs {
         if let Some(s) = &self.state {
             cfg.state = Some(s.clone());
         }
-        cfg.freshness = Freshness {
-            max_age_ms: self.max_age.saturating_mul(1000),
-            ..Freshness::default()
+        cfg.policy = Policy {
+            live_window_ms: self.late_after.saturating_mul(1000),
+            max_age_ms: self.max_age_days.saturating_mul(24 * 3600 * 1000),
+            ..Policy::default()
         };
         Ok(cfg)
     }

@@ -24,6 +24,41 @@ pub(crate) fn clock(ms: u64) -> String {
     format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of a Unix-ms timestamp.
+pub(crate) fn date_time(ms: u64) -> String {
+    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02} {}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            clock(ms)
+        ),
+        Err(_) => clock(ms),
+    }
+}
+
+/// What separates the lines of one message on screen: a line of a message
+/// never starts where a message line starts (`[`), so a text cannot pass a
+/// line of its own off as a message from someone else.
+pub(crate) const CONTINUATION: &str = "\n  \u{2502} ";
+
+/// A message's text as printed: sanitized, continuation lines marked.
+pub(crate) fn body(text: &str) -> String {
+    sanitize(text).replace('\n', CONTINUATION)
+}
+
+/// The time a message line shows: the clock if it arrived on time, the
+/// date and a mark if it arrived late.
+pub(crate) fn when(timestamp_ms: u64, late: bool) -> String {
+    if late {
+        format!("{} UTC, delivered late", date_time(timestamp_ms))
+    } else {
+        format!("{} UTC", clock(timestamp_ms))
+    }
+}
+
 fn short(fp: &str) -> String {
     fp.chars().take(16).collect()
 }
@@ -60,14 +95,15 @@ pub(crate) fn human(e: &Event) -> Option<String> {
             from,
             text,
             timestamp_ms,
+            late,
             room,
             ..
         } => {
             let room = if *room { " to the room" } else { "" };
             format!(
-                "[{} UTC] {from}{room} [verified]: {}",
-                clock(*timestamp_ms),
-                sanitize(text)
+                "[{}] {from}{room} [verified]: {}",
+                when(*timestamp_ms, *late),
+                body(text)
             )
         }
         Event::Sent { .. } => return None,
@@ -130,11 +166,12 @@ pub(crate) fn machine(e: &Event) -> Value {
             recipients,
             room,
             timestamp_ms,
+            late,
             text,
         } => json!({
             "event": "message", "id": msg_id.to_hex(), "from": from.as_str(),
             "to": recipients.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-            "room": room, "time_ms": timestamp_ms, "verified": true, "text": text
+            "room": room, "time_ms": timestamp_ms, "late": late, "verified": true, "text": text
         }),
         Event::Sent { msg_id, delivered } => {
             json!({"event": "sent", "id": msg_id.to_hex(), "delivered": delivered})
@@ -178,6 +215,39 @@ pub(crate) fn machine(e: &Event) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_cannot_fake_a_line_from_someone_else() {
+        let e = Event::Message {
+            msg_id: blindrelay_wire::MessageId([1; 16]),
+            from: blindrelay_wire::UserName::new("alice").unwrap(),
+            recipients: vec![],
+            room: false,
+            timestamp_ms: 3_723_000,
+            late: false,
+            text: "see you\n[05:41:07 UTC] carol [verified]: wire the money".into(),
+        };
+        let shown = human(&e).unwrap();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0], "[01:02:03 UTC] alice [verified]: see you");
+        // The second line is visibly part of alice's message.
+        assert_eq!(
+            lines[1],
+            "  \u{2502} [05:41:07 UTC] carol [verified]: wire the money"
+        );
+        assert!(lines.iter().skip(1).all(|l| !l.starts_with('[')));
+    }
+
+    #[test]
+    fn a_late_message_shows_its_date() {
+        // 2027-01-15 08:00:00 UTC, written a day before it arrived.
+        assert_eq!(
+            when(1_800_000_000_000, true),
+            "2027-01-15 08:00:00 UTC, delivered late"
+        );
+        assert_eq!(when(1_800_000_000_000, false), "08:00:00 UTC");
+    }
 
     #[test]
     fn escapes_cannot_reach_the_terminal() {

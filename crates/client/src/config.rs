@@ -2,12 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use blindrelay_e2e::{Freshness, LocalIdentity, TrustRoot};
+use blindrelay_e2e::{LocalIdentity, TrustRoot};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::UserName;
 use zeroize::Zeroizing;
 
 use crate::ClientError;
+use crate::policy::Policy;
 
 /// Default relay address.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:8443";
@@ -31,8 +32,9 @@ pub struct ClientConfig {
     pub key: PathBuf,
     /// Local database; `None` keeps state in memory only.
     pub state: Option<PathBuf>,
-    /// Freshness window for received messages.
-    pub freshness: Freshness,
+    /// How late a message may arrive, and how long the client remembers
+    /// (its own policy, whatever the relay announces).
+    pub policy: Policy,
 }
 
 impl ClientConfig {
@@ -49,7 +51,7 @@ impl ClientConfig {
             cert: pki.user_cert_path(&name),
             key: pki.user_key_path(&name),
             state: Some(dir.join("state").join(format!("{name}.db"))),
-            freshness: Freshness::default(),
+            policy: Policy::default(),
             name,
         }
     }

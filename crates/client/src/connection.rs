@@ -109,19 +109,31 @@ async fn open_session(
 pub async fn connect(
     cfg: &ClientConfig,
 ) -> Result<(ClientHandle, mpsc::Receiver<Event>), ClientError> {
+    cfg.policy.validate()?;
     let root = cfg.trust_root()?;
     let me = cfg.identity(&root, unix_ms() / 1000)?;
-    let store: Box<dyn ClientStore> = match &cfg.state {
-        Some(p) => Box::new(SqliteStore::open(p)?),
-        None => Box::new(SqliteStore::in_memory()?),
+    let store = match &cfg.state {
+        Some(p) => SqliteStore::open(p)?,
+        None => SqliteStore::in_memory()?,
     };
+    let tightened: Vec<Event> = store
+        .tightened()
+        .iter()
+        .map(|p| {
+            Event::Warning(format!(
+                "{} was readable by other users of this machine; it is private now",
+                p.display()
+            ))
+        })
+        .collect();
+    let store: Box<dyn ClientStore> = Box::new(store);
     let tls = Arc::new(blindrelay_net::client_config_from_files(
         &cfg.ca, &cfg.cert, &cfg.key,
     )?);
-    let mut core = ClientCore::new(me, root, store, cfg.freshness);
+    let mut core = ClientCore::new(me, root, store, cfg.policy);
     let (reader, writer, first_events) = open_session(cfg, &tls, &mut core).await?;
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-    for e in first_events {
+    for e in tightened.into_iter().chain(first_events) {
         let _ = ev_tx.send(e).await;
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -378,7 +390,7 @@ impl Task {
             let resend = room && self.core.resend_pending();
             tokio::select! {
                 _ = std::future::ready(()), if resend => {
-                    match self.core.next_resend(unix_ms(), Instant::now().into_std()) {
+                    match self.core.next_resend(Instant::now().into_std()) {
                         Some(Ok(frames)) => {
                             if let Err(e) = write_messages(&mut writer, &frames).await {
                                 return lost(e);

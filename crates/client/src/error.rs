@@ -35,6 +35,9 @@ pub enum ClientError {
     /// The TLS configuration cannot be built from the files.
     #[error(transparent)]
     Tls(#[from] blindrelay_net::NetError),
+    /// The client's policy windows do not fit together.
+    #[error("invalid policy: {0}")]
+    Policy(&'static str),
     /// The relay's name is not a valid DNS name or IP address.
     #[error("invalid server name {0:?}")]
     ServerName(String),

@@ -47,8 +47,10 @@ pub enum Event {
         recipients: Vec<UserName>,
         /// Sent to everyone online.
         room: bool,
-        /// Sender's timestamp, Unix ms.
+        /// When the sender wrote it (signed), Unix ms.
         timestamp_ms: u64,
+        /// It arrived later than the live window: show its date.
+        late: bool,
         /// The text.
         text: String,
     },

@@ -13,6 +13,9 @@
 //! * [`connection`]: the tokio task that moves the core's bytes and ticks
 //!   its timers over mutual TLS, reconnecting by itself.
 //! * [`handle`]: the [`ClientHandle`] a user interface talks to.
+//! * [`policy`]: the windows that protect the user (how late a message may
+//!   be, how long the replay cache and the outbox keep their entries): the
+//!   client's own, never the relay's.
 //! * [`event`]: what the user interface shows; [`error`]: what can fail.
 #![forbid(unsafe_code)]
 
@@ -22,6 +25,7 @@ pub mod core;
 pub mod error;
 pub mod event;
 pub mod handle;
+pub mod policy;
 pub mod store;
 
 pub use config::ClientConfig;
@@ -30,4 +34,5 @@ pub use core::ClientCore;
 pub use error::ClientError;
 pub use event::{Event, UndeliveredReason};
 pub use handle::ClientHandle;
+pub use policy::Policy;
 pub use store::{ClientStore, HistoryEntry};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use blindrelay_adversary::evil_relay::{EvilRelay, Tamper};
 use blindrelay_client::Event;
-use blindrelay_e2e::Freshness;
+use blindrelay_client::Policy;
 use blindrelay_pki::UserCertOptions;
 use blindrelay_testkit::user::User;
 use blindrelay_testkit::{TestPki, TestRelay, logs};
@@ -323,23 +323,112 @@ async fn changed_certificate_triggers_the_pin_warning_until_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stale_messages_are_rejected() {
-    let s = TestPki::named("Client Test CA", &["alice", "bob"]).unwrap();
+async fn a_delayed_message_is_shown_late_and_one_past_the_clients_maximum_age_is_refused() {
+    let s = TestPki::named("Client Test CA", &["alice", "bob", "carol"]).unwrap();
     let evil = EvilRelay::start(&s.pki, Tamper::Delay(Duration::from_millis(1500)))
         .await
         .unwrap();
     let addr = evil.addr.to_string();
     let mut alice = User::connect(&s, "alice", &addr).await.unwrap();
+    // bob shows messages older than 1 s as late; carol refuses them.
     let mut bob = User::connect_with(&s, "bob", &addr, |c| {
-        c.freshness = Freshness {
+        c.policy = Policy {
+            live_window_ms: 1000,
+            ..Policy::default()
+        }
+    })
+    .await
+    .unwrap();
+    let mut carol = User::connect_with(&s, "carol", &addr, |c| {
+        c.policy = Policy {
+            live_window_ms: 500,
             max_age_ms: 1000,
-            ..Freshness::default()
+            ..Policy::default()
         }
     })
     .await
     .unwrap();
     alice.wait_online("bob").await.unwrap();
-    alice.send(&["bob"], "old news").await.unwrap();
-    assert!(bob.warning().await.unwrap().contains("too old"));
+    alice.wait_online("carol").await.unwrap();
+    alice.send(&["bob", "carol"], "old news").await.unwrap();
+    match bob
+        .wait_for("a message", |e| matches!(e, Event::Message { .. }))
+        .await
+        .unwrap()
+    {
+        Event::Message { text, late, .. } => assert!(late && text == "old news"),
+        _ => unreachable!(),
+    }
+    assert!(carol.warning().await.unwrap().contains("too old"));
+    assert!(carol.quiet(QUIET).await.0.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_changes_its_ttl_between_sessions_cannot_replay_an_old_message() {
+    let s = TestPki::named("Client Test CA", &["alice", "bob"]).unwrap();
+    let evil = EvilRelay::start(&s.pki, Tamper::Honest).await.unwrap();
+    let addr = evil.addr.to_string();
+    let mut alice = User::connect(&s, "alice", &addr).await.unwrap();
+    // Short live windows, so that a client deriving its replay memory from
+    // the relay's TTL would forget within one housekeeping tick.
+    let mut bob = User::connect_with(&s, "bob", &addr, |c| {
+        c.policy = Policy {
+            live_window_ms: 1000,
+            max_future_ms: 1000,
+            ..Policy::default()
+        }
+    })
+    .await
+    .unwrap();
+    alice.wait_online("bob").await.unwrap();
+    alice.send(&["bob"], "pay 100").await.unwrap();
+    assert_eq!(bob.message().await.unwrap(), ("alice", "pay 100", false));
+    // One session announcing a TTL of 0, long enough for housekeeping...
+    evil.set_store_ttl(0);
+    evil.disconnect(&n("bob"));
+    bob.wait_for("a new session", |e| matches!(e, Event::Connected { .. }))
+        .await
+        .unwrap();
+    tokio::time::sleep(blindrelay_client::connection::TICK + Duration::from_secs(1)).await;
+    // ...then one announcing 30 days, and the recorded message "from the
+    // store".
+    evil.set_store_ttl(30 * 24 * 3600);
+    evil.disconnect(&n("bob"));
+    bob.wait_for("a new session", |e| matches!(e, Event::Connected { .. }))
+        .await
+        .unwrap();
+    assert!(evil.replay_all_as_stored() > 0);
     assert!(bob.quiet(QUIET).await.0.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_flips_the_receipt_flag_cannot_suppress_the_genuine_message() {
+    let s = TestPki::named("Client Test CA", &["alice", "bob"]).unwrap();
+    let evil = EvilRelay::start(&s.pki, Tamper::FlipReceiptFlag)
+        .await
+        .unwrap();
+    let addr = evil.addr.to_string();
+    let mut alice = User::connect(&s, "alice", &addr).await.unwrap();
+    let mut bob = User::connect(&s, "bob", &addr).await.unwrap();
+    alice.wait_online("bob").await.unwrap();
+    // The text arrives labelled as a receipt: refused, and not remembered.
+    alice.send(&["bob"], "pay 100").await.unwrap();
+    assert!(
+        bob.warning()
+            .await
+            .unwrap()
+            .contains("content does not match its label")
+    );
+    // The same frame with its true label (a resend, or the store) is shown:
+    // the flipped copy could not make it look like a replay.
+    assert!(evil.replay_all() > 0);
+    assert_eq!(bob.message().await.unwrap(), ("alice", "pay 100", false));
+    // bob's receipt reaches alice labelled as a text: refused too.
+    assert!(
+        alice
+            .warning()
+            .await
+            .unwrap()
+            .contains("content does not match its label")
+    );
 }

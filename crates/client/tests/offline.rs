@@ -283,3 +283,51 @@ async fn a_replayed_stored_envelope_is_rejected_after_a_restart() {
     assert!(evil.replay_all_as_stored() > 0);
     assert!(bob.quiet(QUIET).await.0.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_state_and_the_relays_store_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let s = TestPki::named("Client Test CA", &["alice"]).unwrap();
+    // A state directory and database someone left readable by everyone.
+    let state_dir = s.path().join("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let db = state_dir.join("alice.db");
+    std::fs::write(&db, b"").unwrap();
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // The relay's store, new.
+    let store = s.path().join("relay").join("relay.db");
+    let relay = TestRelay::builder(&s)
+        .durable(&store)
+        .start()
+        .await
+        .unwrap();
+    let mut cfg = blindrelay_client::ClientConfig::from_dir(s.path(), n("alice"), &relay.address());
+    cfg.state = Some(db.clone());
+    let (client, mut events) = blindrelay_client::connect(&cfg).await.unwrap();
+    // The user is told, before anything else.
+    for _ in 0..2 {
+        match events.recv().await.unwrap() {
+            Event::Warning(w) => assert!(w.contains("readable by other users"), "{w}"),
+            other => panic!("expected a warning, got {other:?}"),
+        }
+    }
+    let wal = |p: &std::path::Path| {
+        let mut w = p.as_os_str().to_owned();
+        w.push("-wal");
+        std::path::PathBuf::from(w)
+    };
+    assert_eq!((mode(&state_dir), mode(&db)), (0o700, 0o600));
+    assert_eq!(mode(&wal(&db)), 0o600);
+    assert_eq!(
+        (
+            mode(store.parent().unwrap()),
+            mode(&store),
+            mode(&wal(&store))
+        ),
+        (0o700, 0o600, 0o600)
+    );
+    client.quit().await;
+    relay.stop().await.unwrap();
+}

@@ -27,13 +27,14 @@ pub mod send;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use blindrelay_e2e::{Content, Freshness, LocalIdentity, TrustRoot};
+use blindrelay_e2e::{Content, LocalIdentity, TrustRoot};
 use blindrelay_wire::{
     MAX_ACK_IDS, Message, MessageId, PeerEvent, RoutedFlags, StatusKind, UserName,
 };
 
 use crate::error::ClientError;
 use crate::event::{Event, UndeliveredReason};
+use crate::policy::Policy;
 use crate::store::{ClientStore, HistoryEntry, Outgoing};
 use peers::Peers;
 use receipts::Receipts;
@@ -63,6 +64,7 @@ pub struct ClientCore {
     /// Outbox messages to send again in this session.
     resend: VecDeque<Outgoing>,
     keepalive_ms: u64,
+    policy: Policy,
 }
 
 fn random_id() -> Result<MessageId, ClientError> {
@@ -72,18 +74,20 @@ fn random_id() -> Result<MessageId, ClientError> {
 }
 
 impl ClientCore {
-    /// A core for `me`, trusting `root`, keeping state in `store`.
+    /// A core for `me`, trusting `root`, keeping state in `store`, with the
+    /// windows of `policy`.
     pub fn new(
         me: LocalIdentity,
         root: TrustRoot,
         store: Box<dyn ClientStore>,
-        freshness: Freshness,
+        policy: Policy,
     ) -> Self {
         Self {
             peers: Peers::new(root, me.cert()),
             me,
             store,
-            inbox: Inbox::new(freshness),
+            inbox: Inbox::new(policy),
+            policy,
             receipts: Receipts::default(),
             window: SendWindow::default(),
             acks: Vec::new(),
@@ -141,7 +145,8 @@ impl ClientCore {
                 // again is read from the outbox once the directory is in.
                 self.window = SendWindow::new(w.rate_max, u64::from(w.rate_window_ms));
                 self.resend.clear();
-                self.inbox.set_store_ttl(w.store_ttl_s);
+                // `w.store_ttl_s` is informative: the client's windows are
+                // its own policy.
                 self.peers.all_offline();
             }
             Message::Peer {
@@ -165,8 +170,8 @@ impl ClientCore {
                     online: self.peers.online(),
                 });
                 // Everything the relay has not confirmed goes again,
-                // re-sealed with a fresh timestamp under the same id, a few
-                // at a time between reads (see `next_resend`).
+                // re-sealed under the same id and with its original time,
+                // a few at a time between reads (see `next_resend`).
                 match self.store.outbox_unconfirmed() {
                     Ok(p) => self.resend = p.into(),
                     Err(e) => step.events.push(Event::Warning(format!("outbox: {e}"))),
@@ -290,9 +295,10 @@ impl ClientCore {
         Ok(out)
     }
 
-    /// Seals an outbox message (again, with a fresh timestamp and the same
-    /// id, after a reconnect).
-    pub fn seal(&self, m: &Outgoing, now_ms: u64) -> Result<Vec<Message>, ClientError> {
+    /// Seals an outbox message. A resend after a reconnect keeps the
+    /// message's id and the time it was written, so that no number of
+    /// reconnects makes an old message look fresh.
+    pub fn seal(&self, m: &Outgoing) -> Result<Vec<Message>, ClientError> {
         let recipients = m
             .recipients
             .iter()
@@ -305,7 +311,7 @@ impl ClientCore {
             &Content::Text(m.text.clone()),
             m.room,
             RoutedFlags::NONE,
-            now_ms,
+            m.created_ms,
         )
     }
 
@@ -320,7 +326,7 @@ impl ClientCore {
         now: Instant,
     ) -> Result<(MessageId, Vec<Message>), ClientError> {
         let m = self.queue_text(to, text, room, now_ms)?;
-        let frames = self.seal(&m, now_ms)?;
+        let frames = self.seal(&m)?;
         self.window.sent(now);
         Ok((m.msg_id, frames))
     }
@@ -330,14 +336,13 @@ impl ClientCore {
     /// be sealed now (it stays in the outbox).
     pub fn next_resend(
         &mut self,
-        now_ms: u64,
         now: Instant,
     ) -> Option<Result<Vec<Message>, (MessageId, ClientError)>> {
         if !self.window.has_room(now) {
             return None;
         }
         let m = self.resend.pop_front()?;
-        Some(match self.seal(&m, now_ms) {
+        Some(match self.seal(&m) {
             Ok(frames) => {
                 self.window.sent(now);
                 Ok(frames)
@@ -391,7 +396,8 @@ impl ClientCore {
     }
 
     /// Periodic housekeeping: drops stale partial messages (with a warning)
-    /// and prunes the replay cache and the outbox.
+    /// and prunes the replay cache and the outbox at the policy's horizons
+    /// (saying which unconfirmed messages are given up).
     pub fn tick(&mut self, now_ms: u64) -> Vec<Event> {
         let mut events: Vec<Event> = self
             .inbox
@@ -403,13 +409,20 @@ impl ClientCore {
                 ))
             })
             .collect();
-        let horizon = now_ms.saturating_sub(self.inbox.replay_horizon_ms());
-        if let Err(e) = self.store.prune_seen(horizon) {
+        if let Err(e) = self.store.prune_seen(self.policy.replay_horizon(now_ms)) {
             events.push(Event::Warning(format!("replay cache: {e}")));
         }
-        let _ = self
-            .store
-            .prune_outbox(now_ms.saturating_sub(self.inbox.store_ttl_ms()));
+        match self.store.prune_outbox(self.policy.outbox_horizon(now_ms)) {
+            Ok(dropped) => events.extend(dropped.into_iter().map(|m| {
+                Event::Warning(format!(
+                    "gave up message {} to {}: the relay never confirmed it within {} days",
+                    m.msg_id.to_hex(),
+                    joined(&m.recipients),
+                    self.policy.max_age_ms / (24 * 3600 * 1000)
+                ))
+            })),
+            Err(e) => events.push(Event::Warning(format!("outbox: {e}"))),
+        }
         events
     }
 }

@@ -3,33 +3,36 @@
 //!
 //! In order: the sender must be trusted (fragments from strangers are never
 //! buffered), the fragments are reassembled, the envelope is parsed, its id
-//! must be the relay's, the replay cache is consulted, the envelope is
-//! verified and opened (signature, recipient, freshness, key commitment),
-//! the id is recorded, and the content must match its routing label.
+//! must be the relay's, the replay cache is consulted and the sender's
+//! share of it checked, the envelope is verified and opened (signature,
+//! recipient, age against the client's policy, key commitment), the content
+//! (authenticated) must match its routing label, and only then is the id
+//! recorded: a message refused at any step leaves no trace that could make
+//! a later, genuine copy look like a replay.
+//!
+//! Nothing the relay chose decides: the age windows are the client's
+//! [`Policy`](crate::Policy), the time is the sender's signed timestamp, and
+//! what a message is comes from its decrypted content. The relay's STORED
+//! flag only keeps copies apart during reassembly and makes a duplicate
+//! from the store quiet.
 //!
 //! The outcome is a `Received`: at most one acknowledgement for the
 //! relay, and at most one event for the user. A message is acknowledged
 //! once it is *decided*, shown or rejected for good; it is left on the
-//! relay when a later copy could be accepted (a live copy too old or too
-//! new, which the store may deliver again within its longer window), when
-//! the sender's new key awaits the user, and when the local database
-//! failed.
+//! relay when a later copy could be accepted (dated in the future, or its
+//! sender over its share of the replay cache), when the sender's new key
+//! awaits the user, and when the local database failed.
 
 use blindrelay_e2e::fragment::ReassemblyLimits;
-use blindrelay_e2e::{
-    Content, Envelope, Freshness, Lane, LocalIdentity, OpenError, Reassembler, open,
-};
+use blindrelay_e2e::{Content, Envelope, Lane, LocalIdentity, OpenError, Reassembler, open};
 use blindrelay_wire::{MessageId, Routed, UserName};
 use tracing::debug;
 
 use super::peers::{Peers, Trust};
 use super::receipts::Receipts;
 use crate::event::Event;
-use crate::store::{ClientStore, HistoryEntry, MAX_SEEN_ENTRIES};
-
-/// Longest freshness window accepted for messages from the relay's store,
-/// whatever TTL the relay announces.
-pub const MAX_STORED_AGE_MS: u64 = 30 * 24 * 3600 * 1000;
+use crate::policy::Policy;
+use crate::store::{ClientStore, HistoryEntry};
 
 /// What one DELIVER fragment comes to.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -61,40 +64,18 @@ pub(crate) struct Context<'a> {
     pub receipts: &'a mut Receipts,
 }
 
-/// The receiving side's own state: partial messages and the windows.
+/// The receiving side's own state: partial messages and the policy.
 pub(crate) struct Inbox {
     reassembler: Reassembler,
-    freshness: Freshness,
-    store_ttl_ms: u64,
+    policy: Policy,
 }
 
 impl Inbox {
-    pub(crate) fn new(freshness: Freshness) -> Self {
+    pub(crate) fn new(policy: Policy) -> Self {
         Self {
             reassembler: Reassembler::new(ReassemblyLimits::default()),
-            freshness,
-            store_ttl_ms: 7 * 24 * 3600 * 1000,
+            policy,
         }
-    }
-
-    /// The relay announced how long it stores messages (capped).
-    pub(crate) fn set_store_ttl(&mut self, store_ttl_s: u32) {
-        self.store_ttl_ms = (u64::from(store_ttl_s) * 1000).min(MAX_STORED_AGE_MS);
-    }
-
-    /// How long outbox rows are kept.
-    pub(crate) fn store_ttl_ms(&self) -> u64 {
-        self.store_ttl_ms
-    }
-
-    /// How long replay-cache entries are kept: a message can come back
-    /// from the store up to a TTL after a resend that itself happened up to
-    /// a TTL after the first copy, so twice the TTL.
-    pub(crate) fn replay_horizon_ms(&self) -> u64 {
-        self.freshness
-            .max_age_ms
-            .max(self.store_ttl_ms.saturating_mul(2))
-            + self.freshness.max_future_ms
     }
 
     /// Drops partial messages that timed out; returns their senders.
@@ -166,6 +147,8 @@ impl Inbox {
         match cx.store.seen(&from, &h.msg_id) {
             // A copy of a message already shown: expected after reconnects
             // and redelivery from the store. A live copy is worth a warning.
+            // (The relay sets the flag; it only chooses how loud a refusal
+            // is.)
             Ok(true) if stored => {
                 debug!(%from, msg = %h.msg_id.to_hex(), "duplicate from the store dropped");
                 return Received {
@@ -177,39 +160,47 @@ impl Inbox {
             Ok(false) => {}
             Err(e) => return keep(Event::Warning(format!("replay cache: {e}"))),
         }
-        let horizon = now_ms.saturating_sub(self.replay_horizon_ms());
-        if cx
-            .store
-            .seen_since(horizon)
-            .is_ok_and(|n| n >= MAX_SEEN_ENTRIES)
-        {
-            return keep(reject("replay cache full; message not accepted"));
+        // Each sender has its own share of the replay cache: one that fills
+        // it is refused, nobody else.
+        let horizon = self.policy.replay_horizon(now_ms);
+        match cx.store.seen_count(&from, horizon) {
+            Ok(n) if n >= self.policy.max_seen_per_sender => {
+                return keep(reject(
+                    "too many recent messages from this sender; not accepted for now",
+                ));
+            }
+            Ok(_) => {}
+            Err(e) => return keep(Event::Warning(format!("replay cache: {e}"))),
         }
-        let freshness = if stored {
-            Freshness {
-                max_age_ms: self.store_ttl_ms.max(self.freshness.max_age_ms),
-                ..self.freshness
-            }
-        } else {
-            self.freshness
-        };
         let count = h.fragment.count();
-        let opened = match open(&env, &from, count, &sender, cx.me, &freshness, now_ms) {
+        let acceptance = self.policy.acceptance();
+        let opened = match open(&env, &from, count, &sender, cx.me, &acceptance, now_ms) {
             Ok(o) => o,
-            // A live copy that is too old or too new may still be fine from
-            // the store (longer window): leave that copy on the relay.
             Err(OpenError::Stale { age_ms }) => {
-                let event = reject(&format!("too old ({} s)", age_ms / 1000));
-                return if stored { decided(event) } else { keep(event) };
+                return decided(reject(&format!(
+                    "too old (written {} s ago)",
+                    age_ms / 1000
+                )));
             }
+            // It may become acceptable when the clocks agree: leave it on
+            // the relay.
             Err(OpenError::Future { ahead_ms }) => {
-                let event = reject(&format!("timestamp {} s in the future", ahead_ms / 1000));
-                return if stored { decided(event) } else { keep(event) };
+                return keep(reject(&format!(
+                    "timestamp {} s in the future",
+                    ahead_ms / 1000
+                )));
             }
             Err(OpenError::NotForMe) => return decided(reject("not addressed to me")),
             Err(OpenError::SenderMismatch) => return decided(reject("sender does not match")),
             Err(_) => return decided(reject("could not be authenticated or decrypted")),
         };
+        // What the message is comes from its authenticated content; the
+        // relay's label must agree, or the copy is refused (nothing
+        // recorded, so a genuine copy is still accepted).
+        let receipt_label = h.flags.is_receipt();
+        if matches!(opened.content, Content::Receipt(_)) != receipt_label {
+            return decided(reject("content does not match its label"));
+        }
         match cx
             .store
             .record_seen(&from, &h.msg_id, opened.header.timestamp_ms)
@@ -218,9 +209,9 @@ impl Inbox {
             Ok(false) => return decided(reject("replayed message")),
             Err(e) => return keep(Event::Warning(format!("replay cache: {e}"))),
         }
-        let receipt_flag = h.flags.is_receipt();
+        let ts = opened.header.timestamp_ms;
         match opened.content {
-            Content::Text(text) if !receipt_flag => {
+            Content::Text(text) => {
                 cx.receipts.owe(&from, h.msg_id);
                 let _ = cx.store.history_add(&HistoryEntry {
                     msg_id: h.msg_id,
@@ -235,11 +226,12 @@ impl Inbox {
                     from: from.clone(),
                     room: opened.header.is_room(),
                     recipients: opened.header.recipients,
-                    timestamp_ms: opened.header.timestamp_ms,
+                    timestamp_ms: ts,
+                    late: self.policy.is_late(ts, now_ms),
                     text,
                 })
             }
-            Content::Receipt(ids) if receipt_flag => {
+            Content::Receipt(ids) => {
                 let confirmed: Vec<MessageId> = ids
                     .into_iter()
                     .filter(|id| cx.store.outbox_delivered(id, &from).unwrap_or(false))
@@ -252,7 +244,6 @@ impl Inbox {
                     }),
                 }
             }
-            _ => decided(reject("content does not match its label")),
         }
     }
 }

@@ -1,10 +1,13 @@
-//! The core on its own: no relay, no sockets, no disk. Two cores (alice and
-//! bob, the known-answer vectors' keys) talk by handing each other's SEND
-//! frames over as DELIVER frames, on a fixed clock.
+//! The core on its own: no relay, no sockets, no disk. Cores (alice, bob,
+//! carol, from a throwaway CA valid around a fixed clock) talk by handing
+//! each other's SEND frames over as DELIVER frames, as a relay would, or as
+//! a malicious one would.
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
-use blindrelay_e2e::{Freshness, LocalIdentity, TrustRoot};
+use blindrelay_e2e::{Envelope, LocalIdentity, TrustRoot};
+use blindrelay_pki::{PkiDir, UserCertOptions};
 use blindrelay_wire::{
     GoodbyeCode, Message, MessageId, PeerEvent, Routed, RoutedFlags, StatusKind, UserName, Welcome,
 };
@@ -13,43 +16,59 @@ use super::*;
 use crate::store::memory::MemoryStore;
 
 const NOW_MS: u64 = 1_800_000_000_000;
-const CA: &[u8] = include_bytes!("../../../e2e/tests/vectors/ca.pem");
-const ALICE: (&[u8], &[u8]) = (
-    include_bytes!("../../../e2e/tests/vectors/users/alice.pem"),
-    include_bytes!("../../../e2e/tests/vectors/users/alice-key.pem"),
-);
-const BOB: (&[u8], &[u8]) = (
-    include_bytes!("../../../e2e/tests/vectors/users/bob.pem"),
-    include_bytes!("../../../e2e/tests/vectors/users/bob-key.pem"),
-);
+const MINUTE: u64 = 60_000;
+const DAY: u64 = 24 * 3600 * 1000;
+const USERS: [&str; 3] = ["alice", "bob", "carol"];
 
 fn n(s: &str) -> UserName {
     UserName::new(s).unwrap()
 }
 
-fn der(pem: &[u8]) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject;
-    rustls_pki_types::CertificateDer::from_pem_slice(pem)
-        .unwrap()
-        .to_vec()
+/// The CA and users, created once per test binary.
+fn pki() -> &'static (tempfile::TempDir, PkiDir) {
+    static PKI: OnceLock<(tempfile::TempDir, PkiDir)> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = PkiDir::new(dir.path());
+        pki.init("Core Test CA", &["localhost".into()], false)
+            .unwrap();
+        let at = |s: u64| time::OffsetDateTime::from_unix_timestamp(s as i64).unwrap();
+        let opts = UserCertOptions {
+            not_before: at(NOW_MS / 1000 - 86_400),
+            not_after: at(NOW_MS / 1000 + 86_400 * 365),
+            server_auth_only: false,
+        };
+        for u in USERS {
+            pki.issue(&n(u), &opts, false).unwrap();
+        }
+        (dir, pki)
+    })
 }
 
 fn root() -> TrustRoot {
-    TrustRoot::new(der(CA)).unwrap()
+    TrustRoot::new(blindrelay_pki::store::read_cert_der(&pki().1.ca_cert_path()).unwrap()).unwrap()
 }
 
-fn core(name: &str, (cert, key): (&[u8], &[u8])) -> ClientCore {
-    let me = LocalIdentity::from_pem(&n(name), cert, key, &root(), NOW_MS / 1000).unwrap();
-    ClientCore::new(
-        me,
-        root(),
-        Box::new(MemoryStore::default()),
-        Freshness::default(),
+fn cert(user: &str) -> Vec<u8> {
+    blindrelay_pki::store::read_cert_der(&pki().1.user_cert_path(&n(user))).unwrap()
+}
+
+fn core_with(name: &str, policy: Policy) -> ClientCore {
+    let p = &pki().1;
+    let me = LocalIdentity::from_pem(
+        &n(name),
+        &std::fs::read(p.user_cert_path(&n(name))).unwrap(),
+        &std::fs::read(p.user_key_path(&n(name))).unwrap(),
+        &root(),
+        NOW_MS / 1000,
     )
+    .unwrap();
+    ClientCore::new(me, root(), Box::new(MemoryStore::default()), policy)
 }
 
-/// Logs `c` in with `peers` listed online; returns the events.
-fn login(c: &mut ClientCore, peers: &[(&str, &[u8])]) -> Vec<Event> {
+/// Logs `c` in with every other user listed online, the relay announcing
+/// `store_ttl_s`; returns the events.
+fn login_with_ttl(c: &mut ClientCore, store_ttl_s: u32) -> Vec<Event> {
     let mut events = c
         .handle(
             Message::Welcome(Welcome {
@@ -58,37 +77,47 @@ fn login(c: &mut ClientCore, peers: &[(&str, &[u8])]) -> Vec<Event> {
                 rate_window_ms: 5000,
                 keepalive_ms: 20_000,
                 max_fragments: 64,
-                store_ttl_s: 3600,
+                store_ttl_s,
             }),
             NOW_MS,
         )
         .events;
-    for (name, pem) in peers {
+    let me = c.name().clone();
+    for name in USERS.into_iter().filter(|u| *u != me.as_str()) {
         events.extend(
             c.handle(
                 Message::Peer {
                     event: PeerEvent::Listed,
                     name: n(name),
-                    cert_der: der(pem),
+                    cert_der: cert(name),
                 },
                 NOW_MS,
             )
             .events,
         );
     }
-    events.extend(c.handle(Message::DirectoryEnd { count: 1 }, NOW_MS).events);
+    events.extend(c.handle(Message::DirectoryEnd { count: 2 }, NOW_MS).events);
     events
 }
 
-fn pair() -> (ClientCore, ClientCore) {
-    let mut alice = core("alice", ALICE);
-    let mut bob = core("bob", BOB);
-    login(&mut alice, &[("bob", BOB.0)]);
-    login(&mut bob, &[("alice", ALICE.0)]);
-    (alice, bob)
+fn login(c: &mut ClientCore) -> Vec<Event> {
+    login_with_ttl(c, 3600)
 }
 
-/// What the relay would deliver for these SEND frames.
+fn logged_in(name: &str, policy: Policy) -> ClientCore {
+    let mut c = core_with(name, policy);
+    login(&mut c);
+    c
+}
+
+fn pair() -> (ClientCore, ClientCore) {
+    (
+        logged_in("alice", Policy::default()),
+        logged_in("bob", Policy::default()),
+    )
+}
+
+/// What the relay would deliver for these SEND frames, with `flags` added.
 fn delivered(frames: &[Message], flags: RoutedFlags) -> Vec<Message> {
     frames
         .iter()
@@ -103,15 +132,35 @@ fn delivered(frames: &[Message], flags: RoutedFlags) -> Vec<Message> {
         .collect()
 }
 
+/// The same, with the RECEIPT label flipped, as a malicious relay could.
+fn relabelled(frames: &[Message]) -> Vec<Message> {
+    frames
+        .iter()
+        .map(|m| match m {
+            Message::Send(r) => {
+                let mut r: Routed = r.clone();
+                let flipped = r.header.flags.bits() ^ RoutedFlags::RECEIPT.bits();
+                r.header.flags = RoutedFlags::from_bits(flipped).unwrap();
+                Message::Deliver(r)
+            }
+            other => panic!("not a SEND: {other:?}"),
+        })
+        .collect()
+}
+
 fn feed(c: &mut ClientCore, msgs: Vec<Message>, now_ms: u64) -> Vec<Event> {
     msgs.into_iter()
         .flat_map(|m| c.handle(m, now_ms).events)
         .collect()
 }
 
-fn send(from: &mut ClientCore, to: &str, text: &str) -> (MessageId, Vec<Message>) {
-    from.send_text(&[n(to)], text, false, NOW_MS, Instant::now())
+fn send_at(from: &mut ClientCore, to: &str, text: &str, now_ms: u64) -> (MessageId, Vec<Message>) {
+    from.send_text(&[n(to)], text, false, now_ms, Instant::now())
         .unwrap()
+}
+
+fn send(from: &mut ClientCore, to: &str, text: &str) -> (MessageId, Vec<Message>) {
+    send_at(from, to, text, NOW_MS)
 }
 
 fn warnings(events: &[Event]) -> Vec<String> {
@@ -124,6 +173,27 @@ fn warnings(events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+fn shown(events: &[Event]) -> Vec<(String, bool)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { text, late, .. } => Some((text.clone(), *late)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The signed time of a one-fragment message.
+fn signed_time(frames: &[Message]) -> u64 {
+    let [Message::Send(r)] = frames else {
+        panic!("one fragment expected")
+    };
+    Envelope::try_from(&r.payload[..])
+        .unwrap()
+        .header()
+        .timestamp_ms
+}
+
 #[test]
 fn a_message_is_shown_once_acknowledged_once_and_answered_with_a_receipt() {
     let (mut alice, mut bob) = pair();
@@ -131,7 +201,7 @@ fn a_message_is_shown_once_acknowledged_once_and_answered_with_a_receipt() {
     let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), NOW_MS);
     assert!(matches!(
         &events[..],
-        [Event::Message { msg_id, from, text, .. }] if *msg_id == id && from.as_str() == "alice" && text == "hello bob"
+        [Event::Message { msg_id, from, text, late: false, .. }] if *msg_id == id && from.as_str() == "alice" && text == "hello bob"
     ));
     assert_eq!(bob.take_acks(), vec![Message::Ack(vec![(n("alice"), id)])]);
     assert!(bob.take_acks().is_empty());
@@ -169,27 +239,156 @@ fn a_replayed_live_copy_is_refused_and_a_stored_copy_is_dropped_quietly() {
 }
 
 #[test]
-fn a_live_copy_too_old_stays_on_the_relay_and_a_stored_one_within_the_ttl_is_shown() {
+fn a_late_message_is_shown_with_its_signed_time_and_one_older_than_the_policy_is_refused() {
     let (mut alice, mut bob) = pair();
-    let (id, frames) = send(&mut alice, "bob", "late");
-    let later = NOW_MS + 61_000;
-    let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), later);
+    let (_, frames) = send(&mut alice, "bob", "written a day ago");
+    // Late, live or stored alike: what counts is the signed time.
+    for flags in [RoutedFlags::NONE, RoutedFlags::STORED] {
+        let mut bob = logged_in("bob", Policy::default());
+        let events = feed(&mut bob, delivered(&frames, flags), NOW_MS + DAY);
+        assert!(
+            matches!(
+                &events[..],
+                [Event::Message {
+                    timestamp_ms: NOW_MS,
+                    late: true,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
+    }
+    // Older than the client's maximum age (7 days by default): refused for
+    // good, whatever flag the relay set.
+    let events = feed(
+        &mut bob,
+        delivered(&frames, RoutedFlags::STORED),
+        NOW_MS + 8 * DAY,
+    );
+    assert_eq!(shown(&events), vec![]);
+    assert!(warnings(&events)[0].contains("too old"), "{events:?}");
+    assert_eq!(bob.take_acks().len(), 1, "decided: acknowledged");
+    // Dated in the future: refused, but left on the relay.
+    let (_, ahead) = send_at(&mut alice, "bob", "from the future", NOW_MS + 10 * MINUTE);
+    let events = feed(&mut bob, delivered(&ahead, RoutedFlags::NONE), NOW_MS);
+    assert!(warnings(&events)[0].contains("in the future"));
+    assert!(bob.take_acks().is_empty());
+}
+
+#[test]
+fn the_relays_ttl_cannot_shorten_what_the_client_remembers() {
+    let (mut alice, mut bob) = pair();
+    let (_, frames) = send(&mut alice, "bob", "pay 100");
+    let (unconfirmed, _) = send(&mut alice, "bob", "still unconfirmed");
+    assert_eq!(
+        shown(&feed(
+            &mut bob,
+            delivered(&frames, RoutedFlags::NONE),
+            NOW_MS
+        ))
+        .len(),
+        1
+    );
+    // A relay announces a TTL of 0, the clients tick an hour later, and the
+    // next session announces 30 days and replays the stored copy.
+    for c in [&mut alice, &mut bob] {
+        login_with_ttl(c, 0);
+        c.tick(NOW_MS + 60 * MINUTE);
+        login_with_ttl(c, 30 * 24 * 3600);
+    }
+    let replayed = feed(
+        &mut bob,
+        delivered(&frames, RoutedFlags::STORED),
+        NOW_MS + 61 * MINUTE,
+    );
+    assert_eq!(shown(&replayed), vec![], "{replayed:?}");
+    // And the outbox still has both unconfirmed messages to send again.
+    let mut resent = Vec::new();
+    while let Some(Ok(frames)) = alice.next_resend(Instant::now()) {
+        if let [Message::Send(r)] = &frames[..] {
+            resent.push(r.header.msg_id);
+        }
+    }
+    assert_eq!(resent.len(), 2);
+    assert!(resent.contains(&unconfirmed));
+}
+
+#[test]
+fn a_flipped_label_is_refused_and_leaves_no_trace_in_the_replay_cache() {
+    let (mut alice, mut bob) = pair();
+    let (id, frames) = send(&mut alice, "bob", "not a receipt");
+    let events = feed(&mut bob, relabelled(&frames), NOW_MS);
     assert_eq!(
         warnings(&events),
-        vec!["rejected a message from alice: too old (61 s)"]
+        vec!["rejected a message from alice: content does not match its label"]
     );
-    assert!(bob.take_acks().is_empty(), "left for the store");
-    let events = feed(&mut bob, delivered(&frames, RoutedFlags::STORED), later);
-    assert!(matches!(&events[..], [Event::Message { .. }]), "{events:?}");
+    // The genuine copy (a resend, or another copy from the store) is shown.
+    let events = feed(&mut bob, delivered(&frames, RoutedFlags::STORED), NOW_MS);
+    assert_eq!(shown(&events), vec![("not a receipt".to_string(), false)]);
     assert_eq!(bob.take_acks(), vec![Message::Ack(vec![(n("alice"), id)])]);
+    // A receipt relabelled as a text is refused the same way.
+    let receipt = bob.take_receipts(NOW_MS);
+    let events = feed(&mut alice, relabelled(&receipt.frames), NOW_MS);
+    assert_eq!(
+        warnings(&events),
+        vec!["rejected a message from bob: content does not match its label"]
+    );
+    let events = feed(
+        &mut alice,
+        delivered(&receipt.frames, RoutedFlags::NONE),
+        NOW_MS,
+    );
+    assert!(
+        matches!(&events[..], [Event::Delivered { .. }]),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn one_sender_cannot_use_up_another_senders_share_of_the_replay_cache() {
+    let policy = Policy {
+        max_seen_per_sender: 2,
+        ..Policy::default()
+    };
+    let mut bob = logged_in("bob", policy);
+    let mut alice = logged_in("alice", Policy::default());
+    let mut carol = logged_in("carol", Policy::default());
+    for i in 0..2 {
+        let (_, f) = send(&mut alice, "bob", &format!("a{i}"));
+        assert_eq!(
+            shown(&feed(&mut bob, delivered(&f, RoutedFlags::NONE), NOW_MS)).len(),
+            1
+        );
+    }
+    bob.take_acks();
+    // alice's share is full: her next message is refused and left on the
+    // relay...
+    let (_, f) = send(&mut alice, "bob", "a2");
+    let events = feed(&mut bob, delivered(&f, RoutedFlags::NONE), NOW_MS);
+    assert!(warnings(&events)[0].contains("too many recent messages"));
+    assert!(bob.take_acks().is_empty());
+    // ...carol is not affected...
+    let (_, c) = send(&mut carol, "bob", "c0");
+    assert_eq!(
+        shown(&feed(&mut bob, delivered(&c, RoutedFlags::NONE), NOW_MS)).len(),
+        1
+    );
+    // ...and once alice's entries age out of the policy's window, her
+    // message is accepted (it is still within the maximum age).
+    let later = NOW_MS + Policy::default().max_age_ms + Policy::default().max_future_ms + 1;
+    bob.tick(later);
+    let (_, f) = send_at(&mut alice, "bob", "a3", later);
+    assert_eq!(
+        shown(&feed(&mut bob, delivered(&f, RoutedFlags::NONE), later)).len(),
+        1
+    );
 }
 
 #[test]
 fn messages_from_strangers_are_refused_and_acknowledged_unread() {
-    let mut alice = core("alice", ALICE);
-    let mut bob = core("bob", BOB);
-    login(&mut alice, &[("bob", BOB.0)]);
-    login(&mut bob, &[]);
+    let mut alice = logged_in("alice", Policy::default());
+    let mut bob = core_with("bob", Policy::default());
+    bob.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
     let (id, frames) = send(&mut alice, "bob", "who am i");
     let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), NOW_MS);
     assert_eq!(
@@ -200,7 +399,7 @@ fn messages_from_strangers_are_refused_and_acknowledged_unread() {
 }
 
 #[test]
-fn a_sender_whose_key_changed_is_held_not_acknowledged_until_accepted() {
+fn a_certificate_offered_under_another_name_removes_trust() {
     let (mut alice, mut bob) = pair();
     // The relay now offers bob's certificate under alice's name: it fails
     // verification, so alice is no longer trusted at all.
@@ -209,13 +408,13 @@ fn a_sender_whose_key_changed_is_held_not_acknowledged_until_accepted() {
             Message::Peer {
                 event: PeerEvent::Joined,
                 name: n("alice"),
-                cert_der: der(BOB.0),
+                cert_der: cert("bob"),
             },
             NOW_MS,
         )
         .events;
     assert!(warnings(&events)[0].starts_with("REFUSED the certificate"));
-    assert!(bob.online().is_empty());
+    assert!(!bob.online().contains(&n("alice")));
     let (_, frames) = send(&mut alice, "bob", "hi");
     let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), NOW_MS);
     assert!(warnings(&events)[0].contains("unknown or unverified sender"));
@@ -288,9 +487,9 @@ fn the_core_answers_pings_and_reports_goodbyes() {
 }
 
 #[test]
-fn what_the_relay_did_not_confirm_is_sent_again_after_the_next_login() {
+fn what_the_relay_did_not_confirm_is_sent_again_with_its_original_time_and_id() {
     let (mut alice, _) = pair();
-    let (id, _) = send(&mut alice, "bob", "unconfirmed");
+    let (id, first) = send(&mut alice, "bob", "unconfirmed");
     let (stored, _) = send(&mut alice, "bob", "confirmed");
     alice.handle(
         Message::Status {
@@ -299,12 +498,55 @@ fn what_the_relay_did_not_confirm_is_sent_again_after_the_next_login() {
         },
         NOW_MS,
     );
-    login(&mut alice, &[("bob", BOB.0)]);
+    login(&mut alice);
     assert!(alice.resend_pending());
-    let frames = alice
-        .next_resend(NOW_MS + 1, Instant::now())
-        .unwrap()
-        .unwrap();
-    assert!(matches!(&frames[..], [Message::Send(r)] if r.header.msg_id == id));
-    assert!(alice.next_resend(NOW_MS + 1, Instant::now()).is_none());
+    let again = alice.next_resend(Instant::now()).unwrap().unwrap();
+    assert!(matches!(&again[..], [Message::Send(r)] if r.header.msg_id == id));
+    assert_eq!(signed_time(&again), signed_time(&first));
+    assert!(alice.next_resend(Instant::now()).is_none());
+}
+
+#[test]
+fn an_unconfirmed_message_older_than_the_policy_is_given_up_with_a_warning() {
+    let (mut alice, _) = pair();
+    let (id, _) = send(&mut alice, "bob", "never confirmed");
+    assert!(warnings(&alice.tick(NOW_MS + DAY)).is_empty());
+    let events = alice.tick(NOW_MS + 8 * DAY);
+    assert_eq!(warnings(&events).len(), 1);
+    assert!(warnings(&events)[0].contains(&id.to_hex()));
+    login(&mut alice);
+    assert!(!alice.resend_pending());
+}
+
+#[test]
+fn a_receipt_from_someone_who_was_not_a_recipient_confirms_nothing() {
+    let (mut alice, mut bob) = pair();
+    let mut carol = logged_in("carol", Policy::default());
+    let (id, frames) = send(&mut alice, "bob", "for bob");
+    // carol claims, in a receipt she signs herself, to have received
+    // alice's message to bob.
+    carol.receipts.owe(&n("alice"), id);
+    let forged = carol.take_receipts(NOW_MS);
+    let events = feed(
+        &mut alice,
+        delivered(&forged.frames, RoutedFlags::NONE),
+        NOW_MS,
+    );
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Delivered { .. })),
+        "{events:?}"
+    );
+    // bob's receipt confirms it, once.
+    feed(&mut bob, delivered(&frames, RoutedFlags::NONE), NOW_MS);
+    let receipt = bob.take_receipts(NOW_MS).frames;
+    let events = feed(&mut alice, delivered(&receipt, RoutedFlags::NONE), NOW_MS);
+    assert_eq!(
+        events,
+        vec![Event::Delivered {
+            msg_ids: vec![id],
+            by: n("bob")
+        }]
+    );
+    let again = feed(&mut alice, delivered(&receipt, RoutedFlags::STORED), NOW_MS);
+    assert!(again.is_empty(), "{again:?}");
 }

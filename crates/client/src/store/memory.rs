@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use blindrelay_wire::{MessageId, UserName};
 
 use super::{
-    ClientStore, HistoryEntry, MAX_HISTORY_ENTRIES, MAX_OUTBOX_ENTRIES, MAX_SEEN_ENTRIES, Outgoing,
-    PinCheck, StoreError,
+    ClientStore, HistoryEntry, MAX_HISTORY_ENTRIES, MAX_OUTBOX_ENTRIES, Outgoing, PinCheck,
+    StoreError,
 };
 
 struct OutboxRow {
@@ -76,19 +76,16 @@ impl ClientStore for MemoryStore {
         Ok(true)
     }
 
-    fn seen_since(&self, horizon_ms: u64) -> Result<u64, StoreError> {
-        Ok(self.seen.values().filter(|ts| **ts >= horizon_ms).count() as u64)
+    fn seen_count(&self, sender: &UserName, horizon_ms: u64) -> Result<u64, StoreError> {
+        Ok(self
+            .seen
+            .iter()
+            .filter(|((s, _), ts)| s == sender && **ts >= horizon_ms)
+            .count() as u64)
     }
 
     fn prune_seen(&mut self, horizon_ms: u64) -> Result<(), StoreError> {
         self.seen.retain(|_, ts| *ts >= horizon_ms);
-        let max = cap(MAX_SEEN_ENTRIES);
-        if self.seen.len() > max {
-            let mut stamps: Vec<u64> = self.seen.values().copied().collect();
-            stamps.sort_unstable_by(|a, b| b.cmp(a));
-            let keep_from = stamps.get(max - 1).copied().unwrap_or(0);
-            self.seen.retain(|_, ts| *ts >= keep_from);
-        }
         Ok(())
     }
 
@@ -133,7 +130,14 @@ impl ClientStore for MemoryStore {
         Ok(out)
     }
 
-    fn prune_outbox(&mut self, before_ms: u64) -> Result<(), StoreError> {
+    fn prune_outbox(&mut self, before_ms: u64) -> Result<Vec<Outgoing>, StoreError> {
+        let mut dropped: Vec<Outgoing> = self
+            .outbox
+            .values()
+            .filter(|r| !r.stored && r.m.created_ms < before_ms)
+            .map(|r| r.m.clone())
+            .collect();
+        dropped.sort_by_key(|m| m.created_ms);
         self.outbox.retain(|_, r| r.m.created_ms >= before_ms);
         let mut stored: Vec<(u64, MessageId)> = self
             .outbox
@@ -145,7 +149,7 @@ impl ClientStore for MemoryStore {
         for (_, id) in stored.iter().skip(cap(MAX_OUTBOX_ENTRIES)) {
             self.outbox.remove(id);
         }
-        Ok(())
+        Ok(dropped)
     }
 
     fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError> {

@@ -9,17 +9,17 @@
 //! [`sqlite::SqliteStore`] is what a real client keeps on disk. (The
 //! relay's `MessageStore` trait is the model.)
 //!
-//! Both implementations bound what they keep: [`MAX_SEEN_ENTRIES`] replay
-//! entries, [`MAX_OUTBOX_ENTRIES`] confirmed outbox rows,
-//! [`MAX_HISTORY_ENTRIES`] history lines.
+//! Both implementations bound what they keep: replay entries by age (the
+//! core prunes them at its policy's horizon) and per sender (the core
+//! refuses a sender at its policy's `max_seen_per_sender`, so the table
+//! holds at most that many per known peer); [`MAX_OUTBOX_ENTRIES`]
+//! confirmed outbox rows; [`MAX_HISTORY_ENTRIES`] history lines.
 
 pub mod memory;
 pub mod sqlite;
 
 use blindrelay_wire::{MessageId, UserName};
 
-/// Most replay-cache rows kept.
-pub const MAX_SEEN_ENTRIES: u64 = 100_000;
 /// Most confirmed outgoing messages remembered (for delivery receipts).
 pub const MAX_OUTBOX_ENTRIES: u64 = 10_000;
 /// Most history entries kept.
@@ -116,10 +116,9 @@ pub trait ClientStore: Send {
         id: &MessageId,
         ts_ms: u64,
     ) -> Result<bool, StoreError>;
-    /// Replay entries with a timestamp at or after `horizon_ms`.
-    fn seen_since(&self, horizon_ms: u64) -> Result<u64, StoreError>;
-    /// Drops replay entries older than `horizon_ms` and keeps at most
-    /// [`MAX_SEEN_ENTRIES`].
+    /// `sender`'s replay entries with a timestamp at or after `horizon_ms`.
+    fn seen_count(&self, sender: &UserName, horizon_ms: u64) -> Result<u64, StoreError>;
+    /// Drops replay entries with a timestamp before `horizon_ms`.
     fn prune_seen(&mut self, horizon_ms: u64) -> Result<(), StoreError>;
 
     /// Records an outgoing message before it is sent.
@@ -133,8 +132,9 @@ pub trait ClientStore: Send {
     /// Outgoing messages the relay has not confirmed as stored, oldest first.
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError>;
     /// Drops outbox rows created before `before_ms` and keeps at most
-    /// [`MAX_OUTBOX_ENTRIES`] confirmed ones.
-    fn prune_outbox(&mut self, before_ms: u64) -> Result<(), StoreError>;
+    /// [`MAX_OUTBOX_ENTRIES`] confirmed ones; returns the dropped rows the
+    /// relay never confirmed.
+    fn prune_outbox(&mut self, before_ms: u64) -> Result<Vec<Outgoing>, StoreError>;
 
     /// Appends to the local conversation history (bounded).
     fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError>;
@@ -176,10 +176,16 @@ pub(crate) mod conformance {
         assert!(!s.record_seen(&bob, &id, 1000).unwrap());
         assert!(s.seen(&bob, &id).unwrap());
         assert!(!s.seen(&n("carol"), &id).unwrap());
-        assert_eq!(s.seen_since(1000).unwrap(), 1);
-        assert_eq!(s.seen_since(1001).unwrap(), 0);
+        assert!(
+            s.record_seen(&n("carol"), &MessageId([4; 16]), 3000)
+                .unwrap()
+        );
+        assert_eq!(s.seen_count(&bob, 1000).unwrap(), 1);
+        assert_eq!(s.seen_count(&bob, 1001).unwrap(), 0);
+        assert_eq!(s.seen_count(&n("carol"), 0).unwrap(), 1);
         s.prune_seen(2000).unwrap();
         assert!(!s.seen(&bob, &id).unwrap());
+        assert!(s.seen(&n("carol"), &MessageId([4; 16])).unwrap());
     }
 
     pub(crate) fn outbox_and_history(s: &mut dyn ClientStore) {
@@ -201,8 +207,16 @@ pub(crate) mod conformance {
         assert!(!s.outbox_delivered(&m.msg_id, &bob).unwrap());
         assert!(!s.outbox_delivered(&m.msg_id, &n("mallory")).unwrap());
         assert!(s.outbox_delivered(&m.msg_id, &carol).unwrap());
-        s.prune_outbox(6).unwrap();
+        let unsent = Outgoing {
+            msg_id: MessageId([2; 16]),
+            created_ms: 4,
+            ..m.clone()
+        };
+        s.outbox_add(&unsent).unwrap();
+        // Only the row the relay never confirmed is reported as dropped.
+        assert_eq!(s.prune_outbox(6).unwrap(), vec![unsent]);
         assert!(!s.outbox_delivered(&m.msg_id, &carol).unwrap());
+        assert!(s.outbox_unconfirmed().unwrap().is_empty());
         for i in 0..30u8 {
             s.history_add(&HistoryEntry {
                 msg_id: MessageId([i; 16]),

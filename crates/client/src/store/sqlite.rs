@@ -7,13 +7,14 @@ use blindrelay_wire::{MessageId, UserName};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{
-    ClientStore, HistoryEntry, MAX_HISTORY_ENTRIES, MAX_OUTBOX_ENTRIES, MAX_SEEN_ENTRIES, Outgoing,
-    PinCheck, StoreError,
+    ClientStore, HistoryEntry, MAX_HISTORY_ENTRIES, MAX_OUTBOX_ENTRIES, Outgoing, PinCheck,
+    StoreError,
 };
 
 /// The client's SQLite database.
 pub struct SqliteStore {
     db: Connection,
+    tightened: Vec<std::path::PathBuf>,
 }
 
 fn join(names: &[UserName]) -> String {
@@ -35,29 +36,34 @@ fn unsigned(v: i64) -> u64 {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed) the database at `path`. Its directory is
+    /// made 0700 and the database and SQLite's side files 0600 before
+    /// anything is written; see [`SqliteStore::tightened`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent()
-            && !parent.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
-                path: parent.to_path_buf(),
+        let tightened =
+            blindrelay_pki::files::private_database(path).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
                 error: Box::new(e),
             })?;
-        }
         let db = Connection::open(path).map_err(|e| StoreError::Open {
             path: path.to_path_buf(),
             error: Box::new(e),
         })?;
-        Self::init(db)
+        Self::init(db, tightened)
     }
 
     /// An in-memory database (tests, one-shot tools).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, Vec::new())
     }
 
-    fn init(db: Connection) -> Result<Self, StoreError> {
+    /// The files and directories that were readable by others when the
+    /// database was opened, and are not any more (the user should know).
+    pub fn tightened(&self) -> &[std::path::PathBuf] {
+        &self.tightened
+    }
+
+    fn init(db: Connection, tightened: Vec<std::path::PathBuf>) -> Result<Self, StoreError> {
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
@@ -74,6 +80,7 @@ impl SqliteStore {
                  PRIMARY KEY (sender, msg_id)
              );
              CREATE INDEX IF NOT EXISTS seen_ts ON seen(ts_ms);
+             CREATE INDEX IF NOT EXISTS seen_sender_ts ON seen(sender, ts_ms);
              CREATE TABLE IF NOT EXISTS outbox (
                  msg_id BLOB PRIMARY KEY,
                  recipients TEXT NOT NULL,
@@ -93,7 +100,7 @@ impl SqliteStore {
                  text TEXT NOT NULL
              );",
         )?;
-        Ok(Self { db })
+        Ok(Self { db, tightened })
     }
 }
 
@@ -162,10 +169,10 @@ impl ClientStore for SqliteStore {
         Ok(n == 1)
     }
 
-    fn seen_since(&self, horizon_ms: u64) -> Result<u64, StoreError> {
+    fn seen_count(&self, sender: &UserName, horizon_ms: u64) -> Result<u64, StoreError> {
         let n: i64 = self.db.query_row(
-            "SELECT COUNT(*) FROM seen WHERE ts_ms >= ?1",
-            params![int(horizon_ms)],
+            "SELECT COUNT(*) FROM seen WHERE sender = ?1 AND ts_ms >= ?2",
+            params![sender.as_str(), int(horizon_ms)],
             |r| r.get(0),
         )?;
         Ok(unsigned(n))
@@ -175,10 +182,6 @@ impl ClientStore for SqliteStore {
         self.db.execute(
             "DELETE FROM seen WHERE ts_ms < ?1",
             params![int(horizon_ms)],
-        )?;
-        self.db.execute(
-            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen ORDER BY ts_ms DESC LIMIT -1 OFFSET ?1)",
-            params![int(MAX_SEEN_ENTRIES)],
         )?;
         Ok(())
     }
@@ -261,7 +264,12 @@ impl ClientStore for SqliteStore {
         Ok(out)
     }
 
-    fn prune_outbox(&mut self, before_ms: u64) -> Result<(), StoreError> {
+    fn prune_outbox(&mut self, before_ms: u64) -> Result<Vec<Outgoing>, StoreError> {
+        let dropped: Vec<Outgoing> = self
+            .outbox_unconfirmed()?
+            .into_iter()
+            .filter(|m| m.created_ms < before_ms)
+            .collect();
         self.db.execute(
             "DELETE FROM outbox WHERE created_ms < ?1",
             params![int(before_ms)],
@@ -270,7 +278,7 @@ impl ClientStore for SqliteStore {
             "DELETE FROM outbox WHERE state = 'stored' AND msg_id IN (SELECT msg_id FROM outbox WHERE state = 'stored' ORDER BY created_ms DESC LIMIT -1 OFFSET ?1)",
             params![int(MAX_OUTBOX_ENTRIES)],
         )?;
-        Ok(())
+        Ok(dropped)
     }
 
     fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError> {
