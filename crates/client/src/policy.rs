@@ -108,6 +108,25 @@ mod tests {
             p.replay_horizon(10 * 24 * 3600 * 1000),
             3 * 24 * 3600 * 1000 - 30_000
         );
+        assert_eq!(
+            p.outbox_horizon(10 * 24 * 3600 * 1000),
+            3 * 24 * 3600 * 1000
+        );
+        // The bounds themselves are allowed: 90 days, and a maximum age
+        // equal to the live window.
+        assert_eq!(MAX_POLICY_AGE_MS, 7_776_000_000);
+        for edge in [
+            Policy {
+                max_age_ms: MAX_POLICY_AGE_MS,
+                ..p
+            },
+            Policy {
+                live_window_ms: p.max_age_ms,
+                ..p
+            },
+        ] {
+            assert!(edge.validate().is_ok(), "{edge:?}");
+        }
         for bad in [
             Policy {
                 live_window_ms: 0,

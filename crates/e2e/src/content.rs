@@ -103,4 +103,17 @@ mod tests {
         assert_eq!(Content::decode(&[9]), None);
         assert_eq!(Content::decode(&[]), None);
     }
+
+    #[test]
+    fn the_limits_are_exact() {
+        let longest = Content::Text("x".repeat(MAX_TEXT_LEN));
+        assert_eq!(Content::decode(&longest.encode()), Some(longest));
+        let mut too_long = vec![CONTENT_TEXT];
+        too_long.resize(MAX_TEXT_LEN + 2, b'x');
+        assert_eq!(Content::decode(&too_long), None);
+        let ids = |n: usize| Content::Receipt(vec![MessageId([7; 16]); n]);
+        let most = ids(MAX_RECEIPT_IDS);
+        assert_eq!(Content::decode(&most.encode()), Some(most));
+        assert_eq!(Content::decode(&ids(MAX_RECEIPT_IDS + 1).encode()), None);
+    }
 }

@@ -60,9 +60,6 @@ pub enum ReassemblyError {
     /// Fragment count differs from earlier fragments of the same message.
     #[error("inconsistent fragment count")]
     Inconsistent,
-    /// Same position, different bytes.
-    #[error("conflicting duplicate fragment")]
-    ConflictingDuplicate,
 }
 
 struct Partial {
@@ -145,19 +142,18 @@ impl Reassembler {
         let Some(slot) = p.pieces.get_mut(usize::from(pos.index())) else {
             return Err(ReassemblyError::Inconsistent);
         };
-        match slot {
-            Some(existing) if existing.as_slice() == payload => return Ok(None),
-            Some(_) => return Err(ReassemblyError::ConflictingDuplicate),
-            None => {
-                if self.bytes + payload.len() > self.limits.max_bytes {
-                    return Err(ReassemblyError::TooLarge);
-                }
-                *slot = Some(payload.to_vec());
-                p.received += 1;
-                p.bytes += payload.len();
-                self.bytes += payload.len();
-            }
+        // The same piece again (a different one started the message over
+        // above): nothing to add.
+        if slot.is_some() {
+            return Ok(None);
         }
+        if self.bytes + payload.len() > self.limits.max_bytes {
+            return Err(ReassemblyError::TooLarge);
+        }
+        *slot = Some(payload.to_vec());
+        p.received += 1;
+        p.bytes += payload.len();
+        self.bytes += payload.len();
         if p.received < p.pieces.len() {
             return Ok(None);
         }
@@ -229,6 +225,8 @@ mod tests {
                 let pos = FragmentPos::new(i as u16, count).unwrap();
                 if let Some(full) = r.push(&alice(), MessageId([1; 16]), Lane::Live, pos, pieces[i], 0).unwrap() {
                     prop_assert!(out.is_none() || count == 1, "completed twice");
+                    // A completed message holds no memory.
+                    prop_assert_eq!((r.partial_count(), r.buffered_bytes()), (0, 0));
                     out = Some(full);
                 }
             }
@@ -246,8 +244,9 @@ mod tests {
                 .is_none()
         );
         assert_eq!(r.buffered_bytes(), 100);
-        assert!(r.expire(10_000).is_empty());
-        assert_eq!(r.expire(31_000), vec![(alice(), MessageId([1; 16]))]);
+        // Exactly the timeout is still in time; a millisecond more is not.
+        assert!(r.expire(30_000).is_empty());
+        assert_eq!(r.expire(30_001), vec![(alice(), MessageId([1; 16]))]);
         assert_eq!(r.buffered_bytes(), 0);
         assert_eq!(r.partial_count(), 0);
     }
@@ -279,6 +278,23 @@ mod tests {
             0,
         )
         .unwrap();
+        // The budget is exact: 100 more bytes fit, 101 do not.
+        let mut exact = Reassembler::new(ReassemblyLimits {
+            max_bytes: 1000,
+            ..Default::default()
+        });
+        for (i, len) in [(0, 900), (1, 100)] {
+            let pos = FragmentPos::new(i, 3).unwrap();
+            assert_eq!(
+                exact.push(&bob, MessageId([1; 16]), Lane::Live, pos, &vec![0; len], 0),
+                Ok(None)
+            );
+        }
+        let last = FragmentPos::new(2, 3).unwrap();
+        assert_eq!(
+            exact.push(&bob, MessageId([1; 16]), Lane::Live, last, &[0], 0),
+            Err(ReassemblyError::TooLarge)
+        );
         assert_eq!(
             r.push(
                 &bob,

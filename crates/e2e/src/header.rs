@@ -116,3 +116,65 @@ impl Header {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: usize) -> Vec<UserName> {
+        (0..n)
+            .map(|i| UserName::new(&format!("user{i}")).unwrap())
+            .collect()
+    }
+
+    fn header(flags: u8, fragment_count: u16, recipients: usize) -> Header {
+        Header {
+            flags,
+            msg_id: MessageId([3; 16]),
+            timestamp_ms: 1_800_000_000_000,
+            fragment_count,
+            key_commit: [9; 32],
+            sender: UserName::new("alice").unwrap(),
+            recipients: names(recipients),
+        }
+    }
+
+    fn round_trip(h: &Header) -> Result<Header, WireError> {
+        let mut b = Vec::new();
+        h.encode(&mut b);
+        assert_eq!(b.len(), h.encoded_len());
+        Header::decode(&mut Reader::new(&b))
+    }
+
+    #[test]
+    fn the_counts_are_checked_at_both_ends() {
+        for (count, recipients) in [(1, 1), (MAX_FRAGMENTS, MAX_RECIPIENTS)] {
+            let h = header(0, count, recipients);
+            assert_eq!(round_trip(&h), Ok(h));
+        }
+        for count in [0, MAX_FRAGMENTS + 1] {
+            assert_eq!(
+                round_trip(&header(0, count, 1)),
+                Err(WireError::InvalidField("fragment count"))
+            );
+        }
+        for recipients in [0, MAX_RECIPIENTS + 1] {
+            assert_eq!(
+                round_trip(&header(0, 1, recipients)),
+                Err(WireError::InvalidField("recipient count"))
+            );
+        }
+    }
+
+    #[test]
+    fn the_room_flag_is_the_only_flag() {
+        let room = header(FLAG_ROOM, 1, 1);
+        assert!(room.is_room());
+        assert_eq!(round_trip(&room).map(|h| h.is_room()), Ok(true));
+        assert!(!header(0, 1, 1).is_room());
+        assert_eq!(
+            round_trip(&header(2, 1, 1)),
+            Err(WireError::InvalidField("envelope flags"))
+        );
+    }
+}

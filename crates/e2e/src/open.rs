@@ -114,3 +114,27 @@ pub fn open(
         content,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_accepts_its_bounds_and_refuses_one_past_them() {
+        let f = Freshness {
+            max_age_ms: 1_000,
+            max_future_ms: 500,
+        };
+        let now = 10_000;
+        assert_eq!(f.check(now + 500, now), Ok(()));
+        assert_eq!(f.check(now - 1_000, now), Ok(()));
+        assert_eq!(
+            f.check(now + 501, now),
+            Err(OpenError::Future { ahead_ms: 501 })
+        );
+        assert_eq!(
+            f.check(now - 1_001, now),
+            Err(OpenError::Stale { age_ms: 1_001 })
+        );
+    }
+}

@@ -218,3 +218,17 @@ pub fn seal_with(
         count: header.fragment_count,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_random_fills() {
+        let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+        fill_random(&mut a).unwrap();
+        fill_random(&mut b).unwrap();
+        assert_ne!(a, [0; 32]);
+        assert_ne!(a, b);
+    }
+}

@@ -24,8 +24,9 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn vectors() -> HashMap<String, String> {
-    std::fs::read_to_string(dir().join("vectors.txt"))
+/// The `key = value` lines of a vectors file.
+fn read_vectors(file: &str) -> HashMap<String, String> {
+    std::fs::read_to_string(dir().join(file))
         .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#') && l.contains(" = "))
@@ -34,6 +35,10 @@ fn vectors() -> HashMap<String, String> {
             (k.to_string(), v.to_string())
         })
         .collect()
+}
+
+fn vectors() -> HashMap<String, String> {
+    read_vectors("vectors.txt")
 }
 
 fn n(s: &str) -> UserName {
@@ -144,15 +149,7 @@ fn sealing_the_same_inputs_gives_the_same_deterministic_bytes() {
 // ---------- more-vectors.txt: frames, a receipt, fragments, a safety number ----------
 
 fn more() -> HashMap<String, String> {
-    std::fs::read_to_string(dir().join("more-vectors.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && l.contains(" = "))
-        .map(|l| {
-            let (k, v) = l.split_once(" = ").unwrap();
-            (k.to_string(), v.to_string())
-        })
-        .collect()
+    read_vectors("more-vectors.txt")
 }
 
 fn peer_at(u: &str, now_s: u64) -> VerifiedPeer {

@@ -550,3 +550,33 @@ fn a_receipt_from_someone_who_was_not_a_recipient_confirms_nothing() {
     let again = feed(&mut alice, delivered(&receipt, RoutedFlags::STORED), NOW_MS);
     assert!(again.is_empty(), "{again:?}");
 }
+
+#[test]
+fn the_replay_cache_forgets_a_message_only_once_a_copy_would_be_too_old_anyway() {
+    let (mut alice, mut bob) = pair();
+    let (_, frames) = send(&mut alice, "bob", "once");
+    assert_eq!(
+        shown(&feed(
+            &mut bob,
+            delivered(&frames, RoutedFlags::NONE),
+            NOW_MS
+        ))
+        .len(),
+        1
+    );
+    let p = Policy::default();
+    // Just inside the horizon the entry is kept: a copy is a replay.
+    let inside = NOW_MS + p.max_age_ms + p.max_future_ms;
+    bob.tick(inside);
+    let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), inside);
+    assert_eq!(
+        warnings(&events),
+        vec!["rejected a message from alice: replayed message"]
+    );
+    // Past it the entry goes, and a copy is refused for its age instead.
+    let past = inside + 1;
+    bob.tick(past);
+    let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), past);
+    assert_eq!(warnings(&events).len(), 1);
+    assert!(warnings(&events)[0].contains("too old"), "{events:?}");
+}
