@@ -236,7 +236,8 @@ async fn run(cli: Cli, pin: bool) -> Result<()> {
     );
     let pki_dir = tempfile::tempdir()?;
     let pki = PkiDir::new(pki_dir.path());
-    pki.init("bench CA", &["localhost".into(), "127.0.0.1".into()], false)?;
+    pki.init("bench CA", false)?;
+    pki.issue_relay(&["localhost".into(), "127.0.0.1".into()])?;
     let mut users = Vec::new();
     for i in 0..max_pairs {
         let (s, r) = load::pair_users(i);

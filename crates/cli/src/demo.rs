@@ -150,7 +150,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     );
     let pki = TestPki::named("blindrelay demo CA", &["alice", "bob", "carol", "mallory"])?;
     println!(
-        "[1] private PKI in {}: root CA (RSA-2048), relay certificate, users alice, bob, carol, mallory",
+        "[1] private PKI in {}: root CA (P-384), relay certificate, users alice, bob, carol, mallory",
         pki.path().display()
     );
 

@@ -1,9 +1,11 @@
-//! The `blindrelay` command: the private PKI (`pki`), the relay (`serve`),
-//! the clients (`chat`, `send`) and the end-to-end demonstration (`demo`).
+//! The `blindrelay` command: the CA's commands (`pki`), enrolment where a
+//! key is used (`enroll`, `enroll-relay`), the relay (`serve`), the clients
+//! (`chat`, `send`) and the end-to-end demonstration (`demo`).
 #![forbid(unsafe_code)]
 
 mod chat;
 mod demo;
+mod enroll;
 mod pki_cmd;
 mod send;
 mod serve;
@@ -17,9 +19,6 @@ use blindrelay_client::config::DEFAULT_SERVER;
 use blindrelay_client::{ClientConfig, Policy};
 use blindrelay_wire::UserName;
 use clap::{Args, Parser, Subcommand};
-
-/// Default data directory.
-pub(crate) const DEFAULT_DIR: &str = "blindrelay-data";
 
 /// blindrelay: end-to-end encrypted messaging through a relay that can read
 /// nothing it carries.
@@ -35,11 +34,18 @@ enum Command {
     /// Run the whole system in one process: a throwaway PKI, a relay, two
     /// users exchanging messages, and the report's attacks, live.
     Demo(demo::DemoArgs),
-    /// Manage the private PKI: root CA, server and user certificates, CRL.
+    /// The CA's commands, on the administrator's machine: create the CA,
+    /// sign requests, revoke, list.
     #[command(subcommand)]
     Pki(pki_cmd::PkiCommand),
-    /// Run the relay server (creates a development PKI with users alice and
-    /// bob if DIR has none).
+    /// On your machine: create your private key and a certificate request
+    /// for the CA.
+    Enroll(enroll::EnrollArgs),
+    /// On the relay host: create the relay's private key and a certificate
+    /// request for the CA.
+    EnrollRelay(enroll::EnrollRelayArgs),
+    /// Run the relay (its directory holds its own key and certificate,
+    /// ca.pem and crl.pem; it refuses to start next to any other private key).
     Serve(serve::ServeArgs),
     /// Chat interactively as NAME (or, with --json, drive the client from a
     /// program: JSON commands on stdin, JSON events on stdout).
@@ -48,34 +54,27 @@ enum Command {
     Send(send::SendArgs),
 }
 
-/// Where a PKI lives.
-#[derive(Args, Clone)]
-pub(crate) struct DirArg {
-    /// PKI data directory.
-    #[arg(long, default_value = DEFAULT_DIR)]
-    pub dir: PathBuf,
-}
-
 /// How a client finds the relay and its files.
 #[derive(Args, Clone)]
 pub(crate) struct ClientArgs {
     /// Your user name (certificate CN).
     pub name: String,
-    #[command(flatten)]
-    pub dir: DirArg,
+    /// Your directory (from `enroll`) [default: blindrelay-NAME].
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
     /// Relay address.
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
-    /// Your certificate [default: DIR/users/NAME.pem].
+    /// Your certificate [default: DIR/cert.pem].
     #[arg(long)]
     pub cert: Option<PathBuf>,
-    /// Your private key [default: DIR/users/NAME-key.pem].
+    /// Your private key [default: DIR/key.pem].
     #[arg(long)]
     pub key: Option<PathBuf>,
     /// The CA certificate [default: DIR/ca.pem].
     #[arg(long)]
     pub ca: Option<PathBuf>,
-    /// Local state: pinned keys and replay cache [default: DIR/state/NAME.db].
+    /// Local state: pinned keys, replay cache, history [default: DIR/state.db].
     #[arg(long)]
     pub state: Option<PathBuf>,
     /// A message older than this many seconds on arrival is shown with its
@@ -91,7 +90,17 @@ pub(crate) struct ClientArgs {
 impl ClientArgs {
     pub(crate) fn config(&self) -> Result<ClientConfig> {
         let name = user_name(&self.name)?;
-        let mut cfg = ClientConfig::from_dir(&self.dir.dir, name, &self.server);
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| enroll::default_user_dir(&self.name));
+        if !dir.exists() && self.cert.is_none() && self.key.is_none() {
+            anyhow::bail!(
+                "no directory {} for {name}: run `blindrelay enroll {name}` and have the CA sign the request first",
+                dir.display()
+            );
+        }
+        let mut cfg = ClientConfig::from_dir(&dir, name, &self.server);
         if let Some(c) = &self.cert {
             cfg.cert = c.clone();
         }
@@ -142,6 +151,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pki(cmd) => pki_cmd::run(cmd),
+        Command::Enroll(args) => enroll::run(args),
+        Command::EnrollRelay(args) => enroll::run_relay(args),
         Command::Serve(args) => {
             init_tracing("info");
             runtime().and_then(|rt| rt.block_on(serve::run(args)))

@@ -2,22 +2,19 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use blindrelay_pki::ca::DEFAULT_USER_VALIDITY_DAYS;
-use blindrelay_pki::{PkiDir, UserCertOptions};
+use anyhow::{Context, Result, bail};
+use blindrelay_pki::{PkiDir, RelayDir};
 use blindrelay_server::{Config, Server};
 use clap::Args;
 
-use crate::pki_cmd::{DEFAULT_CA_NAME, default_hosts};
-use crate::{DirArg, user_name};
-
-/// Users the development PKI of `serve` creates.
-const DEV_USERS: [&str; 2] = ["alice", "bob"];
+use crate::enroll::DEFAULT_RELAY_DIR;
 
 #[derive(Args)]
 pub(crate) struct ServeArgs {
-    #[command(flatten)]
-    dir: DirArg,
+    /// The relay's directory: server-key.pem, server.pem, ca.pem, crl.pem
+    /// and the store.
+    #[arg(long, default_value = DEFAULT_RELAY_DIR)]
+    dir: PathBuf,
     /// Address to listen on [default: 127.0.0.1:8443, or the config file's].
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
@@ -47,6 +44,43 @@ async fn shutdown_signal() {
     }
 }
 
+/// A relay host holds its own key and nothing else secret: a directory
+/// with the CA's key or a user's key is refused, and so is one without the
+/// relay's files (the relay never makes a PKI).
+fn check_relay_dir(dir: &std::path::Path) -> Result<()> {
+    let relay = RelayDir::new(dir);
+    let foreign = relay.foreign_private_keys()?;
+    if !foreign.is_empty() {
+        let list: Vec<String> = foreign.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "refusing to start: {} holds private keys that are not the relay's: {}. A relay host keeps only its own key (server-key.pem); move the CA's and users' keys off this machine",
+            dir.display(),
+            list.join(", ")
+        );
+    }
+    let pki = PkiDir::new(dir);
+    for (path, hint) in [
+        (relay.key_path(), "run `blindrelay enroll-relay` there"),
+        (
+            relay.cert_path(),
+            "have the CA sign server-request.pem (`blindrelay pki sign --relay`)",
+        ),
+        (pki.ca_cert_path(), "copy the CA's ca.pem there"),
+        (pki.crl_path(), "copy the CA's crl.pem there"),
+    ] {
+        if !path.exists() {
+            bail!("no {} in {}: {hint}", file_name(&path), dir.display());
+        }
+    }
+    Ok(())
+}
+
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 pub(crate) async fn run(args: ServeArgs) -> Result<()> {
     let mut config = match &args.config {
         Some(path) => Config::from_file(path)?,
@@ -56,26 +90,12 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         config.listen = listen;
     }
     config.verbose |= args.verbose;
-    let p = PkiDir::new(&args.dir.dir);
-    if !p.has_ca() {
-        p.init(DEFAULT_CA_NAME, &default_hosts(vec![]), false)?;
-        for u in DEV_USERS {
-            p.issue(
-                &user_name(u)?,
-                &UserCertOptions::valid_for_days(DEFAULT_USER_VALIDITY_DAYS),
-                false,
-            )?;
-        }
-        println!(
-            "no PKI in {}: created a development PKI (CA, server certificate, users {})",
-            args.dir.dir.display(),
-            DEV_USERS.join(" and ")
-        );
-    }
+    check_relay_dir(&args.dir)?;
+    let p = PkiDir::new(&args.dir);
     let store_path = args
         .store
         .clone()
-        .unwrap_or_else(|| args.dir.dir.join("relay.db"));
+        .unwrap_or_else(|| args.dir.join("relay.db"));
     let store = blindrelay_server::store::sqlite::SqliteStore::open(&store_path)?;
     let server = Server::bind_with_store(config, p, store).await?;
     let addr = server.local_addr().context("listener address")?;

@@ -48,96 +48,110 @@ fn has_openssl() -> bool {
 }
 
 #[test]
-fn pki_commands_produce_standard_files() {
+fn the_roles_set_up_from_clean_directories_and_no_key_leaves_its_machine() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path();
-    assert!(
-        run(
-            &[
-                "pki",
-                "init",
-                "--dir",
-                "pki",
-                "--host",
-                "relay.example",
-                "--host",
-                "10.0.0.1"
-            ],
-            p
-        )
-        .status
-        .success()
+    // The administrator.
+    must(p, &["pki", "init"]);
+    assert_clean_error(&run(&["pki", "init"], p), "already exists");
+    // Any CA file blocks init, not just ca.pem.
+    std::fs::create_dir(p.join("half")).unwrap();
+    std::fs::write(p.join("half/crl.pem"), "x").unwrap();
+    assert_clean_error(&run(&["pki", "init", "--dir", "half"], p), "crl.pem");
+    // The relay host makes its key; only the request goes to the CA.
+    must(
+        p,
+        &[
+            "enroll-relay",
+            "--host",
+            "relay.example",
+            "--host",
+            "10.0.0.1",
+        ],
     );
-    assert_clean_error(&run(&["pki", "init", "--dir", "pki"], p), "already exists");
-    assert!(
-        run(
-            &[
-                "pki",
-                "init",
-                "--dir",
-                "pki",
-                "--force",
-                "--host",
-                "relay.example",
-                "--host",
-                "10.0.0.1"
-            ],
-            p
-        )
-        .status
-        .success()
+    let out = must(
+        p,
+        &[
+            "pki",
+            "sign",
+            "--relay",
+            "blindrelay-relay/server-request.pem",
+        ],
     );
-    assert!(
-        run(
-            &["pki", "issue", "alice", "--dir", "pki", "--days", "30"],
-            p
-        )
-        .status
-        .success()
-    );
-    assert_clean_error(
-        &run(&["pki", "issue", "alice", "--dir", "pki"], p),
-        "already exists",
-    );
-    assert!(
-        run(&["pki", "issue", "alice", "--dir", "pki", "--force"], p)
-            .status
-            .success()
-    );
-    assert_clean_error(
-        &run(&["pki", "issue", "Bad/Name", "--dir", "pki"], p),
-        "invalid user name",
-    );
-    assert!(
-        run(&["pki", "issue", "bob", "--dir", "pki"], p)
-            .status
-            .success()
-    );
-    let o = run(&["pki", "revoke", "bob", "--dir", "pki"], p);
-    assert!(text(&o).0.contains("revoked bob"));
-    assert_clean_error(
-        &run(&["pki", "revoke", "carol", "--dir", "pki"], p),
-        "no certificate issued",
-    );
-    let (list, _) = text(&run(&["pki", "list", "--dir", "pki"], p));
-    let alice = list.lines().find(|l| l.starts_with("alice")).unwrap();
-    let bob = list.lines().find(|l| l.starts_with("bob")).unwrap();
-    assert!(
-        alice.ends_with("valid") && bob.ends_with("revoked"),
-        "{list}"
-    );
-    for key in [
-        "pki/ca-key.pem",
-        "pki/server-key.pem",
-        "pki/users/alice-key.pem",
-    ] {
-        let mode = std::fs::metadata(p.join(key)).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600, "{key}");
+    assert!(out.contains("relay relay.example, 10.0.0.1"), "{out}");
+    // Three users, each on their own machine (directory).
+    for u in ["alice", "bob", "carol"] {
+        let out = must(p, &["enroll", u]);
+        assert!(out.contains("never leaves this machine"), "{out}");
+        must(p, &["pki", "sign", &format!("blindrelay-{u}/request.pem")]);
     }
+    // A second enrolment never replaces a key; someone else's request for a
+    // name in use is refused; a renewal needs --renew.
+    assert_clean_error(&run(&["enroll", "alice"], p), "already exists");
+    must(p, &["enroll", "alice", "--dir", "mallory-laptop"]);
+    assert_clean_error(
+        &run(&["pki", "sign", "mallory-laptop/request.pem"], p),
+        "already has a certificate in force",
+    );
+    must(p, &["enroll", "alice", "--renew"]);
+    must(
+        p,
+        &["pki", "sign", "blindrelay-alice/request.pem", "--renew"],
+    );
+    // A tampered request is refused, named.
+    let req = std::fs::read_to_string(p.join("blindrelay-bob/request.pem")).unwrap();
+    let mut lines: Vec<String> = req.lines().map(str::to_owned).collect();
+    let mid = lines.len() / 2;
+    lines[mid] = lines[mid].chars().rev().collect();
+    std::fs::write(p.join("tampered.pem"), lines.join("\n")).unwrap();
+    let o = run(&["pki", "sign", "tampered.pem", "--renew"], p);
+    assert_eq!(o.status.code(), Some(1), "{:?}", text(&o));
+    assert!(text(&o).1.contains("tampered.pem"), "{:?}", text(&o));
+    assert_clean_error(&run(&["enroll", "Bad/Name"], p), "invalid user name");
+    // Revocation and the list.
+    let o = run(&["pki", "revoke", "carol"], p);
+    assert!(text(&o).0.contains("revoked user carol"), "{:?}", text(&o));
+    assert_clean_error(&run(&["pki", "revoke", "dave"], p), "no certificate issued");
+    let (list, _) = text(&run(&["pki", "list"], p));
+    let status = |who: &str| {
+        list.lines()
+            .find(|l| l.split_whitespace().next() == Some(who))
+            .unwrap_or_else(|| panic!("{who} in {list}"))
+            .to_owned()
+    };
+    assert!(status("alice").ends_with("valid"), "{list}");
+    assert!(status("carol").ends_with("revoked"), "{list}");
+    assert!(list.contains("relay relay.example"), "{list}");
     assert_clean_error(
         &run(&["pki", "list", "--dir", "nowhere"], p),
         "no CA in nowhere",
     );
+
+    // What each machine holds: its own key, 0600 in a 0700 directory, and
+    // public files. The relay's directory holds no other private key.
+    let mode = |f: &str| std::fs::metadata(p.join(f)).unwrap().permissions().mode() & 0o777;
+    for (dir, key) in [
+        ("blindrelay-ca", "ca-key.pem"),
+        ("blindrelay-relay", "server-key.pem"),
+        ("blindrelay-alice", "key.pem"),
+    ] {
+        assert_eq!(mode(dir), 0o700, "{dir}");
+        assert_eq!(mode(&format!("{dir}/{key}")), 0o600, "{dir}/{key}");
+    }
+    let keys_in = |dir: &str| -> Vec<String> {
+        let mut found = Vec::new();
+        for e in std::fs::read_dir(p.join(dir)).unwrap() {
+            let path = e.unwrap().path();
+            if std::fs::read_to_string(&path).is_ok_and(|s| s.contains("PRIVATE KEY")) {
+                found.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        found
+    };
+    assert_eq!(keys_in("blindrelay-relay"), vec!["server-key.pem"]);
+    assert_eq!(keys_in("blindrelay-ca"), vec!["ca-key.pem"]);
+    assert_eq!(keys_in("blindrelay-ca/issued"), Vec::<String>::new());
+    assert_eq!(keys_in("blindrelay-bob"), vec!["key.pem"]);
 
     if !has_openssl() {
         eprintln!("SKIPPED openssl checks: openssl is not installed");
@@ -147,9 +161,9 @@ fn pki_commands_produce_standard_files() {
         .args([
             "verify",
             "-CAfile",
-            "pki/ca.pem",
-            "pki/users/alice.pem",
-            "pki/server.pem",
+            "blindrelay-ca/ca.pem",
+            "blindrelay-alice/cert.pem",
+            "blindrelay-relay/server.pem",
         ])
         .current_dir(p)
         .output()
@@ -170,22 +184,24 @@ fn pki_commands_produce_standard_files() {
         )
         .unwrap()
     };
-    let ca = x("pki/ca.pem");
+    let ca = x("blindrelay-ca/ca.pem");
     assert!(
         ca.contains("CA:TRUE")
             && ca.contains("Certificate Sign, CRL Sign")
-            && ca.contains("Public-Key: (2048 bit)")
+            && ca.contains("Public-Key: (384 bit)")
+            && ca.contains("ecdsa-with-SHA384"),
+        "{ca}"
     );
     assert!(ca.contains("Basic Constraints: critical"));
-    let alice = x("pki/users/alice.pem");
+    let alice = x("blindrelay-alice/cert.pem");
     assert!(
         alice.contains("Subject: CN=alice") || alice.contains("Subject: CN = alice"),
         "{alice}"
     );
     assert!(alice.contains("Digital Signature, Key Encipherment"));
     assert!(alice.contains("TLS Web Client Authentication"));
-    assert!(alice.contains("Public-Key: (2048 bit)") && alice.contains("sha256WithRSAEncryption"));
-    let server = x("pki/server.pem");
+    assert!(alice.contains("Public-Key: (2048 bit)"), "{alice}");
+    let server = x("blindrelay-relay/server.pem");
     assert!(server.contains("TLS Web Server Authentication"));
     assert!(server.contains("DNS:relay.example") && server.contains("IP Address:10.0.0.1"));
     let crl = Command::new("openssl")
@@ -194,9 +210,9 @@ fn pki_commands_produce_standard_files() {
             "-noout",
             "-text",
             "-in",
-            "pki/crl.pem",
+            "blindrelay-ca/crl.pem",
             "-CAfile",
-            "pki/ca.pem",
+            "blindrelay-ca/ca.pem",
         ])
         .current_dir(p)
         .output()
@@ -217,19 +233,37 @@ fn start_relay(cwd: &Path) -> (RelayProcess, String) {
 }
 
 #[test]
-fn serve_with_no_arguments_creates_a_dev_pki_and_stops_on_sigterm() {
+fn serve_refuses_a_directory_with_the_cas_or_a_users_key_and_never_makes_a_pki() {
     let d = tempfile::tempdir().unwrap();
-    let (relay, banner) = start_relay(d.path());
-    assert!(banner.contains("created a development PKI"), "{banner}");
-    for f in [
-        "ca.pem",
-        "server.pem",
-        "crl.pem",
-        "users/alice.pem",
-        "users/bob-key.pem",
-    ] {
-        assert!(d.path().join("blindrelay-data").join(f).exists(), "{f}");
-    }
+    let p = d.path();
+    // Nothing there: a clear refusal, and nothing created.
+    assert_clean_error(&run(&["serve"], p), "enroll-relay");
+    assert!(!p.join("blindrelay-relay").exists());
+    setup_roles(p, &["alice"]);
+    // The quick start of old: the relay run from the CA's directory.
+    must(p, &["enroll-relay", "--dir", "blindrelay-ca"]);
+    must(
+        p,
+        &["pki", "sign", "--relay", "blindrelay-ca/server-request.pem"],
+    );
+    assert_clean_error(&run(&["serve", "--dir", "blindrelay-ca"], p), "ca-key.pem");
+    // A user's key copied next to the relay's, at any depth.
+    let stray = p.join("blindrelay-relay/backup/alice");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::copy(p.join("blindrelay-alice/key.pem"), stray.join("key.pem")).unwrap();
+    assert_clean_error(&run(&["serve"], p), "backup/alice/key.pem");
+    std::fs::remove_dir_all(p.join("blindrelay-relay/backup")).unwrap();
+    // The relay's own directory: it starts.
+    let (relay, banner) = start_relay(p);
+    assert!(banner.contains("listening on"), "{banner}");
+    drop(relay);
+}
+
+#[test]
+fn serve_stops_on_sigterm_and_a_port_in_use_is_a_clear_error() {
+    let d = tempfile::tempdir().unwrap();
+    setup_roles(d.path(), &[]);
+    let (relay, _) = start_relay(d.path());
     // Port in use: one clear line.
     assert_clean_error(
         &run(&["serve", "--listen", &relay.addr], d.path()),
@@ -275,6 +309,7 @@ fn bad_config_file_is_a_clear_error() {
 #[test]
 fn send_and_json_chat_between_two_processes() {
     let d = tempfile::tempdir().unwrap();
+    setup_roles(d.path(), &["alice", "bob"]);
     let (relay, _) = start_relay(d.path());
     let mut bob = bin()
         .args(["chat", "bob", "--json", "--server", &relay.addr])
@@ -341,13 +376,22 @@ fn send_and_json_chat_between_two_processes() {
         &run(&["send", "Alice", "--to", "bob", "x"], d.path()),
         "invalid user name",
     );
-    // Missing key file: exit 1.
+    // Someone who never enrolled: exit 1, and what to do.
     assert_clean_error(
         &run(
             &["send", "zed", "--to", "bob", "--server", &relay.addr, "x"],
             d.path(),
         ),
-        "cannot read",
+        "run `blindrelay enroll zed`",
+    );
+    // Enrolled, but the certificate never came back: the file is named.
+    must(d.path(), &["enroll", "zed"]);
+    assert_clean_error(
+        &run(
+            &["send", "zed", "--to", "bob", "--server", &relay.addr, "x"],
+            d.path(),
+        ),
+        "blindrelay-zed/ca.pem",
     );
     // JSON commands drive bob.
     let stdin = bob.stdin.as_mut().unwrap();
@@ -367,8 +411,15 @@ fn send_and_json_chat_between_two_processes() {
 #[test]
 fn unreachable_relay_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
-    assert!(run(&["pki", "init"], d.path()).status.success());
-    assert!(run(&["pki", "issue", "alice"], d.path()).status.success());
+    must(d.path(), &["pki", "init"]);
+    // The throwaway way: the key made on the CA's machine, with a warning.
+    let o = run(&["pki", "issue", "alice"], d.path());
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o)
+            .1
+            .contains("warning: the key of alice was made on the CA's machine")
+    );
     let port = free_port().unwrap();
     let o = run(
         &[
@@ -461,6 +512,7 @@ fn sigkill_during_a_burst_loses_no_confirmed_message_and_delivers_each_once() {
     .unwrap();
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let cfg = ["--config", "relay.toml"];
+    setup_roles(d.path(), &["alice", "bob"]);
     let relay = start_relay_at(d.path(), &addr, &cfg);
     // bob logs in once (the relay learns his certificate), then goes offline.
     let bob = JsonClient::start(d.path(), "bob", &addr);

@@ -76,7 +76,8 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// `blindrelay serve` for the PKI in `dir`, with the shortened timeouts.
+/// `blindrelay serve` in the relay directory `dir`, with the shortened
+/// timeouts.
 fn start_relay(pki: &Path) -> RelayProcess {
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let cfg = pki.join("relay.toml");
@@ -232,7 +233,7 @@ async fn legitimate_users_keep_chatting_while_hostile_clients_attack() {
     let users_and_attackers: Vec<&str> = LEGIT.iter().chain(ATTACKERS).copied().collect();
     let test_pki = TestPki::named("Hostile Test CA", &users_and_attackers).unwrap();
     let pki = test_pki.pki.clone();
-    let relay = start_relay(test_pki.path());
+    let relay = start_relay(&test_pki.relay_dir().unwrap());
     let addr: SocketAddr = relay.addr.parse().unwrap();
     let pid = relay.pid();
 

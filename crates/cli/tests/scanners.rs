@@ -41,15 +41,16 @@ fn missing_tools() -> Vec<&'static str> {
     .collect()
 }
 
-fn relay_with_dev_pki() -> (
+fn relay_with_the_readme_setup() -> (
     tempfile::TempDir,
     blindrelay_testkit::RelayProcess,
     std::path::PathBuf,
 ) {
     let d = tempfile::tempdir().unwrap();
+    setup_roles(d.path(), &["alice"]);
     let addr = format!("127.0.0.1:{}", free_port().unwrap());
     let relay = start_relay_at(d.path(), &addr, &[]);
-    let data = d.path().join("blindrelay-data");
+    let data = d.path().to_path_buf();
     (d, relay, data)
 }
 
@@ -59,7 +60,7 @@ fn s_client(addr: &str, data: &Path, extra: &[&str], hold: Duration) -> (usize, 
     let mut child = Command::new("openssl")
         .args(["s_client", "-connect", addr, "-servername", "localhost"])
         .arg("-CAfile")
-        .arg(data.join("ca.pem"))
+        .arg(data.join("blindrelay-ca/ca.pem"))
         .args(["-quiet", "-verify_return_error"])
         .args(extra)
         .stdin(Stdio::piped())
@@ -99,16 +100,16 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
         eprintln!("SKIPPED scanner test: {why}");
         return;
     }
-    let (d, relay, data) = relay_with_dev_pki();
+    let (d, relay, data) = relay_with_the_readme_setup();
     let addr = relay.addr.clone();
 
     // --- sslyze, authenticated with alice's certificate ---
     let json = d.path().join("sslyze.json");
     let out = Command::new("python3")
         .args(["-m", "sslyze", "--cert"])
-        .arg(data.join("users/alice.pem"))
+        .arg(data.join("blindrelay-alice/cert.pem"))
         .arg("--key")
-        .arg(data.join("users/alice-key.pem"))
+        .arg(data.join("blindrelay-alice/key.pem"))
         .args([
             "--sslv2",
             "--sslv3",
@@ -239,8 +240,8 @@ fn scanners_see_tls13_only_aead_only_and_a_required_client_certificate() {
     assert_eq!(bytes, 0);
     // With alice's certificate the same tool gets the relay's welcome frame
     // (4096 bytes), so the zero above is the certificate check at work.
-    let cert = data.join("users/alice.pem");
-    let key = data.join("users/alice-key.pem");
+    let cert = data.join("blindrelay-alice/cert.pem");
+    let key = data.join("blindrelay-alice/key.pem");
     let (bytes, err) = s_client(
         &addr,
         &data,

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use blindrelay_e2e::{LocalIdentity, TrustRoot};
-use blindrelay_pki::PkiDir;
+use blindrelay_pki::UserDir;
 use blindrelay_wire::UserName;
 use zeroize::Zeroizing;
 
@@ -38,19 +38,19 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    /// The usual layout: everything in the PKI directory `dir`, the state in
-    /// `dir/state/NAME.db`.
+    /// The user's own directory `dir` ([`UserDir`]: `key.pem`,
+    /// `cert.pem`, `ca.pem`, `crl.pem` if present, `state.db`).
     pub fn from_dir(dir: &Path, name: UserName, server: &str) -> Self {
-        let pki = PkiDir::new(dir);
-        let crl = pki.crl_path();
+        let dir = UserDir::new(dir);
+        let crl = dir.crl_path();
         Self {
             server: server.to_string(),
             server_name: host_of(server),
-            ca: pki.ca_cert_path(),
+            ca: dir.ca_path(),
             crl: crl.exists().then_some(crl),
-            cert: pki.user_cert_path(&name),
-            key: pki.user_key_path(&name),
-            state: Some(dir.join("state").join(format!("{name}.db"))),
+            cert: dir.cert_path(),
+            key: dir.key_path(),
+            state: Some(dir.state_path()),
             policy: Policy::default(),
             name,
         }

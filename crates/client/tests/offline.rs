@@ -303,7 +303,11 @@ async fn the_clients_state_and_the_relays_store_are_private() {
         .start()
         .await
         .unwrap();
-    let mut cfg = blindrelay_client::ClientConfig::from_dir(s.path(), n("alice"), &relay.address());
+    let mut cfg = blindrelay_client::ClientConfig::from_dir(
+        s.pki.user_dir(&n("alice")).root(),
+        n("alice"),
+        &relay.address(),
+    );
     cfg.state = Some(db.clone());
     let (client, mut events) = blindrelay_client::connect(&cfg).await.unwrap();
     // The user is told, before anything else.

@@ -16,8 +16,7 @@ const TS_MS: u64 = 1_800_000_000_000;
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: make_vectors DIR");
     let pki = PkiDir::new(&dir);
-    pki.init("blindrelay test-vector CA", &["localhost".into()], true)
-        .unwrap();
+    pki.init("blindrelay test-vector CA", true).unwrap();
     let n = |s: &str| UserName::new(s).unwrap();
     let ts_s = (TS_MS / 1000) as i64;
     let opts = UserCertOptions {

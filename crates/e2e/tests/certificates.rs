@@ -36,7 +36,7 @@ fn certificates_are_only_trusted_after_verification() {
     assert!(VerifiedPeer::verify(&n("localhost"), &server, &f.root, NOW_S).is_err());
     // Revoked, when the client has the CRL.
     let (_d, p2) = pki_with(&["dave"]);
-    p2.revoke(&n("dave")).unwrap();
+    p2.revoke_user(&n("dave")).unwrap();
     let root2 = TrustRoot::new(blindrelay_pki::store::read_cert_der(&p2.ca_cert_path()).unwrap())
         .unwrap()
         .with_crl(blindrelay_pki::store::read_crl_der(&p2.crl_path()).unwrap())

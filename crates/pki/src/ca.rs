@@ -1,4 +1,10 @@
 //! The root CA and everything it signs.
+//!
+//! The root key is ECDSA P-384 (SHA-384): a 192-bit security level for the
+//! one key that must outlive every other, signatures and keys a fraction of
+//! RSA-3072's size, and verified by every TLS stack and by webpki. It signs
+//! certificates and CRLs only; what the users' keys are (RSA for the
+//! report's protocol, P-256 for devices) is independent of it.
 
 use std::net::IpAddr;
 
@@ -11,21 +17,31 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
+use crate::request::{CheckedRequest, DEVICE_URI_PREFIX, Subject};
 use crate::{PkiError, PrivateKeyPem};
 
-/// Validity of the root CA.
+/// Validity of the root CA: ten years, for a P-384 key kept offline.
 pub const CA_VALIDITY_DAYS: i64 = 3650;
-/// Validity of the server certificate.
-pub const SERVER_VALIDITY_DAYS: i64 = 730;
-/// Default validity of a user certificate.
-pub const DEFAULT_USER_VALIDITY_DAYS: u32 = 365;
-/// Longest validity `pki issue --days` accepts.
-pub const MAX_USER_VALIDITY_DAYS: u32 = 3650;
+/// Default validity of a relay certificate.
+pub const SERVER_VALIDITY_DAYS: u32 = 365;
+/// Default validity of a user or device certificate: short, and renewed
+/// with the same key (`enroll --renew`), as step-ca does.
+pub const DEFAULT_USER_VALIDITY_DAYS: u32 = 90;
+/// Longest validity `pki sign --days` accepts.
+pub const MAX_VALIDITY_DAYS: u32 = 825;
 /// How long a freshly signed CRL claims to be current. The relay re-reads
 /// `crl.pem` whenever it changes and does not enforce `nextUpdate`.
 pub const CRL_VALIDITY_DAYS: i64 = 365;
 /// notBefore is set this far in the past to tolerate clock skew.
 pub const BACKDATE: Duration = Duration::minutes(5);
+
+/// A certificate signed from a request (the key stays with its owner).
+pub struct Signed {
+    /// PEM certificate.
+    pub cert_pem: String,
+    /// DER certificate.
+    pub cert_der: Vec<u8>,
+}
 
 /// A freshly issued certificate and its key.
 pub struct Issued {
@@ -75,11 +91,86 @@ fn random_serial() -> Result<SerialNumber, PkiError> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
+/// The root's key: ECDSA P-384 with SHA-384 (see `PkiDir::init`).
+fn root_key() -> Result<KeyPair, PkiError> {
+    Ok(KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?)
+}
+
 fn rsa_2048() -> Result<KeyPair, PkiError> {
     Ok(KeyPair::generate_rsa_for(
         &rcgen::PKCS_RSA_SHA256,
         rcgen::RsaKeySize::_2048,
     )?)
+}
+
+/// Key usages, extended key usage and alternative names of a certificate
+/// for `subject`: the CA's decision, whatever a request asked for.
+fn end_entity_params(
+    subject: &Subject,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> Result<CertificateParams, PkiError> {
+    if not_after <= not_before {
+        return Err(PkiError::Validity(
+            "notAfter must be after notBefore".into(),
+        ));
+    }
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    match subject {
+        Subject::Identity(user) => {
+            dn.push(DnType::CommonName, user.as_str());
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        Subject::Device(user, device) => {
+            dn.push(DnType::CommonName, user.as_str());
+            let uri = format!("{DEVICE_URI_PREFIX}{device}")
+                .try_into()
+                .map_err(|_| PkiError::Generate("device URI".into()))?;
+            params.subject_alt_names = vec![SanType::URI(uri)];
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        Subject::Relay(hosts) => {
+            dn.push(
+                DnType::CommonName,
+                hosts.first().map(String::as_str).unwrap_or("relay"),
+            );
+            params.subject_alt_names = hosts
+                .iter()
+                .map(|h| host_san(h))
+                .collect::<Result<_, _>>()?;
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+    }
+    params.distinguished_name = dn;
+    params.not_before = not_before;
+    params.not_after = not_after;
+    params.serial_number = Some(random_serial()?);
+    params.use_authority_key_identifier_extension = true;
+    Ok(params)
+}
+
+fn host_san(h: &str) -> Result<SanType, PkiError> {
+    match h.parse::<IpAddr>() {
+        Ok(ip) => Ok(SanType::IpAddress(ip)),
+        Err(_) => h
+            .to_owned()
+            .try_into()
+            .map(SanType::DnsName)
+            .map_err(|_| PkiError::Generate(format!("invalid host name {h:?}"))),
+    }
+}
+
+/// The validity window of a certificate signed now for `days` days.
+pub fn validity_days(days: u32) -> (OffsetDateTime, OffsetDateTime) {
+    let now = OffsetDateTime::now_utc();
+    (now - BACKDATE, now + Duration::days(i64::from(days)))
 }
 
 fn key_pem(kp: &KeyPair) -> PrivateKeyPem {
@@ -89,7 +180,7 @@ fn key_pem(kp: &KeyPair) -> PrivateKeyPem {
 impl CertificateAuthority {
     /// Creates a new self-signed root CA named `name`.
     pub fn create(name: &str) -> Result<Self, PkiError> {
-        let key = rsa_2048()?;
+        let key = root_key()?;
         let params = Self::ca_params(name)?;
         let cert = params.self_signed(&key)?;
         Ok(Self {
@@ -141,8 +232,22 @@ impl CertificateAuthority {
         f(&issuer)
     }
 
+    /// Signs a checked request: the certificate is the CA's decision for
+    /// the request's subject and key (see [`crate::request`]), valid for
+    /// `days` days from now.
+    pub fn sign_request(&self, request: &CheckedRequest, days: u32) -> Result<Signed, PkiError> {
+        let (not_before, not_after) = validity_days(days);
+        let params = end_entity_params(&request.subject, not_before, not_after)?;
+        let cert = self.with_issuer(|i| Ok(params.signed_by(&request.csr.public_key, i)?))?;
+        Ok(Signed {
+            cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
+        })
+    }
+
     /// Issues the relay's TLS certificate (ECDSA P-256, serverAuth) for the
-    /// given DNS names and IP addresses.
+    /// given DNS names and IP addresses, with a key made here. For tests
+    /// and the demo: a relay host makes its own key (`enroll-relay`).
     pub fn issue_server(&self, hosts: &[String]) -> Result<Issued, PkiError> {
         if hosts.is_empty() {
             return Err(PkiError::Generate(
@@ -150,31 +255,8 @@ impl CertificateAuthority {
             ));
         }
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(
-            DnType::CommonName,
-            hosts.first().map(String::as_str).unwrap_or("relay"),
-        );
-        params.distinguished_name = dn;
-        params.subject_alt_names = hosts
-            .iter()
-            .map(|h| match h.parse::<IpAddr>() {
-                Ok(ip) => Ok(SanType::IpAddress(ip)),
-                Err(_) => h
-                    .clone()
-                    .try_into()
-                    .map(SanType::DnsName)
-                    .map_err(|_| PkiError::Generate(format!("invalid host name {h:?}"))),
-            })
-            .collect::<Result<_, _>>()?;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + Duration::days(SERVER_VALIDITY_DAYS);
-        params.serial_number = Some(random_serial()?);
-        params.use_authority_key_identifier_extension = true;
+        let (not_before, not_after) = validity_days(SERVER_VALIDITY_DAYS);
+        let params = end_entity_params(&Subject::Relay(hosts.to_vec()), not_before, not_after)?;
         let cert = self.with_issuer(|i| Ok(params.signed_by(&key, i)?))?;
         Ok(Issued {
             cert_pem: cert.pem(),
@@ -183,32 +265,20 @@ impl CertificateAuthority {
         })
     }
 
-    /// Issues a user certificate: CN = `name`, RSA-2048, digitalSignature +
-    /// keyEncipherment, clientAuth, random serial.
+    /// Issues a user certificate (CN = `name`, RSA-2048, digitalSignature +
+    /// keyEncipherment, clientAuth) with a key made here, on the CA's
+    /// machine. For tests and throwaway setups only: a user makes their own
+    /// key (`enroll`).
     pub fn issue_user(&self, name: &UserName, opts: &UserCertOptions) -> Result<Issued, PkiError> {
-        if opts.not_after <= opts.not_before {
-            return Err(PkiError::Validity(
-                "notAfter must be after notBefore".into(),
-            ));
-        }
         let key = rsa_2048()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, name.as_str());
-        params.distinguished_name = dn;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![if opts.server_auth_only {
-            ExtendedKeyUsagePurpose::ServerAuth
-        } else {
-            ExtendedKeyUsagePurpose::ClientAuth
-        }];
-        params.not_before = opts.not_before;
-        params.not_after = opts.not_after;
-        params.serial_number = Some(random_serial()?);
-        params.use_authority_key_identifier_extension = true;
+        let mut params = end_entity_params(
+            &Subject::Identity(name.clone()),
+            opts.not_before,
+            opts.not_after,
+        )?;
+        if opts.server_auth_only {
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
         let cert = self.with_issuer(|i| Ok(params.signed_by(&key, i)?))?;
         Ok(Issued {
             cert_pem: cert.pem(),

@@ -57,6 +57,25 @@ pub(crate) fn crl_number(crl_der: &[u8]) -> Result<u64, PkiError> {
         .unwrap_or(0))
 }
 
+/// True if `cert_der` carries a valid signature by the key of `ca_der`.
+pub fn signed_by(cert_der: &[u8], ca_der: &[u8]) -> bool {
+    let (Ok((_, cert)), Ok((_, ca))) = (
+        X509Certificate::from_der(cert_der),
+        X509Certificate::from_der(ca_der),
+    ) else {
+        return false;
+    };
+    cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// The SubjectPublicKeyInfo of a certificate, DER: what a pin is on, so
+/// that a renewed certificate for the same key is the same pin.
+pub fn spki_der(cert_der: &[u8]) -> Result<Vec<u8>, PkiError> {
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|e| PkiError::Certificate(format!("unparsable: {e}")))?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
 /// Whether a certificate may be used now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CertStatus {
@@ -68,6 +87,8 @@ pub enum CertStatus {
     Expired,
     /// Before its notBefore.
     NotYetValid,
+    /// Not signed by the current CA (a record from before a forced `init`).
+    OtherCa,
 }
 
 impl fmt::Display for CertStatus {
@@ -77,6 +98,7 @@ impl fmt::Display for CertStatus {
             CertStatus::Revoked => "revoked",
             CertStatus::Expired => "expired",
             CertStatus::NotYetValid => "not yet valid",
+            CertStatus::OtherCa => "not from this CA",
         })
     }
 }

@@ -3,13 +3,15 @@
 //! This crate owns every certificate and key the system uses, and the rules
 //! for reading them back:
 //!
-//! * [`ca`]: the root CA (RSA-2048, SHA-256) and what it signs: the relay's
-//!   server certificate, user certificates (RSA-2048, `digitalSignature` +
-//!   `keyEncipherment`, `clientAuth`), and the CRL.
-//! * [`store`]: the on-disk layout under a data directory (`ca.pem`,
-//!   `ca-key.pem`, `server.pem`, `server-key.pem`, `crl.pem`,
-//!   `users/NAME.pem`, `users/NAME-key.pem`), all PEM and readable by
-//!   `openssl`; private keys are written with mode 0600.
+//! * [`request`]: keys are born where they are used: a user or a relay
+//!   makes its key and a PKCS#10 request; the CA checks the request and
+//!   decides everything the certificate says.
+//! * [`ca`]: the root CA (ECDSA P-384) and what it signs: relay
+//!   certificates, user certificates (RSA, `digitalSignature` +
+//!   `keyEncipherment`, `clientAuth`), device certificates (P-256), CRLs.
+//! * [`store`]: the CA's directory (`ca.pem`, `ca-key.pem`, `crl.pem`, the
+//!   records of what it signed); [`layout`]: a user's and a relay's own
+//!   directories. All PEM, readable by `openssl`; private keys 0600.
 //! * [`cert`]: reading certificates and CRLs: the identity (CN) of a user
 //!   certificate, serials, validity, revoked serials.
 //! * [`key`]: private keys as a type without `Debug` that is zeroized on drop.
@@ -23,12 +25,16 @@ pub mod ca;
 pub mod cert;
 pub mod files;
 pub mod key;
+pub mod layout;
+pub mod request;
 pub mod store;
 
 pub use ca::{CertificateAuthority, UserCertOptions};
 pub use cert::{CertInfo, CertStatus, identity_from_cert, revoked_serials};
 pub use key::PrivateKeyPem;
-pub use store::{IssuedUser, PkiDir};
+pub use layout::{Enrolled, RelayDir, UserDir};
+pub use request::{CheckedRequest, DeviceName, Enrolment, Expect, Subject};
+pub use store::{IssuedUser, PkiDir, Record, SignedRecord};
 
 use std::path::PathBuf;
 
@@ -69,6 +75,12 @@ pub enum PkiError {
     /// No PKI in the directory.
     #[error("no CA in {0} (run `blindrelay pki init` first)")]
     NoCa(PathBuf),
+    /// The name (or device) is held by a certificate still in force.
+    #[error("{0} already has a certificate in force (sign with --renew to replace it)")]
+    NameTaken(String),
+    /// A certificate request was refused.
+    #[error("request refused: {0}")]
+    Request(#[from] crate::request::RequestError),
     /// The named user has no certificate.
     #[error("no certificate issued for user {0:?}")]
     UnknownUser(String),

@@ -136,7 +136,7 @@ async fn server_only_certificate_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_certificate_is_refused() {
     let pki = TestPki::new(&["revoked-early", "alice"]).unwrap();
-    pki.pki.revoke(&n("revoked-early")).unwrap();
+    pki.pki.revoke_user(&n("revoked-early")).unwrap();
     let server = TestRelay::with_config(&pki, config()).await.unwrap();
     assert_refused(server.addr, pki.client_config("revoked-early").unwrap()).await;
     logs::wait_for(&["TLS handshake refused", "Revoked"])
@@ -156,7 +156,7 @@ async fn revocation_while_connected_disconnects_and_blocks_reconnect() {
         .await
         .unwrap();
     let mut bob = RawClient::connect(server.addr, &pki, "bob").await.unwrap();
-    pki.pki.revoke(&n("revoked-live")).unwrap();
+    pki.pki.revoke_user(&n("revoked-live")).unwrap();
     assert_eq!(
         victim.expect_closed().await.unwrap(),
         Some(GoodbyeCode::Revoked)
@@ -187,7 +187,7 @@ async fn revoked_users_leave_the_directory() {
         vec![n("gone")],
         "known offline user listed"
     );
-    pki.pki.revoke(&n("gone")).unwrap();
+    pki.pki.revoke_user(&n("gone")).unwrap();
     logs::wait_for(&["revoked users removed from the directory", "gone"])
         .await
         .unwrap();
@@ -211,7 +211,7 @@ async fn sighup_style_reload_applies_a_new_crl() {
     let mut c = RawClient::connect(server.addr, &pki, "hup-user")
         .await
         .unwrap();
-    pki.pki.revoke(&n("hup-user")).unwrap();
+    pki.pki.revoke_user(&n("hup-user")).unwrap();
     server.reload_crl();
     assert_eq!(c.expect_closed().await.unwrap(), Some(GoodbyeCode::Revoked));
     server.stop().await.unwrap();

@@ -27,7 +27,8 @@ impl TestPki {
     pub fn named(ca_name: &str, users: &[&str]) -> Result<Self, KitError> {
         let dir = tempfile::tempdir()?;
         let pki = PkiDir::new(dir.path());
-        pki.init(ca_name, &["localhost".into(), "127.0.0.1".into()], false)?;
+        pki.init(ca_name, false)?;
+        pki.issue_relay(&["localhost".into(), "127.0.0.1".into()])?;
         let me = Self { dir, pki };
         for u in users {
             me.issue_with(u, &UserCertOptions::valid_for_days(1))?;
@@ -44,6 +45,23 @@ impl TestPki {
     pub fn issue_with(&self, user: &str, opts: &UserCertOptions) -> Result<(), KitError> {
         self.pki.issue(&name(user)?, opts, true)?;
         Ok(())
+    }
+
+    /// A relay host's directory (`relay/`) as `blindrelay serve` expects
+    /// it: copies of `ca.pem`, `crl.pem`, and the relay's own certificate
+    /// and key, and no other key. Call it again after a revocation.
+    pub fn relay_dir(&self) -> Result<std::path::PathBuf, KitError> {
+        let dir = self.dir.path().join("relay");
+        blindrelay_pki::files::private_dir(&dir)?;
+        for (from, to) in [
+            (self.pki.ca_cert_path(), "ca.pem"),
+            (self.pki.crl_path(), "crl.pem"),
+            (self.pki.server_cert_path(), "server.pem"),
+            (self.pki.server_key_path(), "server-key.pem"),
+        ] {
+            std::fs::copy(from, dir.join(to))?;
+        }
+        Ok(dir)
     }
 
     /// `user`'s certificate, DER.

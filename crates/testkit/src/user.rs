@@ -52,7 +52,9 @@ impl User {
         adjust: impl FnOnce(&mut ClientConfig),
     ) -> Result<Self, KitError> {
         let n = name(user)?;
-        let mut cfg = ClientConfig::from_dir(pki.path(), n.clone(), addr);
+        let mut cfg = ClientConfig::from_dir(pki.pki.user_dir(&n).root(), n.clone(), addr);
+        // The CA's CRL as it is now (a test may have just revoked someone).
+        cfg.crl = Some(pki.pki.crl_path());
         cfg.state = None;
         adjust(&mut cfg);
         let (handle, events) = connect(&cfg).await?;

@@ -30,8 +30,7 @@ fn pki() -> &'static (tempfile::TempDir, PkiDir) {
     PKI.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let pki = PkiDir::new(dir.path());
-        pki.init("Core Test CA", &["localhost".into()], false)
-            .unwrap();
+        pki.init("Core Test CA", false).unwrap();
         let at = |s: u64| time::OffsetDateTime::from_unix_timestamp(s as i64).unwrap();
         let opts = UserCertOptions {
             not_before: at(NOW_MS / 1000 - 86_400),

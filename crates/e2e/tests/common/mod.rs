@@ -29,8 +29,8 @@ pub fn n(s: &str) -> UserName {
 pub fn pki_with(users: &[&str]) -> (tempfile::TempDir, PkiDir) {
     let dir = tempfile::tempdir().unwrap();
     let pki = PkiDir::new(dir.path());
-    pki.init("E2E Test CA", &["localhost".into()], false)
-        .unwrap();
+    pki.init("E2E Test CA", false).unwrap();
+    pki.issue_relay(&["localhost".into()]).unwrap();
     for u in users {
         // Valid around NOW (2027-01-15) regardless of the machine's clock.
         let opts = UserCertOptions {

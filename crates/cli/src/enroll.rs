@@ -1,0 +1,100 @@
+//! `blindrelay enroll` and `blindrelay enroll-relay`: a key is born on the
+//! machine that will use it, and only a request leaves it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use blindrelay_pki::{DeviceName, Enrolled, RelayDir, Subject, UserDir};
+use clap::Args;
+
+use crate::user_name;
+
+/// Default directory of a relay host.
+pub(crate) const DEFAULT_RELAY_DIR: &str = "blindrelay-relay";
+
+/// The default directory of user `name`.
+pub(crate) fn default_user_dir(name: &str) -> PathBuf {
+    PathBuf::from(format!("blindrelay-{name}"))
+}
+
+#[derive(Args)]
+pub(crate) struct EnrollArgs {
+    /// Your user name: 1-32 characters from a-z 0-9 . _ - starting with a
+    /// letter or digit.
+    name: String,
+    /// Your directory [default: blindrelay-NAME].
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Enrol a device of NAME (a P-256 key, for MLS) instead of NAME's
+    /// identity key (RSA-2048, the report's protocol).
+    #[arg(long)]
+    device: Option<String>,
+    /// Make a new request for the key you already have (renewal: your
+    /// contacts see no key change).
+    #[arg(long)]
+    renew: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct EnrollRelayArgs {
+    /// The relay's directory.
+    #[arg(long, default_value = DEFAULT_RELAY_DIR)]
+    dir: PathBuf,
+    /// DNS name or IP address clients reach the relay at (repeatable)
+    /// [default: localhost and 127.0.0.1].
+    #[arg(long = "host")]
+    hosts: Vec<String>,
+    /// Make a new request for the key already here.
+    #[arg(long)]
+    renew: bool,
+}
+
+fn said(what: Enrolled) -> &'static str {
+    match what {
+        Enrolled::NewKey => "created a new private key",
+        Enrolled::SameKey => "kept the existing private key",
+    }
+}
+
+pub(crate) fn run(args: EnrollArgs) -> Result<()> {
+    let user = user_name(&args.name)?;
+    let dir = UserDir::new(args.dir.unwrap_or_else(|| default_user_dir(&args.name)));
+    let subject = match &args.device {
+        Some(d) => Subject::Device(user, DeviceName::new(d)?),
+        None => Subject::Identity(user),
+    };
+    let what = dir.enroll(&subject, args.renew)?;
+    println!(
+        "{} for {subject}: {} (secret, mode 0600, never leaves this machine)",
+        said(what),
+        dir.key_path().display()
+    );
+    println!(
+        "send {} to your CA administrator; put the cert.pem, ca.pem and crl.pem you get back in {}",
+        dir.request_path().display(),
+        dir.root().display()
+    );
+    Ok(())
+}
+
+pub(crate) fn run_relay(args: EnrollRelayArgs) -> Result<()> {
+    let hosts = if args.hosts.is_empty() {
+        vec!["localhost".into(), "127.0.0.1".into()]
+    } else {
+        args.hosts
+    };
+    let dir = RelayDir::new(&args.dir);
+    let what = dir.enroll(&hosts, args.renew)?;
+    println!(
+        "{} for the relay at {}: {} (secret, mode 0600)",
+        said(what),
+        hosts.join(", "),
+        dir.key_path().display()
+    );
+    println!(
+        "send {} to your CA administrator (`blindrelay pki sign --relay`); put the server.pem, ca.pem and crl.pem you get back in {}",
+        dir.request_path().display(),
+        dir.root().display()
+    );
+    Ok(())
+}
