@@ -252,6 +252,22 @@ mod tests {
     }
 
     #[test]
+    fn a_contradicting_piece_starts_the_message_over() {
+        // A resend sealed again has the same id and count but other bytes:
+        // its pieces replace the old ones, never mix with them.
+        let mut r = Reassembler::default();
+        let at = |i| FragmentPos::new(i, 2).unwrap();
+        let id = MessageId([3; 16]);
+        assert_eq!(r.push(&alice(), id, Lane::Live, at(0), b"old", 0), Ok(None));
+        assert_eq!(r.push(&alice(), id, Lane::Live, at(0), b"new", 0), Ok(None));
+        assert_eq!(
+            r.push(&alice(), id, Lane::Live, at(1), b"!", 0),
+            Ok(Some(b"new!".to_vec()))
+        );
+        assert_eq!((r.partial_count(), r.buffered_bytes()), (0, 0));
+    }
+
+    #[test]
     fn bounds_hold() {
         let mut r = Reassembler::default();
         for i in 0..4u8 {
