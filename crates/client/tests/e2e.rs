@@ -323,6 +323,62 @@ async fn changed_certificate_triggers_the_pin_warning_until_accepted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_for_the_same_key_is_silent_and_keeps_the_safety_number() {
+    let s = TestPki::named("Client Test CA", &["alice", "bob"]).unwrap();
+    let relay = TestRelay::start(&s).await.unwrap();
+    let addr = relay.address();
+    let state = s.dir.path().join("alice.db");
+    let st = state.clone();
+    let mut alice = User::connect_with(&s, "alice", &addr, |c| c.state = Some(st))
+        .await
+        .unwrap();
+    let bob = User::connect(&s, "bob", &addr).await.unwrap();
+    match alice
+        .wait_for("join", |e| matches!(e, Event::Joined { .. }))
+        .await
+        .unwrap()
+    {
+        Event::Joined { first_contact, .. } => assert!(first_contact),
+        _ => unreachable!(),
+    }
+    let sn_before = alice.handle.safety_number(n("bob")).await.unwrap();
+    bob.handle.quit().await;
+    drop(bob);
+    // Bob's certificate is renewed for the key he already has.
+    let old = s.cert_der("bob").unwrap();
+    let renewed = s.pki.renew(&n("bob"), 90).unwrap();
+    assert!(renewed.revoked.is_none());
+    assert_ne!(s.cert_der("bob").unwrap(), old);
+    let mut bob = User::connect(&s, "bob", &addr).await.unwrap();
+    // Alice sees bob come back as a known contact, with no warning.
+    match alice
+        .wait_for("bob's return", |e| {
+            matches!(
+                e,
+                Event::Joined { .. } | Event::KeyChanged { .. } | Event::Warning(_)
+            )
+        })
+        .await
+        .unwrap()
+    {
+        Event::Joined {
+            name,
+            first_contact,
+            ..
+        } => assert!(name.as_str() == "bob" && !first_contact),
+        other => panic!("a renewal raised {other:?}"),
+    }
+    assert_eq!(
+        alice.handle.safety_number(n("bob")).await.unwrap(),
+        sn_before
+    );
+    alice.send(&["bob"], "still you").await.unwrap();
+    assert_eq!(bob.message().await.unwrap().text, "still you");
+    bob.send(&["alice"], "still me").await.unwrap();
+    assert_eq!(alice.message().await.unwrap().text, "still me");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_message_is_shown_late_and_one_past_the_clients_maximum_age_is_refused() {
     let s = TestPki::named("Client Test CA", &["alice", "bob", "carol"]).unwrap();
     let evil = EvilRelay::start(&s.pki, Tamper::Delay(Duration::from_millis(1500)))

@@ -72,7 +72,7 @@ fn main() -> Res<()> {
     out.push_str("# RSA-OAEP and RSA-PSS are randomized: the frames open and verify, but\n");
     out.push_str("# a second sealing gives other bytes.\n\n");
 
-    out.push_str("# The safety number of alice's and bob's certificates.\n");
+    out.push_str("# The safety number of alice's and bob's keys (SHA-256 of each certificate's SubjectPublicKeyInfo).\n");
     let _ = writeln!(
         out,
         "safety_number = {}",

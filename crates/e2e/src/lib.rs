@@ -49,7 +49,7 @@ pub use fragment::{Lane, Reassembler, ReassemblyError};
 pub use header::Header;
 pub use identity::LocalIdentity;
 pub use open::{Freshness, Opened, open};
-pub use peer::{TrustRoot, VerifiedPeer, fingerprint, safety_number};
+pub use peer::{TrustRoot, VerifiedPeer, fingerprint, key_fingerprint, safety_number};
 pub use seal::{SealParams, Sealed, seal};
 
 /// Domain-separation label of the RSA-OAEP key wrap (the OAEP label).

@@ -70,11 +70,22 @@ impl fmt::Debug for VerifiedPeer {
     }
 }
 
-/// SHA-256 of a certificate's DER.
-pub fn fingerprint(cert_der: &[u8]) -> [u8; 32] {
+/// The fingerprint of a key: SHA-256 of its SubjectPublicKeyInfo, DER.
+pub fn key_fingerprint(spki_der: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
-    out.copy_from_slice(digest(&SHA256, cert_der).as_ref());
+    out.copy_from_slice(digest(&SHA256, spki_der).as_ref());
     out
+}
+
+/// The fingerprint of a certificate's key (see [`key_fingerprint`]): pins
+/// and safety numbers are on keys, so a certificate renewed for the same
+/// key is the same peer, and a new key is a change. Input that is not a
+/// certificate is hashed whole (it then matches no certificate's key).
+pub fn fingerprint(cert_der: &[u8]) -> [u8; 32] {
+    match X509Certificate::from_der(cert_der) {
+        Ok((_, cert)) => key_fingerprint(cert.public_key().raw),
+        Err(_) => key_fingerprint(cert_der),
+    }
 }
 
 impl VerifiedPeer {
@@ -139,7 +150,7 @@ impl VerifiedPeer {
         Ok(Self {
             name: name.clone(),
             cert_der: cert_der.to_vec(),
-            fingerprint: fingerprint(cert_der),
+            fingerprint: key_fingerprint(spki.raw),
             wrap_key,
             rsa_public,
         })
@@ -155,7 +166,7 @@ impl VerifiedPeer {
         &self.cert_der
     }
 
-    /// SHA-256 of the certificate.
+    /// The fingerprint of the certificate's key ([`key_fingerprint`]).
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
     }
@@ -197,9 +208,10 @@ impl VerifiedPeer {
     }
 }
 
-/// The safety number of two certificates: 60 digits in 12 groups of 5,
-/// the same whichever side computes it. Both users compare it over another
-/// channel; equal numbers mean each holds the other's real certificate.
+/// The safety number of two certificates' keys: 60 digits in 12 groups of
+/// 5, the same whichever side computes it. Both users compare it over
+/// another channel; equal numbers mean each holds the other's real key. A
+/// renewed certificate for the same key keeps the number.
 pub fn safety_number(cert_a: &[u8], cert_b: &[u8]) -> String {
     let (fa, fb) = (fingerprint(cert_a), fingerprint(cert_b));
     let (lo, hi) = if fa <= fb { (fa, fb) } else { (fb, fa) };

@@ -11,6 +11,9 @@ use super::{
     StoreError,
 };
 
+/// The version of the database layout (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
 /// The client's SQLite database.
 pub struct SqliteStore {
     db: Connection,
@@ -100,7 +103,36 @@ impl SqliteStore {
                  text TEXT NOT NULL
              );",
         )?;
-        Ok(Self { db, tightened })
+        let mut me = Self { db, tightened };
+        me.migrate()?;
+        Ok(me)
+    }
+
+    /// Brings an older database to [`SCHEMA_VERSION`]. Version 0 pinned
+    /// the SHA-256 of each certificate; version 1 pins its key, so every
+    /// pin is recomputed from the certificate stored beside it: the same
+    /// peers stay trusted, and a later renewal is silent.
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let version: i64 = self.db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let tx = self.db.transaction()?;
+        let pins: Vec<(String, Vec<u8>)> = {
+            let mut q = tx.prepare("SELECT name, cert FROM pins")?;
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        for (name, cert) in pins {
+            let fp = blindrelay_e2e::fingerprint(&cert);
+            tx.execute(
+                "UPDATE pins SET fingerprint = ?2 WHERE name = ?1",
+                params![name, &fp[..]],
+            )?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
+        tx.commit()?;
+        Ok(())
     }
 }
 
@@ -125,7 +157,15 @@ impl ClientStore for SqliteStore {
                 self.pin(name, fingerprint, cert, now_ms)?;
                 Ok(PinCheck::FirstUse)
             }
-            Some(p) if p.as_slice() == fingerprint => Ok(PinCheck::Match),
+            Some(p) if p.as_slice() == fingerprint => {
+                // The same key, perhaps in a renewed certificate: keep the
+                // current one.
+                self.db.execute(
+                    "UPDATE pins SET cert = ?2 WHERE name = ?1 AND cert != ?2",
+                    params![name.as_str(), cert],
+                )?;
+                Ok(PinCheck::Match)
+            }
             Some(p) => Ok(PinCheck::Changed {
                 pinned: <[u8; 32]>::try_from(p.as_slice()).unwrap_or([0; 32]),
             }),
@@ -336,6 +376,34 @@ mod tests {
     fn the_sqlite_store_keeps_the_contract() {
         conformance::pins_and_replays(&mut SqliteStore::in_memory().unwrap());
         conformance::outbox_and_history(&mut SqliteStore::in_memory().unwrap());
+    }
+
+    #[test]
+    fn pins_of_an_older_database_are_moved_to_the_key_and_stay_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let der = blindrelay_pki::store::read_cert_der(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../e2e/tests/vectors/users/bob.pem"
+        )))
+        .unwrap();
+        let bob = UserName::new("bob").unwrap();
+        {
+            // Version 0: the pin is the SHA-256 of the certificate.
+            let mut s = SqliteStore::open(&path).unwrap();
+            // (SHA-256 of the whole certificate.)
+            let old = blindrelay_e2e::key_fingerprint(&der);
+            assert_ne!(old, blindrelay_e2e::fingerprint(&der));
+            s.pin(&bob, &old, &der, 0).unwrap();
+            s.db.execute_batch("PRAGMA user_version = 0").unwrap();
+        }
+        let mut s = SqliteStore::open(&path).unwrap();
+        let key = blindrelay_e2e::fingerprint(&der);
+        assert_eq!(s.check_pin(&bob, &key, &der, 1).unwrap(), PinCheck::Match);
+        let version: i64 =
+            s.db.query_row("PRAGMA user_version", [], |r| r.get(0))
+                .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
     }
 
     #[test]

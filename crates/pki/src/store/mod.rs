@@ -392,6 +392,25 @@ impl PkiDir {
         })
     }
 
+    /// For tests and throwaway setups: renews the certificate of a user
+    /// made by [`PkiDir::issue`] for the key already in `users/NAME/`, the
+    /// way `enroll --renew` and `pki sign --renew` do.
+    pub fn renew(&self, name: &UserName, days: u32) -> Result<SignedRecord, PkiError> {
+        let dir = self.user_dir(name);
+        dir.enroll(&Subject::Identity(name.clone()), true)?;
+        let request = CheckedRequest::from_pem(
+            &fs::read(dir.request_path()).map_err(io_err(&dir.request_path()))?,
+            crate::request::Expect::User,
+        )?;
+        let signed = self.sign(&request, days, true)?;
+        write_file(
+            &dir.cert_path(),
+            signed.cert_pem.as_bytes(),
+            PUBLIC_FILE_MODE,
+        )?;
+        Ok(signed)
+    }
+
     /// For tests and the demo: a relay certificate for `hosts` with a key
     /// made here, as `server.pem` and `server-key.pem` in this directory.
     pub fn issue_relay(&self, hosts: &[String]) -> Result<(), PkiError> {
