@@ -64,14 +64,22 @@ impl ClientConfig {
         })
     }
 
-    /// Loads the CA (and CRL) the client trusts.
+    /// Loads the CA the client trusts. The CRL is offered to the client
+    /// core separately ([`ClientConfig::read_crl`]), which keeps the newest
+    /// it accepted.
     pub fn trust_root(&self) -> Result<TrustRoot, ClientError> {
         let ca = blindrelay_pki::store::read_cert_der(&self.ca)?;
-        let mut root = TrustRoot::new(ca)?;
-        if let Some(crl) = &self.crl {
-            root = root.with_crl(blindrelay_pki::store::read_crl_der(crl)?)?;
+        Ok(TrustRoot::new(ca)?)
+    }
+
+    /// The CRL file's contents (DER), if a CRL file is configured and
+    /// exists.
+    pub fn read_crl(&self) -> Option<Result<Vec<u8>, ClientError>> {
+        let path = self.crl.as_ref()?;
+        if !path.exists() {
+            return None;
         }
-        Ok(root)
+        Some(blindrelay_pki::store::read_crl_der(path).map_err(ClientError::from))
     }
 
     /// Loads and checks the user's certificate and key.

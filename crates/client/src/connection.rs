@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::core::{ClientCore, Step};
+use crate::core::{ClientCore, CrlSource, Step};
 use crate::event::Event;
 use crate::handle::{ClientHandle, Command};
 use crate::store::ClientStore;
@@ -35,7 +35,8 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 pub const COMMAND_QUEUE: usize = 64;
 /// Events queued for the user interface (the reader waits when it is full).
 pub const EVENT_QUEUE: usize = 1024;
-/// Housekeeping interval (reassembly expiry, replay-cache pruning).
+/// Housekeeping interval (reassembly expiry, replay-cache pruning, a look
+/// at the CRL file).
 pub const TICK: Duration = Duration::from_secs(5);
 /// How often acknowledgements are flushed.
 pub const ACK_FLUSH: Duration = Duration::from_millis(200);
@@ -131,9 +132,14 @@ pub async fn connect(
         &cfg.ca, &cfg.cert, &cfg.key,
     )?);
     let mut core = ClientCore::new(me, root, store, cfg.policy);
+    // The newest CRL this client accepted before, then the file (which
+    // may be newer, never older).
+    let mut crl_file = CrlFile::default();
+    let mut crl_events = core.load_stored_crl(unix_ms());
+    crl_events.extend(crl_file.poll(cfg, &mut core));
     let (reader, writer, first_events) = open_session(cfg, &tls, &mut core).await?;
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-    for e in tightened.into_iter().chain(first_events) {
+    for e in tightened.into_iter().chain(crl_events).chain(first_events) {
         let _ = ev_tx.send(e).await;
     }
     let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
@@ -148,6 +154,7 @@ pub async fn connect(
         commands: cmd_rx,
         events: ev_tx,
         backoff: Backoff::default(),
+        crl_file,
     };
     tokio::spawn(task.supervise((reader, writer)));
     Ok((handle, ev_rx))
@@ -274,6 +281,34 @@ struct Task {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     backoff: Backoff,
+    crl_file: CrlFile,
+}
+
+/// The CRL file, watched: what it looked like when last read.
+#[derive(Default)]
+struct CrlFile {
+    stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+impl CrlFile {
+    /// Reads the CRL file if it changed since the last look, and offers it
+    /// to the core.
+    fn poll(&mut self, cfg: &ClientConfig, core: &mut ClientCore) -> Vec<Event> {
+        let stamp = cfg
+            .crl
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if stamp.is_none() || stamp == self.stamp {
+            return Vec::new();
+        }
+        self.stamp = stamp;
+        match cfg.read_crl() {
+            None => Vec::new(),
+            Some(Ok(der)) => core.offer_crl(&der, CrlSource::File, unix_ms()),
+            Some(Err(e)) => vec![Event::Warning(format!("crl.pem: {e}"))],
+        }
+    }
 }
 
 /// Passes events to the user interface; false once it has gone.
@@ -478,7 +513,9 @@ impl Task {
                     }
                 }
                 _ = tick.tick() => {
-                    for e in self.core.tick(unix_ms()) {
+                    let mut events = self.crl_file.poll(&self.cfg, &mut self.core);
+                    events.extend(self.core.tick(unix_ms()));
+                    for e in events {
                         let _ = self.events.send(e).await;
                     }
                 }

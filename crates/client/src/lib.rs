@@ -30,7 +30,7 @@ pub mod store;
 
 pub use config::ClientConfig;
 pub use connection::connect;
-pub use core::ClientCore;
+pub use core::{ClientCore, CrlSource};
 pub use error::ClientError;
 pub use event::{Event, UndeliveredReason};
 pub use handle::ClientHandle;

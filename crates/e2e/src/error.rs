@@ -113,4 +113,8 @@ pub enum PeerError {
     /// The key is not an RSA key of at least 2048 bits.
     #[error("unusable key: not an RSA key of at least 2048 bits")]
     KeyType,
+    /// The client's CRL is not from the CA, or no longer current: no
+    /// certificate can be checked for revocation, so none is accepted.
+    #[error("the client's CRL is unusable: {0}")]
+    Crl(blindrelay_pki::crl::CrlError),
 }

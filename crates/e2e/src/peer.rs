@@ -20,12 +20,16 @@ use webpki::{BorrowedCertRevocationList, CertRevocationList, RevocationOptionsBu
 use x509_parser::prelude::*;
 
 use crate::error::{E2eError, PeerError};
+use blindrelay_pki::crl::CheckedCrl;
 
-/// What a client trusts: the CA certificate and, optionally, CRLs.
+/// What a client trusts: the CA certificate and, optionally, the CA's CRL.
+/// With a CRL, every certificate is checked against it, and none is
+/// accepted once the CRL is no longer current (see
+/// `blindrelay_pki::crl`).
 #[derive(Clone)]
 pub struct TrustRoot {
     ca_der: Vec<u8>,
-    crls: Vec<Vec<u8>>,
+    crl: Option<CheckedCrl>,
 }
 
 impl TrustRoot {
@@ -33,17 +37,27 @@ impl TrustRoot {
     pub fn new(ca_der: Vec<u8>) -> Result<Self, PeerError> {
         webpki::anchor_from_trusted_cert(&CertificateDer::from(ca_der.as_slice()))
             .map_err(PeerError::TrustRoot)?;
-        Ok(Self {
-            ca_der,
-            crls: Vec::new(),
-        })
+        Ok(Self { ca_der, crl: None })
     }
 
-    /// Also checks certificates against this CRL (DER).
-    pub fn with_crl(mut self, crl_der: Vec<u8>) -> Result<Self, PeerError> {
-        BorrowedCertRevocationList::from_der(&crl_der).map_err(PeerError::TrustRoot)?;
-        self.crls.push(crl_der);
-        Ok(self)
+    /// Also checks certificates against this CRL (DER), which must be
+    /// signed by the CA. Whether it is current is checked at each
+    /// verification.
+    pub fn with_crl(self, crl_der: Vec<u8>) -> Result<Self, PeerError> {
+        let crl = CheckedCrl::signed(&crl_der, &self.ca_der).map_err(PeerError::Crl)?;
+        Ok(self.with_checked_crl(crl))
+    }
+
+    /// Checks certificates against `crl` (its signature already verified
+    /// against this CA).
+    pub fn with_checked_crl(mut self, crl: CheckedCrl) -> Self {
+        self.crl = Some(crl);
+        self
+    }
+
+    /// The CRL in use, if any.
+    pub fn crl(&self) -> Option<&CheckedCrl> {
+        self.crl.as_ref()
     }
 
     /// The CA certificate, DER.
@@ -100,10 +114,14 @@ impl VerifiedPeer {
         let anchor = webpki::anchor_from_trusted_cert(&ca_der).map_err(PeerError::TrustRoot)?;
         let ee_der = CertificateDer::from(cert_der);
         let ee = webpki::EndEntityCert::try_from(&ee_der).map_err(PeerError::Rejected)?;
+        if let Some(crl) = &root.crl {
+            let now = i64::try_from(now_unix).unwrap_or(i64::MAX);
+            crl.current_at(now).map_err(PeerError::Crl)?;
+        }
         let crls = root
-            .crls
+            .crl
             .iter()
-            .map(|c| BorrowedCertRevocationList::from_der(c).map(CertRevocationList::from))
+            .map(|c| BorrowedCertRevocationList::from_der(c.der()).map(CertRevocationList::from))
             .collect::<Result<Vec<_>, _>>()
             .map_err(PeerError::TrustRoot)?;
         let crl_refs: Vec<&CertRevocationList<'_>> = crls.iter().collect();

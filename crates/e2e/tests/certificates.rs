@@ -35,15 +35,59 @@ fn certificates_are_only_trusted_after_verification() {
     let server = blindrelay_pki::store::read_cert_der(&f.pki.server_cert_path()).unwrap();
     assert!(VerifiedPeer::verify(&n("localhost"), &server, &f.root, NOW_S).is_err());
     // Revoked, when the client has the CRL.
-    let (_d, p2) = pki_with(&["dave"]);
-    p2.revoke_user(&n("dave")).unwrap();
-    let root2 = TrustRoot::new(blindrelay_pki::store::read_cert_der(&p2.ca_cert_path()).unwrap())
-        .unwrap()
-        .with_crl(blindrelay_pki::store::read_crl_der(&p2.crl_path()).unwrap())
-        .unwrap();
+    let (_d, p2) = pki_with(&["dave", "erin"]);
+    let (serial, _) = p2.revoke_user(&n("dave")).unwrap();
+    let root2 =
+        || TrustRoot::new(blindrelay_pki::store::read_cert_der(&p2.ca_cert_path()).unwrap());
+    let crl = |next: i64| {
+        let at = |s: i64| time::OffsetDateTime::from_unix_timestamp(s).unwrap();
+        let pem = p2
+            .load_ca()
+            .unwrap()
+            .sign_crl_for(
+                std::slice::from_ref(&serial),
+                9,
+                at(next - 30 * 86_400),
+                at(next),
+            )
+            .unwrap();
+        rustls_pki_types::CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    };
+    use rustls_pki_types::pem::PemObject;
+    let now = NOW_S as i64;
+    let current = root2().unwrap().with_crl(crl(now + 86_400)).unwrap();
     assert!(matches!(
-        VerifiedPeer::verify(&n("dave"), &cert(&p2, "dave"), &root2, NOW_S),
+        VerifiedPeer::verify(&n("dave"), &cert(&p2, "dave"), &current, NOW_S),
         Err(PeerError::Rejected(webpki::Error::CertRevoked))
+    ));
+    assert!(VerifiedPeer::verify(&n("erin"), &cert(&p2, "erin"), &current, NOW_S).is_ok());
+    // A CRL past its nextUpdate and grace: no certificate is accepted, not
+    // even one it does not list.
+    let grace = blindrelay_pki::crl::CRL_GRACE_SECS;
+    let stale = root2().unwrap().with_crl(crl(now - grace - 1)).unwrap();
+    assert!(matches!(
+        VerifiedPeer::verify(&n("erin"), &cert(&p2, "erin"), &stale, NOW_S),
+        Err(PeerError::Crl(
+            blindrelay_pki::crl::CrlError::Expired { .. }
+        ))
+    ));
+    let late = root2().unwrap().with_crl(crl(now - grace)).unwrap();
+    assert!(VerifiedPeer::verify(&n("erin"), &cert(&p2, "erin"), &late, NOW_S).is_ok());
+    // Another CA's CRL is not taken at all.
+    assert!(matches!(
+        root2()
+            .unwrap()
+            .with_crl(crl(now))
+            .unwrap()
+            .crl()
+            .map(|c| c.number()),
+        Some(9)
+    ));
+    assert!(matches!(
+        f.root.clone().with_crl(crl(now)),
+        Err(PeerError::Crl(blindrelay_pki::crl::CrlError::NotFromCa))
     ));
 }
 

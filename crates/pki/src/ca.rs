@@ -29,9 +29,10 @@ pub const SERVER_VALIDITY_DAYS: u32 = 365;
 pub const DEFAULT_USER_VALIDITY_DAYS: u32 = 90;
 /// Longest validity `pki sign --days` accepts.
 pub const MAX_VALIDITY_DAYS: u32 = 825;
-/// How long a freshly signed CRL claims to be current. The relay re-reads
-/// `crl.pem` whenever it changes and does not enforce `nextUpdate`.
-pub const CRL_VALIDITY_DAYS: i64 = 365;
+/// How long a freshly signed CRL claims to be current (its `nextUpdate`).
+/// Relays and clients use it until [`crate::crl::CRL_GRACE_SECS`] later,
+/// then refuse it: sign a fresh one (`pki crl`) before.
+pub const CRL_VALIDITY_DAYS: i64 = 30;
 /// notBefore is set this far in the past to tolerate clock skew.
 pub const BACKDATE: Duration = Duration::minutes(5);
 
@@ -291,9 +292,27 @@ impl CertificateAuthority {
     /// given CRL number. Returns PEM.
     pub fn sign_crl(&self, revoked: &[Vec<u8>], number: u64) -> Result<String, PkiError> {
         let now = OffsetDateTime::now_utc();
+        self.sign_crl_for(
+            revoked,
+            number,
+            now - BACKDATE,
+            now + Duration::days(CRL_VALIDITY_DAYS),
+        )
+    }
+
+    /// [`CertificateAuthority::sign_crl`] with explicit `thisUpdate` and
+    /// `nextUpdate` (tests build stale and future-dated CRLs with it).
+    pub fn sign_crl_for(
+        &self,
+        revoked: &[Vec<u8>],
+        number: u64,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+    ) -> Result<String, PkiError> {
+        let now = OffsetDateTime::now_utc();
         let params = CertificateRevocationListParams {
-            this_update: now - BACKDATE,
-            next_update: now + Duration::days(CRL_VALIDITY_DAYS),
+            this_update,
+            next_update,
             crl_number: SerialNumber::from(number),
             issuing_distribution_point: None,
             revoked_certs: revoked

@@ -15,6 +15,8 @@
 //! * [`cert`]: reading certificates and CRLs: the identity (CN) of a user
 //!   certificate, serials, validity, revoked serials.
 //! * [`key`]: private keys as a type without `Debug` that is zeroized on drop.
+//! * [`crl`]: a CRL that holds: signed by the CA, current (with a grace
+//!   after `nextUpdate`), and never replaced by an older one.
 //! * [`files`]: private directories and files (0700, 0600), for the keys and
 //!   for the client's and the relay's databases.
 //!
@@ -23,6 +25,7 @@
 
 pub mod ca;
 pub mod cert;
+pub mod crl;
 pub mod files;
 pub mod key;
 pub mod layout;

@@ -79,6 +79,14 @@ pub enum ServerError {
     /// The PKI files could not be loaded.
     #[error(transparent)]
     Pki(#[from] blindrelay_pki::PkiError),
+    /// The CRL is not usable (not from the CA, expired, a rollback).
+    #[error("{path}: {error}")]
+    Crl {
+        /// The CRL file.
+        path: PathBuf,
+        /// Why it was refused.
+        error: blindrelay_pki::crl::CrlError,
+    },
     /// TLS material could not be loaded.
     #[error(transparent)]
     Net(#[from] blindrelay_net::NetError),

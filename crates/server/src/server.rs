@@ -78,6 +78,8 @@ pub struct Server {
     shared: Arc<Shared>,
     pki: PkiDir,
     reload: Arc<Notify>,
+    /// The CRL loaded at start, handed to the watcher.
+    crl: blindrelay_pki::crl::CheckedCrl,
 }
 
 /// Lets the owner of a running server ask for a CRL reload (SIGHUP).
@@ -108,7 +110,10 @@ impl Server {
         store: impl MessageStore,
     ) -> Result<Self, ServerError> {
         config.validate()?;
-        let (tls, revoked) = crate::crl::build_tls(&pki)?;
+        let now = i64::try_from(blindrelay_net::clock::unix_ms() / 1000).unwrap_or(i64::MAX);
+        let crl = crate::crl::load_crl(&pki, now)?;
+        let tls = crate::crl::build_tls(&pki, &crl)?;
+        let revoked = crl.revoked().clone();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -126,6 +131,7 @@ impl Server {
             shared: Arc::new(Shared::new(config, registry, store, tls)),
             pki,
             reload: Arc::new(Notify::new()),
+            crl,
         })
     }
 
@@ -156,6 +162,7 @@ impl Server {
             shared,
             pki,
             reload,
+            crl,
         } = self;
         let cfg = shared.config.clone();
         let (notify_shutdown, _) = broadcast::channel::<()>(1);
@@ -163,7 +170,7 @@ impl Server {
         let limit = Arc::new(Semaphore::new(cfg.max_connections));
         let handshakes = HandshakeCounts::default();
 
-        let watcher = tokio::spawn(crate::crl::watch(shared.clone(), pki, reload));
+        let watcher = tokio::spawn(crate::crl::watch(shared.clone(), pki, reload, crl));
         let sweeper = tokio::spawn(crate::delivery::sweep_expired(shared.clone()));
 
         let accept_loop = async {
@@ -233,6 +240,10 @@ async fn handshake(
     shutdown: broadcast::Receiver<()>,
     done: mpsc::Sender<()>,
 ) {
+    if shared.crl_expired() {
+        warn!(target: SECURITY, %peer, "connection refused: the relay's CRL expired, so revocations cannot be checked");
+        return;
+    }
     let limit = Duration::from_millis(shared.config.handshake_timeout_ms);
     let acceptor = TlsAcceptor::from(shared.tls());
     let result = timeout(limit, acceptor.accept(tcp)).await;

@@ -7,6 +7,7 @@
 //! several of them at once (the accept loop, sessions, delivery, the CRL
 //! watcher) sits above it and holds an `Arc<Shared>`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rustls::ServerConfig;
@@ -27,6 +28,9 @@ pub(crate) struct Shared {
     tls: RwLock<Arc<ServerConfig>>,
     /// What the relay sees, logged and observed.
     pub observer: Observer,
+    /// True while the CRL in use is past its nextUpdate and grace: every
+    /// new login is refused.
+    crl_expired: AtomicBool,
 }
 
 impl Shared {
@@ -43,7 +47,18 @@ impl Shared {
             store,
             write_behind: WriteBehind::default(),
             tls: RwLock::new(Arc::new(tls)),
+            crl_expired: AtomicBool::new(false),
         }
+    }
+
+    /// True while logins are refused because the CRL expired.
+    pub(crate) fn crl_expired(&self) -> bool {
+        self.crl_expired.load(Ordering::Acquire)
+    }
+
+    /// Sets whether the CRL expired; returns the previous value.
+    pub(crate) fn set_crl_expired(&self, expired: bool) -> bool {
+        self.crl_expired.swap(expired, Ordering::AcqRel)
     }
 
     /// The TLS configuration new handshakes use.

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 
 use blindrelay_e2e::{TrustRoot, VerifiedPeer, safety_number};
+use blindrelay_pki::crl::{CheckedCrl, CrlError};
 use blindrelay_wire::UserName;
 use blindrelay_wire::codec::hex;
 
@@ -174,6 +175,44 @@ impl Peers {
                     pinned: hex(&pinned),
                     offered: fp,
                 });
+            }
+        }
+    }
+
+    /// The CRL in use, if any.
+    pub(crate) fn crl(&self) -> Option<&CheckedCrl> {
+        self.root.crl()
+    }
+
+    /// Takes `der` as the CRL if the CA signed it and it may replace the
+    /// one in use (a higher number; the same CRL is no change). Returns
+    /// the CRL if it is new. It is taken even if it is no longer current:
+    /// then no peer verifies until a fresh one arrives.
+    pub(crate) fn offer_crl(&mut self, der: &[u8]) -> Result<Option<CheckedCrl>, CrlError> {
+        let crl = CheckedCrl::signed(der, self.root.ca_der())?;
+        if let Some(current) = self.root.crl() {
+            crl.may_replace(current)?;
+            if crl.der() == current.der() {
+                return Ok(None);
+            }
+        }
+        self.root = self.root.clone().with_checked_crl(crl.clone());
+        Ok(Some(crl))
+    }
+
+    /// Verifies every known peer again (after the CRL changed or expired):
+    /// a certificate that no longer verifies loses its trust, loudly.
+    pub(crate) fn reverify(&mut self, now_ms: u64, events: &mut Vec<Event>) {
+        let root = &self.root;
+        for (name, p) in self.map.iter_mut() {
+            for slot in [&mut p.trusted, &mut p.pending] {
+                let Some(v) = slot.as_ref() else { continue };
+                if let Err(e) = VerifiedPeer::verify(name, v.cert_der(), root, now_ms / 1000) {
+                    events.push(Event::Warning(format!(
+                        "REFUSED the certificate of {name} now: {e}. Nothing will be sent to or accepted from it."
+                    )));
+                    *slot = None;
+                }
             }
         }
     }

@@ -23,6 +23,7 @@ pub struct MemoryStore {
     seen: HashMap<(UserName, MessageId), u64>,
     outbox: BTreeMap<MessageId, OutboxRow>,
     history: VecDeque<HistoryEntry>,
+    crl: Option<Vec<u8>>,
 }
 
 fn cap(n: u64) -> usize {
@@ -163,6 +164,15 @@ impl ClientStore for MemoryStore {
     fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let skip = self.history.len().saturating_sub(n);
         Ok(self.history.iter().skip(skip).cloned().collect())
+    }
+
+    fn crl(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.crl.clone())
+    }
+
+    fn set_crl(&mut self, der: &[u8]) -> Result<(), StoreError> {
+        self.crl = Some(der.to_vec());
+        Ok(())
     }
 }
 

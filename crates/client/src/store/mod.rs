@@ -140,6 +140,13 @@ pub trait ClientStore: Send {
     fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError>;
     /// The last `n` history entries, oldest first.
     fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError>;
+
+    /// The newest CRL the client accepted (DER), kept so that an older one
+    /// is never taken after a restart.
+    fn crl(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keeps `der` as the newest CRL (the caller checked it may replace
+    /// the one kept).
+    fn set_crl(&mut self, der: &[u8]) -> Result<(), StoreError>;
 }
 
 /// Runs the same checks against any [`ClientStore`]: both implementations
@@ -173,6 +180,10 @@ pub(crate) mod conformance {
             PinCheck::Match
         );
         assert!(s.record_seen(&bob, &id, 1000).unwrap());
+        assert_eq!(s.crl().unwrap(), None);
+        s.set_crl(b"first").unwrap();
+        s.set_crl(b"second").unwrap();
+        assert_eq!(s.crl().unwrap().as_deref(), Some(&b"second"[..]));
         assert!(!s.record_seen(&bob, &id, 1000).unwrap());
         assert!(s.seen(&bob, &id).unwrap());
         assert!(!s.seen(&n("carol"), &id).unwrap());

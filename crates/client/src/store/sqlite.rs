@@ -101,6 +101,10 @@ impl SqliteStore {
                  peer TEXT NOT NULL,
                  room INTEGER NOT NULL,
                  text TEXT NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS crl (
+                 id INTEGER PRIMARY KEY CHECK (id = 1),
+                 der BLOB NOT NULL
              );",
         )?;
         let mut me = Self { db, tightened };
@@ -364,6 +368,21 @@ impl ClientStore for SqliteStore {
         }
         out.reverse();
         Ok(out)
+    }
+
+    fn crl(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .query_row("SELECT der FROM crl WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_crl(&mut self, der: &[u8]) -> Result<(), StoreError> {
+        self.db.execute(
+            "INSERT INTO crl (id, der) VALUES (1, ?1) ON CONFLICT(id) DO UPDATE SET der = ?1",
+            params![der],
+        )?;
+        Ok(())
     }
 }
 

@@ -579,3 +579,5 @@ fn the_replay_cache_forgets_a_message_only_once_a_copy_would_be_too_old_anyway()
     assert_eq!(warnings(&events).len(), 1);
     assert!(warnings(&events)[0].contains("too old"), "{events:?}");
 }
+
+mod crl;
