@@ -78,6 +78,7 @@ async fn reaction(
                     Message::Welcome(_)
                     | Message::Peer { .. }
                     | Message::DirectoryEnd { .. }
+                    | Message::Crl { .. }
                     | Message::PeerLeft { .. },
                 ) => {}
                 Ok(other) if goodbye.is_none() => {

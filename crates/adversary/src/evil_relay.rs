@@ -40,6 +40,10 @@ pub enum Tamper {
     /// labelled as receipts, receipts as texts. (The fragments remembered
     /// for replays keep their true flags.)
     FlipReceiptFlag,
+    /// Hands every client this CRL (DER: genuine, signed by the CA, but
+    /// older than the current one) in the login sequence, to bring a
+    /// revoked user back.
+    OldCrl(Vec<u8>),
     /// Offers `cert_der` as `victim`'s certificate in the directory.
     SwapCert {
         /// Whose key is replaced.
@@ -224,6 +228,11 @@ async fn serve(
                 store_ttl_s: g.store_ttl_s,
             }),
         );
+        if let Tamper::OldCrl(der) = &tamper {
+            for m in blindrelay_wire::crl_messages(der).unwrap_or_default() {
+                send(&tx, &m);
+            }
+        }
         let mut count = 0u16;
         for (n, other) in &g.sessions {
             send(

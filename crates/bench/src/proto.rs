@@ -219,7 +219,7 @@ pub async fn connect(
     };
     match kind {
         Kind::Relay | Kind::RelayMem => {
-            // Welcome, the directory, DirectoryEnd.
+            // Welcome, the CRL, the directory, DirectoryEnd.
             loop {
                 let mut f = [0u8; FRAME_LEN];
                 c.r.read_exact(&mut f).await?;

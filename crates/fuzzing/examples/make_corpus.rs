@@ -137,6 +137,14 @@ fn messages(cert: &[u8]) -> Vec<(&'static str, Message)> {
         ("directory-end", Message::DirectoryEnd { count: 3 }),
         ("peer-left", Message::PeerLeft { name: n("bob") }),
         (
+            "crl",
+            Message::Crl {
+                index: 0,
+                count: 1,
+                chunk: vec![0x30, 0x82, 0x01, 0x00],
+            },
+        ),
+        (
             "goodbye",
             Message::Goodbye {
                 code: GoodbyeCode::RateLimited,

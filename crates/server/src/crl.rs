@@ -126,6 +126,7 @@ pub(crate) async fn watch(
                 current = crl;
                 let revoked = current.revoked().clone();
                 shared.set_tls(cfg);
+                shared.registry.set_crl(current.der());
                 check_expiry(&shared, &current);
                 let n = shared.registry.kill_revoked(&revoked);
                 let gone = shared.registry.forget_revoked(&revoked);

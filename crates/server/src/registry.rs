@@ -85,6 +85,9 @@ struct Inner {
     /// Serials in the current CRL: refused at login even if the handshake
     /// was verified against an older CRL.
     revoked: Revoked,
+    /// The CA's current CRL, as the CRL frames every client gets in its
+    /// login sequence (and again when it changes).
+    crl_frames: Vec<Outbound>,
     next_id: u64,
 }
 
@@ -262,6 +265,7 @@ impl Registry {
         // becomes routable, so nothing can overtake it: Welcome, every other
         // user (online, then offline), DirectoryEnd.
         let mut hello: Vec<Message> = vec![Message::Welcome(welcome.clone())];
+        let crl_frames = g.crl_frames.clone();
         for (n, i) in g.online.iter().filter(|(n, _)| *n != name) {
             hello.push(Message::Peer {
                 event: PeerEvent::Listed,
@@ -282,11 +286,15 @@ impl Registry {
         }
         let listed = u16::try_from(hello.len() - 1).unwrap_or(u16::MAX);
         hello.push(Message::DirectoryEnd { count: listed });
-        let (tx, rx) = mpsc::channel::<Outbound>(hello.len() + self.queue);
-        for m in &hello {
-            if let Some(f) = encode(m) {
-                let _ = tx.try_send(f);
-            }
+        let (tx, rx) = mpsc::channel::<Outbound>(hello.len() + crl_frames.len() + self.queue);
+        let mut frames = hello.iter().filter_map(encode);
+        // Welcome, the CRL, the directory: a client checks the directory's
+        // certificates against the newest CRL it can have.
+        if let Some(welcome) = frames.next() {
+            let _ = tx.try_send(welcome);
+        }
+        for f in crl_frames.into_iter().chain(frames) {
+            let _ = tx.try_send(f);
         }
         let previous_cert = g.online.get(name).map(|i| i.cert_der.clone());
         let handle = SessionHandle {
@@ -465,6 +473,29 @@ impl Registry {
             }
         }
         report
+    }
+
+    /// Keeps the CA's current CRL (DER) for every login sequence, and
+    /// sends it to every session now.
+    pub(crate) fn set_crl(&self, der: &[u8]) {
+        let frames: Vec<Outbound> = match blindrelay_wire::crl_messages(der) {
+            Ok(m) => m.iter().filter_map(encode).collect(),
+            Err(e) => {
+                warn!(error = %e, "the CRL does not fit in CRL frames; clients will not get it from the relay");
+                Vec::new()
+            }
+        };
+        let mut g = self.lock();
+        for (n, ident) in &g.online {
+            for s in &ident.sessions {
+                for f in &frames {
+                    if !s.offer(n, f) {
+                        break;
+                    }
+                }
+            }
+        }
+        g.crl_frames = frames;
     }
 
     /// Records the CRL and closes every session whose certificate serial is

@@ -126,6 +126,7 @@ impl Server {
         registry.load_known(store.users().await?);
         registry.kill_revoked(&revoked);
         registry.forget_revoked(&revoked);
+        registry.set_crl(crl.der());
         Ok(Self {
             listener,
             shared: Arc::new(Shared::new(config, registry, store, tls)),

@@ -11,7 +11,7 @@ use blindrelay_server::{Server, ServerError};
 use blindrelay_testkit::raw::RawClient;
 use blindrelay_testkit::relay::config;
 use blindrelay_testkit::{TestPki, TestRelay, logs};
-use blindrelay_wire::{GoodbyeCode, UserName};
+use blindrelay_wire::{GoodbyeCode, Message, UserName};
 use time::OffsetDateTime;
 
 fn n(s: &str) -> UserName {
@@ -31,6 +31,52 @@ fn write_crl(pki: &TestPki, number: u64, next_in: i64) {
         .sign_crl_for(&[], number, this, next)
         .unwrap();
     write_file(&pki.pki.crl_path(), pem.as_bytes(), PUBLIC_FILE_MODE).unwrap();
+}
+
+/// Reads the CRL frames the relay sends next, joined.
+async fn read_crl(c: &mut RawClient) -> Vec<u8> {
+    let mut der = Vec::new();
+    loop {
+        match c.recv().await.unwrap() {
+            Message::Crl {
+                index,
+                count,
+                chunk,
+            } => {
+                assert_eq!(
+                    usize::from(index),
+                    der.len() / blindrelay_wire::CRL_CHUNK_MAX
+                );
+                der.extend_from_slice(&chunk);
+                if index + 1 == count {
+                    return der;
+                }
+            }
+            Message::Peer { .. } | Message::PeerLeft { .. } => {}
+            other => panic!("expected the CRL, got {other:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_hands_out_the_current_crl_at_login_and_when_it_changes() {
+    let pki = TestPki::new(&["alice", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut c = RawClient::connect_raw(server.addr, &pki, "alice")
+        .await
+        .unwrap();
+    assert!(matches!(c.recv().await.unwrap(), Message::Welcome(_)));
+    // Right after the welcome, before the directory.
+    let crl_der = |p: &TestPki| blindrelay_pki::store::read_crl_der(&p.pki.crl_path()).unwrap();
+    assert_eq!(read_crl(&mut c).await, crl_der(&pki));
+    assert!(matches!(
+        c.recv().await.unwrap(),
+        Message::DirectoryEnd { count: 0 }
+    ));
+    // A revocation: the new CRL reaches the sessions still connected.
+    pki.pki.revoke_user(&n("bob")).unwrap();
+    assert_eq!(read_crl(&mut c).await, crl_der(&pki));
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,7 +20,7 @@ async fn directory_of(addr: std::net::SocketAddr, pki: &TestPki) -> Vec<(String,
     let mut out = Vec::new();
     loop {
         match c.recv().await.unwrap() {
-            Message::Welcome(_) => {}
+            Message::Welcome(_) | Message::Crl { .. } => {}
             Message::Peer { name, cert_der, .. } => out.push((name.to_string(), cert_der)),
             Message::DirectoryEnd { .. } => return out,
             other => panic!("expected the directory, got {other:?}"),

@@ -74,6 +74,7 @@ impl RawClient {
         loop {
             match c.recv().await? {
                 Message::Peer { name, .. } => c.directory.push(name),
+                Message::Crl { .. } => {}
                 Message::DirectoryEnd { count } if usize::from(count) == c.directory.len() => {
                     return Ok(c);
                 }
@@ -169,7 +170,7 @@ impl RawClient {
     pub async fn recv_skip_presence(&mut self) -> Result<Message, KitError> {
         loop {
             match self.recv().await? {
-                Message::Peer { .. } | Message::PeerLeft { .. } => continue,
+                Message::Peer { .. } | Message::PeerLeft { .. } | Message::Crl { .. } => continue,
                 Message::Status {
                     kind: StatusKind::Stored { .. },
                     ..
@@ -189,7 +190,9 @@ impl RawClient {
             }
             match self.try_recv(left).await? {
                 None => return Ok(()),
-                Some(Message::Peer { .. } | Message::PeerLeft { .. }) => continue,
+                Some(Message::Peer { .. } | Message::PeerLeft { .. } | Message::Crl { .. }) => {
+                    continue;
+                }
                 Some(Message::Status {
                     kind: StatusKind::Stored { .. },
                     ..

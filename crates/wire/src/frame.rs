@@ -77,6 +77,8 @@ frame_types! {
     PeerLeft = 0x33,
     /// Either direction: the sender is closing the connection, with a reason.
     Goodbye = 0x34,
+    /// Server to client: one chunk of the CA's current CRL.
+    Crl = 0x35,
 }
 
 impl FrameType {
@@ -247,7 +249,7 @@ mod tests {
                 Err(e) => assert_eq!(e, WireError::UnknownType(b)),
             }
         }
-        assert_eq!(FrameType::ALL.len(), 12);
+        assert_eq!(FrameType::ALL.len(), 13);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //!   inside the relay's limits;
 //! * [`receive`]: the pipeline from a DELIVER fragment to what to show and
 //!   what to acknowledge;
-//! * [`receipts`]: the end-to-end receipts owed and sent.
+//! * [`receipts`]: the end-to-end receipts owed and sent;
+//! * [`revocation`]: the CRL in use: offered from the store, the file and
+//!   the relay, never older than the one before.
 //!
 //! Delivery is at least once: every outgoing message goes to the outbox
 //! before it is sent, and is sent again after a reconnect until the relay
@@ -22,6 +24,7 @@
 pub mod peers;
 pub mod receipts;
 pub mod receive;
+pub mod revocation;
 pub mod send;
 
 use std::collections::VecDeque;
@@ -39,6 +42,7 @@ use crate::store::{ClientStore, HistoryEntry, Outgoing};
 use peers::Peers;
 use receipts::Receipts;
 use receive::{Context, Inbox};
+pub use revocation::CrlSource;
 use send::{SendWindow, joined, messages_in, seal_frames};
 
 /// What handling one input produced: events for the user, frames for the
@@ -67,27 +71,8 @@ pub struct ClientCore {
     policy: Policy,
     /// True once the user was told that the CRL in use expired.
     crl_expiry_told: bool,
-}
-
-/// Where a CRL offered to the core came from (for what the user is told).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CrlSource {
-    /// The newest CRL this client accepted before (its database).
-    Stored,
-    /// The CRL file in the user's directory.
-    File,
-    /// Handed out by the relay (which cannot forge or roll it back).
-    Relay,
-}
-
-impl std::fmt::Display for CrlSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            CrlSource::Stored => "the stored CRL",
-            CrlSource::File => "crl.pem",
-            CrlSource::Relay => "the relay's CRL",
-        })
-    }
+    /// The relay's CRL, as its chunks arrive.
+    crl_chunks: revocation::CrlChunks,
 }
 
 fn random_id() -> Result<MessageId, ClientError> {
@@ -117,51 +102,7 @@ impl ClientCore {
             resend: VecDeque::new(),
             keepalive_ms: 20_000,
             crl_expiry_told: false,
-        }
-    }
-
-    /// Offers a CRL (DER): taken if the CA signed it and it is not older
-    /// than the one in use (a rollback is refused and said); kept in the
-    /// store; every peer is verified again against it.
-    pub fn offer_crl(&mut self, der: &[u8], source: CrlSource, now_ms: u64) -> Vec<Event> {
-        let mut events = Vec::new();
-        match self.peers.offer_crl(der) {
-            Ok(None) => {}
-            Ok(Some(crl)) => {
-                if source != CrlSource::Stored
-                    && let Err(e) = self.store.set_crl(crl.der())
-                {
-                    events.push(Event::Warning(format!("cannot keep the new CRL: {e}")));
-                }
-                self.crl_expiry_told = false;
-                self.check_crl(now_ms, &mut events);
-                self.peers.reverify(now_ms, &mut events);
-            }
-            Err(e) => events.push(Event::Warning(format!("{source} refused: {e}"))),
-        }
-        events
-    }
-
-    /// Takes the CRL kept in the store, if any.
-    pub fn load_stored_crl(&mut self, now_ms: u64) -> Vec<Event> {
-        match self.store.crl() {
-            Ok(Some(der)) => self.offer_crl(&der, CrlSource::Stored, now_ms),
-            Ok(None) => Vec::new(),
-            Err(e) => vec![Event::Warning(format!("cannot read the stored CRL: {e}"))],
-        }
-    }
-
-    /// Tells the user, once, when the CRL in use is no longer current.
-    fn check_crl(&mut self, now_ms: u64, events: &mut Vec<Event>) {
-        let now = i64::try_from(now_ms / 1000).unwrap_or(i64::MAX);
-        if let Some(Err(e)) = self.peers.crl().map(|c| c.current_at(now))
-            && !self.crl_expiry_told
-        {
-            self.crl_expiry_told = true;
-            events.push(Event::Warning(format!(
-                "{e}: no certificate can be checked, so nobody is trusted until a fresh CRL arrives"
-            )));
-            self.peers.reverify(now_ms, events);
+            crl_chunks: revocation::CrlChunks::default(),
         }
     }
 
@@ -244,6 +185,16 @@ impl ClientCore {
                 match self.store.outbox_unconfirmed() {
                     Ok(p) => self.resend = p.into(),
                     Err(e) => step.events.push(Event::Warning(format!("outbox: {e}"))),
+                }
+            }
+            Message::Crl {
+                index,
+                count,
+                chunk,
+            } => {
+                if let Some(der) = self.crl_chunks.push(index, count, &chunk) {
+                    step.events
+                        .extend(self.offer_crl(&der, CrlSource::Relay, now_ms));
                 }
             }
             Message::PeerLeft { name } => {

@@ -11,9 +11,11 @@
 //!   the relay's received-bytes form of it;
 //! * [`status`]: STATUS and STATUSES, what happened to a message sent;
 //! * [`login`]: WELCOME, PEER, DIRECTORY_END, PEER_LEFT;
+//! * [`crl`]: CRL, the CA's signed CRL handed out in chunks;
 //! * [`control`]: PING, PONG, ACK, GOODBYE.
 
 pub mod control;
+pub mod crl;
 pub mod login;
 pub mod routed;
 pub mod status;
@@ -22,6 +24,7 @@ pub mod status;
 mod tests;
 
 pub use control::{GoodbyeCode, MAX_ACK_IDS, REASON_MAX_LEN};
+pub use crl::{CRL_CHUNK_MAX, CRL_MAX_CHUNKS, crl_messages};
 pub use login::{CERT_MAX_LEN, PeerEvent, Welcome};
 pub use routed::{
     FragmentPos, MAX_FRAGMENTS, MAX_RECIPIENTS, MESSAGE_ID_LEN, MessageId, Routed, RoutedBody,
@@ -82,6 +85,16 @@ pub enum Message {
         /// Who left.
         name: UserName,
     },
+    /// Server to client: one chunk of the CA's current CRL (DER). Clients
+    /// verify the whole CRL against the CA themselves.
+    Crl {
+        /// This chunk's position, from 0.
+        index: u8,
+        /// How many chunks the CRL has (1 to [`CRL_MAX_CHUNKS`]).
+        count: u8,
+        /// 1 to [`CRL_CHUNK_MAX`] bytes of the CRL.
+        chunk: Vec<u8>,
+    },
     /// Either direction: the connection is closing.
     Goodbye {
         /// Why.
@@ -106,6 +119,7 @@ impl Message {
             Message::Peer { .. } => FrameType::Peer,
             Message::DirectoryEnd { .. } => FrameType::DirectoryEnd,
             Message::PeerLeft { .. } => FrameType::PeerLeft,
+            Message::Crl { .. } => FrameType::Crl,
             Message::Goodbye { .. } => FrameType::Goodbye,
         }
     }
@@ -132,6 +146,11 @@ impl Message {
             } => login::put_peer(&mut b, *event, name, cert_der)?,
             Message::DirectoryEnd { count } => b.extend_from_slice(&count.to_be_bytes()),
             Message::PeerLeft { name } => crate::codec::put_name(&mut b, name),
+            Message::Crl {
+                index,
+                count,
+                chunk,
+            } => crl::put_crl(&mut b, *index, *count, chunk)?,
             Message::Goodbye { code, reason } => control::put_goodbye(&mut b, *code, reason)?,
         }
         Frame::new(self.frame_type(), b)
@@ -171,6 +190,14 @@ impl Message {
             FrameType::PeerLeft => Message::PeerLeft {
                 name: r.name("peer name")?,
             },
+            FrameType::Crl => {
+                let (index, count, chunk) = crl::get_crl(&mut r)?;
+                Message::Crl {
+                    index,
+                    count,
+                    chunk,
+                }
+            }
             FrameType::Goodbye => {
                 let (code, reason) = control::get_goodbye(&mut r)?;
                 Message::Goodbye { code, reason }

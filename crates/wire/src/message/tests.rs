@@ -96,6 +96,16 @@ fn message() -> impl Strategy<Value = Message> {
             }),
         any::<u16>().prop_map(|count| Message::DirectoryEnd { count }),
         name().prop_map(|name| Message::PeerLeft { name }),
+        (
+            1u8..=255,
+            proptest::collection::vec(any::<u8>(), 1..=CRL_CHUNK_MAX)
+        )
+            .prop_flat_map(|(count, chunk)| (0..count, Just(count), Just(chunk)))
+            .prop_map(|(index, count, chunk)| Message::Crl {
+                index,
+                count,
+                chunk
+            }),
         proptest::collection::vec((any::<[u8; 16]>(), status_kind()), 2..=MAX_STATUSES).prop_map(
             |v| Message::Statuses(v.into_iter().map(|(id, k)| (MessageId(id), k)).collect())
         ),
@@ -104,6 +114,53 @@ fn message() -> impl Strategy<Value = Message> {
             reason
         }),
     ]
+}
+
+#[test]
+fn crl_chunks_are_checked_at_their_bounds() {
+    let crl = |index, count, len| Message::Crl {
+        index,
+        count,
+        chunk: vec![7; len],
+    };
+    for ok in [crl(0, 1, 1), crl(254, 255, CRL_CHUNK_MAX)] {
+        assert_eq!(Message::decode(&ok.encode().unwrap()[..]).unwrap(), ok);
+    }
+    for bad in [
+        crl(0, 0, 1),
+        crl(1, 1, 1),
+        crl(0, 1, 0),
+        crl(0, 1, CRL_CHUNK_MAX + 1),
+    ] {
+        assert!(bad.encode().is_err(), "{bad:?}");
+    }
+    // A body that claims index 3 of 3, written by hand.
+    let body = vec![3, 3, 0, 1, 9];
+    let frame = Frame::new(FrameType::Crl, body).unwrap();
+    assert_eq!(
+        Message::from_frame(&frame),
+        Err(WireError::InvalidField("crl index"))
+    );
+    // Cutting and joining gives the bytes back.
+    let der: Vec<u8> = (0..3 * CRL_CHUNK_MAX + 5).map(|i| i as u8).collect();
+    let parts = crate::crl_messages(&der).unwrap();
+    assert_eq!(parts.len(), 4);
+    let mut joined = Vec::new();
+    for (i, m) in parts.iter().enumerate() {
+        let Message::Crl {
+            index,
+            count,
+            chunk,
+        } = m
+        else {
+            panic!("{m:?}")
+        };
+        assert_eq!((usize::from(*index), *count), (i, 4));
+        joined.extend_from_slice(chunk);
+    }
+    assert_eq!(joined, der);
+    assert!(crate::crl_messages(&[]).is_err());
+    assert!(crate::crl_messages(&vec![0; CRL_MAX_CHUNKS * CRL_CHUNK_MAX + 1]).is_err());
 }
 
 proptest! {
