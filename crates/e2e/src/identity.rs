@@ -74,8 +74,10 @@ impl LocalIdentity {
         use rustls_pki_types::pem::PemObject;
         let cert = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem)
             .map_err(|_| E2eError::Pem("certificate"))?;
-        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem)
-            .map_err(|_| E2eError::Pem("PKCS#8 PRIVATE KEY"))?;
+        let key = Zeroizing::new(
+            rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key_pem)
+                .map_err(|_| E2eError::Pem("PKCS#8 PRIVATE KEY"))?,
+        );
         let pkcs8 = Zeroizing::new(key.secret_pkcs8_der().to_vec());
         Self::new(name, &cert, pkcs8, root, now_unix)
     }

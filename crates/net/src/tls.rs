@@ -15,6 +15,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use zeroize::Zeroizing;
 
 use crate::NetError;
 
@@ -43,12 +44,17 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, NetError>
     Ok(certs)
 }
 
-/// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file.
+/// Reads a private key (PKCS#8, PKCS#1 or SEC1) from a PEM file. The file's
+/// bytes are wiped once decoded. The DER returned goes to rustls, which
+/// parses it into aws-lc's key and drops it: that copy is rustls' to wipe.
 pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, NetError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|error| NetError::Pem {
+    let pem = |error| NetError::Pem {
         path: path.to_path_buf(),
         error,
-    })
+    };
+    let bytes =
+        Zeroizing::new(std::fs::read(path).map_err(|e| pem(rustls_pki_types::pem::Error::Io(e)))?);
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(pem)
 }
 
 /// The relay's configuration: mutual TLS against `ca` with `crls`.

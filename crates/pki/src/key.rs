@@ -26,8 +26,15 @@ impl PrivateKeyPem {
         &self.0
     }
 
-    /// Loads the key into rcgen for signing.
+    /// Loads the key into rcgen for signing. The decoded DER is wiped
+    /// when dropped, and so is rcgen's copy (its `zeroize` feature).
     pub(crate) fn to_key_pair(&self) -> Result<rcgen::KeyPair, crate::PkiError> {
-        Ok(rcgen::KeyPair::from_pem(&self.0)?)
+        use rustls_pki_types::PrivateKeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = Zeroizing::new(
+            PrivateKeyDer::from_pem_slice(self.0.as_bytes())
+                .map_err(|_| crate::PkiError::Generate("not a PEM private key".into()))?,
+        );
+        Ok(rcgen::KeyPair::try_from(&*der)?)
     }
 }
