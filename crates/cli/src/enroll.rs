@@ -33,6 +33,13 @@ pub(crate) struct EnrollArgs {
     /// contacts see no key change).
     #[arg(long)]
     renew: bool,
+    /// Encrypt the new key with a passphrase (from --passphrase-file or
+    /// BLINDRELAY_PASSPHRASE): PKCS#8, PBKDF2-HMAC-SHA256 and AES-256-CBC.
+    #[arg(long)]
+    encrypt: bool,
+    /// A file holding the passphrase (its first line).
+    #[arg(long)]
+    passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -63,11 +70,26 @@ pub(crate) fn run(args: EnrollArgs) -> Result<()> {
         Some(d) => Subject::Device(user, DeviceName::new(d)?),
         None => Subject::Identity(user),
     };
-    let what = dir.enroll(&subject, args.renew)?;
+    let pass = crate::passphrase(args.passphrase_file.as_deref())?;
+    if args.encrypt && pass.is_none() {
+        anyhow::bail!(
+            "--encrypt needs a passphrase: --passphrase-file FILE or {}",
+            crate::PASSPHRASE_ENV
+        );
+    }
+    // An existing encrypted key is read with the passphrase; a new key is
+    // encrypted only when asked.
+    let pass = if args.encrypt || args.renew {
+        pass
+    } else {
+        None
+    };
+    let what = dir.enroll_with(&subject, args.renew, pass.as_ref())?;
     println!(
-        "{} for {subject}: {} (secret, mode 0600, never leaves this machine)",
+        "{} for {subject}: {} (secret, mode 0600{}, never leaves this machine)",
         said(what),
-        dir.key_path().display()
+        dir.key_path().display(),
+        if args.encrypt { ", encrypted" } else { "" }
     );
     println!(
         "send {} to your CA administrator; put the cert.pem, ca.pem and crl.pem you get back in {}",

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use blindrelay_client::config::DEFAULT_SERVER;
 use blindrelay_client::{ClientConfig, Policy};
+use blindrelay_pki::key::Passphrase;
 use blindrelay_wire::UserName;
 use clap::{Args, Parser, Subcommand};
 
@@ -77,6 +78,10 @@ pub(crate) struct ClientArgs {
     /// Local state: pinned keys, replay cache, history [default: DIR/state.db].
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// A file holding the passphrase of an encrypted key (or set
+    /// BLINDRELAY_PASSPHRASE).
+    #[arg(long)]
+    pub passphrase_file: Option<PathBuf>,
     /// A message older than this many seconds on arrival is shown with its
     /// date, as delivered late.
     #[arg(long, default_value_t = 60)]
@@ -113,6 +118,7 @@ impl ClientArgs {
         if let Some(s) = &self.state {
             cfg.state = Some(s.clone());
         }
+        cfg.passphrase = passphrase(self.passphrase_file.as_deref())?;
         cfg.policy = Policy {
             live_window_ms: self.late_after.saturating_mul(1000),
             max_age_ms: self.max_age_days.saturating_mul(24 * 3600 * 1000),
@@ -120,6 +126,25 @@ impl ClientArgs {
         };
         Ok(cfg)
     }
+}
+
+/// The environment variable a key's passphrase may come from.
+pub(crate) const PASSPHRASE_ENV: &str = "BLINDRELAY_PASSPHRASE";
+
+/// The passphrase from `file` (its first line), else from
+/// [`PASSPHRASE_ENV`], else none.
+pub(crate) fn passphrase(file: Option<&std::path::Path>) -> Result<Option<Passphrase>> {
+    use anyhow::Context;
+    if let Some(f) = file {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        );
+        return Ok(Some(Passphrase::new(text)));
+    }
+    Ok(std::env::var(PASSPHRASE_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
+        .map(|p| Passphrase::new(zeroize::Zeroizing::new(p))))
 }
 
 pub(crate) fn user_name(s: &str) -> Result<UserName> {

@@ -290,6 +290,75 @@ fn serve_stops_on_sigterm_and_a_port_in_use_is_a_clear_error() {
 }
 
 #[test]
+fn an_encrypted_key_works_with_its_passphrase_only() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup_roles(p, &["bob"]);
+    let with_env = |args: &[&str], pass: Option<&str>| {
+        let mut c = bin();
+        c.args(args)
+            .current_dir(p)
+            .env_remove("BLINDRELAY_PASSPHRASE");
+        if let Some(pass) = pass {
+            c.env("BLINDRELAY_PASSPHRASE", pass);
+        }
+        c.output().unwrap()
+    };
+    assert_clean_error(
+        &with_env(&["enroll", "carol", "--encrypt"], None),
+        "--encrypt needs a passphrase",
+    );
+    let o = with_env(&["enroll", "carol", "--encrypt"], Some("tr0ub4dor &3"));
+    assert!(o.status.success(), "{:?}", text(&o));
+    let key = std::fs::read_to_string(p.join("blindrelay-carol/key.pem")).unwrap();
+    assert!(
+        key.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"),
+        "{key}"
+    );
+    must(p, &["pki", "sign", "blindrelay-carol/request.pem"]);
+    // A renewal must decrypt the key to sign its request.
+    assert_clean_error(
+        &with_env(&["enroll", "carol", "--renew"], None),
+        "is encrypted: give its passphrase",
+    );
+    assert!(
+        with_env(&["enroll", "carol", "--renew"], Some("tr0ub4dor &3"))
+            .status
+            .success()
+    );
+    let (relay, _) = start_relay(p);
+    let send = |pass: Option<&str>| {
+        with_env(
+            &["send", "carol", "--to", "bob", "--server", &relay.addr, "x"],
+            pass,
+        )
+    };
+    assert_clean_error(&send(None), "is encrypted: give its passphrase");
+    assert_clean_error(&send(Some("tr0ub4dor &4")), "wrong passphrase");
+    // With the passphrase the client logs in (bob is simply not online).
+    assert_clean_error(&send(Some("tr0ub4dor &3")), "no verified key for bob");
+    // From a file too.
+    std::fs::write(p.join("pass.txt"), "tr0ub4dor &3\n").unwrap();
+    assert_clean_error(
+        &with_env(
+            &[
+                "send",
+                "carol",
+                "--to",
+                "bob",
+                "--server",
+                &relay.addr,
+                "--passphrase-file",
+                "pass.txt",
+                "x",
+            ],
+            None,
+        ),
+        "no verified key for bob",
+    );
+}
+
+#[test]
 fn bad_config_file_is_a_clear_error() {
     let d = tempfile::tempdir().unwrap();
     std::fs::write(d.path().join("relay.toml"), "rate_max = 3\n").unwrap();

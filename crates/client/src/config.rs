@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use blindrelay_e2e::{LocalIdentity, TrustRoot};
 use blindrelay_pki::UserDir;
+use blindrelay_pki::key::Passphrase;
 use blindrelay_wire::UserName;
 use zeroize::Zeroizing;
 
@@ -14,7 +15,7 @@ use crate::policy::Policy;
 pub const DEFAULT_SERVER: &str = "127.0.0.1:8443";
 
 /// Everything needed to connect as one user.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// The user.
     pub name: UserName,
@@ -28,13 +29,32 @@ pub struct ClientConfig {
     pub crl: Option<PathBuf>,
     /// User certificate (PEM).
     pub cert: PathBuf,
-    /// User private key (PEM, PKCS#8).
+    /// User private key (PEM, PKCS#8, possibly encrypted).
     pub key: PathBuf,
+    /// The passphrase of an encrypted key (never printed).
+    pub passphrase: Option<Passphrase>,
     /// Local database; `None` keeps state in memory only.
     pub state: Option<PathBuf>,
     /// How late a message may arrive, and how long the client remembers
     /// (its own policy, whatever the relay announces).
     pub policy: Policy,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .field("server_name", &self.server_name)
+            .field("ca", &self.ca)
+            .field("crl", &self.crl)
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
+            .field("state", &self.state)
+            .field("policy", &self.policy)
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -50,6 +70,7 @@ impl ClientConfig {
             crl: crl.exists().then_some(crl),
             cert: dir.cert_path(),
             key: dir.key_path(),
+            passphrase: None,
             state: Some(dir.state_path()),
             policy: Policy::default(),
             name,
@@ -82,11 +103,48 @@ impl ClientConfig {
         Some(blindrelay_pki::store::read_crl_der(path).map_err(ClientError::from))
     }
 
-    /// Loads and checks the user's certificate and key.
-    pub fn identity(&self, root: &TrustRoot, now_s: u64) -> Result<LocalIdentity, ClientError> {
-        let cert = Self::read(&self.cert, "certificate")?;
-        let key = Zeroizing::new(Self::read(&self.key, "private key")?);
-        LocalIdentity::from_pem(&self.name, &cert, &key, root, now_s).map_err(ClientError::Identity)
+    /// The user's private key, PKCS#8 DER, decrypted with the passphrase
+    /// if the file is encrypted. Wiped when dropped.
+    pub fn load_key(&self) -> Result<Zeroizing<Vec<u8>>, ClientError> {
+        let pem = Zeroizing::new(Self::read(&self.key, "private key")?);
+        if blindrelay_pki::encrypted_key::is_encrypted(&pem) {
+            let pass = self
+                .passphrase
+                .as_ref()
+                .ok_or_else(|| blindrelay_pki::PkiError::PassphraseNeeded(self.key.clone()))?;
+            return Ok(blindrelay_pki::encrypted_key::decrypt(&pem, pass.expose())
+                .map_err(blindrelay_pki::PkiError::from)?);
+        }
+        use rustls_pki_types::PrivatePkcs8KeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let der = Zeroizing::new(PrivatePkcs8KeyDer::from_pem_slice(&pem).map_err(|_| {
+            ClientError::Identity(blindrelay_e2e::E2eError::Pem("PKCS#8 PRIVATE KEY"))
+        })?);
+        Ok(Zeroizing::new(der.secret_pkcs8_der().to_vec()))
+    }
+
+    /// Checks the user's certificate against `root` and the key `pkcs8`
+    /// (from [`ClientConfig::load_key`]) against it.
+    pub fn identity(
+        &self,
+        root: &TrustRoot,
+        pkcs8: Zeroizing<Vec<u8>>,
+        now_s: u64,
+    ) -> Result<LocalIdentity, ClientError> {
+        let cert = blindrelay_pki::store::read_cert_der(&self.cert)?;
+        LocalIdentity::new(&self.name, &cert, pkcs8, root, now_s).map_err(ClientError::Identity)
+    }
+
+    /// The TLS configuration: trusts only the CA, authenticates with the
+    /// user's certificate and the key `pkcs8`.
+    pub fn tls(&self, pkcs8: &[u8]) -> Result<rustls::ClientConfig, ClientError> {
+        let ca = blindrelay_net::load_certs(&self.ca)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| blindrelay_net::NetError::NoCertificate(self.ca.clone()))?;
+        let chain = blindrelay_net::load_certs(&self.cert)?;
+        let key = rustls_pki_types::PrivateKeyDer::Pkcs8(pkcs8.to_vec().into());
+        Ok(blindrelay_net::client_config(ca, chain, key)?)
     }
 }
 

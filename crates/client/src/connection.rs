@@ -112,7 +112,9 @@ pub async fn connect(
 ) -> Result<(ClientHandle, mpsc::Receiver<Event>), ClientError> {
     cfg.policy.validate()?;
     let root = cfg.trust_root()?;
-    let me = cfg.identity(&root, unix_ms() / 1000)?;
+    let key = cfg.load_key()?;
+    let tls = Arc::new(cfg.tls(&key)?);
+    let me = cfg.identity(&root, key, unix_ms() / 1000)?;
     let store = match &cfg.state {
         Some(p) => SqliteStore::open(p)?,
         None => SqliteStore::in_memory()?,
@@ -128,9 +130,6 @@ pub async fn connect(
         })
         .collect();
     let store: Box<dyn ClientStore> = Box::new(store);
-    let tls = Arc::new(blindrelay_net::client_config_from_files(
-        &cfg.ca, &cfg.cert, &cfg.key,
-    )?);
     let mut core = ClientCore::new(me, root, store, cfg.policy);
     // The newest CRL this client accepted before, then the file (which
     // may be newer, never older).

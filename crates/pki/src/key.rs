@@ -38,3 +38,24 @@ impl PrivateKeyPem {
         Ok(rcgen::KeyPair::try_from(&*der)?)
     }
 }
+
+/// A passphrase that protects a private key at rest. No `Debug`, no
+/// `Display`; wiped when dropped.
+///
+/// ```compile_fail
+/// fn leak(p: &blindrelay_pki::key::Passphrase) -> String { format!("{p:?}") }
+/// ```
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Passphrase(String);
+
+impl Passphrase {
+    /// Wraps `text`, without a trailing line break (as read from a file).
+    pub fn new(text: Zeroizing<String>) -> Self {
+        Self(text.trim_end_matches(['\n', '\r']).to_owned())
+    }
+
+    /// The bytes that go into the key derivation.
+    pub fn expose(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::encrypted_key;
+use crate::key::Passphrase;
 use crate::request::{Enrolment, Subject, renewal_request};
 use crate::store::{PRIVATE_KEY_MODE, PUBLIC_FILE_MODE, write_file};
 use crate::{PkiError, PrivateKeyPem};
@@ -51,19 +53,36 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
     }
 }
 
+/// Reads the private key at `key` as PEM, decrypting it with `passphrase`
+/// if it is encrypted.
+pub fn read_key(key: &Path, passphrase: Option<&Passphrase>) -> Result<PrivateKeyPem, PkiError> {
+    let pem = Zeroizing::new(fs::read(key).map_err(io(key))?);
+    if encrypted_key::is_encrypted(&pem) {
+        let pass = passphrase.ok_or_else(|| PkiError::PassphraseNeeded(key.to_path_buf()))?;
+        let der = encrypted_key::decrypt(&pem, pass.expose())?;
+        return Ok(PrivateKeyPem::new(encrypted_key::to_pem(&der)?));
+    }
+    let text = String::from_utf8(pem.to_vec()).map_err(|_| PkiError::Pem {
+        path: key.to_path_buf(),
+        what: "private key",
+    })?;
+    Ok(PrivateKeyPem::new(Zeroizing::new(text)))
+}
+
 /// Makes a key and request at `key`/`request` for `subject`, or with
-/// `renew` a request for the key already there.
+/// `renew` a request for the key already there. With a passphrase, a new
+/// key is written encrypted, and an encrypted key is read with it.
 fn enroll_at(
     dir: &Path,
     key: &Path,
     request: &Path,
     subject: &Subject,
     renew: bool,
+    passphrase: Option<&Passphrase>,
 ) -> Result<Enrolled, PkiError> {
     crate::files::private_dir(dir)?;
     if renew {
-        let pem = Zeroizing::new(fs::read_to_string(key).map_err(io(key))?);
-        let key_pem = PrivateKeyPem::new(pem);
+        let key_pem = read_key(key, passphrase)?;
         let req = renewal_request(&key_pem, subject)?;
         write_file(request, req.as_bytes(), PUBLIC_FILE_MODE)?;
         return Ok(Enrolled::SameKey);
@@ -72,7 +91,19 @@ fn enroll_at(
         return Err(PkiError::Exists(key.to_path_buf()));
     }
     let e = Enrolment::new(subject)?;
-    write_file(key, e.key.expose_pem().as_bytes(), PRIVATE_KEY_MODE)?;
+    match passphrase {
+        Some(pass) => {
+            use rustls_pki_types::PrivatePkcs8KeyDer;
+            use rustls_pki_types::pem::PemObject;
+            let der = Zeroizing::new(
+                PrivatePkcs8KeyDer::from_pem_slice(e.key.expose_pem().as_bytes())
+                    .map_err(|_| PkiError::Generate("the new key is not PKCS#8".into()))?,
+            );
+            let sealed = encrypted_key::encrypt(der.secret_pkcs8_der(), pass.expose())?;
+            write_file(key, sealed.as_bytes(), PRIVATE_KEY_MODE)?;
+        }
+        None => write_file(key, e.key.expose_pem().as_bytes(), PRIVATE_KEY_MODE)?,
+    }
     write_file(request, e.request_pem.as_bytes(), PUBLIC_FILE_MODE)?;
     Ok(Enrolled::NewKey)
 }
@@ -120,12 +151,24 @@ impl UserDir {
     /// Creates the private key (never replacing one) and the request for
     /// `subject`; with `renew`, a request for the key already here.
     pub fn enroll(&self, subject: &Subject, renew: bool) -> Result<Enrolled, PkiError> {
+        self.enroll_with(subject, renew, None)
+    }
+
+    /// [`UserDir::enroll`], with the key encrypted under `passphrase`
+    /// (and an encrypted key read with it for a renewal).
+    pub fn enroll_with(
+        &self,
+        subject: &Subject,
+        renew: bool,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<Enrolled, PkiError> {
         enroll_at(
             &self.root,
             &self.key_path(),
             &self.request_path(),
             subject,
             renew,
+            passphrase,
         )
     }
 }
@@ -168,6 +211,7 @@ impl RelayDir {
             &self.request_path(),
             &Subject::Relay(hosts.to_vec()),
             renew,
+            None,
         )
     }
 

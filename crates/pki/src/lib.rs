@@ -17,6 +17,9 @@
 //! * [`key`]: private keys as a type without `Debug` that is zeroized on drop.
 //! * [`crl`]: a CRL that holds: signed by the CA, current (with a grace
 //!   after `nextUpdate`), and never replaced by an older one.
+//! * [`encrypted_key`]: private keys encrypted at rest with a passphrase
+//!   (PKCS#8, PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC, as OpenSSL
+//!   writes them).
 //! * [`files`]: private directories and files (0700, 0600), for the keys and
 //!   for the client's and the relay's databases.
 //!
@@ -26,6 +29,7 @@
 pub mod ca;
 pub mod cert;
 pub mod crl;
+pub mod encrypted_key;
 pub mod files;
 pub mod key;
 pub mod layout;
@@ -81,6 +85,12 @@ pub enum PkiError {
     /// The name (or device) is held by a certificate still in force.
     #[error("{0} already has a certificate in force (sign with --renew to replace it)")]
     NameTaken(String),
+    /// The private key is encrypted and no passphrase was given.
+    #[error("{0} is encrypted: give its passphrase (BLINDRELAY_PASSPHRASE or --passphrase-file)")]
+    PassphraseNeeded(PathBuf),
+    /// An encrypted private key could not be written or read.
+    #[error(transparent)]
+    KeyFile(#[from] crate::encrypted_key::KeyFileError),
     /// A certificate request was refused.
     #[error("request refused: {0}")]
     Request(#[from] crate::request::RequestError),

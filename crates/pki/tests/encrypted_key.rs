@@ -1,0 +1,200 @@
+//! Keys encrypted at rest: what we write, OpenSSL reads, and the reverse;
+//! a wrong passphrase and a damaged file look the same; weak or exotic
+//! parameters are refused.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+use std::process::Command;
+
+use blindrelay_pki::encrypted_key::{KeyFileError, decrypt, encrypt, is_encrypted, to_pem};
+use rustls_pki_types::PrivatePkcs8KeyDer;
+use rustls_pki_types::pem::PemObject;
+
+fn p256_pkcs8() -> Vec<u8> {
+    let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    kp.serialize_der()
+}
+
+fn has_openssl() -> bool {
+    Command::new("openssl").arg("version").output().is_ok()
+}
+
+#[test]
+fn a_key_encrypted_here_decrypts_with_its_passphrase_only() {
+    let der = p256_pkcs8();
+    let pem = encrypt(&der, b"correct horse").unwrap();
+    assert!(is_encrypted(pem.as_bytes()));
+    assert!(!pem.contains("BEGIN PRIVATE KEY"));
+    assert_eq!(&*decrypt(pem.as_bytes(), b"correct horse").unwrap(), &der);
+    assert_eq!(
+        decrypt(pem.as_bytes(), b"correct horsf").unwrap_err(),
+        KeyFileError::Undecryptable
+    );
+    assert_eq!(
+        decrypt(pem.as_bytes(), b"").unwrap_err(),
+        KeyFileError::EmptyPassphrase
+    );
+    assert_eq!(
+        encrypt(&der, b"").unwrap_err(),
+        KeyFileError::EmptyPassphrase
+    );
+    // Two encryptions of one key differ (salt, IV).
+    assert_ne!(*encrypt(&der, b"correct horse").unwrap(), *pem);
+    // The plain PEM it turns back into is a PKCS#8 key.
+    let plain = to_pem(&der).unwrap();
+    assert_eq!(
+        PrivatePkcs8KeyDer::from_pem_slice(plain.as_bytes())
+            .unwrap()
+            .secret_pkcs8_der(),
+        &der[..]
+    );
+}
+
+#[test]
+fn a_damaged_file_fails_like_a_wrong_passphrase() {
+    let der = p256_pkcs8();
+    let pem = encrypt(&der, b"pw").unwrap();
+    // Flip one base64 character near the end of the ciphertext.
+    let mut lines: Vec<String> = pem.lines().map(str::to_owned).collect();
+    let last = lines.len() - 2;
+    let mut chars: Vec<char> = lines[last].chars().collect();
+    chars[0] = if chars[0] == 'A' { 'B' } else { 'A' };
+    lines[last] = chars.into_iter().collect();
+    let damaged = lines.join("\n");
+    assert!(matches!(
+        decrypt(damaged.as_bytes(), b"pw"),
+        Err(KeyFileError::Undecryptable | KeyFileError::Unsupported(_))
+    ));
+    assert!(matches!(
+        decrypt(
+            b"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
+            b"pw"
+        ),
+        Err(KeyFileError::Unsupported(_))
+    ));
+    assert!(matches!(
+        decrypt(&vec![b'A'; 20_000], b"pw"),
+        Err(KeyFileError::Unsupported(_))
+    ));
+}
+
+#[test]
+fn openssl_reads_what_we_write_and_we_read_what_it_writes() {
+    if !has_openssl() {
+        if std::env::var_os("BLINDRELAY_CI").is_some() {
+            panic!("openssl is missing");
+        }
+        eprintln!("SKIPPED: openssl is not installed");
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let der = p256_pkcs8();
+    // Ours, read by OpenSSL.
+    let ours = d.path().join("ours.pem");
+    std::fs::write(&ours, encrypt(&der, b"s3cret phrase").unwrap().as_bytes()).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "pkey",
+            "-outform",
+            "DER",
+            "-passin",
+            "pass:s3cret phrase",
+            "-in",
+        ])
+        .arg(&ours)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // openssl pkey writes the key back as PKCS#8: the same key.
+    let plain_ours = d.path().join("plain.pem");
+    std::fs::write(&plain_ours, to_pem(&der).unwrap().as_bytes()).unwrap();
+    let reference = Command::new("openssl")
+        .args(["pkey", "-outform", "DER", "-in"])
+        .arg(&plain_ours)
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, reference.stdout);
+    // OpenSSL's, with the parameters we accept, read by us.
+    let theirs = d.path().join("theirs.pem");
+    let made = Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-v2prf",
+            "hmacWithSHA256",
+            "-iter",
+            "200000",
+            "-passout",
+            "pass:their phrase",
+            "-in",
+        ])
+        .arg(&plain_ours)
+        .arg("-out")
+        .arg(&theirs)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let pem = std::fs::read(&theirs).unwrap();
+    assert_eq!(&*decrypt(&pem, b"their phrase").unwrap(), &der);
+    // OpenSSL's default iteration count (2048) is too weak to accept.
+    let weak = d.path().join("weak.pem");
+    let made = Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-v2prf",
+            "hmacWithSHA256",
+            "-iter",
+            "2048",
+            "-passout",
+            "pass:pw",
+            "-in",
+        ])
+        .arg(&plain_ours)
+        .arg("-out")
+        .arg(&weak)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    assert!(matches!(
+        decrypt(&std::fs::read(&weak).unwrap(), b"pw"),
+        Err(KeyFileError::Unsupported(_))
+    ));
+    // Nor another cipher.
+    let aes128 = d.path().join("aes128.pem");
+    let made = Command::new("openssl")
+        .args([
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-128-cbc",
+            "-v2prf",
+            "hmacWithSHA256",
+            "-iter",
+            "200000",
+            "-passout",
+            "pass:pw",
+            "-in",
+        ])
+        .arg(&plain_ours)
+        .arg("-out")
+        .arg(&aes128)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    assert_eq!(
+        decrypt(&std::fs::read(&aes128).unwrap(), b"pw").unwrap_err(),
+        KeyFileError::Unsupported("only AES-256-CBC")
+    );
+}
