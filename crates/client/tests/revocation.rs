@@ -14,8 +14,9 @@ fn n(s: &str) -> UserName {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_picks_up_a_new_crl_file_without_restarting() {
     let s = TestPki::named("Client Test CA", &["alice", "bob"]).unwrap();
-    let relay = TestRelay::start(&s).await.unwrap();
-    let addr = relay.address();
+    // A relay that hands out no CRL: the file is alice's only source.
+    let relay = EvilRelay::start(&s.pki, Tamper::Honest).await.unwrap();
+    let addr = relay.addr.to_string();
     // Alice's own copy of the CRL, as the administrator handed it out.
     let alices_crl = s.path().join("alice-crl.pem");
     std::fs::copy(s.pki.crl_path(), &alices_crl).unwrap();

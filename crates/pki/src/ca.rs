@@ -6,8 +6,6 @@
 //! certificates and CRLs only; what the users' keys are (RSA for the
 //! report's protocol, P-256 for devices) is independent of it.
 
-use std::net::IpAddr;
-
 use blindrelay_wire::UserName;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -143,7 +141,7 @@ fn end_entity_params(
             );
             params.subject_alt_names = hosts
                 .iter()
-                .map(|h| host_san(h))
+                .map(|h| crate::request::host_san(h))
                 .collect::<Result<_, _>>()?;
             params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -155,17 +153,6 @@ fn end_entity_params(
     params.serial_number = Some(random_serial()?);
     params.use_authority_key_identifier_extension = true;
     Ok(params)
-}
-
-fn host_san(h: &str) -> Result<SanType, PkiError> {
-    match h.parse::<IpAddr>() {
-        Ok(ip) => Ok(SanType::IpAddress(ip)),
-        Err(_) => h
-            .to_owned()
-            .try_into()
-            .map(SanType::DnsName)
-            .map_err(|_| PkiError::Generate(format!("invalid host name {h:?}"))),
-    }
 }
 
 /// The validity window of a certificate signed now for `days` days.

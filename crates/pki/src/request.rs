@@ -160,7 +160,9 @@ pub struct Enrolment {
     pub request_pem: String,
 }
 
-fn san(host: &str) -> Result<SanType, RequestError> {
+/// The Subject Alternative Name for a relay's host: an IP address or a
+/// DNS name.
+pub(crate) fn host_san(host: &str) -> Result<SanType, RequestError> {
     match host.parse::<IpAddr>() {
         Ok(ip) => Ok(SanType::IpAddress(ip)),
         Err(_) => host
@@ -194,7 +196,10 @@ fn request_params(subject: &Subject) -> Result<CertificateParams, RequestError> 
                 DnType::CommonName,
                 hosts.first().map(String::as_str).unwrap_or("relay"),
             );
-            params.subject_alt_names = hosts.iter().map(|h| san(h)).collect::<Result<_, _>>()?;
+            params.subject_alt_names = hosts
+                .iter()
+                .map(|h| host_san(h))
+                .collect::<Result<_, _>>()?;
         }
     }
     params.distinguished_name = dn;
