@@ -6,7 +6,7 @@
 //! alphabet is deliberately small: no upper case (no case-folding
 //! ambiguities), no spaces or control characters (nothing to confuse a log
 //! line or a terminal), and nothing that is special in a file path, since
-//! `users/NAME.pem` is a file name.
+//! names become file and directory names (`issued/NAME.pem`, `blindrelay-NAME/`).
 
 use std::fmt;
 
