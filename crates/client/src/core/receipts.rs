@@ -98,4 +98,26 @@ mod tests {
         r.sent(MessageId([9; 16]));
         assert!(r.is_ours(&MessageId([9; 16])));
     }
+
+    #[test]
+    fn a_full_batch_leaves_nothing_behind_and_own_receipts_are_all_remembered() {
+        let mut r = Receipts::default();
+        let alice = UserName::new("alice").unwrap();
+        for i in 0..MAX_RECEIPT_IDS {
+            r.owe(&alice, MessageId([i as u8; 16]));
+        }
+        assert_eq!(r.take_batch()[0].1.len(), MAX_RECEIPT_IDS);
+        // No receipt without ids follows.
+        assert!(r.take_batch().is_empty());
+        for i in 0..3u8 {
+            r.sent(MessageId([i; 16]));
+        }
+        assert!((0..3u8).all(|i| r.is_ours(&MessageId([i; 16]))));
+        // The memory is bounded: past the cap it starts over.
+        for i in 0..MAX_SENT_RECEIPTS {
+            r.sent(MessageId((i as u128 + 1000).to_be_bytes()));
+        }
+        assert!(!r.is_ours(&MessageId([0; 16])));
+        assert!(r.sent.len() <= MAX_SENT_RECEIPTS);
+    }
 }

@@ -580,4 +580,5 @@ fn the_replay_cache_forgets_a_message_only_once_a_copy_would_be_too_old_anyway()
     assert!(warnings(&events)[0].contains("too old"), "{events:?}");
 }
 
+mod boundaries;
 mod crl;
