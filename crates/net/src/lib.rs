@@ -19,8 +19,8 @@ pub mod tls;
 pub use clock::unix_ms;
 pub use framed::{FrameReader, FrameWriter, WRITE_BATCH_FRAMES};
 pub use tls::{
-    TLS_MAX_FRAGMENT_SIZE, client_config, client_config_from_files, load_certs, load_private_key,
-    server_config,
+    ALPN_CRL, TLS_MAX_FRAGMENT_SIZE, client_config, client_config_from_files, load_certs,
+    load_private_key, server_config,
 };
 
 use std::path::PathBuf;

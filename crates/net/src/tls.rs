@@ -57,6 +57,12 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, NetError>
     PrivateKeyDer::from_pem_slice(&bytes).map_err(pem)
 }
 
+/// The ALPN protocol a client offers when it understands CRL frames
+/// (PROTOCOL.md section 3). The relay sends CRL frames only to a client
+/// that offered it, so a client written before them is never sent a frame
+/// type it must reject; one that offers no ALPN at all is served as before.
+pub const ALPN_CRL: &[u8] = b"blindrelay/1+crl";
+
 /// The relay's configuration: mutual TLS against `ca` with `crls`.
 pub fn server_config(
     ca: CertificateDer<'static>,
@@ -76,6 +82,7 @@ pub fn server_config(
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;
     config.max_fragment_size = Some(TLS_MAX_FRAGMENT_SIZE);
+    config.alpn_protocols = vec![ALPN_CRL.to_vec()];
     config.send_tls13_tickets = 0;
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(config)
@@ -109,6 +116,7 @@ pub fn client_config(
         .with_root_certificates(roots)
         .with_client_auth_cert(chain, key)?;
     config.max_fragment_size = Some(TLS_MAX_FRAGMENT_SIZE);
+    config.alpn_protocols = vec![ALPN_CRL.to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     Ok(config)
 }

@@ -35,6 +35,8 @@ pub(crate) struct SessionHandle {
     pub tx: mpsc::Sender<Outbound>,
     pub kill: KillSender,
     pub serial: Vec<u8>,
+    /// The client understands CRL frames (it offered their ALPN protocol).
+    pub wants_crl: bool,
 }
 
 impl SessionHandle {
@@ -89,6 +91,16 @@ struct Inner {
     /// login sequence (and again when it changes).
     crl_frames: Vec<Outbound>,
     next_id: u64,
+}
+
+/// What the handshake established about a session's client.
+pub(crate) struct Credentials {
+    /// Its certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The certificate's serial, normalised.
+    pub serial: Vec<u8>,
+    /// It offered the ALPN protocol for CRL frames.
+    pub wants_crl: bool,
 }
 
 /// Result of a successful login: the session's id and its outgoing queue,
@@ -214,12 +226,16 @@ impl Registry {
     pub(crate) fn login(
         &self,
         name: &UserName,
-        cert_der: Vec<u8>,
-        serial: Vec<u8>,
+        creds: Credentials,
         welcome: &Welcome,
         kill: KillSender,
         now: Instant,
     ) -> Result<Login, Refused> {
+        let Credentials {
+            cert_der,
+            serial,
+            wants_crl,
+        } = creds;
         let mut g = self.lock();
         if g.revoked.contains(&serial) {
             return Err(Refused::Revoked);
@@ -265,7 +281,11 @@ impl Registry {
         // becomes routable, so nothing can overtake it: Welcome, every other
         // user (online, then offline), DirectoryEnd.
         let mut hello: Vec<Message> = vec![Message::Welcome(welcome.clone())];
-        let crl_frames = g.crl_frames.clone();
+        let crl_frames = if wants_crl {
+            g.crl_frames.clone()
+        } else {
+            Vec::new()
+        };
         for (n, i) in g.online.iter().filter(|(n, _)| *n != name) {
             hello.push(Message::Peer {
                 event: PeerEvent::Listed,
@@ -302,6 +322,7 @@ impl Registry {
             tx: tx.clone(),
             kill,
             serial,
+            wants_crl,
         };
         let entry = g.online.entry(name.clone()).or_insert_with(|| Identity {
             sessions: Vec::new(),
@@ -476,7 +497,7 @@ impl Registry {
     }
 
     /// Keeps the CA's current CRL (DER) for every login sequence, and
-    /// sends it to every session now.
+    /// sends it to every session that understands CRL frames now.
     pub(crate) fn set_crl(&self, der: &[u8]) {
         let frames: Vec<Outbound> = match blindrelay_wire::crl_messages(der) {
             Ok(m) => m.iter().filter_map(encode).collect(),
@@ -487,7 +508,7 @@ impl Registry {
         };
         let mut g = self.lock();
         for (n, ident) in &g.online {
-            for s in &ident.sessions {
+            for s in ident.sessions.iter().filter(|s| s.wants_crl) {
                 for f in &frames {
                     if !s.offer(n, f) {
                         break;
@@ -558,8 +579,11 @@ mod tests {
             let (kill, _) = watch::channel(None);
             r.login(
                 &alice,
-                vec![1, 2, 3],
-                serial,
+                Credentials {
+                    cert_der: vec![1, 2, 3],
+                    serial,
+                    wants_crl: true,
+                },
                 &welcome(&alice),
                 Arc::new(kill),
                 Instant::now(),
@@ -583,8 +607,11 @@ mod tests {
             let l = r
                 .login(
                     &alice,
-                    vec![1],
-                    vec![1],
+                    Credentials {
+                        cert_der: vec![1],
+                        serial: vec![1],
+                        wants_crl: true,
+                    },
                     &welcome(&alice),
                     Arc::new(kill),
                     Instant::now(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use blindrelay_pki::crl::{CRL_GRACE_SECS, CrlError};
 use blindrelay_pki::store::{PUBLIC_FILE_MODE, write_file};
 use blindrelay_server::{Server, ServerError};
-use blindrelay_testkit::raw::RawClient;
+use blindrelay_testkit::raw::{RawClient, tls_connect};
 use blindrelay_testkit::relay::config;
 use blindrelay_testkit::{TestPki, TestRelay, logs};
 use blindrelay_wire::{GoodbyeCode, Message, UserName};
@@ -76,6 +76,49 @@ async fn the_relay_hands_out_the_current_crl_at_login_and_when_it_changes() {
     // A revocation: the new CRL reaches the sessions still connected.
     pki.pki.revoke_user(&n("bob")).unwrap();
     assert_eq!(read_crl(&mut c).await, crl_der(&pki));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_offer_crl_frames_is_never_sent_one() {
+    // A client written before CRL frames (PROTOCOL.md says to reject an
+    // unknown type) offers no ALPN protocol.
+    let pki = TestPki::new(&["alice", "bob"]).unwrap();
+    let server = TestRelay::with_config(&pki, config()).await.unwrap();
+    let mut cfg = pki.client_config("alice").unwrap();
+    cfg.alpn_protocols.clear();
+    let tls = tls_connect(server.addr, cfg).await.unwrap();
+    let mut c = RawClient::wrap("alice", tls).unwrap();
+    assert!(matches!(c.recv().await.unwrap(), Message::Welcome(_)));
+    assert!(matches!(
+        c.recv().await.unwrap(),
+        Message::DirectoryEnd { count: 0 }
+    ));
+    pki.pki.revoke_user(&n("bob")).unwrap();
+    // A client that does understand them sees the new CRL: the relay has
+    // loaded it (and would have sent it to alice by now).
+    let new = blindrelay_pki::store::read_crl_der(&pki.pki.crl_path()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut other = RawClient::connect_raw(server.addr, &pki, "alice")
+            .await
+            .unwrap();
+        assert!(matches!(other.recv().await.unwrap(), Message::Welcome(_)));
+        if read_crl(&mut other).await == new {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the relay never loaded the new CRL"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    while let Some(m) = c.try_recv(Duration::from_millis(300)).await.unwrap() {
+        assert!(
+            matches!(m, Message::Peer { .. } | Message::PeerLeft { .. }),
+            "{m:?}"
+        );
+    }
     server.stop().await.unwrap();
 }
 

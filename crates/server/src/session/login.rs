@@ -22,6 +22,8 @@ pub(super) struct Authenticated {
     pub identity: UserName,
     pub cert: Vec<u8>,
     pub serial: Vec<u8>,
+    /// The client offered the ALPN protocol for CRL frames.
+    pub wants_crl: bool,
 }
 
 pub(super) fn authenticate(stream: &Stream, peer: SocketAddr) -> Option<Authenticated> {
@@ -44,10 +46,13 @@ pub(super) fn authenticate(stream: &Stream, peer: SocketAddr) -> Option<Authenti
     let serial = blindrelay_pki::CertInfo::from_der(&cert)
         .map(|i| i.serial)
         .unwrap_or_default();
+    // Only a client that offered the ALPN protocol for it gets CRL frames.
+    let wants_crl = conn.alpn_protocol() == Some(blindrelay_net::ALPN_CRL);
     Some(Authenticated {
         identity,
         cert,
         serial,
+        wants_crl,
     })
 }
 

@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::delivery::{Finished, InFlight, Stalled};
 use crate::outbound::{Outbound, answer, deliver, encode};
 use crate::rate::Budget;
-use crate::registry::{Charge, Kill, Login};
+use crate::registry::{Charge, Credentials, Kill, Login};
 use crate::shared::Shared;
 use crate::store::Body;
 use login::{Stream, authenticate, record_cert, refusal, welcome};
@@ -95,8 +95,11 @@ pub(crate) async fn run(
     let held = shared.write_behind.held_for(&identity);
     let login = shared.registry.login(
         &identity,
-        who.cert.clone(),
-        who.serial.clone(),
+        Credentials {
+            cert_der: who.cert.clone(),
+            serial: who.serial.clone(),
+            wants_crl: who.wants_crl,
+        },
         &welcome(cfg, &identity),
         kill_tx.clone(),
         Instant::now(),
