@@ -112,3 +112,53 @@ impl ClientCore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_in_order_make_the_crl_and_anything_else_starts_over() {
+        let mut c = CrlChunks::default();
+        assert_eq!(c.push(0, 1, b"whole"), Some(b"whole".to_vec()));
+        assert_eq!(c.push(0, 3, b"a"), None);
+        assert_eq!(c.push(1, 3, b"b"), None);
+        assert_eq!(c.push(2, 3, b"c"), Some(b"abc".to_vec()));
+        // Out of order: dropped, and the next CRL starts cleanly.
+        assert_eq!(c.push(0, 2, b"x"), None);
+        assert_eq!(c.push(0, 2, b"a"), None);
+        assert_eq!(c.push(1, 2, b"b"), Some(b"ab".to_vec()));
+        for bad in [(1u8, 2u8), (2, 3)] {
+            assert_eq!(c.push(0, 3, b"a"), None);
+            assert_eq!(c.push(bad.0 + 1, bad.1, b"z"), None, "{bad:?}");
+            assert_eq!(c.push(2, 3, b"c"), None, "{bad:?}: must not complete");
+        }
+        // Another count mid-way.
+        assert_eq!(c.push(0, 2, b"a"), None);
+        assert_eq!(c.push(1, 3, b"b"), None);
+        assert!(c.bytes.is_empty());
+    }
+
+    #[test]
+    fn a_crl_larger_than_the_bound_is_dropped() {
+        let mut c = CrlChunks::default();
+        let chunk = vec![0u8; 4000];
+        let count = u8::try_from(MAX_CRL_BYTES / chunk.len() + 1).unwrap();
+        let mut out = None;
+        for i in 0..count {
+            out = c.push(i, count, &chunk);
+        }
+        assert_eq!(out, None);
+        assert!(c.bytes.len() <= MAX_CRL_BYTES);
+        // Exactly at the bound it is whole.
+        let last = MAX_CRL_BYTES - 4000 * 65;
+        let mut c = CrlChunks::default();
+        for i in 0..65u8 {
+            assert_eq!(c.push(i, 66, &chunk), None);
+        }
+        assert_eq!(
+            c.push(65, 66, &vec![0; last]).map(|v| v.len()),
+            Some(MAX_CRL_BYTES)
+        );
+    }
+}
