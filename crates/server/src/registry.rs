@@ -568,6 +568,138 @@ mod tests {
         }
     }
 
+    /// Logs `name` in with certificate `cert`; returns the login and its
+    /// kill receiver.
+    fn log_in(
+        r: &Registry,
+        name: &str,
+        cert: u8,
+        wants_crl: bool,
+    ) -> (Login, watch::Receiver<Option<Kill>>) {
+        let (kill, rx) = watch::channel(None);
+        let n = UserName::new(name).unwrap();
+        let l = r
+            .login(
+                &n,
+                Credentials {
+                    cert_der: vec![cert],
+                    serial: vec![cert],
+                    wants_crl,
+                },
+                &welcome(&n),
+                Arc::new(kill),
+                Instant::now(),
+            )
+            .unwrap_or_else(|_| panic!("login refused"));
+        (l, rx)
+    }
+
+    /// Every message queued for a session so far.
+    fn queued(l: &mut Login) -> Vec<Message> {
+        let mut out = Vec::new();
+        while let Ok(o) = l.rx.try_recv() {
+            if let Outbound::Frame(f) = o {
+                out.push(Message::decode(&f[..]).unwrap());
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn the_login_sequence_lists_everyone_else_with_the_crl_for_those_who_asked() {
+        let r = Registry::new(&Config::default());
+        r.set_crl(&[0x30, 0x03, 1, 2, 3]);
+        let (_bob, _) = log_in(&r, "bob", 1, true);
+        let (carol, _) = log_in(&r, "carol", 2, true);
+        r.logout(&UserName::new("carol").unwrap(), carol.id);
+        let (mut alice, _) = log_in(&r, "alice", 3, true);
+        let seq = queued(&mut alice);
+        assert!(matches!(&seq[0], Message::Welcome(w) if w.identity.as_str() == "alice"));
+        assert!(
+            matches!(&seq[1], Message::Crl { index: 0, count: 1, chunk } if chunk == &[0x30, 0x03, 1, 2, 3])
+        );
+        let listed: Vec<(PeerEvent, String)> = seq[2..seq.len() - 1]
+            .iter()
+            .map(|m| match m {
+                Message::Peer { event, name, .. } => (*event, name.to_string()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (PeerEvent::Listed, "bob".to_string()),
+                (PeerEvent::Offline, "carol".to_string())
+            ]
+        );
+        assert_eq!(seq.last(), Some(&Message::DirectoryEnd { count: 2 }));
+        // Without the ALPN protocol: no CRL frame, now or later.
+        let (mut dave, _) = log_in(&r, "dave", 4, false);
+        assert!(
+            !queued(&mut dave)
+                .iter()
+                .any(|m| matches!(m, Message::Crl { .. }))
+        );
+        let _joined = queued(&mut alice);
+        r.set_crl(&[0x30, 0x03, 4, 5, 6]);
+        assert!(queued(&mut dave).is_empty());
+        assert!(matches!(&queued(&mut alice)[..], [Message::Crl { .. }]));
+    }
+
+    #[tokio::test]
+    async fn a_session_past_the_cap_closes_the_oldest_and_the_last_to_leave_is_announced() {
+        let cfg = Config::default();
+        let r = Registry::new(&cfg);
+        let (mut bob, _) = log_in(&r, "bob", 9, true);
+        let mut sessions = Vec::new();
+        for _ in 0..cfg.max_sessions_per_identity {
+            sessions.push(log_in(&r, "alice", 1, true));
+        }
+        assert!(sessions.iter().all(|(_, k)| k.borrow().is_none()));
+        // Bob heard alice join once: the same certificate is no news.
+        let joined = queued(&mut bob)
+            .into_iter()
+            .filter(|m| {
+                matches!(
+                    m,
+                    Message::Peer {
+                        event: PeerEvent::Joined,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(joined, 1);
+        let extra = log_in(&r, "alice", 1, true);
+        let kill = sessions[0].1.borrow().clone().map(|k| k.code);
+        assert_eq!(kill, Some(GoodbyeCode::SessionLimit));
+        assert!(sessions[1..].iter().all(|(_, k)| k.borrow().is_none()));
+        // A new certificate on a new session is announced again.
+        let newer = log_in(&r, "alice", 2, true);
+        assert!(queued(&mut bob).iter().any(|m| matches!(
+            m,
+            Message::Peer {
+                event: PeerEvent::Joined,
+                ..
+            }
+        )));
+        // Alice leaves only when her last session does.
+        let alice = UserName::new("alice").unwrap();
+        for (l, _) in sessions.iter().skip(1) {
+            r.logout(&alice, l.id);
+        }
+        r.logout(&alice, extra.0.id);
+        assert!(
+            !queued(&mut bob)
+                .iter()
+                .any(|m| matches!(m, Message::PeerLeft { .. }))
+        );
+        r.logout(&alice, newer.0.id);
+        r.logout(&alice, sessions[0].0.id);
+        assert_eq!(queued(&mut bob), vec![Message::PeerLeft { name: alice }]);
+        assert_eq!(r.online_count(), 1);
+    }
+
     #[tokio::test]
     async fn a_certificate_revoked_during_its_handshake_is_refused_at_login() {
         let r = Registry::new(&Config::default());

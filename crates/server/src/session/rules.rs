@@ -173,6 +173,34 @@ mod tests {
         SendRules::new(UserName::new("alice").unwrap(), 3)
     }
 
+    #[test]
+    fn every_violation_names_its_own_reason_and_only_spoofing_says_so() {
+        use Violation::*;
+        let all = [
+            NoFirstFragment,
+            OutOfSequence,
+            StoredFlag,
+            ReceiptShape,
+            RepeatedSpoofing,
+        ];
+        let reasons: std::collections::HashSet<&str> = all.iter().map(|v| v.reason()).collect();
+        assert_eq!(reasons.len(), all.len());
+        // Each is a printable GOODBYE reason, and says which rule broke.
+        for v in all {
+            assert!(
+                !v.reason().is_empty()
+                    && v.reason().len() <= blindrelay_wire::message::REASON_MAX_LEN,
+                "{v:?}"
+            );
+        }
+        assert_eq!(OutOfSequence.reason(), "fragment out of sequence");
+        assert_eq!(RepeatedSpoofing.reason(), "repeated forged sender");
+        for v in all {
+            let spoofing = v == RepeatedSpoofing;
+            assert_eq!(v.code() == GoodbyeCode::Spoofing, spoofing, "{v:?}");
+        }
+    }
+
     const RELAY: Result<Verdict, Violation> = Ok(Verdict::Relay {
         budget: Budget::Message,
     });
