@@ -103,6 +103,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_window_is_idle_only_once_its_last_event_left_it() {
+        let mut w = SlidingWindow::new(10, Duration::from_secs(5));
+        let t0 = Instant::now();
+        assert!(w.is_idle(t0));
+        assert!(w.hit(t0));
+        assert!(!w.is_idle(t0 + Duration::from_millis(4999)));
+        assert!(w.is_idle(t0 + Duration::from_secs(5)));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn steady_rate_below_the_limit_is_never_refused() {
         let mut w = SlidingWindow::new(10, Duration::from_secs(5));
         let t0 = Instant::now();

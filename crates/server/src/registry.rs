@@ -700,6 +700,79 @@ mod tests {
         assert_eq!(r.online_count(), 1);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn pruning_keeps_every_budget_and_cool_down_that_still_counts() {
+        let cfg = Config::default();
+        let r = Registry::new(&cfg);
+        let alice = UserName::new("alice").unwrap();
+        let t0 = Instant::now();
+        for _ in 0..cfg.rate_max_messages {
+            assert_eq!(r.charge(&alice, Budget::Message, 1, t0), Charge::Allowed);
+        }
+        // Housekeeping runs every second: it must not forget a full window.
+        r.prune(t0 + Duration::from_secs(1));
+        assert_eq!(
+            r.charge(&alice, Budget::Message, 1, t0 + Duration::from_secs(1)),
+            Charge::OverBudget
+        );
+        let window = Duration::from_millis(cfg.rate_window_ms);
+        assert_eq!(
+            r.charge(&alice, Budget::Message, 1, t0 + window),
+            Charge::Allowed
+        );
+        // Nor a cool-down.
+        r.throttle(&alice, 0, t0, "flood");
+        let cooldown = Duration::from_millis(cfg.cooldown_ms);
+        r.prune(t0 + cooldown - Duration::from_millis(1));
+        assert_eq!(
+            r.charge(
+                &alice,
+                Budget::Ack,
+                1,
+                t0 + cooldown - Duration::from_millis(1)
+            ),
+            Charge::CoolingDown
+        );
+        // Idle windows and spent cool-downs go.
+        r.prune(t0 + cooldown + window);
+        let g = r.lock();
+        assert!(g.windows.is_empty() && g.cooldowns.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_login_during_the_cool_down_is_refused_and_starts_it_again() {
+        let cfg = Config::default();
+        let r = Registry::new(&cfg);
+        let alice = UserName::new("alice").unwrap();
+        let t0 = Instant::now();
+        r.throttle(&alice, 0, t0, "flood");
+        let cooldown = Duration::from_millis(cfg.cooldown_ms);
+        let login_at = |t: Instant| {
+            let (kill, _) = watch::channel(None);
+            r.login(
+                &alice,
+                Credentials {
+                    cert_der: vec![1],
+                    serial: vec![1],
+                    wants_crl: true,
+                },
+                &welcome(&alice),
+                Arc::new(kill),
+                t,
+            )
+        };
+        let retry = t0 + cooldown - Duration::from_secs(1);
+        assert!(matches!(login_at(retry), Err(Refused::CoolDown(_))));
+        // The attempt restarted the cool-down: still refused after the
+        // first one would have ended, free once the new one has.
+        assert!(matches!(
+            login_at(t0 + cooldown + Duration::from_secs(1)),
+            Err(Refused::CoolDown(_))
+        ));
+        let last = t0 + cooldown + Duration::from_secs(1);
+        assert!(login_at(last + cooldown + Duration::from_millis(1)).is_ok());
+    }
+
     #[tokio::test]
     async fn a_certificate_revoked_during_its_handshake_is_refused_at_login() {
         let r = Registry::new(&Config::default());
