@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::core::{ClientCore, CrlSource, Step};
+use crate::core::{ClientCore, Step};
+use crate::crl_file::CrlFile;
 use crate::event::Event;
 use crate::handle::{ClientHandle, Command};
 use crate::store::ClientStore;
@@ -281,33 +282,6 @@ struct Task {
     events: mpsc::Sender<Event>,
     backoff: Backoff,
     crl_file: CrlFile,
-}
-
-/// The CRL file, watched: what it looked like when last read.
-#[derive(Default)]
-struct CrlFile {
-    stamp: Option<(std::time::SystemTime, u64)>,
-}
-
-impl CrlFile {
-    /// Reads the CRL file if it changed since the last look, and offers it
-    /// to the core.
-    fn poll(&mut self, cfg: &ClientConfig, core: &mut ClientCore) -> Vec<Event> {
-        let stamp = cfg
-            .crl
-            .as_ref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .and_then(|m| Some((m.modified().ok()?, m.len())));
-        if stamp.is_none() || stamp == self.stamp {
-            return Vec::new();
-        }
-        self.stamp = stamp;
-        match cfg.read_crl() {
-            None => Vec::new(),
-            Some(Ok(der)) => core.offer_crl(&der, CrlSource::File, unix_ms()),
-            Some(Err(e)) => vec![Event::Warning(format!("crl.pem: {e}"))],
-        }
-    }
 }
 
 /// Passes events to the user interface; false once it has gone.

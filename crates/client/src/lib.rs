@@ -22,6 +22,7 @@
 pub mod config;
 pub mod connection;
 pub mod core;
+mod crl_file;
 pub mod error;
 pub mod event;
 pub mod handle;

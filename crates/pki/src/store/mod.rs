@@ -34,7 +34,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 use zeroize::Zeroizing;
 
-use crate::ca::{CertificateAuthority, UserCertOptions};
+use crate::ca::CertificateAuthority;
 use crate::cert::{CertInfo, CertStatus, crl_number, normalize_serial, revoked_serials};
 use crate::layout::UserDir;
 use crate::request::{CheckedRequest, Subject};
@@ -139,9 +139,9 @@ pub fn read_crl_der(path: &Path) -> Result<Vec<u8>, PkiError> {
 }
 
 /// A certificate in force, as far as replacing it is concerned.
-struct LiveRecord {
-    serial: Vec<u8>,
-    spki: Vec<u8>,
+pub(super) struct LiveRecord {
+    pub(super) serial: Vec<u8>,
+    pub(super) spki: Vec<u8>,
 }
 
 /// The files `init` creates or `init --force` replaces.
@@ -282,7 +282,7 @@ impl PkiDir {
 
     /// The record at `path`, if it exists, was signed by this CA and is
     /// still in force (not revoked, not expired).
-    fn live_record(&self, path: &Path) -> Result<Option<LiveRecord>, PkiError> {
+    pub(super) fn live_record(&self, path: &Path) -> Result<Option<LiveRecord>, PkiError> {
         if !path.exists() {
             return Ok(None);
         }
@@ -346,94 +346,16 @@ impl PkiDir {
         })
     }
 
-    /// For tests and throwaway setups: issues a certificate for `name` with
-    /// a key made here, in `users/NAME/` (laid out as the user's own
-    /// directory, with `ca.pem`), and records it. Refuses to replace a
-    /// certificate in force unless `force`; a replaced certificate is
-    /// revoked.
-    pub fn issue(
-        &self,
-        name: &UserName,
-        opts: &UserCertOptions,
-        force: bool,
-    ) -> Result<IssuedUser, PkiError> {
-        let subject = Subject::Identity(name.clone());
-        let record = self.record_path(&subject, &[]);
-        let current = self.live_record(&record)?;
-        if current.is_some() && !force {
-            return Err(PkiError::NameTaken(subject.to_string()));
-        }
-        let ca = self.load_ca()?;
-        let issued = ca.issue_user(name, opts)?;
-        let dir = self.user_dir(name);
-        crate::files::private_dir(&self.users_dir())?;
-        crate::files::private_dir(dir.root())?;
-        write_file(
-            &dir.key_path(),
-            issued.key.expose_pem().as_bytes(),
-            PRIVATE_KEY_MODE,
-        )?;
-        write_file(
-            &dir.cert_path(),
-            issued.cert_pem.as_bytes(),
-            PUBLIC_FILE_MODE,
-        )?;
-        write_file(&dir.ca_path(), ca.cert_pem().as_bytes(), PUBLIC_FILE_MODE)?;
-        crate::files::private_dir(&self.issued_dir())?;
-        write_file(&record, issued.cert_pem.as_bytes(), PUBLIC_FILE_MODE)?;
-        if let Some(old) = current {
-            self.revoke_serial(&ca, &old.serial)?;
-        }
-        let serial = CertInfo::from_der(&issued.cert_der)?.serial;
-        Ok(IssuedUser {
-            cert_path: dir.cert_path(),
-            key_path: dir.key_path(),
-            serial,
-        })
-    }
-
-    /// For tests and throwaway setups: renews the certificate of a user
-    /// made by [`PkiDir::issue`] for the key already in `users/NAME/`, the
-    /// way `enroll --renew` and `pki sign --renew` do.
-    pub fn renew(&self, name: &UserName, days: u32) -> Result<SignedRecord, PkiError> {
-        let dir = self.user_dir(name);
-        dir.enroll(&Subject::Identity(name.clone()), true)?;
-        let request = CheckedRequest::from_pem(
-            &fs::read(dir.request_path()).map_err(io_err(&dir.request_path()))?,
-            crate::request::Expect::User,
-        )?;
-        let signed = self.sign(&request, days, true)?;
-        write_file(
-            &dir.cert_path(),
-            signed.cert_pem.as_bytes(),
-            PUBLIC_FILE_MODE,
-        )?;
-        Ok(signed)
-    }
-
-    /// For tests and the demo: a relay certificate for `hosts` with a key
-    /// made here, as `server.pem` and `server-key.pem` in this directory.
-    pub fn issue_relay(&self, hosts: &[String]) -> Result<(), PkiError> {
-        let ca = self.load_ca()?;
-        let server = ca.issue_server(hosts)?;
-        write_file(
-            &self.server_key_path(),
-            server.key.expose_pem().as_bytes(),
-            PRIVATE_KEY_MODE,
-        )?;
-        write_file(
-            &self.server_cert_path(),
-            server.cert_pem.as_bytes(),
-            PUBLIC_FILE_MODE,
-        )
-    }
-
     /// The revoked serials of the current CRL.
     pub fn revoked(&self) -> Result<HashSet<Vec<u8>>, PkiError> {
         revoked_serials(&read_crl_der(&self.crl_path())?)
     }
 
-    fn revoke_serial(&self, ca: &CertificateAuthority, serial: &[u8]) -> Result<bool, PkiError> {
+    pub(super) fn revoke_serial(
+        &self,
+        ca: &CertificateAuthority,
+        serial: &[u8],
+    ) -> Result<bool, PkiError> {
         let crl_der = read_crl_der(&self.crl_path())?;
         let mut revoked: Vec<Vec<u8>> = revoked_serials(&crl_der)?.into_iter().collect();
         let serial = normalize_serial(serial);
@@ -527,6 +449,8 @@ impl PkiDir {
         Ok(out)
     }
 }
+
+mod throwaway;
 
 #[cfg(test)]
 mod tests;

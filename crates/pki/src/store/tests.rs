@@ -1,4 +1,5 @@
 use super::*;
+use crate::ca::UserCertOptions;
 use crate::cert::spki_der;
 use crate::layout::{RelayDir, UserDir};
 use crate::request::{DeviceName, Expect};

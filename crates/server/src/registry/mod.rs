@@ -198,21 +198,6 @@ impl Registry {
         }
     }
 
-    /// Forgets users whose certificate serial is revoked; returns them.
-    pub(crate) fn forget_revoked(&self, revoked: &Revoked) -> Vec<UserName> {
-        let mut g = self.lock();
-        let gone: Vec<UserName> = g
-            .known
-            .iter()
-            .filter(|(_, k)| revoked.contains(&k.serial))
-            .map(|(n, _)| n.clone())
-            .collect();
-        for n in &gone {
-            g.known.remove(n);
-        }
-        gone
-    }
-
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps inconsistent in
         // a way that matters more than stopping the relay would.
@@ -496,50 +481,6 @@ impl Registry {
         report
     }
 
-    /// Keeps the CA's current CRL (DER) for every login sequence, and
-    /// sends it to every session that understands CRL frames now.
-    pub(crate) fn set_crl(&self, der: &[u8]) {
-        let frames: Vec<Outbound> = match blindrelay_wire::crl_messages(der) {
-            Ok(m) => m.iter().filter_map(encode).collect(),
-            Err(e) => {
-                warn!(error = %e, "the CRL does not fit in CRL frames; clients will not get it from the relay");
-                Vec::new()
-            }
-        };
-        let mut g = self.lock();
-        for (n, ident) in &g.online {
-            for s in ident.sessions.iter().filter(|s| s.wants_crl) {
-                for f in &frames {
-                    if !s.offer(n, f) {
-                        break;
-                    }
-                }
-            }
-        }
-        g.crl_frames = frames;
-    }
-
-    /// Records the CRL and closes every session whose certificate serial is
-    /// revoked.
-    pub(crate) fn kill_revoked(&self, revoked: &Revoked) -> usize {
-        let mut g = self.lock();
-        g.revoked = revoked.clone();
-        let mut n = 0;
-        for (name, ident) in &g.online {
-            for s in ident
-                .sessions
-                .iter()
-                .filter(|s| revoked.contains(&s.serial))
-            {
-                warn!(target: SECURITY, identity = %name, session = s.id,
-                    "certificate revoked while connected, disconnecting");
-                s.kill(GoodbyeCode::Revoked, "certificate revoked");
-                n += 1;
-            }
-        }
-        n
-    }
-
     /// Drops rate windows and cool-downs that no longer matter.
     pub(crate) fn prune(&self, now: Instant) {
         let mut g = self.lock();
@@ -552,6 +493,8 @@ impl Registry {
         self.lock().online.len()
     }
 }
+
+mod revocation;
 
 #[cfg(test)]
 mod tests {
@@ -568,30 +511,34 @@ mod tests {
         }
     }
 
-    /// Logs `name` in with certificate `cert`; returns the login and its
-    /// kill receiver.
+    /// Tries to log `name` in at `now`, with a certificate whose DER and
+    /// serial are `cert`.
+    fn try_log_in(
+        r: &Registry,
+        name: &str,
+        cert: Vec<u8>,
+        wants_crl: bool,
+        now: Instant,
+    ) -> (Result<Login, Refused>, watch::Receiver<Option<Kill>>) {
+        let (kill, rx) = watch::channel(None);
+        let n = UserName::new(name).unwrap();
+        let creds = Credentials {
+            cert_der: cert.clone(),
+            serial: cert,
+            wants_crl,
+        };
+        (r.login(&n, creds, &welcome(&n), Arc::new(kill), now), rx)
+    }
+
+    /// Logs `name` in now; panics if refused.
     fn log_in(
         r: &Registry,
         name: &str,
         cert: u8,
         wants_crl: bool,
     ) -> (Login, watch::Receiver<Option<Kill>>) {
-        let (kill, rx) = watch::channel(None);
-        let n = UserName::new(name).unwrap();
-        let l = r
-            .login(
-                &n,
-                Credentials {
-                    cert_der: vec![cert],
-                    serial: vec![cert],
-                    wants_crl,
-                },
-                &welcome(&n),
-                Arc::new(kill),
-                Instant::now(),
-            )
-            .unwrap_or_else(|_| panic!("login refused"));
-        (l, rx)
+        let (l, rx) = try_log_in(r, name, vec![cert], wants_crl, Instant::now());
+        (l.unwrap_or_else(|_| panic!("login refused")), rx)
     }
 
     /// Every message queued for a session so far.
@@ -747,20 +694,7 @@ mod tests {
         let t0 = Instant::now();
         r.throttle(&alice, 0, t0, "flood");
         let cooldown = Duration::from_millis(cfg.cooldown_ms);
-        let login_at = |t: Instant| {
-            let (kill, _) = watch::channel(None);
-            r.login(
-                &alice,
-                Credentials {
-                    cert_der: vec![1],
-                    serial: vec![1],
-                    wants_crl: true,
-                },
-                &welcome(&alice),
-                Arc::new(kill),
-                t,
-            )
-        };
+        let login_at = |t: Instant| try_log_in(&r, "alice", vec![1], true, t).0;
         let retry = t0 + cooldown - Duration::from_secs(1);
         assert!(matches!(login_at(retry), Err(Refused::CoolDown(_))));
         // The attempt restarted the cool-down: still refused after the
@@ -776,24 +710,10 @@ mod tests {
     #[tokio::test]
     async fn a_certificate_revoked_during_its_handshake_is_refused_at_login() {
         let r = Registry::new(&Config::default());
-        let alice = UserName::new("alice").unwrap();
         // The CRL changed after the handshake verified the certificate
         // against the previous one.
         r.kill_revoked(&[vec![7u8, 7]].into_iter().collect());
-        let login = |serial: Vec<u8>| {
-            let (kill, _) = watch::channel(None);
-            r.login(
-                &alice,
-                Credentials {
-                    cert_der: vec![1, 2, 3],
-                    serial,
-                    wants_crl: true,
-                },
-                &welcome(&alice),
-                Arc::new(kill),
-                Instant::now(),
-            )
-        };
+        let login = |serial: Vec<u8>| try_log_in(&r, "alice", serial, true, Instant::now()).0;
         assert!(matches!(login(vec![7, 7]), Err(Refused::Revoked)));
         assert_eq!(r.online_count(), 0);
         // Another certificate of the same user is fine.
