@@ -34,6 +34,20 @@ pub enum Outcome {
     Answered(String),
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(why) => write!(f, "refused: {why}"),
+            Self::Disconnected(Some(code)) => {
+                write!(f, "disconnected by the relay: {code}")
+            }
+            Self::Disconnected(None) => f.write_str("disconnected without a goodbye"),
+            Self::Silence => f.write_str("nothing came back"),
+            Self::Answered(what) => write!(f, "answered: {what}"),
+        }
+    }
+}
+
 /// The name in the relay's certificate that the attacks connect to.
 const RELAY_NAME: &str = "localhost";
 

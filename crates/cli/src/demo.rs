@@ -21,9 +21,11 @@ use crate::user_name;
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
-    /// Characters in the long (multi-fragment) message.
-    #[arg(long, default_value_t = 20_000)]
-    long_chars: usize,
+    /// Characters in the long (multi-fragment) message, at most 65536 (one
+    /// message holds 64 KiB).
+    #[arg(long, default_value_t = 20_000,
+          value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    long_chars: u32,
 }
 
 /// How long "nothing arrives" is watched for.
@@ -229,7 +231,7 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let long: String = "Very long sentence to demonstrate that an attacker cannot analyze traffic based on the size of the messages sent. "
         .chars()
         .cycle()
-        .take(args.long_chars)
+        .take(usize::try_from(args.long_chars).unwrap_or(usize::MAX))
         .collect();
     alice
         .handle
@@ -314,14 +316,14 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let o = attacks::no_certificate(&addr, &pki.pki).await?;
     report.check(
         "client without a certificate",
-        &format!("{o:?}"),
+        &o.to_string(),
         matches!(o, Outcome::Refused(_)),
     );
     let mallory = user_name("mallory")?;
     let o = attacks::oversized_payload(&addr, &pki.pki, &mallory).await?;
     report.check(
         "oversized 5000-byte payload",
-        &format!("{o:?}"),
+        &o.to_string(),
         matches!(
             o,
             Outcome::Disconnected(Some(GoodbyeCode::ProtocolViolation))
@@ -331,19 +333,19 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     let (msgs, _) = bob.quiet(QUIET).await;
     report.check(
         "forged sender (mallory claims to be alice)",
-        &format!("{o:?}; bob received {} message(s)", msgs.len()),
+        &format!("{o}; bob received {} message(s)", msgs.len()),
         o == Outcome::Silence && msgs.is_empty(),
     );
     let (sent, o) = attacks::flood(&addr, &pki.pki, &mallory, &bob.name, 11).await?;
     report.check(
         "flood: 11 messages in 5 s",
-        &format!("{sent} sent, {o:?}"),
+        &format!("{sent} sent, {o}"),
         matches!(o, Outcome::Disconnected(Some(GoodbyeCode::RateLimited))),
     );
     let o = attacks::reconnect(&addr, &pki.pki, &mallory).await?;
     report.check(
         "flooder reconnects at once",
-        &format!("{o:?}"),
+        &o.to_string(),
         matches!(o, Outcome::Disconnected(Some(GoodbyeCode::CoolDown))),
     );
     let (msgs, _) = bob.quiet(QUIET).await;

@@ -9,6 +9,7 @@ mod enroll;
 mod pki_cmd;
 mod send;
 mod serve;
+mod tui;
 mod ui;
 
 use std::path::PathBuf;
@@ -32,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the whole system in one process: a throwaway PKI, a relay, two
+    /// Run the whole system in one process: a throwaway PKI, a relay, three
     /// users exchanging messages, and the report's attacks, live.
     Demo(demo::DemoArgs),
     /// The CA's commands, on the administrator's machine: create the CA,
@@ -48,8 +49,8 @@ enum Command {
     /// Run the relay (its directory holds its own key and certificate,
     /// ca.pem and crl.pem; it refuses to start next to any other private key).
     Serve(serve::ServeArgs),
-    /// Chat interactively as NAME (or, with --json, drive the client from a
-    /// program: JSON commands on stdin, JSON events on stdout).
+    /// Chat as NAME: full screen on a terminal, lines with --plain, or
+    /// (--json) driven by a program: JSON commands in, JSON events out.
     Chat(chat::ChatArgs),
     /// Send one message and exit: 0 only once the relay accepted it.
     Send(send::SendArgs),
@@ -63,7 +64,7 @@ pub(crate) struct ClientArgs {
     /// Your directory (from `enroll`) [default: blindrelay-NAME].
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Relay address.
+    /// Relay address, HOST or HOST:PORT (port 8443 if none).
     #[arg(long, default_value = DEFAULT_SERVER)]
     pub server: String,
     /// Your certificate [default: DIR/cert.pem].
@@ -166,10 +167,19 @@ fn init_tracing(default: &str) {
         .init();
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+/// How long the end of the program waits for tasks still running (a
+/// read from stdin never ends by itself).
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Runs `job` on a fresh runtime, and does not wait for a blocked read of
+/// stdin at the end.
+fn on_runtime(job: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?)
+        .build()?;
+    let r = rt.block_on(job);
+    rt.shutdown_timeout(SHUTDOWN_WAIT);
+    r
 }
 
 fn main() -> ExitCode {
@@ -180,19 +190,19 @@ fn main() -> ExitCode {
         Command::EnrollRelay(args) => enroll::run_relay(args),
         Command::Serve(args) => {
             init_tracing("info");
-            runtime().and_then(|rt| rt.block_on(serve::run(args)))
+            on_runtime(serve::run(args))
         }
         Command::Chat(args) => {
             init_tracing("warn");
-            runtime().and_then(|rt| rt.block_on(chat::run(args)))
+            on_runtime(chat::run(args))
         }
         Command::Send(args) => {
             init_tracing("warn");
-            runtime().and_then(|rt| rt.block_on(send::run(args)))
+            on_runtime(send::run(args))
         }
         Command::Demo(args) => {
             init_tracing("off");
-            runtime().and_then(|rt| rt.block_on(demo::run(args)))
+            on_runtime(demo::run(args))
         }
     };
     match result {

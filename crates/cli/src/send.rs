@@ -1,11 +1,15 @@
-//! `blindrelay send`: one message, for scripts.
+//! `blindrelay send`: one message, for scripts. Exit 0 only once the relay
+//! has stored it (or every recipient has it).
 
+use std::io::Read;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use blindrelay_client::{Event, connect};
 use clap::Args;
 
+use crate::ui::Narrator;
 use crate::{ClientArgs, user_name};
 
 /// How long `send` waits for the directory and for the relay's answer.
@@ -18,22 +22,66 @@ pub(crate) struct SendArgs {
     /// Recipient (repeatable).
     #[arg(long = "to", required = true)]
     to: Vec<String>,
-    /// The message.
-    text: String,
+    /// The message; `-` reads it from stdin.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    text: Option<String>,
+    /// Read the message from this file.
+    #[arg(long)]
+    file: Option<PathBuf>,
+}
+
+/// The most a message may hold, in bytes (UTF-8).
+const MAX_TEXT: usize = blindrelay_e2e::content::MAX_TEXT_LEN;
+
+/// The message, from the argument, stdin or the file; never empty.
+fn message(args: &SendArgs) -> Result<String> {
+    let text = match (&args.text, &args.file) {
+        (Some(t), _) if t == "-" => {
+            let mut s = String::new();
+            std::io::stdin()
+                .take(u64::try_from(MAX_TEXT).unwrap_or(u64::MAX) + 1)
+                .read_to_string(&mut s)
+                .context("cannot read the message from stdin (it must be UTF-8)")?;
+            s
+        }
+        (Some(t), _) => t.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read the message from {}", f.display()))?,
+        (None, None) => bail!("no message: give it, `-` for stdin, or --file FILE"),
+    };
+    // One trailing newline (from `echo` or a file) is not part of it.
+    let text = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(&text)
+        .to_string();
+    if text.trim().is_empty() {
+        bail!("nothing to send: the message is empty");
+    }
+    if text.len() > MAX_TEXT {
+        bail!(
+            "the message is {} bytes; at most {MAX_TEXT} bytes (64 KiB) fit in one message",
+            text.len()
+        );
+    }
+    Ok(text)
 }
 
 /// Only what a script's user must know goes to stderr: warnings.
-fn report(e: &Event) {
+fn report(narrator: &mut Narrator, e: &Event) {
     let worth = matches!(
         e,
         Event::Warning(_) | Event::KeyChanged { .. } | Event::Undelivered { .. }
     );
-    if worth && let Some(l) = crate::ui::human(e) {
+    if let Some(l) = narrator.line(e)
+        && worth
+    {
         eprintln!("{l}");
     }
 }
 
 pub(crate) async fn run(args: SendArgs) -> Result<()> {
+    let text = message(&args)?;
     let cfg = args.client.config()?;
     let to = args
         .to
@@ -41,47 +89,66 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
         .map(|t| user_name(t))
         .collect::<Result<Vec<_>>>()?;
     let (client, mut events) = connect(&cfg).await?;
+    let mut narrator = Narrator::default();
+    let closed = |narrator: &mut Narrator, e: &Event| narrator.line(e).unwrap_or_default();
     let wait = async {
         // Wait for the directory so that recipients' keys are verified.
         loop {
             match events.recv().await {
                 Some(Event::Connected { .. }) => break,
-                Some(e @ Event::Closed { .. }) => {
-                    bail!("{}", crate::ui::human(&e).unwrap_or_default())
-                }
-                Some(e) => report(&e),
+                Some(e @ Event::Closed { .. }) => bail!("{}", closed(&mut narrator, &e)),
+                Some(e) => report(&mut narrator, &e),
                 None => bail!("connection closed"),
+            }
+        }
+        // A script cannot wait for someone's first login: say so, send nothing.
+        let peers = client.peers().await?;
+        for n in &to {
+            match peers.iter().find(|p| p.name == *n) {
+                Some(p) if p.key_changed => bail!(
+                    "{n}'s certificate changed: compare safety numbers in a chat (/verify {n}, /accept {n}); nothing was sent"
+                ),
+                Some(p) if p.verified => {}
+                _ => bail!(
+                    "{n} has never logged in to this relay, so there is no verified key to encrypt for; nothing was sent (a chat keeps such a message until {n} logs in)"
+                ),
             }
         }
         // Keep reading events while the message is queued, so that a long
         // backlog arriving meanwhile can never stall the connection.
-        let sending = client.send(to, args.text, false);
+        let sending = client.send(to, text, false);
         tokio::pin!(sending);
+        let mut live = None;
         let id = loop {
             tokio::select! {
                 r = &mut sending => break r?,
                 e = events.recv() => match e {
-                    Some(e @ Event::Closed { .. }) => bail!("{}", crate::ui::human(&e).unwrap_or_default()),
-                    Some(e) => report(&e),
+                    Some(e @ Event::Closed { .. }) => bail!("{}", closed(&mut narrator, &e)),
+                    // The only message this session sends.
+                    Some(Event::Sent { delivered, .. }) => live = Some(delivered),
+                    Some(e) => report(&mut narrator, &e),
                     None => bail!("connection closed"),
                 },
             }
         };
-        let mut live = 0u16;
         loop {
             match events.recv().await {
-                Some(Event::Sent { msg_id, delivered }) if msg_id == id => live = delivered,
+                Some(Event::Sent { msg_id, delivered }) if msg_id == id => live = Some(delivered),
                 Some(Event::Stored { msg_id, recipients }) if msg_id == id => {
+                    let live = live.unwrap_or(0);
                     println!(
-                        "accepted by the relay: message {} stored for {recipients} recipient(s), delivered live to {live} session(s)",
-                        id.to_hex()
+                        "accepted by the relay: message {} for {recipients} recipient(s), delivered live to {live} of their sessions{}",
+                        id.to_hex(),
+                        if live == 0 {
+                            ", stored for their next login"
+                        } else {
+                            ""
+                        }
                     );
                     return Ok(());
                 }
-                Some(e @ Event::Closed { .. }) => {
-                    bail!("{}", crate::ui::human(&e).unwrap_or_default())
-                }
-                Some(e) => report(&e),
+                Some(e @ Event::Closed { .. }) => bail!("{}", closed(&mut narrator, &e)),
+                Some(e) => report(&mut narrator, &e),
                 None => bail!("connection closed before the relay confirmed"),
             }
         }

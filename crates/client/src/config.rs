@@ -13,6 +13,8 @@ use crate::policy::Policy;
 
 /// Default relay address.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:8443";
+/// The relay's port when an address names none.
+pub const DEFAULT_PORT: u16 = 8443;
 
 /// Everything needed to connect as one user.
 #[derive(Clone)]
@@ -38,6 +40,9 @@ pub struct ClientConfig {
     /// How late a message may arrive, and how long the client remembers
     /// (its own policy, whatever the relay announces).
     pub policy: Policy,
+    /// If the relay cannot be reached at the start, keep trying in the
+    /// background (with [`crate::Event::Reconnecting`]) instead of failing.
+    pub retry_at_start: bool,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -53,6 +58,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("passphrase", &self.passphrase.as_ref().map(|_| "<set>"))
             .field("state", &self.state)
             .field("policy", &self.policy)
+            .field("retry_at_start", &self.retry_at_start)
             .finish()
     }
 }
@@ -64,8 +70,8 @@ impl ClientConfig {
         let dir = UserDir::new(dir);
         let crl = dir.crl_path();
         Self {
-            server: server.to_string(),
-            server_name: host_of(server),
+            server: with_default_port(server),
+            server_name: host_of(&with_default_port(server)),
             ca: dir.ca_path(),
             crl: crl.exists().then_some(crl),
             cert: dir.cert_path(),
@@ -73,6 +79,7 @@ impl ClientConfig {
             passphrase: None,
             state: Some(dir.state_path()),
             policy: Policy::default(),
+            retry_at_start: false,
             name,
         }
     }
@@ -148,6 +155,25 @@ impl ClientConfig {
     }
 }
 
+/// `server` with [`DEFAULT_PORT`] added if it names no port: `relay.example.org`
+/// becomes `relay.example.org:8443`, `::1` and `[::1]` become `[::1]:8443`.
+pub fn with_default_port(server: &str) -> String {
+    let s = server.trim();
+    if s.starts_with('[') {
+        return if s.contains("]:") {
+            s.to_string()
+        } else {
+            format!("{s}:{DEFAULT_PORT}")
+        };
+    }
+    match s.matches(':').count() {
+        0 => format!("{s}:{DEFAULT_PORT}"),
+        1 => s.to_string(),
+        // A bare IPv6 address.
+        _ => format!("[{s}]:{DEFAULT_PORT}"),
+    }
+}
+
 /// The host part of `host:port` (or `[v6]:port`).
 pub fn host_of(server: &str) -> String {
     let s = server.trim();
@@ -157,5 +183,33 @@ pub fn host_of(server: &str) -> String {
     match s.rsplit_once(':') {
         Some((h, _)) => h.to_string(),
         None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_without_a_port_gets_the_default_port() {
+        for (given, addr, host) in [
+            (
+                "relay.example.org",
+                "relay.example.org:8443",
+                "relay.example.org",
+            ),
+            (
+                "relay.example.org:9000",
+                "relay.example.org:9000",
+                "relay.example.org",
+            ),
+            ("127.0.0.1", "127.0.0.1:8443", "127.0.0.1"),
+            ("::1", "[::1]:8443", "::1"),
+            ("[::1]", "[::1]:8443", "::1"),
+            ("[::1]:9000", "[::1]:9000", "::1"),
+        ] {
+            assert_eq!(with_default_port(given), addr, "{given}");
+            assert_eq!(host_of(&with_default_port(given)), host, "{given}");
+        }
     }
 }

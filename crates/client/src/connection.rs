@@ -137,7 +137,23 @@ pub async fn connect(
     let mut crl_file = CrlFile::default();
     let mut crl_events = core.load_stored_crl(unix_ms());
     crl_events.extend(crl_file.poll(cfg, &mut core));
-    let (reader, writer, first_events) = open_session(cfg, &tls, &mut core).await?;
+    let backoff = Backoff::default();
+    let (first, first_events) = match open_session(cfg, &tls, &mut core).await {
+        Ok((reader, writer, events)) => (Some((reader, writer)), events),
+        // The relay is down or restarting: keep trying, if the caller wants
+        // that, and say so.
+        Err(e) if cfg.retry_at_start && e.is_transient() => {
+            let in_ms = u64::try_from(backoff.next.as_millis()).unwrap_or(u64::MAX);
+            (
+                None,
+                vec![Event::Reconnecting {
+                    reason: e.to_string(),
+                    in_ms,
+                }],
+            )
+        }
+        Err(e) => return Err(e),
+    };
     let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
     for e in tightened.into_iter().chain(crl_events).chain(first_events) {
         let _ = ev_tx.send(e).await;
@@ -153,10 +169,10 @@ pub async fn connect(
         core,
         commands: cmd_rx,
         events: ev_tx,
-        backoff: Backoff::default(),
+        backoff,
         crl_file,
     };
-    tokio::spawn(task.supervise((reader, writer)));
+    tokio::spawn(task.supervise(first));
     Ok((handle, ev_rx))
 }
 
@@ -199,10 +215,15 @@ impl Backoff {
 
 /// What performing a command asks of the loop.
 enum Performed {
-    Done,
-    /// Frames to write now (online only).
-    Write(Vec<Message>),
+    /// Events to show, then frames to write (online only).
+    Done(Vec<Event>, Vec<Message>),
     Quit(oneshot::Sender<()>),
+}
+
+impl Performed {
+    fn nothing() -> Self {
+        Self::Done(Vec::new(), Vec::new())
+    }
 }
 
 /// The one place user commands are carried out, connected or not. Offline,
@@ -213,20 +234,33 @@ fn perform(core: &mut ClientCore, cmd: Command, online: bool) -> Performed {
             to,
             text,
             room,
+            tag,
             reply,
         } => {
-            if !online {
-                let _ = reply.send(
-                    core.queue_text(&to, &text, room, unix_ms())
-                        .map(|m| m.msg_id),
-                );
-                return Performed::Done;
-            }
-            match core.send_text(&to, &text, room, unix_ms(), Instant::now().into_std()) {
-                // Written or not, it is in the outbox: report the id.
-                Ok((id, frames)) => {
-                    let _ = reply.send(Ok(id));
-                    return Performed::Write(frames);
+            let queued = if online {
+                core.send_text(&to, &text, room, unix_ms(), Instant::now().into_std())
+            } else {
+                core.queue_text(&to, &text, room, unix_ms())
+                    .map(|m| crate::core::Queued {
+                        msg_id: m.msg_id,
+                        frames: Vec::new(),
+                        waiting: core.waiting_for(&m),
+                    })
+            };
+            // Written or not, it is in the outbox: report the id, and
+            // announce it before anything else can be said about it.
+            match queued {
+                Ok(q) => {
+                    let _ = reply.send(Ok(q.msg_id));
+                    let event = Event::Queued {
+                        msg_id: q.msg_id,
+                        to,
+                        room,
+                        tag,
+                        waiting: q.waiting,
+                        text,
+                    };
+                    return Performed::Done(vec![event], q.frames);
                 }
                 Err(e) => {
                     let _ = reply.send(Err(e));
@@ -236,18 +270,27 @@ fn perform(core: &mut ClientCore, cmd: Command, online: bool) -> Performed {
         Command::Online(reply) => {
             let _ = reply.send(if online { core.online() } else { Vec::new() });
         }
+        Command::Peers(reply) => {
+            let _ = reply.send(core.peers());
+        }
         Command::SafetyNumber(n, reply) => {
             let _ = reply.send(core.safety_number(&n));
         }
-        Command::Accept(n, reply) => {
-            let _ = reply.send(core.accept_key(&n, unix_ms()));
-        }
+        Command::Accept(n, reply) => match core.accept_key(&n, unix_ms()) {
+            Ok((fp, step)) => {
+                let _ = reply.send(Ok(fp));
+                return Performed::Done(step.events, step.frames);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        },
         Command::History(n, reply) => {
             let _ = reply.send(core.history(n));
         }
         Command::Quit(done) => return Performed::Quit(done),
     }
-    Performed::Done
+    Performed::nothing()
 }
 
 async fn write_messages(writer: &mut Writer, msgs: &[Message]) -> Result<(), ClientError> {
@@ -308,13 +351,13 @@ async fn closed(to: &mpsc::Sender<Event>, done: Option<oneshot::Sender<()>>) {
 }
 
 impl Task {
-    async fn supervise(mut self, first: (Reader, Writer)) {
-        let mut conn = Some(first);
+    async fn supervise(mut self, first: Option<(Reader, Writer)>) {
+        let mut conn = first;
         loop {
             let delay = match conn.take() {
                 Some((reader, writer)) => match self.online(reader, writer).await {
                     End::Quit(done) => {
-                        closed(&self.events, done).await;
+                        self.finish(done).await;
                         return;
                     }
                     End::Final(e) => {
@@ -336,7 +379,10 @@ impl Task {
                 },
                 None => self.backoff.delay(),
             };
-            if !self.offline(delay).await {
+            if let Err(quit) = self.offline(delay).await {
+                if quit.is_some() {
+                    self.finish(quit).await;
+                }
                 return;
             }
             match open_session(&self.cfg, &self.tls, &mut self.core).await {
@@ -361,24 +407,34 @@ impl Task {
     }
 
     /// Waits out `delay` while serving commands (messages go to the
-    /// outbox). False: the user quit or went away.
-    async fn offline(&mut self, delay: Duration) -> bool {
+    /// outbox). `Err`: the user quit (with who to tell) or went away.
+    async fn offline(&mut self, delay: Duration) -> Result<(), Option<oneshot::Sender<()>>> {
         let deadline = Instant::now() + delay;
         loop {
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => return true,
+                _ = tokio::time::sleep_until(deadline) => return Ok(()),
                 cmd = self.commands.recv() => match cmd {
-                    None => return false,
+                    None => return Err(None),
                     Some(cmd) => match perform(&mut self.core, cmd, false) {
-                        Performed::Quit(done) => {
-                            closed(&self.events, Some(done)).await;
-                            return false;
+                        Performed::Quit(done) => return Err(Some(done)),
+                        Performed::Done(events, _) => {
+                            if !show(&self.events, events).await {
+                                return Err(None);
+                            }
                         }
-                        Performed::Done | Performed::Write(_) => {}
                     },
                 },
             }
         }
+    }
+
+    /// Ends the task: the state (and its lock) is released before the user
+    /// interface hears that the session closed, so that it may open the
+    /// same state again at once.
+    async fn finish(self, done: Option<oneshot::Sender<()>>) {
+        let events = self.events.clone();
+        drop(self);
+        closed(&events, done).await;
     }
 
     /// One connected session, until it ends.
@@ -431,7 +487,10 @@ impl Task {
                                 return End::Final(Event::Closed { code: Some(code), reason });
                             }
                             Event::Closed { code, reason } => {
-                                return End::Lost(format!("closed by the relay ({code:?}): {reason}"));
+                                return End::Lost(match code {
+                                    Some(code) => format!("closed by the relay: {code} ({reason})"),
+                                    None => format!("closed by the relay ({reason})"),
+                                });
                             }
                             e => {
                                 if matches!(e, Event::Connected { .. }) {
@@ -450,8 +509,10 @@ impl Task {
                         return End::Quit(None);
                     }
                     Some(cmd) => match perform(&mut self.core, cmd, true) {
-                        Performed::Done => {}
-                        Performed::Write(frames) => {
+                        Performed::Done(events, frames) => {
+                            if !show(&self.events, events).await {
+                                return End::UiGone;
+                            }
                             if let Err(e) = write_messages(&mut writer, &frames).await {
                                 return lost(e);
                             }

@@ -9,6 +9,18 @@ use blindrelay_wire::{FrameType, GoodbyeCode, UserName, WireError};
 
 use crate::store::StoreError;
 
+impl ClientError {
+    /// True for failures that may pass by themselves (the relay is down,
+    /// restarting or unreachable for now), as opposed to a refusal or a
+    /// local problem that trying again will not fix.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::ConnectTimeout(_) | Self::ClosedByRelay
+        )
+    }
+}
+
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,8 +59,20 @@ pub enum ClientError {
     /// A message with no recipient.
     #[error("no recipient")]
     NoRecipient,
-    /// No verified certificate for this user.
-    #[error("no verified key for {0}")]
+    /// A request label longer than the client keeps.
+    #[error("request label longer than {max} bytes")]
+    TagTooLong {
+        /// The limit.
+        max: usize,
+    },
+    /// A message with no text.
+    #[error("nothing to send: the message is empty")]
+    Empty,
+    /// No verified certificate for this user: the relay offered none, or
+    /// one that was refused (revoked, expired, not from the CA).
+    #[error(
+        "no valid certificate for {0} (none offered, or it was refused: revoked, expired or not from our CA); nothing can be sent to {0}"
+    )]
     NoKey(UserName),
     /// This user's certificate changed and the change is not accepted yet.
     #[error("{0}'s certificate changed; compare safety numbers (/verify {0}), then /accept {0}")]
@@ -72,7 +96,7 @@ pub enum ClientError {
     #[error("cannot send: {0}")]
     Encode(WireError),
     /// The relay cannot be reached.
-    #[error("cannot reach {server}: {error}")]
+    #[error("cannot reach {server}: {}", blindrelay_net::explain_io(error))]
     Unreachable {
         /// `host:port`.
         server: String,
@@ -80,7 +104,10 @@ pub enum ClientError {
         error: std::io::Error,
     },
     /// The TLS handshake failed.
-    #[error("TLS handshake with {server} failed: {error}")]
+    #[error(
+        "TLS handshake with {server} failed: {}",
+        blindrelay_net::explain_io(error)
+    )]
     Handshake {
         /// `host:port`.
         server: String,
@@ -97,7 +124,7 @@ pub enum ClientError {
     #[error("the relay closed the connection")]
     ClosedByRelay,
     /// The relay refused the login.
-    #[error("refused by the relay ({code:?}): {reason}")]
+    #[error("refused by the relay: {code} ({reason})")]
     Refused {
         /// Its goodbye code.
         code: GoodbyeCode,
@@ -105,7 +132,9 @@ pub enum ClientError {
         reason: String,
     },
     /// The relay's first frame was not WELCOME.
-    #[error("unexpected {0:?} before Welcome")]
+    #[error(
+        "the relay did not start the session as the protocol says (frame {0:?} before WELCOME)"
+    )]
     NoWelcome(FrameType),
     /// Writing to the relay failed.
     #[error("write failed: {0}")]

@@ -54,6 +54,24 @@ pub enum Event {
         /// The text.
         text: String,
     },
+    /// A message we wrote is in the outbox; it leaves now, or (`waiting`)
+    /// once its recipients' keys are known, or after the next login.
+    /// Comes before every other event about the message.
+    Queued {
+        /// Its id.
+        msg_id: MessageId,
+        /// Recipients.
+        to: Vec<UserName>,
+        /// Sent to everyone online.
+        room: bool,
+        /// The user interface's own label for the request, returned as given.
+        tag: Option<String>,
+        /// Recipients without a verified key yet: the message waits for
+        /// their certificate (they have never logged in to the relay).
+        waiting: Vec<UserName>,
+        /// The text.
+        text: String,
+    },
     /// The relay accepted a message we sent.
     Sent {
         /// Which.

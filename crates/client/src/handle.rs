@@ -4,8 +4,12 @@
 use blindrelay_wire::{MessageId, UserName};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::core::peers::PeerInfo;
 use crate::error::ClientError;
 use crate::store::HistoryEntry;
+
+/// The longest label [`ClientHandle::send_tagged`] takes.
+pub const MAX_TAG_LEN: usize = 128;
 
 /// Where an answer goes.
 pub(crate) type Reply<T> = oneshot::Sender<T>;
@@ -16,9 +20,11 @@ pub(crate) enum Command {
         to: Vec<UserName>,
         text: String,
         room: bool,
+        tag: Option<String>,
         reply: Reply<Result<MessageId, ClientError>>,
     },
     Online(Reply<Vec<UserName>>),
+    Peers(Reply<Vec<PeerInfo>>),
     SafetyNumber(UserName, Reply<Result<String, ClientError>>),
     Accept(UserName, Reply<Result<String, ClientError>>),
     History(usize, Reply<Result<Vec<HistoryEntry>, ClientError>>),
@@ -57,10 +63,27 @@ impl ClientHandle {
         text: String,
         room: bool,
     ) -> Result<MessageId, ClientError> {
+        self.send_tagged(to, text, room, None).await
+    }
+
+    /// [`ClientHandle::send`], with a label of the caller's that comes back
+    /// in the message's [`crate::Event::Queued`] (at most
+    /// [`MAX_TAG_LEN`] bytes), which precedes every other event about it.
+    pub async fn send_tagged(
+        &self,
+        to: Vec<UserName>,
+        text: String,
+        room: bool,
+        tag: Option<String>,
+    ) -> Result<MessageId, ClientError> {
+        if tag.as_ref().is_some_and(|t| t.len() > MAX_TAG_LEN) {
+            return Err(ClientError::TagTooLong { max: MAX_TAG_LEN });
+        }
         self.ask(|reply| Command::Send {
             to,
             text,
             room,
+            tag,
             reply,
         })
         .await?
@@ -69,6 +92,12 @@ impl ClientHandle {
     /// Verified users online.
     pub async fn online(&self) -> Result<Vec<UserName>, ClientError> {
         self.ask(Command::Online).await
+    }
+
+    /// Everyone the relay has listed since this client started (everyone
+    /// who has ever logged in to it), online or not.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, ClientError> {
+        self.ask(Command::Peers).await
     }
 
     /// The safety number shared with `name` (of a changed certificate, if

@@ -31,9 +31,10 @@ pub mod store;
 
 pub use config::ClientConfig;
 pub use connection::connect;
-pub use core::{ClientCore, CrlSource};
+pub use core::peers::PeerInfo;
+pub use core::{ClientCore, CrlSource, Queued};
 pub use error::ClientError;
 pub use event::{Event, UndeliveredReason};
-pub use handle::ClientHandle;
+pub use handle::{ClientHandle, MAX_TAG_LEN};
 pub use policy::Policy;
 pub use store::{ClientStore, HistoryEntry};

@@ -6,6 +6,7 @@
 //! * [`framed`]: reading and writing whole 4096-byte frames over any
 //!   `AsyncRead`/`AsyncWrite`, with the timeouts and the write batching that
 //!   keep exactly one frame per TLS record.
+//! * [`explain`]: transport failures in words a person understands.
 //! * [`clock`]: the wall clock in Unix milliseconds, read here and passed
 //!   into the sans-I/O code.
 //!
@@ -13,10 +14,12 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod explain;
 pub mod framed;
 pub mod tls;
 
 pub use clock::unix_ms;
+pub use explain::{explain_io, explain_tls};
 pub use framed::{FrameReader, FrameWriter, WRITE_BATCH_FRAMES};
 pub use tls::{
     ALPN_CRL, TLS_MAX_FRAGMENT_SIZE, client_config, client_config_from_files, load_certs,
@@ -30,7 +33,7 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum NetError {
     /// Socket error.
-    #[error(transparent)]
+    #[error("{}", explain_io(.0))]
     Io(#[from] std::io::Error),
     /// A file could not be read or is not valid PEM.
     #[error("{path}: {error}")]

@@ -7,12 +7,18 @@
 //! interfaces replace them before printing.
 
 /// True for characters that can change how surrounding text is displayed:
-/// controls (Cc), the invisible format characters (bidirectional
-/// overrides and isolates, zero-width characters, the BOM), and the Unicode
-/// line and paragraph separators, which some viewers break lines at.
+/// controls (Cc), the invisible format characters (bidirectional marks,
+/// overrides and isolates, the zero-width space, the word joiner and the
+/// invisible operators, the BOM), and the Unicode line and paragraph
+/// separators, which some viewers break lines at.
+///
+/// The zero-width non-joiner (U+200C) and joiner (U+200D) are *not*
+/// display controls: they only join or separate the characters around them
+/// (emoji sequences such as 👨‍👩‍👧, Persian and Indic words such as
+/// می‌خواهم) and cannot move text or hide it.
 pub fn is_display_control(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}' | '\u{2028}' | '\u{2029}')
+        || matches!(c, '\u{200B}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}' | '\u{2028}' | '\u{2029}')
 }
 
 #[cfg(test)]
@@ -29,6 +35,16 @@ mod tests {
         }
         for c in ['a', 'é', '→', 'م', '👩'] {
             assert!(!is_display_control(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn joiners_in_emoji_and_persian_words_are_kept_and_bidi_marks_are_not() {
+        for text in ["👨\u{200D}👩\u{200D}👧", "👩\u{200D}💻", "می\u{200C}خواهم"] {
+            assert!(!text.chars().any(is_display_control), "{text:?}");
+        }
+        for c in ['\u{200B}', '\u{200E}', '\u{200F}', '\u{2060}'] {
+            assert!(is_display_control(c), "{c:?}");
         }
     }
 }

@@ -27,23 +27,42 @@ pub mod receive;
 pub mod revocation;
 pub mod send;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use blindrelay_e2e::{Content, LocalIdentity, TrustRoot};
 use blindrelay_wire::{
-    MAX_ACK_IDS, Message, MessageId, PeerEvent, RoutedFlags, StatusKind, UserName,
+    MAX_ACK_IDS, Message, MessageId, PeerEvent, Routed, RoutedFlags, StatusKind, UserName,
 };
 
 use crate::error::ClientError;
 use crate::event::{Event, UndeliveredReason};
 use crate::policy::Policy;
 use crate::store::{ClientStore, HistoryEntry, Outgoing};
-use peers::Peers;
+use peers::{Peers, Trust};
 use receipts::Receipts;
 use receive::{Context, Inbox};
 pub use revocation::CrlSource;
 use send::{SendWindow, joined, messages_in, seal_frames};
+
+/// Fragments kept from senders whose changed key awaits the user (run
+/// through again once it is accepted); past this the oldest is dropped,
+/// and the relay delivers it again at the next login.
+pub const MAX_HELD_FRAGMENTS: usize = 256;
+
+/// A message just written to the outbox, and what leaves now.
+#[derive(Debug)]
+pub struct Queued {
+    /// Its id.
+    pub msg_id: MessageId,
+    /// Frames to send now (none while a recipient has no usable key).
+    pub frames: Vec<Message>,
+    /// Recipients without a verified key yet (they never logged in to
+    /// this relay, or their certificate was refused): the message waits in
+    /// the outbox and is sealed for them once their certificate arrives
+    /// and verifies.
+    pub waiting: Vec<UserName>,
+}
 
 /// What handling one input produced: events for the user, frames for the
 /// relay.
@@ -67,6 +86,12 @@ pub struct ClientCore {
     acks: Vec<(UserName, MessageId)>,
     /// Outbox messages to send again in this session.
     resend: VecDeque<Outgoing>,
+    /// Outbox messages that cannot be sealed yet in this session: a
+    /// recipient has no verified key, or a changed one not accepted yet.
+    /// Bounded by the outbox.
+    waiting: BTreeMap<MessageId, Outgoing>,
+    /// Fragments from senders whose changed key awaits the user.
+    held: VecDeque<Routed>,
     keepalive_ms: u64,
     policy: Policy,
     /// True once the user was told that the CRL in use expired.
@@ -100,6 +125,8 @@ impl ClientCore {
             window: SendWindow::default(),
             acks: Vec::new(),
             resend: VecDeque::new(),
+            waiting: BTreeMap::new(),
+            held: VecDeque::new(),
             keepalive_ms: 20_000,
             crl_expiry_told: false,
             crl_chunks: revocation::CrlChunks::default(),
@@ -121,6 +148,11 @@ impl ClientCore {
         self.peers.online()
     }
 
+    /// Everyone the relay listed (who has ever logged in), online or not.
+    pub fn peers(&self) -> Vec<peers::PeerInfo> {
+        self.peers.list()
+    }
+
     /// The safety number shared with `name` (of a changed certificate, if
     /// one is pending: displaying it is what allows accepting it).
     pub fn safety_number(&mut self, name: &UserName) -> Result<String, ClientError> {
@@ -128,9 +160,75 @@ impl ClientCore {
     }
 
     /// Accepts `name`'s changed certificate (after its safety number was
-    /// shown) and pins it.
-    pub fn accept_key(&mut self, name: &UserName, now_ms: u64) -> Result<String, ClientError> {
-        self.peers.accept_key(self.store.as_mut(), name, now_ms)
+    /// shown) and pins it. What was held for it goes on at once: the
+    /// messages it sent meanwhile are read (the step's events and, through
+    /// [`ClientCore::take_acks`], acknowledgements) and the messages
+    /// waiting for it are sent.
+    pub fn accept_key(
+        &mut self,
+        name: &UserName,
+        now_ms: u64,
+    ) -> Result<(String, Step), ClientError> {
+        let fp = self.peers.accept_key(self.store.as_mut(), name, now_ms)?;
+        let mut step = Step::default();
+        let (theirs, others): (VecDeque<Routed>, VecDeque<Routed>) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|r| r.header.sender == *name);
+        self.held = others;
+        for r in theirs {
+            self.deliver(r, now_ms, &mut step.events);
+        }
+        self.release_waiting();
+        Ok((fp, step))
+    }
+
+    /// The recipients of `m` to wait for: never listed by the relay (no
+    /// certificate yet), or with a changed key the user has not accepted.
+    /// (A refused certificate is not waited for: sealing says why.)
+    fn missing_keys(&self, m: &Outgoing) -> Vec<UserName> {
+        m.recipients
+            .iter()
+            .filter(|n| matches!(self.peers.trust(n), Trust::Unknown | Trust::Pending))
+            .cloned()
+            .collect()
+    }
+
+    /// Moves the waiting messages whose recipients all have usable keys
+    /// now to the resend queue.
+    fn release_waiting(&mut self) {
+        let ready: Vec<MessageId> = self
+            .waiting
+            .iter()
+            .filter(|(_, m)| self.missing_keys(m).is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            if let Some(m) = self.waiting.remove(&id) {
+                self.resend.push_back(m);
+            }
+        }
+    }
+
+    /// One DELIVER fragment through the receive pipeline.
+    fn deliver(&mut self, r: Routed, now_ms: u64, events: &mut Vec<Event>) {
+        let received = self.inbox.receive(
+            Context {
+                me: &self.me,
+                peers: &self.peers,
+                store: self.store.as_mut(),
+                receipts: &mut self.receipts,
+            },
+            r,
+            now_ms,
+        );
+        self.acks.extend(received.ack);
+        events.extend(received.event);
+        if let Some(r) = received.held {
+            if self.held.len() >= MAX_HELD_FRAGMENTS {
+                self.held.pop_front();
+            }
+            self.held.push_back(r);
+        }
     }
 
     /// The last `n` messages of the local history, oldest first.
@@ -155,6 +253,8 @@ impl ClientCore {
                 // again is read from the outbox once the directory is in.
                 self.window = SendWindow::new(w.rate_max, u64::from(w.rate_window_ms));
                 self.resend.clear();
+                self.waiting.clear();
+                self.held.clear();
                 // `w.store_ttl_s` is informative: the client's windows are
                 // its own policy.
                 self.peers.all_offline();
@@ -173,6 +273,9 @@ impl ClientCore {
                     now_ms,
                     &mut step.events,
                 );
+                // A first key (someone who never logged in before) lets
+                // the messages waiting for it go.
+                self.release_waiting();
             }
             Message::DirectoryEnd { .. } => {
                 step.events.push(Event::Connected {
@@ -207,20 +310,7 @@ impl ClientCore {
                     self.status(msg_id, kind, &mut step.events);
                 }
             }
-            Message::Deliver(r) => {
-                let received = self.inbox.receive(
-                    Context {
-                        me: &self.me,
-                        peers: &self.peers,
-                        store: self.store.as_mut(),
-                        receipts: &mut self.receipts,
-                    },
-                    r,
-                    now_ms,
-                );
-                self.acks.extend(received.ack);
-                step.events.extend(received.event);
-            }
+            Message::Deliver(r) => self.deliver(r, now_ms, &mut step.events),
             Message::Ping(v) => step.frames.push(Message::Pong(v)),
             Message::Pong(_) => {}
             Message::Goodbye { code, reason } => step.events.push(Event::Closed {
@@ -288,9 +378,18 @@ impl ClientCore {
         if to.is_empty() {
             return Err(ClientError::NoRecipient);
         }
-        // Fail early on what cannot be sent at all.
+        if text.is_empty() {
+            return Err(ClientError::Empty);
+        }
+        // A changed key must be accepted first, a refused certificate is
+        // refused; a recipient the relay never listed is waited for (see
+        // [`Queued::waiting`]).
         for n in to {
-            self.peers.trusted(n)?;
+            match self.peers.trust(n) {
+                Trust::Pending => return Err(ClientError::KeyChanged(n.clone())),
+                Trust::Untrusted => return Err(ClientError::NoKey(n.clone())),
+                Trust::Trusted(_) | Trust::Unknown => {}
+            }
         }
         let max = blindrelay_e2e::content::MAX_TEXT_LEN;
         if text.len() > max {
@@ -335,8 +434,10 @@ impl ClientCore {
         )
     }
 
-    /// Queues `text` and seals it: the frames to send now. The message is
-    /// in the outbox whatever happens to the frames.
+    /// Queues `text` and seals it: the frames to send now, unless a
+    /// recipient has no verified key yet (then the message waits, see
+    /// [`Queued::waiting`]). The message is in the outbox whatever happens
+    /// to the frames.
     pub fn send_text(
         &mut self,
         to: &[UserName],
@@ -344,11 +445,31 @@ impl ClientCore {
         room: bool,
         now_ms: u64,
         now: Instant,
-    ) -> Result<(MessageId, Vec<Message>), ClientError> {
+    ) -> Result<Queued, ClientError> {
         let m = self.queue_text(to, text, room, now_ms)?;
+        let msg_id = m.msg_id;
+        let waiting = self.missing_keys(&m);
+        if !waiting.is_empty() {
+            self.waiting.insert(msg_id, m);
+            return Ok(Queued {
+                msg_id,
+                frames: Vec::new(),
+                waiting,
+            });
+        }
         let frames = self.seal(&m)?;
         self.window.sent(now);
-        Ok((m.msg_id, frames))
+        Ok(Queued {
+            msg_id,
+            frames,
+            waiting,
+        })
+    }
+
+    /// Who a queued message is still waiting for (see
+    /// [`Queued::waiting`]), for a message queued while offline.
+    pub fn waiting_for(&self, m: &Outgoing) -> Vec<UserName> {
+        self.missing_keys(m)
     }
 
     /// The next outbox message to send again in this session, sealed, when
@@ -361,14 +482,22 @@ impl ClientCore {
         if !self.window.has_room(now) {
             return None;
         }
-        let m = self.resend.pop_front()?;
-        Some(match self.seal(&m) {
-            Ok(frames) => {
-                self.window.sent(now);
-                Ok(frames)
+        loop {
+            let m = self.resend.pop_front()?;
+            // A recipient without a usable key: wait for it, quietly (the
+            // user was told when the message was written).
+            if !self.missing_keys(&m).is_empty() {
+                self.waiting.insert(m.msg_id, m);
+                continue;
             }
-            Err(e) => Err((m.msg_id, e)),
-        })
+            return Some(match self.seal(&m) {
+                Ok(frames) => {
+                    self.window.sent(now);
+                    Ok(frames)
+                }
+                Err(e) => Err((m.msg_id, e)),
+            });
+        }
     }
 
     /// True while outbox messages wait to be sent again.

@@ -32,14 +32,29 @@ struct Peer {
     pending_checked: Option<[u8; 32]>,
 }
 
+/// A peer as a user interface shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Who.
+    pub name: UserName,
+    /// Connected now.
+    pub online: bool,
+    /// Their certificate verified against the CA and matches the pin.
+    pub verified: bool,
+    /// A different certificate was offered and awaits `/verify`, `/accept`.
+    pub key_changed: bool,
+}
+
 /// How far the client trusts a sender, for the receive pipeline.
 pub(crate) enum Trust<'a> {
     /// Verified and pinned.
     Trusted(&'a VerifiedPeer),
     /// Its certificate changed and the user has not accepted the new one.
     Pending,
-    /// Unknown, or its certificate was refused.
+    /// Its certificate was refused (revoked, expired, not from the CA).
     Untrusted,
+    /// The relay has never listed this name: no certificate seen at all.
+    Unknown,
 }
 
 /// Every peer the client has heard of.
@@ -83,6 +98,19 @@ impl Peers {
             .collect()
     }
 
+    /// Everyone the relay has listed, with what the client thinks of them.
+    pub(crate) fn list(&self) -> Vec<PeerInfo> {
+        self.map
+            .iter()
+            .map(|(n, p)| PeerInfo {
+                name: n.clone(),
+                online: p.online,
+                verified: p.trusted.is_some(),
+                key_changed: p.pending.is_some(),
+            })
+            .collect()
+    }
+
     pub(crate) fn trust(&self, name: &UserName) -> Trust<'_> {
         match self.map.get(name) {
             Some(Peer {
@@ -93,7 +121,8 @@ impl Peers {
             Some(Peer {
                 pending: Some(_), ..
             }) => Trust::Pending,
-            _ => Trust::Untrusted,
+            Some(_) => Trust::Untrusted,
+            None => Trust::Unknown,
         }
     }
 
@@ -102,7 +131,7 @@ impl Peers {
         match self.trust(name) {
             Trust::Trusted(t) => Ok(t),
             Trust::Pending => Err(ClientError::KeyChanged(name.clone())),
-            Trust::Untrusted => Err(ClientError::NoKey(name.clone())),
+            Trust::Untrusted | Trust::Unknown => Err(ClientError::NoKey(name.clone())),
         }
     }
 

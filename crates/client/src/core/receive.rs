@@ -41,6 +41,9 @@ pub(crate) struct Received {
     pub ack: Option<(UserName, MessageId)>,
     /// What to show.
     pub event: Option<Event>,
+    /// A fragment from a sender whose changed key awaits the user: the core
+    /// keeps it and runs it through again once the key is accepted.
+    pub held: Option<Routed>,
 }
 
 impl Received {
@@ -52,6 +55,7 @@ impl Received {
         Self {
             ack: None,
             event: Some(event),
+            held: None,
         }
     }
 }
@@ -95,16 +99,21 @@ impl Inbox {
         let sender = match cx.peers.trust(&from) {
             Trust::Trusted(t) => t.clone(),
             Trust::Pending => {
-                // Not acknowledged: after the user accepts the new key the
-                // message is delivered again from the store.
-                return match h.fragment.is_last() {
-                    true => Received::show(Event::Warning(format!(
-                        "held a message from {from}: their certificate changed and has not been accepted"
-                    ))),
-                    false => Received::nothing(),
+                // Not acknowledged, and kept: once the user accepts the new
+                // key the core runs it through again (and, should the
+                // client stop first, the relay delivers it again).
+                let event = h.fragment.is_last().then(|| {
+                    Event::Warning(format!(
+                        "held a message from {from}: their certificate changed; compare safety numbers (/verify {from}), then /accept {from} to read it"
+                    ))
+                });
+                return Received {
+                    ack: None,
+                    event,
+                    held: Some(r),
                 };
             }
-            Trust::Untrusted => {
+            Trust::Untrusted | Trust::Unknown => {
                 return Received {
                     ack: Some((from.clone(), h.msg_id)),
                     event: h.fragment.is_first().then(|| {
@@ -112,6 +121,7 @@ impl Inbox {
                             "rejected a message from {from}: unknown or unverified sender"
                         ))
                     }),
+                    held: None,
                 };
             }
         };
@@ -134,6 +144,7 @@ impl Inbox {
         let decided = |event: Event| Received {
             ack: Some((from.clone(), h.msg_id)),
             event: Some(event),
+            held: None,
         };
         let keep = |event: Event| Received::show(event);
         let reject = |why: &str| Event::Warning(format!("rejected a message from {from}: {why}"));
@@ -154,6 +165,7 @@ impl Inbox {
                 return Received {
                     ack: Some((from.clone(), h.msg_id)),
                     event: None,
+                    held: None,
                 };
             }
             Ok(true) => return decided(reject("replayed message")),
@@ -242,6 +254,7 @@ impl Inbox {
                         msg_ids: confirmed,
                         by: from.clone(),
                     }),
+                    held: None,
                 }
             }
         }

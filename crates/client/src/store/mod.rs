@@ -37,6 +37,14 @@ pub enum StoreError {
         /// What failed.
         error: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Another process has this database open (a chat, or a `send`).
+    #[error(
+        "{path} is in use by another blindrelay client of this user (a chat or a send still running); one state file has one owner at a time"
+    )]
+    InUse {
+        /// The database.
+        path: std::path::PathBuf,
+    },
     /// SQLite failed.
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),

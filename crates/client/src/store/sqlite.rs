@@ -18,6 +18,41 @@ pub const SCHEMA_VERSION: i64 = 1;
 pub struct SqliteStore {
     db: Connection,
     tightened: Vec<std::path::PathBuf>,
+    /// The exclusive lock on `PATH.lock`, held while the store is open, so
+    /// that one state file has one owner: two clients sharing the replay
+    /// cache would each take the other's messages for replays.
+    _lock: Option<std::fs::File>,
+}
+
+/// The lock file beside a database: `state.db` -> `state.db.lock`.
+pub fn lock_path(db: &Path) -> std::path::PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push(".lock");
+    p.into()
+}
+
+/// Takes the exclusive lock of the database at `path`, or says who holds it.
+fn lock(path: &Path) -> Result<std::fs::File, StoreError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let lock = lock_path(path);
+    let open_err = |e: std::io::Error| StoreError::Open {
+        path: lock.clone(),
+        error: Box::new(e),
+    };
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock)
+        .map_err(open_err)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(open_err(e)),
+    }
 }
 
 fn join(names: &[UserName]) -> String {
@@ -41,23 +76,26 @@ fn unsigned(v: i64) -> u64 {
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`. Its directory is
     /// made 0700 and the database and SQLite's side files 0600 before
-    /// anything is written; see [`SqliteStore::tightened`].
+    /// anything is written; see [`SqliteStore::tightened`]. Only one
+    /// process at a time may have it open: a second gets
+    /// [`StoreError::InUse`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let tightened =
             blindrelay_pki::files::private_database(path).map_err(|e| StoreError::Open {
                 path: path.to_path_buf(),
                 error: Box::new(e),
             })?;
+        let lock = lock(path)?;
         let db = Connection::open(path).map_err(|e| StoreError::Open {
             path: path.to_path_buf(),
             error: Box::new(e),
         })?;
-        Self::init(db, tightened)
+        Self::init(db, tightened, Some(lock))
     }
 
     /// An in-memory database (tests, one-shot tools).
     pub fn in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?, Vec::new())
+        Self::init(Connection::open_in_memory()?, Vec::new(), None)
     }
 
     /// The files and directories that were readable by others when the
@@ -66,7 +104,11 @@ impl SqliteStore {
         &self.tightened
     }
 
-    fn init(db: Connection, tightened: Vec<std::path::PathBuf>) -> Result<Self, StoreError> {
+    fn init(
+        db: Connection,
+        tightened: Vec<std::path::PathBuf>,
+        lock: Option<std::fs::File>,
+    ) -> Result<Self, StoreError> {
         db.execute_batch(
             "PRAGMA journal_mode=WAL;
              PRAGMA synchronous=NORMAL;
@@ -107,7 +149,11 @@ impl SqliteStore {
                  der BLOB NOT NULL
              );",
         )?;
-        let mut me = Self { db, tightened };
+        let mut me = Self {
+            db,
+            tightened,
+            _lock: lock,
+        };
         me.migrate()?;
         Ok(me)
     }
@@ -395,6 +441,26 @@ mod tests {
     fn the_sqlite_store_keeps_the_contract() {
         conformance::pins_and_replays(&mut SqliteStore::in_memory().unwrap());
         conformance::outbox_and_history(&mut SqliteStore::in_memory().unwrap());
+    }
+
+    #[test]
+    fn a_state_file_has_one_owner_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let first = SqliteStore::open(&path).unwrap();
+        let second = SqliteStore::open(&path);
+        assert!(
+            matches!(&second, Err(StoreError::InUse { path: p }) if *p == path),
+            "a second owner must be refused"
+        );
+        drop(first);
+        SqliteStore::open(&path).expect("free again once the first owner has gone");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(lock_path(&path))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

@@ -441,7 +441,7 @@ impl Session {
                     tokio::time::timeout(Duration::from_millis(cfg.write_timeout_ms), writer).await;
             }
             End::Cause(code, reason) => {
-                info!(%identity, %peer, session = id, ?code, %reason, "disconnected by the server");
+                info!(%identity, %peer, session = id, code = code.as_str(), %reason, "disconnected by the server");
                 finish(tx, writer, &Message::Goodbye { code, reason }, cfg).await;
             }
             End::Broken(reason) => {

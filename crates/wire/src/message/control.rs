@@ -43,6 +43,38 @@ pub enum GoodbyeCode {
 }
 
 impl GoodbyeCode {
+    /// A stable snake_case name, for programs (JSON events, logs).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Shutdown => "shutdown",
+            Self::RateLimited => "rate_limited",
+            Self::CoolDown => "cool_down",
+            Self::SessionLimit => "session_limit",
+            Self::Revoked => "revoked",
+            Self::IdleTimeout => "idle_timeout",
+            Self::ProtocolViolation => "protocol_violation",
+            Self::Spoofing => "spoofing",
+            Self::TooSlow => "too_slow",
+        }
+    }
+
+    /// What the code means, for people.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Normal => "closed normally",
+            Self::Shutdown => "the relay is shutting down",
+            Self::RateLimited => "too many messages too fast",
+            Self::CoolDown => "waiting out a cool-down after too many messages",
+            Self::SessionLimit => "replaced by a newer session of the same user",
+            Self::Revoked => "the certificate was revoked",
+            Self::IdleTimeout => "idle for too long",
+            Self::ProtocolViolation => "the relay received something it does not accept",
+            Self::Spoofing => "messages with a forged sender",
+            Self::TooSlow => "this client read too slowly",
+        }
+    }
+
     /// Maps a code byte; an unknown code is malformed.
     pub fn from_u8(b: u8) -> Result<Self, WireError> {
         Ok(match b {
@@ -58,6 +90,12 @@ impl GoodbyeCode {
             9 => Self::TooSlow,
             _ => return Err(WireError::InvalidField("goodbye code")),
         })
+    }
+}
+
+impl std::fmt::Display for GoodbyeCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.describe())
     }
 }
 

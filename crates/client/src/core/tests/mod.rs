@@ -154,8 +154,10 @@ fn feed(c: &mut ClientCore, msgs: Vec<Message>, now_ms: u64) -> Vec<Event> {
 }
 
 fn send_at(from: &mut ClientCore, to: &str, text: &str, now_ms: u64) -> (MessageId, Vec<Message>) {
-    from.send_text(&[n(to)], text, false, now_ms, Instant::now())
-        .unwrap()
+    let q = from
+        .send_text(&[n(to)], text, false, now_ms, Instant::now())
+        .unwrap();
+    (q.msg_id, q.frames)
 }
 
 fn send(from: &mut ClientCore, to: &str, text: &str) -> (MessageId, Vec<Message>) {
@@ -456,3 +458,4 @@ fn the_replay_cache_forgets_a_message_only_once_a_copy_would_be_too_old_anyway()
 mod boundaries;
 mod crl;
 mod sending;
+mod waiting;

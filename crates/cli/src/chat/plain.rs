@@ -1,0 +1,108 @@
+//! The line client (`chat --plain`): lines in, lines out, nothing drawn.
+//!
+//! Input is read whole lines at a time from stdin by a thread of its own,
+//! so that everything typed ahead or pasted is kept (by the terminal's own
+//! line discipline, or the pipe) and becomes one message per line; nothing
+//! a person typed is dropped. Events are printed as they come, one line
+//! each, through [`crate::ui::Narrator`].
+
+use std::collections::HashSet;
+use std::io::BufRead;
+
+use anyhow::Result;
+use blindrelay_client::Event;
+use blindrelay_wire::MessageId;
+use tokio::sync::mpsc;
+
+use super::action::{Outcome, Session, outcome_text, parse_line};
+use crate::ui::{Narrator, now_ms, preview, stamp};
+
+/// Messages of the local history shown at the start.
+pub(crate) const HISTORY_AT_START: usize = 20;
+/// Lines read ahead of the chat (the reader waits when it is full; the
+/// terminal keeps the rest).
+const LINE_QUEUE: usize = 64;
+
+/// Reads stdin line by line in a thread; `None` at the end of input.
+fn spawn_reader() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel(LINE_QUEUE);
+    std::thread::spawn(move || {
+        let stdin = std::io::stdin();
+        for line in stdin.lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Prints the end of the local history; returns the ids it showed, so
+/// that the same messages arriving as events are not shown twice.
+async fn print_history(s: &Session) -> HashSet<MessageId> {
+    let Ok(history) = s.client.history(HISTORY_AT_START).await else {
+        return HashSet::new();
+    };
+    if !history.is_empty() {
+        println!("--- the last {} messages ---", history.len());
+    }
+    let now = now_ms();
+    let mut shown = HashSet::new();
+    for h in history {
+        let room = if h.room { " to the room" } else { "" };
+        let who = if h.outgoing {
+            format!("you -> {}{room}", h.peer)
+        } else {
+            format!("{}{room}", h.peer)
+        };
+        println!("  [{}] {who}: {}", stamp(h.ts_ms, now), preview(&h.text));
+        shown.insert(h.msg_id);
+    }
+    shown
+}
+
+pub(crate) async fn run(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<()> {
+    println!(
+        "blindrelay chat as {} (end-to-end encrypted; /help for commands, /quit or Ctrl-D to leave)",
+        s.client.name()
+    );
+    let shown = print_history(&s).await;
+    let mut lines = spawn_reader();
+    let mut narrator = Narrator::default();
+    loop {
+        tokio::select! {
+            e = events.recv() => match e {
+                None => break,
+                Some(Event::Message { msg_id, .. }) if shown.contains(&msg_id) => {}
+                Some(e) => {
+                    if let Some(l) = narrator.line(&e) {
+                        println!("{l}");
+                    }
+                    if matches!(e, Event::Closed { .. }) {
+                        return Ok(());
+                    }
+                }
+            },
+            l = lines.recv() => match l {
+                Some(line) => match parse_line(&line) {
+                    Ok(None) => {}
+                    Ok(Some(a)) => {
+                        let out = s.perform(a, None).await;
+                        if matches!(out, Outcome::Quit) {
+                            break;
+                        }
+                        if let Some(t) = outcome_text(&out) {
+                            println!("{t}");
+                        }
+                    }
+                    Err(e) => println!("error: {e}"),
+                },
+                // Ctrl-D or the end of a script.
+                None => break,
+            },
+        }
+    }
+    s.client.quit().await;
+    Ok(())
+}

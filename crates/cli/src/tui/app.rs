@@ -1,0 +1,498 @@
+//! The full-screen client's state and what keys and events do to it. No
+//! terminal and no network here: [`super::view`] draws an [`App`], and
+//! [`super`] feeds it terminal keys and client events and carries out the
+//! [`Intent`]s it returns, so everything here is tested directly.
+
+use std::collections::{BTreeMap, HashSet};
+
+use blindrelay_client::{Event, HistoryEntry, PeerInfo};
+use blindrelay_wire::{MessageId, UserName};
+
+use super::editor::Editor;
+use crate::chat::action::Action;
+use crate::ui::snippet;
+
+/// Messages kept per conversation on screen (the oldest go first); the
+/// local history keeps at most as many in all.
+pub(crate) const MAX_ENTRIES: usize = blindrelay_client::store::MAX_HISTORY_ENTRIES as usize;
+/// Search results listed at most.
+pub(crate) const MAX_HITS: usize = 200;
+
+/// Whom a conversation is with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum ConvKey {
+    /// Everyone online (`/all`).
+    Room,
+    /// One person.
+    Person(UserName),
+    /// Several people (a message we sent to more than one).
+    Group(Vec<UserName>),
+}
+
+impl ConvKey {
+    /// The conversation's name in the list.
+    pub(crate) fn label(&self) -> String {
+        match self {
+            Self::Room => "# room".into(),
+            Self::Person(n) => n.to_string(),
+            Self::Group(ns) => ns.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+        }
+    }
+
+    fn from_recipients(names: &[UserName], room: bool) -> Self {
+        match (room, names) {
+            (true, _) => Self::Room,
+            (false, [one]) => Self::Person(one.clone()),
+            (false, many) => {
+                let mut v = many.to_vec();
+                v.sort();
+                v.dedup();
+                Self::Group(v)
+            }
+        }
+    }
+}
+
+/// Where a message we sent is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Status {
+    /// Not ours, or from the history.
+    None,
+    /// Waiting for a recipient's first key.
+    WaitingForKey,
+    /// In the outbox, not yet accepted by the relay.
+    Sending,
+    /// The relay has it (accepted live or stored).
+    AtRelay,
+    /// A recipient confirmed it end to end.
+    Delivered,
+}
+
+/// One line of a conversation.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub id: Option<MessageId>,
+    pub ts_ms: u64,
+    /// Sender's name, `you`, or empty for a line from the client itself.
+    pub from: String,
+    pub text: String,
+    pub late: bool,
+    pub status: Status,
+}
+
+impl Entry {
+    pub(crate) fn is_system(&self) -> bool {
+        self.from.is_empty()
+    }
+}
+
+/// A conversation and how it is shown.
+#[derive(Debug, Clone)]
+pub(crate) struct Conversation {
+    pub entries: Vec<Entry>,
+    pub unread: usize,
+    /// Screen lines scrolled up from the newest.
+    pub scroll: usize,
+    /// A message to bring into view (from search), highlighted.
+    pub focus: Option<usize>,
+}
+
+impl Conversation {
+    fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            unread: 0,
+            scroll: 0,
+            focus: None,
+        }
+    }
+
+    fn push(&mut self, e: Entry) {
+        if self.entries.len() >= MAX_ENTRIES {
+            self.entries.remove(0);
+            self.focus = self.focus.and_then(|f| f.checked_sub(1));
+        }
+        self.entries.push(e);
+    }
+}
+
+/// What the client knows of a person.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Presence {
+    pub online: bool,
+    pub verified: bool,
+    pub key_changed: bool,
+}
+
+/// The connection as the status line shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Link {
+    Connecting,
+    Connected,
+    Lost(String),
+}
+
+/// A search over the whole local history.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Search {
+    pub query: Editor,
+    /// (conversation, entry), newest first.
+    pub hits: Vec<(ConvKey, usize)>,
+    pub selected: usize,
+}
+
+/// A window over the conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dialog {
+    pub title: String,
+    pub text: String,
+    /// The safety number of a changed key is shown: `a` accepts it.
+    pub accept: Option<UserName>,
+}
+
+/// What the keyboard is doing.
+#[derive(Debug, Clone)]
+pub(crate) enum Mode {
+    Normal,
+    Search(Search),
+    Dialog(Dialog),
+}
+
+/// What the app asks its loop to do.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Intent {
+    /// Nothing beyond redrawing.
+    None,
+    /// Carry out an action of the client.
+    Perform(Action),
+    /// Look up the safety number with this person and show it.
+    Verify(UserName),
+    /// Leave.
+    Quit,
+}
+
+/// A notification for a message in a conversation that is not open.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Notification {
+    /// Who wrote (never the text: a notification can be seen by others).
+    pub from: String,
+}
+
+/// The full-screen client's state.
+pub(crate) struct App {
+    pub me: UserName,
+    pub server: String,
+    pub convs: BTreeMap<ConvKey, Conversation>,
+    pub open: ConvKey,
+    pub people: BTreeMap<UserName, Presence>,
+    pub editor: Editor,
+    pub mode: Mode,
+    pub link: Link,
+    pub notify: bool,
+    /// Ids shown, so the same message is never shown twice.
+    seen: HashSet<MessageId>,
+    /// Where each message we sent is shown.
+    ours: BTreeMap<MessageId, ConvKey>,
+}
+
+/// The keys, for the help window and README.
+pub(crate) const KEYS: &str = "\
+Enter        send (or run a /command)
+Alt-Enter    new line in the message (a paste keeps its lines)
+Tab, S-Tab   next, previous conversation (Ctrl-N, Ctrl-P too)
+PgUp, PgDn   scroll the conversation (its whole local history)
+Ctrl-F       search all conversations; Enter opens the message
+F2           notifications on or off
+F1           this help
+Esc          close a window or the search
+Ctrl-C       leave (Ctrl-D too, on an empty line)";
+
+impl App {
+    pub(crate) fn new(me: UserName, server: String, notify: bool) -> Self {
+        let mut convs = BTreeMap::new();
+        convs.insert(ConvKey::Room, Conversation::new());
+        Self {
+            me,
+            server,
+            convs,
+            open: ConvKey::Room,
+            people: BTreeMap::new(),
+            editor: Editor::default(),
+            mode: Mode::Normal,
+            link: Link::Connecting,
+            notify,
+            seen: HashSet::new(),
+            ours: BTreeMap::new(),
+        }
+    }
+
+    fn conv(&mut self, key: ConvKey) -> &mut Conversation {
+        self.convs.entry(key).or_insert_with(Conversation::new)
+    }
+
+    /// Opens `key` (creating it) and clears its unread count.
+    pub(crate) fn open_conv(&mut self, key: ConvKey) {
+        self.conv(key.clone()).unread = 0;
+        self.open = key;
+    }
+
+    /// A line from the client itself in the open conversation.
+    pub(crate) fn say(&mut self, text: impl Into<String>) {
+        let e = Entry {
+            id: None,
+            ts_ms: crate::ui::now_ms(),
+            from: String::new(),
+            text: text.into(),
+            late: false,
+            status: Status::None,
+        };
+        let key = self.open.clone();
+        self.conv(key).push(e);
+    }
+
+    /// The local history, oldest first, as read at the start.
+    pub(crate) fn load_history(&mut self, history: Vec<HistoryEntry>) {
+        for h in history {
+            if !self.seen.insert(h.msg_id) {
+                continue;
+            }
+            let names: Vec<UserName> = h
+                .peer
+                .split(',')
+                .filter_map(|n| UserName::new(n).ok())
+                .collect();
+            let key = if h.outgoing {
+                ConvKey::from_recipients(&names, h.room)
+            } else if h.room {
+                ConvKey::Room
+            } else {
+                match names.first() {
+                    Some(n) => ConvKey::Person(n.clone()),
+                    None => continue,
+                }
+            };
+            let from = if h.outgoing {
+                "you".into()
+            } else {
+                h.peer.clone()
+            };
+            self.conv(key).push(Entry {
+                id: Some(h.msg_id),
+                ts_ms: h.ts_ms,
+                from,
+                text: h.text,
+                late: false,
+                status: Status::None,
+            });
+        }
+    }
+
+    /// Everyone the relay has listed.
+    pub(crate) fn set_people(&mut self, people: Vec<PeerInfo>) {
+        for p in people {
+            self.people.insert(
+                p.name.clone(),
+                Presence {
+                    online: p.online,
+                    verified: p.verified,
+                    key_changed: p.key_changed,
+                },
+            );
+            self.conv(ConvKey::Person(p.name));
+        }
+    }
+
+    /// People whose changed key awaits the user.
+    pub(crate) fn key_changes(&self) -> Vec<&UserName> {
+        self.people
+            .iter()
+            .filter(|(_, p)| p.key_changed)
+            .map(|(n, _)| n)
+            .collect()
+    }
+
+    fn set_status(&mut self, id: &MessageId, status: Status) {
+        let Some(key) = self.ours.get(id).cloned() else {
+            return;
+        };
+        if let Some(c) = self.convs.get_mut(&key)
+            && let Some(e) = c
+                .entries
+                .iter_mut()
+                .rev()
+                .find(|e| e.id.as_ref() == Some(id))
+            && (e.status as u8) < (status as u8)
+        {
+            e.status = status;
+        }
+    }
+
+    /// Takes in one client event; returns a notification if one is due.
+    pub(crate) fn on_event(&mut self, e: Event) -> Option<Notification> {
+        match e {
+            Event::Connected { online, .. } => {
+                self.link = Link::Connected;
+                for p in self.people.values_mut() {
+                    p.online = false;
+                }
+                for n in online {
+                    let p = self.people.entry(n.clone()).or_default();
+                    p.online = true;
+                    p.verified = true;
+                    self.conv(ConvKey::Person(n));
+                }
+            }
+            Event::Joined { name, .. } => {
+                let p = self.people.entry(name.clone()).or_default();
+                p.online = true;
+                p.verified = true;
+                p.key_changed = false;
+                self.conv(ConvKey::Person(name));
+            }
+            Event::Left { name } => {
+                self.people.entry(name).or_default().online = false;
+            }
+            Event::Message {
+                msg_id,
+                from,
+                room,
+                timestamp_ms,
+                late,
+                text,
+                ..
+            } => {
+                if !self.seen.insert(msg_id) {
+                    return None;
+                }
+                let key = if room {
+                    ConvKey::Room
+                } else {
+                    ConvKey::Person(from.clone())
+                };
+                let open = key == self.open;
+                let c = self.conv(key);
+                c.push(Entry {
+                    id: Some(msg_id),
+                    ts_ms: timestamp_ms,
+                    from: from.to_string(),
+                    text,
+                    late,
+                    status: Status::None,
+                });
+                if !open {
+                    c.unread += 1;
+                    return self.notify.then(|| Notification {
+                        from: from.to_string(),
+                    });
+                }
+            }
+            Event::Queued {
+                msg_id,
+                to,
+                room,
+                waiting,
+                text,
+                ..
+            } => {
+                let key = ConvKey::from_recipients(&to, room);
+                self.seen.insert(msg_id);
+                self.ours.insert(msg_id, key.clone());
+                self.conv(key.clone()).push(Entry {
+                    id: Some(msg_id),
+                    ts_ms: crate::ui::now_ms(),
+                    from: "you".into(),
+                    text,
+                    late: false,
+                    status: if waiting.is_empty() {
+                        Status::Sending
+                    } else {
+                        Status::WaitingForKey
+                    },
+                });
+                if !waiting.is_empty() {
+                    let who = waiting
+                        .iter()
+                        .map(|n| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    self.conv(key).push(system(format!(
+                        "no key for {who} yet: the message is kept and sent, sealed for {who}'s verified key, once {who} logs in"
+                    )));
+                }
+            }
+            Event::Sent { msg_id, .. } | Event::Stored { msg_id, .. } => {
+                self.set_status(&msg_id, Status::AtRelay);
+            }
+            Event::Delivered { msg_ids, .. } => {
+                for id in msg_ids {
+                    self.set_status(&id, Status::Delivered);
+                }
+            }
+            Event::Reconnecting { reason, .. } => {
+                self.link = Link::Lost(crate::ui::sanitize(&reason));
+            }
+            Event::Undelivered { msg_id, name, .. } => {
+                let line = format!(
+                    "{name} did not get your message{}",
+                    self.entry_snippet(&msg_id)
+                        .map(|s| format!(" \u{201c}{s}\u{201d}"))
+                        .unwrap_or_default()
+                );
+                match self.ours.get(&msg_id).cloned() {
+                    Some(key) => self.conv(key).push(system(line)),
+                    None => self.say(line),
+                }
+            }
+            Event::KeyChanged { name, .. } => {
+                let p = self.people.entry(name.clone()).or_default();
+                p.key_changed = true;
+                self.conv(ConvKey::Person(name.clone())).push(system(format!(
+                    "{name}'s certificate CHANGED: their messages are held and nothing is sent to them until you compare safety numbers (/verify {name}) and accept"
+                )));
+            }
+            Event::Warning(w) => self.say(format!("! {}", crate::ui::sanitize(&w))),
+            Event::Closed { .. } => {}
+        }
+        None
+    }
+
+    fn entry_snippet(&self, id: &MessageId) -> Option<String> {
+        let key = self.ours.get(id)?;
+        self.convs
+            .get(key)?
+            .entries
+            .iter()
+            .rev()
+            .find(|e| e.id.as_ref() == Some(id))
+            .map(|e| snippet(&e.text))
+    }
+
+    /// A key name was accepted: clear its banner.
+    pub(crate) fn key_accepted(&mut self, name: &UserName) {
+        if let Some(p) = self.people.get_mut(name) {
+            p.key_changed = false;
+            p.verified = true;
+        }
+    }
+
+    /// The conversations in list order: the room, then by name.
+    pub(crate) fn order(&self) -> Vec<ConvKey> {
+        self.convs.keys().cloned().collect()
+    }
+}
+
+fn system(text: String) -> Entry {
+    Entry {
+        id: None,
+        ts_ms: crate::ui::now_ms(),
+        from: String::new(),
+        text,
+        late: false,
+        status: Status::None,
+    }
+}
+
+mod keys;
+
+#[cfg(test)]
+mod tests;

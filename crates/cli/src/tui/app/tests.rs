@@ -1,0 +1,217 @@
+use super::*;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn name(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+fn key(c: KeyCode) -> KeyEvent {
+    KeyEvent::new(c, KeyModifiers::NONE)
+}
+
+fn typed(app: &mut App, text: &str) {
+    for c in text.chars() {
+        assert_eq!(app.on_key(key(KeyCode::Char(c))), Intent::None);
+    }
+}
+
+fn message(id: u8, from: &str, text: &str) -> Event {
+    Event::Message {
+        msg_id: MessageId([id; 16]),
+        from: name(from),
+        recipients: vec![name("alice")],
+        room: false,
+        timestamp_ms: 1_000 * u64::from(id),
+        late: false,
+        text: text.into(),
+    }
+}
+
+fn app() -> App {
+    App::new(name("alice"), "127.0.0.1:8443".into(), true)
+}
+
+#[test]
+fn a_message_lands_in_its_conversation_and_counts_as_unread_elsewhere() {
+    let mut a = app();
+    a.open_conv(ConvKey::Person(name("carol")));
+    let n = a.on_event(message(1, "bob", "hi"));
+    assert_eq!(n, Some(Notification { from: "bob".into() }));
+    let bob = &a.convs[&ConvKey::Person(name("bob"))];
+    assert_eq!(bob.unread, 1);
+    assert_eq!(bob.entries[0].text, "hi");
+    // Opening it clears the count; in the open conversation nothing is unread.
+    a.open_conv(ConvKey::Person(name("bob")));
+    assert_eq!(a.on_event(message(2, "bob", "again")), None);
+    assert_eq!(a.convs[&ConvKey::Person(name("bob"))].unread, 0);
+    // Notifications can be switched off.
+    a.on_key(key(KeyCode::F(2)));
+    assert_eq!(a.on_event(message(3, "carol", "x")), None);
+    assert_eq!(a.convs[&ConvKey::Person(name("carol"))].unread, 1);
+}
+
+#[test]
+fn a_message_already_in_the_history_is_not_shown_twice() {
+    let mut a = app();
+    a.load_history(vec![HistoryEntry {
+        msg_id: MessageId([1; 16]),
+        ts_ms: 1000,
+        outgoing: false,
+        peer: "bob".into(),
+        room: false,
+        text: "hi".into(),
+    }]);
+    a.on_event(message(1, "bob", "hi"));
+    assert_eq!(a.convs[&ConvKey::Person(name("bob"))].entries.len(), 1);
+}
+
+#[test]
+fn room_messages_keep_their_room_in_the_history() {
+    let mut a = app();
+    a.load_history(vec![HistoryEntry {
+        msg_id: MessageId([1; 16]),
+        ts_ms: 1000,
+        outgoing: false,
+        peer: "bob".into(),
+        room: true,
+        text: "to all".into(),
+    }]);
+    assert_eq!(a.convs[&ConvKey::Room].entries[0].text, "to all");
+    assert!(!a.convs.contains_key(&ConvKey::Person(name("bob"))));
+}
+
+#[test]
+fn enter_sends_to_the_open_conversation_and_alt_enter_breaks_the_line() {
+    let mut a = app();
+    a.open_conv(ConvKey::Person(name("bob")));
+    typed(&mut a, "one");
+    a.on_key(KeyEvent::new(KeyCode::Enter, KeyModifiers::ALT));
+    typed(&mut a, "two");
+    assert_eq!(
+        a.on_key(key(KeyCode::Enter)),
+        Intent::Perform(Action::Send {
+            to: Some(vec!["bob".into()]),
+            text: "one\ntwo".into()
+        })
+    );
+    assert!(a.editor.is_empty());
+    a.open_conv(ConvKey::Room);
+    typed(&mut a, "//etc");
+    assert_eq!(
+        a.on_key(key(KeyCode::Enter)),
+        Intent::Perform(Action::All {
+            text: "/etc".into()
+        })
+    );
+}
+
+#[test]
+fn commands_switch_conversations_and_an_unknown_name_is_explained() {
+    let mut a = app();
+    typed(&mut a, "/to dave");
+    assert_eq!(a.on_key(key(KeyCode::Enter)), Intent::None);
+    assert_eq!(a.open, ConvKey::Person(name("dave")));
+    let said = &a.convs[&ConvKey::Person(name("dave"))].entries[0];
+    assert!(
+        said.is_system() && said.text.contains("has not logged in"),
+        "{}",
+        said.text
+    );
+    typed(&mut a, "/verify dave");
+    assert_eq!(a.on_key(key(KeyCode::Enter)), Intent::Verify(name("dave")));
+    typed(&mut a, "/quit");
+    assert_eq!(a.on_key(key(KeyCode::Enter)), Intent::Quit);
+}
+
+#[test]
+fn statuses_become_ticks_on_the_message_they_confirm() {
+    let mut a = app();
+    let id = MessageId([9; 16]);
+    a.on_event(Event::Queued {
+        msg_id: id,
+        to: vec![name("bob")],
+        room: false,
+        tag: None,
+        waiting: vec![],
+        text: "hello".into(),
+    });
+    let status = |a: &App| a.convs[&ConvKey::Person(name("bob"))].entries[0].status;
+    assert_eq!(status(&a), Status::Sending);
+    a.on_event(Event::Sent {
+        msg_id: id,
+        delivered: 1,
+    });
+    assert_eq!(status(&a), Status::AtRelay);
+    a.on_event(Event::Delivered {
+        msg_ids: vec![id],
+        by: name("bob"),
+    });
+    assert_eq!(status(&a), Status::Delivered);
+    // A late "stored" never takes a tick back.
+    a.on_event(Event::Stored {
+        msg_id: id,
+        recipients: 1,
+    });
+    assert_eq!(status(&a), Status::Delivered);
+}
+
+#[test]
+fn search_finds_old_messages_in_every_conversation_and_opens_them() {
+    let mut a = app();
+    a.on_event(message(1, "bob", "the blue door"));
+    a.on_event(message(2, "carol", "red"));
+    a.on_event(message(3, "carol", "a BLUE sky"));
+    a.on_key(KeyEvent::new(KeyCode::Char('f'), KeyModifiers::CONTROL));
+    for c in "blue".chars() {
+        a.on_key(key(KeyCode::Char(c)));
+    }
+    let Mode::Search(s) = &a.mode else {
+        panic!("not searching")
+    };
+    assert_eq!(
+        s.hits,
+        vec![
+            (ConvKey::Person(name("carol")), 1),
+            (ConvKey::Person(name("bob")), 0)
+        ]
+    );
+    a.on_key(key(KeyCode::Down));
+    a.on_key(key(KeyCode::Enter));
+    assert_eq!(a.open, ConvKey::Person(name("bob")));
+    assert_eq!(a.convs[&ConvKey::Person(name("bob"))].focus, Some(0));
+}
+
+#[test]
+fn a_changed_key_is_a_banner_and_the_safety_number_dialog_accepts_it() {
+    let mut a = app();
+    a.on_event(Event::KeyChanged {
+        name: name("bob"),
+        pinned: "aa".into(),
+        offered: "bb".into(),
+    });
+    assert_eq!(a.key_changes(), vec![&name("bob")]);
+    a.mode = Mode::Dialog(Dialog {
+        title: "safety number with bob".into(),
+        text: "1234".into(),
+        accept: Some(name("bob")),
+    });
+    assert_eq!(
+        a.on_key(key(KeyCode::Char('a'))),
+        Intent::Perform(Action::Accept { name: "bob".into() })
+    );
+    a.key_accepted(&name("bob"));
+    assert!(a.key_changes().is_empty());
+}
+
+#[test]
+fn tab_walks_the_conversation_list() {
+    let mut a = app();
+    a.on_event(message(1, "bob", "x"));
+    a.on_event(message(2, "carol", "y"));
+    assert_eq!(a.open, ConvKey::Room);
+    a.on_key(key(KeyCode::Tab));
+    assert_eq!(a.open, ConvKey::Person(name("bob")));
+    a.on_key(key(KeyCode::BackTab));
+    a.on_key(key(KeyCode::BackTab));
+    assert_eq!(a.open, ConvKey::Person(name("carol")));
+}

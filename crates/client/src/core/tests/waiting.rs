@@ -1,0 +1,133 @@
+//! What waits and what is held: a message to someone who has never logged
+//! in waits for their first certificate; a message from someone whose key
+//! changed is held until the user accepts the new key, then read at once.
+
+use super::*;
+
+/// `name` with a new key, from the same CA (a lost laptop).
+fn with_new_key(name: &str) -> (ClientCore, Vec<u8>) {
+    let p = &pki().1;
+    let at = |s: u64| time::OffsetDateTime::from_unix_timestamp(s as i64).unwrap();
+    let issued = p
+        .load_ca()
+        .unwrap()
+        .issue_user(
+            &n(name),
+            &UserCertOptions {
+                not_before: at(NOW_MS / 1000 - 86_400),
+                not_after: at(NOW_MS / 1000 + 86_400 * 365),
+                server_auth_only: false,
+            },
+        )
+        .unwrap();
+    let me = LocalIdentity::from_pem(
+        &n(name),
+        issued.cert_pem.as_bytes(),
+        issued.key.expose_pem().as_bytes(),
+        &root(),
+        NOW_MS / 1000,
+    )
+    .unwrap();
+    let mut c = ClientCore::new(
+        me,
+        root(),
+        Box::new(MemoryStore::default()),
+        Policy::default(),
+    );
+    login(&mut c);
+    (c, issued.cert_der)
+}
+
+#[test]
+fn a_message_to_someone_who_never_logged_in_waits_then_leaves_sealed_for_their_verified_key() {
+    let mut alice = core_with("alice", Policy::default());
+    // The relay lists nobody: bob has never logged in.
+    alice.handle(
+        Message::Welcome(Welcome {
+            identity: n("alice"),
+            rate_max: 10,
+            rate_window_ms: 5000,
+            keepalive_ms: 20_000,
+            max_fragments: 64,
+            store_ttl_s: 3600,
+        }),
+        NOW_MS,
+    );
+    alice.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
+    let q = alice
+        .send_text(&[n("bob")], "hello bob", false, NOW_MS, Instant::now())
+        .unwrap();
+    assert!(q.frames.is_empty(), "nothing can be sealed without a key");
+    assert_eq!(q.waiting, vec![n("bob")]);
+    assert!(alice.next_resend(Instant::now()).is_none());
+    // A typo'd or unknown name is not an error either, but a refused
+    // certificate is: see crl.rs.
+    // bob logs in: the relay announces him with his certificate.
+    alice.handle(
+        Message::Peer {
+            event: PeerEvent::Joined,
+            name: n("bob"),
+            cert_der: cert("bob"),
+        },
+        NOW_MS,
+    );
+    let frames = match alice.next_resend(Instant::now()) {
+        Some(Ok(f)) => f,
+        _ => panic!("the waiting message must leave once bob's key is known"),
+    };
+    let mut bob = logged_in("bob", Policy::default());
+    let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), NOW_MS);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Message { msg_id, text, .. }
+            if *msg_id == q.msg_id && text == "hello bob")),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_message_held_by_a_key_change_is_read_as_soon_as_the_new_key_is_accepted() {
+    let mut alice = logged_in("alice", Policy::default());
+    let (mut new_bob, new_cert) = with_new_key("bob");
+    let changed = alice.handle(
+        Message::Peer {
+            event: PeerEvent::Joined,
+            name: n("bob"),
+            cert_der: new_cert,
+        },
+        NOW_MS,
+    );
+    assert!(
+        changed
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::KeyChanged { .. }))
+    );
+    let (id, frames) = send(&mut new_bob, "alice", "it is me, new laptop");
+    let held = feed(&mut alice, delivered(&frames, RoutedFlags::NONE), NOW_MS);
+    assert!(!held.iter().any(|e| matches!(e, Event::Message { .. })));
+    assert!(alice.take_acks().is_empty(), "held, not acknowledged");
+    // Accepting requires the safety number first; then the message shows
+    // at once, without waiting for a reconnect, and is acknowledged.
+    alice.safety_number(&n("bob")).unwrap();
+    let (_, step) = alice.accept_key(&n("bob"), NOW_MS).unwrap();
+    assert!(
+        step.events
+            .iter()
+            .any(|e| matches!(e, Event::Message { msg_id, text, .. }
+            if *msg_id == id && text == "it is me, new laptop")),
+        "{:?}",
+        step.events
+    );
+    assert!(!alice.take_acks().is_empty());
+}
+
+#[test]
+fn an_empty_message_is_refused_before_the_outbox() {
+    let (mut alice, _) = pair();
+    assert!(matches!(
+        alice.send_text(&[n("bob")], "", false, NOW_MS, Instant::now()),
+        Err(ClientError::Empty)
+    ));
+}
