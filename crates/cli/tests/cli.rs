@@ -305,8 +305,8 @@ fn an_encrypted_key_works_with_its_passphrase_only() {
     };
     assert_clean_error(&send(None), "is encrypted: give its passphrase");
     assert_clean_error(&send(Some("tr0ub4dor &4")), "wrong passphrase");
-    // With the passphrase the client logs in (bob is simply not online).
-    assert_clean_error(&send(Some("tr0ub4dor &3")), "no verified key for bob");
+    // With the passphrase the client logs in (bob has simply never logged in).
+    assert_clean_error(&send(Some("tr0ub4dor &3")), "bob has never logged in");
     // From a file too.
     std::fs::write(p.join("pass.txt"), "tr0ub4dor &3\n").unwrap();
     assert_clean_error(
@@ -324,7 +324,7 @@ fn an_encrypted_key_works_with_its_passphrase_only() {
             ],
             None,
         ),
-        "no verified key for bob",
+        "bob has never logged in to this relay",
     );
 }
 

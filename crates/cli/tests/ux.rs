@@ -392,3 +392,38 @@ fn demo_help_and_its_long_message_limit_are_true() {
     assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
     assert!(text(&o).1.contains("65536"), "{:?}", text(&o));
 }
+
+#[test]
+fn a_send_from_a_script_does_not_make_everyone_see_online_then_left() {
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &["alice", "bob"]);
+    // alice has logged in before, so her key is no first contact for bob.
+    let mut bob = plain(d.path(), "bob", &relay.addr);
+    let alice = json(d.path(), "alice", &relay.addr);
+    bob.wait("alice online", WAIT, |l| l == "* alice is online");
+    alice.quit();
+    bob.wait("alice gone", WAIT, |l| l == "* alice left");
+    let o = run(
+        &[
+            "send",
+            "alice",
+            "--to",
+            "bob",
+            "--server",
+            &relay.addr,
+            "from cron",
+        ],
+        d.path(),
+    );
+    assert!(o.status.success(), "{:?}", text(&o));
+    bob.wait("the message", WAIT, |l| l.contains("from cron"));
+    let after = bob.gather(Duration::from_secs(4));
+    let all: Vec<&String> = bob.seen.iter().chain(&after).collect();
+    let presence = all.iter().filter(|l| l.contains("alice is online")).count();
+    assert_eq!(presence, 1, "{all:#?}");
+    assert_eq!(
+        all.iter().filter(|l| l.contains("alice left")).count(),
+        1,
+        "{all:#?}"
+    );
+}

@@ -94,8 +94,8 @@ pub enum PkiError {
     /// A certificate request was refused.
     #[error("request refused: {0}")]
     Request(#[from] crate::request::RequestError),
-    /// The named user has no certificate.
-    #[error("no certificate issued for user {0:?}")]
+    /// The named user (or device) has no certificate.
+    #[error("no certificate issued for {0}")]
     UnknownUser(String),
     /// A validity that cannot be represented.
     #[error("invalid validity: {0}")]

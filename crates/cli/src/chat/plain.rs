@@ -19,6 +19,8 @@ use crate::ui::{Narrator, now_ms, preview, stamp};
 
 /// Messages of the local history shown at the start.
 pub(crate) const HISTORY_AT_START: usize = 20;
+/// How often arrivals are looked at, to say who has stayed online.
+const PRESENCE_TICK: std::time::Duration = std::time::Duration::from_millis(500);
 /// Lines read ahead of the chat (the reader waits when it is full; the
 /// terminal keeps the rest).
 const LINE_QUEUE: usize = 64;
@@ -70,8 +72,14 @@ pub(crate) async fn run(mut s: Session, mut events: mpsc::Receiver<Event>) -> Re
     let shown = print_history(&s).await;
     let mut lines = spawn_reader();
     let mut narrator = Narrator::default();
+    let mut tick = tokio::time::interval(PRESENCE_TICK);
     loop {
         tokio::select! {
+            _ = tick.tick() => {
+                for l in narrator.due() {
+                    println!("{l}");
+                }
+            }
             e = events.recv() => match e {
                 None => break,
                 Some(Event::Message { msg_id, .. }) if shown.contains(&msg_id) => {}

@@ -33,11 +33,10 @@ impl Editor {
     /// if some of it did not fit.
     pub(crate) fn insert(&mut self, s: &str) -> bool {
         let mut used: usize = self.text.iter().map(|c| c.len_utf8()).sum();
+        // A pasted CR LF, or a lone CR (terminals send Enter as CR), is a
+        // line break.
+        let s = s.replace("\r\n", "\n").replace('\r', "\n");
         for c in s.chars() {
-            // A pasted CR LF or CR is a line break.
-            if c == '\r' {
-                continue;
-            }
             if used + c.len_utf8() > MAX_INPUT {
                 return false;
             }
@@ -193,6 +192,9 @@ mod tests {
         let mut e = Editor::default();
         assert!(e.insert("one\r\ntwo\r\n"));
         assert_eq!(e.text(), "one\ntwo\n");
+        let mut e = Editor::default();
+        assert!(e.insert("one\rtwo"));
+        assert_eq!(e.text(), "one\ntwo");
         let mut e = Editor::default();
         assert!(!e.insert(&"x".repeat(MAX_INPUT + 10)));
         assert_eq!(e.text().len(), MAX_INPUT);

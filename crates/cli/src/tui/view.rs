@@ -372,8 +372,16 @@ fn draw_status(f: &mut Frame<'_>, app: &App, area: Rect) {
         Link::Lost(r) => format!("connection lost ({r}); reconnecting\u{2026}"),
     };
     let notify = if app.notify { "on" } else { "off" };
+    let peer = match &app.open {
+        ConvKey::Person(n) => match app.people.get(n) {
+            Some(p) if p.key_changed => format!(" \u{2502} {n}: KEY CHANGED"),
+            Some(p) if p.verified => format!(" \u{2502} {n}: verified"),
+            _ => format!(" \u{2502} {n}: no key yet"),
+        },
+        _ => String::new(),
+    };
     let text = format!(
-        " {} @ {} \u{2502} {link} \u{2502} notifications {notify} (F2) \u{2502} F1 help ",
+        " {} @ {} \u{2502} {link}{peer} \u{2502} notifications {notify} (F2) \u{2502} F1 help ",
         app.me, app.server
     );
     let style = match app.link {

@@ -2,10 +2,10 @@
 //! little memory that takes (which message a receipt confirms, whether the
 //! connection is already known to be down).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use blindrelay_client::{Event, UndeliveredReason};
-use blindrelay_wire::MessageId;
+use blindrelay_wire::{MessageId, UserName};
 
 use super::{body, now_ms, sanitize, snippet, when};
 
@@ -47,6 +47,11 @@ fn key_changed_text(name: &str, pinned: &str, offered: &str) -> String {
 /// or a receipt is about.
 const NARRATOR_MEMORY: usize = 1024;
 
+/// How long someone must stay online before "is online" is said: a `send`
+/// from a script (a session of a second) or a quick reconnect does not make
+/// everyone's screen say "online", then "left".
+pub(crate) const PRESENCE_SETTLE_MS: u64 = 2_000;
+
 /// What the narrator knows of a message we sent.
 struct Sent {
     to: String,
@@ -62,6 +67,10 @@ pub(crate) struct Narrator {
     sent: BTreeMap<MessageId, Sent>,
     order: VecDeque<MessageId>,
     down: bool,
+    /// Who came online, and since when, not said yet.
+    arriving: BTreeMap<UserName, u64>,
+    /// Who the user was told is online (bounded by the client's peers).
+    announced: BTreeSet<UserName>,
 }
 
 impl Narrator {
@@ -77,7 +86,33 @@ impl Narrator {
 
     /// The line a person sees for `e`, or `None` for events not worth one.
     pub(crate) fn line(&mut self, e: &Event) -> Option<String> {
-        let now = now_ms();
+        self.line_at(e, now_ms())
+    }
+
+    /// Lines that are due now: arrivals that lasted [`PRESENCE_SETTLE_MS`].
+    pub(crate) fn due(&mut self) -> Vec<String> {
+        self.due_at(now_ms())
+    }
+
+    fn due_at(&mut self, now: u64) -> Vec<String> {
+        let settled: Vec<UserName> = self
+            .arriving
+            .iter()
+            .filter(|(_, since)| now.saturating_sub(**since) >= PRESENCE_SETTLE_MS)
+            .map(|(n, _)| n.clone())
+            .collect();
+        settled
+            .into_iter()
+            .map(|n| {
+                self.arriving.remove(&n);
+                let line = format!("* {n} is online");
+                self.announced.insert(n);
+                line
+            })
+            .collect()
+    }
+
+    fn line_at(&mut self, e: &Event, now: u64) -> Option<String> {
         Some(match e {
             Event::Connected { identity, online } => {
                 let who = if online.is_empty() {
@@ -94,6 +129,9 @@ impl Narrator {
                 } else {
                     "connected"
                 };
+                // The login line says who is online.
+                self.arriving.clear();
+                self.announced = online.iter().cloned().collect();
                 format!("[{again} as {identity}] online: {who}")
             }
             Event::Joined {
@@ -101,17 +139,25 @@ impl Narrator {
                 fingerprint,
                 first_contact,
             } => {
-                let pin = if *first_contact {
-                    format!(
-                        ", key {} (first contact: pinned; compare /verify {name})",
-                        short(fingerprint)
-                    )
-                } else {
-                    String::new()
-                };
-                format!("* {name} is online{pin}")
+                if !self.announced.contains(name) {
+                    self.arriving.entry(name.clone()).or_insert(now);
+                }
+                // A first contact is said at once: a key was pinned.
+                if !*first_contact {
+                    return None;
+                }
+                format!(
+                    "* first contact with {name}: key {} pinned (compare /verify {name})",
+                    short(fingerprint)
+                )
             }
-            Event::Left { name } => format!("* {name} left"),
+            Event::Left { name } => {
+                // Gone before "online" was said: say nothing.
+                if self.arriving.remove(name).is_some() || !self.announced.remove(name) {
+                    return None;
+                }
+                format!("* {name} left")
+            }
             Event::Message { .. } => return message_line(e, now),
             Event::Queued {
                 msg_id,
@@ -300,6 +346,40 @@ mod tests {
             })
             .unwrap();
         assert!(s.contains("stored on the relay for bob"), "{s}");
+    }
+
+    #[test]
+    fn a_session_of_a_second_does_not_flash_online_and_left() {
+        let mut n = Narrator::default();
+        let alice = UserName::new("alice").unwrap();
+        let joined = Event::Joined {
+            name: alice.clone(),
+            fingerprint: "ab".repeat(32),
+            first_contact: false,
+        };
+        let left = Event::Left {
+            name: alice.clone(),
+        };
+        // A `send`: online for a moment, then gone: nothing said.
+        assert_eq!(n.line_at(&joined, 1_000), None);
+        assert!(n.due_at(1_500).is_empty());
+        assert_eq!(n.line_at(&left, 1_600), None);
+        assert!(n.due_at(10_000).is_empty());
+        // A chat: said once it lasted, and its end too.
+        assert_eq!(n.line_at(&joined, 20_000), None);
+        assert_eq!(n.due_at(20_000 + PRESENCE_SETTLE_MS), ["* alice is online"]);
+        assert_eq!(n.line_at(&left, 30_000).unwrap(), "* alice left");
+        // A first contact is said at once, whatever follows.
+        let first = Event::Joined {
+            name: UserName::new("carol").unwrap(),
+            fingerprint: "cd".repeat(32),
+            first_contact: true,
+        };
+        assert!(
+            n.line_at(&first, 40_000)
+                .unwrap()
+                .contains("first contact with carol")
+        );
     }
 
     #[test]

@@ -200,10 +200,13 @@ fn throwaway_users_get_their_own_directory_and_a_replaced_one_is_revoked() {
     assert_eq!(pki.revoked().unwrap().len(), 2);
     let list = pki.list().unwrap();
     assert_eq!(list[0].status, CertStatus::Revoked);
-    assert!(matches!(
-        pki.revoke(&Subject::Identity(name("carol"))),
-        Err(PkiError::UnknownUser(_))
-    ));
+    let unknown = pki.revoke(&Subject::Identity(name("carol")));
+    assert!(matches!(unknown, Err(PkiError::UnknownUser(_))));
+    // Said as a person would say it (no quotes, no doubled words).
+    assert_eq!(
+        unknown.unwrap_err().to_string(),
+        "no certificate issued for user carol"
+    );
 }
 
 #[test]

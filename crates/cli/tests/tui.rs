@@ -1,0 +1,353 @@
+//! The full-screen client as a person uses it: the real binary in a real
+//! pseudo-terminal (tmux), keys sent with `send-keys`, and what the screen
+//! shows read with `capture-pane`.
+//!
+//! Needs tmux. Elsewhere than CI a missing tmux skips these tests, saying
+//! `SKIPPED`; `.ci/run` installs it and sets `BLINDRELAY_CI=1`, under
+//! which a missing tmux fails them.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A tmux server of its own, with one window running a command.
+struct Tmux {
+    socket: String,
+}
+
+fn tmux_available() -> bool {
+    let ok = Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        let why = "tmux is missing (apt-get install tmux)";
+        if std::env::var_os("BLINDRELAY_CI").is_some() {
+            panic!("{why}");
+        }
+        eprintln!("SKIPPED full-screen client test: {why}");
+    }
+    ok
+}
+
+impl Tmux {
+    /// Runs `blindrelay ARGS` in a `width` x `height` terminal in `cwd`;
+    /// when it exits the window says `EXITED:<code>` and stays.
+    fn start(cwd: &Path, args: &str, width: u16, height: u16) -> Tmux {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let socket = format!(
+            "blindrelay-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let cmd = format!(
+            "{} {args}; echo EXITED:$?; sleep 600",
+            env!("CARGO_BIN_EXE_blindrelay")
+        );
+        let t = Tmux { socket };
+        t.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+            "-c",
+            cwd.to_str().unwrap(),
+            "-e",
+            "TZ=UTC",
+            "sh",
+            "-c",
+            &cmd,
+        ]);
+        t
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let o = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Keys, in tmux's names (`Enter`, `Tab`, `C-f`, `PPage`) or as text.
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "t"];
+        args.extend_from_slice(keys);
+        self.run(&args);
+    }
+
+    /// A bracketed paste of `text`, as a terminal sends a paste.
+    fn paste(&self, text: &str) {
+        self.run(&["set-buffer", "--", text]);
+        self.run(&["paste-buffer", "-p", "-t", "t"]);
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "t"])
+    }
+
+    /// The screen once `want` holds for it.
+    fn wait(&self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.screen();
+            if want(&s) {
+                return s;
+            }
+            if Instant::now() > deadline {
+                panic!("the screen never showed {what}:\n{s}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn resize(&self, width: u16, height: u16) {
+        self.run(&[
+            "resize-window",
+            "-t",
+            "t",
+            "-x",
+            &width.to_string(),
+            "-y",
+            &height.to_string(),
+        ]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .arg("kill-server")
+            .output();
+    }
+}
+
+/// The README's setup, a relay, and `name`'s full-screen client at 80x24.
+fn world(d: &Path, users: &[&str], relay_args: &[&str]) -> blindrelay_testkit::RelayProcess {
+    setup_roles(d, users);
+    start_relay_at(d, "127.0.0.1:0", relay_args)
+}
+
+fn chat(d: &Path, name: &str, addr: &str) -> Tmux {
+    let t = Tmux::start(d, &format!("chat {name} --server {addr}"), 80, 24);
+    t.wait("the connection", |s| {
+        s.contains("\u{2502} connected \u{2502}")
+    });
+    t
+}
+
+fn send(d: &Path, addr: &str, from: &str, to: &str, text: &str) {
+    must(d, &["send", from, "--to", to, "--server", addr, text]);
+}
+
+#[test]
+fn a_message_arrives_in_its_conversation_and_the_unread_count_follows() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &["alice", "bob"], &[]);
+    let alice = chat(d.path(), "alice", &relay.addr);
+    // Nothing in the history yet: alice starts in the room.
+    alice.wait("the room", |s| s.contains("# room: everyone online"));
+    send(d.path(), &relay.addr, "bob", "alice", "hello from bob");
+    let s = alice.wait("an unread count", |s| s.contains("bob (1)"));
+    assert!(
+        !s.contains("hello from bob"),
+        "shown in the wrong conversation:\n{s}"
+    );
+    alice.keys(&["Tab"]);
+    let s = alice.wait("bob's conversation", |s| s.contains("bob: hello from bob"));
+    assert!(!s.contains("bob (1)"), "still unread:\n{s}");
+    send(d.path(), &relay.addr, "bob", "alice", "and again");
+    let s = alice.wait("the open conversation", |s| s.contains("bob: and again"));
+    assert!(
+        !s.contains("bob (1)"),
+        "unread in the open conversation:\n{s}"
+    );
+    // 80x24 is enough for everything: the status line is the last line.
+    assert!(s.lines().count() <= 24);
+    assert!(s.lines().last().unwrap().contains("alice @"), "{s}");
+}
+
+#[test]
+fn keys_typed_in_one_burst_and_a_paste_are_all_sent() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &["alice", "bob"], &[]);
+    let bob = JsonClient::start(d.path(), "bob", &relay.addr);
+    bob.next("connected", WAIT);
+    let alice = chat(d.path(), "alice", &relay.addr);
+    alice.keys(&[
+        "/to bob", "Enter", "fast1", "Enter", "fast2", "Enter", "fast3", "Enter",
+    ]);
+    for want in ["fast1", "fast2", "fast3"] {
+        assert_eq!(bob.next("message", WAIT)["text"], want);
+    }
+    // A bracketed paste keeps its lines in one message.
+    alice.paste("pasted one\npasted two");
+    alice.wait("the paste in the input box", |s| s.contains("pasted two"));
+    alice.keys(&["Enter"]);
+    assert_eq!(bob.next("message", WAIT)["text"], "pasted one\npasted two");
+    alice.wait("the receipt tick", |s| s.contains("pasted two \u{2713}"));
+}
+
+#[test]
+fn scrollback_and_search_reach_old_messages_and_a_resize_keeps_the_input() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("relay.toml"), "rate_max_messages = 1000\n").unwrap();
+    let relay = world(d.path(), &["alice", "bob"], &["--config", "relay.toml"]);
+    // alice logs in once, so that bob can write to her while she is away.
+    let alice = chat(d.path(), "alice", &relay.addr);
+    alice.keys(&["/quit", "Enter"]);
+    alice.wait("the exit", |s| s.contains("EXITED:0"));
+    let mut bob = JsonClient::start(d.path(), "bob", &relay.addr);
+    bob.next("connected", WAIT);
+    for i in 0..60 {
+        bob.command(&format!(
+            r#"{{"cmd":"send","to":["alice"],"text":"old message {i:02}"}}"#
+        ));
+    }
+    let mut stored = 0;
+    while stored < 60 {
+        bob.next("stored", WAIT);
+        stored += 1;
+    }
+    let alice = chat(d.path(), "alice", &relay.addr);
+    // The backlog arrives as alice starts: in bob's conversation if it was
+    // in her history by then (she opens where the last message is), else
+    // as 60 unread.
+    let s = alice.wait("the backlog", |s| {
+        s.contains("bob (60)") || s.contains("old message 59")
+    });
+    if !s.contains("old message 59") {
+        alice.keys(&["Tab"]);
+    }
+    let s = alice.wait("the newest message", |s| s.contains("old message 59"));
+    assert!(!s.contains("old message 00"), "{s}");
+    for _ in 0..8 {
+        alice.keys(&["PPage"]);
+    }
+    alice.wait("the oldest message", |s| s.contains("old message 00"));
+    alice.keys(&["NPage"; 8]);
+    alice.wait("the newest again", |s| s.contains("old message 59"));
+    // Search the history, open the hit.
+    alice.keys(&["C-f", "message 07"]);
+    alice.wait("the search results", |s| s.contains("1 found"));
+    alice.keys(&["Enter"]);
+    let s = alice.wait("the message found", |s| s.contains("bob: old message 07"));
+    assert!(
+        !s.contains("old message 59"),
+        "not scrolled to the hit:\n{s}"
+    );
+    // A draft survives resizes, smaller and larger.
+    alice.keys(&["a draft I am writing"]);
+    alice.wait("the draft", |s| s.contains("a draft I am writing"));
+    for (w, h) in [(120, 40), (60, 16), (80, 24)] {
+        alice.resize(w, h);
+        // Redrawn for the new size: the status line is the last line.
+        alice.wait("the draft after a resize", |s| {
+            s.contains("a draft I am writing")
+                && s.lines().count() <= usize::from(h)
+                && s.lines().last().is_some_and(|l| l.contains("alice @"))
+        });
+    }
+}
+
+#[test]
+fn a_changed_key_is_a_banner_and_accepting_it_shows_the_held_message() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &["alice", "bob"], &[]);
+    let alice = chat(d.path(), "alice", &relay.addr);
+    send(d.path(), &relay.addr, "bob", "alice", "from the old laptop");
+    alice.wait("bob's message", |s| s.contains("bob (1)"));
+    alice.keys(&["Tab"]);
+    alice.wait("bob's message", |s| s.contains("from the old laptop"));
+    // bob's laptop is lost: a new key, a new certificate for the same name.
+    must(d.path(), &["enroll", "bob", "--dir", "bob-new"]);
+    must(d.path(), &["pki", "sign", "--renew", "bob-new/request.pem"]);
+    let mut bob = bin()
+        .args([
+            "chat",
+            "bob",
+            "--dir",
+            "bob-new",
+            "--json",
+            "--server",
+            &relay.addr,
+        ])
+        .current_dir(d.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    alice.wait("the banner", |s| s.contains("certificate CHANGED: bob"));
+    use std::io::Write;
+    writeln!(
+        bob.stdin.as_mut().unwrap(),
+        r#"{{"cmd":"send","to":["alice"],"text":"it is me, new laptop"}}"#
+    )
+    .unwrap();
+    alice.wait("the hold", |s| s.contains("held a message from bob"));
+    alice.keys(&["/verify bob", "Enter"]);
+    alice.wait("the safety number dialog", |s| {
+        s.contains("safety number with bob") && s.contains("[a] accept")
+    });
+    alice.keys(&["a"]);
+    let s = alice.wait("the held message", |s| {
+        s.contains("bob: it is me, new laptop")
+    });
+    assert!(
+        !s.contains("certificate CHANGED: bob"),
+        "banner still up:\n{s}"
+    );
+    let _ = bob.kill();
+    let _ = bob.wait();
+}
+
+#[test]
+fn leaving_restores_the_terminal() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &["alice"], &[]);
+    for keys in [&["/quit", "Enter"][..], &["C-c"], &["C-d"]] {
+        let alice = chat(d.path(), "alice", &relay.addr);
+        alice.keys(keys);
+        let s = alice.wait("the exit", |s| s.contains("EXITED:0"));
+        assert!(
+            !s.contains("chats") && !s.contains("alice @"),
+            "{keys:?}:\n{s}"
+        );
+    }
+}
