@@ -111,12 +111,18 @@ fn notify(n: &Notification) {
     let desktop =
         std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if desktop {
-        let _ = std::process::Command::new("notify-send")
+        let child = std::process::Command::new("notify-send")
             .args(["blindrelay", &format!("new message from {}", n.from)])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
+        // Reaped in the background, so no zombie is left behind.
+        if let Ok(mut c) = child {
+            std::thread::spawn(move || {
+                let _ = c.wait();
+            });
+        }
     }
 }
 

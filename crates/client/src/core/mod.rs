@@ -57,10 +57,9 @@ pub struct Queued {
     pub msg_id: MessageId,
     /// Frames to send now (none while a recipient has no usable key).
     pub frames: Vec<Message>,
-    /// Recipients without a verified key yet (they never logged in to
-    /// this relay, or their certificate was refused): the message waits in
-    /// the outbox and is sealed for them once their certificate arrives
-    /// and verifies.
+    /// Recipients the relay has never listed (they never logged in to it,
+    /// so there is no certificate yet): the message waits in the outbox and
+    /// is sealed for them once their certificate arrives and verifies.
     pub waiting: Vec<UserName>,
 }
 

@@ -131,3 +131,56 @@ fn an_empty_message_is_refused_before_the_outbox() {
         Err(ClientError::Empty)
     ));
 }
+
+#[test]
+fn what_is_held_for_an_unaccepted_key_is_bounded_and_keeps_the_newest() {
+    let mut alice = logged_in("alice", Policy::default());
+    let (mut new_bob, new_cert) = with_new_key("bob");
+    alice.handle(
+        Message::Peer {
+            event: PeerEvent::Joined,
+            name: n("bob"),
+            cert_der: new_cert,
+        },
+        NOW_MS,
+    );
+    let mut last = None;
+    for i in 0..MAX_HELD_FRAGMENTS + 10 {
+        let (id, frames) = send(&mut new_bob, "alice", &format!("held {i}"));
+        feed(&mut alice, delivered(&frames, RoutedFlags::NONE), NOW_MS);
+        last = Some(id);
+    }
+    assert_eq!(alice.held.len(), MAX_HELD_FRAGMENTS);
+    assert_eq!(
+        alice.held.back().map(|r| r.header.msg_id),
+        last,
+        "the newest is kept, the oldest dropped (the relay still has it)"
+    );
+}
+
+#[test]
+fn the_peer_list_says_who_is_online_verified_or_changed() {
+    let mut alice = logged_in("alice", Policy::default());
+    let list = alice.peers();
+    let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["bob", "carol"]);
+    assert!(
+        list.iter()
+            .all(|p| p.online && p.verified && !p.key_changed)
+    );
+    let (_, new_cert) = with_new_key("bob");
+    alice.handle(
+        Message::Peer {
+            event: PeerEvent::Joined,
+            name: n("bob"),
+            cert_der: new_cert,
+        },
+        NOW_MS,
+    );
+    alice.handle(Message::PeerLeft { name: n("carol") }, NOW_MS);
+    let list = alice.peers();
+    let bob = list.iter().find(|p| p.name.as_str() == "bob").unwrap();
+    assert!(bob.key_changed);
+    let carol = list.iter().find(|p| p.name.as_str() == "carol").unwrap();
+    assert!(!carol.online && carol.verified);
+}
