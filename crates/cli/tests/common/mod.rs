@@ -85,6 +85,39 @@ pub fn assert_clean_error(o: &Output, needle: &str) {
     );
 }
 
+/// `blindrelay chat ARGS` with piped stdin, and its stdout lines, each
+/// turned into a `T` by `parse` (lines it refuses are skipped), on a channel.
+fn chat_process<T: Send + 'static>(
+    cwd: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    parse: fn(String) -> Option<T>,
+) -> (Child, std::sync::mpsc::Receiver<T>) {
+    let mut child = bin()
+        .arg("chat")
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in out.lines() {
+            let Ok(l) = l else { break };
+            if let Some(v) = parse(l)
+                && tx.send(v).is_err()
+            {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 /// A `chat --json` process: commands in, events out (on a channel).
 pub struct JsonClient {
     pub child: Child,
@@ -93,25 +126,8 @@ pub struct JsonClient {
 
 impl JsonClient {
     pub fn start(cwd: &Path, name: &str, addr: &str) -> JsonClient {
-        let mut child = bin()
-            .args(["chat", name, "--json", "--server", addr])
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, events) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines() {
-                let Ok(l) = l else { break };
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&l)
-                    && tx.send(v).is_err()
-                {
-                    break;
-                }
-            }
+        let (child, events) = chat_process(cwd, &[name, "--json", "--server", addr], &[], |l| {
+            serde_json::from_str::<serde_json::Value>(&l).ok()
         });
         JsonClient { child, events }
     }
@@ -180,25 +196,7 @@ pub struct LineClient {
 
 impl LineClient {
     pub fn start(cwd: &Path, name: &str, addr: &str, envs: &[(&str, &str)]) -> LineClient {
-        let mut child = bin()
-            .args(["chat", name, "--plain", "--server", addr])
-            .envs(envs.iter().copied())
-            .current_dir(cwd)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for l in out.lines() {
-                let Ok(l) = l else { break };
-                if tx.send(l).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, lines) = chat_process(cwd, &[name, "--plain", "--server", addr], envs, Some);
         LineClient {
             child,
             lines,

@@ -38,6 +38,20 @@ fn with_new_key(name: &str) -> (ClientCore, Vec<u8>) {
     (c, issued.cert_der)
 }
 
+/// `name` with a new key, from the same CA, announced by the relay to `c`.
+fn announce_new_key(c: &mut ClientCore, name: &str) -> ClientCore {
+    let (new, cert_der) = with_new_key(name);
+    c.handle(
+        Message::Peer {
+            event: PeerEvent::Joined,
+            name: n(name),
+            cert_der,
+        },
+        NOW_MS,
+    );
+    new
+}
+
 #[test]
 fn a_message_to_someone_who_never_logged_in_waits_then_leaves_sealed_for_their_verified_key() {
     let mut alice = core_with("alice", Policy::default());
@@ -135,15 +149,7 @@ fn an_empty_message_is_refused_before_the_outbox() {
 #[test]
 fn what_is_held_for_an_unaccepted_key_is_bounded_and_keeps_the_newest() {
     let mut alice = logged_in("alice", Policy::default());
-    let (mut new_bob, new_cert) = with_new_key("bob");
-    alice.handle(
-        Message::Peer {
-            event: PeerEvent::Joined,
-            name: n("bob"),
-            cert_der: new_cert,
-        },
-        NOW_MS,
-    );
+    let mut new_bob = announce_new_key(&mut alice, "bob");
     let mut last = None;
     for i in 0..MAX_HELD_FRAGMENTS + 10 {
         let (id, frames) = send(&mut new_bob, "alice", &format!("held {i}"));
@@ -168,15 +174,7 @@ fn the_peer_list_says_who_is_online_verified_or_changed() {
         list.iter()
             .all(|p| p.online && p.verified && !p.key_changed)
     );
-    let (_, new_cert) = with_new_key("bob");
-    alice.handle(
-        Message::Peer {
-            event: PeerEvent::Joined,
-            name: n("bob"),
-            cert_der: new_cert,
-        },
-        NOW_MS,
-    );
+    announce_new_key(&mut alice, "bob");
     alice.handle(Message::PeerLeft { name: n("carol") }, NOW_MS);
     let list = alice.peers();
     let bob = list.iter().find(|p| p.name.as_str() == "bob").unwrap();
