@@ -174,8 +174,9 @@ fn messages_waiting_at_start_are_shown_once_with_their_room_and_long_ones_shorte
     }
     for start in 0..3 {
         let mut bob = plain(d.path(), "bob", &relay.addr);
-        let lines = bob.gather(Duration::from_secs(2));
-        let all: Vec<&String> = bob.seen.iter().chain(&lines).collect();
+        // Everything bob's client printed (gather adds to `seen`).
+        bob.gather(Duration::from_secs(2));
+        let all: Vec<&String> = bob.seen.iter().collect();
         for t in ["waiting one", "waiting two", "long line 01"] {
             let n = all.iter().filter(|l| l.contains(t)).count();
             assert_eq!(n, 1, "start {start}: {t:?} shown {n} times:\n{all:#?}");
@@ -417,8 +418,8 @@ fn a_send_from_a_script_does_not_make_everyone_see_online_then_left() {
     );
     assert!(o.status.success(), "{:?}", text(&o));
     bob.wait("the message", WAIT, |l| l.contains("from cron"));
-    let after = bob.gather(Duration::from_secs(4));
-    let all: Vec<&String> = bob.seen.iter().chain(&after).collect();
+    bob.gather(Duration::from_secs(4));
+    let all: Vec<&String> = bob.seen.iter().collect();
     let presence = all.iter().filter(|l| l.contains("alice is online")).count();
     assert_eq!(presence, 1, "{all:#?}");
     assert_eq!(
@@ -426,4 +427,40 @@ fn a_send_from_a_script_does_not_make_everyone_see_online_then_left() {
         1,
         "{all:#?}"
     );
+}
+
+#[test]
+fn a_backlog_larger_than_the_event_queue_arrives_whole_and_a_command_is_still_answered() {
+    let d = tempfile::tempdir().unwrap();
+    setup_roles(d.path(), &["alice", "bob"]);
+    std::fs::write(d.path().join("relay.toml"), "rate_max_messages = 5000\n").unwrap();
+    let relay = start_relay_at(d.path(), "127.0.0.1:0", &["--config", "relay.toml"]);
+    // bob logs in once, so that alice can write to him while he is away.
+    let bob = json(d.path(), "bob", &relay.addr);
+    bob.quit();
+    let mut alice = json(d.path(), "alice", &relay.addr);
+    // More messages than the client's event queue (1024) holds.
+    const N: usize = 1100;
+    for i in 0..N {
+        alice.command(&format!(
+            r#"{{"cmd":"send","to":["bob"],"text":"backlog {i:04}"}}"#
+        ));
+    }
+    for _ in 0..N {
+        alice.next("stored", Duration::from_secs(60));
+    }
+    // bob starts with all of it waiting, and types a command at once.
+    let mut bob = LineClient::start(d.path(), "bob", &relay.addr, &[("TZ", "UTC")]);
+    bob.write("/who\n");
+    bob.wait("the last message", Duration::from_secs(120), |l| {
+        l.contains("backlog 1099")
+    });
+    bob.gather(Duration::from_secs(1));
+    assert!(
+        bob.seen
+            .iter()
+            .any(|l| l.starts_with("online, verified: alice")),
+        "the command was never answered"
+    );
+    assert!(bob.end_of_input(WAIT).success());
 }

@@ -11,6 +11,7 @@
 //! through [`crate::ui`].
 
 pub(crate) mod action;
+pub(crate) mod events;
 mod json;
 mod plain;
 

@@ -15,6 +15,7 @@ use blindrelay_wire::MessageId;
 use tokio::sync::mpsc;
 
 use super::action::{Outcome, Session, outcome_text, parse_line};
+use super::events::EventFeed;
 use crate::ui::{Narrator, now_ms, preview, stamp};
 
 /// Messages of the local history shown at the start.
@@ -64,12 +65,13 @@ async fn print_history(s: &Session) -> HashSet<MessageId> {
     shown
 }
 
-pub(crate) async fn run(mut s: Session, mut events: mpsc::Receiver<Event>) -> Result<()> {
+pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result<()> {
     println!(
         "blindrelay chat as {} (end-to-end encrypted; /help for commands, /quit or Ctrl-D to leave)",
         s.client.name()
     );
-    let shown = print_history(&s).await;
+    let mut events = EventFeed::new(events);
+    let shown = events.during(print_history(&s)).await;
     let mut lines = spawn_reader();
     let mut narrator = Narrator::default();
     let mut tick = tokio::time::interval(PRESENCE_TICK);
@@ -80,7 +82,7 @@ pub(crate) async fn run(mut s: Session, mut events: mpsc::Receiver<Event>) -> Re
                     println!("{l}");
                 }
             }
-            e = events.recv() => match e {
+            e = events.next() => match e {
                 None => break,
                 Some(Event::Message { msg_id, .. }) if shown.contains(&msg_id) => {}
                 Some(e) => {
@@ -96,7 +98,7 @@ pub(crate) async fn run(mut s: Session, mut events: mpsc::Receiver<Event>) -> Re
                 Some(line) => match parse_line(&line) {
                     Ok(None) => {}
                     Ok(Some(a)) => {
-                        let out = s.perform(a, None).await;
+                        let out = events.during(s.perform(a, None)).await;
                         if matches!(out, Outcome::Quit) {
                             break;
                         }

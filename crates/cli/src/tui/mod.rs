@@ -28,6 +28,7 @@ use ratatui::crossterm::terminal::{
 use tokio::sync::mpsc;
 
 use crate::chat::action::{Action, Outcome, Session, outcome_text};
+use crate::chat::events::EventFeed;
 use app::{App, ConvKey, Dialog, Intent, Mode, Notification};
 
 /// Terminal events read ahead (the reader waits when it is full; the
@@ -127,11 +128,11 @@ fn notify(n: &Notification) {
 }
 
 /// Carries out what the app asked; false to leave.
-async fn carry_out(s: &mut Session, app: &mut App, intent: Intent) -> bool {
+async fn carry_out(s: &mut Session, app: &mut App, events: &mut EventFeed, intent: Intent) -> bool {
     match intent {
         Intent::None => {}
         Intent::Quit => return false,
-        Intent::Verify(name) => match s.client.safety_number(name.clone()).await {
+        Intent::Verify(name) => match events.during(s.client.safety_number(name.clone())).await {
             Ok(number) => {
                 let changed = app.people.get(&name).is_some_and(|p| p.key_changed);
                 app.mode = Mode::Dialog(Dialog {
@@ -156,7 +157,7 @@ async fn carry_out(s: &mut Session, app: &mut App, intent: Intent) -> bool {
                 Action::Accept { name } => blindrelay_wire::UserName::new(name).ok(),
                 _ => None,
             };
-            let out = s.perform(a, None).await;
+            let out = events.during(s.perform(a, None)).await;
             match &out {
                 Outcome::Quit => return false,
                 Outcome::Json(v) if v["event"] == "key_accepted" => {
@@ -176,14 +177,15 @@ async fn carry_out(s: &mut Session, app: &mut App, intent: Intent) -> bool {
 
 pub(crate) async fn run(
     mut s: Session,
-    mut events: mpsc::Receiver<Event>,
+    events: mpsc::Receiver<Event>,
     notifications: bool,
 ) -> Result<()> {
+    let mut events = EventFeed::new(events);
     let mut app = App::new(s.client.name().clone(), s.server.clone(), notifications);
-    if let Ok(h) = s.client.history(app::MAX_ENTRIES).await {
+    if let Ok(h) = events.during(s.client.history(app::MAX_ENTRIES)).await {
         app.load_history(h);
     }
-    if let Ok(p) = s.client.peers().await {
+    if let Ok(p) = events.during(s.client.peers()).await {
         app.set_people(p);
     }
     // Open where the last message was.
@@ -206,7 +208,7 @@ pub(crate) async fn run(
     'main: loop {
         terminal.draw(|f| view::draw(f, &mut app))?;
         tokio::select! {
-            e = events.recv() => {
+            e = events.next() => {
                 let mut next = e;
                 for _ in 0..EVENTS_PER_DRAW {
                     match next {
@@ -220,21 +222,21 @@ pub(crate) async fn run(
                             if let Some(n) = app.on_event(e) {
                                 notify(&n);
                             }
-                            if connected && let Ok(p) = s.client.peers().await {
+                            if connected && let Ok(p) = events.during(s.client.peers()).await {
                                 app.set_people(p);
                             }
                         }
                     }
-                    match events.try_recv() {
-                        Ok(e) => next = Some(e),
-                        Err(_) => break,
+                    match events.try_next() {
+                        Some(e) => next = Some(e),
+                        None => break,
                     }
                 }
             }
             k = keys.recv() => match k {
                 Some(event::Event::Key(k)) => {
                     let intent = app.on_key(k);
-                    if !carry_out(&mut s, &mut app, intent).await {
+                    if !carry_out(&mut s, &mut app, &mut events, intent).await {
                         break;
                     }
                 }

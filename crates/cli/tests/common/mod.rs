@@ -232,7 +232,7 @@ impl LineClient {
         }
     }
 
-    /// Every line that arrives within `d`.
+    /// Every line that arrives within `d` (also added to `seen`).
     pub fn gather(&mut self, d: Duration) -> Vec<String> {
         let deadline = Instant::now() + d;
         let mut got = Vec::new();
