@@ -320,9 +320,16 @@ fn a_changed_key_is_a_banner_and_accepting_it_shows_the_held_message() {
     alice.wait("the hold", |s| s.contains("held a message from bob"));
     alice.keys(&["/verify bob", "Enter"]);
     alice.wait("the safety number dialog", |s| {
-        s.contains("safety number with bob") && s.contains("[a] accept")
+        s.contains("safety number with bob") && s.contains("Type  accept  and Enter")
     });
-    alice.keys(&["a"]);
+    // A single key typed ahead accepts nothing; the word does.
+    alice.keys(&["a", "Enter"]);
+    let s = alice.screen();
+    assert!(
+        s.contains("safety number with bob"),
+        "accepted too easily:\n{s}"
+    );
+    alice.keys(&["accept", "Enter"]);
     let s = alice.wait("the held message", |s| {
         s.contains("bob: it is me, new laptop")
     });

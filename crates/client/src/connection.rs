@@ -47,6 +47,9 @@ pub const RECEIPT_FLUSH: Duration = Duration::from_secs(1);
 pub const BACKOFF_START: Duration = Duration::from_millis(500);
 /// Longest reconnection delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// How long quitting waits for queued messages to leave (what has not
+/// left by then stays in the outbox for the next session).
+pub const QUIT_FLUSH: Duration = Duration::from_secs(10);
 
 type Reader = FrameReader<ReadHalf<TlsStream<TcpStream>>>;
 type Writer = FrameWriter<WriteHalf<TlsStream<TcpStream>>>;
@@ -226,9 +229,21 @@ impl Performed {
     }
 }
 
-/// The one place user commands are carried out, connected or not. Offline,
-/// a message goes to the outbox and leaves after the next login.
-fn perform(core: &mut ClientCore, cmd: Command, online: bool) -> Performed {
+/// Whether a message may leave now.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// Not connected: to the outbox, it leaves after the next login.
+    Offline,
+    /// Connected, but the send window is full: queued to leave when it has
+    /// room (commands are always answered, whatever the relay's budget).
+    Later,
+    /// Sealed and written now.
+    Now,
+}
+
+/// The one place user commands are carried out, connected or not.
+fn perform(core: &mut ClientCore, cmd: Command, sending: Sending) -> Performed {
+    let online = sending != Sending::Offline;
     match cmd {
         Command::Send {
             to,
@@ -237,15 +252,19 @@ fn perform(core: &mut ClientCore, cmd: Command, online: bool) -> Performed {
             tag,
             reply,
         } => {
-            let queued = if online {
-                core.send_text(&to, &text, room, unix_ms(), Instant::now().into_std())
-            } else {
-                core.queue_text(&to, &text, room, unix_ms())
-                    .map(|m| crate::core::Queued {
-                        msg_id: m.msg_id,
-                        frames: Vec::new(),
-                        waiting: core.waiting_for(&m),
-                    })
+            let queued = match sending {
+                Sending::Now => {
+                    core.send_text(&to, &text, room, unix_ms(), Instant::now().into_std())
+                }
+                Sending::Later => core.send_later(&to, &text, room, unix_ms()),
+                Sending::Offline => {
+                    core.queue_text(&to, &text, room, unix_ms())
+                        .map(|m| crate::core::Queued {
+                            msg_id: m.msg_id,
+                            frames: Vec::new(),
+                            waiting: core.waiting_for(&m),
+                        })
+                }
             };
             // Written or not, it is in the outbox: report the id, and
             // announce it before anything else can be said about it.
@@ -415,7 +434,7 @@ impl Task {
                 _ = tokio::time::sleep_until(deadline) => return Ok(()),
                 cmd = self.commands.recv() => match cmd {
                     None => return Err(None),
-                    Some(cmd) => match perform(&mut self.core, cmd, false) {
+                    Some(cmd) => match perform(&mut self.core, cmd, Sending::Offline) {
                         Performed::Quit(done) => return Err(Some(done)),
                         Performed::Done(events, _) => {
                             if !show(&self.events, events).await {
@@ -447,8 +466,21 @@ impl Task {
         let mut receipts = tokio::time::interval(RECEIPT_FLUSH);
         let mut ping_n = 0u64;
         let lost = |e: ClientError| End::Lost(e.to_string());
+        // A quit waits (at most QUIT_FLUSH) for queued messages to leave.
+        let mut quitting: Option<(oneshot::Sender<()>, Instant)> = None;
         loop {
             let now = Instant::now();
+            if let Some((_, deadline)) = &quitting
+                && (!self.core.resend_pending() || now >= *deadline)
+                && let Some((done, _)) = quitting.take()
+            {
+                let mut frames = self.core.take_acks();
+                frames.extend(self.core.take_receipts(unix_ms()).frames);
+                let _ = write_messages(&mut writer, &frames).await;
+                say_goodbye(&mut writer).await;
+                return End::Quit(Some(done));
+            }
+            let quit_deadline = quitting.as_ref().map(|(_, d)| *d);
             let room = self.core.can_send(now.into_std());
             let paced_until = self.core.paced_until(now.into_std()).map(Instant::from_std);
             let resend = room && self.core.resend_pending();
@@ -503,12 +535,22 @@ impl Task {
                         }
                     }
                 }
-                cmd = self.commands.recv(), if room => match cmd {
+                // Commands are always taken: a send while the window is
+                // full is queued to leave when it has room.
+                cmd = self.commands.recv() => match cmd {
                     None => {
                         say_goodbye(&mut writer).await;
                         return End::Quit(None);
                     }
-                    Some(cmd) => match perform(&mut self.core, cmd, true) {
+                    Some(cmd) => {
+                        // After what is already queued: messages leave in
+                        // the order they were written.
+                        let sending = if room && !self.core.resend_pending() {
+                            Sending::Now
+                        } else {
+                            Sending::Later
+                        };
+                        match perform(&mut self.core, cmd, sending) {
                         Performed::Done(events, frames) => {
                             if !show(&self.events, events).await {
                                 return End::UiGone;
@@ -518,15 +560,13 @@ impl Task {
                             }
                         }
                         Performed::Quit(done) => {
-                            let mut frames = self.core.take_acks();
-                            frames.extend(self.core.take_receipts(unix_ms()).frames);
-                            let _ = write_messages(&mut writer, &frames).await;
-                            say_goodbye(&mut writer).await;
-                            return End::Quit(Some(done));
+                            quitting = Some((done, Instant::now() + QUIT_FLUSH));
                         }
-                    },
+                    }
+                    }
                 },
                 _ = tokio::time::sleep_until(paced_until.unwrap_or(now)), if paced_until.is_some() => {}
+                _ = tokio::time::sleep_until(quit_deadline.unwrap_or(now)), if quit_deadline.is_some() => {}
                 _ = ping.tick() => {
                     ping_n += 1;
                     if write_messages(&mut writer, &[Message::Ping(ping_n)]).await.is_err() {

@@ -43,7 +43,7 @@ fn spawn_reader() -> mpsc::Receiver<String> {
 
 /// Prints the end of the local history; returns the ids it showed, so
 /// that the same messages arriving as events are not shown twice.
-async fn print_history(s: &Session) -> HashSet<MessageId> {
+async fn print_history(s: &Session) -> HashSet<(String, MessageId)> {
     let Ok(history) = s.client.history(HISTORY_AT_START).await else {
         return HashSet::new();
     };
@@ -60,7 +60,13 @@ async fn print_history(s: &Session) -> HashSet<MessageId> {
             format!("{}{room}", h.peer)
         };
         println!("  [{}] {who}: {}", stamp(h.ts_ms, now), preview(&h.text));
-        shown.insert(h.msg_id);
+        // (sender, id), as the replay cache keys messages.
+        let sender = if h.outgoing {
+            s.client.name().to_string()
+        } else {
+            h.peer.clone()
+        };
+        shown.insert((sender, h.msg_id));
     }
     shown
 }
@@ -84,7 +90,8 @@ pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result
             }
             e = events.next() => match e {
                 None => break,
-                Some(Event::Message { msg_id, .. }) if shown.contains(&msg_id) => {}
+                Some(Event::Message { msg_id, from, .. })
+                    if shown.contains(&(from.to_string(), msg_id)) => {}
                 Some(e) => {
                     if let Some(l) = narrator.line(&e) {
                         println!("{l}");
@@ -113,6 +120,6 @@ pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result
             },
         }
     }
-    s.client.quit().await;
+    events.during(s.client.quit()).await;
     Ok(())
 }

@@ -15,6 +15,9 @@ use crate::ui::snippet;
 /// Messages kept per conversation on screen (the oldest go first); the
 /// local history keeps at most as many in all.
 pub(crate) const MAX_ENTRIES: usize = blindrelay_client::store::MAX_HISTORY_ENTRIES as usize;
+/// Messages remembered as shown; past this the memory starts again (at
+/// worst a message is shown twice, never hidden).
+pub(crate) const MAX_SEEN: usize = 100_000;
 /// Search results listed at most.
 pub(crate) const MAX_HITS: usize = 200;
 
@@ -146,9 +149,15 @@ pub(crate) struct Search {
 pub(crate) struct Dialog {
     pub title: String,
     pub text: String,
-    /// The safety number of a changed key is shown: `a` accepts it.
+    /// The safety number of a changed key is shown: typing
+    /// [`ACCEPT_WORD`] and Enter accepts it.
     pub accept: Option<UserName>,
+    /// What was typed in the window so far.
+    pub typed: String,
 }
+
+/// What the user types to accept a changed key.
+pub(crate) const ACCEPT_WORD: &str = "accept";
 
 /// What the keyboard is doing.
 #[derive(Debug, Clone)]
@@ -189,8 +198,10 @@ pub(crate) struct App {
     pub mode: Mode,
     pub link: Link,
     pub notify: bool,
-    /// Ids shown, so the same message is never shown twice.
-    seen: HashSet<MessageId>,
+    /// (sender, id) of the messages shown, so the same message is never
+    /// shown twice; keyed as the replay cache is, so that one sender cannot
+    /// hide another's message by reusing its id. Bounded by [`MAX_SEEN`].
+    seen: HashSet<(String, MessageId)>,
     /// Where each message we sent is shown.
     ours: BTreeMap<MessageId, ConvKey>,
 }
@@ -236,6 +247,14 @@ impl App {
         self.open = key;
     }
 
+    /// Records (sender, id) as shown; false if it was already.
+    fn first_sight(&mut self, sender: String, id: MessageId) -> bool {
+        if self.seen.len() >= MAX_SEEN {
+            self.seen.clear();
+        }
+        self.seen.insert((sender, id))
+    }
+
     /// A line from the client itself in the open conversation.
     pub(crate) fn say(&mut self, text: impl Into<String>) {
         let e = Entry {
@@ -253,7 +272,12 @@ impl App {
     /// The local history, oldest first, as read at the start.
     pub(crate) fn load_history(&mut self, history: Vec<HistoryEntry>) {
         for h in history {
-            if !self.seen.insert(h.msg_id) {
+            let sender = if h.outgoing {
+                self.me.to_string()
+            } else {
+                h.peer.clone()
+            };
+            if !self.first_sight(sender, h.msg_id) {
                 continue;
             }
             let names: Vec<UserName> = h
@@ -350,7 +374,11 @@ impl App {
                 self.conv(ConvKey::Person(name));
             }
             Event::Left { name } => {
-                self.people.entry(name).or_default().online = false;
+                // Only someone listed before (the relay cannot grow the
+                // list by saying that strangers left).
+                if let Some(p) = self.people.get_mut(&name) {
+                    p.online = false;
+                }
             }
             Event::Message {
                 msg_id,
@@ -361,7 +389,7 @@ impl App {
                 text,
                 ..
             } => {
-                if !self.seen.insert(msg_id) {
+                if !self.first_sight(from.to_string(), msg_id) {
                     return None;
                 }
                 let key = if room {
@@ -395,7 +423,8 @@ impl App {
                 ..
             } => {
                 let key = ConvKey::from_recipients(&to, room);
-                self.seen.insert(msg_id);
+                let me = self.me.to_string();
+                self.first_sight(me, msg_id);
                 self.ours.insert(msg_id, key.clone());
                 self.conv(key.clone()).push(Entry {
                     id: Some(msg_id),

@@ -98,6 +98,30 @@ fn spawn_reader(stop: Arc<AtomicBool>) -> mpsc::Receiver<event::Event> {
     rx
 }
 
+/// At most one notification per this interval (a backlog at login is one
+/// ring, not hundreds).
+const NOTIFY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Notifications, rate-limited.
+#[derive(Default)]
+struct Notifier {
+    last: Option<std::time::Instant>,
+}
+
+impl Notifier {
+    fn notify(&mut self, n: &Notification) {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < NOTIFY_INTERVAL)
+        {
+            return;
+        }
+        self.last = Some(now);
+        notify(n);
+    }
+}
+
 /// Rings the terminal bell and sends OSC 9 (a desktop notification in
 /// terminals that support it); with a desktop session, `notify-send` too.
 /// Only the sender's name: a notification can be seen over a shoulder.
@@ -148,6 +172,7 @@ async fn carry_out(s: &mut Session, app: &mut App, events: &mut EventFeed, inten
                         }
                     ),
                     accept: changed.then_some(name),
+                    typed: String::new(),
                 });
             }
             Err(e) => app.say(format!("error: {e}")),
@@ -205,6 +230,7 @@ pub(crate) async fn run(
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut goodbye: Option<String> = None;
+    let mut notifier = Notifier::default();
     'main: loop {
         terminal.draw(|f| view::draw(f, &mut app))?;
         tokio::select! {
@@ -218,11 +244,17 @@ pub(crate) async fn run(
                             break 'main;
                         }
                         Some(e) => {
-                            let connected = matches!(e, Event::Connected { .. });
+                            // Who is trusted can change with a login, a
+                            // refused certificate or a new CRL (said as a
+                            // warning): ask the client again.
+                            let trust_may_change =
+                                matches!(e, Event::Connected { .. } | Event::Warning(_));
                             if let Some(n) = app.on_event(e) {
-                                notify(&n);
+                                notifier.notify(&n);
                             }
-                            if connected && let Ok(p) = events.during(s.client.peers()).await {
+                            if trust_may_change
+                                && let Ok(p) = events.during(s.client.peers()).await
+                            {
                                 app.set_people(p);
                             }
                         }
@@ -254,7 +286,7 @@ pub(crate) async fn run(
     if let Some(g) = goodbye {
         println!("{g}");
     } else {
-        s.client.quit().await;
+        events.during(s.client.quit()).await;
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
 use unicode_width::UnicodeWidthChar;
 
-use super::app::{App, ConvKey, Entry, Link, Mode, Status};
+use super::app::{ACCEPT_WORD, App, ConvKey, Entry, Link, Mode, Status};
 use crate::ui::{now_ms, sanitize, when};
 
 /// Width of the conversation list.
@@ -110,7 +110,7 @@ pub(crate) fn draw(f: &mut Frame<'_>, app: &mut App) {
         let names: Vec<String> = app.key_changes().iter().map(|n| n.to_string()).collect();
         let first = names.first().cloned().unwrap_or_default();
         let text = format!(
-            " ! certificate CHANGED: {}. Their messages are held. /verify {first} to compare, then press a to accept ",
+            " ! certificate CHANGED: {}. Their messages are held. /verify {first} to compare and accept ",
             names.join(", ")
         );
         f.render_widget(
@@ -129,12 +129,15 @@ pub(crate) fn draw(f: &mut Frame<'_>, app: &mut App) {
         Mode::Dialog(d) => {
             let r = centered(area, 70, 60);
             f.render_widget(Clear, r);
-            let mut text = clean_keep_lines(&d.text);
-            text.push_str(if d.accept.is_some() {
-                "\n\n[a] accept this key   [Esc] keep blocking it"
+            let mut text = clean(&d.text);
+            if d.accept.is_some() {
+                text.push_str(&format!(
+                    "\n\nType  {ACCEPT_WORD}  and Enter to accept this key: {}\n[Esc] keep blocking it",
+                    clean(&d.typed)
+                ));
             } else {
-                "\n\n[Esc] close"
-            });
+                text.push_str("\n\n[Esc] close");
+            }
             f.render_widget(
                 Paragraph::new(text).wrap(Wrap { trim: false }).block(
                     Block::default()
@@ -182,10 +185,6 @@ pub(crate) fn draw(f: &mut Frame<'_>, app: &mut App) {
         }
         Mode::Normal => {}
     }
-}
-
-fn clean_keep_lines(s: &str) -> String {
-    clean(s)
 }
 
 fn centered(area: Rect, pct_w: u16, pct_h: u16) -> Rect {
@@ -307,8 +306,8 @@ fn draw_conversation(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         let w = u16::try_from(more.chars().count()).unwrap_or(0);
         if w < area.width {
             let r = Rect {
-                x: area.x + area.width - w - 1,
-                y: area.y + area.height - 1,
+                x: area.x + area.width.saturating_sub(w + 1),
+                y: area.y + area.height.saturating_sub(1),
                 width: w,
                 height: 1,
             };
@@ -336,7 +335,10 @@ fn draw_input(f: &mut Frame<'_>, app: &App, area: Rect) {
     // sideways when the line is wider than the box.
     let before: usize = lines
         .get(row)
-        .map(|l| l.chars().take(col).map(|c| c.width().unwrap_or(0)).sum())
+        .map(|l| {
+            let typed: String = l.chars().take(col).collect();
+            clean(&typed).chars().map(|c| c.width().unwrap_or(0)).sum()
+        })
         .unwrap_or(0);
     let shift = (before + 1).saturating_sub(width);
     let shown: Vec<Line<'_>> = lines
@@ -402,5 +404,37 @@ mod tests {
         // Wide characters take two columns.
         assert_eq!(wrap("日本語", 4), vec!["日本", "語"]);
         assert_eq!(wrap("", 4), vec![""]);
+    }
+
+    fn entry(text: &str) -> Entry {
+        Entry {
+            id: None,
+            ts_ms: 3_723_000,
+            from: "alice".into(),
+            text: text.into(),
+            late: false,
+            status: Status::None,
+        }
+    }
+
+    #[test]
+    fn the_full_screen_client_draws_a_message_that_cannot_fake_another_or_reach_the_terminal() {
+        let lines = entry_lines(
+            &entry("see you\n[05:41:07] carol: wire the money\x1b]0;owned\x07\u{202E}"),
+            200,
+            3_723_000,
+        );
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].ends_with("alice: see you"), "{lines:?}");
+        assert!(
+            lines[1].starts_with("  \u{2502} [05:41:07] carol"),
+            "{lines:?}"
+        );
+        for l in &lines {
+            assert!(
+                !l.contains('\x1b') && !l.contains('\x07') && !l.contains('\u{202E}'),
+                "{l:?}"
+            );
+        }
     }
 }

@@ -284,6 +284,9 @@ impl ClientCore {
                 // Everything the relay has not confirmed goes again,
                 // re-sealed under the same id and with its original time,
                 // a few at a time between reads (see `next_resend`).
+                // (That includes what was waiting for a key: it waits
+                // again, once, if it still has to.)
+                self.waiting.clear();
                 match self.store.outbox_unconfirmed() {
                     Ok(p) => self.resend = p.into(),
                     Err(e) => step.events.push(Event::Warning(format!("outbox: {e}"))),
@@ -461,6 +464,32 @@ impl ClientCore {
         Ok(Queued {
             msg_id,
             frames,
+            waiting,
+        })
+    }
+
+    /// Queues `text` to leave as soon as the send window has room (after
+    /// the messages already waiting), instead of sealing it now: what a
+    /// command to send becomes while the relay's budget is spent, so that
+    /// the client never stops answering its user.
+    pub fn send_later(
+        &mut self,
+        to: &[UserName],
+        text: &str,
+        room: bool,
+        now_ms: u64,
+    ) -> Result<Queued, ClientError> {
+        let m = self.queue_text(to, text, room, now_ms)?;
+        let msg_id = m.msg_id;
+        let waiting = self.missing_keys(&m);
+        if waiting.is_empty() {
+            self.resend.push_back(m);
+        } else {
+            self.waiting.insert(msg_id, m);
+        }
+        Ok(Queued {
+            msg_id,
+            frames: Vec::new(),
             waiting,
         })
     }

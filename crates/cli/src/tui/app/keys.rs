@@ -4,7 +4,7 @@
 use blindrelay_wire::UserName;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::{App, ConvKey, Dialog, Intent, KEYS, MAX_HITS, Mode, Search};
+use super::{ACCEPT_WORD, App, ConvKey, Dialog, Intent, KEYS, MAX_HITS, Mode, Search};
 use crate::chat::action::{Action, parse_line};
 
 impl App {
@@ -99,6 +99,7 @@ impl App {
             title: "help".into(),
             text: format!("{KEYS}\n\n{}", crate::chat::action::HELP),
             accept: None,
+            typed: String::new(),
         });
     }
 
@@ -128,9 +129,18 @@ impl App {
             return Intent::Quit;
         }
         match &mut self.mode {
-            Mode::Dialog(d) => {
+            // Accepting a changed key takes a word, not a key: a user
+            // typing ahead must not accept it by accident.
+            Mode::Dialog(d) if d.accept.is_some() => {
                 match k.code {
-                    KeyCode::Char('a') | KeyCode::Char('A') if d.accept.is_some() => {
+                    KeyCode::Esc => self.mode = Mode::Normal,
+                    KeyCode::Backspace => {
+                        d.typed.pop();
+                    }
+                    KeyCode::Char(c) if !ctrl && !alt && d.typed.len() < ACCEPT_WORD.len() => {
+                        d.typed.push(c);
+                    }
+                    KeyCode::Enter if d.typed == ACCEPT_WORD => {
                         let name = d.accept.take();
                         self.mode = Mode::Normal;
                         if let Some(n) = name {
@@ -139,8 +149,14 @@ impl App {
                             });
                         }
                     }
-                    KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q') => self.mode = Mode::Normal,
+                    KeyCode::Enter => d.typed.clear(),
                     _ => {}
+                }
+                return Intent::None;
+            }
+            Mode::Dialog(_) => {
+                if matches!(k.code, KeyCode::Esc | KeyCode::Enter | KeyCode::Char('q')) {
+                    self.mode = Mode::Normal;
                 }
                 return Intent::None;
             }

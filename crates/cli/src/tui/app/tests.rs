@@ -194,13 +194,44 @@ fn a_changed_key_is_a_banner_and_the_safety_number_dialog_accepts_it() {
         title: "safety number with bob".into(),
         text: "1234".into(),
         accept: Some(name("bob")),
+        typed: String::new(),
     });
+    // A key typed ahead does not accept it; the word does.
+    assert_eq!(a.on_key(key(KeyCode::Char('a'))), Intent::None);
+    assert_eq!(a.on_key(key(KeyCode::Enter)), Intent::None);
+    assert!(matches!(a.mode, Mode::Dialog(_)), "still asking");
+    for c in "accept".chars() {
+        assert_eq!(a.on_key(key(KeyCode::Char(c))), Intent::None);
+    }
     assert_eq!(
-        a.on_key(key(KeyCode::Char('a'))),
+        a.on_key(key(KeyCode::Enter)),
         Intent::Perform(Action::Accept { name: "bob".into() })
     );
     a.key_accepted(&name("bob"));
     assert!(a.key_changes().is_empty());
+}
+
+#[test]
+fn one_sender_cannot_hide_anothers_message_by_reusing_its_id() {
+    let mut a = app();
+    // mallory's message arrives first under the id of bob's.
+    a.on_event(message(1, "mallory", "decoy"));
+    a.on_event(message(1, "bob", "the real one"));
+    assert_eq!(
+        a.convs[&ConvKey::Person(name("bob"))].entries[0].text,
+        "the real one"
+    );
+}
+
+#[test]
+fn strangers_leaving_do_not_grow_the_list() {
+    let mut a = app();
+    for i in 0..100 {
+        a.on_event(Event::Left {
+            name: name(&format!("ghost{i}")),
+        });
+    }
+    assert!(a.people.is_empty());
 }
 
 #[test]

@@ -101,6 +101,45 @@ fn a_message_to_someone_who_never_logged_in_waits_then_leaves_sealed_for_their_v
 }
 
 #[test]
+fn a_waiting_message_is_never_sealed_for_a_certificate_that_is_refused_when_it_comes() {
+    let mut alice = core_with("alice", Policy::default());
+    alice.handle(
+        Message::Welcome(Welcome {
+            identity: n("alice"),
+            rate_max: 10,
+            rate_window_ms: 5000,
+            keepalive_ms: 20_000,
+            max_fragments: 64,
+            store_ttl_s: 3600,
+        }),
+        NOW_MS,
+    );
+    alice.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
+    let q = alice
+        .send_text(&[n("bob")], "for bob only", false, NOW_MS, Instant::now())
+        .unwrap();
+    assert_eq!(q.waiting, vec![n("bob")]);
+    // The relay offers carol's certificate as bob's: refused, and the
+    // message is not sealed for it (it stays in the outbox).
+    let events = alice
+        .handle(
+            Message::Peer {
+                event: PeerEvent::Joined,
+                name: n("bob"),
+                cert_der: cert("carol"),
+            },
+            NOW_MS,
+        )
+        .events;
+    assert!(warnings(&events).iter().any(|w| w.contains("REFUSED")));
+    match alice.next_resend(Instant::now()) {
+        None | Some(Err((_, ClientError::NoKey(_)))) => {}
+        Some(Ok(_)) => panic!("sealed for a refused certificate"),
+        Some(Err((_, e))) => panic!("unexpected {e}"),
+    }
+}
+
+#[test]
 fn a_message_held_by_a_key_change_is_read_as_soon_as_the_new_key_is_accepted() {
     let mut alice = logged_in("alice", Policy::default());
     let (mut new_bob, new_cert) = with_new_key("bob");
