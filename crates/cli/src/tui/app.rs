@@ -198,6 +198,9 @@ pub(crate) struct App {
     pub mode: Mode,
     pub link: Link,
     pub notify: bool,
+    /// The user has pressed a key: from then on only they change which
+    /// conversation is open.
+    pub touched: bool,
     /// (sender, id) of the messages shown, so the same message is never
     /// shown twice; keyed as the replay cache is, so that one sender cannot
     /// hide another's message by reusing its id. Bounded by [`MAX_SEEN`].
@@ -232,6 +235,7 @@ impl App {
             mode: Mode::Normal,
             link: Link::Connecting,
             notify,
+            touched: false,
             seen: HashSet::new(),
             ours: BTreeMap::new(),
         }
@@ -397,6 +401,16 @@ impl App {
                 } else {
                     ConvKey::Person(from.clone())
                 };
+                // Before the user has pressed a key, a message opens its
+                // conversation if the open one is empty (the first message
+                // after start is where the user wants to be).
+                let open_is_empty = self
+                    .convs
+                    .get(&self.open)
+                    .is_none_or(|c| c.entries.is_empty());
+                if !self.touched && open_is_empty {
+                    self.open = key.clone();
+                }
                 let open = key == self.open;
                 let c = self.conv(key);
                 c.push(Entry {

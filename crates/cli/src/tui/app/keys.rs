@@ -123,6 +123,7 @@ impl App {
         if k.kind == KeyEventKind::Release {
             return Intent::None;
         }
+        self.touched = true;
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let alt = k.modifiers.contains(KeyModifiers::ALT);
         if ctrl && k.code == KeyCode::Char('c') {

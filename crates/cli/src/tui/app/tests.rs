@@ -28,7 +28,22 @@ fn message(id: u8, from: &str, text: &str) -> Event {
 }
 
 fn app() -> App {
-    App::new(name("alice"), "127.0.0.1:8443".into(), true)
+    let mut a = App::new(name("alice"), "127.0.0.1:8443".into(), true);
+    // As if the user had pressed a key (see the test of the first message).
+    a.touched = true;
+    a
+}
+
+#[test]
+fn the_first_message_after_start_opens_its_conversation_until_a_key_is_pressed() {
+    let mut a = App::new(name("alice"), "127.0.0.1:8443".into(), true);
+    assert_eq!(a.on_event(message(1, "bob", "hi")), None);
+    assert_eq!(a.open, ConvKey::Person(name("bob")));
+    assert_eq!(a.convs[&ConvKey::Person(name("bob"))].unread, 0);
+    // The open conversation has a message now: carol's waits, unread.
+    a.on_event(message(2, "carol", "hello"));
+    assert_eq!(a.open, ConvKey::Person(name("bob")));
+    assert_eq!(a.convs[&ConvKey::Person(name("carol"))].unread, 1);
 }
 
 #[test]
