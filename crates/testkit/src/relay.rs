@@ -11,10 +11,12 @@ use tokio::task::JoinHandle;
 
 use crate::{KitError, TestPki, WAIT, logs};
 
-/// The configuration tests start from: the defaults, with the CRL polled
-/// every 100 ms and what the relay sees logged.
+/// The configuration tests start from: the defaults, on a free port of
+/// 127.0.0.1 (never the default port, which a relay on the test machine may
+/// hold), with the CRL polled every 100 ms and what the relay sees logged.
 pub fn config() -> Config {
     Config {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         crl_poll_ms: 100,
         verbose: true,
         ..Config::default()
