@@ -12,7 +12,8 @@
 //!   history), behind the [`ClientStore`] trait: SQLite on disk, or memory.
 //! * [`connection`]: the tokio task that moves the core's bytes and ticks
 //!   its timers over mutual TLS, reconnecting by itself.
-//! * [`handle`]: the [`ClientHandle`] a user interface talks to.
+//! * [`handle`]: the [`ClientHandle`] a user interface talks to; `perform`
+//!   carries its commands out on the core, connected or not.
 //! * [`policy`]: the windows that protect the user (how late a message may
 //!   be, how long the replay cache and the outbox keep their entries): the
 //!   client's own, never the relay's.
@@ -26,6 +27,7 @@ mod crl_file;
 pub mod error;
 pub mod event;
 pub mod handle;
+mod perform;
 pub mod policy;
 pub mod store;
 

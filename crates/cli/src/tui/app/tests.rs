@@ -1,4 +1,5 @@
 use super::*;
+use blindrelay_client::Event;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn name(s: &str) -> UserName {
