@@ -74,11 +74,16 @@ impl RelayProcess {
             let ready_tx = ready_tx.clone();
             std::thread::spawn(move || {
                 for l in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some((_, rest)) = l.split_once("listening on ") {
-                        let addr = rest.split_whitespace().next().unwrap_or_default();
-                        let _ = ready_tx.send(addr.to_string());
-                    }
+                    // Recorded before the banner is announced, so `output()`
+                    // right after `start` always holds the banner line.
+                    let addr = l
+                        .split_once("listening on ")
+                        .map(|(_, rest)| rest.split_whitespace().next().unwrap_or_default())
+                        .map(str::to_string);
                     lines.lock().unwrap_or_else(|p| p.into_inner()).push(l);
+                    if let Some(addr) = addr {
+                        let _ = ready_tx.send(addr);
+                    }
                 }
             });
         }
