@@ -113,6 +113,13 @@ pub enum PeerError {
     /// The key is not an RSA key of at least 2048 bits.
     #[error("unusable key: not an RSA key of at least 2048 bits")]
     KeyType,
+    /// A device certificate does not hold an ECDSA P-256 key.
+    #[error("unusable device key: not an ECDSA P-256 key")]
+    DeviceKeyType,
+    /// A device certificate does not name exactly one device in a
+    /// subjectAltName URI.
+    #[error("not a device certificate: no single device URI")]
+    DeviceName,
     /// The client's CRL is not from the CA, or no longer current: no
     /// certificate can be checked for revocation, so none is accepted.
     #[error("the client's CRL is unusable: {0}")]

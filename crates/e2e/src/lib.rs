@@ -7,6 +7,8 @@
 //!   the CA (chain, validity, `clientAuth`, key usages, optional CRL) *and*
 //!   whose Common Name equals the name it was offered for; fingerprints and
 //!   safety numbers.
+//! * [`device`]: [`VerifiedDevice`], a device certificate (protocol v2)
+//!   checked the same way, with its user, device name and P-256 key.
 //! * [`identity`]: [`LocalIdentity`], the user's own certificate and RSA key
 //!   (no `Debug`, zeroized on drop).
 //! * [`header`] and [`envelope`]: the envelope's layout and its strict parser
@@ -33,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 pub mod content;
+pub mod device;
 pub mod envelope;
 pub mod error;
 pub mod fragment;
@@ -43,6 +46,7 @@ pub mod peer;
 pub mod seal;
 
 pub use content::Content;
+pub use device::VerifiedDevice;
 pub use envelope::Envelope;
 pub use error::{E2eError, OpenError, PeerError};
 pub use fragment::{Lane, Reassembler, ReassemblyError};

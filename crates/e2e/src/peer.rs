@@ -110,40 +110,7 @@ impl VerifiedPeer {
         root: &TrustRoot,
         now_unix: u64,
     ) -> Result<Self, PeerError> {
-        let ca_der = CertificateDer::from(root.ca_der.as_slice());
-        let anchor = webpki::anchor_from_trusted_cert(&ca_der).map_err(PeerError::TrustRoot)?;
-        let ee_der = CertificateDer::from(cert_der);
-        let ee = webpki::EndEntityCert::try_from(&ee_der).map_err(PeerError::Rejected)?;
-        if let Some(crl) = &root.crl {
-            let now = i64::try_from(now_unix).unwrap_or(i64::MAX);
-            crl.current_at(now).map_err(PeerError::Crl)?;
-        }
-        let crls = root
-            .crl
-            .iter()
-            .map(|c| BorrowedCertRevocationList::from_der(c.der()).map(CertRevocationList::from))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(PeerError::TrustRoot)?;
-        let crl_refs: Vec<&CertRevocationList<'_>> = crls.iter().collect();
-        let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
-            Ok(b) => Some(
-                b.with_depth(webpki::RevocationCheckDepth::EndEntity)
-                    .with_status_policy(webpki::UnknownStatusPolicy::Allow)
-                    .build(),
-            ),
-            Err(_) => None, // no CRLs
-        };
-        ee.verify_for_usage(
-            webpki::ALL_VERIFICATION_ALGS,
-            &[anchor],
-            &[],
-            UnixTime::since_unix_epoch(Duration::from_secs(now_unix)),
-            webpki::KeyUsage::client_auth(),
-            revocation,
-            None,
-        )
-        .map_err(PeerError::Rejected)?;
-
+        verify_chain(cert_der, root, now_unix)?;
         let (_, cert) = X509Certificate::from_der(cert_der)
             .map_err(|_| PeerError::Rejected(webpki::Error::BadDer))?;
         let cn = blindrelay_pki::identity_from_cert(cert_der).map_err(|_| PeerError::NoIdentity)?;
@@ -224,6 +191,51 @@ impl VerifiedPeer {
             .verify(msg, sig)
             .is_ok()
     }
+}
+
+/// The checks every certificate of a person passes, whatever its use:
+/// it chains to the CA, is valid at `now_unix`, carries `clientAuth`, and
+/// is not revoked by the CRL (which must itself be current).
+pub(crate) fn verify_chain(
+    cert_der: &[u8],
+    root: &TrustRoot,
+    now_unix: u64,
+) -> Result<(), PeerError> {
+    let ca_der = CertificateDer::from(root.ca_der.as_slice());
+    let anchor = webpki::anchor_from_trusted_cert(&ca_der).map_err(PeerError::TrustRoot)?;
+    let ee_der = CertificateDer::from(cert_der);
+    let ee = webpki::EndEntityCert::try_from(&ee_der).map_err(PeerError::Rejected)?;
+    if let Some(crl) = &root.crl {
+        let now = i64::try_from(now_unix).unwrap_or(i64::MAX);
+        crl.current_at(now).map_err(PeerError::Crl)?;
+    }
+    let crls = root
+        .crl
+        .iter()
+        .map(|c| BorrowedCertRevocationList::from_der(c.der()).map(CertRevocationList::from))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(PeerError::TrustRoot)?;
+    let crl_refs: Vec<&CertRevocationList<'_>> = crls.iter().collect();
+    let revocation = match RevocationOptionsBuilder::new(&crl_refs) {
+        Ok(b) => Some(
+            b.with_depth(webpki::RevocationCheckDepth::EndEntity)
+                .with_status_policy(webpki::UnknownStatusPolicy::Allow)
+                .build(),
+        ),
+        Err(_) => None, // no CRLs
+    };
+    ee.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        UnixTime::since_unix_epoch(Duration::from_secs(now_unix)),
+        webpki::KeyUsage::client_auth(),
+        revocation,
+        None,
+    )
+    .map_err(PeerError::Rejected)?;
+
+    Ok(())
 }
 
 /// The safety number of two certificates' keys: 60 digits in 12 groups of

@@ -1,0 +1,548 @@
+//! One device's MLS client: its groups, its KeyPackages, and the rules
+//! of protocol v2 around mls-rs.
+//!
+//! Decisions, and why:
+//! * **One ciphersuite**, [`CIPHER_SUITE`] (MLS_128_DHKEMP256_AES128GCM_
+//!   SHA256_P256): the device key is the P-256 key its certificate holds,
+//!   which also signs its TLS handshake, and which hardware key stores
+//!   (TPMs, smart cards, secure enclaves) can hold; AES-128-GCM and P-256
+//!   run on aws-lc's assembly paths. The hybrid post-quantum suite of
+//!   mls-rs-crypto-awslc (X-Wing: ML-KEM-768 + X25519) signs with
+//!   Ed25519, which a P-256 device certificate cannot provide; see
+//!   BENCHMARKS.md for both measured.
+//! * **Every commit carries a path** (it heals the committer) and the
+//!   ratchet tree travels in the Welcome, so a joiner needs nothing the
+//!   relay could choose.
+//! * **Handshake messages are encrypted** (PrivateMessage) and padded: the
+//!   relay sees a group id, an epoch and a content type, never who was
+//!   added or removed.
+//! * **No out-of-order tolerance.** The relay orders each group's
+//!   messages; a generation older than the next expected one is a replay
+//!   or a reordering and is refused, and no skipped key is ever stored
+//!   (a stolen state cannot read a message the device skipped).
+//! * **Credentials are re-checked.** A message from a member whose
+//!   certificate no longer passes (revoked, expired) is refused, and this
+//!   device's own commits remove every such member.
+//! * **Time is local.** Every validity judgement uses the clock the caller
+//!   sets in [`crate::Trust`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use blindrelay_e2e::VerifiedDevice;
+use blindrelay_wire::UserName;
+use mls_rs::client_builder::{
+    BaseConfig, IntoConfigOutput, PaddingMode, WithCryptoProvider, WithGroupStateStorage,
+    WithIdentityProvider, WithKeyPackageRepo, WithMlsRules,
+};
+use mls_rs::group::{CommitEffect, ReceivedMessage};
+use mls_rs::identity::SigningIdentity;
+use mls_rs::identity::x509::CertificateChain;
+use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules, EncryptionOptions};
+use mls_rs::time::MlsTime;
+use mls_rs::{CipherSuite, Client, ExtensionList, Group, MlsMessage};
+use mls_rs_core::crypto::SignaturePublicKey;
+use mls_rs_crypto_awslc::AwsLcCryptoProvider;
+
+use crate::credential::{DeviceIdentityProvider, Trust, member_names};
+use crate::error::MlsError;
+use crate::key::DeviceKey;
+use crate::storage::MlsStore;
+
+/// The ciphersuite of every group (see the module docs for why).
+pub const CIPHER_SUITE: CipherSuite = CipherSuite::P256_AES128;
+/// How long a KeyPackage stays valid.
+pub const KEY_PACKAGE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// KeyPackages are dated this far in the past, so that a member whose
+/// clock is behind the creator's still accepts them (the CA backdates
+/// certificates for the same reason).
+pub const KEY_PACKAGE_BACKDATE: Duration = Duration::from_secs(3600);
+/// Largest application plaintext, as for version 1.
+pub const MAX_PLAINTEXT: usize = 64 * 1024;
+/// Most groups held in memory at once; others are loaded from the
+/// database when needed.
+pub const MAX_LOADED_GROUPS: usize = 256;
+
+pub(crate) type Config = IntoConfigOutput<
+    WithMlsRules<
+        DefaultMlsRules,
+        WithKeyPackageRepo<
+            MlsStore,
+            WithGroupStateStorage<
+                MlsStore,
+                WithIdentityProvider<
+                    DeviceIdentityProvider,
+                    WithCryptoProvider<AwsLcCryptoProvider, BaseConfig>,
+                >,
+            >,
+        >,
+    >,
+>;
+
+/// A member of a group: one device of one person.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    /// The person (the certificate's CN).
+    pub user: String,
+    /// The device (the certificate's device URI).
+    pub device: String,
+    /// The member's leaf index: stable while it stays in the group.
+    pub index: u32,
+}
+
+/// A commit this device made, waiting for the relay to order it.
+pub struct Outgoing {
+    /// The group.
+    pub group_id: Vec<u8>,
+    /// The epoch the commit applies to (the relay accepts it only if that
+    /// is still the group's epoch).
+    pub epoch: u64,
+    /// The commit, for every member.
+    pub commit: Vec<u8>,
+    /// The Welcome, for the devices it adds.
+    pub welcome: Option<Vec<u8>>,
+}
+
+/// What a message from the network turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// An application message, decrypted.
+    Message {
+        /// The group.
+        group_id: Vec<u8>,
+        /// Who sent it (verified just now).
+        sender: Member,
+        /// The plaintext.
+        body: Vec<u8>,
+    },
+    /// A commit of another member, applied.
+    Commit {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The new epoch.
+        epoch: u64,
+        /// Who committed.
+        committer: Member,
+        /// Devices that joined.
+        added: Vec<Member>,
+        /// Devices that left or were removed.
+        removed: Vec<Member>,
+        /// This device was removed: the group is gone from it.
+        removed_me: bool,
+    },
+}
+
+/// One device's MLS client.
+pub struct Device {
+    client: Client<Config>,
+    trust: Trust,
+    store: MlsStore,
+    me: VerifiedDevice,
+    groups: HashMap<Vec<u8>, Group<Config>>,
+}
+
+fn time(trust: &Trust) -> MlsTime {
+    MlsTime::from(trust.now())
+}
+
+/// Members other than this device whose certificate no longer passes
+/// (revoked, expired): this device's next commit removes them.
+fn failing_members(trust: &Trust, group: &Group<Config>) -> Vec<u32> {
+    group
+        .roster()
+        .members_iter()
+        .filter(|m| m.index != group.current_member_index())
+        .filter(|m| {
+            trust
+                .verify_credential(&m.signing_identity.credential)
+                .is_err()
+        })
+        .map(|m| m.index)
+        .collect()
+}
+
+fn members(group: &Group<Config>) -> Vec<Member> {
+    group
+        .roster()
+        .members_iter()
+        .filter_map(|m| {
+            let (user, device) = member_names(&m.signing_identity)?;
+            Some(Member {
+                user,
+                device,
+                index: m.index,
+            })
+        })
+        .collect()
+}
+
+impl Device {
+    /// The device `cert_der` with its `key`, trusting `trust`, keeping its
+    /// state in `store`. Its own certificate must pass the checks every
+    /// member applies, and the key must be the certificate's.
+    pub fn open(
+        key: DeviceKey,
+        cert_der: Vec<u8>,
+        trust: Trust,
+        store: MlsStore,
+    ) -> Result<Self, MlsError> {
+        let me = trust
+            .verify(&cert_der)
+            .map_err(|e| MlsError::OwnCredential(e.into()))?;
+        if me.public_key() != key.public() {
+            return Err(MlsError::KeyMismatch);
+        }
+        let identity = SigningIdentity::new(
+            CertificateChain::from(vec![cert_der]).into_credential(),
+            SignaturePublicKey::from(me.public_key().to_vec()),
+        );
+        let rules = DefaultMlsRules::new()
+            .with_commit_options(
+                CommitOptions::new()
+                    .with_path_required(true)
+                    .with_ratchet_tree_extension(true)
+                    .with_single_welcome_message(true),
+            )
+            .with_encryption_options(EncryptionOptions::new(true, PaddingMode::Padme));
+        let client = Client::builder()
+            .crypto_provider(AwsLcCryptoProvider::with_enabled_cipher_suites(vec![
+                CIPHER_SUITE,
+            ]))
+            .identity_provider(trust.identity_provider())
+            .group_state_storage(store.clone())
+            .key_package_repo(store.clone())
+            .mls_rules(rules)
+            .signing_identity(identity, key.into_secret(), CIPHER_SUITE)
+            .key_package_lifetime(KEY_PACKAGE_LIFETIME)
+            .build();
+        Ok(Self {
+            client,
+            trust,
+            store,
+            me,
+            groups: HashMap::new(),
+        })
+    }
+
+    /// This device, as its certificate says.
+    pub fn me(&self) -> &VerifiedDevice {
+        &self.me
+    }
+
+    /// The trust every check uses (set its clock before each operation).
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The database.
+    pub fn store(&self) -> &MlsStore {
+        &self.store
+    }
+
+    /// `count` fresh one-time KeyPackages, their private keys stored.
+    pub fn key_packages(&mut self, count: usize) -> Result<Vec<Vec<u8>>, MlsError> {
+        (0..count)
+            .map(|_| {
+                let born = self
+                    .trust
+                    .now()
+                    .saturating_sub(KEY_PACKAGE_BACKDATE.as_secs());
+                let kp = self.client.generate_key_package_message(
+                    ExtensionList::default(),
+                    ExtensionList::default(),
+                    Some(MlsTime::from(born)),
+                )?;
+                Ok(kp.to_bytes()?)
+            })
+            .collect()
+    }
+
+    /// Creates a group with this device alone in it; returns its id.
+    pub fn create_group(&mut self) -> Result<Vec<u8>, MlsError> {
+        let mut group = self.client.create_group(
+            ExtensionList::default(),
+            ExtensionList::default(),
+            Some(time(&self.trust)),
+        )?;
+        group.write_to_storage()?;
+        let id = group.group_id().to_vec();
+        self.keep(id.clone(), group);
+        Ok(id)
+    }
+
+    /// Creates a group with a chosen id (the relay refuses an id already
+    /// in use; nothing else depends on the id being fresh).
+    pub fn create_group_with_id(&mut self, group_id: Vec<u8>) -> Result<Vec<u8>, MlsError> {
+        let mut group = self.client.create_group_with_id(
+            group_id,
+            ExtensionList::default(),
+            ExtensionList::default(),
+            Some(time(&self.trust)),
+        )?;
+        group.write_to_storage()?;
+        let id = group.group_id().to_vec();
+        self.keep(id.clone(), group);
+        Ok(id)
+    }
+
+    fn keep(&mut self, id: Vec<u8>, group: Group<Config>) {
+        if self.groups.len() >= MAX_LOADED_GROUPS && !self.groups.contains_key(&id) {
+            // Every group is written to storage after each change, so
+            // dropping one from memory loses nothing but a pending commit,
+            // and groups with one are never evicted.
+            if let Some(k) = self
+                .groups
+                .iter()
+                .find(|(_, g)| !g.has_pending_commit())
+                .map(|(k, _)| k.clone())
+            {
+                self.groups.remove(&k);
+            }
+        }
+        self.groups.insert(id, group);
+    }
+
+    fn group(&mut self, id: &[u8]) -> Result<&mut Group<Config>, MlsError> {
+        if !self.groups.contains_key(id) {
+            let group = match self.client.load_group(id) {
+                Ok(g) => g,
+                Err(mls_rs::error::MlsError::GroupNotFound) => return Err(MlsError::UnknownGroup),
+                Err(e) => return Err(e.into()),
+            };
+            self.keep(id.to_vec(), group);
+        }
+        self.groups.get_mut(id).ok_or(MlsError::UnknownGroup)
+    }
+
+    /// The ids of every group this device is in.
+    pub fn group_ids(&self) -> Result<Vec<Vec<u8>>, MlsError> {
+        Ok(self.store.group_ids()?)
+    }
+
+    /// The group's members, by leaf index.
+    pub fn members(&mut self, group_id: &[u8]) -> Result<Vec<Member>, MlsError> {
+        Ok(members(self.group(group_id)?))
+    }
+
+    /// The group's current epoch.
+    pub fn epoch(&mut self, group_id: &[u8]) -> Result<u64, MlsError> {
+        Ok(self.group(group_id)?.current_epoch())
+    }
+
+    /// The epoch authenticator (RFC 9420 §8.7): equal on every member that
+    /// agrees on the group's whole history. Members compare it (or a
+    /// digest of it) to detect a relay that forked the group.
+    pub fn epoch_authenticator(&mut self, group_id: &[u8]) -> Result<Vec<u8>, MlsError> {
+        Ok(self.group(group_id)?.epoch_authenticator()?.to_vec())
+    }
+
+    fn commit(
+        &mut self,
+        group_id: &[u8],
+        add: &[Vec<u8>],
+        remove: &[u32],
+    ) -> Result<Outgoing, MlsError> {
+        let now = time(&self.trust);
+        let trust = self.trust.clone();
+        let group = self.group(group_id)?;
+        if group.has_pending_commit() {
+            return Err(MlsError::CommitPending);
+        }
+        let epoch = group.current_epoch();
+        let failing = failing_members(&trust, group);
+        let mut builder = group.commit_builder().commit_time(now);
+        for kp in add {
+            let msg = MlsMessage::from_bytes(kp).map_err(|_| MlsError::KeyPackage)?;
+            builder = builder.add_member(msg).map_err(|_| MlsError::KeyPackage)?;
+        }
+        let mut removing: Vec<u32> = remove.iter().chain(failing.iter()).copied().collect();
+        removing.sort_unstable();
+        removing.dedup();
+        for index in removing {
+            builder = builder.remove_member(index)?;
+        }
+        let out = builder.build()?;
+        // The pending commit is part of the stored state: after a crash,
+        // the device can still apply it if the relay ordered it.
+        group.write_to_storage()?;
+        let welcome = match out.welcome_messages() {
+            [] => None,
+            [w] => Some(w.to_bytes()?),
+            _ => {
+                return Err(MlsError::Library(
+                    mls_rs::error::MlsError::InvalidWelcomeMessage,
+                ));
+            }
+        };
+        Ok(Outgoing {
+            group_id: group_id.to_vec(),
+            epoch,
+            commit: out.commit_message().to_bytes()?,
+            welcome,
+        })
+    }
+
+    /// A commit adding the devices whose KeyPackages are given (and
+    /// removing every member whose certificate no longer passes). It
+    /// takes effect with [`Device::commit_accepted`].
+    pub fn add(&mut self, group_id: &[u8], key_packages: &[Vec<u8>]) -> Result<Outgoing, MlsError> {
+        self.commit(group_id, key_packages, &[])
+    }
+
+    /// A commit removing every device of `user`.
+    pub fn remove(&mut self, group_id: &[u8], user: &UserName) -> Result<Outgoing, MlsError> {
+        let indexes: Vec<u32> = self
+            .members(group_id)?
+            .into_iter()
+            .filter(|m| m.user == user.as_str())
+            .map(|m| m.index)
+            .collect();
+        if indexes.is_empty() {
+            return Err(MlsError::NotAMember);
+        }
+        self.commit(group_id, &[], &indexes)
+    }
+
+    /// A commit that only refreshes this device's leaf (and removes
+    /// members whose certificate no longer passes): after it, a copy of
+    /// this device's earlier state reads nothing new.
+    pub fn update(&mut self, group_id: &[u8]) -> Result<Outgoing, MlsError> {
+        self.commit(group_id, &[], &[])
+    }
+
+    /// The relay ordered this device's pending commit: apply it.
+    pub fn commit_accepted(&mut self, group_id: &[u8]) -> Result<u64, MlsError> {
+        let group = self.group(group_id)?;
+        if !group.has_pending_commit() {
+            return Err(MlsError::NoPendingCommit);
+        }
+        group.apply_pending_commit()?;
+        group.write_to_storage()?;
+        Ok(group.current_epoch())
+    }
+
+    /// The relay ordered another commit first: drop this device's pending
+    /// commit (process the winner, then commit again).
+    pub fn commit_refused(&mut self, group_id: &[u8]) -> Result<(), MlsError> {
+        let group = self.group(group_id)?;
+        group.clear_pending_commit();
+        group.write_to_storage()?;
+        Ok(())
+    }
+
+    /// Joins a group from a Welcome: the tree inside it, and every
+    /// member's credential, are checked before anything is kept.
+    pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, MlsError> {
+        let msg = MlsMessage::from_bytes(welcome).map_err(|_| MlsError::Refused)?;
+        let (mut group, _) = self
+            .client
+            .join_group(None, &msg, Some(time(&self.trust)))
+            .map_err(|_| MlsError::Refused)?;
+        group.write_to_storage()?;
+        let id = group.group_id().to_vec();
+        self.keep(id.clone(), group);
+        Ok(id)
+    }
+
+    /// Encrypts an application message for the group.
+    pub fn encrypt(&mut self, group_id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
+        if plaintext.len() > MAX_PLAINTEXT {
+            return Err(MlsError::TooLarge);
+        }
+        let group = self.group(group_id)?;
+        if group.has_pending_commit() {
+            return Err(MlsError::CommitPending);
+        }
+        let msg = group.encrypt_application_message(plaintext, Vec::new())?;
+        group.write_to_storage()?;
+        Ok(msg.to_bytes()?)
+    }
+
+    /// Processes a message from the network: an application message or
+    /// another member's commit. Any failure is [`MlsError::Refused`].
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, MlsError> {
+        let msg = MlsMessage::from_bytes(bytes).map_err(|_| MlsError::Refused)?;
+        let group_id = msg.group_id().ok_or(MlsError::Refused)?.to_vec();
+        let now = time(&self.trust);
+        let trust = self.trust.clone();
+        let group = self.group(&group_id).map_err(|e| match e {
+            MlsError::Storage(_) => e,
+            _ => MlsError::Refused,
+        })?;
+        let before = members(group);
+        let received = group.process_incoming_message_with_time(msg, now);
+        let received = match received {
+            Ok(r) => r,
+            Err(_) => {
+                // mls-rs may have advanced a ratchet before the message
+                // failed: forget the in-memory group so that the stored
+                // state (the last good one) is used next, and a forged
+                // message costs the genuine one nothing.
+                self.groups.remove(&group_id);
+                return Err(MlsError::Refused);
+            }
+        };
+        let result = match received {
+            ReceivedMessage::ApplicationMessage(app) => {
+                let sender = group
+                    .member_at_index(app.sender_index)
+                    .ok_or(MlsError::Refused)?;
+                // The sender's certificate must still pass now.
+                let device = trust
+                    .verify_credential(&sender.signing_identity.credential)
+                    .map_err(|_| MlsError::Refused);
+                group.write_to_storage()?;
+                let device = device?;
+                Received::Message {
+                    group_id,
+                    sender: Member {
+                        user: device.user().to_string(),
+                        device: device.device().to_string(),
+                        index: app.sender_index,
+                    },
+                    body: app.data().to_vec(),
+                }
+            }
+            ReceivedMessage::Commit(commit) => {
+                let committer = before
+                    .iter()
+                    .find(|m| m.index == commit.committer)
+                    .cloned()
+                    .ok_or(MlsError::Refused)?;
+                let removed_me = matches!(commit.effect, CommitEffect::Removed { .. });
+                let epoch = group.current_epoch();
+                let after = if removed_me {
+                    Vec::new()
+                } else {
+                    members(group)
+                };
+                let added = after
+                    .iter()
+                    .filter(|m| !before.contains(m))
+                    .cloned()
+                    .collect();
+                let removed = before
+                    .iter()
+                    .filter(|m| !after.contains(m))
+                    .cloned()
+                    .collect();
+                if removed_me {
+                    self.groups.remove(&group_id);
+                    self.store.forget_group(&group_id)?;
+                } else {
+                    group.write_to_storage()?;
+                }
+                Received::Commit {
+                    group_id,
+                    epoch,
+                    committer,
+                    added,
+                    removed,
+                    removed_me,
+                }
+            }
+            _ => return Err(MlsError::Refused),
+        };
+        Ok(result)
+    }
+}

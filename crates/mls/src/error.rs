@@ -1,0 +1,50 @@
+//! What can fail.
+
+use crate::credential::CredentialError;
+use crate::storage::StorageError;
+
+/// Errors of protocol v2.
+///
+/// Everything that goes wrong with a message from the network is
+/// [`MlsError::Refused`], one error whatever the cause (a forged,
+/// replayed, reordered or undecryptable message, or one from a revoked
+/// device), as for version 1.
+#[derive(Debug, thiserror::Error)]
+pub enum MlsError {
+    /// The device key is not a PKCS#8 ECDSA P-256 key.
+    #[error("the device key is not a usable ECDSA P-256 key")]
+    DeviceKey,
+    /// The device key does not belong to the device certificate.
+    #[error("the device key does not match the device certificate")]
+    KeyMismatch,
+    /// This device's own certificate fails the checks every member applies.
+    #[error("this device's certificate is refused: {0}")]
+    OwnCredential(#[from] CredentialError),
+    /// The local database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// This device holds no group with that id.
+    #[error("no such group on this device")]
+    UnknownGroup,
+    /// A commit of this device waits for the relay's answer.
+    #[error("a commit of this device is waiting for the relay")]
+    CommitPending,
+    /// No commit of this device is waiting.
+    #[error("no commit of this device is waiting")]
+    NoPendingCommit,
+    /// A KeyPackage offered for an add is unusable.
+    #[error("a KeyPackage was refused")]
+    KeyPackage,
+    /// The named person has no device in the group.
+    #[error("not a member of this group")]
+    NotAMember,
+    /// The application message is larger than [`crate::MAX_PLAINTEXT`].
+    #[error("message too large")]
+    TooLarge,
+    /// A message from the network was refused (see the type's docs).
+    #[error("message refused")]
+    Refused,
+    /// mls-rs refused a local operation.
+    #[error("MLS operation failed: {0}")]
+    Library(#[from] mls_rs::error::MlsError),
+}

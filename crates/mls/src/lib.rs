@@ -1,0 +1,31 @@
+//! Protocol v2 of blindrelay: MLS (RFC 9420), sans I/O.
+//!
+//! This crate owns what makes a group secure, and nothing that touches a
+//! socket:
+//!
+//! * [`device`]: one device's MLS client ([`Device`]) around mls-rs and
+//!   mls-rs-crypto-awslc: the ciphersuite, KeyPackages, groups, commits
+//!   waiting for the relay's order, Welcome, encryption, and the rules
+//!   (no out-of-order keys, re-checked credentials, local time).
+//! * [`credential`]: the identity provider every member runs:
+//!   mls-rs-identity-x509 over `blindrelay_e2e::VerifiedDevice` (chain to
+//!   the organisation's CA, validity, key usage, CN and device URI, CRL).
+//! * [`storage`]: mls-rs's storage traits on the client's own SQLite, with
+//!   bounded epoch retention and `secure_delete`.
+//! * [`key`]: the device key as mls-rs takes it.
+//!
+//! MLS itself, and every primitive, is mls-rs's and aws-lc's; nothing here
+//! implements cryptography.
+#![forbid(unsafe_code)]
+
+pub mod credential;
+pub mod device;
+pub mod error;
+pub mod key;
+pub mod storage;
+
+pub use credential::{CredentialError, Trust};
+pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, Member, Outgoing, Received};
+pub use error::MlsError;
+pub use key::DeviceKey;
+pub use storage::{MAX_EPOCH_RETENTION, MlsStore, StorageError};
