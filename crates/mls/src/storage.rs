@@ -80,6 +80,11 @@ impl MlsStore {
         Ok(store)
     }
 
+    /// A database in memory (tests, benchmarks, throwaway devices).
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Self::new(Arc::new(Mutex::new(Connection::open_in_memory()?)))
+    }
+
     /// Opens (or creates) a database file of its own.
     pub fn open(path: &std::path::Path) -> Result<Self, StorageError> {
         Self::new(Arc::new(Mutex::new(Connection::open(path)?)))
@@ -97,6 +102,16 @@ impl MlsStore {
             .query_map([], |r| r.get::<_, Vec<u8>>(0))?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(ids)
+    }
+
+    /// Prior epochs kept for a group.
+    pub fn epoch_count(&self, group_id: &[u8]) -> Result<u64, StorageError> {
+        let n: i64 = self.lock().query_row(
+            "SELECT COUNT(*) FROM mls_epoch WHERE group_id = ?1",
+            [group_id],
+            |r| r.get(0),
+        )?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Deletes a group and every epoch of it (after leaving or removal).

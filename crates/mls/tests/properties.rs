@@ -1,7 +1,12 @@
 //! The security properties of protocol v2, each a test that fails if the
 //! property breaks: forward secrecy, post-compromise security, removal,
 //! revocation, and what a malicious relay cannot do.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
