@@ -32,6 +32,7 @@ pub struct VerifiedDevice {
     cert_der: Vec<u8>,
     fingerprint: [u8; 32],
     public_key: Vec<u8>,
+    not_after: i64,
 }
 
 impl fmt::Debug for VerifiedDevice {
@@ -80,6 +81,7 @@ impl VerifiedDevice {
             cert_der: cert_der.to_vec(),
             fingerprint: key_fingerprint(spki.raw),
             public_key,
+            not_after: cert.validity().not_after.timestamp(),
         })
     }
 
@@ -102,6 +104,11 @@ impl VerifiedDevice {
     /// ([`crate::key_fingerprint`]): what `/verify` compares per device.
     pub fn fingerprint(&self) -> [u8; 32] {
         self.fingerprint
+    }
+
+    /// The certificate's notAfter, Unix seconds.
+    pub fn not_after(&self) -> i64 {
+        self.not_after
     }
 
     /// The device's public key: an uncompressed SEC1 P-256 point.

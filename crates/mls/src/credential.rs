@@ -18,8 +18,12 @@
 //! The clock and the trust root are shared ([`Trust`]) so that a newer
 //! CRL, once accepted by the client, applies to every later check.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
+
+use aws_lc_rs::digest::{SHA256, digest};
+use blindrelay_pki::crl::CRL_GRACE_SECS;
 
 use blindrelay_e2e::{PeerError, TrustRoot, VerifiedDevice};
 use mls_rs::time::MlsTime;
@@ -45,12 +49,30 @@ pub enum CredentialError {
 
 impl mls_rs_core::error::IntoAnyError for CredentialError {}
 
+/// Most verified certificates remembered (see [`Trust`]); the memory is
+/// emptied when full.
+pub const MAX_REMEMBERED_CREDENTIALS: usize = 4096;
+
 /// What every check trusts: the CA and CRL this client holds, and the
 /// local clock. Cloning shares them.
+///
+/// A certificate that passed is remembered (by its SHA-256) until the
+/// earlier of its notAfter and the CRL's last usable moment, and only
+/// while the clock does not go back and the trust root is not replaced:
+/// within those bounds a second verification would give the same answer,
+/// and skipping it keeps a message's cost off the certificate chain.
 #[derive(Clone)]
 pub struct Trust {
     root: Arc<RwLock<TrustRoot>>,
     now: Arc<AtomicU64>,
+    passed: Arc<Mutex<HashMap<[u8; 32], Remembered>>>,
+}
+
+#[derive(Clone)]
+struct Remembered {
+    verified_at: u64,
+    until: i64,
+    device: VerifiedDevice,
 }
 
 impl Trust {
@@ -59,6 +81,7 @@ impl Trust {
         Self {
             root: Arc::new(RwLock::new(root)),
             now: Arc::new(AtomicU64::new(now_unix)),
+            passed: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -73,14 +96,53 @@ impl Trust {
     }
 
     /// Replaces the trust root (a newer CRL the client has accepted).
+    /// Every remembered verification is forgotten.
     pub fn replace_root(&self, root: TrustRoot) {
-        *self.root.write().unwrap_or_else(|p| p.into_inner()) = root;
+        let mut current = self.root.write().unwrap_or_else(|p| p.into_inner());
+        self.passed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        *current = root;
     }
 
     /// Verifies a device certificate now.
     pub fn verify(&self, cert_der: &[u8]) -> Result<VerifiedDevice, PeerError> {
+        let now = self.now();
+        let key: [u8; 32] = {
+            let mut k = [0u8; 32];
+            k.copy_from_slice(digest(&SHA256, cert_der).as_ref());
+            k
+        };
+        // The root lock is held throughout, so a replacement cannot slip
+        // between the check and the memory of it.
         let root = self.root.read().unwrap_or_else(|p| p.into_inner());
-        VerifiedDevice::verify(cert_der, &root, self.now())
+        {
+            let passed = self.passed.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(r) = passed.get(&key) {
+                let now_i = i64::try_from(now).unwrap_or(i64::MAX);
+                if now >= r.verified_at && now_i < r.until {
+                    return Ok(r.device.clone());
+                }
+            }
+        }
+        let device = VerifiedDevice::verify(cert_der, &root, now)?;
+        let crl_until = root
+            .crl()
+            .map_or(i64::MAX, |c| c.next_update().saturating_add(CRL_GRACE_SECS));
+        let mut passed = self.passed.lock().unwrap_or_else(|p| p.into_inner());
+        if passed.len() >= MAX_REMEMBERED_CREDENTIALS {
+            passed.clear();
+        }
+        passed.insert(
+            key,
+            Remembered {
+                verified_at: now,
+                until: device.not_after().min(crl_until),
+                device: device.clone(),
+            },
+        );
+        Ok(device)
     }
 
     /// Verifies the certificate in an MLS credential now.

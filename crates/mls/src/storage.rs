@@ -104,6 +104,19 @@ impl MlsStore {
         Ok(ids)
     }
 
+    /// Size of a group's current state (its snapshot), in bytes.
+    pub fn snapshot_len(&self, group_id: &[u8]) -> Result<u64, StorageError> {
+        let n: Option<i64> = self
+            .lock()
+            .query_row(
+                "SELECT LENGTH(snapshot) FROM mls_group WHERE group_id = ?1",
+                [group_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(n.and_then(|n| u64::try_from(n).ok()).unwrap_or(0))
+    }
+
     /// Prior epochs kept for a group.
     pub fn epoch_count(&self, group_id: &[u8]) -> Result<u64, StorageError> {
         let n: i64 = self.lock().query_row(
