@@ -482,7 +482,15 @@ fn demo_runs_on_embedded_defaults_and_every_property_holds() {
     let o = run(&["demo"], d.path());
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
-    assert!(out.contains("All 16 properties held."), "{out}");
+    assert!(out.contains("All 21 properties held."), "{out}");
+    // Protocol v2's live checks are among them.
+    for check in [
+        "v2: forward secrecy",
+        "v2: healing after compromise",
+        "v2: removed member",
+    ] {
+        assert!(out.contains(check), "{out}");
+    }
     assert!(!out.contains("FAIL"), "{out}");
     // It leaves nothing behind in the working directory.
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 0);

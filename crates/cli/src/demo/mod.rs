@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 use crate::ui::sanitize;
 use crate::user_name;
 
+mod v2;
+
 #[derive(Args)]
 pub(crate) struct DemoArgs {
     /// Characters in the long (multi-fragment) message, at most 65536 (one
@@ -456,6 +458,11 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
     drop((u, evil));
 
     relay.stop().await?;
+
+    println!(
+        "\n[7] protocol v2 (MLS, RFC 9420) groups of devices; the relay's ordering played in process"
+    );
+    v2::run(&pki, &mut report)?;
     println!();
     if report.failed.is_empty() {
         println!("All {} properties held.", report.passed);
