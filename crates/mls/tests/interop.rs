@@ -1,0 +1,137 @@
+//! Interoperation with mls-rs's own client: a stock mls-rs `Client` (the
+//! library's default rules, its in-memory storage, no blindrelay code but
+//! the identity provider every member must run) and our [`Device`] (our
+//! rules, our SQLite storage) drive the same group operations on one
+//! group, each way round, and agree on every epoch. What our wrapper
+//! chooses (commit options, encrypted handshakes, padding, in-order keys,
+//! epoch retention) stays inside what the library's own client accepts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use blindrelay_mls::{CIPHER_SUITE, DeviceKey, Received};
+use common::*;
+use mls_rs::group::ReceivedMessage;
+use mls_rs::identity::SigningIdentity;
+use mls_rs::identity::x509::CertificateChain;
+use mls_rs::{Client, ExtensionList, MlsMessage};
+use mls_rs_core::crypto::SignaturePublicKey;
+use mls_rs_crypto_awslc::AwsLcCryptoProvider;
+
+/// A stock mls-rs client for a device of `org`.
+fn stock(org: &Org, user: &str, device: &str) -> Client<impl mls_rs::client_builder::MlsConfig> {
+    let f = org.enrol(user, device);
+    let key = DeviceKey::from_pem(&f.key_pem).unwrap();
+    let public = key.public().to_vec();
+    let crypto = AwsLcCryptoProvider::new();
+    use mls_rs::{CipherSuiteProvider, CryptoProvider};
+    let cs = crypto.cipher_suite_provider(CIPHER_SUITE).unwrap();
+    // The stock client takes the raw scalar, as mls-rs's own examples do.
+    let pkcs8 = <rustls_pki_types::PrivatePkcs8KeyDer<'static> as rustls_pki_types::pem::PemObject>::from_pem_slice(
+        f.key_pem.expose_pem().as_bytes(),
+    )
+    .unwrap();
+    let secret = pkcs8_scalar(pkcs8.secret_pkcs8_der());
+    assert_eq!(
+        cs.signature_key_derive_public(&secret).unwrap().as_ref(),
+        public.as_slice()
+    );
+    let identity = SigningIdentity::new(
+        CertificateChain::from(vec![f.cert_der]).into_credential(),
+        SignaturePublicKey::from(public),
+    );
+    Client::builder()
+        .crypto_provider(crypto)
+        .identity_provider(org.trust().identity_provider())
+        .signing_identity(identity, secret, CIPHER_SUITE)
+        .build()
+}
+
+fn pkcs8_scalar(pkcs8: &[u8]) -> mls_rs_core::crypto::SignatureSecretKey {
+    use aws_lc_rs::encoding::AsBigEndian;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).unwrap();
+    let bin = pair.private_key().as_be_bytes().unwrap();
+    mls_rs_core::crypto::SignatureSecretKey::new(bin.as_ref().to_vec())
+}
+
+#[test]
+fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
+    let org = Org::new();
+    // The stock client creates the group and adds our device.
+    let stock_client = stock(&org, "alice", "stock");
+    let mut sg = stock_client
+        .create_group(ExtensionList::new(), ExtensionList::new(), None)
+        .unwrap();
+    let (mut ours, _) = org.device("bob", "laptop");
+    let kp = MlsMessage::from_bytes(&ours.key_packages(1).unwrap()[0]).unwrap();
+    let out = sg.commit_builder().add_member(kp).unwrap().build().unwrap();
+    sg.apply_pending_commit().unwrap();
+    let g = ours
+        .join(&out.welcome_messages[0].to_bytes().unwrap())
+        .unwrap();
+    assert_eq!(g, sg.group_id());
+    // Stock -> ours.
+    let m = sg
+        .encrypt_application_message(b"from stock", Vec::new())
+        .unwrap();
+    match ours.receive(&m.to_bytes().unwrap()).unwrap() {
+        Received::Message { body, sender, .. } => {
+            assert_eq!(body, b"from stock");
+            assert_eq!(
+                (sender.user.as_str(), sender.device.as_str()),
+                ("alice", "stock")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Ours commits (an add of a third, stock-made device): the stock
+    // client processes our encrypted, padded commit.
+    let third = stock(&org, "carol", "stock");
+    let kp3 = third
+        .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)
+        .unwrap();
+    let add = ours.add(&g, &[kp3.to_bytes().unwrap()]).unwrap();
+    ours.commit_accepted(&g).unwrap();
+    match sg
+        .process_incoming_message(MlsMessage::from_bytes(&add.commit).unwrap())
+        .unwrap()
+    {
+        ReceivedMessage::Commit(_) => {}
+        other => panic!("{other:?}"),
+    }
+    let (mut tg, _) = third
+        .join_group(
+            None,
+            &MlsMessage::from_bytes(add.welcome.as_ref().unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
+    // Ours -> both stock members.
+    let m = ours.encrypt(&g, b"from ours").unwrap();
+    for group in [&mut sg, &mut tg] {
+        match group
+            .process_incoming_message(MlsMessage::from_bytes(&m).unwrap())
+            .unwrap()
+        {
+            ReceivedMessage::ApplicationMessage(app) => assert_eq!(app.data(), b"from ours"),
+            other => panic!("{other:?}"),
+        }
+    }
+    // A stock self-update commit reaches ours and the third member.
+    let upd = sg.commit(Vec::new()).unwrap();
+    sg.apply_pending_commit().unwrap();
+    ours.receive(&upd.commit_message.to_bytes().unwrap())
+        .unwrap();
+    tg.process_incoming_message(upd.commit_message).unwrap();
+    // All three agree on the group's history.
+    let auth = ours.epoch_authenticator(&g).unwrap();
+    assert_eq!(sg.epoch_authenticator().unwrap().to_vec(), auth);
+    assert_eq!(tg.epoch_authenticator().unwrap().to_vec(), auth);
+    assert_eq!(ours.epoch(&g).unwrap(), sg.current_epoch());
+}
