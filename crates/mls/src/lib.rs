@@ -13,6 +13,9 @@
 //! * [`storage`]: mls-rs's storage traits on the client's own SQLite, with
 //!   bounded epoch retention and `secure_delete`.
 //! * [`key`]: the device key as mls-rs takes it.
+//! * [`name`]: a group's name, carried inside the group.
+//! * [`types`]: what a device hands its caller (members, commits waiting
+//!   for the relay, what a received message turned out to be).
 //!
 //! MLS itself, and every primitive, is mls-rs's and aws-lc's; nothing here
 //! implements cryptography.
@@ -22,10 +25,14 @@ pub mod credential;
 pub mod device;
 pub mod error;
 pub mod key;
+pub mod name;
 pub mod storage;
+pub mod types;
 
 pub use credential::{CredentialError, Trust};
-pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, Member, Outgoing, Received};
+pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT};
 pub use error::MlsError;
 pub use key::DeviceKey;
+pub use name::{GroupName, NameError};
 pub use storage::{MAX_EPOCH_RETENTION, MlsStore, StorageError};
+pub use types::{Member, Outgoing, Received};

@@ -127,7 +127,7 @@ fn a_member_offline_for_a_week_catches_up_in_order() {
     for entry in &mailbox {
         match dave.receive(entry).unwrap() {
             Received::Message { body, .. } => read.push(String::from_utf8(body).unwrap()),
-            Received::Commit { .. } => {}
+            Received::Commit { .. } | Received::LeaveRequest { .. } => {}
         }
     }
     assert_eq!(read, sent);

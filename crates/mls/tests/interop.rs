@@ -135,3 +135,49 @@ fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
     assert_eq!(tg.epoch_authenticator().unwrap().to_vec(), auth);
     assert_eq!(ours.epoch(&g).unwrap(), sg.current_epoch());
 }
+
+#[test]
+fn a_proposal_to_remove_another_member_is_refused_and_leaves_nothing_pending() {
+    let org = Org::new();
+    let stock_client = stock(&org, "alice", "stock");
+    let mut sg = stock_client
+        .create_group(ExtensionList::new(), ExtensionList::new(), None)
+        .unwrap();
+    let (mut ours, _) = org.device("bob", "laptop");
+    let third = stock(&org, "carol", "stock");
+    let kp = MlsMessage::from_bytes(&ours.key_packages(1).unwrap()[0]).unwrap();
+    let kp3 = third
+        .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)
+        .unwrap();
+    let out = sg
+        .commit_builder()
+        .add_member(kp)
+        .unwrap()
+        .add_member(kp3)
+        .unwrap()
+        .build()
+        .unwrap();
+    sg.apply_pending_commit().unwrap();
+    let g = ours
+        .join(&out.welcome_messages[0].to_bytes().unwrap())
+        .unwrap();
+    // The stock member proposes to remove carol: ours does not take
+    // proposals about others (its members make none), so it is refused...
+    let carol_index = sg
+        .roster()
+        .members_iter()
+        .find(|m| m.index != sg.current_member_index() && m.index != 1)
+        .map(|m| m.index)
+        .unwrap();
+    let p = sg.propose_remove(carol_index, Vec::new()).unwrap();
+    assert!(matches!(
+        ours.receive(&p.to_bytes().unwrap()),
+        Err(blindrelay_mls::MlsError::Refused)
+    ));
+    // ...and forgotten: ours can still send, and its next commit removes
+    // nobody.
+    ours.encrypt(&g, b"nothing pending").unwrap();
+    ours.update(&g).unwrap();
+    ours.commit_accepted(&g).unwrap();
+    assert_eq!(ours.members(&g).unwrap().len(), 3);
+}

@@ -35,7 +35,6 @@ use mls_rs::client_builder::{
     BaseConfig, IntoConfigOutput, PaddingMode, WithCryptoProvider, WithGroupStateStorage,
     WithIdentityProvider, WithKeyPackageRepo, WithMlsRules,
 };
-use mls_rs::group::{CommitEffect, ReceivedMessage};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::identity::x509::CertificateChain;
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules, EncryptionOptions};
@@ -47,7 +46,11 @@ use mls_rs_crypto_awslc::AwsLcCryptoProvider;
 use crate::credential::{DeviceIdentityProvider, Trust, member_names};
 use crate::error::MlsError;
 use crate::key::DeviceKey;
+use crate::name::{GROUP_NAME_EXTENSION, GroupName};
 use crate::storage::MlsStore;
+use crate::types::{Member, Outgoing};
+
+mod receive;
 
 /// The ciphersuite of every group (see the module docs for why).
 pub const CIPHER_SUITE: CipherSuite = CipherSuite::P256_AES128;
@@ -78,59 +81,6 @@ pub(crate) type Config = IntoConfigOutput<
         >,
     >,
 >;
-
-/// A member of a group: one device of one person.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Member {
-    /// The person (the certificate's CN).
-    pub user: String,
-    /// The device (the certificate's device URI).
-    pub device: String,
-    /// The member's leaf index: stable while it stays in the group.
-    pub index: u32,
-}
-
-/// A commit this device made, waiting for the relay to order it.
-pub struct Outgoing {
-    /// The group.
-    pub group_id: Vec<u8>,
-    /// The epoch the commit applies to (the relay accepts it only if that
-    /// is still the group's epoch).
-    pub epoch: u64,
-    /// The commit, for every member.
-    pub commit: Vec<u8>,
-    /// The Welcome, for the devices it adds.
-    pub welcome: Option<Vec<u8>>,
-}
-
-/// What a message from the network turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Received {
-    /// An application message, decrypted.
-    Message {
-        /// The group.
-        group_id: Vec<u8>,
-        /// Who sent it (verified just now).
-        sender: Member,
-        /// The plaintext.
-        body: Vec<u8>,
-    },
-    /// A commit of another member, applied.
-    Commit {
-        /// The group.
-        group_id: Vec<u8>,
-        /// The new epoch.
-        epoch: u64,
-        /// Who committed.
-        committer: Member,
-        /// Devices that joined.
-        added: Vec<Member>,
-        /// Devices that left or were removed.
-        removed: Vec<Member>,
-        /// This device was removed: the group is gone from it.
-        removed_me: bool,
-    },
-}
 
 /// One device's MLS client.
 pub struct Device {
@@ -214,6 +164,7 @@ impl Device {
             .mls_rules(rules)
             .signing_identity(identity, key.into_secret(), CIPHER_SUITE)
             .key_package_lifetime(KEY_PACKAGE_LIFETIME)
+            .extension_type(GROUP_NAME_EXTENSION)
             .build();
         Ok(Self {
             client,
@@ -268,6 +219,49 @@ impl Device {
         let id = group.group_id().to_vec();
         self.keep(id.clone(), group);
         Ok(id)
+    }
+
+    /// Creates a group named `name` with this device alone in it; the
+    /// name is inside the group (the relay never sees it).
+    pub fn create_named_group(&mut self, name: &GroupName) -> Result<Vec<u8>, MlsError> {
+        let mut context = ExtensionList::default();
+        context.set(name.extension());
+        let mut group =
+            self.client
+                .create_group(context, ExtensionList::default(), Some(time(&self.trust)))?;
+        group.write_to_storage()?;
+        let id = group.group_id().to_vec();
+        self.keep(id.clone(), group);
+        Ok(id)
+    }
+
+    /// The group's name, if it has one.
+    pub fn name(&mut self, group_id: &[u8]) -> Result<Option<GroupName>, MlsError> {
+        Ok(GroupName::from_extensions(
+            &self.group(group_id)?.context().extensions,
+        ))
+    }
+
+    /// A commit renaming the group (and removing members whose
+    /// certificate no longer passes).
+    pub fn rename(&mut self, group_id: &[u8], name: &GroupName) -> Result<Outgoing, MlsError> {
+        let mut context = self.group(group_id)?.context().extensions.clone();
+        context.set(name.extension());
+        self.commit_with(group_id, &[], &[], Some(context))
+    }
+
+    /// Asks to leave the group: a proposal to remove this device, for the
+    /// other members (the next commit of any of them carries it out, and
+    /// this device learns it was removed when that commit arrives).
+    pub fn leave(&mut self, group_id: &[u8]) -> Result<Vec<u8>, MlsError> {
+        let group = self.group(group_id)?;
+        if group.has_pending_commit() {
+            return Err(MlsError::CommitPending);
+        }
+        let me = group.current_member_index();
+        let proposal = group.propose_remove(me, Vec::new())?;
+        group.write_to_storage()?;
+        Ok(proposal.to_bytes()?)
     }
 
     /// Creates a group with a chosen id (the relay refuses an id already
@@ -342,6 +336,16 @@ impl Device {
         add: &[Vec<u8>],
         remove: &[u32],
     ) -> Result<Outgoing, MlsError> {
+        self.commit_with(group_id, add, remove, None)
+    }
+
+    fn commit_with(
+        &mut self,
+        group_id: &[u8],
+        add: &[Vec<u8>],
+        remove: &[u32],
+        context: Option<ExtensionList>,
+    ) -> Result<Outgoing, MlsError> {
         let now = time(&self.trust);
         let trust = self.trust.clone();
         let group = self.group(group_id)?;
@@ -351,6 +355,9 @@ impl Device {
         let epoch = group.current_epoch();
         let failing = failing_members(&trust, group);
         let mut builder = group.commit_builder().commit_time(now);
+        if let Some(context) = context {
+            builder = builder.set_group_context_ext(context)?;
+        }
         for kp in add {
             let msg = MlsMessage::from_bytes(kp).map_err(|_| MlsError::KeyPackage)?;
             builder = builder.add_member(msg).map_err(|_| MlsError::KeyPackage)?;
@@ -430,20 +437,6 @@ impl Device {
         Ok(())
     }
 
-    /// Joins a group from a Welcome: the tree inside it, and every
-    /// member's credential, are checked before anything is kept.
-    pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, MlsError> {
-        let msg = MlsMessage::from_bytes(welcome).map_err(|_| MlsError::Refused)?;
-        let (mut group, _) = self
-            .client
-            .join_group(None, &msg, Some(time(&self.trust)))
-            .map_err(|_| MlsError::Refused)?;
-        group.write_to_storage()?;
-        let id = group.group_id().to_vec();
-        self.keep(id.clone(), group);
-        Ok(id)
-    }
-
     /// Encrypts an application message for the group.
     pub fn encrypt(&mut self, group_id: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, MlsError> {
         if plaintext.len() > MAX_PLAINTEXT {
@@ -456,93 +449,5 @@ impl Device {
         let msg = group.encrypt_application_message(plaintext, Vec::new())?;
         group.write_to_storage()?;
         Ok(msg.to_bytes()?)
-    }
-
-    /// Processes a message from the network: an application message or
-    /// another member's commit. Any failure is [`MlsError::Refused`].
-    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, MlsError> {
-        let msg = MlsMessage::from_bytes(bytes).map_err(|_| MlsError::Refused)?;
-        let group_id = msg.group_id().ok_or(MlsError::Refused)?.to_vec();
-        let now = time(&self.trust);
-        let trust = self.trust.clone();
-        let group = self.group(&group_id).map_err(|e| match e {
-            MlsError::Storage(_) => e,
-            _ => MlsError::Refused,
-        })?;
-        let before = members(group);
-        let received = group.process_incoming_message_with_time(msg, now);
-        let received = match received {
-            Ok(r) => r,
-            Err(_) => {
-                // mls-rs may have advanced a ratchet before the message
-                // failed: forget the in-memory group so that the stored
-                // state (the last good one) is used next, and a forged
-                // message costs the genuine one nothing.
-                self.groups.remove(&group_id);
-                return Err(MlsError::Refused);
-            }
-        };
-        let result = match received {
-            ReceivedMessage::ApplicationMessage(app) => {
-                let sender = group
-                    .member_at_index(app.sender_index)
-                    .ok_or(MlsError::Refused)?;
-                // The sender's certificate must still pass now.
-                let device = trust
-                    .verify_credential(&sender.signing_identity.credential)
-                    .map_err(|_| MlsError::Refused);
-                group.write_to_storage()?;
-                let device = device?;
-                Received::Message {
-                    group_id,
-                    sender: Member {
-                        user: device.user().to_string(),
-                        device: device.device().to_string(),
-                        index: app.sender_index,
-                    },
-                    body: app.data().to_vec(),
-                }
-            }
-            ReceivedMessage::Commit(commit) => {
-                let committer = before
-                    .iter()
-                    .find(|m| m.index == commit.committer)
-                    .cloned()
-                    .ok_or(MlsError::Refused)?;
-                let removed_me = matches!(commit.effect, CommitEffect::Removed { .. });
-                let epoch = group.current_epoch();
-                let after = if removed_me {
-                    Vec::new()
-                } else {
-                    members(group)
-                };
-                let added = after
-                    .iter()
-                    .filter(|m| !before.contains(m))
-                    .cloned()
-                    .collect();
-                let removed = before
-                    .iter()
-                    .filter(|m| !after.contains(m))
-                    .cloned()
-                    .collect();
-                if removed_me {
-                    self.groups.remove(&group_id);
-                    self.store.forget_group(&group_id)?;
-                } else {
-                    group.write_to_storage()?;
-                }
-                Received::Commit {
-                    group_id,
-                    epoch,
-                    committer,
-                    added,
-                    removed,
-                    removed_me,
-                }
-            }
-            _ => return Err(MlsError::Refused),
-        };
-        Ok(result)
     }
 }

@@ -1,0 +1,149 @@
+//! Taking in what the network brings: Welcomes, commits, proposals and
+//! application messages, each either applied whole or refused without a
+//! trace.
+
+use mls_rs::MlsMessage;
+use mls_rs::group::proposal::Proposal;
+use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage};
+
+use super::{Device, members, time};
+use crate::error::MlsError;
+use crate::name::GroupName;
+use crate::types::{Member, Received};
+
+impl Device {
+    /// Joins a group from a Welcome: the tree inside it, and every
+    /// member's credential, are checked before anything is kept.
+    pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, MlsError> {
+        let msg = MlsMessage::from_bytes(welcome).map_err(|_| MlsError::Refused)?;
+        let (mut group, _) = self
+            .client
+            .join_group(None, &msg, Some(time(&self.trust)))
+            .map_err(|_| MlsError::Refused)?;
+        group.write_to_storage()?;
+        let id = group.group_id().to_vec();
+        self.keep(id.clone(), group);
+        Ok(id)
+    }
+
+    /// Processes a message from the network: an application message or
+    /// another member's commit. Any failure is [`MlsError::Refused`].
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, MlsError> {
+        let msg = MlsMessage::from_bytes(bytes).map_err(|_| MlsError::Refused)?;
+        let group_id = msg.group_id().ok_or(MlsError::Refused)?.to_vec();
+        let now = time(&self.trust);
+        let trust = self.trust.clone();
+        let group = self.group(&group_id).map_err(|e| match e {
+            MlsError::Storage(_) => e,
+            _ => MlsError::Refused,
+        })?;
+        let before = members(group);
+        let name_before = GroupName::from_extensions(&group.context().extensions);
+        let received = group.process_incoming_message_with_time(msg, now);
+        let received = match received {
+            Ok(r) => r,
+            Err(_) => {
+                // mls-rs may have advanced a ratchet before the message
+                // failed: forget the in-memory group so that the stored
+                // state (the last good one) is used next, and a forged
+                // message costs the genuine one nothing.
+                self.groups.remove(&group_id);
+                return Err(MlsError::Refused);
+            }
+        };
+        let result = match received {
+            ReceivedMessage::ApplicationMessage(app) => {
+                let sender = group
+                    .member_at_index(app.sender_index)
+                    .ok_or(MlsError::Refused)?;
+                // The sender's certificate must still pass now.
+                let device = trust
+                    .verify_credential(&sender.signing_identity.credential)
+                    .map_err(|_| MlsError::Refused);
+                group.write_to_storage()?;
+                let device = device?;
+                Received::Message {
+                    group_id,
+                    sender: Member {
+                        user: device.user().to_string(),
+                        device: device.device().to_string(),
+                        index: app.sender_index,
+                    },
+                    body: app.data().to_vec(),
+                }
+            }
+            ReceivedMessage::Commit(commit) => {
+                let committer = before
+                    .iter()
+                    .find(|m| m.index == commit.committer)
+                    .cloned()
+                    .ok_or(MlsError::Refused)?;
+                let removed_me = matches!(commit.effect, CommitEffect::Removed { .. });
+                let epoch = group.current_epoch();
+                let after = if removed_me {
+                    Vec::new()
+                } else {
+                    members(group)
+                };
+                let added = after
+                    .iter()
+                    .filter(|m| !before.contains(m))
+                    .cloned()
+                    .collect();
+                let removed = before
+                    .iter()
+                    .filter(|m| !after.contains(m))
+                    .cloned()
+                    .collect();
+                let name_after = GroupName::from_extensions(&group.context().extensions);
+                let renamed = if !removed_me && name_after != name_before {
+                    name_after
+                } else {
+                    None
+                };
+                if removed_me {
+                    self.groups.remove(&group_id);
+                    self.store.forget_group(&group_id)?;
+                } else {
+                    group.write_to_storage()?;
+                }
+                Received::Commit {
+                    group_id,
+                    epoch,
+                    committer,
+                    added,
+                    removed,
+                    removed_me,
+                    renamed,
+                }
+            }
+            ReceivedMessage::Proposal(p) => {
+                // Only a member's request to leave is taken: a Remove of
+                // the proposer's own leaf. Anything else is refused (this
+                // implementation's members send no other proposals) and
+                // forgotten, so it cannot ride along in a later commit.
+                let sender = match p.sender {
+                    ProposalSender::Member(i) => i,
+                    _ => u32::MAX,
+                };
+                let leaving = match &p.proposal {
+                    Proposal::Remove(r) => r.to_remove() == sender,
+                    _ => false,
+                };
+                let member = before.iter().find(|m| m.index == sender).cloned();
+                match (leaving, member) {
+                    (true, Some(member)) => {
+                        group.write_to_storage()?;
+                        Received::LeaveRequest { group_id, member }
+                    }
+                    _ => {
+                        self.groups.remove(&group_id);
+                        return Err(MlsError::Refused);
+                    }
+                }
+            }
+            _ => return Err(MlsError::Refused),
+        };
+        Ok(result)
+    }
+}
