@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS mls_key_package (
     data BLOB NOT NULL,
     expiration INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mls_leaf_fresh (
+    group_id BLOB PRIMARY KEY,
+    at INTEGER NOT NULL
+);
 ";
 
 fn epoch_sql(epoch: u64) -> Result<i64, StorageError> {
@@ -127,10 +131,39 @@ impl MlsStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Records that this device's leaf in the group was made fresh at
+    /// `at` (Unix seconds): it created or joined the group, or one of its
+    /// commits (each carries a new path) was applied.
+    pub fn leaf_fresh(&self, group_id: &[u8], at: u64) -> Result<(), StorageError> {
+        let at = i64::try_from(at).unwrap_or(i64::MAX);
+        self.lock().execute(
+            "INSERT INTO mls_leaf_fresh (group_id, at) VALUES (?1, ?2)
+             ON CONFLICT(group_id) DO UPDATE SET at = excluded.at",
+            params![group_id, at],
+        )?;
+        Ok(())
+    }
+
+    /// Groups whose leaf of this device was last made fresh before
+    /// `before` (Unix seconds), oldest first.
+    pub fn leaves_older_than(&self, before: u64) -> Result<Vec<Vec<u8>>, StorageError> {
+        let before = i64::try_from(before).unwrap_or(i64::MAX);
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT f.group_id FROM mls_leaf_fresh f JOIN mls_group g USING (group_id)
+             WHERE f.at < ?1 ORDER BY f.at",
+        )?;
+        let ids = stmt
+            .query_map([before], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
     /// Deletes a group and every epoch of it (after leaving or removal).
     pub fn forget_group(&self, group_id: &[u8]) -> Result<(), StorageError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        tx.execute("DELETE FROM mls_leaf_fresh WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_epoch WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_group WHERE group_id = ?1", [group_id])?;
         tx.commit()?;

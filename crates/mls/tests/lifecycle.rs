@@ -109,3 +109,35 @@ fn a_replayed_leave_request_is_refused_once_its_epoch_is_over() {
     let m = alice.encrypt(&g, b"still here").unwrap();
     assert!(matches!(bob.receive(&m), Ok(Received::Message { .. })));
 }
+
+#[test]
+fn every_leaf_is_due_for_a_self_update_once_older_than_the_interval() {
+    let org = Org::new();
+    let (mut alice, _) = org.device("alice", "laptop");
+    let (mut bob, _) = org.device("bob", "laptop");
+    let g1 = alice.create_group().unwrap();
+    let g2 = alice.create_group().unwrap();
+    let add = alice.add(&g1, &kps(&mut [&mut bob])).unwrap();
+    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    assert!(alice.groups_due_for_update().unwrap().is_empty());
+    assert!(bob.groups_due_for_update().unwrap().is_empty());
+    let later = now() + blindrelay_mls::device::SELF_UPDATE_INTERVAL.as_secs() + 3600;
+    alice.trust().set_now(later);
+    bob.trust().set_now(later);
+    let mut due = alice.groups_due_for_update().unwrap();
+    due.sort();
+    let mut both = vec![g1.clone(), g2.clone()];
+    both.sort();
+    assert_eq!(due, both);
+    // Alice's own commit refreshes her leaf in that group only...
+    let u = alice.update(&g1).unwrap();
+    alice.commit_accepted(&g1).unwrap();
+    assert_eq!(alice.groups_due_for_update().unwrap(), vec![g2.clone()]);
+    // ...and someone else's commit does not refresh bob's.
+    bob.receive(&u.commit).unwrap();
+    assert_eq!(bob.groups_due_for_update().unwrap(), vec![g1.clone()]);
+    let u = bob.update(&g1).unwrap();
+    bob.commit_accepted(&g1).unwrap();
+    alice.receive(&u.commit).unwrap();
+    assert!(bob.groups_due_for_update().unwrap().is_empty());
+}

@@ -62,6 +62,10 @@ pub const KEY_PACKAGE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 pub const KEY_PACKAGE_BACKDATE: Duration = Duration::from_secs(3600);
 /// Largest application plaintext, as for version 1.
 pub const MAX_PLAINTEXT: usize = 64 * 1024;
+/// A device refreshes its leaf in every group at least this often (a
+/// self-update commit), so that a stolen state stops reading within this
+/// time even if the device never writes.
+pub const SELF_UPDATE_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Most groups held in memory at once; others are loaded from the
 /// database when needed.
 pub const MAX_LOADED_GROUPS: usize = 256;
@@ -217,6 +221,7 @@ impl Device {
         )?;
         group.write_to_storage()?;
         let id = group.group_id().to_vec();
+        self.store.leaf_fresh(&id, self.trust.now())?;
         self.keep(id.clone(), group);
         Ok(id)
     }
@@ -231,6 +236,7 @@ impl Device {
                 .create_group(context, ExtensionList::default(), Some(time(&self.trust)))?;
         group.write_to_storage()?;
         let id = group.group_id().to_vec();
+        self.store.leaf_fresh(&id, self.trust.now())?;
         self.keep(id.clone(), group);
         Ok(id)
     }
@@ -275,6 +281,7 @@ impl Device {
         )?;
         group.write_to_storage()?;
         let id = group.group_id().to_vec();
+        self.store.leaf_fresh(&id, self.trust.now())?;
         self.keep(id.clone(), group);
         Ok(id)
     }
@@ -425,7 +432,19 @@ impl Device {
         }
         group.apply_pending_commit()?;
         group.write_to_storage()?;
-        Ok(group.current_epoch())
+        let epoch = group.current_epoch();
+        self.store.leaf_fresh(group_id, self.trust.now())?;
+        Ok(epoch)
+    }
+
+    /// Groups where this device's leaf is older than
+    /// [`SELF_UPDATE_INTERVAL`]: the caller sends [`Device::update`] in each.
+    pub fn groups_due_for_update(&self) -> Result<Vec<Vec<u8>>, MlsError> {
+        let before = self
+            .trust
+            .now()
+            .saturating_sub(SELF_UPDATE_INTERVAL.as_secs());
+        Ok(self.store.leaves_older_than(before)?)
     }
 
     /// The relay ordered another commit first: drop this device's pending

@@ -22,6 +22,7 @@ impl Device {
             .map_err(|_| MlsError::Refused)?;
         group.write_to_storage()?;
         let id = group.group_id().to_vec();
+        self.store.leaf_fresh(&id, self.trust.now())?;
         self.keep(id.clone(), group);
         Ok(id)
     }
