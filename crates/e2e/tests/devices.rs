@@ -59,7 +59,9 @@ fn verify(spec: Spec) -> Result<VerifiedDevice, PeerError> {
 
 #[test]
 fn a_well_formed_device_certificate_passes_with_its_names_and_key() {
-    let d = verify(good()).unwrap();
+    let cert = device_cert(good());
+    let d = VerifiedDevice::verify(&cert, &fx().root, NOW_S).unwrap();
+    assert_eq!(d.cert_der(), cert.as_slice());
     assert_eq!(
         (d.user().as_str(), d.device().as_str()),
         ("alice", "laptop")
