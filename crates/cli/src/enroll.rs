@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use blindrelay_pki::{DeviceName, Enrolled, RelayDir, Subject, UserDir};
+use blindrelay_pki::{DeviceKeyKind, DeviceName, Enrolled, RelayDir, Subject, UserDir};
 use clap::Args;
 
 use crate::user_name;
@@ -29,6 +29,10 @@ pub(crate) struct EnrollArgs {
     /// identity key (RSA-2048, the report's protocol).
     #[arg(long)]
     device: Option<String>,
+    /// With --device: an Ed25519 key, for groups on the hybrid
+    /// post-quantum suite (ML-KEM-768 + X25519) instead of P-256 ones.
+    #[arg(long, requires = "device")]
+    post_quantum: bool,
     /// Make a new request for the key you already have (renewal: your
     /// contacts see no key change).
     #[arg(long)]
@@ -84,7 +88,12 @@ pub(crate) fn run(args: EnrollArgs) -> Result<()> {
     } else {
         None
     };
-    let what = dir.enroll_with(&subject, args.renew, pass.as_ref())?;
+    let kind = if args.post_quantum {
+        DeviceKeyKind::Ed25519
+    } else {
+        DeviceKeyKind::P256
+    };
+    let what = dir.enroll_device_key(&subject, args.renew, pass.as_ref(), kind)?;
     println!(
         "{} for {subject}: {} (secret, mode 0600{}, never leaves this machine)",
         said(what),

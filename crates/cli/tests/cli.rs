@@ -624,3 +624,37 @@ thread_local! {
 fn relay_restarted(r: RelayProcess) {
     RESTARTED.with(|v| v.borrow_mut().push(r));
 }
+
+#[test]
+fn a_post_quantum_device_is_enrolled_with_an_ed25519_key_that_the_ca_signs() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    must(p, &["pki", "init"]);
+    let out = must(
+        p,
+        &[
+            "enroll",
+            "alice",
+            "--device",
+            "pq",
+            "--dir",
+            "alice-pq",
+            "--post-quantum",
+        ],
+    );
+    assert!(out.contains("device pq of user alice"), "{out}");
+    let out = must(p, &["pki", "sign", "alice-pq/request.pem"]);
+    assert!(out.contains("signed device pq of user alice"), "{out}");
+    let cert = blindrelay_pki::store::read_cert_der(&p.join("alice-pq/cert.pem")).unwrap();
+    let ca = blindrelay_pki::store::read_cert_der(&p.join("alice-pq/ca.pem")).unwrap();
+    let root = blindrelay_e2e::TrustRoot::new(ca).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let device = blindrelay_e2e::VerifiedDevice::verify(&cert, &root, now).unwrap();
+    assert_eq!(device.kind(), blindrelay_pki::DeviceKeyKind::Ed25519);
+    // Only with a device.
+    let o = run(&["enroll", "bob", "--post-quantum"], p);
+    assert_eq!(o.status.code(), Some(2), "{:?}", text(&o));
+}

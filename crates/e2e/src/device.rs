@@ -9,15 +9,19 @@
 //! chain to the CA, validity, `clientAuth`, the CRL (see
 //! [`crate::peer::TrustRoot`]), `digitalSignature`, the key type and the
 //! device name.
+//!
+//! A device key is ECDSA P-256 (the classical MLS suite) or Ed25519 (the
+//! hybrid post-quantum suite, whose signatures are Ed25519); which one is
+//! [`VerifiedDevice::kind`].
 
 use std::fmt;
 
-use blindrelay_pki::DeviceName;
 use blindrelay_pki::request::DEVICE_URI_PREFIX;
+use blindrelay_pki::{DeviceKeyKind, DeviceName};
 use blindrelay_wire::UserName;
 use blindrelay_wire::codec::hex;
 use x509_parser::extensions::GeneralName;
-use x509_parser::oid_registry::OID_EC_P256;
+use x509_parser::oid_registry::{OID_EC_P256, OID_SIG_ED25519};
 use x509_parser::prelude::*;
 
 use crate::error::PeerError;
@@ -32,6 +36,7 @@ pub struct VerifiedDevice {
     cert_der: Vec<u8>,
     fingerprint: [u8; 32],
     public_key: Vec<u8>,
+    kind: DeviceKeyKind,
     not_after: i64,
 }
 
@@ -50,7 +55,7 @@ impl fmt::Debug for VerifiedDevice {
 impl VerifiedDevice {
     /// Verifies the device certificate `cert_der` against `root` at
     /// `now_unix` (seconds): chain, validity, `clientAuth`, revocation,
-    /// a CN that is a user name, `digitalSignature`, an ECDSA P-256 key,
+    /// a CN that is a user name, `digitalSignature`, a P-256 or Ed25519 key,
     /// and exactly one subjectAltName, the device URI.
     pub fn verify(cert_der: &[u8], root: &TrustRoot, now_unix: u64) -> Result<Self, PeerError> {
         verify_chain(cert_der, root, now_unix)?;
@@ -69,10 +74,17 @@ impl VerifiedDevice {
             .parameters
             .as_ref()
             .and_then(|p| p.as_oid().ok());
-        let public_key = match (spki.parsed(), curve) {
+        let ed25519 = spki.algorithm.algorithm == OID_SIG_ED25519
+            && spki.algorithm.parameters.is_none()
+            && spki.subject_public_key.data.len() == 32;
+        let (kind, public_key) = match (spki.parsed(), curve) {
             (Ok(x509_parser::public_key::PublicKey::EC(point)), Some(c)) if c == OID_EC_P256 => {
-                point.data().to_vec()
+                (DeviceKeyKind::P256, point.data().to_vec())
             }
+            _ if ed25519 => (
+                DeviceKeyKind::Ed25519,
+                spki.subject_public_key.data.to_vec(),
+            ),
             _ => return Err(PeerError::DeviceKeyType),
         };
         Ok(Self {
@@ -81,6 +93,7 @@ impl VerifiedDevice {
             cert_der: cert_der.to_vec(),
             fingerprint: key_fingerprint(spki.raw),
             public_key,
+            kind,
             not_after: cert.validity().not_after.timestamp(),
         })
     }
@@ -111,7 +124,13 @@ impl VerifiedDevice {
         self.not_after
     }
 
-    /// The device's public key: an uncompressed SEC1 P-256 point.
+    /// The kind of key, which decides the MLS ciphersuite.
+    pub fn kind(&self) -> DeviceKeyKind {
+        self.kind
+    }
+
+    /// The device's public key: an uncompressed SEC1 P-256 point (65
+    /// bytes), or the 32 bytes of an Ed25519 key.
     pub fn public_key(&self) -> &[u8] {
         &self.public_key
     }

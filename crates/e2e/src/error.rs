@@ -113,8 +113,8 @@ pub enum PeerError {
     /// The key is not an RSA key of at least 2048 bits.
     #[error("unusable key: not an RSA key of at least 2048 bits")]
     KeyType,
-    /// A device certificate does not hold an ECDSA P-256 key.
-    #[error("unusable device key: not an ECDSA P-256 key")]
+    /// A device certificate holds neither an ECDSA P-256 nor an Ed25519 key.
+    #[error("unusable device key: neither ECDSA P-256 nor Ed25519")]
     DeviceKeyType,
     /// A device certificate does not name exactly one device in a
     /// subjectAltName URI.

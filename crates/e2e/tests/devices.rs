@@ -42,7 +42,11 @@ fn device_cert(spec: Spec) -> Vec<u8> {
         &ca_key,
     )
     .unwrap();
-    let key = KeyPair::generate_for(spec.alg).unwrap();
+    let key = if std::ptr::eq(spec.alg, &rcgen::PKCS_RSA_SHA256) {
+        KeyPair::generate_rsa_for(spec.alg, rcgen::RsaKeySize::_2048).unwrap()
+    } else {
+        KeyPair::generate_for(spec.alg).unwrap()
+    };
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params.distinguished_name.push(DnType::CommonName, spec.cn);
     params.subject_alt_names = spec.sans;
@@ -81,11 +85,24 @@ fn a_well_formed_device_certificate_passes_with_its_names_and_key() {
 }
 
 #[test]
-fn a_key_that_is_not_p256_is_refused() {
-    for alg in [&rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_ED25519] {
+fn a_key_that_is_neither_p256_nor_ed25519_is_refused() {
+    for alg in [&rcgen::PKCS_ECDSA_P384_SHA384, &rcgen::PKCS_RSA_SHA256] {
         let r = verify(Spec { alg, ..good() });
         assert!(matches!(r, Err(PeerError::DeviceKeyType)), "{r:?}");
     }
+}
+
+#[test]
+fn an_ed25519_device_passes_as_the_post_quantum_kind() {
+    let p256 = verify(good()).unwrap();
+    assert_eq!(p256.kind(), blindrelay_pki::DeviceKeyKind::P256);
+    let d = verify(Spec {
+        alg: &rcgen::PKCS_ED25519,
+        ..good()
+    })
+    .unwrap();
+    assert_eq!(d.kind(), blindrelay_pki::DeviceKeyKind::Ed25519);
+    assert_eq!(d.public_key().len(), 32);
 }
 
 #[test]

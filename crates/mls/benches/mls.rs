@@ -1,9 +1,9 @@
 //! Protocol v2 timings: one-to-one messages, commits and Welcomes for
 //! groups of 10, 100 and 1 000 devices, the state a group costs a client,
-//! and (with `--features post-quantum`) the hybrid ML-KEM-768 + X25519
+//! and the hybrid ML-KEM-768 + X25519
 //! suite against the classical one under the same harness.
 //!
-//! `cargo bench -p blindrelay-mls --bench mls [--features post-quantum]`
+//! `cargo bench -p blindrelay-mls --bench mls`
 //!
 //! Each figure is the median of repeated rounds, with the 10th and 90th
 //! percentiles as the spread. Our figures use the full stack (X.509
@@ -197,7 +197,6 @@ fn group_of(org: &mut Org, n: usize) {
     );
 }
 
-#[cfg(feature = "post-quantum")]
 mod suites {
     //! mls-rs alone, two suites, one harness.
     use super::*;
@@ -305,7 +304,6 @@ fn main() {
     for &n in sizes {
         group_of(&mut org, n);
     }
-    #[cfg(feature = "post-quantum")]
     if !quick {
         suites::compare();
     }

@@ -11,8 +11,8 @@ use crate::storage::StorageError;
 /// device), as for version 1.
 #[derive(Debug, thiserror::Error)]
 pub enum MlsError {
-    /// The device key is not a PKCS#8 ECDSA P-256 key.
-    #[error("the device key is not a usable ECDSA P-256 key")]
+    /// The device key is not a PKCS#8 ECDSA P-256 or Ed25519 key.
+    #[error("the device key is not a usable ECDSA P-256 or Ed25519 key")]
     DeviceKey,
     /// The device key does not belong to the device certificate.
     #[error("the device key does not match the device certificate")]

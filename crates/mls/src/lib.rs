@@ -30,7 +30,7 @@ pub mod storage;
 pub mod types;
 
 pub use credential::{CredentialError, Trust};
-pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT};
+pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, PQ_CIPHER_SUITE, suite_for};
 pub use error::MlsError;
 pub use key::DeviceKey;
 pub use name::{GroupName, NameError};

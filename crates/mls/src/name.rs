@@ -71,6 +71,8 @@ mod tests {
 
     #[test]
     fn names_are_checked_at_their_bounds() {
+        let team = GroupName::new("team").unwrap();
+        assert_eq!((team.as_str(), team.to_string().as_str()), ("team", "team"));
         assert!(GroupName::new("x").is_ok());
         assert!(GroupName::new(&"é".repeat(32)).is_ok(), "64 bytes");
         assert_eq!(GroupName::new(&"x".repeat(65)), Err(NameError::Invalid));

@@ -26,7 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::encrypted_key;
 use crate::key::Passphrase;
-use crate::request::{Enrolment, Subject, renewal_request};
+use crate::request::{DeviceKeyKind, Enrolment, Subject, renewal_request};
 use crate::store::{PRIVATE_KEY_MODE, PUBLIC_FILE_MODE, write_file};
 use crate::{PkiError, PrivateKeyPem};
 
@@ -79,6 +79,7 @@ fn enroll_at(
     subject: &Subject,
     renew: bool,
     passphrase: Option<&Passphrase>,
+    kind: DeviceKeyKind,
 ) -> Result<Enrolled, PkiError> {
     crate::files::private_dir(dir)?;
     if renew {
@@ -90,7 +91,7 @@ fn enroll_at(
     if key.exists() {
         return Err(PkiError::Exists(key.to_path_buf()));
     }
-    let e = Enrolment::new(subject)?;
+    let e = Enrolment::with_device_key(subject, kind)?;
     match passphrase {
         Some(pass) => {
             use rustls_pki_types::PrivatePkcs8KeyDer;
@@ -162,6 +163,18 @@ impl UserDir {
         renew: bool,
         passphrase: Option<&Passphrase>,
     ) -> Result<Enrolled, PkiError> {
+        self.enroll_device_key(subject, renew, passphrase, DeviceKeyKind::P256)
+    }
+
+    /// [`UserDir::enroll_with`], with a new device key of `kind` (ignored
+    /// for an identity, and for a renewal, which keeps the key).
+    pub fn enroll_device_key(
+        &self,
+        subject: &Subject,
+        renew: bool,
+        passphrase: Option<&Passphrase>,
+        kind: DeviceKeyKind,
+    ) -> Result<Enrolled, PkiError> {
         enroll_at(
             &self.root,
             &self.key_path(),
@@ -169,6 +182,7 @@ impl UserDir {
             subject,
             renew,
             passphrase,
+            kind,
         )
     }
 }
@@ -212,6 +226,7 @@ impl RelayDir {
             &Subject::Relay(hosts.to_vec()),
             renew,
             None,
+            DeviceKeyKind::P256,
         )
     }
 

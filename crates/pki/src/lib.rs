@@ -8,7 +8,8 @@
 //!   decides everything the certificate says.
 //! * [`ca`]: the root CA (ECDSA P-384) and what it signs: relay
 //!   certificates, user certificates (RSA, `digitalSignature` +
-//!   `keyEncipherment`, `clientAuth`), device certificates (P-256), CRLs.
+//!   `keyEncipherment`, `clientAuth`), device certificates (P-256, or
+//!   Ed25519 for the hybrid post-quantum MLS suite), CRLs.
 //! * [`store`]: the CA's directory (`ca.pem`, `ca-key.pem`, `crl.pem`, the
 //!   records of what it signed); [`layout`]: a user's and a relay's own
 //!   directories. All PEM, readable by `openssl`; private keys 0600.
@@ -40,7 +41,7 @@ pub use ca::{CertificateAuthority, UserCertOptions};
 pub use cert::{CertInfo, CertStatus, identity_from_cert, revoked_serials};
 pub use key::PrivateKeyPem;
 pub use layout::{Enrolled, RelayDir, UserDir};
-pub use request::{CheckedRequest, DeviceName, Enrolment, Expect, Subject};
+pub use request::{CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject};
 pub use store::{IssuedUser, PkiDir, Record, SignedRecord};
 
 use std::path::PathBuf;

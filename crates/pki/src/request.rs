@@ -17,7 +17,7 @@
 //! | kind | key | subject | usages |
 //! |---|---|---|---|
 //! | identity (the report's protocol) | RSA 2048 to 4096 bits, e = 65537 | CN = user | digitalSignature, keyEncipherment; clientAuth |
-//! | device (MLS) | ECDSA P-256 | CN = user, one SAN URI `urn:blindrelay:device:DEVICE` | digitalSignature; clientAuth |
+//! | device (MLS) | ECDSA P-256, or Ed25519 for the hybrid post-quantum suite | CN = user, one SAN URI `urn:blindrelay:device:DEVICE` | digitalSignature; clientAuth |
 //! | relay (only with `pki sign --relay`) | ECDSA P-256 | SAN = the relay's DNS names and IP addresses | digitalSignature; serverAuth |
 
 use std::fmt;
@@ -52,6 +52,8 @@ pub const DEVICE_URI_PREFIX: &str = "urn:blindrelay:device:";
 
 /// The OID of a P-256 public key's curve (secp256r1).
 const OID_P256: &str = "1.2.840.10045.3.1.7";
+/// The OID of an Ed25519 public key.
+const OID_ED25519: &str = "1.3.101.112";
 /// The OID of the subject Common Name.
 const OID_CN: &str = "2.5.4.3";
 
@@ -125,7 +127,7 @@ impl fmt::Display for DeviceName {
 pub enum Subject {
     /// A user's identity key (RSA): the report's protocol.
     Identity(UserName),
-    /// One device of a user (P-256): MLS.
+    /// One device of a user (P-256, or Ed25519): MLS.
     Device(UserName, DeviceName),
     /// A relay reachable at these DNS names and IP addresses.
     Relay(Vec<String>),
@@ -206,12 +208,27 @@ fn request_params(subject: &Subject) -> Result<CertificateParams, RequestError> 
     Ok(params)
 }
 
-fn new_key(subject: &Subject) -> Result<KeyPair, crate::PkiError> {
-    Ok(match subject {
-        Subject::Identity(_) => {
+/// The key a device is enrolled with; it decides the MLS ciphersuite of
+/// the groups it can be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceKeyKind {
+    /// ECDSA P-256 (the default): ciphersuite 2, classical.
+    #[default]
+    P256,
+    /// Ed25519: the hybrid post-quantum ciphersuite (ML-KEM-768 + X25519),
+    /// whose signatures are Ed25519.
+    Ed25519,
+}
+
+fn new_key(subject: &Subject, device: DeviceKeyKind) -> Result<KeyPair, crate::PkiError> {
+    Ok(match (subject, device) {
+        (Subject::Identity(_), _) => {
             KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)?
         }
-        Subject::Device(..) | Subject::Relay(_) => {
+        (Subject::Device(..), DeviceKeyKind::Ed25519) => {
+            KeyPair::generate_for(&rcgen::PKCS_ED25519)?
+        }
+        (Subject::Device(..) | Subject::Relay(_), _) => {
             KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?
         }
     })
@@ -221,7 +238,16 @@ impl Enrolment {
     /// Creates a new key for `subject` (RSA-2048 for an identity, P-256 for
     /// a device or a relay) and the request for it.
     pub fn new(subject: &Subject) -> Result<Self, crate::PkiError> {
-        let kp = new_key(subject)?;
+        Self::with_device_key(subject, DeviceKeyKind::P256)
+    }
+
+    /// [`Enrolment::new`], with a device key of `kind` when `subject` is a
+    /// device (`kind` is ignored otherwise).
+    pub fn with_device_key(
+        subject: &Subject,
+        kind: DeviceKeyKind,
+    ) -> Result<Self, crate::PkiError> {
+        let kp = new_key(subject, kind)?;
         let request_pem = request_with(&kp, subject)?;
         Ok(Self {
             key: PrivateKeyPem::new(Zeroizing::new(kp.serialize_pem())),
@@ -271,6 +297,7 @@ pub enum Expect {
 enum KeyShape {
     Rsa,
     P256,
+    Ed25519,
 }
 
 fn key_shape(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyShape, RequestError> {
@@ -304,7 +331,8 @@ fn key_shape(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyShape, RequestError> 
                 ))
             }
         }
-        _ => Err(RequestError::Key("only RSA and P-256 keys".into())),
+        _ if spki.algorithm.algorithm.to_id_string() == OID_ED25519 => Ok(KeyShape::Ed25519),
+        _ => Err(RequestError::Key("only RSA, P-256 and Ed25519 keys".into())),
     }
 }
 
@@ -399,7 +427,12 @@ impl CheckedRequest {
                             "an identity (RSA) request carries no alternative names".into(),
                         ));
                     }
-                    (KeyShape::P256, [SanType::URI(uri)]) => {
+                    (KeyShape::Ed25519, []) => {
+                        return Err(RequestError::Key(
+                            "an Ed25519 key is for a device only (with its device URI)".into(),
+                        ));
+                    }
+                    (KeyShape::P256 | KeyShape::Ed25519, [SanType::URI(uri)]) => {
                         let device =
                             uri.as_str()
                                 .strip_prefix(DEVICE_URI_PREFIX)
@@ -410,7 +443,7 @@ impl CheckedRequest {
                                 })?;
                         Subject::Device(user, DeviceName::new(device)?)
                     }
-                    (KeyShape::P256, _) => {
+                    (KeyShape::P256 | KeyShape::Ed25519, _) => {
                         return Err(RequestError::AltName(format!(
                             "a device is named by one URI {DEVICE_URI_PREFIX}DEVICE"
                         )));

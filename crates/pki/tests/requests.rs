@@ -2,7 +2,7 @@
 #![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
 use blindrelay_pki::request::{MAX_REQUEST_BYTES, RequestError};
-use blindrelay_pki::{CheckedRequest, DeviceName, Enrolment, Expect, Subject};
+use blindrelay_pki::{CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject};
 use blindrelay_wire::UserName;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, KeyUsagePurpose,
@@ -231,5 +231,35 @@ fn oversized_or_non_pem_input_is_refused_before_parsing() {
     assert_eq!(
         check(&[0x30, 0x03, 1, 2, 3], Expect::User).unwrap_err(),
         RequestError::Unparsable
+    );
+}
+
+#[test]
+fn an_ed25519_key_is_accepted_for_a_device_and_nothing_else() {
+    let device = Subject::Device(user("alice"), DeviceName::new("pq-laptop").unwrap());
+    let e = Enrolment::with_device_key(&device, DeviceKeyKind::Ed25519).unwrap();
+    let checked = CheckedRequest::from_pem(e.request_pem.as_bytes(), Expect::User).unwrap();
+    assert_eq!(checked.subject(), &device);
+    // Not for an identity (no device URI)...
+    let ed = KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+    assert!(matches!(
+        check(&custom(&named("alice"), &ed), Expect::User),
+        Err(RequestError::Key(_))
+    ));
+    // ...nor for a relay.
+    let mut relay = named("relay.example");
+    relay.subject_alt_names = vec![SanType::DnsName("relay.example".try_into().unwrap())];
+    assert!(matches!(
+        check(&custom(&relay, &ed), Expect::Relay),
+        Err(RequestError::Key(_))
+    ));
+    // The kind is ignored for anything but a device.
+    let identity = Subject::Identity(user("alice"));
+    let e = Enrolment::with_device_key(&identity, DeviceKeyKind::Ed25519).unwrap();
+    assert_eq!(
+        CheckedRequest::from_pem(e.request_pem.as_bytes(), Expect::User)
+            .unwrap()
+            .subject(),
+        &identity
     );
 }

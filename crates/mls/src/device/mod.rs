@@ -2,14 +2,17 @@
 //! of protocol v2 around mls-rs.
 //!
 //! Decisions, and why:
-//! * **One ciphersuite**, [`CIPHER_SUITE`] (MLS_128_DHKEMP256_AES128GCM_
-//!   SHA256_P256): the device key is the P-256 key its certificate holds,
-//!   which also signs its TLS handshake, and which hardware key stores
-//!   (TPMs, smart cards, secure enclaves) can hold; AES-128-GCM and P-256
-//!   run on aws-lc's assembly paths. The hybrid post-quantum suite of
-//!   mls-rs-crypto-awslc (X-Wing: ML-KEM-768 + X25519) signs with
-//!   Ed25519, which a P-256 device certificate cannot provide; see
-//!   BENCHMARKS.md for both measured.
+//! * **The ciphersuite follows the device key.** The default,
+//!   [`CIPHER_SUITE`] (MLS_128_DHKEMP256_AES128GCM_SHA256_P256), for P-256
+//!   device keys: the key its certificate holds also signs its TLS
+//!   handshake, hardware key stores (TPMs, smart cards, secure enclaves)
+//!   hold P-256, and AES-128-GCM and P-256 run on aws-lc's assembly paths.
+//!   Devices enrolled with Ed25519 keys use [`PQ_CIPHER_SUITE`], the hybrid
+//!   post-quantum suite of mls-rs-crypto-awslc (X-Wing: ML-KEM-768 +
+//!   X25519), whose signatures are Ed25519: recorded traffic stays secret
+//!   against a future quantum computer; authentication stays classical.
+//!   A group is on its creator's suite; devices of the other kind cannot
+//!   join it. BENCHMARKS.md measures both.
 //! * **Every commit carries a path** (it heals the committer) and the
 //!   ratchet tree travels in the Welcome, so a joiner needs nothing the
 //!   relay could choose.
@@ -30,6 +33,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use blindrelay_e2e::VerifiedDevice;
+use blindrelay_pki::DeviceKeyKind;
 use blindrelay_wire::UserName;
 use mls_rs::client_builder::{
     BaseConfig, IntoConfigOutput, PaddingMode, WithCryptoProvider, WithGroupStateStorage,
@@ -52,8 +56,21 @@ use crate::types::{Member, Outgoing};
 
 mod receive;
 
-/// The ciphersuite of every group (see the module docs for why).
+/// The ciphersuite of groups of P-256 devices (see the module docs).
 pub const CIPHER_SUITE: CipherSuite = CipherSuite::P256_AES128;
+/// The hybrid post-quantum ciphersuite, for groups of Ed25519 devices:
+/// mls-rs-crypto-awslc's X-Wing (ML-KEM-768 + X25519 KEM, AES-128-GCM,
+/// SHA-256, Ed25519 signatures), private-use number 65100.
+pub const PQ_CIPHER_SUITE: CipherSuite = CipherSuite::ML_KEM_768_X25519;
+
+/// The ciphersuite a device's key allows: a group is on its creator's
+/// suite, and only devices of the same kind can be members.
+pub fn suite_for(kind: DeviceKeyKind) -> CipherSuite {
+    match kind {
+        DeviceKeyKind::P256 => CIPHER_SUITE,
+        DeviceKeyKind::Ed25519 => PQ_CIPHER_SUITE,
+    }
+}
 /// How long a KeyPackage stays valid.
 pub const KEY_PACKAGE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// KeyPackages are dated this far in the past, so that a member whose
@@ -143,9 +160,10 @@ impl Device {
         let me = trust
             .verify(&cert_der)
             .map_err(|e| MlsError::OwnCredential(e.into()))?;
-        if me.public_key() != key.public() {
+        if me.public_key() != key.public() || me.kind() != key.kind() {
             return Err(MlsError::KeyMismatch);
         }
+        let suite = suite_for(key.kind());
         let identity = SigningIdentity::new(
             CertificateChain::from(vec![cert_der]).into_credential(),
             SignaturePublicKey::from(me.public_key().to_vec()),
@@ -166,7 +184,7 @@ impl Device {
             .group_state_storage(store.clone())
             .key_package_repo(store.clone())
             .mls_rules(rules)
-            .signing_identity(identity, key.into_secret(), CIPHER_SUITE)
+            .signing_identity(identity, key.into_secret(), suite)
             .key_package_lifetime(KEY_PACKAGE_LIFETIME)
             .extension_type(GROUP_NAME_EXTENSION)
             .build();
@@ -177,6 +195,11 @@ impl Device {
             me,
             groups: HashMap::new(),
         })
+    }
+
+    /// The ciphersuite of this device's groups.
+    pub fn cipher_suite(&self) -> CipherSuite {
+        suite_for(self.me.kind())
     }
 
     /// This device, as its certificate says.
@@ -361,12 +384,17 @@ impl Device {
         }
         let epoch = group.current_epoch();
         let failing = failing_members(&trust, group);
+        let suite = group.cipher_suite();
         let mut builder = group.commit_builder().commit_time(now);
         if let Some(context) = context {
             builder = builder.set_group_context_ext(context)?;
         }
         for kp in add {
             let msg = MlsMessage::from_bytes(kp).map_err(|_| MlsError::KeyPackage)?;
+            // A device of the other kind (suite) cannot be in this group.
+            if msg.cipher_suite() != Some(suite) {
+                return Err(MlsError::KeyPackage);
+            }
             builder = builder.add_member(msg).map_err(|_| MlsError::KeyPackage)?;
         }
         let mut removing: Vec<u32> = remove.iter().chain(failing.iter()).copied().collect();

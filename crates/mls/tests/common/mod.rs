@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use blindrelay_e2e::TrustRoot;
 use blindrelay_mls::{Device, DeviceKey, MlsStore, Outgoing, Trust};
 use blindrelay_pki::{
-    CertificateAuthority, CheckedRequest, DeviceName, Enrolment, Expect, Subject,
+    CertificateAuthority, CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject,
 };
 use blindrelay_wire::UserName;
 use rustls_pki_types::CertificateDer;
@@ -57,11 +57,16 @@ impl Org {
 
     /// A device key born "on the device" and its certificate from the CA.
     pub fn enrol(&self, user: &str, device: &str) -> DeviceFiles {
+        self.enrol_kind(user, device, DeviceKeyKind::P256)
+    }
+
+    /// [`Org::enrol`] with a key of `kind`.
+    pub fn enrol_kind(&self, user: &str, device: &str, kind: DeviceKeyKind) -> DeviceFiles {
         let subject = Subject::Device(
             UserName::new(user).unwrap(),
             DeviceName::new(device).unwrap(),
         );
-        let e = Enrolment::new(&subject).unwrap();
+        let e = Enrolment::with_device_key(&subject, kind).unwrap();
         let req = CheckedRequest::from_pem(e.request_pem.as_bytes(), Expect::User).unwrap();
         let signed = self.ca.sign_request(&req, 90).unwrap();
         let dir = self.dir.path().join(format!("{user}@{device}"));
@@ -108,6 +113,13 @@ impl Org {
     /// Enrols and opens a device.
     pub fn device(&self, user: &str, device: &str) -> (Device, DeviceFiles) {
         let f = self.enrol(user, device);
+        (self.open(&f), f)
+    }
+
+    /// Enrols and opens a device with an Ed25519 key (the post-quantum
+    /// suite).
+    pub fn pq_device(&self, user: &str, device: &str) -> (Device, DeviceFiles) {
+        let f = self.enrol_kind(user, device, DeviceKeyKind::Ed25519);
         (self.open(&f), f)
     }
 }
