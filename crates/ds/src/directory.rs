@@ -1,0 +1,109 @@
+//! The KeyPackage directory: what a device publishes so that others can
+//! add it to a group while it is offline.
+//!
+//! Each device uploads one-time KeyPackages (each used for one Welcome,
+//! then its private key is gone from the device) and one last-resort
+//! KeyPackage, handed out only when the one-time ones are used up, so that
+//! a device can always be added. The relay cannot check a KeyPackage (it
+//! holds no CA and reads no MLS); the member who adds checks it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use blindrelay_wire::UserName;
+
+use crate::{DeviceId, DsError, Limits};
+
+#[derive(Default)]
+struct Held {
+    one_time: VecDeque<Vec<u8>>,
+    last_resort: Option<Vec<u8>>,
+}
+
+/// The directory of every device's KeyPackages.
+pub struct Directory {
+    limits: Limits,
+    devices: BTreeMap<DeviceId, Held>,
+}
+
+/// A KeyPackage handed out for a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Whose it is.
+    pub device: DeviceId,
+    /// The KeyPackage (an MLS message), as the device uploaded it.
+    pub key_package: Vec<u8>,
+    /// It was the last-resort one: the device should upload more.
+    pub last_resort: bool,
+}
+
+impl Directory {
+    /// An empty directory.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            devices: BTreeMap::new(),
+        }
+    }
+
+    /// `device` adds one-time KeyPackages and, optionally, replaces its
+    /// last-resort one. All or nothing: a refused upload changes nothing.
+    /// Returns how many one-time KeyPackages it now holds.
+    pub fn upload(
+        &mut self,
+        device: &DeviceId,
+        one_time: Vec<Vec<u8>>,
+        last_resort: Option<Vec<u8>>,
+    ) -> Result<usize, DsError> {
+        let max = self.limits.key_package_bytes;
+        if one_time
+            .iter()
+            .chain(last_resort.iter())
+            .any(|k| k.len() > max || k.is_empty())
+        {
+            return Err(DsError::TooLarge);
+        }
+        let held = self.devices.get(device).map_or(0, |h| h.one_time.len());
+        if held.saturating_add(one_time.len()) > self.limits.key_packages_per_device {
+            return Err(DsError::TooManyKeyPackages);
+        }
+        let entry = self.devices.entry(device.clone()).or_default();
+        entry.one_time.extend(one_time);
+        if last_resort.is_some() {
+            entry.last_resort = last_resort;
+        }
+        Ok(entry.one_time.len())
+    }
+
+    /// One KeyPackage for each device of `user` that has one, oldest
+    /// one-time first, the last-resort one when none is left (it stays);
+    /// never the claimer's own (a device adding its person's other
+    /// devices claims its own user).
+    pub fn claim(&mut self, user: &UserName, claimer: &DeviceId) -> Vec<Claimed> {
+        self.devices
+            .iter_mut()
+            .filter(|(d, _)| d.user == *user && *d != claimer)
+            .filter_map(|(d, held)| match held.one_time.pop_front() {
+                Some(kp) => Some(Claimed {
+                    device: d.clone(),
+                    key_package: kp,
+                    last_resort: false,
+                }),
+                None => held.last_resort.clone().map(|kp| Claimed {
+                    device: d.clone(),
+                    key_package: kp,
+                    last_resort: true,
+                }),
+            })
+            .collect()
+    }
+
+    /// One-time KeyPackages `device` still has here (it refills when low).
+    pub fn remaining(&self, device: &DeviceId) -> usize {
+        self.devices.get(device).map_or(0, |h| h.one_time.len())
+    }
+
+    /// Forgets a device (its certificate was revoked): nobody can add it.
+    pub fn forget(&mut self, device: &DeviceId) {
+        self.devices.remove(device);
+    }
+}

@@ -1,0 +1,235 @@
+//! One order per group.
+//!
+//! The relay keeps, per group, the current epoch and the devices it
+//! delivers to. A commit is accepted only when made for the current epoch:
+//! the first to arrive wins and moves the group to the next epoch; a later
+//! one for the same epoch is refused with the current epoch, and its
+//! author processes the winner and commits again. Every accepted message
+//! is appended to each recipient's mailbox in acceptance order, so all
+//! members see one history.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::mailbox::{Delivery, Mailboxes};
+use crate::{DeviceId, DsError, Limits};
+
+/// Epochs before the current one for which application messages are still
+/// carried: members keep this many prior epochs (`blindrelay-mls`'s
+/// `MAX_EPOCH_RETENTION`) and refuse older ones anyway.
+pub const CARRIED_PRIOR_EPOCHS: u64 = 2;
+
+/// What a device hands the relay for a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Submission {
+    /// A commit made at `epoch`.
+    Commit {
+        /// The group (a new one when `epoch` is 0 and the id is unknown).
+        group_id: Vec<u8>,
+        /// The epoch the commit was made at.
+        epoch: u64,
+        /// The group's devices once the commit applies, by the
+        /// committer's word: for routing only.
+        members: BTreeSet<DeviceId>,
+        /// The commit, for every device that was a member before it.
+        commit: Vec<u8>,
+        /// A Welcome and the devices it is for: exactly the devices the
+        /// commit adds (none: no Welcome).
+        welcome: Option<(BTreeSet<DeviceId>, Vec<u8>)>,
+    },
+    /// A proposal or an application message made at `epoch`.
+    Message {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The epoch it was made at.
+        epoch: u64,
+        /// The MLS message.
+        message: Vec<u8>,
+    },
+}
+
+/// What the relay answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Accepted and in every recipient's mailbox; the group is at `epoch`.
+    Accepted {
+        /// The group's epoch after this submission.
+        epoch: u64,
+        /// How many devices it was delivered to.
+        recipients: usize,
+    },
+}
+
+struct Group {
+    epoch: u64,
+    members: BTreeSet<DeviceId>,
+}
+
+/// Every group's order, and the mailboxes it delivers into.
+pub struct Groups {
+    limits: Limits,
+    groups: HashMap<Vec<u8>, Group>,
+    mailboxes: Mailboxes,
+}
+
+impl Groups {
+    /// No groups yet.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            groups: HashMap::new(),
+            mailboxes: Mailboxes::new(limits),
+        }
+    }
+
+    /// The mailboxes (to read and acknowledge).
+    pub fn mailboxes(&mut self) -> &mut Mailboxes {
+        &mut self.mailboxes
+    }
+
+    /// The mailboxes, to read.
+    pub fn mailboxes_ref(&self) -> &Mailboxes {
+        &self.mailboxes
+    }
+
+    /// A group's epoch and size, as the relay knows them.
+    pub fn describe(&self, group_id: &[u8]) -> Option<(u64, usize)> {
+        self.groups
+            .get(group_id)
+            .map(|g| (g.epoch, g.members.len()))
+    }
+
+    /// Takes `submission` from `sender`: accepted whole or refused with
+    /// nothing changed.
+    pub fn submit(
+        &mut self,
+        sender: &DeviceId,
+        submission: Submission,
+    ) -> Result<Verdict, DsError> {
+        match submission {
+            Submission::Commit {
+                group_id,
+                epoch,
+                members,
+                commit,
+                welcome,
+            } => self.commit(sender, group_id, epoch, members, commit, welcome),
+            Submission::Message {
+                group_id,
+                epoch,
+                message,
+            } => self.message(sender, group_id, epoch, message),
+        }
+    }
+
+    fn commit(
+        &mut self,
+        sender: &DeviceId,
+        group_id: Vec<u8>,
+        epoch: u64,
+        members: BTreeSet<DeviceId>,
+        commit: Vec<u8>,
+        welcome: Option<(BTreeSet<DeviceId>, Vec<u8>)>,
+    ) -> Result<Verdict, DsError> {
+        let max = self.limits.message_bytes;
+        if commit.len() > max || welcome.as_ref().is_some_and(|(_, w)| w.len() > max) {
+            return Err(DsError::TooLarge);
+        }
+        if !members.contains(sender) || members.len() > self.limits.members_per_group {
+            return Err(DsError::Membership);
+        }
+        let before: BTreeSet<DeviceId> = match self.groups.get(&group_id) {
+            Some(g) => {
+                if !g.members.contains(sender) {
+                    return Err(DsError::NotAMember);
+                }
+                if g.epoch != epoch {
+                    return Err(DsError::StaleEpoch { current: g.epoch });
+                }
+                g.members.clone()
+            }
+            None if epoch == 0 => {
+                if self.groups.len() >= self.limits.groups {
+                    return Err(DsError::Capacity("too many groups"));
+                }
+                BTreeSet::from([sender.clone()])
+            }
+            None => return Err(DsError::UnknownGroup),
+        };
+        // The devices a commit adds join by its Welcome, and only they get
+        // it; every device that was a member (the removed ones included)
+        // gets the commit.
+        let new: BTreeSet<&DeviceId> = members.iter().filter(|d| !before.contains(*d)).collect();
+        match &welcome {
+            Some((to, _)) if !new.is_empty() && to.iter().eq(new.iter().copied()) => {}
+            None if new.is_empty() => {}
+            _ => return Err(DsError::Membership),
+        }
+        let recipients: BTreeSet<&DeviceId> = before.iter().filter(|d| *d != sender).collect();
+        let welcomed: Vec<&DeviceId> = welcome
+            .as_ref()
+            .map(|(to, _)| to.iter().collect())
+            .unwrap_or_default();
+        if !self
+            .mailboxes
+            .have_room(recipients.iter().copied().chain(welcomed.iter().copied()))
+        {
+            return Err(DsError::Capacity("a recipient's mailbox is full"));
+        }
+        let item = Delivery::Group {
+            group_id: group_id.clone(),
+            message: commit,
+        };
+        self.mailboxes.deliver(recipients.iter().copied(), &item)?;
+        if let Some((to, w)) = &welcome {
+            let item = Delivery::Welcome {
+                group_id: group_id.clone(),
+                welcome: w.clone(),
+            };
+            self.mailboxes.deliver(to.iter(), &item)?;
+        }
+        let count = recipients.len();
+        let next = epoch.saturating_add(1);
+        self.groups.insert(
+            group_id,
+            Group {
+                epoch: next,
+                members,
+            },
+        );
+        Ok(Verdict::Accepted {
+            epoch: next,
+            recipients: count,
+        })
+    }
+
+    fn message(
+        &mut self,
+        sender: &DeviceId,
+        group_id: Vec<u8>,
+        epoch: u64,
+        message: Vec<u8>,
+    ) -> Result<Verdict, DsError> {
+        if message.len() > self.limits.message_bytes {
+            return Err(DsError::TooLarge);
+        }
+        let g = self.groups.get(&group_id).ok_or(DsError::UnknownGroup)?;
+        if !g.members.contains(sender) {
+            return Err(DsError::NotAMember);
+        }
+        if epoch > g.epoch || epoch.saturating_add(CARRIED_PRIOR_EPOCHS) < g.epoch {
+            return Err(DsError::StaleEpoch { current: g.epoch });
+        }
+        let recipients: Vec<&DeviceId> = g.members.iter().filter(|d| *d != sender).collect();
+        let item = Delivery::Group {
+            group_id: group_id.clone(),
+            message,
+        };
+        let (current, count) = (g.epoch, recipients.len());
+        let recipients: Vec<DeviceId> = recipients.into_iter().cloned().collect();
+        self.mailboxes.deliver(recipients.iter(), &item)?;
+        Ok(Verdict::Accepted {
+            epoch: current,
+            recipients: count,
+        })
+    }
+}

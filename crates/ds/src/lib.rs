@@ -1,0 +1,117 @@
+//! The relay's part in protocol v2: an MLS Delivery Service, sans I/O.
+//!
+//! The relay cannot read MLS messages and does not try: it learns group
+//! ids, epochs and sizes (PROTOCOL.md section 11.4) and decides only what
+//! a Delivery Service must (RFC 9420 §14, RFC 9750):
+//!
+//! * [`directory`]: each device's KeyPackages: a batch of one-time ones and
+//!   one last-resort one; a claim for a person returns one per device and
+//!   consumes the one-time ones.
+//! * [`groups`]: one order per group. A commit is accepted only for the
+//!   group's current epoch (the first wins, later ones are told the
+//!   current epoch, rebase and retry), and every member gets the group's
+//!   messages in that one order, each in its device's mailbox.
+//! * [`mailbox`]: per-device queues with sequence numbers, acknowledged by
+//!   the device, bounded.
+//!
+//! Nothing here is a security decision of a client: members check every
+//! commit, Welcome and message themselves (crate `blindrelay-mls`). What
+//! the relay is told about membership (the devices a commit leaves in the
+//! group) comes from the committer and serves routing only; a member that
+//! lies to it can cut others off, which any member can do anyway by
+//! removing them. Limits are in [`Limits`]; the I/O layer owns storage,
+//! durability and time.
+#![forbid(unsafe_code)]
+
+pub mod directory;
+pub mod groups;
+pub mod mailbox;
+
+use std::fmt;
+
+use blindrelay_pki::DeviceName;
+use blindrelay_wire::UserName;
+
+pub use directory::{Claimed, Directory};
+pub use groups::{Groups, Submission, Verdict};
+pub use mailbox::{Delivery, Mailboxes};
+
+/// One device of one person, as the relay knows it: from the CN and the
+/// device URI of the certificate its TLS session presented.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceId {
+    /// The person.
+    pub user: UserName,
+    /// The device.
+    pub device: DeviceName,
+}
+
+impl fmt::Display for DeviceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{}", self.user, self.device)
+    }
+}
+
+/// Every bound a peer could otherwise push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// One-time KeyPackages held per device.
+    pub key_packages_per_device: usize,
+    /// Largest KeyPackage, bytes (an X-Wing one is about 2.7 KiB).
+    pub key_package_bytes: usize,
+    /// Devices in one group.
+    pub members_per_group: usize,
+    /// Groups the relay orders.
+    pub groups: usize,
+    /// Messages waiting in one device's mailbox.
+    pub mailbox_messages: usize,
+    /// Largest MLS message or Welcome, bytes (a Welcome into a group of
+    /// 1 000 P-256 devices is about 880 KiB).
+    pub message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            key_packages_per_device: 200,
+            key_package_bytes: 8 * 1024,
+            members_per_group: 2_000,
+            groups: 100_000,
+            mailbox_messages: 10_000,
+            message_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the Delivery Service refuses, and why. Every refusal leaves its
+/// state as it was.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DsError {
+    /// A KeyPackage or message is larger than its limit.
+    #[error("too large")]
+    TooLarge,
+    /// A device would hold more KeyPackages than allowed.
+    #[error("too many KeyPackages for one device")]
+    TooManyKeyPackages,
+    /// The group does not exist (and this is not its first commit).
+    #[error("no such group")]
+    UnknownGroup,
+    /// The sender is not a member of the group, as far as the relay knows.
+    #[error("not a member of this group")]
+    NotAMember,
+    /// A commit for an epoch that is not the group's current one: another
+    /// commit won; process it and commit again.
+    #[error("stale epoch: the group is at epoch {current}")]
+    StaleEpoch {
+        /// The group's current epoch.
+        current: u64,
+    },
+    /// The membership a commit announces does not fit: empty, without the
+    /// committer, too large, or a Welcome for devices that are not new.
+    #[error("the announced membership does not fit the commit")]
+    Membership,
+    /// Too many groups, or a recipient's mailbox is full: nothing was
+    /// delivered to anyone.
+    #[error("over capacity: {0}")]
+    Capacity(&'static str),
+}
