@@ -13,21 +13,10 @@ mod common;
 use blindrelay_mls::{Device, DeviceKey, MlsStore, Received};
 use common::*;
 
-fn body(r: Received) -> Vec<u8> {
-    match r {
-        Received::Message { body, .. } => body,
-        other => panic!("not a message: {other:?}"),
-    }
-}
-
 #[test]
 fn a_device_restarted_from_its_database_carries_on_where_it_stopped() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, bob_files) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, bob_files, g) = alice_and_bob(&org);
     let m1 = alice.encrypt(&g, b"one").unwrap();
     assert_eq!(body(bob.receive(&m1).unwrap()), b"one");
     drop(bob);
@@ -61,11 +50,7 @@ fn a_pending_commit_survives_a_restart_and_applies_once_ordered() {
 #[test]
 fn old_epochs_are_deleted_beyond_the_retention_bound() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, _) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, _, g) = alice_and_bob(&org);
     for _ in 0..6 {
         let u = alice.update(&g).unwrap();
         land(&mut alice, &u, &mut [&mut bob], &mut []);

@@ -14,17 +14,6 @@ use blindrelay_mls::{MlsError, Received};
 use blindrelay_wire::UserName;
 use common::*;
 
-fn refused<T: std::fmt::Debug>(r: Result<T, MlsError>) {
-    assert!(matches!(r, Err(MlsError::Refused)), "{r:?}");
-}
-
-fn body(r: Received) -> Vec<u8> {
-    match r {
-        Received::Message { body, .. } => body,
-        other => panic!("not a message: {other:?}"),
-    }
-}
-
 #[test]
 fn two_people_with_two_devices_each_share_one_group_and_see_every_message() {
     let org = Org::new();
@@ -74,11 +63,7 @@ fn two_people_with_two_devices_each_share_one_group_and_see_every_message() {
 #[test]
 fn a_state_copy_taken_after_reading_a_message_cannot_decrypt_it() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, bob_files) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, bob_files, g) = alice_and_bob(&org);
     let recorded = alice.encrypt(&g, b"secret").unwrap();
     assert_eq!(body(bob.receive(&recorded).unwrap()), b"secret");
     drop(bob);
@@ -95,11 +80,7 @@ fn a_state_copy_taken_after_reading_a_message_cannot_decrypt_it() {
 #[test]
 fn a_state_stolen_at_epoch_n_reads_nothing_after_the_victims_update() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, bob_files) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, bob_files, g) = alice_and_bob(&org);
     let stolen = org.dir.path().join("stolen-at-n.db");
     let mut thief = steal(&bob_files, &org, &stolen);
     // The copy is a real compromise at epoch N: it reads epoch N.
@@ -196,11 +177,7 @@ fn a_revoked_device_is_refused_and_removed_at_the_next_commit() {
 #[test]
 fn replayed_and_reordered_application_messages_are_refused_without_a_replay_cache() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, _) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, _, g) = alice_and_bob(&org);
     let m1 = alice.encrypt(&g, b"one").unwrap();
     let m2 = alice.encrypt(&g, b"two").unwrap();
     let m3 = alice.encrypt(&g, b"three").unwrap();

@@ -16,11 +16,7 @@ use common::*;
 fn a_message_from_up_to_two_epochs_back_is_read_and_an_older_one_is_refused() {
     assert_eq!(MAX_EPOCH_RETENTION, 2);
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, _) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, _, g) = alice_and_bob(&org);
     // Alice writes one message per epoch while bob's commits overtake
     // them in the relay's order.
     let mut late = Vec::new();
@@ -49,11 +45,7 @@ fn a_message_from_up_to_two_epochs_back_is_read_and_an_older_one_is_refused() {
 #[test]
 fn the_plaintext_limit_is_exact() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, _) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, _, g) = alice_and_bob(&org);
     let m = alice.encrypt(&g, &vec![b'x'; MAX_PLAINTEXT]).unwrap();
     assert!(
         matches!(bob.receive(&m), Ok(Received::Message { body, .. }) if body.len() == MAX_PLAINTEXT)
@@ -125,11 +117,7 @@ fn a_used_key_package_is_deleted_with_its_private_keys() {
 #[test]
 fn after_the_relay_refuses_its_commit_a_device_can_send_at_once() {
     let org = Org::new();
-    let (mut alice, _) = org.device("alice", "laptop");
-    let (mut bob, _) = org.device("bob", "laptop");
-    let g = alice.create_group().unwrap();
-    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
-    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    let (mut alice, mut bob, _, g) = alice_and_bob(&org);
     let win = alice.update(&g).unwrap();
     bob.update(&g).unwrap();
     alice.commit_accepted(&g).unwrap();

@@ -237,16 +237,12 @@ impl Device {
 
     /// Creates a group with this device alone in it; returns its id.
     pub fn create_group(&mut self) -> Result<Vec<u8>, MlsError> {
-        let mut group = self.client.create_group(
+        let group = self.client.create_group(
             ExtensionList::default(),
             ExtensionList::default(),
             Some(time(&self.trust)),
         )?;
-        group.write_to_storage()?;
-        let id = group.group_id().to_vec();
-        self.store.leaf_fresh(&id, self.trust.now())?;
-        self.keep(id.clone(), group);
-        Ok(id)
+        self.adopt(group)
     }
 
     /// Creates a group named `name` with this device alone in it; the
@@ -254,14 +250,10 @@ impl Device {
     pub fn create_named_group(&mut self, name: &GroupName) -> Result<Vec<u8>, MlsError> {
         let mut context = ExtensionList::default();
         context.set(name.extension());
-        let mut group =
+        let group =
             self.client
                 .create_group(context, ExtensionList::default(), Some(time(&self.trust)))?;
-        group.write_to_storage()?;
-        let id = group.group_id().to_vec();
-        self.store.leaf_fresh(&id, self.trust.now())?;
-        self.keep(id.clone(), group);
-        Ok(id)
+        self.adopt(group)
     }
 
     /// The group's name, if it has one.
@@ -293,15 +285,21 @@ impl Device {
         Ok(proposal.to_bytes()?)
     }
 
-    /// Creates a group with a chosen id (the relay refuses an id already
-    /// in use; nothing else depends on the id being fresh).
+    /// Creates a group with a chosen id (the relay refuses a commit for an
+    /// id another group uses; nothing else depends on the id being fresh).
     pub fn create_group_with_id(&mut self, group_id: Vec<u8>) -> Result<Vec<u8>, MlsError> {
-        let mut group = self.client.create_group_with_id(
+        let group = self.client.create_group_with_id(
             group_id,
             ExtensionList::default(),
             ExtensionList::default(),
             Some(time(&self.trust)),
         )?;
+        self.adopt(group)
+    }
+
+    /// Keeps a group this device just created or joined: stored, its leaf
+    /// fresh as of now, and loaded.
+    fn adopt(&mut self, mut group: Group<Config>) -> Result<Vec<u8>, MlsError> {
         group.write_to_storage()?;
         let id = group.group_id().to_vec();
         self.store.leaf_fresh(&id, self.trust.now())?;

@@ -16,15 +16,11 @@ impl Device {
     /// member's credential, are checked before anything is kept.
     pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, MlsError> {
         let msg = MlsMessage::from_bytes(welcome).map_err(|_| MlsError::Refused)?;
-        let (mut group, _) = self
+        let (group, _) = self
             .client
             .join_group(None, &msg, Some(time(&self.trust)))
             .map_err(|_| MlsError::Refused)?;
-        group.write_to_storage()?;
-        let id = group.group_id().to_vec();
-        self.store.leaf_fresh(&id, self.trust.now())?;
-        self.keep(id.clone(), group);
-        Ok(id)
+        self.adopt(group)
     }
 
     /// Processes a message from the network: an application message or

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, MlsStore, Outgoing, Trust};
+use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Outgoing, Received, Trust};
 use blindrelay_pki::{
     CertificateAuthority, CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject,
 };
@@ -167,4 +167,28 @@ pub fn kps(devices: &mut [&mut Device]) -> Vec<Vec<u8>> {
         .iter_mut()
         .map(|d| d.key_packages(1).unwrap().remove(0))
         .collect()
+}
+
+/// Alice's laptop makes a group and adds bob's laptop: where most tests
+/// start. Returns both devices, bob's files and the group id.
+pub fn alice_and_bob(org: &Org) -> (Device, Device, DeviceFiles, Vec<u8>) {
+    let (mut alice, _) = org.device("alice", "laptop");
+    let (mut bob, bob_files) = org.device("bob", "laptop");
+    let g = alice.create_group().unwrap();
+    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
+    land(&mut alice, &add, &mut [], &mut [&mut bob]);
+    (alice, bob, bob_files, g)
+}
+
+/// The plaintext of what must be an application message.
+pub fn body(r: Received) -> Vec<u8> {
+    match r {
+        Received::Message { body, .. } => body,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+/// Asserts the one refusal every network failure is.
+pub fn refused<T: std::fmt::Debug>(r: Result<T, MlsError>) {
+    assert!(matches!(r, Err(MlsError::Refused)), "{r:?}");
 }
