@@ -50,9 +50,10 @@ impl Device {
         };
         let result = match received {
             ReceivedMessage::ApplicationMessage(app) => {
-                let sender = group
-                    .member_at_index(app.sender_index)
-                    .ok_or(MlsError::Refused)?;
+                let Some(sender) = group.member_at_index(app.sender_index) else {
+                    self.groups.remove(&group_id);
+                    return Err(MlsError::Refused);
+                };
                 // The sender's certificate must still pass now.
                 let device = trust
                     .verify_credential(&sender.signing_identity.credential)
@@ -70,11 +71,13 @@ impl Device {
                 }
             }
             ReceivedMessage::Commit(commit) => {
-                let committer = before
-                    .iter()
-                    .find(|m| m.index == commit.committer)
-                    .cloned()
-                    .ok_or(MlsError::Refused)?;
+                let Some(committer) = before.iter().find(|m| m.index == commit.committer).cloned()
+                else {
+                    // Only members commit here (no external commits): keep
+                    // the stored state rather than a half-explained one.
+                    self.groups.remove(&group_id);
+                    return Err(MlsError::Refused);
+                };
                 let removed_me = matches!(commit.effect, CommitEffect::Removed { .. });
                 let epoch = group.current_epoch();
                 let after = if removed_me {
