@@ -177,9 +177,7 @@ impl Device {
             )
             .with_encryption_options(EncryptionOptions::new(true, PaddingMode::Padme));
         let client = Client::builder()
-            .crypto_provider(AwsLcCryptoProvider::with_enabled_cipher_suites(vec![
-                CIPHER_SUITE,
-            ]))
+            .crypto_provider(AwsLcCryptoProvider::with_enabled_cipher_suites(vec![suite]))
             .identity_provider(trust.identity_provider())
             .group_state_storage(store.clone())
             .key_package_repo(store.clone())

@@ -2,9 +2,9 @@
 //! application messages, each either applied whole or refused without a
 //! trace.
 
-use mls_rs::MlsMessage;
 use mls_rs::group::proposal::Proposal;
-use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage};
+use mls_rs::group::{CommitEffect, ContentType, ProposalSender, ReceivedMessage};
+use mls_rs::{MlsMessage, MlsMessageDescription};
 
 use super::{Device, members, time};
 use crate::error::MlsError;
@@ -34,8 +34,28 @@ impl Device {
             MlsError::Storage(_) => e,
             _ => MlsError::Refused,
         })?;
-        let before = members(group);
-        let name_before = GroupName::from_extensions(&group.context().extensions);
+        // The roster before the message matters for commits and proposals
+        // only: an application message (the hot path) does not pay for
+        // reading every member's certificate. The content type is bound to
+        // the message (it is in the AAD of a PrivateMessage).
+        let application = matches!(
+            msg.description(),
+            MlsMessageDescription::PrivateProtocolMessage {
+                content_type: ContentType::Application,
+                ..
+            } | MlsMessageDescription::PublicProtocolMessage {
+                content_type: ContentType::Application,
+                ..
+            }
+        );
+        let (before, name_before) = if application {
+            (Vec::new(), None)
+        } else {
+            (
+                members(group),
+                GroupName::from_extensions(&group.context().extensions),
+            )
+        };
         let received = group.process_incoming_message_with_time(msg, now);
         let received = match received {
             Ok(r) => r,
