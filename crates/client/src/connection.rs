@@ -55,16 +55,15 @@ pub const QUIT_FLUSH: Duration = Duration::from_secs(10);
 type Reader = FrameReader<ReadHalf<TlsStream<TcpStream>>>;
 type Writer = FrameWriter<WriteHalf<TlsStream<TcpStream>>>;
 
-/// Connects once and reads the relay's first frame.
-async fn open_session(
+/// TCP connect plus the TLS handshake, within [`CONNECT_TIMEOUT`].
+pub(crate) async fn dial(
     cfg: &ClientConfig,
     tls: &Arc<TlsConfig>,
-    core: &mut ClientCore,
-) -> Result<(Reader, Writer, Vec<Event>), ClientError> {
+) -> Result<TlsStream<TcpStream>, ClientError> {
     let server_name = ServerName::try_from(cfg.server_name.clone())
         .map_err(|_| ClientError::ServerName(cfg.server_name.clone()))?;
     let server = || cfg.server.clone();
-    let stream = tokio::time::timeout(CONNECT_TIMEOUT, async {
+    tokio::time::timeout(CONNECT_TIMEOUT, async {
         let tcp =
             TcpStream::connect(&cfg.server)
                 .await
@@ -82,7 +81,16 @@ async fn open_session(
             })
     })
     .await
-    .map_err(|_| ClientError::ConnectTimeout(server()))??;
+    .map_err(|_| ClientError::ConnectTimeout(server()))?
+}
+
+/// Connects once and reads the relay's first frame.
+async fn open_session(
+    cfg: &ClientConfig,
+    tls: &Arc<TlsConfig>,
+    core: &mut ClientCore,
+) -> Result<(Reader, Writer, Vec<Event>), ClientError> {
+    let stream = dial(cfg, tls).await?;
     let (rd, wr) = tokio::io::split(stream);
     let mut reader = FrameReader::new(rd);
     let writer = FrameWriter::new(wr, WRITE_TIMEOUT);

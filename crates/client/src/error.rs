@@ -145,4 +145,7 @@ pub enum ClientError {
     /// The CSPRNG failed.
     #[error("crypto failure")]
     Crypto,
+    /// Protocol v2: the connection, the relay or MLS failed.
+    #[error("{0}")]
+    V2(String),
 }

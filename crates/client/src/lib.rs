@@ -30,6 +30,7 @@ pub mod handle;
 mod perform;
 pub mod policy;
 pub mod store;
+pub mod v2;
 
 pub use config::ClientConfig;
 pub use connection::connect;

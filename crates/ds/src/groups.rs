@@ -91,6 +91,16 @@ impl Groups {
         &self.mailboxes
     }
 
+    /// Puts back a group read from storage (at start-up).
+    pub fn restore(&mut self, group_id: Vec<u8>, epoch: u64, members: BTreeSet<DeviceId>) {
+        self.groups.insert(group_id, Group { epoch, members });
+    }
+
+    /// A group's epoch and devices, as the relay knows them.
+    pub fn get(&self, group_id: &[u8]) -> Option<(u64, &BTreeSet<DeviceId>)> {
+        self.groups.get(group_id).map(|g| (g.epoch, &g.members))
+    }
+
     /// A group's epoch and size, as the relay knows them.
     pub fn describe(&self, group_id: &[u8]) -> Option<(u64, usize)> {
         self.groups

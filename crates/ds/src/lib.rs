@@ -13,6 +13,8 @@
 //!   messages in that one order, each in its device's mailbox.
 //! * [`mailbox`]: per-device queues with sequence numbers, acknowledged by
 //!   the device, bounded.
+//! * [`proto`]: the v2 requests and answers between a device and the
+//!   relay, with strict decoders (they travel in DS_UP / DS_DOWN chunks).
 //!
 //! Nothing here is a security decision of a client: members check every
 //! commit, Welcome and message themselves (crate `blindrelay-mls`). What
@@ -26,6 +28,7 @@
 pub mod directory;
 pub mod groups;
 pub mod mailbox;
+pub mod proto;
 
 use std::fmt;
 
@@ -35,6 +38,7 @@ use blindrelay_wire::UserName;
 pub use directory::{Claimed, Directory};
 pub use groups::{Groups, Submission, Verdict};
 pub use mailbox::{Delivery, Mailboxes};
+pub use proto::{Down, Refusal, RefusalCode, Request};
 
 /// One device of one person, as the relay knows it: from the CN and the
 /// device URI of the certificate its TLS session presented.

@@ -35,6 +35,9 @@ struct Queue {
 pub struct Mailboxes {
     limits: Limits,
     queues: BTreeMap<DeviceId, Queue>,
+    /// Items appended since [`Mailboxes::take_appended`] last ran: what
+    /// the I/O layer must store before it confirms anything.
+    appended: Vec<(DeviceId, u64, Delivery)>,
 }
 
 impl Mailboxes {
@@ -43,7 +46,53 @@ impl Mailboxes {
         Self {
             limits,
             queues: BTreeMap::new(),
+            appended: Vec::new(),
         }
+    }
+
+    /// Puts back an item read from storage (at start-up), in order.
+    pub fn restore(&mut self, device: &DeviceId, seq: u64, item: Delivery) {
+        let q = self.queues.entry(device.clone()).or_default();
+        q.items.push_back((seq, item));
+        q.next_seq = q.next_seq.max(seq.saturating_add(1));
+    }
+
+    /// Sets where a device's numbering resumes (at start-up: one past the
+    /// highest sequence number it was ever given, so numbers never repeat).
+    pub fn restore_next(&mut self, device: &DeviceId, next_seq: u64) {
+        let q = self.queues.entry(device.clone()).or_default();
+        q.next_seq = q.next_seq.max(next_seq);
+    }
+
+    /// The items appended since the last call, with their devices and
+    /// sequence numbers.
+    pub fn take_appended(&mut self) -> Vec<(DeviceId, u64, Delivery)> {
+        std::mem::take(&mut self.appended)
+    }
+
+    /// Up to `max` items of `device`'s mailbox from `from_seq` on.
+    pub fn pending_from(
+        &self,
+        device: &DeviceId,
+        from_seq: u64,
+        max: usize,
+    ) -> Vec<(u64, Delivery)> {
+        self.queues
+            .get(device)
+            .map(|q| {
+                q.items
+                    .iter()
+                    .filter(|(s, _)| *s >= from_seq)
+                    .take(max)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The next sequence number `device` will be given.
+    pub fn next_seq(&self, device: &DeviceId) -> u64 {
+        self.queues.get(device).map_or(0, |q| q.next_seq)
     }
 
     /// Whether every one of `devices` has room for one more item.
@@ -68,6 +117,7 @@ impl Mailboxes {
         for d in devices {
             let q = self.queues.entry(d.clone()).or_default();
             q.items.push_back((q.next_seq, item.clone()));
+            self.appended.push((d.clone(), q.next_seq, item.clone()));
             q.next_seq += 1;
         }
         Ok(())

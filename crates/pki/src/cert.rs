@@ -156,3 +156,31 @@ impl CertInfo {
         }
     }
 }
+
+/// The device a certificate names, if it is a device certificate: its
+/// subjectAltName URIs with the device prefix. `None` for a certificate
+/// without one (a protocol v1 user); an error if it names more than one
+/// or an invalid one. The chain and validity are not checked here.
+pub fn device_from_cert(der: &[u8]) -> Result<Option<crate::DeviceName>, PkiError> {
+    let (_, cert) = X509Certificate::from_der(der)
+        .map_err(|e| PkiError::Certificate(format!("unparsable: {e}")))?;
+    let Some(san) = cert
+        .subject_alternative_name()
+        .map_err(|_| PkiError::Certificate("bad subjectAltName".into()))?
+    else {
+        return Ok(None);
+    };
+    let mut devices = san.value.general_names.iter().filter_map(|n| match n {
+        GeneralName::URI(uri) => uri.strip_prefix(crate::request::DEVICE_URI_PREFIX),
+        _ => None,
+    });
+    let Some(first) = devices.next() else {
+        return Ok(None);
+    };
+    if devices.next().is_some() {
+        return Err(PkiError::Certificate("more than one device URI".into()));
+    }
+    crate::DeviceName::new(first)
+        .map(Some)
+        .map_err(|_| PkiError::Certificate("invalid device name".into()))
+}

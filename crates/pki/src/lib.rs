@@ -38,7 +38,7 @@ pub mod request;
 pub mod store;
 
 pub use ca::{CertificateAuthority, UserCertOptions};
-pub use cert::{CertInfo, CertStatus, identity_from_cert, revoked_serials};
+pub use cert::{CertInfo, CertStatus, device_from_cert, identity_from_cert, revoked_serials};
 pub use key::PrivateKeyPem;
 pub use layout::{Enrolled, RelayDir, UserDir};
 pub use request::{CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject};

@@ -129,6 +129,7 @@ pub(crate) async fn watch(
                 shared.registry.set_crl(current.der());
                 check_expiry(&shared, &current);
                 let n = shared.registry.kill_revoked(&revoked);
+                let n = n + shared.ds.kill_revoked(&revoked);
                 let gone = shared.registry.forget_revoked(&revoked);
                 if !gone.is_empty() {
                     let names: Vec<&str> = gone.iter().map(|n| n.as_str()).collect();

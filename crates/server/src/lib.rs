@@ -18,6 +18,9 @@
 //!   and the backlog streamed at login.
 //! * [`store`]: durable store-and-forward behind the small
 //!   [`store::MessageStore`] trait (SQLite with group commit).
+//! * `v2`: protocol v2, the relay as MLS Delivery Service: the rules of
+//!   `blindrelay-ds` with their effects in SQLite, and device sessions
+//!   (a certificate naming a device makes one).
 //! * [`config`]: every limit, as a named, documented value; [`rate`]: the
 //!   sliding-window limiter; `observe`: what the relay sees, for `--verbose`
 //!   and the demo; `shared`: the state every task shares.
@@ -27,10 +30,10 @@
 //! only from the layers below it:
 //!
 //! 1. `server`, `crl`: the accept loop and the CRL watcher;
-//! 2. `session`: one connection;
+//! 2. `session`, `v2::session`: one connection;
 //! 3. `delivery`: a message after routing;
 //! 4. `shared`: the state every task holds;
-//! 5. `registry`, `store`, `delivery::writebehind`, `observe`, `outbound`,
+//! 5. `registry`, `store`, `v2` (the Delivery Service), `delivery::writebehind`, `observe`, `outbound`,
 //!    `rate`, `config`: the components, which know nothing of the layers
 //!    above.
 #![forbid(unsafe_code)]
@@ -46,10 +49,11 @@ pub mod server;
 mod session;
 mod shared;
 pub mod store;
+mod v2;
 
 pub use config::{Config, ConfigError};
 pub use observe::{OBSERVER_QUEUE, Observed};
-pub use server::{Server, ServerHandle};
+pub use server::{Server, ServerHandle, V2Store};
 
 use std::path::PathBuf;
 

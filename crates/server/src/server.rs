@@ -22,6 +22,8 @@ use crate::observe::Observed;
 use crate::registry::Registry;
 use crate::shared::Shared;
 use crate::store::{MessageStore, StoreHandle};
+use crate::v2::DeliveryService;
+use crate::v2::store::DsDatabase;
 use crate::{Config, SECURITY, ServerError};
 
 /// Pause after a failed `accept` (for example EMFILE) before trying again.
@@ -95,6 +97,23 @@ impl ServerHandle {
     }
 }
 
+/// The v2 Delivery Service's database (KeyPackages, group order,
+/// device mailboxes).
+pub struct V2Store(DsDatabase);
+
+impl V2Store {
+    /// Opens (creating) the database at `path`: its directory 0700, its
+    /// files 0600.
+    pub fn open(path: &std::path::Path) -> Result<Self, crate::store::StoreError> {
+        DsDatabase::open(path).map(Self)
+    }
+
+    /// A database in memory: nothing survives a restart (tests, demo).
+    pub fn in_memory() -> Result<Self, crate::store::StoreError> {
+        DsDatabase::in_memory().map(Self)
+    }
+}
+
 impl Server {
     /// Loads the TLS material from `pki` and binds `config.listen`, with an
     /// in-memory message store (nothing survives a restart: tests, demo).
@@ -103,13 +122,30 @@ impl Server {
         Self::bind_with_store(config, pki, store).await
     }
 
-    /// Like [`Server::bind`], with the given durable store.
+    /// Like [`Server::bind`], with the given durable message store (the
+    /// v2 Delivery Service in memory).
     pub async fn bind_with_store(
         config: Config,
         pki: PkiDir,
         store: impl MessageStore,
     ) -> Result<Self, ServerError> {
+        Self::bind_with_stores(config, pki, store, V2Store::in_memory()?).await
+    }
+
+    /// Like [`Server::bind`], with the given durable stores for protocol
+    /// v1 messages and for the v2 Delivery Service.
+    pub async fn bind_with_stores(
+        config: Config,
+        pki: PkiDir,
+        store: impl MessageStore,
+        v2: V2Store,
+    ) -> Result<Self, ServerError> {
         config.validate()?;
+        let ds = DeliveryService::new(
+            v2.0,
+            blindrelay_ds::Limits::default(),
+            config.max_sessions_per_identity,
+        )?;
         let now = i64::try_from(blindrelay_net::clock::unix_ms() / 1000).unwrap_or(i64::MAX);
         let crl = crate::crl::load_crl(&pki, now)?;
         let tls = crate::crl::build_tls(&pki, &crl)?;
@@ -127,9 +163,10 @@ impl Server {
         registry.kill_revoked(&revoked);
         registry.forget_revoked(&revoked);
         registry.set_crl(crl.der());
+        ds.kill_revoked(&revoked);
         Ok(Self {
             listener,
-            shared: Arc::new(Shared::new(config, registry, store, tls)),
+            shared: Arc::new(Shared::new(config, registry, store, ds, tls)),
             pki,
             reload: Arc::new(Notify::new()),
             crl,

@@ -17,6 +17,7 @@ use crate::delivery::writebehind::WriteBehind;
 use crate::observe::Observer;
 use crate::registry::Registry;
 use crate::store::StoreHandle;
+use crate::v2::DeliveryService;
 
 /// State shared by every task of the server.
 pub(crate) struct Shared {
@@ -24,6 +25,8 @@ pub(crate) struct Shared {
     pub registry: Registry,
     pub store: StoreHandle,
     pub write_behind: WriteBehind,
+    /// Protocol v2: the MLS Delivery Service.
+    pub ds: DeliveryService,
     /// Swapped when the CRL is reloaded; each handshake takes the current one.
     tls: RwLock<Arc<ServerConfig>>,
     /// What the relay sees, logged and observed.
@@ -38,6 +41,7 @@ impl Shared {
         config: Config,
         registry: Registry,
         store: StoreHandle,
+        ds: DeliveryService,
         tls: ServerConfig,
     ) -> Self {
         Self {
@@ -46,6 +50,7 @@ impl Shared {
             registry,
             store,
             write_behind: WriteBehind::default(),
+            ds,
             tls: RwLock::new(Arc::new(tls)),
             crl_expired: AtomicBool::new(false),
         }

@@ -81,3 +81,40 @@ impl TestPki {
         )?)
     }
 }
+
+impl TestPki {
+    /// Enrols device `device` of `user` in `dir` the way `blindrelay enroll
+    /// USER --device DEVICE` and `pki sign` do: the P-256 key is made in
+    /// `dir`, the CA signs the request; `dir` gets `cert.pem`, `ca.pem` and
+    /// `crl.pem`. Returns the device's client configuration for `server`.
+    pub fn device(
+        &self,
+        user: &str,
+        device: &str,
+        dir: &Path,
+        server: &str,
+    ) -> Result<blindrelay_client::ClientConfig, KitError> {
+        use blindrelay_pki::{CheckedRequest, DeviceKeyKind, DeviceName, Expect, Subject, UserDir};
+        let n = name(user)?;
+        let d = DeviceName::new(device).map_err(|_| KitError::Name(device.into()))?;
+        let subject = Subject::Device(n.clone(), d);
+        let ud = UserDir::new(dir);
+        ud.enroll_device_key(&subject, false, None, DeviceKeyKind::P256)?;
+        let req = CheckedRequest::from_pem(&std::fs::read(ud.request_path())?, Expect::User)
+            .map_err(blindrelay_pki::PkiError::from)?;
+        let signed = self.pki.sign(&req, 1, false)?;
+        std::fs::write(ud.cert_path(), signed.cert_pem.as_bytes())?;
+        std::fs::copy(self.pki.ca_cert_path(), ud.ca_path())?;
+        std::fs::copy(self.pki.crl_path(), ud.crl_path())?;
+        Ok(blindrelay_client::ClientConfig::from_dir(dir, n, server))
+    }
+
+    /// Revokes device `device` of `user` (the CRL is rewritten; reload the
+    /// relay's CRL after).
+    pub fn revoke_device(&self, user: &str, device: &str) -> Result<(), KitError> {
+        use blindrelay_pki::{DeviceName, Subject};
+        let d = DeviceName::new(device).map_err(|_| KitError::Name(device.into()))?;
+        self.pki.revoke(&Subject::Device(name(user)?, d))?;
+        Ok(())
+    }
+}

@@ -39,7 +39,8 @@ impl Builder<'_> {
         self
     }
 
-    /// A durable SQLite store at `path` (default: in memory).
+    /// A durable SQLite store at `path`, and the v2 Delivery Service's at
+    /// `path` with the extension `v2.db` (default: in memory).
     pub fn durable(mut self, path: &Path) -> Self {
         self.store = Some(path.to_path_buf());
         self
@@ -72,7 +73,9 @@ impl Builder<'_> {
                 Some(path) => {
                     let store =
                         SqliteStore::open(path).map_err(blindrelay_server::ServerError::from)?;
-                    Server::bind_with_store(config.clone(), self.pki.pki.clone(), store).await
+                    let v2 = blindrelay_server::V2Store::open(&path.with_extension("v2.db"))
+                        .map_err(blindrelay_server::ServerError::from)?;
+                    Server::bind_with_stores(config.clone(), self.pki.pki.clone(), store, v2).await
                 }
             };
             match bound {

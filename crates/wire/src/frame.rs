@@ -79,6 +79,11 @@ frame_types! {
     Goodbye = 0x34,
     /// Server to client: one chunk of the CA's current CRL.
     Crl = 0x35,
+    /// Client to server (v2): one chunk of a Delivery Service request.
+    DsUp = 0x40,
+    /// Server to client (v2): one chunk of a Delivery Service answer or
+    /// delivery.
+    DsDown = 0x41,
 }
 
 impl FrameType {
@@ -86,7 +91,7 @@ impl FrameType {
     pub fn is_client_to_server(self) -> bool {
         matches!(
             self,
-            Self::Ping | Self::Pong | Self::Send | Self::Ack | Self::Goodbye
+            Self::Ping | Self::Pong | Self::Send | Self::Ack | Self::Goodbye | Self::DsUp
         )
     }
 }
@@ -249,7 +254,7 @@ mod tests {
                 Err(e) => assert_eq!(e, WireError::UnknownType(b)),
             }
         }
-        assert_eq!(FrameType::ALL.len(), 13);
+        assert_eq!(FrameType::ALL.len(), 15);
     }
 
     #[test]

@@ -31,10 +31,10 @@ pub mod text;
 
 pub use frame::{FRAME_LEN, Frame, FrameType, HEADER_LEN, MAX_BODY_LEN, PROTOCOL_VERSION};
 pub use message::{
-    CERT_MAX_LEN, CRL_CHUNK_MAX, CRL_MAX_CHUNKS, FragmentPos, GoodbyeCode, MAX_ACK_IDS,
-    MAX_FRAGMENTS, MAX_RECIPIENTS, MAX_STATUSES, MESSAGE_ID_LEN, Message, MessageId, PeerEvent,
-    Routed, RoutedBody, RoutedFlags, RoutedHeader, StatusKind, Target, Welcome, crl_messages,
-    write_deliver,
+    CERT_MAX_LEN, CRL_CHUNK_MAX, CRL_MAX_CHUNKS, Chunk, DS_CHUNK_MAX, FragmentPos, GoodbyeCode,
+    MAX_ACK_IDS, MAX_DS_CHUNKS, MAX_FRAGMENTS, MAX_RECIPIENTS, MAX_STATUSES, MESSAGE_ID_LEN,
+    Message, MessageId, PeerEvent, Reassembly, Routed, RoutedBody, RoutedFlags, RoutedHeader,
+    StatusKind, Target, Welcome, chunks, crl_messages, write_deliver,
 };
 pub use name::UserName;
 

@@ -250,9 +250,13 @@ impl ClientCore {
                 code: Some(code),
                 reason,
             }),
-            other @ (Message::Send(_) | Message::Ack(_)) => step.events.push(Event::Warning(
-                format!("unexpected {:?} from the relay", other.frame_type()),
-            )),
+            other
+            @ (Message::Send(_) | Message::Ack(_) | Message::DsUp(_) | Message::DsDown(_)) => {
+                step.events.push(Event::Warning(format!(
+                    "unexpected {:?} from the relay",
+                    other.frame_type()
+                )))
+            }
         }
         step
     }

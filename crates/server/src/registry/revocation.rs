@@ -49,6 +49,17 @@ impl Registry {
         g.crl_frames = frames;
     }
 
+    /// The current CRL's frames, for a device session's login.
+    pub(crate) fn crl_frames(&self) -> Vec<Outbound> {
+        self.lock().crl_frames.clone()
+    }
+
+    /// Whether `serial` is on the relay's current CRL (a certificate
+    /// revoked after its handshake was verified against an older one).
+    pub(crate) fn is_revoked(&self, serial: &[u8]) -> bool {
+        self.lock().revoked.contains(serial)
+    }
+
     /// Records the CRL and closes every session whose certificate serial is
     /// revoked.
     pub(crate) fn kill_revoked(&self, revoked: &Revoked) -> usize {

@@ -77,6 +77,17 @@ pub(crate) async fn run(
     let Some(who) = authenticate(&stream, peer) else {
         return;
     };
+    match blindrelay_pki::device_from_cert(&who.cert) {
+        Ok(None) => {}
+        Ok(Some(device)) => {
+            let who = (who.identity, device, who.serial);
+            return crate::v2::session::run(stream, peer, shared, shutdown, done, who).await;
+        }
+        Err(e) => {
+            warn!(target: SECURITY, %peer, reason = %e, "certificate names no usable device, closing");
+            return;
+        }
+    }
     let identity = who.identity.clone();
     let (rd, wr) = tokio::io::split(stream);
     let (backlog_tx, backlog_rx) = mpsc::channel::<Outbound>(cfg.backlog_queue_frames);

@@ -12,8 +12,10 @@
 //! * [`status`]: STATUS and STATUSES, what happened to a message sent;
 //! * [`login`]: WELCOME, PEER, DIRECTORY_END, PEER_LEFT;
 //! * [`crl`]: CRL, the CA's signed CRL handed out in chunks;
-//! * [`control`]: PING, PONG, ACK, GOODBYE.
+//! * [`control`]: PING, PONG, ACK, GOODBYE;
+//! * [`chunk`]: DS_UP and DS_DOWN, protocol v2's messages cut into frames.
 
+pub mod chunk;
 pub mod control;
 pub mod crl;
 pub mod login;
@@ -23,6 +25,7 @@ pub mod status;
 #[cfg(test)]
 mod tests;
 
+pub use chunk::{Chunk, DS_CHUNK_MAX, MAX_DS_CHUNKS, Reassembly, chunks};
 pub use control::{GoodbyeCode, MAX_ACK_IDS, REASON_MAX_LEN};
 pub use crl::{CRL_CHUNK_MAX, CRL_MAX_CHUNKS, crl_messages};
 pub use login::{CERT_MAX_LEN, PeerEvent, Welcome};
@@ -95,6 +98,12 @@ pub enum Message {
         /// 1 to [`CRL_CHUNK_MAX`] bytes of the CRL.
         chunk: Vec<u8>,
     },
+    /// Client to server (protocol v2): one chunk of a Delivery Service
+    /// request.
+    DsUp(Chunk),
+    /// Server to client (protocol v2): one chunk of a Delivery Service
+    /// answer or mailbox delivery.
+    DsDown(Chunk),
     /// Either direction: the connection is closing.
     Goodbye {
         /// Why.
@@ -121,6 +130,8 @@ impl Message {
             Message::PeerLeft { .. } => FrameType::PeerLeft,
             Message::Crl { .. } => FrameType::Crl,
             Message::Goodbye { .. } => FrameType::Goodbye,
+            Message::DsUp(_) => FrameType::DsUp,
+            Message::DsDown(_) => FrameType::DsDown,
         }
     }
 
@@ -152,6 +163,7 @@ impl Message {
                 chunk,
             } => crl::put_crl(&mut b, *index, *count, chunk)?,
             Message::Goodbye { code, reason } => control::put_goodbye(&mut b, *code, reason)?,
+            Message::DsUp(c) | Message::DsDown(c) => c.encode(&mut b)?,
         }
         Frame::new(self.frame_type(), b)
     }
@@ -202,6 +214,8 @@ impl Message {
                 let (code, reason) = control::get_goodbye(&mut r)?;
                 Message::Goodbye { code, reason }
             }
+            FrameType::DsUp => Message::DsUp(Chunk::decode(&mut r)?),
+            FrameType::DsDown => Message::DsDown(Chunk::decode(&mut r)?),
         };
         r.finish()?;
         Ok(msg)

@@ -109,6 +109,32 @@ fn message() -> impl Strategy<Value = Message> {
         proptest::collection::vec((any::<[u8; 16]>(), status_kind()), 2..=MAX_STATUSES).prop_map(
             |v| Message::Statuses(v.into_iter().map(|(id, k)| (MessageId(id), k)).collect())
         ),
+        (
+            any::<u32>(),
+            1u16..=640,
+            proptest::collection::vec(any::<u8>(), 1..=crate::DS_CHUNK_MAX),
+            any::<bool>()
+        )
+            .prop_flat_map(|(msg, count, data, up)| (
+                Just(msg),
+                0..count,
+                Just(count),
+                Just(data),
+                Just(up)
+            ))
+            .prop_map(|(msg, index, count, data, up)| {
+                let c = crate::Chunk {
+                    msg,
+                    index,
+                    count,
+                    data,
+                };
+                if up {
+                    Message::DsUp(c)
+                } else {
+                    Message::DsDown(c)
+                }
+            }),
         (0u8..=9, "[ -~]{0,200}").prop_map(|(c, reason)| Message::Goodbye {
             code: GoodbyeCode::from_u8(c).unwrap(),
             reason

@@ -1,0 +1,24 @@
+//! Protocol v2 on the client: a device in MLS groups through the relay as
+//! Delivery Service.
+//!
+//! * [`link`]: the connection (device certificate, DS_UP / DS_DOWN
+//!   chunks, requests matched to answers, mailbox items buffered);
+//! * [`member`]: the device's MLS state driven by the relay's order:
+//!   commits with rebase and retry, mailbox processing with
+//!   acknowledgements, KeyPackage refill, a person's new devices added to
+//!   their groups.
+//!
+//! A user directory whose certificate names a device speaks v2; one with
+//! an RSA user certificate keeps protocol v1 ([`crate::connect`]).
+
+pub mod link;
+pub mod member;
+
+pub use link::Link;
+pub use member::{GroupInfo, Member, V2Event};
+
+/// Whether the certificate file of `cfg` names a device (protocol v2).
+pub fn is_device(cfg: &crate::ClientConfig) -> Result<bool, crate::ClientError> {
+    let cert = blindrelay_pki::store::read_cert_der(&cfg.cert)?;
+    Ok(blindrelay_pki::device_from_cert(&cert)?.is_some())
+}

@@ -1,0 +1,280 @@
+//! Protocol v2 through the real relay: devices with their own keys and
+//! certificates, MLS groups ordered by the relay as Delivery Service,
+//! mailboxes that survive a restart, and the relay refusing a revoked
+//! device.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+use std::path::Path;
+use std::time::Duration;
+
+use blindrelay_client::v2::{Member, V2Event};
+use blindrelay_mls::GroupName;
+use blindrelay_server::Config;
+use blindrelay_testkit::{TestPki, TestRelay};
+use blindrelay_wire::UserName;
+
+fn n(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+/// A relay config with room for a test's bursts of requests.
+fn config() -> Config {
+    Config {
+        rate_max_messages: 1_000,
+        ..blindrelay_testkit::relay::config()
+    }
+}
+
+/// Enrols and connects `user`'s `device`, its directory under `root`.
+async fn device(pki: &TestPki, root: &Path, user: &str, device: &str, addr: &str) -> Member {
+    let dir = root.join(format!("{user}-{device}"));
+    let cfg = if dir.join("cert.pem").exists() {
+        blindrelay_client::ClientConfig::from_dir(&dir, n(user), addr)
+    } else {
+        pki.device(user, device, &dir, addr).unwrap()
+    };
+    Member::connect(&cfg, &dir.join("mls.db")).await.unwrap()
+}
+
+/// Reads until `count` messages arrived (their texts with senders), for at
+/// most five seconds.
+async fn messages(m: &mut Member, count: usize) -> Vec<(String, String)> {
+    read_for(m, count, Duration::from_secs(5)).await
+}
+
+/// What arrives within a second (for "nothing arrives").
+async fn quiet(m: &mut Member) -> Vec<(String, String)> {
+    read_for(m, usize::MAX, Duration::from_secs(1)).await
+}
+
+async fn read_for(m: &mut Member, count: usize, limit: Duration) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let end = tokio::time::Instant::now() + limit;
+    while out.len() < count && tokio::time::Instant::now() < end {
+        for e in m.sync(Duration::from_millis(100)).await.unwrap() {
+            if let V2Event::Message { from, text, .. } = e {
+                out.push((format!("{}@{}", from.0, from.1), text));
+            }
+        }
+    }
+    out
+}
+
+/// Syncs every device until nothing more arrives.
+async fn settle(devices: &mut [&mut Member]) -> Vec<V2Event> {
+    let mut all = Vec::new();
+    for _ in 0..3 {
+        for d in devices.iter_mut() {
+            all.extend(d.sync(Duration::from_millis(150)).await.unwrap());
+        }
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_with_two_devices_each_chat_and_form_a_group_through_the_relay() {
+    let pki = TestPki::new(&["carol"]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut al = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut ap = device(&pki, root.path(), "alice", "phone", &addr).await;
+    let mut bl = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut bp = device(&pki, root.path(), "bob", "phone", &addr).await;
+
+    // The first message to bob makes the one-to-one group: all four devices.
+    let (g, _) = al.create_group(None, &[n("bob")]).await.unwrap();
+    al.send(&g, "hello bob").await.unwrap();
+    // Every device reads it but the sender's: alice's phone too.
+    for d in [&mut ap, &mut bl, &mut bp] {
+        assert_eq!(
+            messages(d, 1).await,
+            [("alice@laptop".to_string(), "hello bob".to_string())]
+        );
+        let found = d
+            .one_to_one(&n("alice"))
+            .unwrap()
+            .or(d.one_to_one(&n("bob")).unwrap());
+        assert_eq!(found.unwrap().members.len(), 4);
+    }
+    assert!(
+        messages(&mut al, 1).await.is_empty(),
+        "a sender is not sent its own message"
+    );
+
+    // Bob answers from his phone; alice's two devices and bob's laptop read it.
+    bp.send(&g, "hi alice").await.unwrap();
+    for d in [&mut al, &mut ap, &mut bl] {
+        assert_eq!(
+            messages(d, 1).await,
+            [("bob@phone".to_string(), "hi alice".to_string())]
+        );
+    }
+
+    // A named group of alice, bob and carol (carol's one device joins later).
+    let name = GroupName::new("team").unwrap();
+    let (team, _) = bl.create_group(Some(&name), &[n("alice")]).await.unwrap();
+    settle(&mut [&mut al, &mut ap, &mut bp]).await;
+    assert_eq!(al.find_group("team").unwrap().unwrap().members.len(), 4);
+    let mut cl = device(&pki, root.path(), "carol", "laptop", &addr).await;
+    ap.add(&team, &[n("carol")]).await.unwrap();
+    settle(&mut [&mut al, &mut bl, &mut bp, &mut cl]).await;
+    assert_eq!(cl.find_group("team").unwrap().unwrap().members.len(), 5);
+    cl.send(&team, "carol here").await.unwrap();
+    for d in [&mut al, &mut ap, &mut bl, &mut bp] {
+        assert_eq!(
+            messages(d, 1).await,
+            [("carol@laptop".to_string(), "carol here".to_string())]
+        );
+    }
+
+    // Bob removes carol: she reads nothing after it.
+    bl.remove(&team, &n("carol")).await.unwrap();
+    let ev = settle(&mut [&mut cl, &mut al, &mut ap, &mut bp]).await;
+    assert!(ev.iter().any(|e| matches!(e, V2Event::RemovedMe { .. })));
+    al.send(&team, "without carol").await.unwrap();
+    assert!(quiet(&mut cl).await.is_empty());
+    assert_eq!(messages(&mut bp, 1).await.len(), 1);
+
+    // One history: every remaining member has the same epoch authenticator.
+    let auth = al.device().epoch_authenticator(&team).unwrap();
+    for d in [&mut ap, &mut bl, &mut bp] {
+        assert_eq!(d.device().epoch_authenticator(&team).unwrap(), auth);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_that_race_are_ordered_by_the_relay_and_the_losers_rebase() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut c = device(&pki, root.path(), "carol", "laptop", &addr).await;
+    let (g, _) = a
+        .create_group(
+            Some(&GroupName::new("race").unwrap()),
+            &[n("bob"), n("carol")],
+        )
+        .await
+        .unwrap();
+    settle(&mut [&mut b, &mut c]).await;
+    // All three update at once; each loses at most twice and retries.
+    let (ra, rb, rc) = tokio::join!(a.update(&g), b.update(&g), c.update(&g));
+    ra.unwrap();
+    rb.unwrap();
+    rc.unwrap();
+    settle(&mut [&mut a, &mut b, &mut c]).await;
+    let epoch = a.device().epoch(&g).unwrap();
+    assert_eq!(epoch, 4, "the group's creation and three updates");
+    let auth = a.device().epoch_authenticator(&g).unwrap();
+    assert_eq!(b.device().epoch_authenticator(&g).unwrap(), auth);
+    assert_eq!(c.device().epoch_authenticator(&g).unwrap(), auth);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_persons_new_device_joins_their_groups_and_reads_what_follows() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut al = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bl = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = al.create_group(None, &[n("bob")]).await.unwrap();
+    settle(&mut [&mut bl]).await;
+    // Alice enrols a phone; her laptop adds it to every group it is in.
+    let mut ap = device(&pki, root.path(), "alice", "phone", &addr).await;
+    al.adopt_own_devices().await.unwrap();
+    settle(&mut [&mut ap, &mut bl]).await;
+    assert_eq!(ap.one_to_one(&n("bob")).unwrap().unwrap().id, g);
+    // Nothing more to do the second time.
+    assert!(al.adopt_own_devices().await.unwrap().is_empty());
+    assert_eq!(al.device().members(&g).unwrap().len(), 3);
+    bl.send(&g, "to both of alice's devices").await.unwrap();
+    assert_eq!(messages(&mut ap, 1).await.len(), 1);
+    assert_eq!(messages(&mut al, 1).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_the_relay_confirmed_survives_its_restart_and_reaches_an_offline_device() {
+    let pki = TestPki::new(&[]).unwrap();
+    let store = tempfile::tempdir().unwrap();
+    let db = store.path().join("relay.db");
+    let relay = TestRelay::builder(&pki)
+        .config(config())
+        .durable(&db)
+        .start()
+        .await
+        .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    b.close().await;
+    let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
+    for i in 0..5 {
+        a.send(&g, &format!("offline {i}")).await.unwrap();
+    }
+    // The relay goes away (its memory with it) and comes back on its files.
+    let at = relay.stop().await.unwrap();
+    drop(a);
+    let relay = TestRelay::builder(&pki)
+        .config(config())
+        .durable(&db)
+        .at(at)
+        .start()
+        .await
+        .unwrap();
+    let mut b = device(&pki, root.path(), "bob", "laptop", &relay.address()).await;
+    let got = messages(&mut b, 5).await;
+    let texts: Vec<&str> = got.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "offline 0",
+            "offline 1",
+            "offline 2",
+            "offline 3",
+            "offline 4"
+        ]
+    );
+    // Acknowledged items are gone: a new connection gets nothing again.
+    b.close().await;
+    let mut b = device(&pki, root.path(), "bob", "laptop", &relay.address()).await;
+    assert!(b.sync(Duration::from_millis(300)).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_a_revoked_devices_connection_and_closes_its_session() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
+    settle(&mut [&mut b]).await;
+    pki.revoke_device("bob", "laptop").unwrap();
+    relay.reload_crl();
+    // The open session is closed ...
+    let mut closed = false;
+    for _ in 0..50 {
+        if b.sync(Duration::from_millis(100)).await.is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the revoked device's session stayed open");
+    // ... and a new one is refused at the handshake.
+    let dir = root.path().join("bob-laptop");
+    let cfg = blindrelay_client::ClientConfig::from_dir(&dir, n("bob"), &addr);
+    assert!(Member::connect(&cfg, &dir.join("mls.db")).await.is_err());
+    // Alice's next commit removes bob's revoked device unasked (her copy
+    // of the CRL came from the relay, which cannot forge it).
+    std::fs::copy(pki.pki.crl_path(), root.path().join("alice-laptop/crl.pem")).unwrap();
+    drop(a);
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    a.update(&g).await.unwrap();
+    assert_eq!(a.device().members(&g).unwrap().len(), 1);
+}

@@ -1,0 +1,288 @@
+//! The relay as MLS Delivery Service (protocol v2): the rules of
+//! `blindrelay-ds` in memory, their effects in SQLite ([`store`]), and
+//! which devices are online to be woken ([`DeliveryService`]).
+//!
+//! A request is decided and stored under one lock, then answered: a
+//! device told ACCEPTED or UPLOADED can rely on it surviving a crash. The
+//! lock is held for one SQLite transaction (`synchronous=FULL`); the
+//! sessions call in from `spawn_blocking`, so no runtime thread waits on
+//! the disk. One device connection is served by `session`.
+
+pub(crate) mod session;
+pub(crate) mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use blindrelay_ds::{
+    Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, RefusalCode, Request,
+    Submission, Verdict,
+};
+use blindrelay_wire::GoodbyeCode;
+use tokio::sync::{Notify, watch};
+use tracing::{error, info, warn};
+
+use crate::SECURITY;
+use crate::store::StoreError;
+use store::DsDatabase;
+
+/// Why a device session must end, sent to it from elsewhere.
+pub(crate) type DeviceKill = watch::Sender<Option<(GoodbyeCode, String)>>;
+
+struct State {
+    directory: Directory,
+    groups: Groups,
+    db: DsDatabase,
+}
+
+struct Online {
+    session: u64,
+    serial: Vec<u8>,
+    wake: Arc<Notify>,
+    kill: Arc<DeviceKill>,
+}
+
+/// What a device session holds while logged in.
+pub(crate) struct DeviceLogin {
+    pub session: u64,
+    pub wake: Arc<Notify>,
+    pub kill: watch::Receiver<Option<(GoodbyeCode, String)>>,
+}
+
+/// The Delivery Service, shared by every device session.
+pub(crate) struct DeliveryService {
+    limits: Limits,
+    max_sessions_per_device: usize,
+    state: Mutex<State>,
+    online: Mutex<HashMap<DeviceId, Vec<Online>>>,
+    next_session: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl DeliveryService {
+    /// Rebuilds the service from `db`.
+    pub(crate) fn new(
+        db: DsDatabase,
+        limits: Limits,
+        max_sessions_per_device: usize,
+    ) -> Result<Self, StoreError> {
+        let loaded = db.load(limits)?;
+        Ok(Self {
+            limits,
+            max_sessions_per_device,
+            state: Mutex::new(State {
+                directory: loaded.directory,
+                groups: loaded.groups,
+                db,
+            }),
+            online: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+        })
+    }
+
+    /// Registers a device session; `None` if the device has too many.
+    pub(crate) fn login(&self, device: &DeviceId, serial: Vec<u8>) -> Option<DeviceLogin> {
+        let mut online = lock(&self.online);
+        let sessions = online.entry(device.clone()).or_default();
+        if sessions.len() >= self.max_sessions_per_device {
+            return None;
+        }
+        let session = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let wake = Arc::new(Notify::new());
+        let (kill, rx) = watch::channel(None);
+        sessions.push(Online {
+            session,
+            serial,
+            wake: wake.clone(),
+            kill: Arc::new(kill),
+        });
+        Some(DeviceLogin {
+            session,
+            wake,
+            kill: rx,
+        })
+    }
+
+    /// The session ended.
+    pub(crate) fn logout(&self, device: &DeviceId, session: u64) {
+        let mut online = lock(&self.online);
+        if let Some(v) = online.get_mut(device) {
+            v.retain(|o| o.session != session);
+            if v.is_empty() {
+                online.remove(device);
+            }
+        }
+    }
+
+    /// Closes the sessions of revoked devices and forgets their
+    /// KeyPackages, so that nobody can add them any more.
+    pub(crate) fn kill_revoked(&self, revoked: &HashSet<Vec<u8>>) -> usize {
+        let mut gone = Vec::new();
+        {
+            let online = lock(&self.online);
+            for (device, sessions) in online.iter() {
+                for s in sessions.iter().filter(|s| revoked.contains(&s.serial)) {
+                    warn!(target: SECURITY, %device, session = s.session,
+                        "device certificate revoked while connected, disconnecting");
+                    let _ = s
+                        .kill
+                        .send(Some((GoodbyeCode::Revoked, "certificate revoked".into())));
+                    gone.push(device.clone());
+                }
+            }
+        }
+        let mut st = lock(&self.state);
+        for d in &gone {
+            st.directory.forget(d);
+            if let Err(e) = st.db.forget(d) {
+                error!(error = %e, device = %d, "forgetting a revoked device's KeyPackages");
+            }
+        }
+        gone.len()
+    }
+
+    /// One-time KeyPackages held for `device`.
+    pub(crate) fn key_packages(&self, device: &DeviceId) -> usize {
+        lock(&self.state).directory.remaining(device)
+    }
+
+    /// Up to `max` items of `device`'s mailbox from `from_seq` on.
+    pub(crate) fn pending_from(
+        &self,
+        device: &DeviceId,
+        from_seq: u64,
+        max: usize,
+    ) -> Vec<(u64, Delivery)> {
+        lock(&self.state)
+            .groups
+            .mailboxes_ref()
+            .pending_from(device, from_seq, max)
+    }
+
+    /// The largest request a device may send, in bytes: a commit and its
+    /// Welcome at their limits, with room for the device lists.
+    pub(crate) fn max_request_bytes(&self) -> usize {
+        blindrelay_wire::MAX_DS_CHUNKS * blindrelay_wire::DS_CHUNK_MAX
+    }
+
+    /// Decides, stores and answers one request (blocking: call from
+    /// `spawn_blocking`). `None` for an acknowledgement.
+    pub(crate) fn handle(&self, device: &DeviceId, req: u32, request: Request) -> Option<Down> {
+        let refused = |why, epoch| Down::Refused { req, why, epoch };
+        let rules = |e: &DsError| {
+            let epoch = match e {
+                DsError::StaleEpoch { current } => *current,
+                _ => 0,
+            };
+            refused(Refusal::Rules(RefusalCode::from(e)), epoch)
+        };
+        let mut st = lock(&self.state);
+        let st = &mut *st;
+        match request {
+            Request::Upload {
+                one_time,
+                last_resort,
+            } => {
+                let n = match st
+                    .directory
+                    .upload(device, one_time.clone(), last_resort.clone())
+                {
+                    Ok(n) => n,
+                    Err(e) => {
+                        info!(%device, reason = %e, "KeyPackage upload refused");
+                        return Some(rules(&e));
+                    }
+                };
+                if let Err(e) = st.db.upload(device, &one_time, last_resort.as_deref()) {
+                    return Some(self.storage_failed(st, e, req));
+                }
+                Some(Down::Uploaded {
+                    req,
+                    key_packages: u32::try_from(n).unwrap_or(u32::MAX),
+                })
+            }
+            Request::Claim(user) => {
+                let claimed = st.directory.claim(&user, device);
+                if let Err(e) = st.db.claim(&claimed) {
+                    return Some(self.storage_failed(st, e, req));
+                }
+                Some(Down::Claimed {
+                    req,
+                    key_packages: claimed,
+                })
+            }
+            Request::Submit(sub) => {
+                let commit_of = match &sub {
+                    Submission::Commit { group_id, .. } => Some(group_id.clone()),
+                    Submission::Message { .. } => None,
+                };
+                let verdict = st.groups.submit(device, sub);
+                let appended = st.groups.mailboxes().take_appended();
+                let Verdict::Accepted { epoch, recipients } = match verdict {
+                    Ok(v) => v,
+                    Err(e) => {
+                        info!(%device, reason = %e, "v2 submission refused");
+                        return Some(rules(&e));
+                    }
+                };
+                let group = commit_of
+                    .as_deref()
+                    .and_then(|g| st.groups.get(g).map(|(e, m)| (g, e, m)));
+                if let Err(e) = st.db.submit(group, &appended) {
+                    return Some(self.storage_failed(st, e, req));
+                }
+                let woken: HashSet<&DeviceId> = appended.iter().map(|(d, _, _)| d).collect();
+                self.wake(woken);
+                Some(Down::Accepted {
+                    req,
+                    epoch,
+                    recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+                })
+            }
+            Request::Ack(seq) => {
+                st.groups.mailboxes().ack(device, seq);
+                if let Err(e) = st.db.ack(device, seq) {
+                    // The items stay stored and come back after a restart;
+                    // the device processes them as replays and refuses them.
+                    error!(error = %e, %device, "storing an acknowledgement");
+                }
+                None
+            }
+        }
+    }
+
+    fn wake<'a>(&self, devices: impl IntoIterator<Item = &'a DeviceId>) {
+        let online = lock(&self.online);
+        for d in devices {
+            for s in online.get(d).into_iter().flatten() {
+                s.wake.notify_one();
+            }
+        }
+    }
+
+    /// The memory was changed but could not be stored: it is rebuilt from
+    /// the database (which rolled back), and the device is told to retry.
+    fn storage_failed(&self, st: &mut State, e: StoreError, req: u32) -> Down {
+        error!(error = %e, "the v2 store failed; the request was refused");
+        self.reload(st);
+        Down::Refused {
+            req,
+            why: Refusal::Storage,
+            epoch: 0,
+        }
+    }
+
+    fn reload(&self, st: &mut State) {
+        match st.db.load(self.limits) {
+            Ok(l) => {
+                st.directory = l.directory;
+                st.groups = l.groups;
+            }
+            Err(e) => error!(error = %e, "rebuilding the v2 state from its store failed"),
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! The Delivery Service's durable state (protocol v2): KeyPackages, each
+//! group's epoch and devices, and every device's mailbox, in SQLite (WAL,
+//! `synchronous=FULL`, like the v1 store).
+//!
+//! The rules run in memory (`blindrelay-ds`); each accepted request's
+//! effects are written here in one transaction before the device is told
+//! anything, so what a device was told is stored survives a crash of the
+//! relay, SIGKILL included. At start-up the memory is rebuilt from here.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use blindrelay_ds::proto::{decode_devices, encode_devices};
+use blindrelay_ds::{Claimed, Delivery, DeviceId, Directory, Groups, Limits};
+use blindrelay_pki::DeviceName;
+use blindrelay_wire::UserName;
+use rusqlite::{Connection, params};
+
+use crate::store::StoreError;
+
+fn db_err(err: rusqlite::Error) -> StoreError {
+    StoreError::backend(err)
+}
+
+/// The v2 database.
+pub(crate) struct DsDatabase {
+    db: Connection,
+}
+
+/// The in-memory state rebuilt from the database.
+pub(crate) struct Loaded {
+    pub directory: Directory,
+    pub groups: Groups,
+}
+
+fn device_of(user: String, device: String) -> Option<DeviceId> {
+    Some(DeviceId {
+        user: UserName::new(&user).ok()?,
+        device: DeviceName::new(&device).ok()?,
+    })
+}
+
+impl DsDatabase {
+    /// Opens (creating) the database at `path`, private to this user.
+    pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err =
+            |error: std::sync::Arc<dyn std::error::Error + Send + Sync>| StoreError::Open {
+                path: path.to_path_buf(),
+                error,
+            };
+        for p in blindrelay_pki::files::private_database(path)
+            .map_err(|e| open_err(std::sync::Arc::new(e)))?
+        {
+            tracing::warn!(target: crate::SECURITY, path = %p.display(),
+                "v2 store file was readable by other users of this machine; it is private now");
+        }
+        let db = Connection::open(path).map_err(|e| open_err(std::sync::Arc::new(e)))?;
+        Self::init(db)
+    }
+
+    /// A database in memory (tests, demo).
+    pub(crate) fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(db_err)?)
+    }
+
+    fn init(db: Connection) -> Result<Self, StoreError> {
+        db.execute_batch(
+            "PRAGMA journal_mode=WAL;
+             PRAGMA synchronous=FULL;
+             CREATE TABLE IF NOT EXISTS ds_key_package (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 user TEXT NOT NULL,
+                 device TEXT NOT NULL,
+                 last_resort INTEGER NOT NULL,
+                 bytes BLOB NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS ds_key_package_by_device
+                 ON ds_key_package(user, device, last_resort, id);
+             CREATE TABLE IF NOT EXISTS ds_group (
+                 id BLOB PRIMARY KEY,
+                 epoch INTEGER NOT NULL,
+                 members BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS ds_mailbox (
+                 user TEXT NOT NULL,
+                 device TEXT NOT NULL,
+                 seq INTEGER NOT NULL,
+                 welcome INTEGER NOT NULL,
+                 group_id BLOB NOT NULL,
+                 bytes BLOB NOT NULL,
+                 PRIMARY KEY (user, device, seq)
+             );
+             CREATE TABLE IF NOT EXISTS ds_next_seq (
+                 user TEXT NOT NULL,
+                 device TEXT NOT NULL,
+                 next INTEGER NOT NULL,
+                 PRIMARY KEY (user, device)
+             );",
+        )
+        .map_err(db_err)?;
+        Ok(Self { db })
+    }
+
+    /// Rebuilds the Delivery Service's memory. Rows that no longer decode
+    /// (a name the current rules refuse) are skipped with a warning.
+    pub(crate) fn load(&self, limits: Limits) -> Result<Loaded, StoreError> {
+        let mut directory = Directory::new(limits);
+        let mut groups = Groups::new(limits);
+        let mut skipped = 0usize;
+        let mut st = self
+            .db
+            .prepare("SELECT user, device, last_resort, bytes FROM ds_key_package ORDER BY id")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, bool>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (user, device, last_resort, bytes) = row.map_err(db_err)?;
+            let Some(d) = device_of(user, device) else {
+                skipped += 1;
+                continue;
+            };
+            let r = if last_resort {
+                directory.upload(&d, Vec::new(), Some(bytes))
+            } else {
+                directory.upload(&d, vec![bytes], None)
+            };
+            if r.is_err() {
+                skipped += 1;
+            }
+        }
+        let mut st = self
+            .db
+            .prepare("SELECT id, epoch, members FROM ds_group")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (id, epoch, members) = row.map_err(db_err)?;
+            match (u64::try_from(epoch), decode_devices(&members)) {
+                (Ok(epoch), Ok(members)) => groups.restore(id, epoch, members),
+                _ => skipped += 1,
+            }
+        }
+        let mut st = self
+            .db
+            .prepare("SELECT user, device, next FROM ds_next_seq")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (user, device, next) = row.map_err(db_err)?;
+            match (device_of(user, device), u64::try_from(next)) {
+                (Some(d), Ok(next)) => groups.mailboxes().restore_next(&d, next),
+                _ => skipped += 1,
+            }
+        }
+        let mut st = self
+            .db
+            .prepare("SELECT user, device, seq, welcome, group_id, bytes FROM ds_mailbox ORDER BY user, device, seq")
+            .map_err(db_err)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, bool>(3)?,
+                    r.get::<_, Vec<u8>>(4)?,
+                    r.get::<_, Vec<u8>>(5)?,
+                ))
+            })
+            .map_err(db_err)?;
+        for row in rows {
+            let (user, device, seq, welcome, group_id, bytes) = row.map_err(db_err)?;
+            let (Some(d), Ok(seq)) = (device_of(user, device), u64::try_from(seq)) else {
+                skipped += 1;
+                continue;
+            };
+            let item = if welcome {
+                Delivery::Welcome {
+                    group_id,
+                    welcome: bytes,
+                }
+            } else {
+                Delivery::Group {
+                    group_id,
+                    message: bytes,
+                }
+            };
+            groups.mailboxes().restore(&d, seq, item);
+        }
+        if skipped > 0 {
+            tracing::warn!(
+                rows = skipped,
+                "v2 store rows that no longer decode were skipped"
+            );
+        }
+        Ok(Loaded { directory, groups })
+    }
+
+    /// Stores an upload.
+    pub(crate) fn upload(
+        &mut self,
+        device: &DeviceId,
+        one_time: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        let (u, d) = (device.user.as_str(), device.device.as_str());
+        if last_resort.is_some() {
+            tx.execute(
+                "DELETE FROM ds_key_package WHERE user = ?1 AND device = ?2 AND last_resort = 1",
+                params![u, d],
+            )
+            .map_err(db_err)?;
+        }
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO ds_key_package (user, device, last_resort, bytes) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(db_err)?;
+            for kp in one_time {
+                ins.execute(params![u, d, false, kp]).map_err(db_err)?;
+            }
+            if let Some(kp) = last_resort {
+                ins.execute(params![u, d, true, kp]).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Stores a claim: each one-time KeyPackage handed out is gone (the
+    /// oldest of its device, as in memory).
+    pub(crate) fn claim(&mut self, claimed: &[Claimed]) -> Result<(), StoreError> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        for c in claimed.iter().filter(|c| !c.last_resort) {
+            tx.execute(
+                "DELETE FROM ds_key_package WHERE id = (SELECT min(id) FROM ds_key_package
+                   WHERE user = ?1 AND device = ?2 AND last_resort = 0)",
+                params![c.device.user.as_str(), c.device.device.as_str()],
+            )
+            .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Stores an accepted submission: the group's new state (for a
+    /// commit) and every mailbox item it made.
+    pub(crate) fn submit(
+        &mut self,
+        group: Option<(&[u8], u64, &BTreeSet<DeviceId>)>,
+        appended: &[(DeviceId, u64, Delivery)],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        if let Some((id, epoch, members)) = group {
+            let members = encode_devices(members).map_err(StoreError::backend)?;
+            tx.execute(
+                "INSERT INTO ds_group (id, epoch, members) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET epoch = ?2, members = ?3",
+                params![id, i64::try_from(epoch).unwrap_or(i64::MAX), members],
+            )
+            .map_err(db_err)?;
+        }
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT INTO ds_mailbox (user, device, seq, welcome, group_id, bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(db_err)?;
+            let mut next = tx
+                .prepare_cached(
+                    "INSERT INTO ds_next_seq (user, device, next) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(user, device) DO UPDATE SET next = max(next, ?3)",
+                )
+                .map_err(db_err)?;
+            for (d, seq, item) in appended {
+                let (welcome, group_id, bytes) = match item {
+                    Delivery::Group { group_id, message } => (false, group_id, message),
+                    Delivery::Welcome { group_id, welcome } => (true, group_id, welcome),
+                };
+                let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
+                let (u, dn) = (d.user.as_str(), d.device.as_str());
+                ins.execute(params![u, dn, seq, welcome, group_id, bytes])
+                    .map_err(db_err)?;
+                next.execute(params![u, dn, seq.saturating_add(1)])
+                    .map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Deletes what `device` acknowledged.
+    pub(crate) fn ack(&mut self, device: &DeviceId, seq: u64) -> Result<(), StoreError> {
+        self.db
+            .prepare_cached("DELETE FROM ds_mailbox WHERE user = ?1 AND device = ?2 AND seq <= ?3")
+            .map_err(db_err)?
+            .execute(params![
+                device.user.as_str(),
+                device.device.as_str(),
+                i64::try_from(seq).unwrap_or(i64::MAX)
+            ])
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    /// Forgets a revoked device's KeyPackages.
+    pub(crate) fn forget(&mut self, device: &DeviceId) -> Result<(), StoreError> {
+        self.db
+            .execute(
+                "DELETE FROM ds_key_package WHERE user = ?1 AND device = ?2",
+                params![device.user.as_str(), device.device.as_str()],
+            )
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
