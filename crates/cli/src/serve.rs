@@ -97,7 +97,11 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| args.dir.join("relay.db"));
     let store = blindrelay_server::store::sqlite::SqliteStore::open(&store_path)?;
-    let server = Server::bind_with_store(config, p, store).await?;
+    // Protocol v2 (the MLS Delivery Service) keeps its own database beside
+    // the message store: relay.db and relay.v2.db.
+    let v2_path = store_path.with_extension("v2.db");
+    let v2 = blindrelay_server::V2Store::open(&v2_path)?;
+    let server = Server::bind_with_stores(config, p, store, v2).await?;
     let addr = server.local_addr().context("listener address")?;
     let handle = server.handle();
     use tokio::signal::unix::{SignalKind, signal};
@@ -110,8 +114,9 @@ pub(crate) async fn run(args: ServeArgs) -> Result<()> {
         });
     }
     println!(
-        "=== blindrelay relay listening on {addr} (mutual TLS 1.3, 4096-byte frames; store {}) ===",
-        store_path.display()
+        "=== blindrelay relay listening on {addr} (mutual TLS 1.3, 4096-byte frames; store {}, v2 store {}) ===",
+        store_path.display(),
+        v2_path.display()
     );
     server.run(shutdown_signal()).await;
     Ok(())

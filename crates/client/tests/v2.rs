@@ -278,3 +278,151 @@ async fn the_relay_refuses_a_revoked_devices_connection_and_closes_its_session()
     a.update(&g).await.unwrap();
     assert_eq!(a.device().members(&g).unwrap().len(), 1);
 }
+
+/// A raw TLS connection with a device's certificate.
+async fn raw_device(
+    pki: &TestPki,
+    root: &Path,
+    user: &str,
+    dev: &str,
+    addr: &str,
+) -> blindrelay_testkit::RawClient {
+    let dir = root.join(format!("{user}-{dev}"));
+    let cfg = pki.device(user, dev, &dir, addr).unwrap();
+    let tls = cfg.tls(&cfg.load_key().unwrap()).unwrap();
+    let s = blindrelay_testkit::raw::tls_connect(addr.parse().unwrap(), tls)
+        .await
+        .unwrap();
+    blindrelay_testkit::RawClient::wrap(user, s).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_v2_input_ends_only_the_senders_session() {
+    use blindrelay_wire::{Chunk, GoodbyeCode, Message};
+    let pki = TestPki::new(&["victor"]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
+    settle(&mut [&mut b]).await;
+    let chunk = |msg, index, count, data: &[u8]| {
+        Message::DsUp(Chunk {
+            msg,
+            index,
+            count,
+            data: data.to_vec(),
+        })
+    };
+    let cases: Vec<(&str, Vec<Message>)> = vec![
+        (
+            "a chunk that does not start a message",
+            vec![chunk(1, 1, 2, b"x")],
+        ),
+        (
+            "chunks of two messages interleaved",
+            vec![chunk(1, 0, 2, b"x"), chunk(2, 0, 2, b"y")],
+        ),
+        (
+            "a request that does not decode",
+            vec![chunk(1, 0, 1, &[0x7f, 0, 0, 0, 1])],
+        ),
+        (
+            "a v1 frame in a v2 session",
+            vec![Message::Ack(vec![(
+                n("bob"),
+                blindrelay_testkit::raw::unique_id(),
+            )])],
+        ),
+    ];
+    for (i, (what, frames)) in cases.into_iter().enumerate() {
+        let mut raw = raw_device(&pki, root.path(), "mallory", &format!("d{i}"), &addr).await;
+        for f in &frames {
+            // An invalid message cannot always be encoded by the encoder;
+            // the relay must refuse what can.
+            if let Ok(bytes) = f.encode() {
+                raw.send_raw(&bytes[..]).await.unwrap();
+            }
+        }
+        assert_eq!(
+            raw.expect_closed()
+                .await
+                .map_err(|e| format!("{what}: {e}"))
+                .unwrap(),
+            Some(GoodbyeCode::ProtocolViolation),
+            "{what}"
+        );
+    }
+    // A v1 user sending v2 frames is refused too.
+    let mut v1 = blindrelay_testkit::RawClient::connect(addr.parse().unwrap(), &pki, "victor")
+        .await
+        .unwrap();
+    v1.send(&chunk(1, 0, 1, &[0x05, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0]))
+        .await
+        .unwrap();
+    assert!(v1.expect_closed().await.unwrap().is_some());
+    // The others' group works on.
+    a.send(&g, "still here").await.unwrap();
+    assert_eq!(messages(&mut b, 1).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch() {
+    use blindrelay_client::v2::Link;
+    use blindrelay_ds::{Down, Refusal, RefusalCode, Request, Submission};
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
+    settle(&mut [&mut b]).await;
+    let refusal = |d: Down| match d {
+        Down::Refused {
+            why: Refusal::Rules(c),
+            epoch,
+            ..
+        } => (c, epoch),
+        other => panic!("not refused: {other:?}"),
+    };
+    // Mallory, a stranger to the group, posts to it.
+    let dir = root.path().join("mallory-laptop");
+    let cfg = pki.device("mallory", "laptop", &dir, &addr).unwrap();
+    let mut m = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
+    let post = Submission::Message {
+        group_id: g.clone(),
+        epoch: 1,
+        message: vec![1; 100],
+    };
+    assert_eq!(
+        refusal(m.request(Request::Submit(post)).await.unwrap()).0,
+        RefusalCode::NotAMember
+    );
+    // A member's commit for an epoch that is over is told the current one.
+    let dir = root.path().join("bob-laptop");
+    let cfg = blindrelay_client::ClientConfig::from_dir(&dir, n("bob"), &addr);
+    let mut bob = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
+    let members = [&a, &b].iter().map(|d| d.me().clone()).collect();
+    let old = Submission::Commit {
+        group_id: g.clone(),
+        epoch: 0,
+        members,
+        commit: vec![1],
+        welcome: None,
+    };
+    assert_eq!(
+        refusal(bob.request(Request::Submit(old)).await.unwrap()),
+        (RefusalCode::StaleEpoch, 1)
+    );
+    // Nothing of theirs reached mallory; the group works on.
+    assert!(
+        m.next_delivery(Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    b.send(&g, "private").await.unwrap();
+    assert_eq!(messages(&mut a, 1).await.len(), 1);
+}

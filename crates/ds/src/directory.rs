@@ -97,6 +97,16 @@ impl Directory {
             .collect()
     }
 
+    /// The devices of `user` that have a KeyPackage here (nothing is
+    /// consumed).
+    pub fn devices_of(&self, user: &UserName) -> Vec<DeviceId> {
+        self.devices
+            .iter()
+            .filter(|(d, h)| d.user == *user && (!h.one_time.is_empty() || h.last_resort.is_some()))
+            .map(|(d, _)| d.clone())
+            .collect()
+    }
+
     /// One-time KeyPackages `device` still has here (it refills when low).
     pub fn remaining(&self, device: &DeviceId) -> usize {
         self.devices.get(device).map_or(0, |h| h.one_time.len())

@@ -15,12 +15,14 @@
 //!                 | welcome u8 (0/1) | [count u16 | device*count | bytes]
 //!   0x04 MESSAGE  group | epoch u64 | bytes
 //!   0x05 ACK      seq u64                      (no answer)
+//!   0x06 DEVICES  user
 //! Down     = kind u8 | fields
 //!   0x80 HELLO    device | key_packages u32    (after login; informative)
 //!   0x81 UPLOADED req u32 | key_packages u32
 //!   0x82 CLAIMED  req u32 | count u16 | (device | last_resort u8 | bytes)*count
 //!   0x83 ACCEPTED req u32 | epoch u64 | recipients u32
 //!   0x84 REFUSED  req u32 | code u8 | epoch u64 (the group's, for STALE_EPOCH)
+//!   0x85 DEVICES  req u32 | count u16 | device*count
 //!   0x90 DELIVERY seq u64 | what u8 (1 group message, 2 Welcome) | group | bytes
 //! ```
 //!
@@ -55,6 +57,8 @@ pub enum Request {
     Submit(Submission),
     /// Everything up to `seq` in this device's mailbox was processed.
     Ack(u64),
+    /// The devices of a person that have KeyPackages (none consumed).
+    Devices(UserName),
 }
 
 /// Why the relay refused a request (a [`DsError`], or its own storage
@@ -146,6 +150,13 @@ pub enum Down {
         /// The group's current epoch, for [`RefusalCode::StaleEpoch`];
         /// 0 otherwise.
         epoch: u64,
+    },
+    /// A person's devices with KeyPackages.
+    Devices {
+        /// The request.
+        req: u32,
+        /// The devices.
+        devices: BTreeSet<DeviceId>,
     },
     /// An item of this device's mailbox.
     Delivery {
@@ -245,6 +256,7 @@ impl Request {
             Request::Submit(Submission::Commit { .. }) => 0x03,
             Request::Submit(Submission::Message { .. }) => 0x04,
             Request::Ack(_) => 0x05,
+            Request::Devices(_) => 0x06,
         };
         b.push(kind);
         b.extend_from_slice(&req.to_be_bytes());
@@ -264,7 +276,7 @@ impl Request {
                     put_bytes(&mut b, kp)?;
                 }
             }
-            Request::Claim(user) => put_name(&mut b, user),
+            Request::Claim(user) | Request::Devices(user) => put_name(&mut b, user),
             Request::Submit(Submission::Commit {
                 group_id,
                 epoch,
@@ -344,6 +356,7 @@ impl Request {
                 message: get_bytes(&mut r, "message")?,
             }),
             0x05 => Request::Ack(r.u64("ack seq")?),
+            0x06 => Request::Devices(r.name("user")?),
             _ => return Err(WireError::InvalidField("request kind")),
         };
         r.finish()?;
@@ -399,6 +412,11 @@ impl Down {
                     Refusal::Storage => STORAGE,
                 });
                 b.extend_from_slice(&epoch.to_be_bytes());
+            }
+            Down::Devices { req, devices } => {
+                b.push(0x85);
+                b.extend_from_slice(&req.to_be_bytes());
+                put_devices(&mut b, devices.iter())?;
             }
             Down::Delivery { seq, item } => {
                 b.push(0x90);
@@ -464,6 +482,10 @@ impl Down {
                     epoch: r.u64("epoch")?,
                 }
             }
+            0x85 => Down::Devices {
+                req: r.u32("request number")?,
+                devices: get_devices(&mut r)?,
+            },
             0x90 => {
                 let seq = r.u64("delivery seq")?;
                 let what = r.u8("delivery kind")?;

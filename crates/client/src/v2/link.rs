@@ -156,6 +156,7 @@ impl Link {
                 | Down::Claimed { req: r, .. }
                 | Down::Accepted { req: r, .. }
                 | Down::Refused { req: r, .. }
+                | Down::Devices { req: r, .. }
                     if r != req =>
                 {
                     tracing::warn!(req = r, "an answer to no open request, ignored");

@@ -547,29 +547,37 @@ impl Member {
         if groups.is_empty() {
             return Ok(events);
         }
-        // What the relay lists for this person, without consuming: a claim
-        // is made only for groups that lack a device it returns.
-        let claimed = self.claim(&me).await?;
-        let mut spare: Vec<Claimed> = claimed;
+        // The relay lists this person's devices (informative: a device
+        // is added only with a KeyPackage whose certificate MLS checks).
+        let listed = match self.link.request(Request::Devices(me.clone())).await? {
+            Down::Devices { devices, .. } => devices,
+            Down::Refused { why, .. } => return Err(refused(why)),
+            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+        };
         for g in groups {
             let present: BTreeSet<DeviceId> = g
                 .members
                 .iter()
                 .filter_map(|(u, d)| device_id(u, d))
                 .collect();
-            let missing: Vec<&Claimed> = spare
-                .iter()
+            if listed.iter().all(|d| present.contains(d)) {
+                continue;
+            }
+            // A KeyPackage is for one group: claimed per group that lacks
+            // a device.
+            let missing: Vec<Claimed> = self
+                .claim(&me)
+                .await?
+                .into_iter()
                 .filter(|c| !present.contains(&c.device))
                 .collect();
             if missing.is_empty() {
                 continue;
             }
             let added: BTreeSet<DeviceId> = missing.iter().map(|c| c.device.clone()).collect();
-            let kps: Vec<Vec<u8>> = missing.iter().map(|c| c.key_package.clone()).collect();
+            let kps: Vec<Vec<u8>> = missing.into_iter().map(|c| c.key_package).collect();
             let id = g.id.clone();
             events.extend(self.commit(&id, |d| d.add(&id, &kps), &added, None).await?);
-            // A KeyPackage is for one group: claim afresh for the next.
-            spare = self.claim(&me).await?;
         }
         Ok(events)
     }

@@ -243,6 +243,10 @@ impl DeliveryService {
                     recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
                 })
             }
+            Request::Devices(user) => Some(Down::Devices {
+                req,
+                devices: st.directory.devices_of(&user).into_iter().collect(),
+            }),
             Request::Ack(seq) => {
                 st.groups.mailboxes().ack(device, seq);
                 if let Err(e) = st.db.ack(device, seq) {
