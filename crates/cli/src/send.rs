@@ -19,9 +19,13 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 pub(crate) struct SendArgs {
     #[command(flatten)]
     client: ClientArgs,
-    /// Recipient (repeatable).
-    #[arg(long = "to", required = true)]
+    /// Recipient (repeatable; with a device, protocol v2: one person, the
+    /// one-to-one conversation, made on the first message).
+    #[arg(long = "to", required_unless_present = "group")]
     to: Vec<String>,
+    /// Protocol v2 (a device's directory): send to the group NAME.
+    #[arg(long, conflicts_with = "to")]
+    group: Option<String>,
     /// The message; `-` reads it from stdin.
     #[arg(required_unless_present = "file", conflicts_with = "file")]
     text: Option<String>,
@@ -83,6 +87,21 @@ fn report(narrator: &mut Narrator, e: &Event) {
 pub(crate) async fn run(args: SendArgs) -> Result<()> {
     let text = message(&args)?;
     let cfg = args.client.config()?;
+    if blindrelay_client::v2::is_device(&cfg)? {
+        return tokio::time::timeout(SEND_TIMEOUT, send_v2(&args, cfg, &text))
+            .await
+            .map_err(|_| {
+                anyhow!(
+                    "no confirmation from the relay within {} s",
+                    SEND_TIMEOUT.as_secs()
+                )
+            })?;
+    }
+    if args.group.is_some() {
+        bail!(
+            "--group needs a device's directory (protocol v2): `blindrelay enroll NAME --device DEVICE`"
+        );
+    }
     let to = args
         .to
         .iter()
@@ -163,4 +182,46 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
         })?;
     client.quit().await;
     r
+}
+
+/// Protocol v2: reads what waited (so that a Welcome into the group is
+/// processed), sends into the group or the one-to-one conversation (made
+/// if new), and exits once the relay has it in every recipient's mailbox.
+async fn send_v2(args: &SendArgs, cfg: blindrelay_client::ClientConfig, text: &str) -> Result<()> {
+    use blindrelay_client::v2::Member;
+    let mut m = Member::connect(&cfg, &crate::chat::v2::state_path(&cfg)).await?;
+    m.sync(Duration::from_millis(300)).await?;
+    let (group, label) = match (&args.group, args.to.as_slice()) {
+        (Some(g), _) => {
+            let info = m.find_group(g)?.ok_or_else(|| {
+                anyhow!("no group {g:?} on this device (a chat's /groups lists them)")
+            })?;
+            (info.id, g.clone())
+        }
+        (None, [to]) => {
+            let n = user_name(to)?;
+            let id = match m.one_to_one(&n)? {
+                Some(g) => g.id,
+                None => m.create_group(None, std::slice::from_ref(&n)).await?.0,
+            };
+            if m.device()
+                .members(&id)?
+                .iter()
+                .all(|x| x.user != n.as_str())
+            {
+                bail!("{n} has no device with a KeyPackage at this relay; nothing was sent");
+            }
+            (id, n.to_string())
+        }
+        (None, _) => {
+            bail!("protocol v2 sends to one person (--to NAME) or one group (--group NAME)")
+        }
+    };
+    m.send(&group, text).await?;
+    let devices = m.device().members(&group)?.len().saturating_sub(1);
+    println!(
+        "accepted by the relay: protocol v2 message to {label}, in the mailbox of {devices} device(s)"
+    );
+    m.close().await;
+    Ok(())
 }

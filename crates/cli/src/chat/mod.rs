@@ -8,12 +8,14 @@
 //!   JSON event per line out.
 //!
 //! All three carry out the same [`action::Action`]s and describe events
-//! through [`crate::ui`].
+//! through [`crate::ui`]. A device's directory (protocol v2, MLS groups)
+//! runs [`v2`]'s line and machine modes instead.
 
 pub(crate) mod action;
 pub(crate) mod events;
 mod json;
 mod plain;
+pub(crate) mod v2;
 
 use std::io::IsTerminal;
 
@@ -66,6 +68,12 @@ fn mode(args: &ChatArgs) -> Mode {
 
 pub(crate) async fn run(args: ChatArgs) -> Result<()> {
     let mode = mode(&args);
+    // A device's directory (its certificate names a device) speaks v2.
+    if let Ok(cfg) = args.client.config()
+        && blindrelay_client::v2::is_device(&cfg).unwrap_or(false)
+    {
+        return v2::run(cfg, mode == Mode::Json, mode == Mode::FullScreen).await;
+    }
     let started = async {
         let mut cfg = args.client.config()?;
         // A chat waits for a relay that is down at the start.

@@ -132,6 +132,16 @@ impl JsonClient {
         JsonClient { child, events }
     }
 
+    /// `blindrelay chat ARGS --json`.
+    pub fn start_args(cwd: &Path, args: &[&str]) -> JsonClient {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let (child, events) = chat_process(cwd, &all, &[], |l| {
+            serde_json::from_str::<serde_json::Value>(&l).ok()
+        });
+        JsonClient { child, events }
+    }
+
     pub fn next(&self, want: &str, timeout: Duration) -> serde_json::Value {
         let deadline = Instant::now() + timeout;
         loop {

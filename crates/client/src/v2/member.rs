@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blindrelay_ds::{Claimed, Delivery, DeviceId, Down, Refusal, RefusalCode, Request, Submission};
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, GroupName, MlsError, MlsStore, Outgoing, Received, Trust};
+use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Outgoing, Received, Trust};
 use blindrelay_pki::crl::CheckedCrl;
 use blindrelay_pki::{DeviceName, PrivateKeyPem};
 use blindrelay_wire::UserName;
@@ -83,33 +83,20 @@ pub enum V2Event {
     },
 }
 
-/// A group as this device sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupInfo {
-    /// The group id.
-    pub id: Vec<u8>,
-    /// Its name, if any (a one-to-one conversation has none).
-    pub name: Option<String>,
-    /// Its epoch.
-    pub epoch: u64,
-    /// Its members: (person, device).
-    pub members: Vec<(String, String)>,
-}
-
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
-fn device_id(user: &str, device: &str) -> Option<DeviceId> {
+pub(super) fn device_id(user: &str, device: &str) -> Option<DeviceId> {
     Some(DeviceId {
         user: UserName::new(user).ok()?,
         device: DeviceName::new(device).ok()?,
     })
 }
 
-fn refused(why: Refusal) -> ClientError {
+pub(super) fn refused(why: Refusal) -> ClientError {
     ClientError::V2(match why {
         Refusal::Storage => "the relay could not store it; try again".into(),
         Refusal::Rules(c) => format!("the relay refused it ({c:?})"),
@@ -118,13 +105,16 @@ fn refused(why: Refusal) -> ClientError {
 
 /// One device, connected.
 pub struct Member {
-    device: Device,
-    link: Link,
+    pub(super) device: Device,
+    pub(super) link: Link,
     ca_der: Vec<u8>,
     crl: Option<CheckedCrl>,
-    me: DeviceId,
+    pub(super) me: DeviceId,
     /// Groups where a member asked to leave: this device commits there.
     leave_requests: BTreeSet<Vec<u8>>,
+    /// One-time KeyPackages the relay holds for this device, as far as
+    /// this device knows (each Welcome it joins by used one).
+    key_packages_left: u32,
 }
 
 impl Member {
@@ -162,9 +152,11 @@ impl Member {
             crl,
             me,
             leave_requests: BTreeSet::new(),
+            key_packages_left: 0,
         };
+        m.key_packages_left = m.link.key_packages;
         m.take_crls();
-        if m.link.key_packages < KEY_PACKAGE_LOW {
+        if m.key_packages_left < KEY_PACKAGE_LOW {
             m.upload_key_packages().await?;
         }
         Ok(m)
@@ -217,13 +209,16 @@ impl Member {
             })
             .await?
         {
-            Down::Uploaded { key_packages, .. } => Ok(key_packages),
+            Down::Uploaded { key_packages, .. } => {
+                self.key_packages_left = key_packages;
+                Ok(key_packages)
+            }
             Down::Refused { why, .. } => Err(refused(why)),
             other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
         }
     }
 
-    async fn claim(&mut self, user: &UserName) -> Result<Vec<Claimed>, ClientError> {
+    pub(super) async fn claim(&mut self, user: &UserName) -> Result<Vec<Claimed>, ClientError> {
         match self.link.request(Request::Claim(user.clone())).await? {
             Down::Claimed { key_packages, .. } => Ok(key_packages),
             Down::Refused { why, .. } => Err(refused(why)),
@@ -232,7 +227,7 @@ impl Member {
     }
 
     /// The devices of a group, as the relay should route to them.
-    fn routing(&mut self, group: &[u8]) -> Result<BTreeSet<DeviceId>, ClientError> {
+    pub(super) fn routing(&mut self, group: &[u8]) -> Result<BTreeSet<DeviceId>, ClientError> {
         Ok(self
             .device
             .members(group)?
@@ -245,7 +240,7 @@ impl Member {
     /// relay accepts it; on a lost race processes the winner and tries
     /// again. `added` are the devices whose KeyPackages `make` adds;
     /// `removed` the person it removes.
-    async fn commit(
+    pub(super) async fn commit(
         &mut self,
         group: &[u8],
         make: impl Fn(&mut Device) -> Result<Outgoing, MlsError>,
@@ -322,7 +317,10 @@ impl Member {
         let names = |m: &blindrelay_mls::Member| (m.user.clone(), m.device.clone());
         let ev = match item {
             Delivery::Welcome { group_id, welcome } => match self.device.join(&welcome) {
-                Ok(group) => V2Event::Joined { group },
+                Ok(group) => {
+                    self.key_packages_left = self.key_packages_left.saturating_sub(1);
+                    V2Event::Joined { group }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "a Welcome was refused");
                     V2Event::Refused { group: group_id }
@@ -384,200 +382,13 @@ impl Member {
             events.extend(self.process(seq, item).await?);
             wait = Duration::from_millis(200);
         }
+        if self.key_packages_left < KEY_PACKAGE_LOW {
+            self.upload_key_packages().await?;
+        }
         for g in std::mem::take(&mut self.leave_requests) {
             if self.device.epoch(&g).is_ok() {
                 events.extend(self.update(&g).await?);
             }
-        }
-        Ok(events)
-    }
-
-    /// Groups this device is in.
-    pub fn groups(&mut self) -> Result<Vec<GroupInfo>, ClientError> {
-        let mut out = Vec::new();
-        for id in self.device.group_ids()? {
-            let Ok(epoch) = self.device.epoch(&id) else {
-                continue;
-            };
-            let name = self.device.name(&id)?.map(|n| n.as_str().to_string());
-            let members = self
-                .device
-                .members(&id)?
-                .into_iter()
-                .map(|m| (m.user, m.device))
-                .collect();
-            out.push(GroupInfo {
-                id,
-                name,
-                epoch,
-                members,
-            });
-        }
-        Ok(out)
-    }
-
-    /// The group called `name`.
-    pub fn find_group(&mut self, name: &str) -> Result<Option<GroupInfo>, ClientError> {
-        Ok(self
-            .groups()?
-            .into_iter()
-            .find(|g| g.name.as_deref() == Some(name)))
-    }
-
-    /// The unnamed group of exactly this person and `user`.
-    pub fn one_to_one(&mut self, user: &UserName) -> Result<Option<GroupInfo>, ClientError> {
-        let me = self.me.user.as_str().to_string();
-        Ok(self.groups()?.into_iter().find(|g| {
-            let people: BTreeSet<&str> = g.members.iter().map(|(u, _)| u.as_str()).collect();
-            g.name.is_none() && people == BTreeSet::from([me.as_str(), user.as_str()])
-        }))
-    }
-
-    /// Creates a group (named, or a one-to-one conversation when `name` is
-    /// `None`) with every device of `users` and of this person.
-    pub async fn create_group(
-        &mut self,
-        name: Option<&GroupName>,
-        users: &[UserName],
-    ) -> Result<(Vec<u8>, Vec<V2Event>), ClientError> {
-        let group = match name {
-            Some(n) => self.device.create_named_group(n)?,
-            None => self.device.create_group()?,
-        };
-        let mut with_me = vec![self.me.user.clone()];
-        with_me.extend(users.iter().filter(|u| **u != self.me.user).cloned());
-        let events = self.add(&group, &with_me).await?;
-        Ok((group, events))
-    }
-
-    /// Adds every device of `users` that is not in the group yet.
-    pub async fn add(
-        &mut self,
-        group: &[u8],
-        users: &[UserName],
-    ) -> Result<Vec<V2Event>, ClientError> {
-        let present = self.routing(group)?;
-        let mut claimed = Vec::new();
-        for u in users {
-            claimed.extend(
-                self.claim(u)
-                    .await?
-                    .into_iter()
-                    .filter(|c| !present.contains(&c.device)),
-            );
-        }
-        if claimed.is_empty() {
-            if self.device.epoch(group)? == 0 {
-                // A group nobody else can join yet is still made known to
-                // the relay, so that it can be added to later.
-                return self
-                    .commit(group, |d| d.update(group), &BTreeSet::new(), None)
-                    .await;
-            }
-            return Ok(Vec::new());
-        }
-        let added: BTreeSet<DeviceId> = claimed.iter().map(|c| c.device.clone()).collect();
-        let kps: Vec<Vec<u8>> = claimed.into_iter().map(|c| c.key_package).collect();
-        self.commit(group, |d| d.add(group, &kps), &added, None)
-            .await
-    }
-
-    /// Removes every device of `user`.
-    pub async fn remove(
-        &mut self,
-        group: &[u8],
-        user: &UserName,
-    ) -> Result<Vec<V2Event>, ClientError> {
-        self.commit(
-            group,
-            |d| d.remove(group, user),
-            &BTreeSet::new(),
-            Some(user),
-        )
-        .await
-    }
-
-    /// Refreshes this device's leaf (healing after a compromise).
-    pub async fn update(&mut self, group: &[u8]) -> Result<Vec<V2Event>, ClientError> {
-        self.commit(group, |d| d.update(group), &BTreeSet::new(), None)
-            .await
-    }
-
-    /// Asks to leave: the next commit of any other member removes this
-    /// device (members commit at once when they read the request).
-    pub async fn leave(&mut self, group: &[u8]) -> Result<(), ClientError> {
-        let message = self.device.leave(group)?;
-        let epoch = self.device.epoch(group)?;
-        self.submit_message(group, epoch, message).await
-    }
-
-    /// Sends a text message to the group.
-    pub async fn send(&mut self, group: &[u8], text: &str) -> Result<(), ClientError> {
-        let epoch = self.device.epoch(group)?;
-        let message = self.device.encrypt(group, text.as_bytes())?;
-        self.submit_message(group, epoch, message).await
-    }
-
-    async fn submit_message(
-        &mut self,
-        group: &[u8],
-        epoch: u64,
-        message: Vec<u8>,
-    ) -> Result<(), ClientError> {
-        let sub = Submission::Message {
-            group_id: group.to_vec(),
-            epoch,
-            message,
-        };
-        match self.link.request(Request::Submit(sub)).await? {
-            Down::Accepted { .. } => Ok(()),
-            Down::Refused { why, .. } => Err(refused(why)),
-            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
-        }
-    }
-
-    /// Adds this person's devices that are missing from a group this
-    /// device is in (a new device of the person joins their groups).
-    /// KeyPackages are claimed only when some device is missing from
-    /// some group.
-    pub async fn adopt_own_devices(&mut self) -> Result<Vec<V2Event>, ClientError> {
-        let me = self.me.user.clone();
-        let groups = self.groups()?;
-        let mut events = Vec::new();
-        if groups.is_empty() {
-            return Ok(events);
-        }
-        // The relay lists this person's devices (informative: a device
-        // is added only with a KeyPackage whose certificate MLS checks).
-        let listed = match self.link.request(Request::Devices(me.clone())).await? {
-            Down::Devices { devices, .. } => devices,
-            Down::Refused { why, .. } => return Err(refused(why)),
-            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
-        };
-        for g in groups {
-            let present: BTreeSet<DeviceId> = g
-                .members
-                .iter()
-                .filter_map(|(u, d)| device_id(u, d))
-                .collect();
-            if listed.iter().all(|d| present.contains(d)) {
-                continue;
-            }
-            // A KeyPackage is for one group: claimed per group that lacks
-            // a device.
-            let missing: Vec<Claimed> = self
-                .claim(&me)
-                .await?
-                .into_iter()
-                .filter(|c| !present.contains(&c.device))
-                .collect();
-            if missing.is_empty() {
-                continue;
-            }
-            let added: BTreeSet<DeviceId> = missing.iter().map(|c| c.device.clone()).collect();
-            let kps: Vec<Vec<u8>> = missing.into_iter().map(|c| c.key_package).collect();
-            let id = g.id.clone();
-            events.extend(self.commit(&id, |d| d.add(&id, &kps), &added, None).await?);
         }
         Ok(events)
     }

@@ -5,17 +5,21 @@
 //!   chunks, requests matched to answers, mailbox items buffered);
 //! * [`member`]: the device's MLS state driven by the relay's order:
 //!   commits with rebase and retry, mailbox processing with
-//!   acknowledgements, KeyPackage refill, a person's new devices added to
-//!   their groups.
+//!   acknowledgements, KeyPackage refill;
+//! * [`groups`]: what a person does with groups (create, add, remove,
+//!   leave, rename, send, self-update, a person's new devices added to
+//!   their groups, per-device safety numbers).
 //!
 //! A user directory whose certificate names a device speaks v2; one with
 //! an RSA user certificate keeps protocol v1 ([`crate::connect`]).
 
+pub mod groups;
 pub mod link;
 pub mod member;
 
+pub use groups::GroupInfo;
 pub use link::Link;
-pub use member::{GroupInfo, Member, V2Event};
+pub use member::{Member, V2Event};
 
 /// Whether the certificate file of `cfg` names a device (protocol v2).
 pub fn is_device(cfg: &crate::ClientConfig) -> Result<bool, crate::ClientError> {

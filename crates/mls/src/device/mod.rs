@@ -55,6 +55,7 @@ use crate::storage::MlsStore;
 use crate::types::{Member, Outgoing};
 
 mod receive;
+mod roster;
 
 /// The ciphersuite of groups of P-256 devices (see the module docs).
 pub const CIPHER_SUITE: CipherSuite = CipherSuite::P256_AES128;

@@ -1,0 +1,150 @@
+//! Protocol v2 from the command line, as README shows it: two people with
+//! two devices each, enrolled with keys born in their directories, chat
+//! one-to-one and form a group through a real relay process; `send
+//! --group` works; what the relay confirmed survives a SIGKILL.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn enroll_device(p: &Path, user: &str, device: &str) -> String {
+    let dir = format!("{user}-{device}");
+    must(p, &["enroll", user, "--device", device, "--dir", &dir]);
+    must(p, &["pki", "sign", &format!("{dir}/request.pem")]);
+    dir
+}
+
+fn chat(p: &Path, user: &str, dir: &str, addr: &str) -> JsonClient {
+    let c = JsonClient::start_args(p, &[user, "--dir", dir, "--server", addr]);
+    let v = c.next("connected", WAIT);
+    assert_eq!(v["protocol"], "v2", "{v}");
+    c
+}
+
+/// Waits for a message event with `text`; returns it.
+fn message(c: &JsonClient, text: &str) -> serde_json::Value {
+    loop {
+        let v = c.next("message", WAIT);
+        if v["text"] == text {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup_roles(p, &[]);
+    let devices: Vec<(&str, String)> = [
+        ("alice", "laptop"),
+        ("alice", "phone"),
+        ("bob", "laptop"),
+        ("bob", "phone"),
+    ]
+    .iter()
+    .map(|(u, dev)| (*u, enroll_device(p, u, dev)))
+    .collect();
+    let port = blindrelay_testkit::process::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let relay = start_relay_at(p, &addr, &[]);
+    let mut c: Vec<JsonClient> = devices
+        .iter()
+        .map(|(u, dir)| chat(p, u, dir, &addr))
+        .collect();
+
+    // alice's laptop writes to bob: a one-to-one group of all four devices.
+    c[0].command(r#"{"cmd":"send","to":"bob","text":"hello bob","req":"1"}"#);
+    let sent = c[0].next("sent", WAIT);
+    assert_eq!(sent["req"], "1");
+    for i in 1..4 {
+        let v = message(&c[i], "hello bob");
+        assert_eq!(
+            (v["from"].as_str(), v["device"].as_str()),
+            (Some("alice"), Some("laptop"))
+        );
+        assert_eq!(v["protocol"], "v2");
+        assert_eq!(v["conversation"], if i == 1 { "bob" } else { "alice" });
+    }
+
+    // bob's phone forms a group with alice: everyone is told who is in it.
+    c[3].command(r#"{"cmd":"group_create","name":"team","users":["alice"]}"#);
+    let created = c[3].next("group_created", WAIT);
+    assert_eq!(
+        created["group"]["members"].as_array().unwrap().len(),
+        4,
+        "{created}"
+    );
+    for i in 0..3 {
+        let v = c[i].next("joined", WAIT);
+        assert_eq!(v["conversation"], "team");
+    }
+    // ... and a script sends into it with `send --group`.
+    let out = must(
+        p,
+        &[
+            "send",
+            "alice",
+            "--dir",
+            "alice-phone",
+            "--server",
+            &addr,
+            "--group",
+            "team",
+            "from a script",
+        ],
+    );
+    assert!(out.contains("accepted by the relay"), "{out}");
+    for i in [0, 2, 3] {
+        assert_eq!(message(&c[i], "from a script")["device"], "phone");
+    }
+    c[0].command(r#"{"cmd":"groups"}"#);
+    let groups = c[0].next("groups", WAIT);
+    assert_eq!(groups["groups"].as_array().unwrap().len(), 2, "{groups}");
+    c[0].command(r#"{"cmd":"verify","name":"bob"}"#);
+    let sn = c[0].next("safety_numbers", WAIT);
+    assert_eq!(
+        sn["devices"].as_array().unwrap().len(),
+        2,
+        "one number per device of bob: {sn}"
+    );
+
+    // bob's laptop goes offline; alice's scripts send three messages,
+    // each confirmed; the relay is killed (SIGKILL) and restarted.
+    c.remove(2).quit();
+    for i in 0..3 {
+        must(
+            p,
+            &[
+                "send",
+                "alice",
+                "--dir",
+                "alice-laptop",
+                "--server",
+                &addr,
+                "--to",
+                "bob",
+                &format!("while you were away {i}"),
+            ],
+        );
+    }
+    let mut relay = relay;
+    relay.child.kill().unwrap();
+    let _ = relay.child.wait();
+    drop(relay);
+    let _relay = start_relay_at(p, &addr, &[]);
+    let bl = chat(p, "bob", "bob-laptop", &addr);
+    for i in 0..3 {
+        message(&bl, &format!("while you were away {i}"));
+    }
+    bl.quit();
+    for x in c {
+        x.quit();
+    }
+}

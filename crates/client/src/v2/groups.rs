@@ -1,0 +1,269 @@
+//! What a person does with groups, on top of [`Member`]: list and find
+//! them, create one (a one-to-one conversation is an unnamed group of two
+//! people), add and remove people with all their devices, leave, rename,
+//! send, refresh this device's leaf, add this person's new devices, and
+//! the per-device safety numbers.
+
+use std::collections::BTreeSet;
+
+use blindrelay_ds::{Claimed, DeviceId, Down, Request, Submission};
+use blindrelay_mls::GroupName;
+use blindrelay_wire::UserName;
+
+use super::member::{Member, V2Event, device_id, refused};
+use crate::error::ClientError;
+
+/// A group as this device sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// The group id.
+    pub id: Vec<u8>,
+    /// Its name, if any (a one-to-one conversation has none).
+    pub name: Option<String>,
+    /// Its epoch.
+    pub epoch: u64,
+    /// Its members: (person, device).
+    pub members: Vec<(String, String)>,
+}
+
+impl Member {
+    /// Groups this device is in.
+    pub fn groups(&mut self) -> Result<Vec<GroupInfo>, ClientError> {
+        let mut out = Vec::new();
+        for id in self.device.group_ids()? {
+            let Ok(epoch) = self.device.epoch(&id) else {
+                continue;
+            };
+            let name = self.device.name(&id)?.map(|n| n.as_str().to_string());
+            let members = self
+                .device
+                .members(&id)?
+                .into_iter()
+                .map(|m| (m.user, m.device))
+                .collect();
+            out.push(GroupInfo {
+                id,
+                name,
+                epoch,
+                members,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The group called `name`.
+    pub fn find_group(&mut self, name: &str) -> Result<Option<GroupInfo>, ClientError> {
+        Ok(self
+            .groups()?
+            .into_iter()
+            .find(|g| g.name.as_deref() == Some(name)))
+    }
+
+    /// The unnamed group of exactly this person and `user`.
+    pub fn one_to_one(&mut self, user: &UserName) -> Result<Option<GroupInfo>, ClientError> {
+        let me = self.me.user.as_str().to_string();
+        Ok(self.groups()?.into_iter().find(|g| {
+            let people: BTreeSet<&str> = g.members.iter().map(|(u, _)| u.as_str()).collect();
+            g.name.is_none() && people == BTreeSet::from([me.as_str(), user.as_str()])
+        }))
+    }
+
+    /// Creates a group (named, or a one-to-one conversation when `name` is
+    /// `None`) with every device of `users` and of this person.
+    pub async fn create_group(
+        &mut self,
+        name: Option<&GroupName>,
+        users: &[UserName],
+    ) -> Result<(Vec<u8>, Vec<V2Event>), ClientError> {
+        let group = match name {
+            Some(n) => self.device.create_named_group(n)?,
+            None => self.device.create_group()?,
+        };
+        let mut with_me = vec![self.me.user.clone()];
+        with_me.extend(users.iter().filter(|u| **u != self.me.user).cloned());
+        let events = self.add(&group, &with_me).await?;
+        Ok((group, events))
+    }
+
+    /// Adds every device of `users` that is not in the group yet.
+    pub async fn add(
+        &mut self,
+        group: &[u8],
+        users: &[UserName],
+    ) -> Result<Vec<V2Event>, ClientError> {
+        let present = self.routing(group)?;
+        let mut claimed = Vec::new();
+        for u in users {
+            claimed.extend(
+                self.claim(u)
+                    .await?
+                    .into_iter()
+                    .filter(|c| !present.contains(&c.device)),
+            );
+        }
+        if claimed.is_empty() {
+            if self.device.epoch(group)? == 0 {
+                // A group nobody else can join yet is still made known to
+                // the relay, so that it can be added to later.
+                return self
+                    .commit(group, |d| d.update(group), &BTreeSet::new(), None)
+                    .await;
+            }
+            return Ok(Vec::new());
+        }
+        let added: BTreeSet<DeviceId> = claimed.iter().map(|c| c.device.clone()).collect();
+        let kps: Vec<Vec<u8>> = claimed.into_iter().map(|c| c.key_package).collect();
+        self.commit(group, |d| d.add(group, &kps), &added, None)
+            .await
+    }
+
+    /// Removes every device of `user`.
+    pub async fn remove(
+        &mut self,
+        group: &[u8],
+        user: &UserName,
+    ) -> Result<Vec<V2Event>, ClientError> {
+        self.commit(
+            group,
+            |d| d.remove(group, user),
+            &BTreeSet::new(),
+            Some(user),
+        )
+        .await
+    }
+
+    /// Refreshes this device's leaf (healing after a compromise).
+    pub async fn update(&mut self, group: &[u8]) -> Result<Vec<V2Event>, ClientError> {
+        self.commit(group, |d| d.update(group), &BTreeSet::new(), None)
+            .await
+    }
+
+    /// Renames a group.
+    pub async fn rename(
+        &mut self,
+        group: &[u8],
+        name: &GroupName,
+    ) -> Result<Vec<V2Event>, ClientError> {
+        self.commit(group, |d| d.rename(group, name), &BTreeSet::new(), None)
+            .await
+    }
+
+    /// Refreshes this device's leaf in every group where it is older than
+    /// seven days (`SELF_UPDATE_INTERVAL` in `blindrelay-mls`): periodic
+    /// healing.
+    pub async fn update_due(&mut self) -> Result<Vec<V2Event>, ClientError> {
+        let mut events = Vec::new();
+        for g in self.device.groups_due_for_update()? {
+            if self.device.epoch(&g).is_ok() {
+                events.extend(self.update(&g).await?);
+            }
+        }
+        Ok(events)
+    }
+
+    /// The safety number this device shares with each device of `user` in
+    /// `group`: (device, 60 digits). Both sides compute the same number
+    /// from the two certificates' keys; compare it over another channel.
+    pub fn safety_numbers(
+        &mut self,
+        group: &[u8],
+        user: &UserName,
+    ) -> Result<Vec<(String, String)>, ClientError> {
+        let mine = self.device.me().cert_der().to_vec();
+        Ok(self
+            .device
+            .member_certificates(group)?
+            .into_iter()
+            .filter(|(m, _)| m.user == user.as_str())
+            .map(|(m, cert)| (m.device, blindrelay_e2e::safety_number(&mine, &cert)))
+            .collect())
+    }
+
+    /// The devices of `user` the relay holds KeyPackages for (informative:
+    /// what the relay says, not what MLS checked).
+    pub async fn listed_devices(
+        &mut self,
+        user: &UserName,
+    ) -> Result<BTreeSet<DeviceId>, ClientError> {
+        match self.link.request(Request::Devices(user.clone())).await? {
+            Down::Devices { devices, .. } => Ok(devices),
+            Down::Refused { why, .. } => Err(refused(why)),
+            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Asks to leave: the next commit of any other member removes this
+    /// device (members commit at once when they read the request).
+    pub async fn leave(&mut self, group: &[u8]) -> Result<(), ClientError> {
+        let message = self.device.leave(group)?;
+        let epoch = self.device.epoch(group)?;
+        self.submit_message(group, epoch, message).await
+    }
+
+    /// Sends a text message to the group.
+    pub async fn send(&mut self, group: &[u8], text: &str) -> Result<(), ClientError> {
+        let epoch = self.device.epoch(group)?;
+        let message = self.device.encrypt(group, text.as_bytes())?;
+        self.submit_message(group, epoch, message).await
+    }
+
+    async fn submit_message(
+        &mut self,
+        group: &[u8],
+        epoch: u64,
+        message: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        let sub = Submission::Message {
+            group_id: group.to_vec(),
+            epoch,
+            message,
+        };
+        match self.link.request(Request::Submit(sub)).await? {
+            Down::Accepted { .. } => Ok(()),
+            Down::Refused { why, .. } => Err(refused(why)),
+            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Adds this person's devices that are missing from a group this
+    /// device is in (a new device of the person joins their groups).
+    /// KeyPackages are claimed only when some device is missing from
+    /// some group.
+    pub async fn adopt_own_devices(&mut self) -> Result<Vec<V2Event>, ClientError> {
+        let me = self.me.user.clone();
+        let groups = self.groups()?;
+        let mut events = Vec::new();
+        if groups.is_empty() {
+            return Ok(events);
+        }
+        // The relay lists this person's devices (informative: a device
+        // is added only with a KeyPackage whose certificate MLS checks).
+        let listed = self.listed_devices(&me).await?;
+        for g in groups {
+            let present: BTreeSet<DeviceId> = g
+                .members
+                .iter()
+                .filter_map(|(u, d)| device_id(u, d))
+                .collect();
+            if listed.iter().all(|d| present.contains(d)) {
+                continue;
+            }
+            // A KeyPackage is for one group: claimed per group that lacks
+            // a device.
+            let missing: Vec<Claimed> = self
+                .claim(&me)
+                .await?
+                .into_iter()
+                .filter(|c| !present.contains(&c.device))
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let added: BTreeSet<DeviceId> = missing.iter().map(|c| c.device.clone()).collect();
+            let kps: Vec<Vec<u8>> = missing.into_iter().map(|c| c.key_package).collect();
+            let id = g.id.clone();
+            events.extend(self.commit(&id, |d| d.add(&id, &kps), &added, None).await?);
+        }
+        Ok(events)
+    }
+}
