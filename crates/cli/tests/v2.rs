@@ -63,8 +63,8 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
     c[0].command(r#"{"cmd":"send","to":"bob","text":"hello bob","req":"1"}"#);
     let sent = c[0].next("sent", WAIT);
     assert_eq!(sent["req"], "1");
-    for i in 1..4 {
-        let v = message(&c[i], "hello bob");
+    for (i, client) in c.iter().enumerate().skip(1) {
+        let v = message(client, "hello bob");
         assert_eq!(
             (v["from"].as_str(), v["device"].as_str()),
             (Some("alice"), Some("laptop"))
@@ -81,8 +81,8 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
         4,
         "{created}"
     );
-    for i in 0..3 {
-        let v = c[i].next("joined", WAIT);
+    for client in &c[..3] {
+        let v = client.next("joined", WAIT);
         assert_eq!(v["conversation"], "team");
     }
     // ... and a script sends into it with `send --group`.
