@@ -200,14 +200,14 @@ impl Session {
                 let peers = self.client.peers().await?;
                 Outcome::Info(match peers.iter().find(|p| p.name == n) {
                     Some(p) if p.key_changed => format!(
-                        "now talking to {n}; their certificate CHANGED: /verify {n}, then /accept {n}"
+                        "now talking to {n} (protocol v1); their certificate CHANGED: /verify {n}, then /accept {n}"
                     ),
-                    Some(p) if p.online => format!("now talking to {n} (online)"),
+                    Some(p) if p.online => format!("now talking to {n} (protocol v1, online)"),
                     Some(_) => format!(
-                        "now talking to {n} (offline: the relay keeps your messages until {n} logs in)"
+                        "now talking to {n} (protocol v1, offline: the relay keeps your messages until {n} logs in)"
                     ),
                     None => format!(
-                        "now talking to {n}, who has not logged in to this relay yet (check the spelling): messages wait here until {n}'s certificate arrives"
+                        "now talking to {n} (protocol v1), who has not logged in to this relay yet (check the spelling): messages wait here until {n}'s certificate arrives"
                     ),
                 })
             }

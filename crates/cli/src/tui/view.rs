@@ -252,9 +252,9 @@ fn title_of(app: &App) -> String {
             } else {
                 "no key yet"
             };
-            format!(" {n} \u{00b7} {presence} \u{00b7} {trust} ")
+            format!(" {n} \u{00b7} protocol v1 \u{00b7} {presence} \u{00b7} {trust} ")
         }
-        ConvKey::Room => " # room: everyone online (verified) ".into(),
+        ConvKey::Room => " # room: everyone online (verified) \u{00b7} protocol v1 ".into(),
         k => format!(" {} ", k.label()),
     }
 }

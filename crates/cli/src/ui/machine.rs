@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 pub(crate) fn machine(e: &Event) -> Value {
     match e {
         Event::Connected { identity, online } => json!({
-            "event": "connected", "identity": identity.as_str(),
+            "event": "connected", "identity": identity.as_str(), "protocol": "v1",
             "online": online.iter().map(|n| n.as_str()).collect::<Vec<_>>()
         }),
         Event::Joined {
@@ -30,7 +30,8 @@ pub(crate) fn machine(e: &Event) -> Value {
         } => json!({
             "event": "message", "id": msg_id.to_hex(), "from": from.as_str(),
             "to": recipients.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-            "room": room, "time_ms": timestamp_ms, "late": late, "verified": true, "text": text
+            "room": room, "time_ms": timestamp_ms, "late": late, "verified": true, "text": text,
+            "protocol": "v1"
         }),
         Event::Queued {
             msg_id,
