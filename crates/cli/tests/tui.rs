@@ -359,3 +359,86 @@ fn leaving_restores_the_terminal() {
         );
     }
 }
+
+/// Enrols `user`'s `device` in `USER-DEVICE` (key made there, CA signs).
+fn enroll_device(d: &Path, user: &str, device: &str) -> String {
+    let dir = format!("{user}-{device}");
+    must(d, &["enroll", user, "--device", device, "--dir", &dir]);
+    must(d, &["pki", "sign", &format!("{dir}/request.pem")]);
+    dir
+}
+
+#[test]
+fn on_a_device_the_full_screen_client_lists_mls_groups_with_their_devices() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &[], &[]);
+    let dirs: Vec<String> = [("alice", "laptop"), ("bob", "laptop"), ("bob", "phone")]
+        .iter()
+        .map(|(u, dev)| enroll_device(d.path(), u, dev))
+        .collect();
+    // bob's devices connect once so that the relay holds their KeyPackages.
+    for dir in &dirs[1..] {
+        let args = [
+            "send",
+            "bob",
+            "--dir",
+            dir,
+            "--server",
+            &relay.addr,
+            "--to",
+            "bob",
+            "hi me",
+        ];
+        must(d.path(), &args);
+    }
+    let alice = Tmux::start(
+        d.path(),
+        &format!("chat alice --dir {} --server {}", dirs[0], relay.addr),
+        100,
+        24,
+    );
+    alice.wait("the connection", |s| {
+        s.contains("\u{2502} connected \u{2502}")
+    });
+    alice.wait("the first-run hint", |s| {
+        s.contains("/msg NAME TEXT starts a")
+    });
+    // A one-to-one conversation with bob: all three devices.
+    alice.keys(&["/msg bob hello from the full screen", "Enter"]);
+    let s = alice.wait("the conversation with bob", |s| s.contains("bob@phone"));
+    assert!(s.contains("protocol v2 (MLS)"), "{s}");
+    assert!(
+        s.contains("bob@phone") && s.contains("bob@laptop") && s.contains("alice@laptop"),
+        "{s}"
+    );
+    // A group made from the screen, and bob's message from a script lands in it.
+    alice.keys(&["/group create crew bob", "Enter"]);
+    alice.wait("the group in the list", |s| s.contains("crew"));
+    must(
+        d.path(),
+        &[
+            "send",
+            "bob",
+            "--dir",
+            &dirs[2],
+            "--server",
+            &relay.addr,
+            "--group",
+            "crew",
+            "crew message",
+        ],
+    );
+    let s = alice.wait("bob's message in crew", |s| s.contains("crew message"));
+    assert!(s.contains("bob@phone"), "{s}");
+    // Per-device safety numbers in a window.
+    alice.keys(&["/verify bob", "Enter"]);
+    let s = alice.wait("the safety numbers", |s| {
+        s.contains("safety numbers with bob")
+    });
+    assert!(s.contains("laptop:") && s.contains("phone:"), "{s}");
+    alice.keys(&["Escape", "C-c"]);
+    alice.wait("the exit", |s| s.contains("EXITED:0"));
+}

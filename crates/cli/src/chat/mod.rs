@@ -9,7 +9,7 @@
 //!
 //! All three carry out the same [`action::Action`]s and describe events
 //! through [`crate::ui`]. A device's directory (protocol v2, MLS groups)
-//! runs [`v2`]'s line and machine modes instead.
+//! runs [`v2`]'s session instead, in the same three front ends.
 
 pub(crate) mod action;
 pub(crate) mod events;

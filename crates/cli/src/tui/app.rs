@@ -29,6 +29,8 @@ pub(crate) enum ConvKey {
     Person(UserName),
     /// Several people (a message we sent to more than one).
     Group(Vec<UserName>),
+    /// Protocol v2: an MLS group (its label, then its id).
+    Mls(String, Vec<u8>),
 }
 
 impl ConvKey {
@@ -38,6 +40,7 @@ impl ConvKey {
             Self::Room => "# room".into(),
             Self::Person(n) => n.to_string(),
             Self::Group(ns) => ns.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", "),
+            Self::Mls(label, _) => label.clone(),
         }
     }
 
@@ -175,6 +178,8 @@ pub(crate) enum Intent {
     Perform(Action),
     /// Look up the safety number with this person and show it.
     Verify(UserName),
+    /// Protocol v2: carry out an action of the device.
+    PerformV2(crate::chat::v2::action::V2Action),
     /// Leave.
     Quit,
 }
@@ -206,6 +211,10 @@ pub(crate) struct App {
     seen: HashSet<(String, MessageId)>,
     /// Where each message we sent is shown.
     ours: BTreeMap<MessageId, ConvKey>,
+    /// Protocol v2 (a device): conversations are MLS groups.
+    pub v2: bool,
+    /// Protocol v2: each group's members (`person@device`), by group id.
+    pub members: BTreeMap<Vec<u8>, Vec<String>>,
 }
 
 /// The keys, for the help window and README.
@@ -237,6 +246,8 @@ impl App {
             touched: false,
             seen: HashSet::new(),
             ours: BTreeMap::new(),
+            v2: false,
+            members: BTreeMap::new(),
         }
     }
 
@@ -365,6 +376,9 @@ fn system(text: String) -> Entry {
 
 mod events;
 mod keys;
+mod v2;
+
+pub(crate) use v2::NO_CONVERSATION;
 
 #[cfg(test)]
 mod tests;

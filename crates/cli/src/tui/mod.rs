@@ -9,6 +9,7 @@
 
 mod app;
 mod editor;
+pub(crate) mod v2;
 mod view;
 
 use std::io::Write;
@@ -40,7 +41,7 @@ const EVENTS_PER_DRAW: usize = 256;
 const READER_POLL: Duration = Duration::from_millis(100);
 
 /// Puts the terminal into full-screen mode and back, also on panic.
-struct TerminalGuard;
+pub(super) struct TerminalGuard;
 
 fn restore_terminal() {
     let _ = execute!(
@@ -53,7 +54,7 @@ fn restore_terminal() {
 }
 
 impl TerminalGuard {
-    fn enter() -> Result<Self> {
+    pub(super) fn enter() -> Result<Self> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             restore_terminal();
@@ -77,7 +78,7 @@ impl Drop for TerminalGuard {
 }
 
 /// Reads terminal events in a thread until `stop`.
-fn spawn_reader(stop: Arc<AtomicBool>) -> mpsc::Receiver<event::Event> {
+pub(super) fn spawn_reader(stop: Arc<AtomicBool>) -> mpsc::Receiver<event::Event> {
     let (tx, rx) = mpsc::channel(KEY_QUEUE);
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
@@ -104,12 +105,12 @@ const NOTIFY_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Notifications, rate-limited.
 #[derive(Default)]
-struct Notifier {
+pub(super) struct Notifier {
     last: Option<std::time::Instant>,
 }
 
 impl Notifier {
-    fn notify(&mut self, n: &Notification) {
+    pub(super) fn notify(&mut self, n: &Notification) {
         let now = std::time::Instant::now();
         if self
             .last
@@ -177,6 +178,8 @@ async fn carry_out(s: &mut Session, app: &mut App, events: &mut EventFeed, inten
             }
             Err(e) => app.say(format!("error: {e}")),
         },
+        // Only a v2 client asks for these (`v2::run`).
+        Intent::PerformV2(_) => {}
         Intent::Perform(a) => {
             let accepted = match &a {
                 Action::Accept { name } => blindrelay_wire::UserName::new(name).ok(),

@@ -255,6 +255,13 @@ fn title_of(app: &App) -> String {
             format!(" {n} \u{00b7} protocol v1 \u{00b7} {presence} \u{00b7} {trust} ")
         }
         ConvKey::Room => " # room: everyone online (verified) \u{00b7} protocol v1 ".into(),
+        ConvKey::Mls(label, id) => format!(
+            " {label} \u{00b7} protocol v2 (MLS) \u{00b7} {} ",
+            app.members
+                .get(id)
+                .map(|m| m.join(", "))
+                .unwrap_or_default()
+        ),
         k => format!(" {} ", k.label()),
     }
 }

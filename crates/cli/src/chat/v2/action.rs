@@ -44,6 +44,10 @@ pub(crate) enum V2Action {
         group: Option<String>,
         text: String,
     },
+    /// Send to the group with this id (the full-screen client's open
+    /// conversation; not a JSON command).
+    #[serde(skip)]
+    SendToGroup { id: Vec<u8>, text: String },
     /// The one-to-one conversation with `name` becomes the current one.
     To { name: String },
     /// Create a named group.
@@ -207,6 +211,8 @@ fn group_json(g: &GroupInfo, me: &str) -> serde_json::Value {
 /// A v2 chat: the member and the current conversation.
 pub(crate) struct V2Session {
     pub(crate) member: Member,
+    /// Where it connects (to reconnect).
+    pub(crate) config: blindrelay_client::ClientConfig,
     pub(crate) current: Option<Vec<u8>>,
     pub(crate) server: String,
     /// Events that carrying out a command produced (other members'
@@ -269,6 +275,10 @@ impl V2Session {
                 };
                 self.member.send(&g, &text).await?;
                 Outcome::Json(json!({"event": "sent", "group": blindrelay_wire::codec::hex(&g)}))
+            }
+            V2Action::SendToGroup { id, text } => {
+                self.member.send(&id, &text).await?;
+                Outcome::Json(json!({"event": "sent", "group": blindrelay_wire::codec::hex(&id)}))
             }
             V2Action::To { name } => {
                 let g = self.one_to_one(&name).await?;

@@ -4,9 +4,9 @@
 //! One loop reads commands and, between them and at least every
 //! [`POLL`], processes what the relay delivered; each event is printed as
 //! a JSON line (`--json`) or a line of text. A lost connection is retried
-//! every [`RETRY`] until it is back or the user leaves. The full-screen
-//! client speaks protocol v1 only; on a device it falls back to this line
-//! client and says so.
+//! every [`RETRY`] until it is back or the user leaves. On a terminal the
+//! full-screen client runs instead (`crate::tui::v2`), over the same
+//! session.
 
 pub(crate) mod action;
 
@@ -263,12 +263,7 @@ async fn start(m: &mut Member) -> Result<Vec<V2Event>> {
     Ok(ev)
 }
 
-pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, fell_back: bool) -> Result<()> {
-    if fell_back {
-        eprintln!(
-            "note: this directory holds a device (protocol v2); the full-screen client speaks protocol v1 only, so the line client runs (/help)"
-        );
-    }
+pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -> Result<()> {
     let member = match connect(&cfg, true).await {
         Ok(m) => m,
         Err(e) => {
@@ -283,6 +278,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, fell_back: bool) -> 
     };
     let mut s = V2Session {
         member,
+        config: cfg.clone(),
         current: None,
         server: cfg.server.clone(),
         events: Vec::new(),
@@ -292,7 +288,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, fell_back: bool) -> 
         json_mode,
         &json!({"event": "connected", "identity": me.user.as_str(), "device": me.device.as_str(), "protocol": "v2", "server": cfg.server}),
     );
-    if !json_mode {
+    if !json_mode && !full_screen {
         println!(
             "connected to {} as {me} (protocol v2: MLS); /help lists the commands",
             cfg.server
@@ -300,6 +296,9 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, fell_back: bool) -> 
     }
     let ev = start(&mut s.member).await?;
     s.events.extend(ev);
+    if full_screen {
+        return crate::tui::v2::run(s, true).await;
+    }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         for e in std::mem::take(&mut s.events) {

@@ -27,6 +27,9 @@ impl App {
     /// What Enter in the input box means in the open conversation.
     fn submit(&mut self) -> Intent {
         let text = self.editor.take();
+        if self.v2 {
+            return self.submit_v2(text);
+        }
         // A message's own lines stay; a command is one line.
         let is_command = text.starts_with('/') && !text.starts_with("//");
         if !is_command {
@@ -48,6 +51,8 @@ impl App {
                     to: Some(ns.iter().map(|n| n.to_string()).collect()),
                     text,
                 },
+                // Only in a v2 client, which does not come here.
+                ConvKey::Mls(..) => return Intent::None,
             });
         }
         match parse_line(&text) {
@@ -97,7 +102,14 @@ impl App {
     pub(crate) fn help(&mut self) {
         self.mode = Mode::Dialog(Dialog {
             title: "help".into(),
-            text: format!("{KEYS}\n\n{}", crate::chat::action::HELP),
+            text: format!(
+                "{KEYS}\n\n{}",
+                if self.v2 {
+                    crate::chat::v2::action::HELP
+                } else {
+                    crate::chat::action::HELP
+                }
+            ),
             accept: None,
             typed: String::new(),
         });

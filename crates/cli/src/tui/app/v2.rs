@@ -1,0 +1,215 @@
+//! The full-screen client on a device (protocol v2): its conversations
+//! are the MLS groups the device is in, each listed with its members and
+//! devices; what arrives lands in its group; what is typed goes to the
+//! open group or is a v2 command.
+
+use blindrelay_client::v2::{GroupInfo, V2Event};
+
+use super::{App, ConvKey, Entry, Intent, Notification, Status, system};
+use crate::chat::v2::action::{V2Action, label, parse_line};
+
+/// The label of the placeholder conversation before the first group.
+pub(crate) const NO_CONVERSATION: &str = "(no conversation yet)";
+
+impl App {
+    /// The conversation of group `id`, if the device is in it.
+    pub(crate) fn mls_key(&self, id: &[u8]) -> Option<ConvKey> {
+        self.convs
+            .keys()
+            .find(|k| matches!(k, ConvKey::Mls(_, g) if g == id))
+            .cloned()
+    }
+
+    /// The device's groups now: new ones are listed, renamed ones keep
+    /// their conversation under the new name, members are refreshed.
+    pub(crate) fn set_groups(&mut self, groups: &[GroupInfo]) {
+        let me = self.me.to_string();
+        // The placeholder shown before the first group goes with it.
+        if !groups.is_empty() {
+            let placeholder = ConvKey::Mls(NO_CONVERSATION.into(), Vec::new());
+            if let Some(c) = self.convs.remove(&placeholder)
+                && self.open == placeholder
+                && let Some(g) = groups.first()
+            {
+                let key = ConvKey::Mls(label(g, &me), g.id.clone());
+                self.convs.entry(key.clone()).or_insert(c);
+                self.open = key;
+            }
+        }
+        for g in groups {
+            let key = ConvKey::Mls(label(g, &me), g.id.clone());
+            match self.mls_key(&g.id) {
+                Some(old) if old != key => {
+                    let conv = self.convs.remove(&old);
+                    if let Some(c) = conv {
+                        self.convs.insert(key.clone(), c);
+                    }
+                    if self.open == old {
+                        self.open = key;
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    self.conv(key);
+                }
+            }
+            self.members.insert(
+                g.id.clone(),
+                g.members.iter().map(|(u, d)| format!("{u}@{d}")).collect(),
+            );
+        }
+    }
+
+    /// Something that happened in a group.
+    pub(crate) fn on_v2(&mut self, e: V2Event) -> Option<Notification> {
+        let id = match &e {
+            V2Event::Message { group, .. }
+            | V2Event::Joined { group }
+            | V2Event::Changed { group, .. }
+            | V2Event::RemovedMe { group }
+            | V2Event::Refused { group } => group.clone(),
+        };
+        let key = self.mls_key(&id);
+        let dev = |(u, d): &(String, String)| format!("{u}@{d}");
+        match e {
+            V2Event::Message { from, text, .. } => {
+                let key = key?;
+                let sender = dev(&from);
+                let entry = Entry {
+                    id: None,
+                    ts_ms: crate::ui::now_ms(),
+                    from: sender.clone(),
+                    text,
+                    late: false,
+                    status: Status::None,
+                };
+                let open_is_empty = self
+                    .convs
+                    .get(&self.open)
+                    .is_none_or(|c| c.entries.is_empty());
+                if !self.touched && open_is_empty {
+                    self.open = key.clone();
+                }
+                let is_open = self.open == key;
+                let c = self.conv(key);
+                c.push(entry);
+                if !is_open {
+                    c.unread += 1;
+                    return self.notify.then_some(Notification { from: sender });
+                }
+            }
+            V2Event::Joined { .. } => {
+                if let Some(k) = key {
+                    self.conv(k).push(system("you are in this conversation (protocol v2, MLS)".into()));
+                }
+            }
+            V2Event::Changed {
+                by,
+                added,
+                removed,
+                renamed,
+                ..
+            } => {
+                let mut parts = Vec::new();
+                if !added.is_empty() {
+                    parts.push(format!("added {}", added.iter().map(dev).collect::<Vec<_>>().join(", ")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("removed {}", removed.iter().map(dev).collect::<Vec<_>>().join(", ")));
+                }
+                if let Some(n) = renamed {
+                    parts.push(format!("renamed it {n}"));
+                }
+                if parts.is_empty() {
+                    parts.push("refreshed their keys".into());
+                }
+                let line = format!("{} {}", dev(&by), parts.join("; "));
+                match key {
+                    Some(k) => self.conv(k).push(system(line)),
+                    None => self.say(line),
+                }
+            }
+            V2Event::RemovedMe { .. } => {
+                let name = key.as_ref().map(ConvKey::label).unwrap_or_default();
+                if let Some(k) = key {
+                    self.convs.remove(&k);
+                    if self.open == k {
+                        self.open = self.convs.keys().next().cloned().unwrap_or(ConvKey::Room);
+                    }
+                }
+                self.members.remove(&id);
+                self.say(format!("you were removed from {name}; it is gone from this device"));
+            }
+            V2Event::Refused { .. } => self.say(
+                "warning: a delivery failed MLS's checks (a replay, a forgery or a commit that does not apply) and was dropped",
+            ),
+        }
+        None
+    }
+
+    /// A message this device sent to group `id`, once the relay has it.
+    pub(crate) fn sent_v2(&mut self, id: &[u8], text: String) {
+        if let Some(k) = self.mls_key(id) {
+            self.conv(k).push(Entry {
+                id: None,
+                ts_ms: crate::ui::now_ms(),
+                from: "you".into(),
+                text,
+                late: false,
+                status: Status::AtRelay,
+            });
+        }
+    }
+
+    /// Enter in a v2 client: a message to the open group, or a command.
+    pub(crate) fn submit_v2(&mut self, text: String) -> Intent {
+        let is_command = text.starts_with('/') && !text.starts_with("//");
+        if !is_command {
+            let text = match text.strip_prefix("//") {
+                Some(rest) => format!("/{rest}"),
+                None => text,
+            };
+            if text.trim().is_empty() {
+                return Intent::None;
+            }
+            return match &self.open {
+                ConvKey::Mls(_, id) => Intent::PerformV2(V2Action::SendToGroup {
+                    id: id.clone(),
+                    text,
+                }),
+                _ => {
+                    self.say("no conversation: /msg NAME TEXT or /group create GROUP NAME..");
+                    Intent::None
+                }
+            };
+        }
+        match parse_line(&text) {
+            Ok(None) => Intent::None,
+            Ok(Some(V2Action::Quit)) => Intent::Quit,
+            Ok(Some(V2Action::Help)) => {
+                self.help();
+                Intent::None
+            }
+            Ok(Some(V2Action::Group { name })) => {
+                let key = self
+                    .convs
+                    .keys()
+                    .find(|k| matches!(k, ConvKey::Mls(l, _) if *l == name))
+                    .cloned();
+                match key {
+                    Some(k) => {
+                        self.touched = true;
+                        self.open_conv(k);
+                    }
+                    None => self.say(format!("no group {name:?} here: /groups lists yours")),
+                }
+                Intent::None
+            }
+            Ok(Some(a)) => Intent::PerformV2(a),
+            Err(e) => {
+                self.say(format!("error: {e}"));
+                Intent::None
+            }
+        }
+    }
+}

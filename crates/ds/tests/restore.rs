@@ -1,0 +1,157 @@
+//! What the relay's storage relies on: every effect of an accepted
+//! submission is reported (and nothing for a refused one), the state can
+//! be put back from storage exactly, numbering never repeats, and a
+//! person's devices can be listed without consuming anything.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+
+use blindrelay_ds::{Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission};
+use blindrelay_pki::DeviceName;
+use blindrelay_wire::UserName;
+
+fn dev(user: &str, device: &str) -> DeviceId {
+    DeviceId {
+        user: UserName::new(user).unwrap(),
+        device: DeviceName::new(device).unwrap(),
+    }
+}
+
+fn genesis(group: &[u8], members: &[&DeviceId]) -> Submission {
+    Submission::Commit {
+        group_id: group.to_vec(),
+        epoch: 0,
+        members: members.iter().map(|d| (*d).clone()).collect(),
+        commit: b"c0".to_vec(),
+        welcome: Some((
+            members[1..].iter().map(|d| (*d).clone()).collect(),
+            b"w0".to_vec(),
+        )),
+    }
+}
+
+#[test]
+fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
+    let (a, b, c) = (dev("alice", "l"), dev("bob", "l"), dev("carol", "l"));
+    let mut g = Groups::new(Limits::default());
+    g.submit(&a, genesis(b"g", &[&a, &b, &c])).unwrap();
+    let made = g.mailboxes().take_appended();
+    let welcome = Delivery::Welcome {
+        group_id: b"g".to_vec(),
+        welcome: b"w0".to_vec(),
+    };
+    assert_eq!(
+        made,
+        vec![(b.clone(), 0, welcome.clone()), (c.clone(), 0, welcome)]
+    );
+    assert!(g.mailboxes().take_appended().is_empty(), "taken once");
+    let msg = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: b"m".to_vec(),
+    };
+    g.submit(&b, msg).unwrap();
+    let made = g.mailboxes().take_appended();
+    let item = Delivery::Group {
+        group_id: b"g".to_vec(),
+        message: b"m".to_vec(),
+    };
+    assert_eq!(
+        made,
+        vec![(a.clone(), 0, item.clone()), (c.clone(), 1, item)]
+    );
+    // Refused: nothing made.
+    let stale = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 9,
+        message: b"x".to_vec(),
+    };
+    assert!(matches!(
+        g.submit(&b, stale),
+        Err(DsError::StaleEpoch { current: 1 })
+    ));
+    assert!(g.mailboxes().take_appended().is_empty());
+    assert_eq!(g.get(b"g").map(|(e, m)| (e, m.len())), Some((1, 3)));
+    assert!(g.get(b"nope").is_none());
+}
+
+#[test]
+fn state_put_back_from_storage_behaves_as_before() {
+    let (a, b) = (dev("alice", "l"), dev("bob", "l"));
+    let mut g = Groups::new(Limits::default());
+    g.restore(b"g".to_vec(), 5, BTreeSet::from([a.clone(), b.clone()]));
+    g.mailboxes().restore(
+        &b,
+        7,
+        Delivery::Group {
+            group_id: b"g".to_vec(),
+            message: b"old".to_vec(),
+        },
+    );
+    // The restored epoch decides: a commit for 4 is stale, for 5 wins.
+    let commit = |epoch| Submission::Commit {
+        group_id: b"g".to_vec(),
+        epoch,
+        members: BTreeSet::from([a.clone(), b.clone()]),
+        commit: b"c".to_vec(),
+        welcome: None,
+    };
+    assert_eq!(
+        g.submit(&a, commit(4)),
+        Err(DsError::StaleEpoch { current: 5 })
+    );
+    g.submit(&a, commit(5)).unwrap();
+    // Numbering resumes after the restored item.
+    let pending = g.mailboxes_ref().pending(&b);
+    assert_eq!(pending.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [7, 8]);
+    assert_eq!(g.mailboxes_ref().next_seq(&b), 9);
+    assert_eq!(g.mailboxes_ref().pending_from(&b, 8, 10).len(), 1);
+    assert_eq!(g.mailboxes_ref().pending_from(&b, 0, 1).len(), 1);
+    assert_eq!(g.mailboxes_ref().pending_from(&b, 9, 10).len(), 0);
+    assert_eq!(g.mailboxes_ref().next_seq(&dev("nobody", "x")), 0);
+    // A numbering restored past every item (all were acknowledged) is kept.
+    g.mailboxes().restore_next(&a, 40);
+    g.mailboxes().restore_next(&a, 3);
+    assert_eq!(g.mailboxes_ref().next_seq(&a), 40);
+    g.mailboxes().ack(&b, 8);
+    g.submit(
+        &a,
+        Submission::Message {
+            group_id: b"g".to_vec(),
+            epoch: 6,
+            message: b"n".to_vec(),
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        g.mailboxes_ref().pending(&b)[0].0,
+        9,
+        "numbers never repeat after an ack"
+    );
+}
+
+#[test]
+fn a_persons_devices_are_listed_without_consuming_anything() {
+    let mut d = Directory::new(Limits::default());
+    let (al, ap, b) = (
+        dev("alice", "laptop"),
+        dev("alice", "phone"),
+        dev("bob", "l"),
+    );
+    d.upload(&al, vec![b"k1".to_vec()], None).unwrap();
+    d.upload(&ap, vec![], Some(b"last".to_vec())).unwrap();
+    d.upload(&b, vec![b"k".to_vec()], None).unwrap();
+    let alice = UserName::new("alice").unwrap();
+    assert_eq!(d.devices_of(&alice), vec![al.clone(), ap.clone()]);
+    assert_eq!(d.remaining(&al), 1, "listing consumed nothing");
+    // A device whose one-time KeyPackages are gone and has no last-resort
+    // one is not listed.
+    let claimed = d.claim(&alice, &b);
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(d.devices_of(&alice), vec![ap]);
+}
