@@ -39,7 +39,7 @@ use blindrelay_wire::{UserName, WireError};
 use crate::{Claimed, Delivery, DeviceId, DsError, Submission};
 
 /// The longest group id (mls-rs makes 32-byte ones).
-pub const MAX_GROUP_ID: usize = 255;
+pub const MAX_GROUP_ID: usize = u8::MAX as usize;
 
 /// A device's request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,10 +181,12 @@ fn get_bytes(r: &mut Reader<'_>, field: &'static str) -> Result<Vec<u8>, WireErr
 }
 
 fn put_group(b: &mut Vec<u8>, id: &[u8]) -> Result<(), WireError> {
-    if id.is_empty() || id.len() > MAX_GROUP_ID {
+    // MAX_GROUP_ID is u8::MAX: the length byte is the bound.
+    let len = u8::try_from(id.len()).map_err(|_| WireError::InvalidField("group id"))?;
+    if len == 0 {
         return Err(WireError::InvalidField("group id"));
     }
-    b.push(u8::try_from(id.len()).map_err(|_| WireError::InvalidField("group id"))?);
+    b.push(len);
     b.extend_from_slice(id);
     Ok(())
 }

@@ -226,7 +226,19 @@ fn the_decoder_names_what_it_refuses() {
         Request::decode(&b),
         Err(WireError::InvalidField("last resort"))
     );
-    // A group id too long to write.
+    // A group id empty or too long to write.
+    let empty = Request::Submit(Submission::Message {
+        group_id: vec![],
+        epoch: 0,
+        message: vec![],
+    });
+    assert!(empty.encode(1).is_err());
+    let longest = Request::Submit(Submission::Message {
+        group_id: vec![0; 255],
+        epoch: 0,
+        message: vec![],
+    });
+    assert!(longest.encode(1).is_ok());
     let long = Request::Submit(Submission::Message {
         group_id: vec![0; 256],
         epoch: 0,

@@ -155,3 +155,60 @@ fn a_persons_devices_are_listed_without_consuming_anything() {
     assert_eq!(claimed.len(), 2);
     assert_eq!(d.devices_of(&alice), vec![ap]);
 }
+
+#[test]
+fn every_bound_holds_at_its_exact_value() {
+    let limits = Limits {
+        key_packages_per_device: 3,
+        message_bytes: 10,
+        members_per_group: 3,
+        ..Limits::default()
+    };
+    let (a, b, c, d) = (
+        dev("alice", "l"),
+        dev("bob", "l"),
+        dev("carol", "l"),
+        dev("dave", "l"),
+    );
+    // KeyPackages: exactly the limit fits, one more does not.
+    let mut dir = Directory::new(limits);
+    assert_eq!(dir.upload(&a, vec![b"k".to_vec(); 2], None), Ok(2));
+    assert_eq!(dir.upload(&a, vec![b"k".to_vec()], None), Ok(3));
+    assert_eq!(dir.remaining(&a), 3);
+    assert_eq!(
+        dir.upload(&a, vec![b"k".to_vec()], None),
+        Err(DsError::TooManyKeyPackages)
+    );
+    assert_eq!(dir.remaining(&a), 3);
+    assert_eq!(dir.remaining(&b), 0);
+    // A Welcome of exactly the limit is carried, one byte more is not.
+    let mut g = Groups::new(limits);
+    let with_welcome = |len: usize| Submission::Commit {
+        group_id: b"g".to_vec(),
+        epoch: 0,
+        members: BTreeSet::from([a.clone(), b.clone(), c.clone()]),
+        commit: b"c".to_vec(),
+        welcome: Some((BTreeSet::from([b.clone(), c.clone()]), vec![0; len])),
+    };
+    assert_eq!(g.submit(&a, with_welcome(11)), Err(DsError::TooLarge));
+    // Exactly the member limit (3) fits.
+    g.submit(&a, with_welcome(10)).unwrap();
+    // A Welcome for a device that is not the one added is refused.
+    let wrong = Submission::Commit {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        members: BTreeSet::from([a.clone(), b.clone(), d.clone()]),
+        commit: b"c".to_vec(),
+        welcome: Some((BTreeSet::from([c.clone()]), b"w".to_vec())),
+    };
+    assert_eq!(g.submit(&a, wrong), Err(DsError::Membership));
+    // Application messages: exactly the limit, then one byte more.
+    let msg = |len: usize| Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: vec![1; len],
+    };
+    assert_eq!(g.submit(&b, msg(11)), Err(DsError::TooLarge));
+    g.submit(&b, msg(10)).unwrap();
+    assert_eq!(g.describe(b"g"), Some((1, 3)));
+}

@@ -522,8 +522,16 @@ mod tests {
                 text: "hi".into()
             }
         );
-        assert!(parse_json(r#"{"cmd":"group_leave","name":"x","evil":1}"#).1.is_err());
+        assert!(
+            parse_json(r#"{"cmd":"group_leave","name":"x","evil":1}"#)
+                .1
+                .is_err()
+        );
         // The full-screen client's own variant is not a JSON command.
-        assert!(parse_json(r#"{"cmd":"send_to_group","id":[1],"text":"x"}"#).1.is_err());
+        assert!(
+            parse_json(r#"{"cmd":"send_to_group","id":[1],"text":"x"}"#)
+                .1
+                .is_err()
+        );
     }
 }
