@@ -20,6 +20,7 @@ use crate::ui::sanitize;
 use crate::user_name;
 
 mod v2;
+mod v2_relay;
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -463,6 +464,8 @@ pub(crate) async fn run(args: DemoArgs) -> Result<()> {
         "\n[7] protocol v2 (MLS, RFC 9420) groups of devices; the relay's ordering played in process"
     );
     v2::run(&pki, &mut report)?;
+    println!("\n[8] protocol v2 through a relay: the relay as MLS Delivery Service");
+    v2_relay::run(&pki, &mut report).await?;
     println!();
     if report.failed.is_empty() {
         println!("All {} properties held.", report.passed);

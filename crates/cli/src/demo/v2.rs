@@ -3,9 +3,9 @@
 //!
 //! Devices are enrolled with the demo's CA (each key made here, each
 //! certificate signed from a request), and their state is a SQLite file
-//! each, which the "thief" copies. Protocol v2 does not travel through the
-//! relay yet: here the relay's part (one ordered log per group) is played
-//! in process, which is exactly as much power as a malicious relay has.
+//! each, which the "thief" copies. Here the relay's part (one ordered log
+//! per group) is played in process, which is exactly as much power as a
+//! malicious relay has; `v2_relay` runs devices through the real relay.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
