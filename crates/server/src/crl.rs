@@ -130,6 +130,7 @@ pub(crate) async fn watch(
                 check_expiry(&shared, &current);
                 let n = shared.registry.kill_revoked(&revoked);
                 let n = n + shared.ds.kill_revoked(&revoked);
+                shared.ds.crl_changed();
                 let gone = shared.registry.forget_revoked(&revoked);
                 if !gone.is_empty() {
                     let names: Vec<&str> = gone.iter().map(|n| n.as_str()).collect();

@@ -103,6 +103,29 @@ pub(super) fn refused(why: Refusal) -> ClientError {
     })
 }
 
+/// The CRL `der` (from the relay) if it should replace `current`: the CA
+/// signed it, it is current at `now`, and its number is higher (the same
+/// CRL again, or an older one, changes nothing: the relay cannot roll the
+/// CRL back).
+pub(super) fn newer_crl(
+    current: Option<&CheckedCrl>,
+    der: &[u8],
+    ca_der: &[u8],
+    now: i64,
+) -> Option<CheckedCrl> {
+    let new = match CheckedCrl::check(der, ca_der, now) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "the relay's CRL does not verify; ignored");
+            return None;
+        }
+    };
+    match current {
+        Some(cur) if new.number() <= cur.number() => None,
+        _ => Some(new),
+    }
+}
+
 /// One device, connected.
 pub struct Member {
     pub(super) device: Device,
@@ -177,17 +200,10 @@ impl Member {
     /// certificate is checked against it from now on).
     fn take_crls(&mut self) {
         for der in self.link.take_crls() {
-            let Ok(new) =
-                CheckedCrl::check(&der, &self.ca_der, i64::try_from(now()).unwrap_or(i64::MAX))
-            else {
-                tracing::warn!("the relay's CRL does not verify; ignored");
+            let now = i64::try_from(now()).unwrap_or(i64::MAX);
+            let Some(new) = newer_crl(self.crl.as_ref(), &der, &self.ca_der, now) else {
                 continue;
             };
-            if let Some(cur) = &self.crl
-                && (new.may_replace(cur).is_err() || new.number() == cur.number())
-            {
-                continue;
-            }
             if let Ok(root) = TrustRoot::new(self.ca_der.clone()) {
                 self.device
                     .trust()
@@ -377,11 +393,14 @@ impl Member {
     /// refills KeyPackages.
     pub async fn sync(&mut self, wait: Duration) -> Result<Vec<V2Event>, ClientError> {
         let mut events = Vec::new();
+        self.take_crls();
         let mut wait = wait;
         while let Some((seq, item)) = self.link.next_delivery(wait).await? {
             events.extend(self.process(seq, item).await?);
             wait = Duration::from_millis(200);
         }
+        // A CRL that came without a delivery after it.
+        self.take_crls();
         if self.key_packages_left < KEY_PACKAGE_LOW {
             self.upload_key_packages().await?;
         }
@@ -408,5 +427,50 @@ impl From<MlsError> for ClientError {
 impl From<blindrelay_mls::StorageError> for ClientError {
     fn from(e: blindrelay_mls::StorageError) -> Self {
         ClientError::V2(format!("MLS storage: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use blindrelay_pki::CertificateAuthority;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+
+    fn der_of_crl(pem: &str) -> Vec<u8> {
+        CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn only_a_newer_crl_the_ca_signed_replaces_the_one_in_use() {
+        let ca = CertificateAuthority::create("test").unwrap();
+        let other = CertificateAuthority::create("other").unwrap();
+        let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
+            .unwrap()
+            .to_vec();
+        let now = i64::try_from(now()).unwrap();
+        let crl = |n| der_of_crl(&ca.sign_crl(&[], n).unwrap());
+        let first = newer_crl(None, &crl(2), &ca_der, now).unwrap();
+        assert_eq!(first.number(), 2);
+        // The same, an older one: nothing changes.
+        assert!(newer_crl(Some(&first), &crl(2), &ca_der, now).is_none());
+        assert!(newer_crl(Some(&first), &crl(1), &ca_der, now).is_none());
+        // A newer one replaces it.
+        assert_eq!(
+            newer_crl(Some(&first), &crl(3), &ca_der, now)
+                .unwrap()
+                .number(),
+            3
+        );
+        // Another CA's, or bytes that are no CRL: refused, even with none in use.
+        let foreign = der_of_crl(&other.sign_crl(&[], 9).unwrap());
+        assert!(newer_crl(None, &foreign, &ca_der, now).is_none());
+        assert!(newer_crl(Some(&first), &foreign, &ca_der, now).is_none());
+        assert!(newer_crl(None, b"not a crl", &ca_der, now).is_none());
+        // One past its nextUpdate (and grace) is not current: refused.
+        let far = now + 400 * 24 * 3600;
+        assert!(newer_crl(None, &crl(5), &ca_der, far).is_none());
     }
 }

@@ -57,6 +57,9 @@ pub(crate) struct DeliveryService {
     state: Mutex<State>,
     online: Mutex<HashMap<DeviceId, Vec<Online>>>,
     next_session: AtomicU64,
+    /// Bumped whenever the relay loads a new CRL: each device session
+    /// sends the new one when it sees the number change.
+    crl_generation: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,6 +84,7 @@ impl DeliveryService {
             }),
             online: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
+            crl_generation: AtomicU64::new(0),
         })
     }
 
@@ -116,6 +120,20 @@ impl DeliveryService {
                 online.remove(device);
             }
         }
+    }
+
+    /// The relay loaded a new CRL: every device session sends it.
+    pub(crate) fn crl_changed(&self) {
+        self.crl_generation.fetch_add(1, Ordering::AcqRel);
+        let online = lock(&self.online);
+        for s in online.values().flatten() {
+            s.wake.notify_one();
+        }
+    }
+
+    /// Which CRL the sessions should have sent (see [`Self::crl_changed`]).
+    pub(crate) fn crl_generation(&self) -> u64 {
+        self.crl_generation.load(Ordering::Acquire)
     }
 
     /// Closes the sessions of revoked devices and forgets their

@@ -3,7 +3,8 @@
 //! A certificate that names a device (a subjectAltName device URI) makes
 //! a v2 session. It is keyed by the device (`user@device` from the CN and
 //! the URI the handshake verified), gets HELLO and the CA's CRL, then
-//! exchanges Delivery Service messages in DS_UP / DS_DOWN chunks:
+//! exchanges Delivery Service messages in DS_UP / DS_DOWN chunks (and gets
+//! each new CRL the relay loads):
 //! requests are decided and stored by [`DeliveryService`] and answered,
 //! and the device's mailbox is streamed to it from its first unacknowledged
 //! item whenever something arrives. One task reads and writes; a device
@@ -128,19 +129,19 @@ impl Conn {
         if let Err(end) = self.send(&hello).await {
             return end;
         }
-        let crl: Vec<_> = shared
-            .registry
-            .crl_frames()
-            .into_iter()
-            .filter_map(|o| match o {
-                Outbound::Frame(f) => Some(f),
-                Outbound::Status(..) => None,
-            })
-            .collect();
-        if let Err(e) = self.writer.write_batch(&crl).await {
-            return End::Broken(e.to_string());
+        let mut crl_sent = shared.ds.crl_generation();
+        if let Err(end) = self.send_crl(shared).await {
+            return end;
         }
         loop {
+            // A CRL loaded since the last one sent goes out first.
+            let generation = shared.ds.crl_generation();
+            if generation != crl_sent {
+                crl_sent = generation;
+                if let Err(end) = self.send_crl(shared).await {
+                    return end;
+                }
+            }
             if let Err(end) = self.flush_mailbox(shared).await {
                 return end;
             }
@@ -216,6 +217,23 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// The CA's current CRL, in CRL frames.
+    async fn send_crl(&mut self, shared: &Arc<Shared>) -> Result<(), End> {
+        let crl: Vec<_> = shared
+            .registry
+            .crl_frames()
+            .into_iter()
+            .filter_map(|o| match o {
+                Outbound::Frame(f) => Some(f),
+                Outbound::Status(..) => None,
+            })
+            .collect();
+        self.writer
+            .write_batch(&crl)
+            .await
+            .map_err(|e| End::Broken(e.to_string()))
     }
 
     /// What the relay learns, at debug level (PROTOCOL.md 11.4).
