@@ -174,6 +174,40 @@ proptest! {
 }
 
 #[test]
+fn every_refusal_code_round_trips() {
+    let codes = [
+        Refusal::Storage,
+        Refusal::Rules(RefusalCode::TooLarge),
+        Refusal::Rules(RefusalCode::TooManyKeyPackages),
+        Refusal::Rules(RefusalCode::UnknownGroup),
+        Refusal::Rules(RefusalCode::NotAMember),
+        Refusal::Rules(RefusalCode::StaleEpoch),
+        Refusal::Rules(RefusalCode::Membership),
+        Refusal::Rules(RefusalCode::Capacity),
+    ];
+    for why in codes {
+        let d = Down::Refused {
+            req: 7,
+            why,
+            epoch: 3,
+        };
+        assert_eq!(Down::decode(&d.encode().unwrap()).unwrap(), d);
+    }
+    let mut bad = Down::Refused {
+        req: 7,
+        why: Refusal::Storage,
+        epoch: 3,
+    }
+    .encode()
+    .unwrap();
+    bad[5] = 9;
+    assert_eq!(
+        Down::decode(&bad),
+        Err(WireError::InvalidField("refusal code"))
+    );
+}
+
+#[test]
 fn the_decoder_names_what_it_refuses() {
     // Unknown kinds.
     assert_eq!(

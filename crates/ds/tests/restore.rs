@@ -160,6 +160,7 @@ fn a_persons_devices_are_listed_without_consuming_anything() {
 fn every_bound_holds_at_its_exact_value() {
     let limits = Limits {
         key_packages_per_device: 3,
+        key_package_bytes: 4,
         message_bytes: 10,
         members_per_group: 3,
         ..Limits::default()
@@ -172,7 +173,7 @@ fn every_bound_holds_at_its_exact_value() {
     );
     // KeyPackages: exactly the limit fits, one more does not.
     let mut dir = Directory::new(limits);
-    assert_eq!(dir.upload(&a, vec![b"k".to_vec(); 2], None), Ok(2));
+    assert_eq!(dir.upload(&a, vec![b"kp".to_vec(); 2], None), Ok(2));
     assert_eq!(dir.upload(&a, vec![b"k".to_vec()], None), Ok(3));
     assert_eq!(dir.remaining(&a), 3);
     assert_eq!(
@@ -181,6 +182,16 @@ fn every_bound_holds_at_its_exact_value() {
     );
     assert_eq!(dir.remaining(&a), 3);
     assert_eq!(dir.remaining(&b), 0);
+    // A KeyPackage of exactly the size limit is taken, one byte more not.
+    assert_eq!(dir.upload(&b, vec![vec![1; 4]], None), Ok(1));
+    assert_eq!(
+        dir.upload(&c, vec![vec![1; 5]], None),
+        Err(DsError::TooLarge)
+    );
+    assert_eq!(
+        dir.upload(&c, vec![], Some(vec![1; 5])),
+        Err(DsError::TooLarge)
+    );
     // A Welcome of exactly the limit is carried, one byte more is not.
     let mut g = Groups::new(limits);
     let with_welcome = |len: usize| Submission::Commit {
