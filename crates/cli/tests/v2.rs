@@ -85,24 +85,31 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
         let v = client.next("joined", WAIT);
         assert_eq!(v["conversation"], "team");
     }
-    // ... and a script sends into it with `send --group`.
-    let out = must(
-        p,
-        &[
-            "send",
-            "alice",
-            "--dir",
-            "alice-phone",
-            "--server",
-            &addr,
-            "--group",
-            "team",
-            "from a script",
-        ],
+    // ... and a script sends into it with `send --group`: not beside a
+    // running chat of the same device (both would use its sending keys),
+    // but once that chat has left.
+    let script = [
+        "send",
+        "alice",
+        "--dir",
+        "alice-phone",
+        "--server",
+        &addr,
+        "--group",
+        "team",
+        "from a script",
+    ];
+    let o = run(&script, p);
+    let (_, err) = text(&o);
+    assert!(
+        !o.status.success() && err.contains("another blindrelay process is using this device"),
+        "{err}"
     );
+    c.remove(1).quit();
+    let out = must(p, &script);
     assert!(out.contains("accepted by the relay"), "{out}");
-    for i in [0, 2, 3] {
-        assert_eq!(message(&c[i], "from a script")["device"], "phone");
+    for client in &c {
+        assert_eq!(message(client, "from a script")["device"], "phone");
     }
     c[0].command(r#"{"cmd":"groups"}"#);
     let groups = c[0].next("groups", WAIT);
@@ -115,10 +122,13 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
         "one number per device of bob: {sn}"
     );
 
-    // bob's laptop goes offline; alice's scripts send three messages,
-    // each confirmed; the relay is killed (SIGKILL) and restarted.
-    c.remove(2).quit();
+    // bob's laptop goes offline; alice's scripts send three messages from
+    // her laptop, each confirmed; the relay is killed (SIGKILL) and
+    // restarted.
+    c.remove(1).quit();
+    c.remove(0).quit();
     for i in 0..3 {
+        let text = format!("while you were away {i}");
         must(
             p,
             &[
@@ -130,7 +140,7 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
                 &addr,
                 "--to",
                 "bob",
-                &format!("while you were away {i}"),
+                &text,
             ],
         );
     }

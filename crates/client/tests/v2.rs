@@ -239,8 +239,18 @@ async fn what_the_relay_confirmed_survives_its_restart_and_reaches_an_offline_de
             "offline 4"
         ]
     );
-    // Acknowledged items are gone: a new connection gets nothing again.
+    // Acknowledged items are gone, from the relay's files too: after
+    // another restart a new connection gets nothing again.
+    b.sync(Duration::from_millis(300)).await.unwrap();
     b.close().await;
+    let at = relay.stop().await.unwrap();
+    let relay = TestRelay::builder(&pki)
+        .config(config())
+        .durable(&db)
+        .at(at)
+        .start()
+        .await
+        .unwrap();
     let mut b = device(&pki, root.path(), "bob", "laptop", &relay.address()).await;
     assert!(b.sync(Duration::from_millis(300)).await.unwrap().is_empty());
 }
@@ -424,4 +434,58 @@ async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch()
     );
     b.send(&g, "private").await.unwrap();
     assert_eq!(messages(&mut a, 1).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_package_offered_as_another_devices_is_refused_and_a_revoked_one_left_out() {
+    use blindrelay_client::v2::Link;
+    use blindrelay_ds::{Down, Request};
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    // Mallory claims one of bob's KeyPackages and uploads it as her own.
+    let dir = root.path().join("mallory-x");
+    let cfg = pki.device("mallory", "x", &dir, &addr).unwrap();
+    let mut m = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
+    let Down::Claimed { key_packages, .. } = m.request(Request::Claim(n("bob"))).await.unwrap()
+    else {
+        panic!("no claim")
+    };
+    let bobs = key_packages[0].key_package.clone();
+    let up = Request::Upload {
+        one_time: vec![bobs],
+        last_resort: None,
+    };
+    assert!(matches!(
+        m.request(up).await.unwrap(),
+        Down::Uploaded { .. }
+    ));
+    // Alice asks for mallory and would get bob's device: refused, nothing added.
+    let (g, _) = a
+        .create_group(Some(&GroupName::new("g").unwrap()), &[])
+        .await
+        .unwrap();
+    let err = a.add(&g, &[n("mallory")]).await.unwrap_err();
+    assert!(err.to_string().contains("bob@laptop"), "{err}");
+    assert_eq!(a.device().members(&g).unwrap().len(), 1);
+    // Bob's phone is revoked while offline: a conversation with bob gets
+    // his laptop, and leaves the phone out.
+    let phone = device(&pki, root.path(), "bob", "phone", &addr).await;
+    phone.close().await;
+    pki.revoke_device("bob", "phone").unwrap();
+    relay.reload_crl();
+    a.sync(Duration::from_millis(300)).await.unwrap();
+    let (one, _) = a.create_group(None, &[n("bob")]).await.unwrap();
+    let members: Vec<String> = a
+        .device()
+        .members(&one)
+        .unwrap()
+        .into_iter()
+        .map(|m| format!("{}@{}", m.user, m.device))
+        .collect();
+    assert_eq!(members, ["alice@laptop", "bob@laptop"]);
+    drop(b);
 }

@@ -22,7 +22,9 @@ pub struct GroupName(String);
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NameError {
     /// Empty, too long, with a control character, or padded with spaces.
-    #[error("a group name is 1-64 bytes, without control characters or outer spaces")]
+    #[error(
+        "a group name is 1-64 bytes, without control or bidirectional characters or outer spaces"
+    )]
     Invalid,
 }
 
@@ -33,6 +35,10 @@ impl GroupName {
             || s.len() > MAX_GROUP_NAME
             || s.trim() != s
             || s.chars().any(char::is_control)
+            // Nor bidirectional overrides, zero-width and other characters
+            // that change how text around them shows: a member names a
+            // group, and every other member's screen shows the name.
+            || s.chars().any(blindrelay_wire::text::is_display_control)
         {
             return Err(NameError::Invalid);
         }
@@ -76,7 +82,15 @@ mod tests {
         assert!(GroupName::new("x").is_ok());
         assert!(GroupName::new(&"é".repeat(32)).is_ok(), "64 bytes");
         assert_eq!(GroupName::new(&"x".repeat(65)), Err(NameError::Invalid));
-        for bad in ["", " team", "team ", "a\nb", "a\u{1b}[2Jb"] {
+        for bad in [
+            "",
+            " team",
+            "team ",
+            "a\nb",
+            "a\u{1b}[2Jb",
+            "evil\u{202e}txt",
+            "a\u{200b}b",
+        ] {
             assert_eq!(GroupName::new(bad), Err(NameError::Invalid), "{bad:?}");
         }
     }

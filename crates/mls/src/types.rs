@@ -25,6 +25,9 @@ pub struct Outgoing {
     pub commit: Vec<u8>,
     /// The Welcome, for the devices it adds.
     pub welcome: Option<Vec<u8>>,
+    /// The members it removes: those asked for, and those whose
+    /// certificate no longer passes (removed unasked).
+    pub removed: Vec<Member>,
 }
 
 /// What a message from the network turned out to be.

@@ -129,7 +129,12 @@ pub(crate) async fn watch(
                 shared.registry.set_crl(current.der());
                 check_expiry(&shared, &current);
                 let n = shared.registry.kill_revoked(&revoked);
-                let n = n + shared.ds.kill_revoked(&revoked);
+                let n = n + {
+                    let (s, r) = (shared.clone(), revoked.clone());
+                    tokio::task::spawn_blocking(move || s.ds.kill_revoked(&r))
+                        .await
+                        .unwrap_or(0)
+                };
                 shared.ds.crl_changed();
                 let gone = shared.registry.forget_revoked(&revoked);
                 if !gone.is_empty() {

@@ -148,11 +148,7 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
                 terminal.draw(|f| view::draw(f, &mut app))?;
                 tokio::time::sleep(crate::chat::v2::RETRY).await;
                 let cfg = s.config.clone();
-                if let Ok(m) =
-                    blindrelay_client::v2::Member::connect(&cfg, &crate::chat::v2::state_path(&cfg))
-                        .await
-                {
-                    s.member = m;
+                if s.member.reconnect(&cfg).await.is_ok() {
                     app.link = app::Link::Connected;
                 }
             }

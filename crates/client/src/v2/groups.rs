@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use blindrelay_ds::{Claimed, DeviceId, Down, Request, Submission};
-use blindrelay_mls::GroupName;
+use blindrelay_mls::{Device, GroupName, MlsError, Outgoing};
 use blindrelay_wire::UserName;
 
 use super::member::{Member, V2Event, device_id, refused};
@@ -105,15 +105,11 @@ impl Member {
             if self.device.epoch(group)? == 0 {
                 // A group nobody else can join yet is still made known to
                 // the relay, so that it can be added to later.
-                return self
-                    .commit(group, |d| d.update(group), &BTreeSet::new(), None)
-                    .await;
+                return self.commit(group, |d, _| plain(d.update(group))).await;
             }
             return Ok(Vec::new());
         }
-        let added: BTreeSet<DeviceId> = claimed.iter().map(|c| c.device.clone()).collect();
-        let kps: Vec<Vec<u8>> = claimed.into_iter().map(|c| c.key_package).collect();
-        self.commit(group, |d| d.add(group, &kps), &added, None)
+        self.commit(group, |d, present| add_missing(d, group, &claimed, present))
             .await
     }
 
@@ -123,19 +119,13 @@ impl Member {
         group: &[u8],
         user: &UserName,
     ) -> Result<Vec<V2Event>, ClientError> {
-        self.commit(
-            group,
-            |d| d.remove(group, user),
-            &BTreeSet::new(),
-            Some(user),
-        )
-        .await
+        self.commit(group, |d, _| plain(d.remove(group, user)))
+            .await
     }
 
     /// Refreshes this device's leaf (healing after a compromise).
     pub async fn update(&mut self, group: &[u8]) -> Result<Vec<V2Event>, ClientError> {
-        self.commit(group, |d| d.update(group), &BTreeSet::new(), None)
-            .await
+        self.commit(group, |d, _| plain(d.update(group))).await
     }
 
     /// Renames a group.
@@ -144,7 +134,7 @@ impl Member {
         group: &[u8],
         name: &GroupName,
     ) -> Result<Vec<V2Event>, ClientError> {
-        self.commit(group, |d| d.rename(group, name), &BTreeSet::new(), None)
+        self.commit(group, |d, _| plain(d.rename(group, name)))
             .await
     }
 
@@ -259,11 +249,40 @@ impl Member {
             if missing.is_empty() {
                 continue;
             }
-            let added: BTreeSet<DeviceId> = missing.iter().map(|c| c.device.clone()).collect();
-            let kps: Vec<Vec<u8>> = missing.into_iter().map(|c| c.key_package).collect();
             let id = g.id.clone();
-            events.extend(self.commit(&id, |d| d.add(&id, &kps), &added, None).await?);
+            events.extend(
+                self.commit(&id, |d, now| add_missing(d, &id, &missing, now))
+                    .await?,
+            );
         }
         Ok(events)
     }
+}
+
+/// A commit that adds nothing.
+fn plain(
+    out: Result<Outgoing, MlsError>,
+) -> Result<Option<(Outgoing, BTreeSet<DeviceId>)>, MlsError> {
+    out.map(|o| Some((o, BTreeSet::new())))
+}
+
+/// A commit adding the claimed devices that are not in the group now
+/// (after a lost race, the winner may have added some); `None` if none is
+/// left.
+fn add_missing(
+    device: &mut Device,
+    group: &[u8],
+    claimed: &[Claimed],
+    present: &BTreeSet<DeviceId>,
+) -> Result<Option<(Outgoing, BTreeSet<DeviceId>)>, MlsError> {
+    let fresh: Vec<&Claimed> = claimed
+        .iter()
+        .filter(|c| !present.contains(&c.device))
+        .collect();
+    if fresh.is_empty() {
+        return Ok(None);
+    }
+    let kps: Vec<Vec<u8>> = fresh.iter().map(|c| c.key_package.clone()).collect();
+    let added = fresh.iter().map(|c| c.device.clone()).collect();
+    Ok(Some((device.add(group, &kps)?, added)))
 }

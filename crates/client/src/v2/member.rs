@@ -8,7 +8,8 @@
 //!   (at most [`COMMIT_ATTEMPTS`] times).
 //! * A mailbox item is acknowledged once processed (and so stored by
 //!   mls-rs); one that MLS refuses (a replay after a crash, a forgery) is
-//!   reported and acknowledged, never retried.
+//!   reported and acknowledged, never retried; one that fails locally (the
+//!   device's storage) is not acknowledged, so it comes again.
 //! * The relay's word is used for routing only: who sent a message, who
 //!   is in a group and what epoch it is at come from MLS.
 //! * KeyPackages are refilled when the relay holds fewer than
@@ -37,6 +38,10 @@ pub const COMMIT_ATTEMPTS: usize = 8;
 pub const KEY_PACKAGE_LOW: u32 = 10;
 /// KeyPackages uploaded at a time.
 pub const KEY_PACKAGE_BATCH: usize = 50;
+/// At most one KeyPackage batch per this interval after the first, so
+/// that a relay claiming to hold none cannot make the device mint keys
+/// without end.
+pub const KEY_PACKAGE_REFILL_INTERVAL: Duration = Duration::from_secs(60);
 /// How long to wait for the winning commit after a STALE_EPOCH.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
@@ -103,6 +108,28 @@ pub(super) fn refused(why: Refusal) -> ClientError {
     })
 }
 
+/// Takes the exclusive lock on a device's state (`STATE.lock` beside it).
+fn lock_state(state: &Path) -> Result<std::fs::File, ClientError> {
+    let path = state.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ClientError::V2(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ClientError::V2(format!(
+            "another blindrelay process is using this device ({}): one process per device",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(ClientError::V2(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 /// The CRL `der` (from the relay) if it should replace `current`: the CA
 /// signed it, it is current at `now`, and its number is higher (the same
 /// CRL again, or an older one, changes nothing: the relay cannot roll the
@@ -138,6 +165,12 @@ pub struct Member {
     /// One-time KeyPackages the relay holds for this device, as far as
     /// this device knows (each Welcome it joins by used one).
     key_packages_left: u32,
+    /// When KeyPackages were last uploaded (at most one batch per
+    /// [`KEY_PACKAGE_REFILL_INTERVAL`], whatever the relay says it holds).
+    last_upload: Option<tokio::time::Instant>,
+    /// Held while this process uses the device's state: a second process
+    /// (a `send` beside a running `chat`) would reuse its sending keys.
+    _lock: std::fs::File,
 }
 
 impl Member {
@@ -161,6 +194,7 @@ impl Member {
         if let Some(c) = &crl {
             root = root.with_checked_crl(c.clone());
         }
+        let lock = lock_state(state)?;
         let store = MlsStore::open(state)?;
         let device = Device::open(key, cert, Trust::new(root, now()), store)?;
         let me = DeviceId {
@@ -176,6 +210,8 @@ impl Member {
             me,
             leave_requests: BTreeSet::new(),
             key_packages_left: 0,
+            last_upload: None,
+            _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
         m.take_crls();
@@ -183,6 +219,16 @@ impl Member {
             m.upload_key_packages().await?;
         }
         Ok(m)
+    }
+
+    /// Connects again after the link failed (the device's state, and the
+    /// lock on it, stay as they are).
+    pub async fn reconnect(&mut self, cfg: &ClientConfig) -> Result<(), ClientError> {
+        let pkcs8 = cfg.load_key()?;
+        self.link = Link::connect(cfg, &pkcs8).await?;
+        self.key_packages_left = self.link.key_packages;
+        self.take_crls();
+        Ok(())
     }
 
     /// This device.
@@ -215,6 +261,7 @@ impl Member {
 
     /// Uploads a batch of one-time KeyPackages and a new last-resort one.
     pub async fn upload_key_packages(&mut self) -> Result<u32, ClientError> {
+        self.last_upload = Some(tokio::time::Instant::now());
         let mut kps = self.device.key_packages(KEY_PACKAGE_BATCH + 1)?;
         let last_resort = kps.pop();
         match self
@@ -234,12 +281,39 @@ impl Member {
         }
     }
 
+    /// One KeyPackage per device of `user`, each checked: a KeyPackage
+    /// whose certificate does not verify now (a revoked or expired device,
+    /// one of another suite) is left out with a warning; one for anybody
+    /// but the device the relay named, of `user`, refuses the whole claim
+    /// (the relay, or a device that uploaded another's KeyPackage, tried
+    /// to slip someone in).
     pub(super) async fn claim(&mut self, user: &UserName) -> Result<Vec<Claimed>, ClientError> {
-        match self.link.request(Request::Claim(user.clone())).await? {
-            Down::Claimed { key_packages, .. } => Ok(key_packages),
-            Down::Refused { why, .. } => Err(refused(why)),
-            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+        let claimed = match self.link.request(Request::Claim(user.clone())).await? {
+            Down::Claimed { key_packages, .. } => key_packages,
+            Down::Refused { why, .. } => return Err(refused(why)),
+            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+        };
+        let mut out = Vec::new();
+        for c in claimed {
+            match self.device.key_package_owner(&c.key_package) {
+                Ok((u, d)) if u == *user && c.device.user == *user && d == c.device.device => {
+                    out.push(c);
+                }
+                Ok((u, d)) => {
+                    tracing::warn!(target: "blindrelay::security", offered = %c.device, owner = %format!("{u}@{d}"),
+                        "a KeyPackage offered for one device belongs to another; nothing is added");
+                    return Err(ClientError::V2(format!(
+                        "the relay offered a KeyPackage of {u}@{d} as {}'s: nothing was added",
+                        c.device
+                    )));
+                }
+                Err(e) => {
+                    tracing::warn!(device = %c.device, error = %e,
+                        "a KeyPackage that does not verify now (revoked, expired or another suite); that device is left out");
+                }
+            }
         }
+        Ok(out)
     }
 
     /// The devices of a group, as the relay should route to them.
@@ -254,22 +328,34 @@ impl Member {
 
     /// Makes a commit with `make`, submits it, and applies it once the
     /// relay accepts it; on a lost race processes the winner and tries
-    /// again. `added` are the devices whose KeyPackages `make` adds;
-    /// `removed` the person it removes.
+    /// again. `make` gets the group's devices as they are now (after the
+    /// winner) and returns the commit and the devices it adds, or `None`
+    /// if there is nothing left to do (another member's commit already
+    /// did it). The relay is told the devices after the commit: the
+    /// roster, less every member the commit removes (asked, or whose
+    /// certificate no longer passes), plus the devices it adds.
     pub(super) async fn commit(
         &mut self,
         group: &[u8],
-        make: impl Fn(&mut Device) -> Result<Outgoing, MlsError>,
-        added: &BTreeSet<DeviceId>,
-        removed: Option<&UserName>,
+        make: impl Fn(
+            &mut Device,
+            &BTreeSet<DeviceId>,
+        ) -> Result<Option<(Outgoing, BTreeSet<DeviceId>)>, MlsError>,
     ) -> Result<Vec<V2Event>, ClientError> {
         let mut events = Vec::new();
         for _ in 0..COMMIT_ATTEMPTS {
-            let mut members = self.routing(group)?;
-            members.retain(|d| Some(&d.user) != removed);
+            let present = self.routing(group)?;
+            let Some((out, added)) = make(&mut self.device, &present)? else {
+                return Ok(events);
+            };
+            let mut members = present;
+            for m in &out.removed {
+                if let Some(d) = device_id(&m.user, &m.device) {
+                    members.remove(&d);
+                }
+            }
             members.extend(added.iter().cloned());
-            let out = make(&mut self.device)?;
-            let welcome = out.welcome.map(|w| (added.clone(), w));
+            let welcome = out.welcome.map(|w| (added, w));
             let sub = Submission::Commit {
                 group_id: group.to_vec(),
                 epoch: out.epoch,
@@ -337,10 +423,13 @@ impl Member {
                     self.key_packages_left = self.key_packages_left.saturating_sub(1);
                     V2Event::Joined { group }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a Welcome was refused");
+                Err(MlsError::Refused) => {
+                    tracing::warn!("a Welcome was refused");
                     V2Event::Refused { group: group_id }
                 }
+                // A local failure (storage): not acknowledged, so the
+                // relay hands the item out again.
+                Err(e) => return Err(e.into()),
             },
             Delivery::Group { group_id, message } => match self.device.receive(&message) {
                 Ok(Received::Message {
@@ -378,10 +467,11 @@ impl Member {
                     self.link.ack(seq).await?;
                     return Ok(Vec::new());
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "a group message was refused");
+                Err(MlsError::Refused) => {
+                    tracing::warn!("a group message was refused");
                     V2Event::Refused { group: group_id }
                 }
+                Err(e) => return Err(e.into()),
             },
         };
         self.link.ack(seq).await?;
@@ -401,7 +491,10 @@ impl Member {
         }
         // A CRL that came without a delivery after it.
         self.take_crls();
-        if self.key_packages_left < KEY_PACKAGE_LOW {
+        let refill_due = self
+            .last_upload
+            .is_none_or(|t| t.elapsed() >= KEY_PACKAGE_REFILL_INTERVAL);
+        if self.key_packages_left < KEY_PACKAGE_LOW && refill_due {
             self.upload_key_packages().await?;
         }
         for g in std::mem::take(&mut self.leave_requests) {

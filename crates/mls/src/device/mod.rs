@@ -54,6 +54,7 @@ use crate::name::{GROUP_NAME_EXTENSION, GroupName};
 use crate::storage::MlsStore;
 use crate::types::{Member, Outgoing};
 
+mod naming;
 mod receive;
 mod roster;
 
@@ -255,21 +256,6 @@ impl Device {
         self.adopt(group)
     }
 
-    /// The group's name, if it has one.
-    pub fn name(&mut self, group_id: &[u8]) -> Result<Option<GroupName>, MlsError> {
-        Ok(GroupName::from_extensions(
-            &self.group(group_id)?.context().extensions,
-        ))
-    }
-
-    /// A commit renaming the group (and removing members whose
-    /// certificate no longer passes).
-    pub fn rename(&mut self, group_id: &[u8], name: &GroupName) -> Result<Outgoing, MlsError> {
-        let mut context = self.group(group_id)?.context().extensions.clone();
-        context.set(name.extension());
-        self.commit_with(group_id, &[], &[], Some(context))
-    }
-
     /// Asks to leave the group: a proposal to remove this device, for the
     /// other members (the next commit of any of them carries it out, and
     /// this device learns it was removed when that commit arrives).
@@ -381,6 +367,23 @@ impl Device {
         }
         let epoch = group.current_epoch();
         let failing = failing_members(&trust, group);
+        let mut removing: Vec<u32> = remove.iter().chain(failing.iter()).copied().collect();
+        removing.sort_unstable();
+        removing.dedup();
+        // Only the removed members' certificates are read (a commit in a
+        // large group must not parse every member's).
+        let removed: Vec<Member> = removing
+            .iter()
+            .filter_map(|i| {
+                let m = group.member_at_index(*i)?;
+                let (user, device) = member_names(&m.signing_identity)?;
+                Some(Member {
+                    user,
+                    device,
+                    index: *i,
+                })
+            })
+            .collect();
         let suite = group.cipher_suite();
         let mut builder = group.commit_builder().commit_time(now);
         if let Some(context) = context {
@@ -394,9 +397,6 @@ impl Device {
             }
             builder = builder.add_member(msg).map_err(|_| MlsError::KeyPackage)?;
         }
-        let mut removing: Vec<u32> = remove.iter().chain(failing.iter()).copied().collect();
-        removing.sort_unstable();
-        removing.dedup();
         for index in removing {
             builder = builder.remove_member(index)?;
         }
@@ -418,6 +418,7 @@ impl Device {
             epoch,
             commit: out.commit_message().to_bytes()?,
             welcome,
+            removed,
         })
     }
 

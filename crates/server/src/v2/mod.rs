@@ -5,8 +5,9 @@
 //! A request is decided and stored under one lock, then answered: a
 //! device told ACCEPTED or UPLOADED can rely on it surviving a crash. The
 //! lock is held for one SQLite transaction (`synchronous=FULL`); the
-//! sessions call in from `spawn_blocking`, so no runtime thread waits on
-//! the disk. One device connection is served by `session`.
+//! sessions take it only from `spawn_blocking` (requests, mailbox reads),
+//! so no runtime thread waits on the disk. One device connection is served
+//! by `session`.
 
 pub(crate) mod session;
 pub(crate) mod store;
@@ -60,6 +61,10 @@ pub(crate) struct DeliveryService {
     /// Bumped whenever the relay loads a new CRL: each device session
     /// sends the new one when it sees the number change.
     crl_generation: AtomicU64,
+    /// Set when the memory could not be rebuilt from the database after a
+    /// failed write: from then on every request is refused (code 8), so
+    /// that nothing the database does not hold is ever delivered.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,6 +90,7 @@ impl DeliveryService {
             online: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             crl_generation: AtomicU64::new(0),
+            broken: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -181,8 +187,8 @@ impl DeliveryService {
             .pending_from(device, from_seq, max)
     }
 
-    /// The largest request a device may send, in bytes: a commit and its
-    /// Welcome at their limits, with room for the device lists.
+    /// The largest request a device may send, in bytes (the chunk bound,
+    /// 2.5 MiB): a commit and its Welcome together must fit in it.
     pub(crate) fn max_request_bytes(&self) -> usize {
         blindrelay_wire::MAX_DS_CHUNKS * blindrelay_wire::DS_CHUNK_MAX
     }
@@ -200,6 +206,13 @@ impl DeliveryService {
         };
         let mut st = lock(&self.state);
         let st = &mut *st;
+        if self.broken.load(Ordering::Acquire) {
+            return (!matches!(request, Request::Ack(_))).then_some(Down::Refused {
+                req,
+                why: Refusal::Storage,
+                epoch: 0,
+            });
+        }
         match request {
             Request::Upload {
                 one_time,
@@ -304,7 +317,10 @@ impl DeliveryService {
                 st.directory = l.directory;
                 st.groups = l.groups;
             }
-            Err(e) => error!(error = %e, "rebuilding the v2 state from its store failed"),
+            Err(e) => {
+                error!(error = %e, "rebuilding the v2 state from its store failed: every v2 request is refused until the relay restarts");
+                self.broken.store(true, Ordering::Release);
+            }
         }
     }
 }

@@ -122,9 +122,14 @@ impl Conn {
         );
         let mut reassembly = Reassembly::new(shared.ds.max_request_bytes());
         // The login sequence: HELLO, the CRL, then the mailbox.
+        let (s, device) = (shared.clone(), self.device.clone());
+        let held = match tokio::task::spawn_blocking(move || s.ds.key_packages(&device)).await {
+            Ok(n) => n,
+            Err(e) => return End::Broken(format!("v2 task failed: {e}")),
+        };
         let hello = Down::Hello {
             device: self.device.clone(),
-            key_packages: u32::try_from(shared.ds.key_packages(&self.device)).unwrap_or(u32::MAX),
+            key_packages: u32::try_from(held).unwrap_or(u32::MAX),
         };
         if let Err(end) = self.send(&hello).await {
             return end;
@@ -259,9 +264,12 @@ impl Conn {
     /// Sends every mailbox item not yet sent in this session.
     async fn flush_mailbox(&mut self, shared: &Arc<Shared>) -> Result<(), End> {
         loop {
-            let items = shared
-                .ds
-                .pending_from(&self.device, self.next_seq, DELIVERY_BATCH);
+            let (s, device, from) = (shared.clone(), self.device.clone(), self.next_seq);
+            let items = tokio::task::spawn_blocking(move || {
+                s.ds.pending_from(&device, from, DELIVERY_BATCH)
+            })
+            .await
+            .map_err(|e| End::Broken(format!("v2 task failed: {e}")))?;
             let Some(last) = items.last().map(|(s, _)| *s) else {
                 return Ok(());
             };

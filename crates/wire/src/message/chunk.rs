@@ -204,6 +204,71 @@ mod tests {
         );
     }
 
+    #[test]
+    fn every_chunk_fits_one_frame_and_the_decoder_checks_each_field() {
+        use crate::{Frame, FrameType, Message};
+        // Full chunks fill a frame's body exactly.
+        let payload = vec![7u8; 2 * DS_CHUNK_MAX + 1];
+        for c in chunks(3, &payload).unwrap() {
+            let m = Message::DsUp(c);
+            assert_eq!(Message::decode(&m.encode().unwrap()[..]).unwrap(), m);
+        }
+        let full = Chunk {
+            msg: 1,
+            index: 0,
+            count: 1,
+            data: vec![0; DS_CHUNK_MAX],
+        };
+        let mut body = Vec::new();
+        full.encode(&mut body).unwrap();
+        assert_eq!(body.len(), crate::MAX_BODY_LEN);
+        // Each field out of its range, written by hand, is refused.
+        let raw = |msg: u32, index: u16, count: u16, len: u16, data: usize| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&msg.to_be_bytes());
+            b.extend_from_slice(&index.to_be_bytes());
+            b.extend_from_slice(&count.to_be_bytes());
+            b.extend_from_slice(&len.to_be_bytes());
+            b.extend(std::iter::repeat_n(0u8, data));
+            Message::from_frame(&Frame::new(FrameType::DsDown, b).unwrap())
+        };
+        assert!(raw(1, 0, 1, 1, 1).is_ok());
+        let max = u16::try_from(MAX_DS_CHUNKS).unwrap();
+        assert!(raw(1, max - 1, max, 1, 1).is_ok());
+        assert_eq!(
+            raw(1, 0, 0, 1, 1),
+            Err(WireError::InvalidField("ds chunk count"))
+        );
+        assert_eq!(
+            raw(1, 0, max + 1, 1, 1),
+            Err(WireError::InvalidField("ds chunk count"))
+        );
+        assert_eq!(
+            raw(1, 1, 1, 1, 1),
+            Err(WireError::InvalidField("ds chunk index"))
+        );
+        assert_eq!(
+            raw(1, 0, 1, 0, 0),
+            Err(WireError::InvalidField("ds chunk length"))
+        );
+        // The encoder refuses what the decoder would.
+        let mut b = Vec::new();
+        let over = Chunk {
+            msg: 1,
+            index: 0,
+            count: 1,
+            data: vec![0; DS_CHUNK_MAX + 1],
+        };
+        assert!(over.encode(&mut b).is_err());
+        let empty = Chunk {
+            msg: 1,
+            index: 0,
+            count: 1,
+            data: vec![],
+        };
+        assert!(empty.encode(&mut b).is_err());
+    }
+
     proptest! {
         #[test]
         fn any_payload_survives_chunking(payload in proptest::collection::vec(any::<u8>(), 1..20_000), msg in any::<u32>()) {

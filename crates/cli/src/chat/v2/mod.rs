@@ -343,9 +343,13 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
                 if !json_mode {
                     println!("connection lost ({e}); reconnecting");
                 }
-                let fresh = connect(&cfg, true).await?;
-                let old = std::mem::replace(&mut s.member, fresh);
-                drop(old);
+                while let Err(e) = s.member.reconnect(&cfg).await {
+                    eprintln!(
+                        "cannot reach the relay ({e}); retrying in {} s",
+                        RETRY.as_secs()
+                    );
+                    tokio::time::sleep(RETRY).await;
+                }
                 let ev = start(&mut s.member).await?;
                 s.events.extend(ev);
             }
