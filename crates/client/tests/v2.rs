@@ -489,3 +489,73 @@ async fn a_key_package_offered_as_another_devices_is_refused_and_a_revoked_one_l
     assert_eq!(members, ["alice@laptop", "bob@laptop"]);
     drop(b);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_answer_was_lost_is_settled_at_the_next_connection() {
+    use blindrelay_client::v2::Link;
+    use blindrelay_ds::{Down, Request, Submission};
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
+    settle(&mut [&mut b]).await;
+    let members: std::collections::BTreeSet<_> = [a.me().clone(), b.me().clone()].into();
+    // Taken by the relay, answer lost: alice's update reaches the relay
+    // (here over a second connection of hers) and her device stops before
+    // it hears ACCEPTED; the pending commit is in its stored state.
+    let out = a.device().update(&g).unwrap();
+    let cfg = blindrelay_client::ClientConfig::from_dir(
+        &root.path().join("alice-laptop"),
+        n("alice"),
+        &addr,
+    );
+    let mut side = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
+    let sub = Submission::Commit {
+        group_id: g.clone(),
+        epoch: out.epoch,
+        members: members.clone(),
+        commit: out.commit,
+        welcome: None,
+    };
+    assert!(matches!(
+        side.request(Request::Submit(sub)).await.unwrap(),
+        Down::Accepted { .. }
+    ));
+    drop(a);
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    assert!(
+        !a.device().has_pending_commit(&g).unwrap(),
+        "applied from the mailbox"
+    );
+    assert_eq!(a.device().epoch(&g).unwrap(), 2);
+    a.send(&g, "after the lost answer").await.unwrap();
+    assert_eq!(
+        messages(&mut b, 1).await,
+        [(
+            "alice@laptop".to_string(),
+            "after the lost answer".to_string()
+        )]
+    );
+    // Never taken: the commit made but not submitted is dropped at the
+    // next connection, and alice carries on at the same epoch as bob.
+    let _ = a.device().update(&g).unwrap();
+    drop(a);
+    let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    assert!(!a.device().has_pending_commit(&g).unwrap(), "dropped");
+    a.send(&g, "and again").await.unwrap();
+    assert_eq!(messages(&mut b, 1).await.len(), 1);
+    assert_eq!(
+        a.device().epoch_authenticator(&g).unwrap(),
+        b.device().epoch_authenticator(&g).unwrap()
+    );
+    // Its own commits handed back are no warnings.
+    a.update(&g).await.unwrap();
+    let events = a.sync(Duration::from_millis(300)).await.unwrap();
+    assert!(
+        events.iter().all(|e| !matches!(e, V2Event::Refused { .. })),
+        "{events:?}"
+    );
+}

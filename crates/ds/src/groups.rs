@@ -167,14 +167,16 @@ impl Groups {
         };
         // The devices a commit adds join by its Welcome, and only they get
         // it; every device that was a member (the removed ones included)
-        // gets the commit.
+        // gets the commit, the committer too: a committer that lost the
+        // answer learns from its own mailbox that its commit was taken
+        // (mls-rs applies a pending commit when it reads it back).
         let new: BTreeSet<&DeviceId> = members.iter().filter(|d| !before.contains(*d)).collect();
         match &welcome {
             Some((to, _)) if !new.is_empty() && to.iter().eq(new.iter().copied()) => {}
             None if new.is_empty() => {}
             _ => return Err(DsError::Membership),
         }
-        let recipients: BTreeSet<&DeviceId> = before.iter().filter(|d| *d != sender).collect();
+        let recipients: BTreeSet<&DeviceId> = before.iter().collect();
         let welcomed: Vec<&DeviceId> = welcome
             .as_ref()
             .map(|(to, _)| to.iter().collect())
@@ -197,7 +199,8 @@ impl Groups {
             };
             self.mailboxes.deliver(to.iter(), &item)?;
         }
-        let count = recipients.len();
+        // Devices told, the committer's own copy not counted.
+        let count = recipients.len().saturating_sub(1);
         let next = epoch.saturating_add(1);
         self.groups.insert(
             group_id,

@@ -45,9 +45,18 @@ fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
         group_id: b"g".to_vec(),
         welcome: b"w0".to_vec(),
     };
+    // The committer gets its own commit back; the new devices the Welcome.
+    let own = Delivery::Group {
+        group_id: b"g".to_vec(),
+        message: b"c0".to_vec(),
+    };
     assert_eq!(
         made,
-        vec![(b.clone(), 0, welcome.clone()), (c.clone(), 0, welcome)]
+        vec![
+            (a.clone(), 0, own),
+            (b.clone(), 0, welcome.clone()),
+            (c.clone(), 0, welcome)
+        ]
     );
     assert!(g.mailboxes().take_appended().is_empty(), "taken once");
     let msg = Submission::Message {
@@ -63,7 +72,7 @@ fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
     };
     assert_eq!(
         made,
-        vec![(a.clone(), 0, item.clone()), (c.clone(), 1, item)]
+        vec![(a.clone(), 1, item.clone()), (c.clone(), 1, item)]
     );
     // Refused: nothing made.
     let stale = Submission::Message {

@@ -135,6 +135,10 @@ impl Net {
                 Delivery::Welcome { welcome, .. } => {
                     self.dev(who).join(&welcome).unwrap();
                 }
+                // Its own commit, read back after it was applied.
+                Delivery::Group { message, .. } if self.dev(who).is_past_handshake(&message) => {
+                    assert!(self.dev(who).receive(&message).is_err());
+                }
                 Delivery::Group { message, .. } => match self.dev(who).receive(&message).unwrap() {
                     Received::Message { sender, body, .. } => {
                         let from = format!("{}@{}", sender.user, sender.device);

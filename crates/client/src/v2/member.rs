@@ -168,6 +168,8 @@ pub struct Member {
     /// When KeyPackages were last uploaded (at most one batch per
     /// [`KEY_PACKAGE_REFILL_INTERVAL`], whatever the relay says it holds).
     last_upload: Option<tokio::time::Instant>,
+    /// Events from settling pending commits at connect, for the next sync.
+    early_events: Vec<V2Event>,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -211,10 +213,12 @@ impl Member {
             leave_requests: BTreeSet::new(),
             key_packages_left: 0,
             last_upload: None,
+            early_events: Vec::new(),
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
         m.take_crls();
+        m.settle_pending().await?;
         if m.key_packages_left < KEY_PACKAGE_LOW {
             m.upload_key_packages().await?;
         }
@@ -228,6 +232,39 @@ impl Member {
         self.link = Link::connect(cfg, &pkcs8).await?;
         self.key_packages_left = self.link.key_packages;
         self.take_crls();
+        self.settle_pending().await
+    }
+
+    /// Settles commits left pending by a connection that failed before the
+    /// relay's answer. The relay puts an accepted commit in its
+    /// committer's mailbox too, in the same transaction, and sends a
+    /// session's whole mailbox before it answers the session's first
+    /// request: so after one answered request, a pending commit the relay
+    /// took has been read back (mls-rs applies it), and one still pending
+    /// was never taken and is dropped.
+    async fn settle_pending(&mut self) -> Result<(), ClientError> {
+        let mut pending = Vec::new();
+        for g in self.device.group_ids()? {
+            if self.device.has_pending_commit(&g).unwrap_or(false) {
+                pending.push(g);
+            }
+        }
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let me = self.me.user.clone();
+        match self.link.request(Request::Devices(me)).await? {
+            Down::Devices { .. } => {}
+            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+        }
+        let events = self.sync(Duration::ZERO).await?;
+        self.early_events.extend(events);
+        for g in pending {
+            if self.device.has_pending_commit(&g)? {
+                tracing::info!("a commit the relay never took is dropped");
+                self.device.commit_refused(&g)?;
+            }
+        }
         Ok(())
     }
 
@@ -467,6 +504,12 @@ impl Member {
                     self.link.ack(seq).await?;
                     return Ok(Vec::new());
                 }
+                // This device's own commit handed back after it was
+                // applied, or a handshake already superseded: nothing new.
+                Err(MlsError::Refused) if self.device.is_past_handshake(&message) => {
+                    self.link.ack(seq).await?;
+                    return Ok(Vec::new());
+                }
                 Err(MlsError::Refused) => {
                     tracing::warn!("a group message was refused");
                     V2Event::Refused { group: group_id }
@@ -482,7 +525,7 @@ impl Member {
     /// follows without a pause), then carries out leave requests and
     /// refills KeyPackages.
     pub async fn sync(&mut self, wait: Duration) -> Result<Vec<V2Event>, ClientError> {
-        let mut events = Vec::new();
+        let mut events = std::mem::take(&mut self.early_events);
         self.take_crls();
         let mut wait = wait;
         while let Some((seq, item)) = self.link.next_delivery(wait).await? {

@@ -166,4 +166,37 @@ impl Device {
         };
         Ok(result)
     }
+
+    /// Whether `bytes` is a commit or proposal of one of this device's
+    /// groups for an epoch before the group's current one: already
+    /// processed or superseded, most often this device's own commit
+    /// handed back after it was applied. [`Device::receive`] refuses it
+    /// like any other; this only tells the caller that there is nothing
+    /// to warn about.
+    pub fn is_past_handshake(&mut self, bytes: &[u8]) -> bool {
+        let Ok(msg) = MlsMessage::from_bytes(bytes) else {
+            return false;
+        };
+        let application = matches!(
+            msg.description(),
+            MlsMessageDescription::PrivateProtocolMessage {
+                content_type: ContentType::Application,
+                ..
+            } | MlsMessageDescription::PublicProtocolMessage {
+                content_type: ContentType::Application,
+                ..
+            }
+        );
+        let (Some(group_id), Some(epoch)) = (msg.group_id(), msg.epoch()) else {
+            return false;
+        };
+        let group_id = group_id.to_vec();
+        !application && self.epoch(&group_id).is_ok_and(|current| epoch < current)
+    }
+
+    /// Whether this device has a commit in the group waiting for the
+    /// relay's order.
+    pub fn has_pending_commit(&mut self, group_id: &[u8]) -> Result<bool, MlsError> {
+        Ok(self.group(group_id)?.has_pending_commit())
+    }
 }
