@@ -446,9 +446,10 @@ async fn a_key_package_offered_as_another_devices_is_refused_and_a_revoked_one_l
     let root = tempfile::tempdir().unwrap();
     let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let b = device(&pki, root.path(), "bob", "laptop", &addr).await;
-    // Mallory claims one of bob's KeyPackages and uploads it as her own.
-    let dir = root.path().join("mallory-x");
-    let cfg = pki.device("mallory", "x", &dir, &addr).unwrap();
+    // Mallory (her device named like bob's) claims one of bob's
+    // KeyPackages and uploads it as her own.
+    let dir = root.path().join("mallory-laptop");
+    let cfg = pki.device("mallory", "laptop", &dir, &addr).unwrap();
     let mut m = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
     let Down::Claimed { key_packages, .. } = m.request(Request::Claim(n("bob"))).await.unwrap()
     else {
@@ -469,8 +470,42 @@ async fn a_key_package_offered_as_another_devices_is_refused_and_a_revoked_one_l
         .await
         .unwrap();
     let err = a.add(&g, &[n("mallory")]).await.unwrap_err();
-    assert!(err.to_string().contains("bob@laptop"), "{err}");
+    assert!(
+        err.to_string().contains("of bob@laptop as mallory@laptop"),
+        "{err}"
+    );
     assert_eq!(a.device().members(&g).unwrap().len(), 1);
+    // The same within one person: bob's tablet uploads his laptop's
+    // KeyPackage as its own; asking for bob is refused whole.
+    let dir = root.path().join("bob-tablet");
+    let cfg = pki.device("bob", "tablet", &dir, &addr).unwrap();
+    let mut t = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
+    let Down::Claimed { key_packages, .. } = t.request(Request::Claim(n("bob"))).await.unwrap()
+    else {
+        panic!("no claim")
+    };
+    let laptops = key_packages
+        .iter()
+        .find(|c| c.device.device.as_str() == "laptop")
+        .unwrap()
+        .key_package
+        .clone();
+    let up = Request::Upload {
+        one_time: vec![laptops],
+        last_resort: None,
+    };
+    assert!(matches!(
+        t.request(up).await.unwrap(),
+        Down::Uploaded { .. }
+    ));
+    let err = a.add(&g, &[n("bob")]).await.unwrap_err();
+    assert!(
+        err.to_string().contains("of bob@laptop as bob@tablet"),
+        "{err}"
+    );
+    assert_eq!(a.device().members(&g).unwrap().len(), 1);
+    // (Alice's claim used the tablet's only KeyPackage: it is gone.)
+    drop(t);
     // Bob's phone is revoked while offline: a conversation with bob gets
     // his laptop, and leaves the phone out.
     let phone = device(&pki, root.path(), "bob", "phone", &addr).await;
