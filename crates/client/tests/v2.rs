@@ -25,6 +25,15 @@ fn config() -> Config {
     }
 }
 
+/// A CA, a relay (with room for a test's bursts) on 127.0.0.1:0, its
+/// address, and a directory for the devices.
+async fn world() -> (TestPki, TestRelay, String, tempfile::TempDir) {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    (pki, relay, addr, tempfile::tempdir().unwrap())
+}
+
 /// Enrols and connects `user`'s `device`, its directory under `root`.
 async fn device(pki: &TestPki, root: &Path, user: &str, device: &str, addr: &str) -> Member {
     let dir = root.join(format!("{user}-{device}"));
@@ -145,10 +154,7 @@ async fn two_people_with_two_devices_each_chat_and_form_a_group_through_the_rela
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_that_race_are_ordered_by_the_relay_and_the_losers_rebase() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let mut c = device(&pki, root.path(), "carol", "laptop", &addr).await;
@@ -175,10 +181,7 @@ async fn commits_that_race_are_ordered_by_the_relay_and_the_losers_rebase() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_persons_new_device_joins_their_groups_and_reads_what_follows() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut al = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut bl = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let (g, _) = al.create_group(None, &[n("bob")]).await.unwrap();
@@ -194,6 +197,13 @@ async fn a_persons_new_device_joins_their_groups_and_reads_what_follows() {
     bl.send(&g, "to both of alice's devices").await.unwrap();
     assert_eq!(messages(&mut ap, 1).await.len(), 1);
     assert_eq!(messages(&mut al, 1).await.len(), 1);
+    // While it runs, the laptop adds a device enrolled later by itself
+    // (its periodic work, here every sync instead of every minute).
+    let mut at = device(&pki, root.path(), "alice", "tablet", &addr).await;
+    al.set_maintenance_interval(Duration::ZERO);
+    al.sync(Duration::from_millis(100)).await.unwrap();
+    settle(&mut [&mut at, &mut ap, &mut bl]).await;
+    assert_eq!(at.one_to_one(&n("bob")).unwrap().unwrap().members.len(), 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,10 +267,7 @@ async fn what_the_relay_confirmed_survives_its_restart_and_reaches_an_offline_de
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_relay_refuses_a_revoked_devices_connection_and_closes_its_session() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, relay, addr, root) = world().await;
     let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
@@ -380,10 +387,7 @@ async fn hostile_v2_input_ends_only_the_senders_session() {
 async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch() {
     use blindrelay_client::v2::Link;
     use blindrelay_ds::{Down, Refusal, RefusalCode, Request, Submission};
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();
@@ -440,10 +444,7 @@ async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch()
 async fn a_key_package_offered_as_another_devices_is_refused_and_a_revoked_one_left_out() {
     use blindrelay_client::v2::Link;
     use blindrelay_ds::{Down, Request};
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, relay, addr, root) = world().await;
     let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let b = device(&pki, root.path(), "bob", "laptop", &addr).await;
     // Mallory (her device named like bob's) claims one of bob's
@@ -529,10 +530,7 @@ async fn a_key_package_offered_as_another_devices_is_refused_and_a_revoked_one_l
 async fn a_commit_whose_answer_was_lost_is_settled_at_the_next_connection() {
     use blindrelay_client::v2::Link;
     use blindrelay_ds::{Down, Request, Submission};
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut a = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut b = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let (g, _) = a.create_group(None, &[n("bob")]).await.unwrap();

@@ -116,8 +116,11 @@ pub(crate) fn parse_line(line: &str) -> Result<Option<Action>, String> {
 }
 
 /// A JSON command line: its request id (`"req"`, string or number,
-/// echoed in the answer) and the action.
-pub(crate) fn parse_json(line: &str) -> (Option<String>, Result<Action, String>) {
+/// echoed in the answer) and the action (version 1's [`Action`], or a
+/// device's `V2Action`).
+pub(crate) fn parse_json<A: serde::de::DeserializeOwned>(
+    line: &str,
+) -> (Option<String>, Result<A, String>) {
     let mut v: serde_json::Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return (None, Err(format!("bad command: {e}"))),
@@ -340,7 +343,8 @@ mod tests {
 
     #[test]
     fn parses_json_commands_with_their_request_ids() {
-        let (req, a) = parse_json(r#"{"cmd":"send","to":["bob"],"text":"hi","req":"r1"}"#);
+        let (req, a) =
+            parse_json::<Action>(r#"{"cmd":"send","to":["bob"],"text":"hi","req":"r1"}"#);
         assert_eq!(req.as_deref(), Some("r1"));
         assert_eq!(
             a.unwrap(),
@@ -349,14 +353,14 @@ mod tests {
                 text: "hi".into()
             }
         );
-        let (req, a) = parse_json(r#"{"cmd":"to","name":"bob","req":7}"#);
+        let (req, a) = parse_json::<Action>(r#"{"cmd":"to","name":"bob","req":7}"#);
         assert_eq!(req.as_deref(), Some("7"));
         assert_eq!(a.unwrap(), Action::To { name: "bob".into() });
-        let (req, a) = parse_json(r#"{"cmd":"quit"}"#);
+        let (req, a) = parse_json::<Action>(r#"{"cmd":"quit"}"#);
         assert_eq!((req, a.unwrap()), (None, Action::Quit));
-        let (req, a) = parse_json(r#"{"cmd":"send","text":"x","evil":1,"req":"r2"}"#);
+        let (req, a) = parse_json::<Action>(r#"{"cmd":"send","text":"x","evil":1,"req":"r2"}"#);
         assert_eq!(req.as_deref(), Some("r2"));
         assert!(a.is_err());
-        assert!(parse_json("not json").1.is_err());
+        assert!(parse_json::<Action>("not json").1.is_err());
     }
 }

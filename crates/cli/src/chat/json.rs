@@ -49,7 +49,7 @@ pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result
             l = lines.next_line() => match l {
                 Ok(Some(l)) if l.trim().is_empty() => {}
                 Ok(Some(l)) => {
-                    let (req, action) = parse_json(&l);
+                    let (req, action) = parse_json::<super::action::Action>(&l);
                     let out = match action {
                         Ok(a) => s.perform(a, req.clone()).await,
                         Err(e) => Outcome::Error(e),

@@ -42,6 +42,9 @@ pub const KEY_PACKAGE_BATCH: usize = 50;
 /// that a relay claiming to hold none cannot make the device mint keys
 /// without end.
 pub const KEY_PACKAGE_REFILL_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a connected device adds its person's new devices to its
+/// groups and refreshes its leaf where it is due (see [`Member::sync`]).
+pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long to wait for the winning commit after a STALE_EPOCH.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
@@ -170,6 +173,10 @@ pub struct Member {
     last_upload: Option<tokio::time::Instant>,
     /// Events from settling pending commits at connect, for the next sync.
     early_events: Vec<V2Event>,
+    /// When the periodic work last ran (it runs in [`Member::sync`]).
+    last_maintenance: tokio::time::Instant,
+    /// How often it runs ([`MAINTENANCE_INTERVAL`] unless set).
+    maintenance_every: Duration,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -214,6 +221,8 @@ impl Member {
             key_packages_left: 0,
             last_upload: None,
             early_events: Vec::new(),
+            last_maintenance: tokio::time::Instant::now(),
+            maintenance_every: MAINTENANCE_INTERVAL,
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
@@ -266,6 +275,12 @@ impl Member {
             }
         }
         Ok(())
+    }
+
+    /// Sets how often the periodic work runs (tests; a client keeps
+    /// [`MAINTENANCE_INTERVAL`]).
+    pub fn set_maintenance_interval(&mut self, every: Duration) {
+        self.maintenance_every = every;
     }
 
     /// This device.
@@ -522,8 +537,9 @@ impl Member {
     }
 
     /// Processes what the relay delivers within `wait` (and whatever
-    /// follows without a pause), then carries out leave requests and
-    /// refills KeyPackages.
+    /// follows without a pause), then carries out leave requests, refills
+    /// KeyPackages, and every [`MAINTENANCE_INTERVAL`] adds this person's
+    /// new devices to its groups and refreshes its leaf where it is due.
     pub async fn sync(&mut self, wait: Duration) -> Result<Vec<V2Event>, ClientError> {
         let mut events = std::mem::take(&mut self.early_events);
         self.take_crls();
@@ -539,6 +555,19 @@ impl Member {
             .is_none_or(|t| t.elapsed() >= KEY_PACKAGE_REFILL_INTERVAL);
         if self.key_packages_left < KEY_PACKAGE_LOW && refill_due {
             self.upload_key_packages().await?;
+        }
+        if self.last_maintenance.elapsed() >= self.maintenance_every {
+            self.last_maintenance = tokio::time::Instant::now();
+            // Failures here are not the connection's: said, then retried
+            // at the next interval.
+            match self.adopt_own_devices().await {
+                Ok(ev) => events.extend(ev),
+                Err(e) => tracing::warn!(error = %e, "adding this person's new devices failed"),
+            }
+            match self.update_due().await {
+                Ok(ev) => events.extend(ev),
+                Err(e) => tracing::warn!(error = %e, "the periodic self-update failed"),
+            }
         }
         for g in std::mem::take(&mut self.leave_requests) {
             if self.device.epoch(&g).is_ok() {

@@ -154,27 +154,7 @@ pub(crate) fn parse_line(line: &str) -> Result<Option<V2Action>, String> {
 
 /// A JSON command line: its request id and the action.
 pub(crate) fn parse_json(line: &str) -> (Option<String>, Result<V2Action, String>) {
-    let mut v: serde_json::Value = match serde_json::from_str(line) {
-        Ok(v) => v,
-        Err(e) => return (None, Err(format!("bad command: {e}"))),
-    };
-    let req = v
-        .as_object_mut()
-        .and_then(|o| o.remove("req"))
-        .map(|r| match r {
-            serde_json::Value::String(s) => s,
-            other => other.to_string(),
-        });
-    if req
-        .as_ref()
-        .is_some_and(|r| r.len() > blindrelay_client::MAX_TAG_LEN)
-    {
-        return (None, Err("bad command: req is too long".into()));
-    }
-    (
-        req,
-        serde_json::from_value(v).map_err(|e| format!("bad command: {e}")),
-    )
+    crate::chat::action::parse_json(line)
 }
 
 /// A conversation's label: the group's name, or the other people of a
