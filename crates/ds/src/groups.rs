@@ -181,10 +181,17 @@ impl Groups {
             .as_ref()
             .map(|(to, _)| to.iter().collect())
             .unwrap_or_default();
-        if !self
-            .mailboxes
-            .have_room(recipients.iter().copied().chain(welcomed.iter().copied()))
-        {
+        // The commit and the Welcome are checked together: both go in, or
+        // neither.
+        let commit_size = group_id.len().saturating_add(commit.len());
+        let welcome_size = welcome
+            .as_ref()
+            .map_or(0, |(_, w)| group_id.len().saturating_add(w.len()));
+        let adds = recipients
+            .iter()
+            .map(|d| (*d, commit_size))
+            .chain(welcomed.iter().map(|d| (*d, welcome_size)));
+        if !self.mailboxes.fits(adds) {
             return Err(DsError::Capacity("a recipient's mailbox is full"));
         }
         let item = Delivery::Group {

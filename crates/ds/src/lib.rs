@@ -69,6 +69,11 @@ pub struct Limits {
     pub groups: usize,
     /// Messages waiting in one device's mailbox.
     pub mailbox_messages: usize,
+    /// Bytes waiting in one device's mailbox.
+    pub mailbox_bytes: usize,
+    /// Bytes waiting in all mailboxes together (the relay holds them in
+    /// memory as well as in its database).
+    pub total_mailbox_bytes: usize,
     /// Largest MLS message or Welcome, bytes (a Welcome into a group of
     /// 1 000 P-256 devices is about 880 KiB).
     pub message_bytes: usize,
@@ -82,6 +87,8 @@ impl Default for Limits {
             members_per_group: 2_000,
             groups: 100_000,
             mailbox_messages: 10_000,
+            mailbox_bytes: 64 * 1024 * 1024,
+            total_mailbox_bytes: 1024 * 1024 * 1024,
             message_bytes: 2 * 1024 * 1024,
         }
     }

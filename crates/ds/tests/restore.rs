@@ -232,3 +232,51 @@ fn every_bound_holds_at_its_exact_value() {
     g.submit(&b, msg(10)).unwrap();
     assert_eq!(g.describe(b"g"), Some((1, 3)));
 }
+
+#[test]
+fn mailboxes_are_bounded_in_bytes_per_device_and_together() {
+    let (a, b, c) = (dev("alice", "l"), dev("bob", "l"), dev("carol", "l"));
+    // Per device: 10 bytes (an item counts its group id, 1 byte here).
+    let limits = Limits {
+        mailbox_bytes: 10,
+        ..Limits::default()
+    };
+    let mut g = Groups::new(limits);
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([a.clone(), b.clone()]));
+    let msg = |len: usize| Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: vec![0; len],
+    };
+    g.submit(&a, msg(5)).unwrap();
+    g.submit(&a, msg(3)).unwrap(); // 6 + 4 = 10: exactly full
+    assert!(matches!(g.submit(&a, msg(0)), Err(DsError::Capacity(_))));
+    let seq = g.mailboxes_ref().pending(&b)[0].0;
+    g.mailboxes().ack(&b, seq);
+    g.submit(&a, msg(5)).unwrap(); // the ack made room
+    // Together: 12 bytes across two groups' recipients.
+    let limits = Limits {
+        total_mailbox_bytes: 12,
+        ..Limits::default()
+    };
+    let mut g = Groups::new(limits);
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([a.clone(), b.clone(), c.clone()]),
+    );
+    g.submit(&a, msg(5)).unwrap(); // to bob and carol: 12 bytes
+    assert!(matches!(g.submit(&b, msg(0)), Err(DsError::Capacity(_))));
+    // A commit and its Welcome are checked together: neither goes in.
+    let before = g.mailboxes_ref().pending(&c).len();
+    let commit = Submission::Commit {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        members: BTreeSet::from([a.clone(), b.clone(), c.clone(), dev("dave", "l")]),
+        commit: vec![],
+        welcome: Some((BTreeSet::from([dev("dave", "l")]), vec![0; 1])),
+    };
+    assert!(matches!(g.submit(&a, commit), Err(DsError::Capacity(_))));
+    assert_eq!(g.mailboxes_ref().pending(&c).len(), before);
+    assert_eq!(g.describe(b"g"), Some((1, 3)));
+}

@@ -34,6 +34,9 @@ pub const INBOX: usize = 64;
 /// Mailbox items held while an answer is awaited (the relay's mailbox
 /// bound); a relay that sends more is cut off.
 pub const MAX_BUFFERED: usize = 10_000;
+/// Bytes of mailbox items held while an answer is awaited (the relay's
+/// per-mailbox byte bound).
+pub const MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
 /// The largest message accepted from the relay (the chunk bound).
 pub const MAX_DOWN_BYTES: usize = blindrelay_wire::MAX_DS_CHUNKS * blindrelay_wire::DS_CHUNK_MAX;
 
@@ -49,6 +52,8 @@ pub struct Link {
     out: mpsc::Sender<Vec<Box<[u8; FRAME_LEN]>>>,
     inbox: mpsc::Receiver<Incoming>,
     buffered: VecDeque<(u64, Delivery)>,
+    /// Bytes in `buffered`.
+    buffered_bytes: usize,
     crls: Vec<Vec<u8>>,
     next_req: u32,
     next_msg: u32,
@@ -85,6 +90,7 @@ impl Link {
             out,
             inbox,
             buffered: VecDeque::new(),
+            buffered_bytes: 0,
             crls: Vec::new(),
             next_req: 1,
             next_msg: 0,
@@ -147,9 +153,13 @@ impl Link {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.recv(left).await? {
                 Down::Delivery { seq, item } => {
-                    if self.buffered.len() >= MAX_BUFFERED {
+                    let size = item.size();
+                    if self.buffered.len() >= MAX_BUFFERED
+                        || self.buffered_bytes.saturating_add(size) > MAX_BUFFERED_BYTES
+                    {
                         return Err(closed("the relay sent more than a mailbox holds"));
                     }
+                    self.buffered_bytes = self.buffered_bytes.saturating_add(size);
                     self.buffered.push_back((seq, item));
                 }
                 Down::Uploaded { req: r, .. }
@@ -183,6 +193,7 @@ impl Link {
         wait: Duration,
     ) -> Result<Option<(u64, Delivery)>, ClientError> {
         if let Some(d) = self.buffered.pop_front() {
+            self.buffered_bytes = self.buffered_bytes.saturating_sub(d.1.size());
             return Ok(Some(d));
         }
         match tokio::time::timeout(wait, self.recv_any()).await {

@@ -20,9 +20,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blindrelay_ds::{Claimed, Delivery, DeviceId, Down, Refusal, RefusalCode, Request, Submission};
+use blindrelay_ds::{Claimed, Delivery, DeviceId, Down, Refusal, Request};
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Outgoing, Received, Trust};
+use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Received, Trust};
 use blindrelay_pki::crl::CheckedCrl;
 use blindrelay_pki::{DeviceName, PrivateKeyPem};
 use blindrelay_wire::UserName;
@@ -133,29 +133,6 @@ fn lock_state(state: &Path) -> Result<std::fs::File, ClientError> {
     }
 }
 
-/// The CRL `der` (from the relay) if it should replace `current`: the CA
-/// signed it, it is current at `now`, and its number is higher (the same
-/// CRL again, or an older one, changes nothing: the relay cannot roll the
-/// CRL back).
-pub(super) fn newer_crl(
-    current: Option<&CheckedCrl>,
-    der: &[u8],
-    ca_der: &[u8],
-    now: i64,
-) -> Option<CheckedCrl> {
-    let new = match CheckedCrl::check(der, ca_der, now) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "the relay's CRL does not verify; ignored");
-            return None;
-        }
-    };
-    match current {
-        Some(cur) if new.number() <= cur.number() => None,
-        _ => Some(new),
-    }
-}
-
 /// One device, connected.
 pub struct Member {
     pub(super) device: Device,
@@ -164,7 +141,7 @@ pub struct Member {
     crl: Option<CheckedCrl>,
     pub(super) me: DeviceId,
     /// Groups where a member asked to leave: this device commits there.
-    leave_requests: BTreeSet<Vec<u8>>,
+    pub(super) leave_requests: BTreeSet<Vec<u8>>,
     /// One-time KeyPackages the relay holds for this device, as far as
     /// this device knows (each Welcome it joins by used one).
     key_packages_left: u32,
@@ -172,7 +149,7 @@ pub struct Member {
     /// [`KEY_PACKAGE_REFILL_INTERVAL`], whatever the relay says it holds).
     last_upload: Option<tokio::time::Instant>,
     /// Events from settling pending commits at connect, for the next sync.
-    early_events: Vec<V2Event>,
+    pub(super) early_events: Vec<V2Event>,
     /// When the periodic work last ran (it runs in [`Member::sync`]).
     last_maintenance: tokio::time::Instant,
     /// How often it runs ([`MAINTENANCE_INTERVAL`] unless set).
@@ -244,39 +221,6 @@ impl Member {
         self.settle_pending().await
     }
 
-    /// Settles commits left pending by a connection that failed before the
-    /// relay's answer. The relay puts an accepted commit in its
-    /// committer's mailbox too, in the same transaction, and sends a
-    /// session's whole mailbox before it answers the session's first
-    /// request: so after one answered request, a pending commit the relay
-    /// took has been read back (mls-rs applies it), and one still pending
-    /// was never taken and is dropped.
-    async fn settle_pending(&mut self) -> Result<(), ClientError> {
-        let mut pending = Vec::new();
-        for g in self.device.group_ids()? {
-            if self.device.has_pending_commit(&g).unwrap_or(false) {
-                pending.push(g);
-            }
-        }
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let me = self.me.user.clone();
-        match self.link.request(Request::Devices(me)).await? {
-            Down::Devices { .. } => {}
-            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
-        }
-        let events = self.sync(Duration::ZERO).await?;
-        self.early_events.extend(events);
-        for g in pending {
-            if self.device.has_pending_commit(&g)? {
-                tracing::info!("a commit the relay never took is dropped");
-                self.device.commit_refused(&g)?;
-            }
-        }
-        Ok(())
-    }
-
     /// Sets how often the periodic work runs (tests; a client keeps
     /// [`MAINTENANCE_INTERVAL`]).
     pub fn set_maintenance_interval(&mut self, every: Duration) {
@@ -296,10 +240,11 @@ impl Member {
     /// Takes the CRLs the relay handed out: one the CA signed, current and
     /// not older than the one in use replaces it (every member's
     /// certificate is checked against it from now on).
-    fn take_crls(&mut self) {
+    pub(super) fn take_crls(&mut self) {
         for der in self.link.take_crls() {
             let now = i64::try_from(now()).unwrap_or(i64::MAX);
-            let Some(new) = newer_crl(self.crl.as_ref(), &der, &self.ca_der, now) else {
+            let Some(new) = super::crl::newer_crl(self.crl.as_ref(), &der, &self.ca_der, now)
+            else {
                 continue;
             };
             if let Ok(root) = TrustRoot::new(self.ca_der.clone()) {
@@ -378,94 +323,12 @@ impl Member {
             .collect())
     }
 
-    /// Makes a commit with `make`, submits it, and applies it once the
-    /// relay accepts it; on a lost race processes the winner and tries
-    /// again. `make` gets the group's devices as they are now (after the
-    /// winner) and returns the commit and the devices it adds, or `None`
-    /// if there is nothing left to do (another member's commit already
-    /// did it). The relay is told the devices after the commit: the
-    /// roster, less every member the commit removes (asked, or whose
-    /// certificate no longer passes), plus the devices it adds.
-    pub(super) async fn commit(
-        &mut self,
-        group: &[u8],
-        make: impl Fn(
-            &mut Device,
-            &BTreeSet<DeviceId>,
-        ) -> Result<Option<(Outgoing, BTreeSet<DeviceId>)>, MlsError>,
-    ) -> Result<Vec<V2Event>, ClientError> {
-        let mut events = Vec::new();
-        for _ in 0..COMMIT_ATTEMPTS {
-            let present = self.routing(group)?;
-            let Some((out, added)) = make(&mut self.device, &present)? else {
-                return Ok(events);
-            };
-            let mut members = present;
-            for m in &out.removed {
-                if let Some(d) = device_id(&m.user, &m.device) {
-                    members.remove(&d);
-                }
-            }
-            members.extend(added.iter().cloned());
-            let welcome = out.welcome.map(|w| (added, w));
-            let sub = Submission::Commit {
-                group_id: group.to_vec(),
-                epoch: out.epoch,
-                members,
-                commit: out.commit,
-                welcome,
-            };
-            match self.link.request(Request::Submit(sub)).await {
-                Ok(Down::Accepted { .. }) => {
-                    self.device.commit_accepted(group)?;
-                    self.leave_requests.remove(group);
-                    return Ok(events);
-                }
-                Ok(Down::Refused {
-                    why: Refusal::Rules(RefusalCode::StaleEpoch),
-                    epoch,
-                    ..
-                }) => {
-                    self.device.commit_refused(group)?;
-                    events.extend(self.catch_up(group, epoch).await?);
-                }
-                Ok(Down::Refused { why, .. }) => {
-                    self.device.commit_refused(group)?;
-                    return Err(refused(why));
-                }
-                Ok(other) => {
-                    self.device.commit_refused(group)?;
-                    return Err(ClientError::V2(format!("unexpected answer {other:?}")));
-                }
-                Err(e) => {
-                    // Unknown whether the relay took it: the pending commit
-                    // stays stored, and the next connection's mailbox tells.
-                    return Err(e);
-                }
-            }
-        }
-        Err(ClientError::V2(format!(
-            "other members' commits won {COMMIT_ATTEMPTS} times in a row; try again"
-        )))
-    }
-
-    /// Processes mailbox items until the group reaches `epoch` (the relay's
-    /// word, used only to know when to stop waiting).
-    async fn catch_up(&mut self, group: &[u8], epoch: u64) -> Result<Vec<V2Event>, ClientError> {
-        let mut events = Vec::new();
-        let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
-        while self.device.epoch(group).is_ok_and(|e| e < epoch) {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match self.link.next_delivery(left).await? {
-                Some((seq, item)) => events.extend(self.process(seq, item).await?),
-                None => break,
-            }
-        }
-        Ok(events)
-    }
-
     /// Processes one mailbox item and acknowledges it.
-    async fn process(&mut self, seq: u64, item: Delivery) -> Result<Vec<V2Event>, ClientError> {
+    pub(super) async fn process(
+        &mut self,
+        seq: u64,
+        item: Delivery,
+    ) -> Result<Vec<V2Event>, ClientError> {
         self.take_crls();
         self.device.trust().set_now(now());
         let names = |m: &blindrelay_mls::Member| (m.user.clone(), m.device.clone());
@@ -592,50 +455,5 @@ impl From<MlsError> for ClientError {
 impl From<blindrelay_mls::StorageError> for ClientError {
     fn from(e: blindrelay_mls::StorageError) -> Self {
         ClientError::V2(format!("MLS storage: {e}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use blindrelay_pki::CertificateAuthority;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
-
-    fn der_of_crl(pem: &str) -> Vec<u8> {
-        CertificateRevocationListDer::from_pem_slice(pem.as_bytes())
-            .unwrap()
-            .to_vec()
-    }
-
-    #[test]
-    fn only_a_newer_crl_the_ca_signed_replaces_the_one_in_use() {
-        let ca = CertificateAuthority::create("test").unwrap();
-        let other = CertificateAuthority::create("other").unwrap();
-        let ca_der = CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
-            .unwrap()
-            .to_vec();
-        let now = i64::try_from(now()).unwrap();
-        let crl = |n| der_of_crl(&ca.sign_crl(&[], n).unwrap());
-        let first = newer_crl(None, &crl(2), &ca_der, now).unwrap();
-        assert_eq!(first.number(), 2);
-        // The same, an older one: nothing changes.
-        assert!(newer_crl(Some(&first), &crl(2), &ca_der, now).is_none());
-        assert!(newer_crl(Some(&first), &crl(1), &ca_der, now).is_none());
-        // A newer one replaces it.
-        assert_eq!(
-            newer_crl(Some(&first), &crl(3), &ca_der, now)
-                .unwrap()
-                .number(),
-            3
-        );
-        // Another CA's, or bytes that are no CRL: refused, even with none in use.
-        let foreign = der_of_crl(&other.sign_crl(&[], 9).unwrap());
-        assert!(newer_crl(None, &foreign, &ca_der, now).is_none());
-        assert!(newer_crl(Some(&first), &foreign, &ca_der, now).is_none());
-        assert!(newer_crl(None, b"not a crl", &ca_der, now).is_none());
-        // One past its nextUpdate (and grace) is not current: refused.
-        let far = now + 400 * 24 * 3600;
-        assert!(newer_crl(None, &crl(5), &ca_der, far).is_none());
     }
 }

@@ -4,8 +4,9 @@
 //! * [`link`]: the connection (device certificate, DS_UP / DS_DOWN
 //!   chunks, requests matched to answers, mailbox items buffered);
 //! * [`member`]: the device's MLS state driven by the relay's order:
-//!   commits with rebase and retry, mailbox processing with
-//!   acknowledgements, KeyPackage refill;
+//!   mailbox processing with acknowledgements, KeyPackage refill, the
+//!   periodic work; `commit`, commits with rebase and retry and the
+//!   settling of a lost answer; `crl`, which CRL is taken from the relay;
 //! * [`groups`]: what a person does with groups (create, add, remove,
 //!   leave, rename, send, self-update, a person's new devices added to
 //!   their groups, per-device safety numbers).
@@ -13,6 +14,8 @@
 //! A user directory whose certificate names a device speaks v2; one with
 //! an RSA user certificate keeps protocol v1 ([`crate::connect`]).
 
+mod commit;
+mod crl;
 pub mod groups;
 pub mod link;
 pub mod member;
