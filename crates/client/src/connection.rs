@@ -10,16 +10,15 @@ use std::time::Duration;
 use blindrelay_net::{FrameReader, FrameWriter, NetError, unix_ms};
 use blindrelay_wire::{FRAME_LEN, GoodbyeCode, Message};
 use rustls::ClientConfig as TlsConfig;
-use rustls_pki_types::ServerName;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::core::{ClientCore, Step};
 use crate::crl_file::CrlFile;
+use crate::dial::dial;
 use crate::event::Event;
 use crate::handle::{ClientHandle, Command};
 use crate::perform::{Performed, Sending, perform};
@@ -54,35 +53,6 @@ pub const QUIT_FLUSH: Duration = Duration::from_secs(10);
 
 type Reader = FrameReader<ReadHalf<TlsStream<TcpStream>>>;
 type Writer = FrameWriter<WriteHalf<TlsStream<TcpStream>>>;
-
-/// TCP connect plus the TLS handshake, within [`CONNECT_TIMEOUT`].
-pub(crate) async fn dial(
-    cfg: &ClientConfig,
-    tls: &Arc<TlsConfig>,
-) -> Result<TlsStream<TcpStream>, ClientError> {
-    let server_name = ServerName::try_from(cfg.server_name.clone())
-        .map_err(|_| ClientError::ServerName(cfg.server_name.clone()))?;
-    let server = || cfg.server.clone();
-    tokio::time::timeout(CONNECT_TIMEOUT, async {
-        let tcp =
-            TcpStream::connect(&cfg.server)
-                .await
-                .map_err(|error| ClientError::Unreachable {
-                    server: server(),
-                    error,
-                })?;
-        let _ = tcp.set_nodelay(true);
-        TlsConnector::from(tls.clone())
-            .connect(server_name, tcp)
-            .await
-            .map_err(|error| ClientError::Handshake {
-                server: server(),
-                error,
-            })
-    })
-    .await
-    .map_err(|_| ClientError::ConnectTimeout(server()))?
-}
 
 /// Connects once and reads the relay's first frame.
 async fn open_session(

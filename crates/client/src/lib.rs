@@ -24,6 +24,7 @@ pub mod config;
 pub mod connection;
 pub mod core;
 mod crl_file;
+mod dial;
 pub mod error;
 pub mod event;
 pub mod handle;

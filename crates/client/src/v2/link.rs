@@ -18,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::config::ClientConfig;
-use crate::connection::{FRAME_TIMEOUT, WRITE_TIMEOUT, dial};
+use crate::connection::{FRAME_TIMEOUT, WRITE_TIMEOUT};
 use crate::core::revocation::CrlChunks;
+use crate::dial::dial;
 use crate::error::ClientError;
 
 /// The writer sends a PING after this long without sending anything (the
