@@ -5,11 +5,15 @@
 //!   a compromised relay would) and misbehaves on purpose: flips bits,
 //!   replays envelopes, re-targets them, forges the sender, swaps a user's
 //!   certificate. Clients must detect every one of these.
+//! * [`evil_ds`]: a malicious Delivery Service for protocol v2: the honest
+//!   rules, plus keeping back any device's mailbox items and handing them
+//!   over later, in any order, or never (withheld and reordered commits).
 //! * [`attacks`]: the original report's attack scripts against a relay: no
 //!   client certificate, an oversized payload, a forged sender, a flood.
 #![forbid(unsafe_code)]
 
 pub mod attacks;
+pub mod evil_ds;
 pub mod evil_relay;
 
 /// Errors of the adversary tools.

@@ -23,6 +23,12 @@ struct Held {
 pub struct Directory {
     limits: Limits,
     devices: BTreeMap<DeviceId, Held>,
+    /// One-time KeyPackages each claimer took of each device since that
+    /// device's last upload: past [`Limits::one_time_claims_per_claimer`]
+    /// a claimer gets the last-resort KeyPackage, so that no device can
+    /// drain another's one-time KeyPackages (the last-resort one stays
+    /// usable: the device keeps its private key).
+    claimed_by: BTreeMap<(DeviceId, DeviceId), usize>,
 }
 
 /// A KeyPackage handed out for a device.
@@ -42,6 +48,7 @@ impl Directory {
         Self {
             limits,
             devices: BTreeMap::new(),
+            claimed_by: BTreeMap::new(),
         }
     }
 
@@ -66,6 +73,8 @@ impl Directory {
         if held.saturating_add(one_time.len()) > self.limits.key_packages_per_device {
             return Err(DsError::TooManyKeyPackages);
         }
+        // A fresh batch: every claimer may take its share again.
+        self.claimed_by.retain(|(_, of), _| of != device);
         let entry = self.devices.entry(device.clone()).or_default();
         entry.one_time.extend(one_time);
         if last_resort.is_some() {
@@ -75,26 +84,47 @@ impl Directory {
     }
 
     /// One KeyPackage for each device of `user` that has one, oldest
-    /// one-time first, the last-resort one when none is left (it stays);
-    /// never the claimer's own (a device adding its person's other
+    /// one-time first, the last-resort one when none is left (it stays) or
+    /// when `claimer` already took its share of that device's one-time
+    /// ones; never the claimer's own (a device adding its person's other
     /// devices claims its own user).
     pub fn claim(&mut self, user: &UserName, claimer: &DeviceId) -> Vec<Claimed> {
+        let share = self.limits.one_time_claims_per_claimer;
+        let claimed_by = &mut self.claimed_by;
         self.devices
             .iter_mut()
             .filter(|(d, _)| d.user == *user && *d != claimer)
-            .filter_map(|(d, held)| match held.one_time.pop_front() {
-                Some(kp) => Some(Claimed {
-                    device: d.clone(),
-                    key_package: kp,
-                    last_resort: false,
-                }),
-                None => held.last_resort.clone().map(|kp| Claimed {
-                    device: d.clone(),
-                    key_package: kp,
-                    last_resort: true,
-                }),
+            .filter_map(|(d, held)| {
+                let taken = claimed_by.entry((claimer.clone(), d.clone())).or_default();
+                let one_time = if *taken < share {
+                    held.one_time.pop_front()
+                } else {
+                    None
+                };
+                match one_time {
+                    Some(kp) => {
+                        *taken = taken.saturating_add(1);
+                        Some(Claimed {
+                            device: d.clone(),
+                            key_package: kp,
+                            last_resort: false,
+                        })
+                    }
+                    None => held.last_resort.clone().map(|kp| Claimed {
+                        device: d.clone(),
+                        key_package: kp,
+                        last_resort: true,
+                    }),
+                }
             })
             .collect()
+    }
+
+    /// Whether the relay knows `device`: it published KeyPackages here
+    /// (and was not revoked since). A commit may bring only known devices
+    /// into a group, so that nobody fills mailboxes of made-up devices.
+    pub fn knows(&self, device: &DeviceId) -> bool {
+        self.devices.contains_key(device)
     }
 
     /// The devices of `user` that have a KeyPackage here (nothing is
@@ -115,5 +145,7 @@ impl Directory {
     /// Forgets a device (its certificate was revoked): nobody can add it.
     pub fn forget(&mut self, device: &DeviceId) {
         self.devices.remove(device);
+        self.claimed_by
+            .retain(|(by, of), _| by != device && of != device);
     }
 }

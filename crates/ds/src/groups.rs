@@ -108,6 +108,24 @@ impl Groups {
             .map(|g| (g.epoch, g.members.len()))
     }
 
+    /// The devices a submission would bring into its group (a commit's
+    /// members that the group does not have yet): the caller checks that
+    /// the relay knows each ([`crate::Directory::knows`]).
+    pub fn newcomers<'a>(&self, submission: &'a Submission) -> Vec<&'a DeviceId> {
+        match submission {
+            Submission::Commit {
+                group_id, members, ..
+            } => {
+                let group = self.groups.get(group_id);
+                members
+                    .iter()
+                    .filter(|d| group.is_none_or(|g| !g.members.contains(*d)))
+                    .collect()
+            }
+            Submission::Message { .. } => Vec::new(),
+        }
+    }
+
     /// Takes `submission` from `sender`: accepted whole or refused with
     /// nothing changed.
     pub fn submit(

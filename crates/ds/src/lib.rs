@@ -61,6 +61,10 @@ impl fmt::Display for DeviceId {
 pub struct Limits {
     /// One-time KeyPackages held per device.
     pub key_packages_per_device: usize,
+    /// One-time KeyPackages of one device that one claimer may take
+    /// between two uploads of that device; past it the claimer gets the
+    /// device's last-resort KeyPackage (KeyPackage draining).
+    pub one_time_claims_per_claimer: usize,
     /// Largest KeyPackage, bytes (an X-Wing one is about 2.7 KiB).
     pub key_package_bytes: usize,
     /// Devices in one group.
@@ -83,6 +87,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             key_packages_per_device: 200,
+            one_time_claims_per_claimer: 10,
             key_package_bytes: 8 * 1024,
             members_per_group: 2_000,
             groups: 100_000,

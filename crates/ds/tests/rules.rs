@@ -362,6 +362,86 @@ fn a_claim_returns_one_key_package_per_device_and_the_last_resort_stays() {
     assert!(dir.claim(&alice, &other).is_empty());
 }
 
+#[test]
+fn a_claimer_past_its_share_of_one_devices_one_time_key_packages_gets_the_last_resort_one() {
+    let limits = Limits {
+        one_time_claims_per_claimer: 2,
+        ..Limits::default()
+    };
+    let mut dir = Directory::new(limits);
+    let (bob, alice, carol) = (
+        dev("bob", "laptop"),
+        dev("alice", "laptop"),
+        dev("carol", "laptop"),
+    );
+    let kps: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'k', i]).collect();
+    dir.upload(&bob, kps, Some(b"last".to_vec())).unwrap();
+    let user = UserName::new("bob").unwrap();
+    let take = |dir: &mut Directory, who: &DeviceId| {
+        let c = dir.claim(&user, who);
+        assert_eq!(c.len(), 1);
+        c[0].last_resort
+    };
+    assert!(!take(&mut dir, &alice));
+    assert!(!take(&mut dir, &alice));
+    // alice's share is used: the last-resort one, and the one-time ones stay.
+    assert!(take(&mut dir, &alice));
+    assert!(take(&mut dir, &alice));
+    assert_eq!(dir.remaining(&bob), 3);
+    // Another claimer has a share of its own.
+    assert!(!take(&mut dir, &carol));
+    assert_eq!(dir.remaining(&bob), 2);
+    // bob's next upload gives every claimer its share again.
+    dir.upload(&bob, vec![b"k9".to_vec()], None).unwrap();
+    assert!(!take(&mut dir, &alice));
+}
+
+#[test]
+fn the_relay_knows_devices_that_published_key_packages_and_not_after_they_are_forgotten() {
+    let mut dir = Directory::new(Limits::default());
+    let bob = dev("bob", "laptop");
+    assert!(!dir.knows(&bob));
+    dir.upload(&bob, vec![b"k".to_vec()], None).unwrap();
+    assert!(dir.knows(&bob));
+    assert!(!dir.knows(&dev("bob", "phone")));
+    dir.forget(&bob);
+    assert!(!dir.knows(&bob));
+}
+
+#[test]
+fn newcomers_are_the_members_a_commit_names_that_the_group_lacks() {
+    let mut groups = Groups::new(Limits::default());
+    let (a, b, c) = (dev("a", "x"), dev("b", "x"), dev("c", "x"));
+    let first = genesis(b"g", &[&a, &b]);
+    let mut names: Vec<String> = groups
+        .newcomers(&first)
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a@x", "b@x"]);
+    groups.submit(&a, first).unwrap();
+    let next = Submission::Commit {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        members: set(&[&a, &b, &c]),
+        commit: b"c1".to_vec(),
+        welcome: Some((set(&[&c]), b"w1".to_vec())),
+    };
+    let names: Vec<String> = groups
+        .newcomers(&next)
+        .iter()
+        .map(|d| d.to_string())
+        .collect();
+    assert_eq!(names, ["c@x"]);
+    let message = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: b"m".to_vec(),
+    };
+    assert!(groups.newcomers(&message).is_empty());
+}
+
 proptest! {
     /// Whatever the interleaving of commits (some stale) and messages from
     /// three devices, the devices that are members throughout hold the

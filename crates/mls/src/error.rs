@@ -44,6 +44,19 @@ pub enum MlsError {
     /// A message from the network was refused (see the type's docs).
     #[error("message refused")]
     Refused,
+    /// A Welcome named a group this device already holds: joining would
+    /// replace the group's state (and its members) with whatever the
+    /// Welcome's author chose, so it is refused and the held group stays
+    /// as it was.
+    #[error("a Welcome for a group this device already holds was refused")]
+    GroupHeld,
+    /// The group has messages from an epoch this device has not reached:
+    /// a commit is missing (withheld or reordered by the relay). Nothing
+    /// is sent or committed in it until the gap fills.
+    #[error(
+        "this device is behind in the group (a commit is missing): nothing is sent until it arrives"
+    )]
+    Behind,
     /// mls-rs refused a local operation.
     #[error("MLS operation failed: {0}")]
     Library(#[from] mls_rs::error::MlsError),

@@ -30,9 +30,9 @@ pub mod storage;
 pub mod types;
 
 pub use credential::{CredentialError, Trust};
-pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, PQ_CIPHER_SUITE, suite_for};
+pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, PQ_CIPHER_SUITE, Position, suite_for};
 pub use error::MlsError;
 pub use key::DeviceKey;
 pub use name::{GroupName, NameError};
-pub use storage::{MAX_EPOCH_RETENTION, MlsStore, StorageError};
+pub use storage::{Held, MAX_EPOCH_RETENTION, MlsStore, StorageError};
 pub use types::{Member, Outgoing, Received};

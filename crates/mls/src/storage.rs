@@ -69,7 +69,53 @@ CREATE TABLE IF NOT EXISTS mls_leaf_fresh (
     group_id BLOB PRIMARY KEY,
     at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mls_last_resort (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    id BLOB NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS mls_crl (
+    one INTEGER PRIMARY KEY CHECK (one = 1),
+    der BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mls_seen (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    digest BLOB NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS mls_held (
+    n INTEGER PRIMARY KEY AUTOINCREMENT,
+    group_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    message BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS mls_held_group ON mls_held (group_id, epoch, n);
 ";
+
+/// Digests of messages and Welcomes processed, remembered so that a copy
+/// delivered again (after a connection failed before the acknowledgement)
+/// is dropped without a warning. MLS refuses such a copy anyway; this only
+/// tells a duplicate from an attack.
+pub const MAX_SEEN: u64 = 10_000;
+
+/// Messages held per group because they come from an epoch this device has
+/// not reached (a commit before them is missing): kept until the commit
+/// arrives, never acknowledged away.
+pub const MAX_HELD_PER_GROUP: u64 = 1_000;
+/// Bytes of messages held per group (see [`MAX_HELD_PER_GROUP`]).
+pub const MAX_HELD_BYTES_PER_GROUP: u64 = 16 * 1024 * 1024;
+/// Last-resort KeyPackages whose private keys are kept: the newest and the
+/// one before it (an adder may still hold the older one, claimed from the
+/// relay before the device replaced it).
+pub const LAST_RESORT_KEPT: u64 = 2;
+
+/// Whether a message was held (see [`MlsStore::hold`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// Stored, to be processed once the group reaches its epoch.
+    Kept,
+    /// The group's hold is full ([`MAX_HELD_PER_GROUP`],
+    /// [`MAX_HELD_BYTES_PER_GROUP`]): not kept.
+    Full,
+}
 
 fn epoch_sql(epoch: u64) -> Result<i64, StorageError> {
     i64::try_from(epoch).map_err(|_| StorageError::EpochRange)
@@ -159,10 +205,159 @@ impl MlsStore {
         Ok(ids)
     }
 
+    /// Whether this device holds the group.
+    pub fn holds_group(&self, group_id: &[u8]) -> Result<bool, StorageError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM mls_group WHERE group_id = ?1",
+                [group_id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Whether `bytes` (a message or Welcome) was processed before.
+    pub fn seen(&self, bytes: &[u8]) -> Result<bool, StorageError> {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM mls_seen WHERE digest = ?1",
+                [d.as_ref()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// Remembers that `bytes` was processed (the oldest of more than
+    /// [`MAX_SEEN`] are forgotten).
+    pub fn mark_seen(&self, bytes: &[u8]) -> Result<(), StorageError> {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        let conn = self.lock();
+        conn.execute(
+            "INSERT OR IGNORE INTO mls_seen (digest) VALUES (?1)",
+            [d.as_ref()],
+        )?;
+        let keep = i64::try_from(MAX_SEEN).unwrap_or(i64::MAX);
+        conn.execute(
+            "DELETE FROM mls_seen WHERE n <= (SELECT MAX(n) FROM mls_seen) - ?1",
+            [keep],
+        )?;
+        Ok(())
+    }
+
+    /// The newest CRL this device verified (the caller checks it again
+    /// when it reads it: the file is the device's own, but its disk is not
+    /// trusted with revocation).
+    pub fn crl(&self) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT der FROM mls_crl WHERE one = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Keeps `der` as the newest CRL verified.
+    pub fn set_crl(&self, der: &[u8]) -> Result<(), StorageError> {
+        self.lock().execute(
+            "INSERT INTO mls_crl (one, der) VALUES (1, ?1)
+             ON CONFLICT(one) DO UPDATE SET der = excluded.der",
+            [der],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps `message` of the group from `epoch`, which this device has
+    /// not reached, until it has.
+    pub fn hold(&self, group_id: &[u8], epoch: u64, message: &[u8]) -> Result<Held, StorageError> {
+        let conn = self.lock();
+        let (count, bytes): (i64, i64) = conn.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM mls_held WHERE group_id = ?1",
+            [group_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let len = u64::try_from(message.len()).unwrap_or(u64::MAX);
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+        if count >= MAX_HELD_PER_GROUP || bytes.saturating_add(len) > MAX_HELD_BYTES_PER_GROUP {
+            return Ok(Held::Full);
+        }
+        conn.execute(
+            "INSERT INTO mls_held (group_id, epoch, message) VALUES (?1, ?2, ?3)",
+            params![group_id, epoch_sql(epoch)?, message],
+        )?;
+        Ok(Held::Kept)
+    }
+
+    /// The newest epoch among the group's held messages: if it is past the
+    /// group's epoch, a commit is missing.
+    pub fn held_epoch(&self, group_id: &[u8]) -> Result<Option<u64>, StorageError> {
+        let max: Option<i64> = self.lock().query_row(
+            "SELECT MAX(epoch) FROM mls_held WHERE group_id = ?1",
+            [group_id],
+            |r| r.get(0),
+        )?;
+        Ok(max.and_then(|m| u64::try_from(m).ok()))
+    }
+
+    /// The oldest held message of the group from `epoch` or before (it
+    /// can be processed now), with its number for [`MlsStore::release`].
+    pub fn next_held(
+        &self,
+        group_id: &[u8],
+        epoch: u64,
+    ) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT n, message FROM mls_held WHERE group_id = ?1 AND epoch <= ?2
+                 ORDER BY epoch, n LIMIT 1",
+                params![group_id, epoch_sql(epoch)?],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// A held message was processed (or refused): it goes.
+    pub fn release(&self, n: i64) -> Result<(), StorageError> {
+        self.lock()
+            .execute("DELETE FROM mls_held WHERE n = ?1", [n])?;
+        Ok(())
+    }
+
+    /// Keeps the private key of KeyPackage `id` after a Welcome used it
+    /// (a last-resort KeyPackage may be handed out more than once, RFC
+    /// 9420 section 16.8); only the newest [`LAST_RESORT_KEPT`] are kept,
+    /// older ones are deleted.
+    pub fn mark_last_resort(&self, id: &[u8]) -> Result<(), StorageError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT OR IGNORE INTO mls_last_resort (id) VALUES (?1)",
+            [id],
+        )?;
+        let keep = i64::try_from(LAST_RESORT_KEPT).unwrap_or(i64::MAX);
+        tx.execute(
+            "DELETE FROM mls_key_package WHERE id IN (SELECT id FROM mls_last_resort
+             WHERE n NOT IN (SELECT n FROM mls_last_resort ORDER BY n DESC LIMIT ?1))",
+            [keep],
+        )?;
+        tx.execute(
+            "DELETE FROM mls_last_resort WHERE n NOT IN
+             (SELECT n FROM mls_last_resort ORDER BY n DESC LIMIT ?1)",
+            [keep],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Deletes a group and every epoch of it (after leaving or removal).
     pub fn forget_group(&self, group_id: &[u8]) -> Result<(), StorageError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
+        tx.execute("DELETE FROM mls_held WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_leaf_fresh WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_epoch WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_group WHERE group_id = ?1", [group_id])?;
@@ -184,6 +379,17 @@ impl MlsStore {
         Ok(self
             .lock()
             .execute("DELETE FROM mls_key_package WHERE expiration < ?1", [now])?)
+    }
+
+    /// KeyPackage ids whose private keys are held, for tests: a used
+    /// one-time KeyPackage is gone, a last-resort one stays.
+    pub fn key_package_ids(&self) -> Result<Vec<Vec<u8>>, StorageError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT id FROM mls_key_package ORDER BY id")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
     }
 }
 
@@ -267,9 +473,15 @@ impl GroupStateStorage for MlsStore {
 impl KeyPackageStorage for MlsStore {
     type Error = StorageError;
 
+    /// mls-rs deletes a KeyPackage's private key once a Welcome used it;
+    /// a last-resort one is kept (see [`MlsStore::mark_last_resort`]), or
+    /// the relay would keep handing out a KeyPackage nobody can join by.
     fn delete(&mut self, id: &[u8]) -> Result<(), Self::Error> {
-        self.lock()
-            .execute("DELETE FROM mls_key_package WHERE id = ?1", [id])?;
+        self.lock().execute(
+            "DELETE FROM mls_key_package WHERE id = ?1
+             AND id NOT IN (SELECT id FROM mls_last_resort)",
+            [id],
+        )?;
         Ok(())
     }
 

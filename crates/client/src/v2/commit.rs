@@ -29,10 +29,30 @@ impl Member {
         ) -> Result<Option<(Outgoing, BTreeSet<DeviceId>)>, MlsError>,
     ) -> Result<Vec<V2Event>, ClientError> {
         let mut events = Vec::new();
+        match self.commit_into(group, make, &mut events).await {
+            Ok(()) => Ok(events),
+            Err(e) => {
+                // What the winners' commits brought is not lost with the
+                // error: the next sync returns it.
+                self.early_events.extend(events);
+                Err(e)
+            }
+        }
+    }
+
+    async fn commit_into(
+        &mut self,
+        group: &[u8],
+        make: impl Fn(
+            &mut Device,
+            &BTreeSet<DeviceId>,
+        ) -> Result<Option<(Outgoing, BTreeSet<DeviceId>)>, MlsError>,
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
         for _ in 0..COMMIT_ATTEMPTS {
             let present = self.routing(group)?;
             let Some((out, added)) = make(&mut self.device, &present)? else {
-                return Ok(events);
+                return Ok(());
             };
             let mut members = present;
             for m in &out.removed {
@@ -53,7 +73,7 @@ impl Member {
                 Ok(Down::Accepted { .. }) => {
                     self.device.commit_accepted(group)?;
                     self.leave_requests.remove(group);
-                    return Ok(events);
+                    return Ok(());
                 }
                 Ok(Down::Refused {
                     why: Refusal::Rules(RefusalCode::StaleEpoch),
@@ -61,7 +81,7 @@ impl Member {
                     ..
                 }) => {
                     self.device.commit_refused(group)?;
-                    events.extend(self.catch_up(group, epoch).await?);
+                    self.catch_up(group, epoch, events).await?;
                 }
                 Ok(Down::Refused { why, .. }) => {
                     self.device.commit_refused(group)?;
@@ -89,17 +109,17 @@ impl Member {
         &mut self,
         group: &[u8],
         epoch: u64,
-    ) -> Result<Vec<V2Event>, ClientError> {
-        let mut events = Vec::new();
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
         let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
         while self.device.epoch(group).is_ok_and(|e| e < epoch) {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             match self.link.next_delivery(left).await? {
-                Some((seq, item)) => events.extend(self.process(seq, item).await?),
+                Some((seq, item)) => self.process(seq, item, events).await?,
                 None => break,
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     /// Settles commits left pending by a connection that failed before the

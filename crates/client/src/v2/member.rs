@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use blindrelay_ds::{Claimed, Delivery, DeviceId, Down, Refusal, Request};
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Received, Trust};
+use blindrelay_mls::{Device, DeviceKey, Held, MlsError, MlsStore, Position, Received, Trust};
 use blindrelay_pki::crl::CheckedCrl;
 use blindrelay_pki::{DeviceName, PrivateKeyPem};
 use blindrelay_wire::UserName;
@@ -87,6 +87,33 @@ pub enum V2Event {
     /// does not apply): nothing was read from it.
     Refused {
         /// The group the relay said it was for (informative only).
+        group: Vec<u8>,
+    },
+    /// A message from an epoch this device has not reached: a commit
+    /// before it is missing (withheld or reordered by the relay). The
+    /// message is held and read once the commit arrives; until then this
+    /// device sends nothing in the group. Said once per newest epoch seen.
+    Behind {
+        /// The group (from the MLS message).
+        group: Vec<u8>,
+        /// The group's epoch on this device.
+        at: u64,
+        /// The newest epoch a held message comes from.
+        seen: u64,
+    },
+    /// The missing commits arrived: the group is no longer behind.
+    CaughtUp {
+        /// The group.
+        group: Vec<u8>,
+        /// Its epoch now.
+        at: u64,
+    },
+    /// A Welcome for a group this device already holds was refused: it
+    /// would have replaced the group's members with whoever its author
+    /// chose (a takeover attempt by a member of another group, or the
+    /// relay). The group stays as it was.
+    TakeoverRefused {
+        /// The group the Welcome was filed under (informative only).
         group: Vec<u8>,
     },
 }
@@ -176,12 +203,24 @@ impl Member {
                     .map_err(|e| ClientError::V2(format!("crl.pem: {e}")))?,
             );
         }
+        let lock = lock_state(state)?;
+        let store = MlsStore::open(state)?;
+        // The newest CRL this device verified before (from the relay) is
+        // used if it is newer than crl.pem: without it, a device could not
+        // start once crl.pem's next update has passed.
+        if let Some(der) = store.crl()? {
+            match CheckedCrl::signed(&der, &ca_der) {
+                Ok(kept) if crl.as_ref().is_none_or(|c| kept.number() > c.number()) => {
+                    crl = Some(kept);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "the stored CRL does not verify; ignored"),
+            }
+        }
         let mut root = TrustRoot::new(ca_der.clone())?;
         if let Some(c) = &crl {
             root = root.with_checked_crl(c.clone());
         }
-        let lock = lock_state(state)?;
-        let store = MlsStore::open(state)?;
         let device = Device::open(key, cert, Trust::new(root, now()), store)?;
         let me = DeviceId {
             user: device.me().user().clone(),
@@ -251,6 +290,10 @@ impl Member {
                 self.device
                     .trust()
                     .replace_root(root.with_checked_crl(new.clone()));
+                // Kept for the next start (see `connect`).
+                if let Err(e) = self.device.store().set_crl(new.der()) {
+                    tracing::warn!(error = %e, "keeping the relay's newer CRL failed");
+                }
                 self.crl = Some(new);
             }
         }
@@ -259,8 +302,8 @@ impl Member {
     /// Uploads a batch of one-time KeyPackages and a new last-resort one.
     pub async fn upload_key_packages(&mut self) -> Result<u32, ClientError> {
         self.last_upload = Some(tokio::time::Instant::now());
-        let mut kps = self.device.key_packages(KEY_PACKAGE_BATCH + 1)?;
-        let last_resort = kps.pop();
+        let kps = self.device.key_packages(KEY_PACKAGE_BATCH)?;
+        let last_resort = Some(self.device.last_resort_key_package()?);
         match self
             .link
             .request(Request::Upload {
@@ -323,92 +366,200 @@ impl Member {
             .collect())
     }
 
-    /// Processes one mailbox item and acknowledges it.
+    /// Processes one mailbox item and acknowledges it. Events are handed
+    /// to `events` before the acknowledgement is sent, so that a connection
+    /// that fails at the acknowledgement loses none of them.
     pub(super) async fn process(
         &mut self,
         seq: u64,
         item: Delivery,
-    ) -> Result<Vec<V2Event>, ClientError> {
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
         self.take_crls();
         self.device.trust().set_now(now());
-        let names = |m: &blindrelay_mls::Member| (m.user.clone(), m.device.clone());
-        let ev = match item {
+        let bytes = match &item {
+            Delivery::Welcome { welcome, .. } => welcome,
+            Delivery::Group { message, .. } => message,
+        };
+        if self.device.already_processed(bytes)? {
+            // A copy of something processed before (the acknowledgement
+            // was lost with a connection): nothing new, nothing to warn of.
+            return self.link.ack(seq).await;
+        }
+        match item {
             Delivery::Welcome { group_id, welcome } => match self.device.join(&welcome) {
                 Ok(group) => {
                     self.key_packages_left = self.key_packages_left.saturating_sub(1);
-                    V2Event::Joined { group }
+                    events.push(V2Event::Joined { group });
+                }
+                Err(MlsError::GroupHeld) => {
+                    tracing::warn!(target: "blindrelay::security",
+                        "a Welcome for a group this device already holds was refused (takeover attempt)");
+                    events.push(V2Event::TakeoverRefused { group: group_id });
                 }
                 Err(MlsError::Refused) => {
                     tracing::warn!("a Welcome was refused");
-                    V2Event::Refused { group: group_id }
+                    events.push(V2Event::Refused { group: group_id });
                 }
                 // A local failure (storage): not acknowledged, so the
                 // relay hands the item out again.
                 Err(e) => return Err(e.into()),
             },
-            Delivery::Group { group_id, message } => match self.device.receive(&message) {
-                Ok(Received::Message {
+            Delivery::Group { group_id, message } => match self.device.position(&message) {
+                Position::Ahead {
                     group_id,
-                    sender,
-                    body,
-                }) => V2Event::Message {
-                    group: group_id,
-                    from: names(&sender),
-                    text: String::from_utf8_lossy(&body).into_owned(),
-                },
-                Ok(Received::Commit {
-                    group_id,
-                    committer,
-                    added,
-                    removed,
-                    removed_me,
-                    renamed,
-                    ..
-                }) => {
-                    if removed_me {
-                        V2Event::RemovedMe { group: group_id }
-                    } else {
-                        V2Event::Changed {
-                            group: group_id,
-                            by: names(&committer),
-                            added: added.iter().map(names).collect(),
-                            removed: removed.iter().map(names).collect(),
-                            renamed: renamed.map(|n| n.as_str().to_string()),
+                    epoch,
+                    current,
+                } => {
+                    let before = self.device.behind(&group_id)?;
+                    match self.device.hold(&group_id, epoch, &message)? {
+                        Held::Kept => {
+                            if before.is_none_or(|(_, seen)| seen < epoch) {
+                                tracing::warn!(target: "blindrelay::security", at = current, seen = epoch,
+                                    "a message from an epoch this device has not reached: a commit is missing; held until it arrives");
+                                events.push(V2Event::Behind {
+                                    group: group_id,
+                                    at: current,
+                                    seen: epoch,
+                                });
+                            }
+                        }
+                        Held::Full => {
+                            tracing::warn!(target: "blindrelay::security",
+                                "a message from a future epoch was refused: this group's hold is full");
+                            events.push(V2Event::Refused { group: group_id });
                         }
                     }
                 }
-                Ok(Received::LeaveRequest { group_id, .. }) => {
-                    self.leave_requests.insert(group_id.clone());
-                    self.link.ack(seq).await?;
-                    return Ok(Vec::new());
-                }
                 // This device's own commit handed back after it was
                 // applied, or a handshake already superseded: nothing new.
-                Err(MlsError::Refused) if self.device.is_past_handshake(&message) => {
-                    self.link.ack(seq).await?;
-                    return Ok(Vec::new());
+                Position::PastHandshake => {}
+                Position::Now | Position::Other => {
+                    self.receive(group_id, &message, events)?;
                 }
-                Err(MlsError::Refused) => {
-                    tracing::warn!("a group message was refused");
-                    V2Event::Refused { group: group_id }
-                }
-                Err(e) => return Err(e.into()),
             },
+        }
+        self.link.ack(seq).await
+    }
+
+    /// Processes one group message, then every held message its commit
+    /// (if it was one) made processable, in epoch order.
+    fn receive(
+        &mut self,
+        label: Vec<u8>,
+        message: &[u8],
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
+        let group = match self.receive_one(label, message, events)? {
+            Some(g) => g,
+            None => return Ok(()),
         };
-        self.link.ack(seq).await?;
-        Ok(vec![ev])
+        let was_behind = self.device.behind(&group).ok().flatten().is_some()
+            || self.device.next_held(&group).ok().flatten().is_some();
+        while let Ok(Some((n, held))) = self.device.next_held(&group) {
+            // Released first: a held message is tried once.
+            self.device.release_held(n)?;
+            if !self.device.already_processed(&held)? {
+                self.receive_one(group.clone(), &held, events)?;
+            }
+        }
+        if was_behind && let Ok(None) = self.device.behind(&group) {
+            if let Ok(at) = self.device.epoch(&group) {
+                tracing::info!(at, "the missing commits arrived; the group caught up");
+                events.push(V2Event::CaughtUp { group, at });
+            }
+        }
+        Ok(())
+    }
+
+    /// Processes one group message; `Some(group)` if it was a commit that
+    /// moved the group to a new epoch (held messages may be ready).
+    fn receive_one(
+        &mut self,
+        label: Vec<u8>,
+        message: &[u8],
+        events: &mut Vec<V2Event>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let names = |m: &blindrelay_mls::Member| (m.user.clone(), m.device.clone());
+        match self.device.receive(message) {
+            Ok(Received::Message {
+                group_id,
+                sender,
+                body,
+            }) => {
+                events.push(V2Event::Message {
+                    group: group_id,
+                    from: names(&sender),
+                    text: String::from_utf8_lossy(&body).into_owned(),
+                });
+                Ok(None)
+            }
+            Ok(Received::Commit {
+                group_id,
+                committer,
+                added,
+                removed,
+                removed_me,
+                renamed,
+                ..
+            }) => {
+                if removed_me {
+                    events.push(V2Event::RemovedMe { group: group_id });
+                    return Ok(None);
+                }
+                events.push(V2Event::Changed {
+                    group: group_id.clone(),
+                    by: names(&committer),
+                    added: added.iter().map(names).collect(),
+                    removed: removed.iter().map(names).collect(),
+                    renamed: renamed.map(|n| n.as_str().to_string()),
+                });
+                Ok(Some(group_id))
+            }
+            Ok(Received::LeaveRequest { group_id, .. }) => {
+                self.leave_requests.insert(group_id);
+                Ok(None)
+            }
+            Err(MlsError::Refused) if self.device.is_past_handshake(message) => Ok(None),
+            Err(MlsError::Refused) => {
+                tracing::warn!("a group message was refused");
+                events.push(V2Event::Refused { group: label });
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Processes what the relay delivers within `wait` (and whatever
     /// follows without a pause), then carries out leave requests, refills
     /// KeyPackages, and every [`MAINTENANCE_INTERVAL`] adds this person's
     /// new devices to its groups and refreshes its leaf where it is due.
+    ///
+    /// If the connection fails part way, the events already collected are
+    /// kept and returned by the next call (after [`Member::reconnect`]):
+    /// their items were processed and stored, and the relay's copies of
+    /// them will be refused as replays.
     pub async fn sync(&mut self, wait: Duration) -> Result<Vec<V2Event>, ClientError> {
         let mut events = std::mem::take(&mut self.early_events);
+        match self.sync_into(wait, &mut events).await {
+            Ok(()) => Ok(events),
+            Err(e) => {
+                self.early_events = events;
+                Err(e)
+            }
+        }
+    }
+
+    async fn sync_into(
+        &mut self,
+        wait: Duration,
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
+        self.device.trust().set_now(now());
         self.take_crls();
         let mut wait = wait;
         while let Some((seq, item)) = self.link.next_delivery(wait).await? {
-            events.extend(self.process(seq, item).await?);
+            self.process(seq, item, events).await?;
             wait = Duration::from_millis(200);
         }
         // A CRL that came without a delivery after it.
@@ -421,6 +572,10 @@ impl Member {
         }
         if self.last_maintenance.elapsed() >= self.maintenance_every {
             self.last_maintenance = tokio::time::Instant::now();
+            // Private keys of KeyPackages past their lifetime go.
+            if let Err(e) = self.device.store().purge_expired_key_packages(now()) {
+                tracing::warn!(error = %e, "purging expired KeyPackages failed");
+            }
             // Failures here are not the connection's: said, then retried
             // at the next interval.
             match self.adopt_own_devices().await {
@@ -437,7 +592,7 @@ impl Member {
                 events.extend(self.update(&g).await?);
             }
         }
-        Ok(events)
+        Ok(())
     }
 
     /// Says goodbye to the relay.

@@ -44,7 +44,7 @@ use mls_rs::identity::x509::CertificateChain;
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules, EncryptionOptions};
 use mls_rs::time::MlsTime;
 use mls_rs::{CipherSuite, Client, ExtensionList, Group, MlsMessage};
-use mls_rs_core::crypto::SignaturePublicKey;
+use mls_rs_core::crypto::{CryptoProvider, SignaturePublicKey};
 use mls_rs_crypto_awslc::AwsLcCryptoProvider;
 
 use crate::credential::{DeviceIdentityProvider, Trust, member_names};
@@ -54,8 +54,11 @@ use crate::name::{GROUP_NAME_EXTENSION, GroupName};
 use crate::storage::MlsStore;
 use crate::types::{Member, Outgoing};
 
+mod gap;
 mod naming;
 mod receive;
+
+pub use gap::Position;
 mod roster;
 
 /// The ciphersuite of groups of P-256 devices (see the module docs).
@@ -235,6 +238,30 @@ impl Device {
             .collect()
     }
 
+    /// A last-resort KeyPackage: the relay hands it out when the one-time
+    /// ones are used up, possibly more than once, so its private key stays
+    /// after a Welcome used it (until two newer last-resort ones exist).
+    pub fn last_resort_key_package(&mut self) -> Result<Vec<u8>, MlsError> {
+        let born = self
+            .trust
+            .now()
+            .saturating_sub(KEY_PACKAGE_BACKDATE.as_secs());
+        let msg = self.client.generate_key_package_message(
+            ExtensionList::default(),
+            ExtensionList::default(),
+            Some(MlsTime::from(born)),
+        )?;
+        let bytes = msg.to_bytes()?;
+        let suite = self.cipher_suite();
+        let provider = AwsLcCryptoProvider::with_enabled_cipher_suites(vec![suite])
+            .cipher_suite_provider(suite)
+            .ok_or(MlsError::KeyPackage)?;
+        let kp = msg.into_key_package().ok_or(MlsError::KeyPackage)?;
+        let id = kp.to_reference(&provider)?;
+        self.store.mark_last_resort(&id)?;
+        Ok(bytes)
+    }
+
     /// Creates a group with this device alone in it; returns its id.
     pub fn create_group(&mut self) -> Result<Vec<u8>, MlsError> {
         let group = self.client.create_group(
@@ -361,6 +388,7 @@ impl Device {
     ) -> Result<Outgoing, MlsError> {
         let now = time(&self.trust);
         let trust = self.trust.clone();
+        self.not_behind(group_id)?;
         let group = self.group(group_id)?;
         if group.has_pending_commit() {
             return Err(MlsError::CommitPending);
@@ -487,6 +515,7 @@ impl Device {
         if plaintext.len() > MAX_PLAINTEXT {
             return Err(MlsError::TooLarge);
         }
+        self.not_behind(group_id)?;
         let group = self.group(group_id)?;
         if group.has_pending_commit() {
             return Err(MlsError::CommitPending);

@@ -13,14 +13,30 @@ use crate::types::{Member, Received};
 
 impl Device {
     /// Joins a group from a Welcome: the tree inside it, and every
-    /// member's credential, are checked before anything is kept.
+    /// member's credential, are checked before anything is kept. A Welcome
+    /// for a group this device already holds is refused
+    /// ([`MlsError::GroupHeld`]): the group id is the Welcome author's
+    /// choice, and joining would replace the held group's state and
+    /// members with the author's (a takeover of the conversation).
     pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, MlsError> {
         let msg = MlsMessage::from_bytes(welcome).map_err(|_| MlsError::Refused)?;
         let (group, _) = self
             .client
             .join_group(None, &msg, Some(time(&self.trust)))
             .map_err(|_| MlsError::Refused)?;
-        self.adopt(group)
+        let id = group.group_id().to_vec();
+        if self.groups.contains_key(&id) || self.store.holds_group(&id)? {
+            return Err(MlsError::GroupHeld);
+        }
+        let id = self.adopt(group)?;
+        self.store.mark_seen(welcome)?;
+        Ok(id)
+    }
+
+    /// Whether `bytes` (a message or Welcome) was processed before: a copy
+    /// delivered again, to be dropped without a warning.
+    pub fn already_processed(&self, bytes: &[u8]) -> Result<bool, MlsError> {
+        Ok(self.store.seen(bytes)?)
     }
 
     /// Processes a message from the network: an application message or
@@ -164,6 +180,7 @@ impl Device {
             }
             _ => return Err(MlsError::Refused),
         };
+        self.store.mark_seen(bytes)?;
         Ok(result)
     }
 
@@ -174,24 +191,7 @@ impl Device {
     /// like any other; this only tells the caller that there is nothing
     /// to warn about.
     pub fn is_past_handshake(&mut self, bytes: &[u8]) -> bool {
-        let Ok(msg) = MlsMessage::from_bytes(bytes) else {
-            return false;
-        };
-        let application = matches!(
-            msg.description(),
-            MlsMessageDescription::PrivateProtocolMessage {
-                content_type: ContentType::Application,
-                ..
-            } | MlsMessageDescription::PublicProtocolMessage {
-                content_type: ContentType::Application,
-                ..
-            }
-        );
-        let (Some(group_id), Some(epoch)) = (msg.group_id(), msg.epoch()) else {
-            return false;
-        };
-        let group_id = group_id.to_vec();
-        !application && self.epoch(&group_id).is_ok_and(|current| epoch < current)
+        self.position(bytes) == super::Position::PastHandshake
     }
 
     /// Whether this device has a commit in the group waiting for the

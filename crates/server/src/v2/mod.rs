@@ -251,6 +251,20 @@ impl DeliveryService {
                     Submission::Commit { group_id, .. } => Some(group_id.clone()),
                     Submission::Message { .. } => None,
                 };
+                // A commit brings in only devices the relay knows (they
+                // published KeyPackages): nobody fills the mailboxes of
+                // made-up devices.
+                let unknown = st
+                    .groups
+                    .newcomers(&sub)
+                    .into_iter()
+                    .find(|d| *d != device && !st.directory.knows(d))
+                    .cloned();
+                if let Some(d) = unknown {
+                    warn!(target: SECURITY, %device, newcomer = %d,
+                        "a commit names a device the relay does not know; refused");
+                    return Some(rules(&DsError::Membership));
+                }
                 let verdict = st.groups.submit(device, sub);
                 let appended = st.groups.mailboxes().take_appended();
                 let Verdict::Accepted { epoch, recipients } = match verdict {

@@ -34,6 +34,14 @@ pub(crate) fn state_path(cfg: &ClientConfig) -> std::path::PathBuf {
     }
 }
 
+/// What a user is told when a group is behind (see [`V2Event::Behind`]).
+pub(crate) const BEHIND_TEXT: &str = "messages arrived from a later epoch than this device has reached: \
+the relay has not delivered a change to the group (withheld or out of order). They are held and shown \
+once it arrives; until then nothing is sent in this conversation";
+/// What a user is told when a Welcome would have replaced a held group.
+pub(crate) const TAKEOVER_TEXT: &str = "refused an invitation that would have replaced a conversation \
+this device is in (someone tried to take it over); the conversation is unchanged";
+
 /// An event as a JSON value (the machine mode's line).
 fn event_json(ev: &V2Event, m: &mut Member) -> Value {
     let me = m.me().user.as_str().to_string();
@@ -72,6 +80,13 @@ fn event_json(ev: &V2Event, m: &mut Member) -> Value {
         V2Event::RemovedMe { group } => json!({"event": "removed", "group": hex(group)}),
         V2Event::Refused { group } => json!({"event": "refused", "group": hex(group),
             "text": "a delivery failed MLS's checks (a replay, a forgery or a commit that does not apply) and was dropped"}),
+        V2Event::Behind { group, at, seen } => json!({"event": "behind", "protocol": "v2",
+            "conversation": conv(m, group), "group": hex(group), "epoch": at, "seen": seen,
+            "text": BEHIND_TEXT}),
+        V2Event::CaughtUp { group, at } => json!({"event": "caught_up", "protocol": "v2",
+            "conversation": conv(m, group), "group": hex(group), "epoch": at}),
+        V2Event::TakeoverRefused { group } => json!({"event": "takeover_refused", "protocol": "v2",
+            "group": hex(group), "text": TAKEOVER_TEXT}),
     }
 }
 
@@ -127,7 +142,19 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             format!("* [{}] {} {}", s("conversation"), s("by"), parts.join("; "))
         }
         "removed" => "* you were removed from a group; it is gone from this device".into(),
-        "refused" => format!("warning: {}", s("text")),
+        "refused" | "takeover_refused" => format!("warning: {}", s("text")),
+        "behind" => format!(
+            "warning: [{}] {} (this device: epoch {}, messages from epoch {})",
+            s("conversation"),
+            s("text"),
+            v["epoch"],
+            v["seen"]
+        ),
+        "caught_up" => format!(
+            "* [{}] the missing changes arrived; this conversation is up to date (epoch {})",
+            s("conversation"),
+            v["epoch"]
+        ),
         "sent" => return None,
         "groups" => {
             let gs = v["groups"].as_array().cloned().unwrap_or_default();

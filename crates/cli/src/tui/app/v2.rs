@@ -67,7 +67,10 @@ impl App {
             | V2Event::Joined { group }
             | V2Event::Changed { group, .. }
             | V2Event::RemovedMe { group }
-            | V2Event::Refused { group } => group.clone(),
+            | V2Event::Refused { group }
+            | V2Event::Behind { group, .. }
+            | V2Event::CaughtUp { group, .. }
+            | V2Event::TakeoverRefused { group } => group.clone(),
         };
         let key = self.mls_key(&id);
         let dev = |(u, d): &(String, String)| format!("{u}@{d}");
@@ -143,6 +146,26 @@ impl App {
             V2Event::Refused { .. } => self.say(
                 "warning: a delivery failed MLS's checks (a replay, a forgery or a commit that does not apply) and was dropped",
             ),
+            V2Event::Behind { at, seen, .. } => {
+                let line = format!(
+                    "warning: {} (this device: epoch {at}, messages from epoch {seen})",
+                    crate::chat::v2::BEHIND_TEXT
+                );
+                match key {
+                    Some(k) => self.conv(k).push(system(line)),
+                    None => self.say(line),
+                }
+            }
+            V2Event::CaughtUp { at, .. } => {
+                let line = format!("the missing changes arrived; up to date (epoch {at})");
+                match key {
+                    Some(k) => self.conv(k).push(system(line)),
+                    None => self.say(line),
+                }
+            }
+            V2Event::TakeoverRefused { .. } => {
+                self.say(format!("warning: {}", crate::chat::v2::TAKEOVER_TEXT));
+            }
         }
         None
     }

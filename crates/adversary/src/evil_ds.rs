@@ -1,0 +1,398 @@
+//! A malicious Delivery Service (protocol v2).
+//!
+//! It holds the genuine relay certificate (as a compromised relay host
+//! would), speaks DS_UP / DS_DOWN correctly, and runs the honest rules of
+//! `blindrelay-ds` in memory (KeyPackage directory, one order per group,
+//! mailboxes), so devices can log in, claim, commit and talk through it.
+//! What it adds is what a relay can do without any key: per device, keep
+//! back every mailbox item ([`EvilDs::hold`]) and later hand over any of
+//! them, in any order, or never ([`EvilDs::release`]). Withheld and
+//! reordered commits, and messages from epochs a device has not reached,
+//! are built from that. Devices must notice, hold what they cannot place
+//! yet, and never send at a stale epoch.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use blindrelay_ds::{
+    Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, RefusalCode, Request,
+};
+use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key, server_config};
+use blindrelay_pki::PkiDir;
+use blindrelay_wire::{FRAME_LEN, Frame, Message, Reassembly, chunks};
+use rustls_pki_types::CertificateRevocationListDer;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use crate::AdversaryError;
+
+/// Frames queued per device session.
+const QUEUE: usize = 1024;
+
+type Frames = mpsc::Sender<Vec<Box<[u8; FRAME_LEN]>>>;
+
+struct Session {
+    out: Frames,
+    next_msg: u32,
+    /// First mailbox item not yet looked at in this session.
+    next_seq: u64,
+}
+
+struct State {
+    directory: Directory,
+    groups: Groups,
+    sessions: BTreeMap<DeviceId, Session>,
+    /// Devices whose mailbox items are kept back, and what was kept.
+    holding: BTreeMap<DeviceId, Vec<(u64, Delivery)>>,
+    /// What was kept back from devices no longer held (still releasable).
+    kept: BTreeMap<DeviceId, Vec<(u64, Delivery)>>,
+    /// Devices the relay cuts off after the next `n` items it sends them.
+    cut_after: BTreeMap<DeviceId, usize>,
+}
+
+/// A running malicious Delivery Service.
+pub struct EvilDs {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for EvilDs {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock(st: &Mutex<State>) -> MutexGuard<'_, State> {
+    st.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl EvilDs {
+    /// Starts on 127.0.0.1 with the genuine relay certificate of `pki`.
+    pub async fn start(pki: &PkiDir) -> Result<Self, AdversaryError> {
+        let ca = load_certs(&pki.ca_cert_path())?
+            .into_iter()
+            .next()
+            .ok_or_else(|| blindrelay_pki::PkiError::NoCa(pki.root().to_path_buf()))?;
+        let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path())?;
+        let cfg = server_config(
+            ca,
+            vec![CertificateRevocationListDer::from(crl)],
+            load_certs(&pki.server_cert_path())?,
+            load_private_key(&pki.server_key_path())?,
+        )?;
+        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let limits = Limits::default();
+        let state = Arc::new(Mutex::new(State {
+            directory: Directory::new(limits),
+            groups: Groups::new(limits),
+            sessions: BTreeMap::new(),
+            holding: BTreeMap::new(),
+            kept: BTreeMap::new(),
+            cut_after: BTreeMap::new(),
+        }));
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                let st = st.clone();
+                tokio::spawn(async move {
+                    if let Ok(Ok(tls)) =
+                        tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        serve(tls, st).await;
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// The address as a client's `--server` takes it.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// From now on, every mailbox item for `device` is kept back.
+    pub fn hold(&self, device: &DeviceId) {
+        lock(&self.state).holding.entry(device.clone()).or_default();
+    }
+
+    /// How many items are kept back from `device`.
+    pub fn held(&self, device: &DeviceId) -> usize {
+        let st = lock(&self.state);
+        st.holding
+            .get(device)
+            .or(st.kept.get(device))
+            .map_or(0, Vec::len)
+    }
+
+    /// Hands `device` the kept-back items at `indexes` (in the order they
+    /// were kept: 0 is the oldest), in the order given; the others stay
+    /// kept back.
+    pub fn release(&self, device: &DeviceId, indexes: &[usize]) -> usize {
+        let mut st = lock(&self.state);
+        let items: Vec<(u64, Delivery)> = match st.holding.get(device).or(st.kept.get(device)) {
+            Some(h) => indexes.iter().filter_map(|i| h.get(*i).cloned()).collect(),
+            None => return 0,
+        };
+        let n = items.len();
+        if let Some(s) = st.sessions.get_mut(device) {
+            for (seq, item) in items {
+                send(s, &Down::Delivery { seq, item });
+            }
+        }
+        n
+    }
+
+    /// Stops keeping items back from `device`: what arrives from now on
+    /// is sent; what was kept stays kept unless released.
+    pub fn stop_holding(&self, device: &DeviceId) {
+        let mut st = lock(&self.state);
+        if let Some(kept) = st.holding.remove(device) {
+            st.kept.insert(device.clone(), kept);
+        }
+        flush_all(&mut st);
+    }
+
+    /// Drops `device`'s connection once it has sent it `n` more mailbox
+    /// items (a relay restart or a network failure in the middle of a
+    /// batch).
+    pub fn cut_after(&self, device: &DeviceId, n: usize) {
+        lock(&self.state).cut_after.insert(device.clone(), n);
+    }
+}
+
+fn send(s: &mut Session, down: &Down) {
+    let Ok(bytes) = down.encode() else {
+        return;
+    };
+    let Ok(parts) = chunks(s.next_msg, &bytes) else {
+        return;
+    };
+    s.next_msg = s.next_msg.wrapping_add(1);
+    let frames: Vec<Box<[u8; FRAME_LEN]>> = parts
+        .into_iter()
+        .filter_map(|c| Message::DsDown(c).encode().ok())
+        .collect();
+    let _ = s.out.try_send(frames);
+}
+
+/// Sends every online device what its mailbox holds past what it was
+/// sent, keeping back what is held.
+fn flush_all(st: &mut State) {
+    let devices: Vec<DeviceId> = st.sessions.keys().cloned().collect();
+    for d in devices {
+        flush(st, &d);
+    }
+}
+
+fn flush(st: &mut State, d: &DeviceId) {
+    let Some(from) = st.sessions.get(d).map(|s| s.next_seq) else {
+        return;
+    };
+    let items = st.groups.mailboxes_ref().pending_from(d, from, usize::MAX);
+    for (seq, item) in items {
+        if let Some(s) = st.sessions.get_mut(d) {
+            s.next_seq = seq.saturating_add(1);
+        }
+        if let Some(kept) = st.holding.get_mut(d) {
+            if !kept.iter().any(|(s, _)| *s == seq) {
+                kept.push((seq, item));
+            }
+            continue;
+        }
+        if st
+            .kept
+            .get(d)
+            .is_some_and(|k| k.iter().any(|(s, _)| *s == seq))
+        {
+            // Kept back earlier: only `release` hands it over.
+            continue;
+        }
+        let cut = match st.cut_after.get_mut(d) {
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        };
+        if cut {
+            st.cut_after.remove(d);
+            // Dropping the session's sender ends its writer: the device
+            // sees the connection close after what it was already sent.
+            st.sessions.remove(d);
+            return;
+        }
+        if let Some(s) = st.sessions.get_mut(d) {
+            send(s, &Down::Delivery { seq, item });
+        }
+    }
+}
+
+fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Option<Down> {
+    let rules = |e: &DsError| {
+        let epoch = match e {
+            DsError::StaleEpoch { current } => *current,
+            _ => 0,
+        };
+        Down::Refused {
+            req,
+            why: Refusal::Rules(RefusalCode::from(e)),
+            epoch,
+        }
+    };
+    match request {
+        Request::Upload {
+            one_time,
+            last_resort,
+        } => Some(match st.directory.upload(device, one_time, last_resort) {
+            Ok(n) => Down::Uploaded {
+                req,
+                key_packages: u32::try_from(n).unwrap_or(u32::MAX),
+            },
+            Err(e) => rules(&e),
+        }),
+        Request::Claim(user) => Some(Down::Claimed {
+            req,
+            key_packages: st.directory.claim(&user, device),
+        }),
+        Request::Devices(user) => Some(Down::Devices {
+            req,
+            devices: st.directory.devices_of(&user).into_iter().collect(),
+        }),
+        Request::Submit(sub) => {
+            let answer = match st.groups.submit(device, sub) {
+                Ok(blindrelay_ds::Verdict::Accepted { epoch, recipients }) => Down::Accepted {
+                    req,
+                    epoch,
+                    recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+                },
+                Err(e) => rules(&e),
+            };
+            st.groups.mailboxes().take_appended();
+            Some(answer)
+        }
+        Request::Ack(seq) => {
+            st.groups.mailboxes().ack(device, seq);
+            None
+        }
+    }
+}
+
+async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: Arc<Mutex<State>>) {
+    let Some(cert) = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+    else {
+        return;
+    };
+    let (Ok(user), Ok(Some(dev))) = (
+        blindrelay_pki::identity_from_cert(&cert),
+        blindrelay_pki::device_from_cert(&cert),
+    ) else {
+        return;
+    };
+    let device = DeviceId { user, device: dev };
+    let (rd, wr) = tokio::io::split(tls);
+    let (tx, mut rx) = mpsc::channel::<Vec<Box<[u8; FRAME_LEN]>>>(QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut w = FrameWriter::new(wr, Duration::from_secs(10));
+        while let Some(f) = rx.recv().await {
+            if w.write_batch(&f).await.is_err() {
+                return;
+            }
+        }
+        let _ = w.shutdown().await;
+    });
+    {
+        let mut g = lock(&st);
+        let mut s = Session {
+            out: tx.clone(),
+            next_msg: 0,
+            next_seq: 0,
+        };
+        let held = g.directory.remaining(&device);
+        send(
+            &mut s,
+            &Down::Hello {
+                device: device.clone(),
+                key_packages: u32::try_from(held).unwrap_or(u32::MAX),
+            },
+        );
+        g.sessions.insert(device.clone(), s);
+        flush(&mut g, &device);
+    }
+    drop(tx);
+    let mut reader = FrameReader::new(rd);
+    let mut reassembly =
+        Reassembly::new(blindrelay_wire::MAX_DS_CHUNKS * blindrelay_wire::DS_CHUNK_MAX);
+    loop {
+        let raw = match reader
+            .read_raw(Duration::from_secs(3600), Duration::from_secs(10))
+            .await
+        {
+            Ok(Some(raw)) => raw,
+            _ => break,
+        };
+        let Ok(msg) =
+            Frame::parse(raw).and_then(|(k, b)| Message::from_frame(&Frame::new(k, b.to_vec())?))
+        else {
+            break;
+        };
+        let mut g = lock(&st);
+        if !g.sessions.contains_key(&device) {
+            break;
+        }
+        match msg {
+            Message::Ping(v) => {
+                if let (Some(s), Ok(f)) = (g.sessions.get_mut(&device), Message::Pong(v).encode()) {
+                    let _ = s.out.try_send(vec![f]);
+                }
+            }
+            Message::DsUp(chunk) => {
+                let whole = match reassembly.push(chunk) {
+                    Ok(Some(w)) => w,
+                    Ok(None) => continue,
+                    Err(_) => break,
+                };
+                let Ok((req, request)) = Request::decode(&whole) else {
+                    break;
+                };
+                let answer = handle(&mut g, &device, req, request);
+                // The mailbox first (as the real relay does), then the
+                // answer.
+                flush_all(&mut g);
+                if let (Some(a), Some(s)) = (answer, g.sessions.get_mut(&device)) {
+                    send(s, &a);
+                }
+            }
+            Message::Goodbye { .. } => break,
+            _ => {}
+        }
+    }
+    lock(&st).sessions.remove(&device);
+    writer.abort();
+}
+
+/// Devices a test names, as the relay knows them.
+pub fn devices(list: &[(&str, &str)]) -> BTreeSet<DeviceId> {
+    list.iter()
+        .filter_map(|(u, d)| {
+            Some(DeviceId {
+                user: blindrelay_wire::UserName::new(*u).ok()?,
+                device: blindrelay_pki::DeviceName::new(*d).ok()?,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,390 @@
+//! Protocol v2 against a malicious relay and a malicious colleague
+//! (issue 21): a Welcome that would take over a held group, commits
+//! withheld or reordered by the relay, a connection cut in the middle of a
+//! batch, KeyPackage draining, and made-up devices in a commit. Each test
+//! drives real devices through a real relay, or through the malicious
+//! Delivery Service of `blindrelay-adversary` (the honest rules plus
+//! keeping items back and handing them over in any order).
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use blindrelay_adversary::evil_ds::{EvilDs, devices};
+use blindrelay_client::v2::{Link, Member, V2Event};
+use blindrelay_ds::{DeviceId, Down, RefusalCode, Request, Submission};
+use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
+use blindrelay_pki::PrivateKeyPem;
+use blindrelay_server::Config;
+use blindrelay_testkit::{TestPki, TestRelay};
+use blindrelay_wire::UserName;
+
+fn n(s: &str) -> UserName {
+    UserName::new(s).unwrap()
+}
+
+fn id(user: &str, device: &str) -> DeviceId {
+    devices(&[(user, device)]).into_iter().next().unwrap()
+}
+
+fn config() -> Config {
+    Config {
+        rate_max_messages: 1_000,
+        ..blindrelay_testkit::relay::config()
+    }
+}
+
+fn cfg_for(
+    pki: &TestPki,
+    root: &Path,
+    user: &str,
+    device: &str,
+    addr: &str,
+) -> blindrelay_client::ClientConfig {
+    let dir = root.join(format!("{user}-{device}"));
+    if dir.join("cert.pem").exists() {
+        blindrelay_client::ClientConfig::from_dir(&dir, n(user), addr)
+    } else {
+        pki.device(user, device, &dir, addr).unwrap()
+    }
+}
+
+/// Enrols and connects `user`'s `device`, its directory under `root`.
+async fn device(pki: &TestPki, root: &Path, user: &str, device: &str, addr: &str) -> Member {
+    let cfg = cfg_for(pki, root, user, device, addr);
+    let dir = root.join(format!("{user}-{device}"));
+    Member::connect(&cfg, &dir.join("mls.db")).await.unwrap()
+}
+
+/// An enrolled device driven by hand: its MLS state and a raw link, so a
+/// test can submit whatever an insider could.
+async fn raw_device(
+    pki: &TestPki,
+    root: &Path,
+    user: &str,
+    dev: &str,
+    addr: &str,
+) -> (Device, Link) {
+    let cfg = cfg_for(pki, root, user, dev, addr);
+    let pkcs8 = cfg.load_key().unwrap();
+    let pem = blindrelay_pki::encrypted_key::to_pem(&pkcs8).unwrap();
+    let key = DeviceKey::from_pem(&PrivateKeyPem::new(pem)).unwrap();
+    let cert = blindrelay_pki::store::read_cert_der(&cfg.cert).unwrap();
+    let ca = blindrelay_pki::store::read_cert_der(&cfg.ca).unwrap();
+    let root_ = blindrelay_e2e::TrustRoot::new(ca).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let device = Device::open(
+        key,
+        cert,
+        Trust::new(root_, now),
+        MlsStore::in_memory().unwrap(),
+    )
+    .unwrap();
+    let link = Link::connect(&cfg, &pkcs8).await.unwrap();
+    (device, link)
+}
+
+/// Everything `m` reports within `limit` (at least one sync).
+async fn events_for(m: &mut Member, limit: Duration) -> Vec<V2Event> {
+    let mut out = Vec::new();
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        out.extend(m.sync(Duration::from_millis(100)).await.unwrap());
+        if tokio::time::Instant::now() >= end {
+            return out;
+        }
+    }
+}
+
+fn texts(events: &[V2Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            V2Event::Message { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refused(events: &[V2Event]) -> usize {
+    events
+        .iter()
+        .filter(|e| matches!(e, V2Event::Refused { .. }))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welcome_for_a_group_the_device_holds_is_refused_and_the_conversation_keeps_its_members()
+{
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
+    events_for(&mut bob, Duration::from_millis(500)).await;
+    assert_eq!(bob.groups().unwrap().len(), 1);
+
+    // mallory, enrolled but never a member, builds a group with the id of
+    // bob's conversation with alice, adds bob, and files it under a fresh
+    // label at the relay (a new group there).
+    let (mut mallory, mut link) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    mallory.create_group_with_id(g.clone()).unwrap();
+    let Down::Claimed { key_packages, .. } = link.request(Request::Claim(n("bob"))).await.unwrap()
+    else {
+        panic!("claim");
+    };
+    let kp = key_packages[0].key_package.clone();
+    let out = mallory.add(&g, &[kp]).unwrap();
+    let members: BTreeSet<DeviceId> = [id("mallory", "laptop"), id("bob", "laptop")].into();
+    let answer = link
+        .request(Request::Submit(Submission::Commit {
+            group_id: b"a fresh label".to_vec(),
+            epoch: 0,
+            members,
+            commit: out.commit,
+            welcome: Some(([id("bob", "laptop")].into(), out.welcome.unwrap())),
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Down::Accepted { .. }), "{answer:?}");
+
+    // bob refuses it, says so, and his conversation is as it was.
+    let ev = events_for(&mut bob, Duration::from_millis(800)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::TakeoverRefused { .. })),
+        "{ev:?}"
+    );
+    assert!(
+        !ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
+        "{ev:?}"
+    );
+    let held = bob.groups().unwrap();
+    assert_eq!(held.len(), 1);
+    let people: BTreeSet<String> = held[0].members.iter().map(|(u, _)| u.clone()).collect();
+    assert_eq!(
+        people,
+        BTreeSet::from(["alice".to_string(), "bob".to_string()])
+    );
+    alice.send(&g, "still just us").await.unwrap();
+    let ev = events_for(&mut bob, Duration::from_millis(800)).await;
+    assert_eq!(texts(&ev), ["still just us"]);
+}
+
+/// alice, bob, carol and erin in one group through the malicious DS.
+async fn four_in_a_group(pki: &TestPki, root: &Path, ds: &EvilDs) -> (Vec<Member>, Vec<u8>) {
+    let addr = ds.address();
+    let mut alice = device(pki, root, "alice", "laptop", &addr).await;
+    let mut others = Vec::new();
+    for u in ["bob", "carol", "erin"] {
+        others.push(device(pki, root, u, "laptop", &addr).await);
+    }
+    let (g, _) = alice
+        .create_group(None, &[n("bob"), n("carol"), n("erin")])
+        .await
+        .unwrap();
+    for m in &mut others {
+        let ev = events_for(m, Duration::from_millis(300)).await;
+        assert!(
+            ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
+            "{ev:?}"
+        );
+    }
+    let mut all = vec![alice];
+    all.extend(others);
+    (all, g)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_shown_a_message_from_a_later_epoch_holds_it_and_sends_nothing_a_removed_member_could_read()
+ {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = four_in_a_group(&pki, root.path(), &ds).await;
+    let (bob, erin) = (id("bob", "laptop"), id("erin", "laptop"));
+    ds.hold(&bob);
+    ds.hold(&erin);
+    // alice removes carol, then erin, then writes at epoch 3.
+    m[0].remove(&g, &n("carol")).await.unwrap();
+    m[0].remove(&g, &n("erin")).await.unwrap();
+    m[0].send(&g, "after both removals").await.unwrap();
+    assert_eq!(ds.held(&bob), 3);
+    // The relay withholds both commits from bob and hands him the message.
+    ds.release(&bob, &[2]);
+    let ev = events_for(&mut m[1], Duration::from_millis(500)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::Behind { at: 1, seen: 3, .. })),
+        "bob is told a commit is missing: {ev:?}"
+    );
+    assert!(texts(&ev).is_empty());
+    assert_eq!(refused(&ev), 0, "the message is held, not refused: {ev:?}");
+    // bob sends nothing at the stale epoch (erin, removed, would read it).
+    let err = m[1].send(&g, "for carol and erin's eyes too?").await;
+    assert!(
+        err.is_err(),
+        "a device that knows it is behind must not send"
+    );
+    assert!(m[1].update(&g).await.is_err(), "nor commit");
+    // The held message survives a restart of bob's client.
+    let cfg = cfg_for(&pki, root.path(), "bob", "laptop", &ds.address());
+    let bob_m = m.remove(1);
+    bob_m.close().await;
+    let mut bob_m = Member::connect(&cfg, &root.path().join("bob-laptop/mls.db"))
+        .await
+        .unwrap();
+    // The commits arrive at last: bob applies them, then reads the message.
+    ds.release(&bob, &[0, 1]);
+    let ev = events_for(&mut bob_m, Duration::from_millis(800)).await;
+    assert_eq!(texts(&ev), ["after both removals"], "{ev:?}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::CaughtUp { at: 3, .. })),
+        "{ev:?}"
+    );
+    bob_m.send(&g, "now at epoch 3").await.unwrap();
+    let ev = events_for(&mut m[0], Duration::from_millis(500)).await;
+    assert_eq!(texts(&ev), ["now at epoch 3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_handed_over_out_of_order_are_held_and_applied_in_order() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = four_in_a_group(&pki, root.path(), &ds).await;
+    let bob = id("bob", "laptop");
+    ds.hold(&bob);
+    m[0].update(&g).await.unwrap(); // epoch 1 -> 2
+    m[2].sync(Duration::from_millis(200)).await.unwrap();
+    m[2].update(&g).await.unwrap(); // 2 -> 3, by carol
+    m[0].sync(Duration::from_millis(200)).await.unwrap();
+    m[0].send(&g, "at epoch 3").await.unwrap();
+    assert_eq!(ds.held(&bob), 3);
+    // The second commit first, then the first, then the message.
+    ds.release(&bob, &[1, 0, 2]);
+    let ev = events_for(&mut m[1], Duration::from_millis(800)).await;
+    assert_eq!(texts(&ev), ["at epoch 3"], "{ev:?}");
+    assert_eq!(refused(&ev), 0, "{ev:?}");
+    assert_eq!(m[1].device().epoch(&g).unwrap(), 3);
+    assert_eq!(
+        m[1].device().epoch_authenticator(&g).unwrap(),
+        m[0].device().epoch_authenticator(&g).unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_read_before_the_connection_drops_mid_batch_are_shown_once_after_reconnecting() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let addr = ds.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    // The relay's connection to bob drops after it sent him two of three
+    // messages (a restart, a network failure), before he acknowledged any.
+    ds.cut_after(&id("bob", "laptop"), 2);
+    for t in ["one", "two", "three"] {
+        alice.send(&g, t).await.unwrap();
+    }
+    let mut ev = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match bob.sync(Duration::from_millis(100)).await {
+            Ok(e) => ev.extend(e),
+            Err(_) => break,
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the relay cut the connection"
+        );
+    }
+    let cfg = cfg_for(&pki, root.path(), "bob", "laptop", &addr);
+    bob.reconnect(&cfg).await.unwrap();
+    ev.extend(events_for(&mut bob, Duration::from_millis(600)).await);
+    assert_eq!(texts(&ev), ["one", "two", "three"], "{ev:?}");
+    assert_eq!(
+        refused(&ev),
+        0,
+        "copies delivered again are not warnings: {ev:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_stays_addable_when_its_one_time_key_packages_are_claimed_past_a_claimers_share() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    // More groups than the claimer's share of one-time KeyPackages: the
+    // last ones are made with bob's last-resort KeyPackage, twice.
+    let share = blindrelay_ds::Limits::default().one_time_claims_per_claimer;
+    let mut groups = Vec::new();
+    for i in 0..share + 2 {
+        let name = blindrelay_mls::GroupName::new(&format!("g{i}")).unwrap();
+        let (g, _) = alice.create_group(Some(&name), &[n("bob")]).await.unwrap();
+        groups.push(g);
+    }
+    let ev = events_for(&mut bob, Duration::from_millis(1500)).await;
+    let joined = ev
+        .iter()
+        .filter(|e| matches!(e, V2Event::Joined { .. }))
+        .count();
+    assert_eq!(joined, share + 2, "{ev:?}");
+    assert_eq!(bob.groups().unwrap().len(), share + 2);
+    // The relay still holds one-time KeyPackages for others to claim.
+    let (_, mut carol) = raw_device(&pki, root.path(), "carol", "laptop", &addr).await;
+    let Down::Claimed { key_packages, .. } = carol.request(Request::Claim(n("bob"))).await.unwrap()
+    else {
+        panic!("claim");
+    };
+    assert!(
+        !key_packages[0].last_resort,
+        "alice could not drain bob's one-time KeyPackages"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_that_brings_in_a_device_the_relay_never_saw_is_refused() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let (mut mallory, mut link) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let g = mallory.create_group().unwrap();
+    let out = mallory.update(&g).unwrap();
+    let made_up: BTreeSet<DeviceId> = (0..50).map(|i| id("ghost", &format!("d{i}"))).collect();
+    let mut members = made_up.clone();
+    members.insert(id("mallory", "laptop"));
+    let answer = link
+        .request(Request::Submit(Submission::Commit {
+            group_id: g.clone(),
+            epoch: 0,
+            members,
+            commit: out.commit,
+            welcome: Some((made_up, vec![0; 1000])),
+        }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            answer,
+            Down::Refused {
+                why: blindrelay_ds::Refusal::Rules(RefusalCode::Membership),
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+}
