@@ -343,6 +343,19 @@ async fn a_device_stays_addable_when_its_one_time_key_packages_are_claimed_past_
         .count();
     assert_eq!(joined, share + 2, "{ev:?}");
     assert_eq!(bob.groups().unwrap().len(), share + 2);
+    // mallory tries to drain bob's one-time KeyPackages (50 uploaded):
+    // past its share it gets the last-resort one, again and again.
+    let (_, mut mallory) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let mut one_time = 0;
+    for _ in 0..60 {
+        let Down::Claimed { key_packages, .. } =
+            mallory.request(Request::Claim(n("bob"))).await.unwrap()
+        else {
+            panic!("claim");
+        };
+        one_time += usize::from(!key_packages[0].last_resort);
+    }
+    assert_eq!(one_time, share);
     // The relay still holds one-time KeyPackages for others to claim.
     let (_, mut carol) = raw_device(&pki, root.path(), "carol", "laptop", &addr).await;
     let Down::Claimed { key_packages, .. } = carol.request(Request::Claim(n("bob"))).await.unwrap()
@@ -387,4 +400,71 @@ async fn a_commit_that_brings_in_a_device_the_relay_never_saw_is_refused() {
         ),
         "{answer:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_groups_of_one_name_are_never_resolved_by_id_order() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut mallory = device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let team = blindrelay_mls::GroupName::new("team").unwrap();
+    let (real, _) = alice.create_group(Some(&team), &[n("bob")]).await.unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    assert_eq!(bob.find_group("team").unwrap().unwrap().id, real);
+    // mallory makes a look-alike "team" (its id chosen by mallory's side)
+    // and adds bob.
+    let (fake, _) = mallory
+        .create_group(Some(&team), &[n("bob")])
+        .await
+        .unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    let err = bob.find_group("team").unwrap_err().to_string();
+    assert!(err.contains("2 groups"), "{err}");
+    let tag = blindrelay_client::v2::groups::group_tag(&real);
+    assert!(err.contains(&format!("team#{tag}")), "{err}");
+    assert_eq!(
+        bob.find_group(&format!("team#{tag}")).unwrap().unwrap().id,
+        real
+    );
+    let fake_tag = blindrelay_client::v2::groups::group_tag(&fake);
+    assert_eq!(
+        bob.find_group(&format!("team#{fake_tag}"))
+            .unwrap()
+            .unwrap()
+            .id,
+        fake
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_member_to_learn_of_a_revocation_commits_the_removal_at_once() {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut carol = device(&pki, root.path(), "carol", "laptop", &addr).await;
+    let (g, _) = alice
+        .create_group(None, &[n("bob"), n("carol")])
+        .await
+        .unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    events_for(&mut carol, Duration::from_millis(300)).await;
+    pki.revoke_device("carol", "laptop").unwrap();
+    relay.reload_crl();
+    // Nobody asks for a commit: alice's device learns of the revocation
+    // from the relay's CRL and removes carol by itself.
+    events_for(&mut alice, Duration::from_millis(600)).await;
+    let ev = events_for(&mut bob, Duration::from_millis(600)).await;
+    let removed = ev.iter().any(|e| {
+        matches!(e, V2Event::Changed { removed, .. }
+        if removed.iter().any(|(u, _)| u == "carol"))
+    });
+    assert!(removed, "{ev:?}");
+    assert_eq!(bob.device().members(&g).unwrap().len(), 2);
 }

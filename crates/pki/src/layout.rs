@@ -32,8 +32,10 @@ use crate::{PkiError, PrivateKeyPem};
 
 /// Files larger than this are not private keys; the scan does not read them.
 const MAX_SCANNED_FILE: u64 = 256 * 1024;
-/// How deep the scan for stray private keys goes below the directory.
-const MAX_SCAN_DEPTH: usize = 3;
+/// Entries (files and folders, at any depth) the scan for stray private
+/// keys looks at; a directory with more is refused rather than half
+/// checked. Symbolic links are not followed.
+pub const MAX_SCAN_ENTRIES: usize = 100_000;
 /// The marker every PEM private key carries (PKCS#1, PKCS#8, SEC1, encrypted).
 const PRIVATE_KEY_MARKER: &[u8] = b"PRIVATE KEY-----";
 
@@ -235,7 +237,11 @@ impl RelayDir {
     /// host must never hold one.
     pub fn foreign_private_keys(&self) -> Result<Vec<PathBuf>, PkiError> {
         let mut found = Vec::new();
-        scan(&self.root, &self.key_path(), 0, &mut found)?;
+        let mut budget = MAX_SCAN_ENTRIES;
+        scan(&self.root, &self.key_path(), &mut budget, &mut found).map_err(|e| match e {
+            ScanError::Pki(e) => e,
+            ScanError::TooLarge => PkiError::ScanTooLarge(self.root.clone(), MAX_SCAN_ENTRIES),
+        })?;
         found.sort();
         Ok(found)
     }
@@ -252,23 +258,34 @@ fn holds_private_key(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn scan(dir: &Path, own: &Path, depth: usize, found: &mut Vec<PathBuf>) -> Result<(), PkiError> {
+enum ScanError {
+    Pki(PkiError),
+    TooLarge,
+}
+
+/// Every file under `dir` at any depth (links not followed) that holds a
+/// PEM private key, but `own`; at most `budget` entries are looked at.
+fn scan(
+    dir: &Path,
+    own: &Path,
+    budget: &mut usize,
+    found: &mut Vec<PathBuf>,
+) -> Result<(), ScanError> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io(dir)(e)),
+        Err(e) => return Err(ScanError::Pki(io(dir)(e))),
     };
     for entry in entries {
-        let entry = entry.map_err(io(dir))?;
+        let entry = entry.map_err(|e| ScanError::Pki(io(dir)(e)))?;
+        *budget = budget.checked_sub(1).ok_or(ScanError::TooLarge)?;
         let path = entry.path();
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(_) => continue,
         };
         if meta.is_dir() {
-            if depth < MAX_SCAN_DEPTH {
-                scan(&path, own, depth + 1, found)?;
-            }
+            scan(&path, own, budget, found)?;
         } else if meta.is_file()
             && meta.len() <= MAX_SCANNED_FILE
             && path != own
@@ -337,6 +354,29 @@ mod tests {
         let user_key = nested.join("key.pem");
         fs::write(&user_key, "-----BEGIN RSA PRIVATE KEY-----\n").unwrap();
         fs::write(nested.join("cert.pem"), "-----BEGIN CERTIFICATE-----\n").unwrap();
-        assert_eq!(r.foreign_private_keys().unwrap(), vec![ca_key, user_key]);
+        // Four folders down (and deeper) too.
+        let deep = d.path().join("a").join("b").join("c").join("d").join("e");
+        fs::create_dir_all(&deep).unwrap();
+        let deep_key = deep.join("ca-key.pem");
+        fs::write(&deep_key, "-----BEGIN EC PRIVATE KEY-----\n").unwrap();
+        let mut want = vec![ca_key, user_key, deep_key];
+        want.sort();
+        assert_eq!(r.foreign_private_keys().unwrap(), want);
+    }
+
+    #[test]
+    fn a_directory_too_large_to_check_is_refused_not_half_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let r = RelayDir::new(d.path());
+        r.enroll(&["localhost".into()], false).unwrap();
+        let many = d.path().join("many");
+        fs::create_dir_all(&many).unwrap();
+        for i in 0..MAX_SCAN_ENTRIES {
+            fs::File::create(many.join(i.to_string())).unwrap();
+        }
+        assert!(matches!(
+            r.foreign_private_keys(),
+            Err(PkiError::ScanTooLarge(_, MAX_SCAN_ENTRIES))
+        ));
     }
 }

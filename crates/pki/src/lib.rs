@@ -83,6 +83,12 @@ pub enum PkiError {
     /// No PKI in the directory.
     #[error("no CA in {0} (run `blindrelay pki init` first)")]
     NoCa(PathBuf),
+    /// The scan for stray private keys met more entries than it checks:
+    /// the directory cannot be shown to hold none.
+    #[error(
+        "{0} holds more than {1} files and folders: too many to check for private keys; give the relay a directory of its own"
+    )]
+    ScanTooLarge(PathBuf, usize),
     /// The name (or device) is held by a certificate still in force.
     #[error("{0} already has a certificate in force (sign with --renew to replace it)")]
     NameTaken(String),

@@ -51,12 +51,47 @@ impl Member {
         Ok(out)
     }
 
-    /// The group called `name`.
+    /// The group called `name`, or `NAME#HEX` (the start of its id in hex)
+    /// where several share a name. A name is chosen by whoever created or
+    /// renamed the group, and so is the id: when two groups share a name,
+    /// the bare name is refused with the choices, never resolved by id
+    /// order (an insider could otherwise create a look-alike group that
+    /// sorts first and receive what was meant for the real one).
     pub fn find_group(&mut self, name: &str) -> Result<Option<GroupInfo>, ClientError> {
-        Ok(self
-            .groups()?
-            .into_iter()
-            .find(|g| g.name.as_deref() == Some(name)))
+        let groups = self.groups()?;
+        let named = |n: &str| -> Vec<&GroupInfo> {
+            groups
+                .iter()
+                .filter(|g| g.name.as_deref() == Some(n))
+                .collect()
+        };
+        let mut found = named(name);
+        if found.is_empty()
+            && let Some((n, prefix)) = name.rsplit_once('#')
+            && !prefix.is_empty()
+            && prefix.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            let prefix = prefix.to_ascii_lowercase();
+            found = named(n)
+                .into_iter()
+                .filter(|g| blindrelay_wire::codec::hex(&g.id).starts_with(&prefix))
+                .collect();
+        }
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some((*one).clone())),
+            many => {
+                let choices: Vec<String> = many
+                    .iter()
+                    .map(|g| format!("{name}#{}", group_tag(&g.id)))
+                    .collect();
+                Err(ClientError::V2(format!(
+                    "{} groups are called {name:?}; say which: {}",
+                    many.len(),
+                    choices.join(", ")
+                )))
+            }
+        }
     }
 
     /// The unnamed group of exactly this person and `user`.
@@ -257,6 +292,13 @@ impl Member {
         }
         Ok(events)
     }
+}
+
+/// The short form of a group id that tells groups of one name apart (the
+/// first 8 hex digits; [`Member::find_group`] takes any prefix).
+pub fn group_tag(id: &[u8]) -> String {
+    let hex = blindrelay_wire::codec::hex(id);
+    hex.chars().take(8).collect()
 }
 
 /// A commit that adds nothing.

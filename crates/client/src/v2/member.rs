@@ -181,6 +181,10 @@ pub struct Member {
     last_maintenance: tokio::time::Instant,
     /// How often it runs ([`MAINTENANCE_INTERVAL`] unless set).
     maintenance_every: Duration,
+    /// A newer CRL was taken: the next sync commits the removal of every
+    /// member it revokes, in every group (not at someone's next commit,
+    /// days later).
+    revocation_sweep: bool,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -239,6 +243,7 @@ impl Member {
             early_events: Vec::new(),
             last_maintenance: tokio::time::Instant::now(),
             maintenance_every: MAINTENANCE_INTERVAL,
+            revocation_sweep: false,
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
@@ -290,6 +295,7 @@ impl Member {
                 self.device
                     .trust()
                     .replace_root(root.with_checked_crl(new.clone()));
+                self.revocation_sweep = true;
                 // Kept for the next start (see `connect`).
                 if let Err(e) = self.device.store().set_crl(new.der()) {
                     tracing::warn!(error = %e, "keeping the relay's newer CRL failed");
@@ -592,7 +598,30 @@ impl Member {
                 events.extend(self.update(&g).await?);
             }
         }
+        if std::mem::take(&mut self.revocation_sweep) {
+            self.remove_revoked(events).await;
+        }
         Ok(())
+    }
+
+    /// Commits, in every group with a member whose certificate no longer
+    /// passes (revoked by the CRL just taken), that member's removal.
+    /// Failures are said and left to the next commit in that group.
+    async fn remove_revoked(&mut self, events: &mut Vec<V2Event>) {
+        let Ok(groups) = self.device.group_ids() else {
+            return;
+        };
+        for g in groups {
+            if !self.device.has_failing_members(&g).unwrap_or(false) {
+                continue;
+            }
+            match self.update(&g).await {
+                Ok(ev) => events.extend(ev),
+                Err(e) => {
+                    tracing::warn!(error = %e, "removing a revoked member failed; the next commit will")
+                }
+            }
+        }
     }
 
     /// Says goodbye to the relay.

@@ -478,6 +478,14 @@ impl Device {
         self.commit(group_id, &[], &[])
     }
 
+    /// Whether the group has members (other than this device) whose
+    /// certificate no longer passes: this device's next commit removes
+    /// them, and it commits at once when it learns of a revocation.
+    pub fn has_failing_members(&mut self, group_id: &[u8]) -> Result<bool, MlsError> {
+        let trust = self.trust.clone();
+        Ok(!failing_members(&trust, self.group(group_id)?).is_empty())
+    }
+
     /// The relay ordered this device's pending commit: apply it.
     pub fn commit_accepted(&mut self, group_id: &[u8]) -> Result<u64, MlsError> {
         let group = self.group(group_id)?;
