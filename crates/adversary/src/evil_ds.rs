@@ -390,8 +390,8 @@ pub fn devices(list: &[(&str, &str)]) -> BTreeSet<DeviceId> {
     list.iter()
         .filter_map(|(u, d)| {
             Some(DeviceId {
-                user: blindrelay_wire::UserName::new(*u).ok()?,
-                device: blindrelay_pki::DeviceName::new(*d).ok()?,
+                user: blindrelay_wire::UserName::new(u).ok()?,
+                device: blindrelay_pki::DeviceName::new(d).ok()?,
             })
         })
         .collect()

@@ -469,11 +469,12 @@ impl Member {
                 self.receive_one(group.clone(), &held, events)?;
             }
         }
-        if was_behind && let Ok(None) = self.device.behind(&group) {
-            if let Ok(at) = self.device.epoch(&group) {
-                tracing::info!(at, "the missing commits arrived; the group caught up");
-                events.push(V2Event::CaughtUp { group, at });
-            }
+        if was_behind
+            && let Ok(None) = self.device.behind(&group)
+            && let Ok(at) = self.device.epoch(&group)
+        {
+            tracing::info!(at, "the missing commits arrived; the group caught up");
+            events.push(V2Event::CaughtUp { group, at });
         }
         Ok(())
     }
