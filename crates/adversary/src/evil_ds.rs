@@ -19,13 +19,11 @@ use std::time::Duration;
 use blindrelay_ds::{
     Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, RefusalCode, Request,
 };
-use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key, server_config};
+use blindrelay_net::{FrameReader, FrameWriter};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::{FRAME_LEN, Frame, Message, Reassembly, chunks};
-use rustls_pki_types::CertificateRevocationListDer;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 
 use crate::AdversaryError;
 
@@ -74,18 +72,7 @@ fn lock(st: &Mutex<State>) -> MutexGuard<'_, State> {
 impl EvilDs {
     /// Starts on 127.0.0.1 with the genuine relay certificate of `pki`.
     pub async fn start(pki: &PkiDir) -> Result<Self, AdversaryError> {
-        let ca = load_certs(&pki.ca_cert_path())?
-            .into_iter()
-            .next()
-            .ok_or_else(|| blindrelay_pki::PkiError::NoCa(pki.root().to_path_buf()))?;
-        let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path())?;
-        let cfg = server_config(
-            ca,
-            vec![CertificateRevocationListDer::from(crl)],
-            load_certs(&pki.server_cert_path())?,
-            load_private_key(&pki.server_key_path())?,
-        )?;
-        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let acceptor = crate::relay_acceptor(pki)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let limits = Limits::default();

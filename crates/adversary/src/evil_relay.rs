@@ -9,15 +9,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use blindrelay_net::{FrameReader, FrameWriter, load_certs, load_private_key, server_config};
+use blindrelay_net::{FrameReader, FrameWriter};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::{
     FRAME_LEN, Message, PeerEvent, Routed, RoutedFlags, StatusKind, Target, UserName, Welcome,
 };
-use rustls_pki_types::CertificateRevocationListDer;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc};
-use tokio_rustls::TlsAcceptor;
 
 use crate::AdversaryError;
 
@@ -98,18 +96,7 @@ fn send(out: &Outbox, m: &Message) {
 impl EvilRelay {
     /// Starts on 127.0.0.1 with the genuine server certificate of `pki`.
     pub async fn start(pki: &PkiDir, tamper: Tamper) -> Result<Self, AdversaryError> {
-        let ca = load_certs(&pki.ca_cert_path())?
-            .into_iter()
-            .next()
-            .ok_or_else(|| blindrelay_pki::PkiError::NoCa(pki.root().to_path_buf()))?;
-        let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path())?;
-        let cfg = server_config(
-            ca,
-            vec![CertificateRevocationListDer::from(crl)],
-            load_certs(&pki.server_cert_path())?,
-            load_private_key(&pki.server_key_path())?,
-        )?;
-        let acceptor = TlsAcceptor::from(Arc::new(cfg));
+        let acceptor = crate::relay_acceptor(pki)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = Arc::new(Mutex::new(State {

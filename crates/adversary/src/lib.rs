@@ -16,6 +16,27 @@ pub mod attacks;
 pub mod evil_ds;
 pub mod evil_relay;
 
+/// A TLS acceptor with the genuine relay certificate and key of `pki`, as
+/// a compromised relay host holds them (client certificates from its CA
+/// required).
+pub(crate) fn relay_acceptor(
+    pki: &blindrelay_pki::PkiDir,
+) -> Result<tokio_rustls::TlsAcceptor, AdversaryError> {
+    use blindrelay_net::{load_certs, load_private_key, server_config};
+    let ca = load_certs(&pki.ca_cert_path())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| blindrelay_pki::PkiError::NoCa(pki.root().to_path_buf()))?;
+    let crl = blindrelay_pki::store::read_crl_der(&pki.crl_path())?;
+    let cfg = server_config(
+        ca,
+        vec![rustls_pki_types::CertificateRevocationListDer::from(crl)],
+        load_certs(&pki.server_cert_path())?,
+        load_private_key(&pki.server_key_path())?,
+    )?;
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg)))
+}
+
 /// Errors of the adversary tools.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

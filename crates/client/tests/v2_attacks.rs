@@ -35,6 +35,15 @@ fn config() -> Config {
     }
 }
 
+/// A CA, a relay (with room for a test's bursts) on 127.0.0.1:0, its
+/// address, and a directory for the devices.
+async fn world() -> (TestPki, TestRelay, String, tempfile::TempDir) {
+    let pki = TestPki::new(&[]).unwrap();
+    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
+    let addr = relay.address();
+    (pki, relay, addr, tempfile::tempdir().unwrap())
+}
+
 fn cfg_for(
     pki: &TestPki,
     root: &Path,
@@ -120,10 +129,7 @@ fn refused(events: &[V2Event]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_welcome_for_a_group_the_device_holds_is_refused_and_the_conversation_keeps_its_members()
 {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
@@ -321,10 +327,7 @@ async fn messages_read_before_the_connection_drops_mid_batch_are_shown_once_afte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_stays_addable_when_its_one_time_key_packages_are_claimed_past_a_claimers_share() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
     // More groups than the claimer's share of one-time KeyPackages: the
@@ -370,10 +373,7 @@ async fn a_device_stays_addable_when_its_one_time_key_packages_are_claimed_past_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_that_brings_in_a_device_the_relay_never_saw_is_refused() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let (mut mallory, mut link) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
     let g = mallory.create_group().unwrap();
     let out = mallory.update(&g).unwrap();
@@ -404,10 +404,7 @@ async fn a_commit_that_brings_in_a_device_the_relay_never_saw_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_groups_of_one_name_are_never_resolved_by_id_order() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let mut mallory = device(&pki, root.path(), "mallory", "laptop", &addr).await;
@@ -442,10 +439,7 @@ async fn two_groups_of_one_name_are_never_resolved_by_id_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_member_to_learn_of_a_revocation_commits_the_removal_at_once() {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, relay, addr, root) = world().await;
     let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let mut carol = device(&pki, root.path(), "carol", "laptop", &addr).await;

@@ -220,21 +220,24 @@ impl Device {
         &self.store
     }
 
+    /// A fresh KeyPackage (backdated by [`KEY_PACKAGE_BACKDATE`]), its
+    /// private keys stored.
+    fn key_package(&self) -> Result<MlsMessage, MlsError> {
+        let born = self
+            .trust
+            .now()
+            .saturating_sub(KEY_PACKAGE_BACKDATE.as_secs());
+        Ok(self.client.generate_key_package_message(
+            ExtensionList::default(),
+            ExtensionList::default(),
+            Some(MlsTime::from(born)),
+        )?)
+    }
+
     /// `count` fresh one-time KeyPackages, their private keys stored.
     pub fn key_packages(&mut self, count: usize) -> Result<Vec<Vec<u8>>, MlsError> {
         (0..count)
-            .map(|_| {
-                let born = self
-                    .trust
-                    .now()
-                    .saturating_sub(KEY_PACKAGE_BACKDATE.as_secs());
-                let kp = self.client.generate_key_package_message(
-                    ExtensionList::default(),
-                    ExtensionList::default(),
-                    Some(MlsTime::from(born)),
-                )?;
-                Ok(kp.to_bytes()?)
-            })
+            .map(|_| Ok(self.key_package()?.to_bytes()?))
             .collect()
     }
 
@@ -242,15 +245,7 @@ impl Device {
     /// ones are used up, possibly more than once, so its private key stays
     /// after a Welcome used it (until two newer last-resort ones exist).
     pub fn last_resort_key_package(&mut self) -> Result<Vec<u8>, MlsError> {
-        let born = self
-            .trust
-            .now()
-            .saturating_sub(KEY_PACKAGE_BACKDATE.as_secs());
-        let msg = self.client.generate_key_package_message(
-            ExtensionList::default(),
-            ExtensionList::default(),
-            Some(MlsTime::from(born)),
-        )?;
+        let msg = self.key_package()?;
         let bytes = msg.to_bytes()?;
         let suite = self.cipher_suite();
         let provider = AwsLcCryptoProvider::with_enabled_cipher_suites(vec![suite])
