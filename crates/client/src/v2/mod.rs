@@ -5,7 +5,8 @@
 //!   chunks, requests matched to answers, mailbox items buffered);
 //! * [`member`]: the device's MLS state driven by the relay's order:
 //!   mailbox processing with acknowledgements, KeyPackage refill, the
-//!   periodic work; `commit`, commits with rebase and retry and the
+//!   periodic work; `intake`, each mailbox item processed, held while
+//!   its epoch is ahead, acknowledged after its events; `commit`, commits with rebase and retry and the
 //!   settling of a lost answer; `crl`, which CRL is taken from the relay;
 //! * [`groups`]: what a person does with groups (create, add, remove,
 //!   leave, rename, send, self-update, a person's new devices added to
@@ -17,6 +18,7 @@
 mod commit;
 mod crl;
 pub mod groups;
+mod intake;
 pub mod link;
 pub mod member;
 

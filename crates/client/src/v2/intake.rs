@@ -1,0 +1,177 @@
+//! A device's intake: each mailbox item processed, held when it comes
+//! from an epoch the device has not reached, released in order when the
+//! missing commit applies, and acknowledged only after its events are
+//! handed over (PROTOCOL.md 11.3).
+
+use blindrelay_ds::Delivery;
+use blindrelay_mls::{Held, MlsError, Position, Received};
+
+use super::member::{Member, V2Event, now};
+use crate::error::ClientError;
+
+impl Member {
+    /// Processes one mailbox item and acknowledges it. Events are handed
+    /// to `events` before the acknowledgement is sent, so that a connection
+    /// that fails at the acknowledgement loses none of them.
+    pub(super) async fn process(
+        &mut self,
+        seq: u64,
+        item: Delivery,
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
+        self.take_crls();
+        self.device.trust().set_now(now());
+        let bytes = match &item {
+            Delivery::Welcome { welcome, .. } => welcome,
+            Delivery::Group { message, .. } => message,
+        };
+        if self.device.already_processed(bytes)? {
+            // A copy of something processed before (the acknowledgement
+            // was lost with a connection): nothing new, nothing to warn of.
+            return self.link.ack(seq).await;
+        }
+        match item {
+            Delivery::Welcome { group_id, welcome } => match self.device.join(&welcome) {
+                Ok(group) => {
+                    self.key_packages_left = self.key_packages_left.saturating_sub(1);
+                    events.push(V2Event::Joined { group });
+                }
+                Err(MlsError::GroupHeld) => {
+                    tracing::warn!(target: "blindrelay::security",
+                        "a Welcome for a group this device already holds was refused (takeover attempt)");
+                    events.push(V2Event::TakeoverRefused { group: group_id });
+                }
+                Err(MlsError::Refused) => {
+                    tracing::warn!("a Welcome was refused");
+                    events.push(V2Event::Refused { group: group_id });
+                }
+                // A local failure (storage): not acknowledged, so the
+                // relay hands the item out again.
+                Err(e) => return Err(e.into()),
+            },
+            Delivery::Group { group_id, message } => match self.device.position(&message) {
+                Position::Ahead {
+                    group_id,
+                    epoch,
+                    current,
+                } => {
+                    let before = self.device.behind(&group_id)?;
+                    match self.device.hold(&group_id, epoch, &message)? {
+                        Held::Kept => {
+                            if before.is_none_or(|(_, seen)| seen < epoch) {
+                                tracing::warn!(target: "blindrelay::security", at = current, seen = epoch,
+                                    "a message from an epoch this device has not reached: a commit is missing; held until it arrives");
+                                events.push(V2Event::Behind {
+                                    group: group_id,
+                                    at: current,
+                                    seen: epoch,
+                                });
+                            }
+                        }
+                        Held::Full => {
+                            tracing::warn!(target: "blindrelay::security",
+                                "a message from a future epoch was refused: this group's hold is full");
+                            events.push(V2Event::Refused { group: group_id });
+                        }
+                    }
+                }
+                // This device's own commit handed back after it was
+                // applied, or a handshake already superseded: nothing new.
+                Position::PastHandshake => {}
+                Position::Now | Position::Other => {
+                    self.receive(group_id, &message, events)?;
+                }
+            },
+        }
+        self.link.ack(seq).await
+    }
+
+    /// Processes one group message, then every held message its commit
+    /// (if it was one) made processable, in epoch order.
+    fn receive(
+        &mut self,
+        label: Vec<u8>,
+        message: &[u8],
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
+        let group = match self.receive_one(label, message, events)? {
+            Some(g) => g,
+            None => return Ok(()),
+        };
+        let was_behind = self.device.behind(&group).ok().flatten().is_some()
+            || self.device.next_held(&group).ok().flatten().is_some();
+        while let Ok(Some((n, held))) = self.device.next_held(&group) {
+            // Released first: a held message is tried once.
+            self.device.release_held(n)?;
+            if !self.device.already_processed(&held)? {
+                self.receive_one(group.clone(), &held, events)?;
+            }
+        }
+        if was_behind
+            && let Ok(None) = self.device.behind(&group)
+            && let Ok(at) = self.device.epoch(&group)
+        {
+            tracing::info!(at, "the missing commits arrived; the group caught up");
+            events.push(V2Event::CaughtUp { group, at });
+        }
+        Ok(())
+    }
+
+    /// Processes one group message; `Some(group)` if it was a commit that
+    /// moved the group to a new epoch (held messages may be ready).
+    fn receive_one(
+        &mut self,
+        label: Vec<u8>,
+        message: &[u8],
+        events: &mut Vec<V2Event>,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        let names = |m: &blindrelay_mls::Member| (m.user.clone(), m.device.clone());
+        match self.device.receive(message) {
+            Ok(Received::Message {
+                group_id,
+                sender,
+                body,
+            }) => {
+                events.push(V2Event::Message {
+                    group: group_id,
+                    from: names(&sender),
+                    text: String::from_utf8_lossy(&body).into_owned(),
+                });
+                Ok(None)
+            }
+            Ok(Received::Commit {
+                group_id,
+                committer,
+                added,
+                removed,
+                removed_me,
+                renamed,
+                ..
+            }) => {
+                if removed_me {
+                    events.push(V2Event::RemovedMe { group: group_id });
+                    return Ok(None);
+                }
+                events.push(V2Event::Changed {
+                    group: group_id.clone(),
+                    by: names(&committer),
+                    added: added.iter().map(names).collect(),
+                    removed: removed.iter().map(names).collect(),
+                    renamed: renamed.map(|n| n.as_str().to_string()),
+                });
+                Ok(Some(group_id))
+            }
+            Ok(Received::LeaveRequest { group_id, .. }) => {
+                self.leave_requests.insert(group_id);
+                Ok(None)
+            }
+            Err(MlsError::Refused) if self.device.is_past_handshake(message) => Ok(None),
+            Err(MlsError::Refused) => {
+                tracing::warn!("a group message was refused");
+                events.push(V2Event::Refused { group: label });
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
