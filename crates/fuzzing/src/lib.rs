@@ -18,6 +18,8 @@
 //! found by the fuzzer reproduces byte for byte.
 #![allow(clippy::panic)] // A panic is how a fuzz target reports a broken invariant.
 
+pub mod v2;
+
 use std::sync::OnceLock;
 
 use blindrelay_e2e::fragment::ReassemblyLimits;
@@ -306,4 +308,8 @@ pub const TARGETS: &[Target] = &[
     ("envelope_resigned", envelope_resigned),
     ("certificate", certificate),
     ("reassembly", reassembly),
+    ("ds_request", v2::ds_request),
+    ("ds_down", v2::ds_down),
+    ("ds_chunks", v2::ds_chunks),
+    ("mls_intake", v2::mls_intake),
 ];

@@ -101,6 +101,21 @@ fn seeds_reach_the_deep_paths() {
     }
 }
 
+#[test]
+fn the_v2_seeds_decode_so_the_fuzzers_start_inside() {
+    for bytes in seeds("ds_down") {
+        blindrelay_ds::Down::decode(&bytes).unwrap();
+    }
+    for bytes in seeds("ds_request") {
+        let mut rest = bytes.as_slice();
+        while let [_, hi, lo, tail @ ..] = rest {
+            let len = usize::from(u16::from_be_bytes([*hi, *lo]));
+            blindrelay_ds::Request::decode(&tail[..len]).unwrap();
+            rest = &tail[len..];
+        }
+    }
+}
+
 /// One mutation of a seed.
 #[derive(Debug, Clone)]
 enum Mutation {
@@ -194,3 +209,7 @@ fuzz_props!(envelope, "envelope", 512, 2000);
 fuzz_props!(envelope_resigned, "envelope_resigned", 96, 2000);
 fuzz_props!(certificate, "certificate", 512, 1500);
 fuzz_props!(reassembly, "reassembly", 512, 3000);
+fuzz_props!(ds_request, "ds_request", 512, 2000);
+fuzz_props!(ds_down, "ds_down", 512, 2000);
+fuzz_props!(ds_chunks, "ds_chunks", 512, 2000);
+fuzz_props!(mls_intake, "mls_intake", 256, 2500);

@@ -1,0 +1,261 @@
+//! Fuzzing entry points of protocol v2: what the relay and a device read
+//! from the network.
+//!
+//! * [`ds_request`]: the relay's intake. A sequence of length-prefixed DS
+//!   requests, each decoded strictly (a request that decodes re-encodes to
+//!   the same bytes) and decided by the Delivery Service's rules
+//!   (KeyPackage directory, one order per group, mailboxes) for a few
+//!   senders, with small limits that must hold after every step.
+//! * [`ds_down`]: the device's decoder of the relay's messages (strict:
+//!   one encoding per message).
+//! * [`ds_chunks`]: DS_UP / DS_DOWN reassembly (both ends use the same
+//!   code): a fuzzer-chosen sequence of chunks; nothing larger than the
+//!   bound is ever put together.
+//! * [`mls_intake`]: a device's intake of MLS bytes: a group message,
+//!   Welcome or KeyPackage, as `Member` hands them to the device (position
+//!   check, duplicate check, receive, join, KeyPackage owner). The device
+//!   is in a group with a second device; no input may panic it, replace
+//!   its group, or change its members.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use blindrelay_ds::{DeviceId, Directory, Down, Groups, Limits, Request};
+use blindrelay_e2e::TrustRoot;
+use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
+use blindrelay_pki::{
+    CertificateAuthority, CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject,
+};
+use blindrelay_wire::{Chunk, Reassembly, UserName};
+
+fn device_id(user: &str, device: &str) -> Option<DeviceId> {
+    Some(DeviceId {
+        user: UserName::new(user).ok()?,
+        device: DeviceName::new(device).ok()?,
+    })
+}
+
+/// Small limits, so that the fuzzer reaches every bound.
+const LIMITS: Limits = Limits {
+    key_packages_per_device: 4,
+    one_time_claims_per_claimer: 2,
+    key_package_bytes: 64,
+    members_per_group: 4,
+    groups: 4,
+    mailbox_messages: 8,
+    mailbox_bytes: 512,
+    total_mailbox_bytes: 1024,
+    message_bytes: 256,
+};
+
+/// The relay's intake: `[sender % 3][len u16][request]...`.
+pub fn ds_request(data: &[u8]) {
+    let senders: Vec<DeviceId> = [("a", "x"), ("b", "x"), ("c", "y")]
+        .iter()
+        .filter_map(|(u, d)| device_id(u, d))
+        .collect();
+    let mut directory = Directory::new(LIMITS);
+    let mut groups = Groups::new(LIMITS);
+    let mut rest = data;
+    while let [who, hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+        let (bytes, tail) = tail.split_at(len);
+        rest = tail;
+        let Some(sender) = senders.get(usize::from(*who % 3)) else {
+            return;
+        };
+        let Ok((req, request)) = Request::decode(bytes) else {
+            continue;
+        };
+        match request.encode(req) {
+            Ok(again) if again == bytes => {}
+            _ => panic!("a DS request does not re-encode to its input"),
+        }
+        match request {
+            Request::Upload {
+                one_time,
+                last_resort,
+            } => {
+                let _ = directory.upload(sender, one_time, last_resort);
+            }
+            Request::Claim(user) => {
+                let claimed = directory.claim(&user, sender);
+                if claimed.iter().any(|c| c.device == *sender) {
+                    panic!("a claimer was handed its own KeyPackage");
+                }
+            }
+            Request::Submit(sub) => {
+                let known = groups
+                    .newcomers(&sub)
+                    .into_iter()
+                    .all(|d| d == sender || directory.knows(d));
+                if known {
+                    let _ = groups.submit(sender, sub);
+                }
+            }
+            Request::Devices(user) => {
+                let _ = directory.devices_of(&user);
+            }
+            Request::Ack(seq) => groups.mailboxes().ack(sender, seq),
+        }
+        groups.mailboxes().take_appended();
+        let mut total = 0usize;
+        for d in &senders {
+            let items = groups.mailboxes_ref().pending(d);
+            let bytes: usize = items.iter().map(|(_, i)| i.size()).sum();
+            total += bytes;
+            if items.len() > LIMITS.mailbox_messages || bytes > LIMITS.mailbox_bytes {
+                panic!("a mailbox is over its bound");
+            }
+        }
+        if total > LIMITS.total_mailbox_bytes {
+            panic!("the mailboxes together are over their bound");
+        }
+    }
+}
+
+/// The device's decoder of what the relay sends.
+pub fn ds_down(data: &[u8]) {
+    if let Ok(d) = Down::decode(data) {
+        match d.encode() {
+            Ok(again) if again == data => {}
+            _ => panic!("a DS answer does not re-encode to its input"),
+        }
+    }
+}
+
+/// Reassembly of chunks: `[msg][index hi][index lo][count][len][data]...`.
+pub fn ds_chunks(data: &[u8]) {
+    const MAX: usize = 3 * 100;
+    let mut r = Reassembly::new(MAX);
+    let mut rest = data;
+    while let [msg, hi, lo, count, len, tail @ ..] = rest {
+        let len = usize::from(*len % 101).min(tail.len());
+        let (bytes, tail) = tail.split_at(len);
+        rest = tail;
+        let chunk = Chunk {
+            msg: u32::from(*msg % 3),
+            index: u16::from_be_bytes([*hi, *lo]) % 8,
+            count: u16::from(*count % 8),
+            data: bytes.to_vec(),
+        };
+        match r.push(chunk) {
+            Ok(Some(whole)) if whole.len() > MAX => panic!("reassembled past the bound"),
+            Ok(_) => {}
+            // A refused chunk ends the sender's session; start over.
+            Err(_) => r = Reassembly::new(MAX),
+        }
+    }
+}
+
+struct MlsWorld {
+    bob: Device,
+    group: Vec<u8>,
+    members: Vec<(String, String)>,
+}
+
+fn enrol(ca: &CertificateAuthority, root: &TrustRoot, user: &str, device: &str) -> Option<Device> {
+    let subject = Subject::Device(UserName::new(user).ok()?, DeviceName::new(device).ok()?);
+    let e = Enrolment::with_device_key(&subject, DeviceKeyKind::P256).ok()?;
+    let req = CheckedRequest::from_pem(e.request_pem.as_bytes(), Expect::User).ok()?;
+    let signed = ca.sign_request(&req, 90).ok()?;
+    let key = DeviceKey::from_pem(&e.key).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Device::open(
+        key,
+        signed.cert_der,
+        Trust::new(root.clone(), now),
+        MlsStore::in_memory().ok()?,
+    )
+    .ok()
+}
+
+fn mls_world() -> Option<MlsWorld> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = CertificateAuthority::create("fuzz org").ok()?;
+    let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
+        .ok()?
+        .to_vec();
+    let root = TrustRoot::new(ca_der).ok()?;
+    let mut alice = enrol(&ca, &root, "alice", "laptop")?;
+    let mut bob = enrol(&ca, &root, "bob", "laptop")?;
+    let group = alice.create_group().ok()?;
+    let kp = bob.key_packages(1).ok()?;
+    let add = alice.add(&group, &kp).ok()?;
+    alice.commit_accepted(&group).ok()?;
+    bob.join(add.welcome.as_deref()?).ok()?;
+    let members = bob
+        .members(&group)
+        .ok()?
+        .into_iter()
+        .map(|m| (m.user, m.device))
+        .collect();
+    Some(MlsWorld {
+        bob,
+        group,
+        members,
+    })
+}
+
+/// Real MLS bytes of a throwaway organisation, as seeds for
+/// [`mls_intake`]: a KeyPackage, a Welcome, a commit and an application
+/// message (their keys are not the fuzzing world's, so they exercise the
+/// decoders and the checks up to decryption).
+pub fn mls_seeds() -> Option<Vec<(&'static str, Vec<u8>)>> {
+    use rustls_pki_types::pem::PemObject;
+    let ca = CertificateAuthority::create("seed org").ok()?;
+    let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
+        .ok()?
+        .to_vec();
+    let root = TrustRoot::new(ca_der).ok()?;
+    let mut alice = enrol(&ca, &root, "alice", "laptop")?;
+    let mut bob = enrol(&ca, &root, "bob", "laptop")?;
+    let group = alice.create_group().ok()?;
+    let kp = bob.key_packages(2).ok()?;
+    let add = alice.add(&group, &kp[..1]).ok()?;
+    alice.commit_accepted(&group).ok()?;
+    let update = alice.update(&group).ok()?;
+    alice.commit_accepted(&group).ok()?;
+    let message = alice.encrypt(&group, b"seed").ok()?;
+    Some(vec![
+        ("key_package", kp.get(1)?.clone()),
+        ("welcome", add.welcome?),
+        ("commit", update.commit),
+        ("message", message),
+    ])
+}
+
+thread_local! {
+    static MLS: RefCell<Option<MlsWorld>> = RefCell::new(mls_world());
+}
+
+/// A device's intake of MLS bytes (see the module docs).
+pub fn mls_intake(data: &[u8]) {
+    MLS.with(|w| {
+        let mut w = w.borrow_mut();
+        let Some(w) = w.as_mut() else {
+            panic!("the fuzzing organisation must set up");
+        };
+        let bob = &mut w.bob;
+        let _ = bob.position(data);
+        let _ = bob.already_processed(data);
+        let _ = bob.key_package_owner(data);
+        let _ = bob.receive(data);
+        if let Ok(id) = bob.join(data)
+            && id == w.group
+        {
+            panic!("a Welcome replaced a held group");
+        }
+        let members: Vec<(String, String)> = match bob.members(&w.group) {
+            Ok(m) => m.into_iter().map(|m| (m.user, m.device)).collect(),
+            Err(_) => panic!("the device lost its group"),
+        };
+        if members != w.members {
+            let got: BTreeSet<_> = members.iter().collect();
+            panic!("the group's members changed: {got:?}");
+        }
+    });
+}
