@@ -215,7 +215,7 @@ pub fn mls_seeds() -> Option<Vec<(&'static str, Vec<u8>)>> {
     let mut bob = enrol(&ca, &root, "bob", "laptop")?;
     let group = alice.create_group().ok()?;
     let kp = bob.key_packages(2).ok()?;
-    let add = alice.add(&group, &kp[..1]).ok()?;
+    let add = alice.add(&group, kp.get(..1)?).ok()?;
     alice.commit_accepted(&group).ok()?;
     let update = alice.update(&group).ok()?;
     alice.commit_accepted(&group).ok()?;
