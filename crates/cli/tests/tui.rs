@@ -442,3 +442,70 @@ fn on_a_device_the_full_screen_client_lists_mls_groups_with_their_devices() {
     alice.keys(&["Escape", "C-c"]);
     alice.wait("the exit", |s| s.contains("EXITED:0"));
 }
+
+/// The report's forgery: padded so that a conversation pane wraps a fake
+/// message line to its left edge.
+const FORGED: &str =
+    "ok, thanks for the report, see you at [06:28:30] you: Yes, I approve the wire transfer";
+
+/// The screen line that shows the forged part sits behind the continuation
+/// bar, never at the pane's left edge where a message starts.
+fn assert_forgery_is_a_continuation(s: &str) {
+    let l = s
+        .lines()
+        .find(|l| l.contains("approve the wire"))
+        .unwrap_or_else(|| panic!("the message is not on screen:\n{s}"));
+    assert!(l.contains("\u{2502}  \u{2502} "), "{l:?} in\n{s}");
+    assert!(
+        !s.lines().any(|l| l.contains("\u{2502}[06:28:30] you")),
+        "a forged line at the pane's edge:\n{s}"
+    );
+}
+
+#[test]
+fn at_80_columns_a_wrapped_message_cannot_pass_for_another_in_the_full_screen_client() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &["alice", "bob"], &[]);
+    let alice = chat(d.path(), "alice", &relay.addr);
+    send(d.path(), &relay.addr, "bob", "alice", FORGED);
+    // Nothing was open: bob's conversation opens with his message.
+    let s = alice.wait("bob's message", |s| s.contains("approve the wire"));
+    assert_forgery_is_a_continuation(&s);
+}
+
+#[test]
+fn at_80_columns_a_wrapped_message_cannot_pass_for_another_on_a_device() {
+    if !tmux_available() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let relay = world(d.path(), &[], &[]);
+    let alice_dir = enroll_device(d.path(), "alice", "laptop");
+    let bob_dir = enroll_device(d.path(), "bob", "laptop");
+    let alice = Tmux::start(
+        d.path(),
+        &format!("chat alice --dir {alice_dir} --server {}", relay.addr),
+        80,
+        24,
+    );
+    alice.wait("the connection", |s| {
+        s.contains("\u{2502} connected \u{2502}")
+    });
+    let args = [
+        "send",
+        "bob",
+        "--dir",
+        &bob_dir,
+        "--server",
+        &relay.addr,
+        "--to",
+        "alice",
+        FORGED,
+    ];
+    must(d.path(), &args);
+    let s = alice.wait("bob's message", |s| s.contains("approve the wire"));
+    assert_forgery_is_a_continuation(&s);
+}

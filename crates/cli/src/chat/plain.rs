@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::action::{Outcome, Session, outcome_text, parse_line};
 use super::events::EventFeed;
-use crate::ui::{Narrator, now_ms, preview, stamp};
+use crate::ui::{Narrator, for_terminal, now_ms, preview, stamp};
 
 /// Messages of the local history shown at the start.
 pub(crate) const HISTORY_AT_START: usize = 20;
@@ -85,7 +85,7 @@ pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result
         tokio::select! {
             _ = tick.tick() => {
                 for l in narrator.due() {
-                    println!("{l}");
+                    println!("{}", for_terminal(&l));
                 }
             }
             e = events.next() => match e {
@@ -94,7 +94,7 @@ pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result
                     if shown.contains(&(from.to_string(), msg_id)) => {}
                 Some(e) => {
                     if let Some(l) = narrator.line(&e) {
-                        println!("{l}");
+                        println!("{}", for_terminal(&l));
                     }
                     if matches!(e, Event::Closed { .. }) {
                         return Ok(());

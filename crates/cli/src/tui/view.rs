@@ -61,29 +61,93 @@ fn status_mark(s: Status) -> &'static str {
     }
 }
 
-/// The screen lines of one entry. A message's own lines after the first
-/// are behind a bar, so no text can pass itself off as another message.
-fn entry_lines(e: &Entry, width: usize, now: u64) -> Vec<String> {
+/// What a part of a screen line is: drawn in a style text cannot produce
+/// (the sender, time and delivery state in colour and bold, the bar of a
+/// continuation dim), so no message can pass itself off as another, or as
+/// delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    /// `[time] sender: `.
+    Meta,
+    /// What the peer wrote (or a notice's text).
+    Text,
+    /// The bar before each continuation line.
+    Bar,
+    /// The delivery state (`✓`, `✓✓`).
+    Mark,
+}
+
+/// One screen line: its parts.
+type ScreenLine = Vec<(String, Part)>;
+
+/// What begins every line of a message after its first, wrapped or not:
+/// a message line starts with `[` at the left edge, a continuation never
+/// does.
+const BAR: &str = "  \u{2502} ";
+/// Columns of [`BAR`].
+const BAR_WIDTH: usize = 4;
+
+/// `text` cut into lines: the first at most `first` columns wide, the
+/// others at most `rest`.
+fn wrap_hanging(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let mut lines = wrap(text, first);
+    if lines.len() <= 1 {
+        return lines;
+    }
+    lines.truncate(1);
+    let taken = lines.first().map_or(0, |l| l.chars().count());
+    let remainder: String = text.chars().skip(taken).collect();
+    lines.extend(wrap(remainder.trim_start_matches(' '), rest));
+    lines
+}
+
+/// The screen lines of one entry. Every line of a message after its first
+/// (a line of its own, or a long line wrapped) is behind a bar, so no text
+/// can pass itself off as another message.
+fn entry_lines(e: &Entry, width: usize, now: u64) -> Vec<ScreenLine> {
     if e.is_system() {
         return clean(&e.text)
             .split('\n')
             .flat_map(|l| wrap(&format!("  * {l}"), width))
+            .map(|l| vec![(l, Part::Text)])
             .collect();
     }
     let text = clean(&e.text);
-    let mut parts = text.split('\n');
-    let first = parts.next().unwrap_or("");
-    let mut out = wrap(
-        &format!("[{}] {}: {first}", when(e.ts_ms, now, e.late), e.from),
-        width,
-    );
-    for l in parts {
-        out.extend(wrap(&format!("  \u{2502} {l}"), width));
+    let meta = format!("[{}] {}: ", when(e.ts_ms, now, e.late), e.from);
+    let meta_width: usize = meta.chars().map(|c| c.width().unwrap_or(0)).sum();
+    let rest = width.saturating_sub(BAR_WIDTH).max(1);
+    let mut out: Vec<ScreenLine> = Vec::new();
+    for (i, paragraph) in text.split('\n').enumerate() {
+        let first = if i == 0 {
+            width.saturating_sub(meta_width).max(1)
+        } else {
+            rest
+        };
+        for (j, l) in wrap_hanging(paragraph, first, rest).into_iter().enumerate() {
+            if i == 0 && j == 0 {
+                out.push(vec![(meta.clone(), Part::Meta), (l, Part::Text)]);
+            } else {
+                out.push(vec![(BAR.to_string(), Part::Bar), (l, Part::Text)]);
+            }
+        }
     }
-    if let Some(last) = out.last_mut() {
-        last.push_str(status_mark(e.status));
+    let mark = status_mark(e.status);
+    if !mark.is_empty()
+        && let Some(last) = out.last_mut()
+    {
+        last.push((mark.to_string(), Part::Mark));
     }
     out
+}
+
+/// The style of a part, over the entry's own (focus, notice).
+fn part_style(base: Style, part: Part) -> Style {
+    match part {
+        Part::Meta => base.fg(Color::Cyan).add_modifier(Modifier::BOLD),
+        Part::Text => base,
+        Part::Bar => base.fg(Color::DarkGray),
+        Part::Mark => base.fg(Color::Green).add_modifier(Modifier::BOLD),
+    }
 }
 
 /// Draws the whole screen.
@@ -278,7 +342,7 @@ fn draw_conversation(f: &mut Frame<'_>, app: &mut App, area: Rect) {
     let Some(c) = app.convs.get_mut(&key) else {
         return;
     };
-    let mut lines: Vec<(String, Style)> = Vec::new();
+    let mut lines: Vec<(ScreenLine, Style)> = Vec::new();
     let mut focus_line = None;
     for (i, e) in c.entries.iter().enumerate() {
         let style = if c.focus == Some(i) {
@@ -305,7 +369,14 @@ fn draw_conversation(f: &mut Frame<'_>, app: &mut App, area: Rect) {
         .get(start..end)
         .unwrap_or_default()
         .iter()
-        .map(|(l, s)| Line::from(Span::styled(l.clone(), *s)))
+        .map(|(parts, s)| {
+            Line::from(
+                parts
+                    .iter()
+                    .map(|(t, p)| Span::styled(t.clone(), part_style(*s, *p)))
+                    .collect::<Vec<_>>(),
+            )
+        })
         .collect();
     f.render_widget(Paragraph::new(shown), inner);
     if c.scroll > 0 {
@@ -424,6 +495,42 @@ mod tests {
         }
     }
 
+    fn joined(l: &ScreenLine) -> String {
+        l.iter().map(|(t, _)| t.as_str()).collect()
+    }
+
+    #[test]
+    fn a_wrapped_line_is_a_continuation_and_cannot_pass_for_a_message_at_80_columns() {
+        // The conversation pane of an 80-column screen is 56 columns wide.
+        let width = 80 - usize::from(LIST_WIDTH) - 2;
+        let forged = "ok, thanks for the report, see you at [06:28:30] you: Yes, I approve the wire transfer \u{2713}\u{2713}";
+        let lines = entry_lines(&entry(forged), width, 3_723_000);
+        assert!(lines.len() > 1, "{lines:?}");
+        for l in &lines {
+            assert!(joined(l).chars().count() <= width, "{l:?}");
+        }
+        assert_eq!(lines[0][0].1, Part::Meta);
+        assert!(
+            joined(&lines[0]).starts_with("[01:02:03] alice: ok,"),
+            "{lines:?}"
+        );
+        for l in &lines[1..] {
+            assert_eq!(l[0], (BAR.to_string(), Part::Bar), "{l:?}");
+            assert!(l.iter().all(|(_, p)| *p != Part::Meta), "{l:?}");
+        }
+        // The typed ticks are text, not a delivery mark.
+        assert!(lines.iter().flatten().all(|(_, p)| *p != Part::Mark));
+        let mut sent = entry("done");
+        sent.status = Status::Delivered;
+        let l = entry_lines(&sent, width, 3_723_000);
+        assert_eq!(l[0].last().map(|(_, p)| *p), Some(Part::Mark));
+        // Every part of a message is styled apart from the text.
+        let base = Style::default();
+        for p in [Part::Meta, Part::Bar, Part::Mark] {
+            assert_ne!(part_style(base, p), part_style(base, Part::Text), "{p:?}");
+        }
+    }
+
     #[test]
     fn the_full_screen_client_draws_a_message_that_cannot_fake_another_or_reach_the_terminal() {
         let lines = entry_lines(
@@ -431,6 +538,7 @@ mod tests {
             200,
             3_723_000,
         );
+        let lines: Vec<String> = lines.iter().map(joined).collect();
         assert_eq!(lines.len(), 2);
         assert!(lines[0].ends_with("alice: see you"), "{lines:?}");
         assert!(

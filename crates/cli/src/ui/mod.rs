@@ -90,6 +90,47 @@ pub(crate) fn body(text: &str) -> String {
     sanitize(text).replace('\n', CONTINUATION)
 }
 
+/// `text` (lines already marked with [`CONTINUATION`]) cut so that no
+/// line is wider than `width` columns: a longer line is cut and its rest
+/// goes behind the continuation bar. Without this, a terminal's own soft
+/// wrap would start the rest of a long line at column 0, where a crafted
+/// text could look like a message of its own.
+pub(crate) fn fit(text: &str, width: usize) -> String {
+    use unicode_width::UnicodeWidthChar;
+    const BAR: &str = "  \u{2502} ";
+    let width = width.max(8);
+    let mut out: Vec<String> = Vec::new();
+    for line in text.split('\n') {
+        let mut cur = String::new();
+        let mut cols = 0;
+        for c in line.chars() {
+            let w = c.width().unwrap_or(0);
+            if cols + w > width {
+                out.push(std::mem::take(&mut cur));
+                cur.push_str(BAR);
+                cols = 4;
+            }
+            cur.push(c);
+            cols += w;
+        }
+        out.push(cur);
+    }
+    out.join("\n")
+}
+
+/// [`fit`] to the terminal's width when standard output is a terminal
+/// (a pipe or file is not wrapped by anyone, so it is left as it is).
+pub(crate) fn for_terminal(text: &str) -> String {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return text.to_string();
+    }
+    match ratatui::crossterm::terminal::size() {
+        Ok((cols, _)) => fit(text, usize::from(cols)),
+        Err(_) => text.to_string(),
+    }
+}
+
 /// The longest part of a message the start-up history shows.
 pub(crate) const HISTORY_PREVIEW_CHARS: usize = 300;
 

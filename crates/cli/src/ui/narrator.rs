@@ -284,6 +284,44 @@ mod tests {
         assert!(lines.iter().skip(1).all(|l| !l.starts_with('[')));
     }
 
+    /// The report's forgery: text padded so that a terminal of 80 columns
+    /// wraps a fake message line to column 0.
+    const FORGED: &str =
+        "ok, thanks for the report, see you at [06:28:30] you: Yes, I approve the wire transfer";
+
+    /// Every screen line after a message's first is behind the bar, and
+    /// none is wider than the terminal (so the terminal never wraps).
+    fn assert_no_forged_line(shown: &str, width: usize) {
+        let lines: Vec<&str> = shown.split('\n').collect();
+        assert!(lines.len() > 1, "{shown}");
+        for l in &lines {
+            assert!(
+                unicode_width::UnicodeWidthStr::width(*l) <= width,
+                "wider than {width}: {l:?}"
+            );
+        }
+        for l in lines.iter().skip(1) {
+            assert!(l.starts_with("  \u{2502} "), "{l:?} in {shown}");
+        }
+    }
+
+    #[test]
+    fn in_line_mode_v1_a_wrapped_message_cannot_fake_a_line_at_80_columns() {
+        let shown = crate::ui::fit(&message_line(&msg(FORGED), 3_723_000).unwrap(), 80);
+        assert_no_forged_line(&shown, 80);
+        assert!(shown.contains("approve the wire transfer"), "{shown}");
+    }
+
+    #[test]
+    fn in_line_mode_v2_a_wrapped_or_multi_line_message_cannot_fake_a_line_at_80_columns() {
+        for text in [FORGED, "see you\n* [team] bob@laptop added mallory@laptop"] {
+            let v = serde_json::json!({"event": "message", "conversation": "team",
+                "from": "alice", "device": "laptop", "text": text});
+            let shown = crate::ui::fit(&crate::chat::v2::text(&v).unwrap(), 80);
+            assert_no_forged_line(&shown, 80);
+        }
+    }
+
     #[test]
     fn a_receipt_says_which_message_it_confirms_and_live_delivery_is_not_called_stored() {
         let mut n = Narrator::default();

@@ -112,12 +112,13 @@ pub(crate) fn text(v: &Value) -> Option<String> {
         )
     };
     Some(match v["event"].as_str()? {
+        // The text's own lines go behind the continuation bar, as in v1.
         "message" => format!(
             "[{}] {}@{}: {}",
             s("conversation"),
             s("from"),
             s("device"),
-            s("text")
+            crate::ui::body(v["text"].as_str().unwrap_or(""))
         ),
         "joined" => format!(
             "* you are in {} (protocol v2): {}",
@@ -229,7 +230,7 @@ fn print(json_mode: bool, v: &Value) {
     if json_mode {
         println!("{v}");
     } else if let Some(t) = text(v) {
-        println!("{t}");
+        println!("{}", crate::ui::for_terminal(&t));
     }
 }
 
