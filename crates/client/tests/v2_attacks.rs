@@ -462,3 +462,51 @@ async fn the_first_member_to_learn_of_a_revocation_commits_the_removal_at_once()
     assert!(removed, "{ev:?}");
     assert_eq!(bob.device().members(&g).unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_colleague_flooding_an_offline_devices_mailbox_gets_only_a_share_and_others_still_reach_it()
+ {
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut mallory = device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let (g, _) = alice
+        .create_group(None, &[n("bob"), n("mallory")])
+        .await
+        .unwrap();
+    events_for(&mut mallory, Duration::from_millis(300)).await;
+    bob.close().await;
+    let epoch = mallory.device().epoch(&g).unwrap();
+    // mallory submits 2 MiB items (the relay cannot tell them from MLS)
+    // until the relay refuses: a quarter of bob's 64 MiB at most.
+    let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let mut accepted = 0;
+    loop {
+        let answer = raw
+            .request(Request::Submit(Submission::Message {
+                group_id: g.clone(),
+                epoch,
+                message: vec![0x17; 2 * 1024 * 1024],
+            }))
+            .await
+            .unwrap();
+        match answer {
+            Down::Accepted { .. } => accepted += 1,
+            Down::Refused {
+                why: blindrelay_ds::Refusal::Rules(RefusalCode::Capacity),
+                ..
+            } => break,
+            other => panic!("{other:?}"),
+        }
+        assert!(accepted <= 8, "more than a quarter of bob's mailbox");
+    }
+    assert_eq!(
+        accepted, 7,
+        "16 MiB: seven items of 2 MiB and their group ids"
+    );
+    // alice still reaches bob, and bob reads her.
+    alice.send(&g, "still here").await.unwrap();
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let ev = events_for(&mut bob, Duration::from_millis(1500)).await;
+    assert_eq!(texts(&ev), ["still here"], "{} events", ev.len());
+}

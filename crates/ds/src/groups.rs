@@ -209,20 +209,19 @@ impl Groups {
             .iter()
             .map(|d| (*d, commit_size))
             .chain(welcomed.iter().map(|d| (*d, welcome_size)));
-        if !self.mailboxes.fits(adds) {
-            return Err(DsError::Capacity("a recipient's mailbox is full"));
-        }
+        self.mailboxes.fits(sender, adds)?;
         let item = Delivery::Group {
             group_id: group_id.clone(),
             message: commit,
         };
-        self.mailboxes.deliver(recipients.iter().copied(), &item)?;
+        self.mailboxes
+            .deliver(sender, recipients.iter().copied(), &item)?;
         if let Some((to, w)) = &welcome {
             let item = Delivery::Welcome {
                 group_id: group_id.clone(),
                 welcome: w.clone(),
             };
-            self.mailboxes.deliver(to.iter(), &item)?;
+            self.mailboxes.deliver(sender, to.iter(), &item)?;
         }
         // Devices told, the committer's own copy not counted.
         let count = recipients.len().saturating_sub(1);
@@ -264,7 +263,7 @@ impl Groups {
         };
         let (current, count) = (g.epoch, recipients.len());
         let recipients: Vec<DeviceId> = recipients.into_iter().cloned().collect();
-        self.mailboxes.deliver(recipients.iter(), &item)?;
+        self.mailboxes.deliver(sender, recipients.iter(), &item)?;
         Ok(Verdict::Accepted {
             epoch: current,
             recipients: count,

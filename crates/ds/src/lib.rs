@@ -81,6 +81,15 @@ pub struct Limits {
     /// Largest MLS message or Welcome, bytes (a Welcome into a group of
     /// 1 000 P-256 devices is about 880 KiB).
     pub message_bytes: usize,
+    /// One person may fill at most 1/this of any one recipient's mailbox
+    /// (items and bytes), so that nobody can fill another's mailbox and
+    /// cut everyone else off from them.
+    pub sender_share_divisor: usize,
+    /// Bytes one device may have waiting in all mailboxes together (its
+    /// own items, whoever they are for).
+    pub queued_bytes_per_sender: usize,
+    /// How long an item waits for its device before it expires, seconds.
+    pub mailbox_ttl_secs: u64,
 }
 
 impl Default for Limits {
@@ -95,6 +104,9 @@ impl Default for Limits {
             mailbox_bytes: 64 * 1024 * 1024,
             total_mailbox_bytes: 1024 * 1024 * 1024,
             message_bytes: 2 * 1024 * 1024,
+            sender_share_divisor: 4,
+            queued_bytes_per_sender: 256 * 1024 * 1024,
+            mailbox_ttl_secs: 14 * 24 * 3600,
         }
     }
 }

@@ -1,7 +1,16 @@
 //! Per-device mailboxes: what each device has yet to read, in the order
-//! the relay decided, until it acknowledges it.
+//! the relay decided, until it acknowledges it or the item expires.
+//!
+//! Every item is charged to the device that submitted it: one person may
+//! fill at most a share of any one recipient's mailbox
+//! ([`Limits::sender_share_divisor`]), and one device may have at most
+//! [`Limits::queued_bytes_per_sender`] waiting in all mailboxes together,
+//! so no device can use up what everyone shares. Items older than
+//! [`Limits::mailbox_ttl_secs`] expire ([`Mailboxes::expire`]).
 
 use std::collections::{BTreeMap, VecDeque};
+
+use blindrelay_wire::UserName;
 
 use crate::{DeviceId, DsError, Limits};
 
@@ -25,12 +34,25 @@ pub enum Delivery {
     },
 }
 
+/// One item waiting, with what it is charged to.
+struct Waiting {
+    seq: u64,
+    item: Delivery,
+    /// The device that submitted it (unknown for items stored by an older
+    /// relay: charged to nobody).
+    sender: Option<DeviceId>,
+    /// When it was accepted (Unix seconds, the relay's clock).
+    at: u64,
+}
+
 #[derive(Default)]
 struct Queue {
     next_seq: u64,
-    items: VecDeque<(u64, Delivery)>,
+    items: VecDeque<Waiting>,
     /// Bytes of `items` (see [`Delivery::size`]).
     bytes: usize,
+    /// Items and bytes in this queue per sending person.
+    by_person: BTreeMap<UserName, (usize, usize)>,
 }
 
 impl Delivery {
@@ -50,6 +72,10 @@ pub struct Mailboxes {
     queues: BTreeMap<DeviceId, Queue>,
     /// Bytes in all queues.
     total_bytes: usize,
+    /// Bytes in all queues per sending device.
+    by_sender: BTreeMap<DeviceId, usize>,
+    /// The relay's clock (Unix seconds), set by the I/O layer.
+    now: u64,
     /// Items appended since [`Mailboxes::take_appended`] last ran: what
     /// the I/O layer must store before it confirms anything.
     appended: Vec<(DeviceId, u64, Delivery)>,
@@ -62,18 +88,128 @@ impl Mailboxes {
             limits,
             queues: BTreeMap::new(),
             total_bytes: 0,
+            by_sender: BTreeMap::new(),
+            now: 0,
             appended: Vec::new(),
         }
     }
 
-    /// Puts back an item read from storage (at start-up), in order.
+    /// Sets the clock new items are stamped with and expiry is judged by.
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// Puts back an item read from storage (at start-up), in order, with
+    /// no sender and stamped now.
     pub fn restore(&mut self, device: &DeviceId, seq: u64, item: Delivery) {
+        let now = self.now;
+        self.restore_with(device, seq, item, None, now);
+    }
+
+    /// Puts back an item read from storage (at start-up), in order, with
+    /// its sender and when it was accepted.
+    pub fn restore_with(
+        &mut self,
+        device: &DeviceId,
+        seq: u64,
+        item: Delivery,
+        sender: Option<DeviceId>,
+        at: u64,
+    ) {
+        self.push(device, seq, item, sender, at);
+        if let Some(q) = self.queues.get_mut(device) {
+            q.next_seq = q.next_seq.max(seq.saturating_add(1));
+        }
+    }
+
+    fn push(
+        &mut self,
+        device: &DeviceId,
+        seq: u64,
+        item: Delivery,
+        sender: Option<DeviceId>,
+        at: u64,
+    ) {
         let q = self.queues.entry(device.clone()).or_default();
         let size = item.size();
         q.bytes = q.bytes.saturating_add(size);
         self.total_bytes = self.total_bytes.saturating_add(size);
-        q.items.push_back((seq, item));
-        q.next_seq = q.next_seq.max(seq.saturating_add(1));
+        if let Some(s) = &sender {
+            let e = q.by_person.entry(s.user.clone()).or_default();
+            e.0 = e.0.saturating_add(1);
+            e.1 = e.1.saturating_add(size);
+            let t = self.by_sender.entry(s.clone()).or_default();
+            *t = t.saturating_add(size);
+        }
+        q.items.push_back(Waiting {
+            seq,
+            item,
+            sender,
+            at,
+        });
+    }
+
+    /// Takes one item's charges off its queue, its sender and the total.
+    fn uncharge(&mut self, device: &DeviceId, w: &Waiting) {
+        let size = w.item.size();
+        self.total_bytes = self.total_bytes.saturating_sub(size);
+        if let Some(q) = self.queues.get_mut(device) {
+            q.bytes = q.bytes.saturating_sub(size);
+            if let Some(s) = &w.sender
+                && let Some(e) = q.by_person.get_mut(&s.user)
+            {
+                e.0 = e.0.saturating_sub(1);
+                e.1 = e.1.saturating_sub(size);
+                if e.0 == 0 {
+                    q.by_person.remove(&s.user);
+                }
+            }
+        }
+        if let Some(s) = &w.sender
+            && let Some(t) = self.by_sender.get_mut(s)
+        {
+            *t = t.saturating_sub(size);
+            if *t == 0 {
+                self.by_sender.remove(s);
+            }
+        }
+    }
+
+    /// Bytes `sender` has waiting in all mailboxes together.
+    pub fn queued_by(&self, sender: &DeviceId) -> usize {
+        self.by_sender.get(sender).copied().unwrap_or(0)
+    }
+
+    /// Drops every item accepted more than [`Limits::mailbox_ttl_secs`]
+    /// before `now`; returns, per device, the highest sequence number
+    /// dropped (the I/O layer deletes up to it: expired items are always
+    /// the oldest of a queue).
+    pub fn expire(&mut self, now: u64) -> Vec<(DeviceId, u64)> {
+        let ttl = self.limits.mailbox_ttl_secs;
+        let mut gone = Vec::new();
+        let devices: Vec<DeviceId> = self.queues.keys().cloned().collect();
+        for d in devices {
+            let mut last = None;
+            loop {
+                let old = self
+                    .queues
+                    .get(&d)
+                    .and_then(|q| q.items.front())
+                    .is_some_and(|w| w.at.saturating_add(ttl) < now);
+                if !old {
+                    break;
+                }
+                let Some(w) = self.queues.get_mut(&d).and_then(|q| q.items.pop_front()) else {
+                    break;
+                };
+                last = Some(w.seq);
+                self.uncharge(&d, &w);
+            }
+            if let Some(seq) = last {
+                gone.push((d, seq));
+            }
+        }
+        gone
     }
 
     /// Sets where a device's numbering resumes (at start-up: one past the
@@ -101,9 +237,9 @@ impl Mailboxes {
             .map(|q| {
                 q.items
                     .iter()
-                    .filter(|(s, _)| *s >= from_seq)
+                    .filter(|w| w.seq >= from_seq)
                     .take(max)
-                    .cloned()
+                    .map(|w| (w.seq, w.item.clone()))
                     .collect()
             })
             .unwrap_or_default()
@@ -114,47 +250,75 @@ impl Mailboxes {
         self.queues.get(device).map_or(0, |q| q.next_seq)
     }
 
-    /// Whether the mailboxes can take all of `adds` (a device and the size
-    /// of an item for it; a device may come more than once): every
-    /// device's item and byte limits, and the limit on all bytes together.
-    pub fn fits<'a>(&self, adds: impl IntoIterator<Item = (&'a DeviceId, usize)>) -> bool {
+    /// Whether the mailboxes can take all of `adds` from `sender` (a
+    /// device and the size of an item for it; a device may come more than
+    /// once): every device's item and byte limits, the sender person's
+    /// share of each, the sender's own limit across all mailboxes, and the
+    /// limit on all bytes together.
+    pub fn fits<'a>(
+        &self,
+        sender: &DeviceId,
+        adds: impl IntoIterator<Item = (&'a DeviceId, usize)>,
+    ) -> Result<(), DsError> {
         let mut per: BTreeMap<&DeviceId, (usize, usize)> = BTreeMap::new();
-        let mut total = self.total_bytes;
+        let mut added = 0usize;
         for (d, size) in adds {
             let e = per.entry(d).or_default();
             e.0 = e.0.saturating_add(1);
             e.1 = e.1.saturating_add(size);
-            total = total.saturating_add(size);
+            added = added.saturating_add(size);
         }
-        total <= self.limits.total_mailbox_bytes
-            && per.iter().all(|(d, (n, b))| {
-                let (items, bytes) = self
-                    .queues
-                    .get(*d)
-                    .map_or((0, 0), |q| (q.items.len(), q.bytes));
-                items.saturating_add(*n) <= self.limits.mailbox_messages
-                    && bytes.saturating_add(*b) <= self.limits.mailbox_bytes
-            })
+        let l = &self.limits;
+        let share = l.sender_share_divisor.max(1);
+        for (d, (n, b)) in &per {
+            let q = self.queues.get(*d);
+            let (items, bytes) = q.map_or((0, 0), |q| (q.items.len(), q.bytes));
+            if items.saturating_add(*n) > l.mailbox_messages
+                || bytes.saturating_add(*b) > l.mailbox_bytes
+            {
+                return Err(DsError::Capacity("a recipient's mailbox is full"));
+            }
+            let (mine_n, mine_b) = q
+                .and_then(|q| q.by_person.get(&sender.user))
+                .copied()
+                .unwrap_or((0, 0));
+            if mine_n.saturating_add(*n) > l.mailbox_messages / share
+                || mine_b.saturating_add(*b) > l.mailbox_bytes / share
+            {
+                return Err(DsError::Capacity(
+                    "the sender's share of a recipient's mailbox is used up",
+                ));
+            }
+        }
+        if self.queued_by(sender).saturating_add(added) > l.queued_bytes_per_sender {
+            return Err(DsError::Capacity(
+                "the sender has too much waiting in mailboxes",
+            ));
+        }
+        if self.total_bytes.saturating_add(added) > l.total_mailbox_bytes {
+            return Err(DsError::Capacity("all mailboxes together are full"));
+        }
+        Ok(())
     }
 
-    /// Appends `item` to each device's mailbox: all of them or, if one
-    /// has no room, none.
+    /// Appends `item` from `sender` to each device's mailbox: all of them
+    /// or, if one has no room, none.
     pub fn deliver<'a>(
         &mut self,
+        sender: &DeviceId,
         devices: impl IntoIterator<Item = &'a DeviceId> + Clone,
         item: &Delivery,
     ) -> Result<(), DsError> {
         let size = item.size();
-        if !self.fits(devices.clone().into_iter().map(|d| (d, size))) {
-            return Err(DsError::Capacity("a recipient's mailbox is full"));
-        }
+        self.fits(sender, devices.clone().into_iter().map(|d| (d, size)))?;
+        let now = self.now;
         for d in devices {
-            let q = self.queues.entry(d.clone()).or_default();
-            q.items.push_back((q.next_seq, item.clone()));
-            q.bytes = q.bytes.saturating_add(size);
-            self.total_bytes = self.total_bytes.saturating_add(size);
-            self.appended.push((d.clone(), q.next_seq, item.clone()));
-            q.next_seq += 1;
+            let seq = self.next_seq(d);
+            self.push(d, seq, item.clone(), Some(sender.clone()), now);
+            if let Some(q) = self.queues.get_mut(d) {
+                q.next_seq = seq.saturating_add(1);
+            }
+            self.appended.push((d.clone(), seq, item.clone()));
         }
         Ok(())
     }
@@ -164,20 +328,29 @@ impl Mailboxes {
     pub fn pending(&self, device: &DeviceId) -> Vec<(u64, Delivery)> {
         self.queues
             .get(device)
-            .map(|q| q.items.iter().cloned().collect())
+            .map(|q| q.items.iter().map(|w| (w.seq, w.item.clone())).collect())
             .unwrap_or_default()
     }
 
     /// `device` has read everything up to and including `seq`.
     pub fn ack(&mut self, device: &DeviceId, seq: u64) {
-        if let Some(q) = self.queues.get_mut(device) {
-            while q.items.front().is_some_and(|(s, _)| *s <= seq) {
-                if let Some((_, item)) = q.items.pop_front() {
-                    let size = item.size();
-                    q.bytes = q.bytes.saturating_sub(size);
-                    self.total_bytes = self.total_bytes.saturating_sub(size);
-                }
+        loop {
+            let due = self
+                .queues
+                .get(device)
+                .and_then(|q| q.items.front())
+                .is_some_and(|w| w.seq <= seq);
+            if !due {
+                return;
             }
+            let Some(w) = self
+                .queues
+                .get_mut(device)
+                .and_then(|q| q.items.pop_front())
+            else {
+                return;
+            };
+            self.uncharge(device, &w);
         }
     }
 }

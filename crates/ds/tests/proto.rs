@@ -248,6 +248,25 @@ fn the_decoder_names_what_it_refuses() {
         Request::decode(&b),
         Err(WireError::InvalidField("device listed twice"))
     );
+    // Two devices out of order (a list has one encoding: ascending).
+    let e = DeviceId {
+        user: UserName::new("b").unwrap(),
+        device: DeviceName::new("x").unwrap(),
+    };
+    let d = DeviceId {
+        user: UserName::new("a").unwrap(),
+        device: DeviceName::new("x").unwrap(),
+    };
+    let two = encode_devices(&BTreeSet::from([d.clone(), e.clone()])).unwrap();
+    let mut swapped = two[..2].to_vec();
+    let one_len = encode_devices(&BTreeSet::from([d])).unwrap().len() - 2;
+    swapped.extend_from_slice(&two[2 + one_len..]);
+    swapped.extend_from_slice(&two[2..2 + one_len]);
+    assert_eq!(
+        decode_devices(&swapped),
+        Err(WireError::InvalidField("device list order"))
+    );
+    assert!(decode_devices(&two).is_ok());
     // A flag that is neither 0 nor 1.
     let mut b = Request::Upload {
         one_time: vec![],

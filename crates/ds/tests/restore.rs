@@ -237,8 +237,10 @@ fn every_bound_holds_at_its_exact_value() {
 fn mailboxes_are_bounded_in_bytes_per_device_and_together() {
     let (a, b, c) = (dev("alice", "l"), dev("bob", "l"), dev("carol", "l"));
     // Per device: 10 bytes (an item counts its group id, 1 byte here).
+    // One sender here: its share is the whole mailbox.
     let limits = Limits {
         mailbox_bytes: 10,
+        sender_share_divisor: 1,
         ..Limits::default()
     };
     let mut g = Groups::new(limits);
@@ -257,6 +259,7 @@ fn mailboxes_are_bounded_in_bytes_per_device_and_together() {
     // Together: 12 bytes across two groups' recipients.
     let limits = Limits {
         total_mailbox_bytes: 12,
+        sender_share_divisor: 1,
         ..Limits::default()
     };
     let mut g = Groups::new(limits);
@@ -279,4 +282,141 @@ fn mailboxes_are_bounded_in_bytes_per_device_and_together() {
     assert!(matches!(g.submit(&a, commit), Err(DsError::Capacity(_))));
     assert_eq!(g.mailboxes_ref().pending(&c).len(), before);
     assert_eq!(g.describe(b"g"), Some((1, 3)));
+}
+
+#[test]
+fn one_person_fills_at_most_a_share_of_a_recipients_mailbox_and_others_still_reach_it() {
+    let (alice, bob, m1, m2) = (
+        dev("alice", "l"),
+        dev("bob", "l"),
+        dev("mallory", "l"),
+        dev("mallory", "phone"),
+    );
+    let limits = Limits {
+        mailbox_messages: 8,
+        mailbox_bytes: 1000,
+        sender_share_divisor: 4,
+        ..Limits::default()
+    };
+    let mut g = Groups::new(limits);
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([alice.clone(), bob.clone(), m1.clone(), m2.clone()]),
+    );
+    let msg = |len: usize| Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: vec![0; len],
+    };
+    // mallory's person (both devices) gets 2 of bob's 8 items.
+    g.submit(&m1, msg(1)).unwrap();
+    g.submit(&m2, msg(1)).unwrap();
+    assert_eq!(
+        g.submit(&m1, msg(1)),
+        Err(DsError::Capacity(
+            "the sender's share of a recipient's mailbox is used up"
+        ))
+    );
+    assert!(matches!(g.submit(&m2, msg(1)), Err(DsError::Capacity(_))));
+    // alice still reaches bob.
+    g.submit(&alice, msg(1)).unwrap();
+    // In bytes too: 250 per person.
+    let mut g = Groups::new(Limits {
+        sender_share_divisor: 4,
+        mailbox_bytes: 1000,
+        ..Limits::default()
+    });
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([alice.clone(), bob.clone(), m1.clone()]),
+    );
+    g.submit(&m1, msg(248)).unwrap(); // 249 with the group id
+    assert!(matches!(g.submit(&m1, msg(1)), Err(DsError::Capacity(_))));
+    g.submit(&alice, msg(248)).unwrap();
+    // Reading makes room for mallory again.
+    for d in [&alice, &bob] {
+        let last = g.mailboxes_ref().pending(d).last().unwrap().0;
+        g.mailboxes().ack(d, last);
+    }
+    g.submit(&m1, msg(100)).unwrap();
+}
+
+#[test]
+fn one_device_has_a_bound_on_what_it_has_waiting_in_all_mailboxes() {
+    let a = dev("alice", "l");
+    let others: Vec<DeviceId> = (0..4).map(|i| dev(&format!("u{i}"), "l")).collect();
+    let mut members: BTreeSet<DeviceId> = others.iter().cloned().collect();
+    members.insert(a.clone());
+    let mut g = Groups::new(Limits {
+        queued_bytes_per_sender: 40,
+        ..Limits::default()
+    });
+    g.restore(b"g".to_vec(), 1, members);
+    let msg = |len: usize| Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: vec![0; len],
+    };
+    g.submit(&a, msg(9)).unwrap(); // 4 copies of 10 bytes: 40
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 40);
+    assert_eq!(
+        g.submit(&a, msg(0)),
+        Err(DsError::Capacity(
+            "the sender has too much waiting in mailboxes"
+        ))
+    );
+    // Another device is not held back by alice's.
+    g.submit(&others[0], msg(9)).unwrap();
+    // Read by everyone: alice may send again.
+    for d in &others {
+        let last = g.mailboxes_ref().pending(d).last().map(|(s, _)| *s);
+        if let Some(s) = last {
+            g.mailboxes().ack(d, s);
+        }
+    }
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 0);
+    g.submit(&a, msg(9)).unwrap();
+}
+
+#[test]
+fn items_expire_after_their_time_to_live_and_their_charges_go_with_them() {
+    let (a, b) = (dev("alice", "l"), dev("bob", "l"));
+    let mut g = Groups::new(Limits {
+        mailbox_ttl_secs: 100,
+        ..Limits::default()
+    });
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([a.clone(), b.clone()]));
+    let msg = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: b"m".to_vec(),
+    };
+    g.mailboxes().set_now(1_000);
+    g.submit(&a, msg.clone()).unwrap();
+    g.mailboxes().set_now(1_050);
+    g.submit(&a, msg.clone()).unwrap();
+    assert!(
+        g.mailboxes().expire(1_100).is_empty(),
+        "exactly the TTL: kept"
+    );
+    assert_eq!(g.mailboxes().expire(1_101), vec![(b.clone(), 0)]);
+    assert_eq!(g.mailboxes_ref().pending(&b).len(), 1);
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 2);
+    assert_eq!(g.mailboxes().expire(1_151), vec![(b.clone(), 1)]);
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 0);
+    // Restored items keep their time and sender.
+    g.mailboxes().restore_with(
+        &b,
+        9,
+        Delivery::Group {
+            group_id: b"g".to_vec(),
+            message: b"old".to_vec(),
+        },
+        Some(a.clone()),
+        1_000,
+    );
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 4);
+    assert_eq!(g.mailboxes().expire(1_200), vec![(b.clone(), 9)]);
 }

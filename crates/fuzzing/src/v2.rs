@@ -46,6 +46,9 @@ const LIMITS: Limits = Limits {
     mailbox_bytes: 512,
     total_mailbox_bytes: 1024,
     message_bytes: 256,
+    sender_share_divisor: 2,
+    queued_bytes_per_sender: 768,
+    mailbox_ttl_secs: 1000,
 };
 
 /// The relay's intake: `[sender % 3][len u16][request]...`.

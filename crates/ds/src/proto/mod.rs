@@ -232,12 +232,22 @@ fn put_devices<'a>(
 }
 
 fn get_devices(r: &mut Reader<'_>) -> Result<BTreeSet<DeviceId>, WireError> {
+    // Strict: ascending (user, then device; bytewise), each once, so that a
+    // list has one encoding (found by the `ds_request` fuzz target).
     let n = r.u16("device count")?;
     let mut out = BTreeSet::new();
     for _ in 0..n {
-        if !out.insert(get_device(r)?) {
-            return Err(WireError::InvalidField("device listed twice"));
+        let d = get_device(r)?;
+        match out.last() {
+            Some(last) if *last == d => {
+                return Err(WireError::InvalidField("device listed twice"));
+            }
+            Some(last) if *last > d => {
+                return Err(WireError::InvalidField("device list order"));
+            }
+            _ => {}
         }
+        out.insert(d);
     }
     Ok(out)
 }

@@ -65,6 +65,15 @@ pub(crate) struct DeliveryService {
     /// failed write: from then on every request is refused (code 8), so
     /// that nothing the database does not hold is ever delivered.
     broken: std::sync::atomic::AtomicBool,
+    /// When mailboxes were last swept for expired items (Unix seconds).
+    last_expiry: AtomicU64,
+}
+
+/// How often the mailboxes are swept for expired items.
+pub(crate) const EXPIRY_SWEEP_SECS: u64 = 60;
+
+fn unix_now() -> u64 {
+    blindrelay_net::unix_ms() / 1000
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -78,7 +87,7 @@ impl DeliveryService {
         limits: Limits,
         max_sessions_per_device: usize,
     ) -> Result<Self, StoreError> {
-        let loaded = db.load(limits)?;
+        let loaded = db.load(limits, unix_now())?;
         Ok(Self {
             limits,
             max_sessions_per_device,
@@ -91,6 +100,7 @@ impl DeliveryService {
             next_session: AtomicU64::new(1),
             crl_generation: AtomicU64::new(0),
             broken: std::sync::atomic::AtomicBool::new(false),
+            last_expiry: AtomicU64::new(0),
         })
     }
 
@@ -206,6 +216,9 @@ impl DeliveryService {
         };
         let mut st = lock(&self.state);
         let st = &mut *st;
+        let now = unix_now();
+        st.groups.mailboxes().set_now(now);
+        self.expire(st, now);
         if self.broken.load(Ordering::Acquire) {
             return (!matches!(request, Request::Ack(_))).then_some(Down::Refused {
                 req,
@@ -277,7 +290,7 @@ impl DeliveryService {
                 let group = commit_of
                     .as_deref()
                     .and_then(|g| st.groups.get(g).map(|(e, m)| (g, e, m)));
-                if let Err(e) = st.db.submit(group, &appended) {
+                if let Err(e) = st.db.submit(group, &appended, (device, now)) {
                     return Some(self.storage_failed(st, e, req));
                 }
                 let woken: HashSet<&DeviceId> = appended.iter().map(|(d, _, _)| d).collect();
@@ -304,6 +317,22 @@ impl DeliveryService {
         }
     }
 
+    /// Drops expired mailbox items (at most once per
+    /// [`EXPIRY_SWEEP_SECS`]), in memory and in the store.
+    fn expire(&self, st: &mut State, now: u64) {
+        let last = self.last_expiry.load(Ordering::Relaxed);
+        if now < last.saturating_add(EXPIRY_SWEEP_SECS) {
+            return;
+        }
+        self.last_expiry.store(now, Ordering::Relaxed);
+        for (device, seq) in st.groups.mailboxes().expire(now) {
+            info!(%device, up_to = seq, "expired v2 mailbox items dropped");
+            if let Err(e) = st.db.ack(&device, seq) {
+                error!(error = %e, %device, "deleting expired items");
+            }
+        }
+    }
+
     fn wake<'a>(&self, devices: impl IntoIterator<Item = &'a DeviceId>) {
         let online = lock(&self.online);
         for d in devices {
@@ -326,7 +355,7 @@ impl DeliveryService {
     }
 
     fn reload(&self, st: &mut State) {
-        match st.db.load(self.limits) {
+        match st.db.load(self.limits, unix_now()) {
             Ok(l) => {
                 st.directory = l.directory;
                 st.groups = l.groups;

@@ -98,14 +98,33 @@ impl DsDatabase {
              );",
         )
         .map_err(db_err)?;
+        // Who submitted each item and when (added after the first release:
+        // older rows have neither, and are charged to nobody).
+        let has_sender: bool = db
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('ds_mailbox') WHERE name = 'sender_user'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db_err)?
+            > 0;
+        if !has_sender {
+            db.execute_batch(
+                "ALTER TABLE ds_mailbox ADD COLUMN sender_user TEXT;
+                 ALTER TABLE ds_mailbox ADD COLUMN sender_device TEXT;
+                 ALTER TABLE ds_mailbox ADD COLUMN at INTEGER;",
+            )
+            .map_err(db_err)?;
+        }
         Ok(Self { db })
     }
 
     /// Rebuilds the Delivery Service's memory. Rows that no longer decode
     /// (a name the current rules refuse) are skipped with a warning.
-    pub(crate) fn load(&self, limits: Limits) -> Result<Loaded, StoreError> {
+    pub(crate) fn load(&self, limits: Limits, now: u64) -> Result<Loaded, StoreError> {
         let mut directory = Directory::new(limits);
         let mut groups = Groups::new(limits);
+        groups.mailboxes().set_now(now);
         let mut skipped = 0usize;
         let mut st = self
             .db
@@ -178,22 +197,35 @@ impl DsDatabase {
         }
         let mut st = self
             .db
-            .prepare("SELECT user, device, seq, welcome, group_id, bytes FROM ds_mailbox ORDER BY user, device, seq")
+            .prepare("SELECT user, device, seq, welcome, group_id, bytes, sender_user, sender_device, at FROM ds_mailbox ORDER BY user, device, seq")
             .map_err(db_err)?;
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, bool>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
+                    (
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ),
+                    (
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<String>>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                    ),
                 ))
             })
             .map_err(db_err)?;
         for row in rows {
-            let (user, device, seq, welcome, group_id, bytes) = row.map_err(db_err)?;
+            let ((user, device, seq, welcome, group_id, bytes), (su, sd, at)) =
+                row.map_err(db_err)?;
+            let sender = match (su, sd) {
+                (Some(u), Some(d)) => device_of(u, d),
+                _ => None,
+            };
+            let at = at.and_then(|a| u64::try_from(a).ok()).unwrap_or(now);
             let (Some(d), Ok(seq)) = (device_of(user, device), u64::try_from(seq)) else {
                 skipped += 1;
                 continue;
@@ -209,7 +241,7 @@ impl DsDatabase {
                     message: bytes,
                 }
             };
-            groups.mailboxes().restore(&d, seq, item);
+            groups.mailboxes().restore_with(&d, seq, item, sender, at);
         }
         if skipped > 0 {
             tracing::warn!(
@@ -273,6 +305,7 @@ impl DsDatabase {
         &mut self,
         group: Option<(&[u8], u64, &BTreeSet<DeviceId>)>,
         appended: &[(DeviceId, u64, Delivery)],
+        (sender, at): (&DeviceId, u64),
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
         if let Some((id, epoch, members)) = group {
@@ -287,8 +320,8 @@ impl DsDatabase {
         {
             let mut ins = tx
                 .prepare_cached(
-                    "INSERT INTO ds_mailbox (user, device, seq, welcome, group_id, bytes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    "INSERT INTO ds_mailbox (user, device, seq, welcome, group_id, bytes, sender_user, sender_device, at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(db_err)?;
             let mut next = tx
@@ -304,8 +337,19 @@ impl DsDatabase {
                 };
                 let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
                 let (u, dn) = (d.user.as_str(), d.device.as_str());
-                ins.execute(params![u, dn, seq, welcome, group_id, bytes])
-                    .map_err(db_err)?;
+                let at = i64::try_from(at).unwrap_or(i64::MAX);
+                ins.execute(params![
+                    u,
+                    dn,
+                    seq,
+                    welcome,
+                    group_id,
+                    bytes,
+                    sender.user.as_str(),
+                    sender.device.as_str(),
+                    at
+                ])
+                .map_err(db_err)?;
                 next.execute(params![u, dn, seq.saturating_add(1)])
                     .map_err(db_err)?;
             }
