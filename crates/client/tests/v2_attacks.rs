@@ -510,3 +510,37 @@ async fn a_colleague_flooding_an_offline_devices_mailbox_gets_only_a_share_and_o
     let ev = events_for(&mut bob, Duration::from_millis(1500)).await;
     assert_eq!(texts(&ev), ["still here"], "{} events", ev.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnecting_does_not_reset_a_devices_request_budget() {
+    let pki = TestPki::new(&[]).unwrap();
+    let cfg = Config {
+        rate_max_messages: 20,
+        rate_window_ms: 60_000,
+        ..blindrelay_testkit::relay::config()
+    };
+    let relay = TestRelay::with_config(&pki, cfg).await.unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let ask = Request::Devices(n("mallory"));
+    // 15 requests, then a new connection: the budget is the device's.
+    let (_, mut first) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    for _ in 0..15 {
+        first.request(ask.clone()).await.unwrap();
+    }
+    first.close().await;
+    let (_, mut second) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let mut answered = 0;
+    for _ in 0..10 {
+        if second.request(ask.clone()).await.is_err() {
+            break;
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 5, "20 requests in the window, over both sessions");
+    // Another device's budget is its own.
+    let (_, mut alice) = raw_device(&pki, root.path(), "alice", "laptop", &addr).await;
+    for _ in 0..15 {
+        alice.request(ask.clone()).await.unwrap();
+    }
+}

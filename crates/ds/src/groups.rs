@@ -8,7 +8,7 @@
 //! is appended to each recipient's mailbox in acceptance order, so all
 //! members see one history.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::mailbox::{Delivery, Mailboxes};
 use crate::{DeviceId, DsError, Limits};
@@ -62,13 +62,28 @@ pub enum Verdict {
 struct Group {
     epoch: u64,
     members: BTreeSet<DeviceId>,
+    /// The device whose first commit made it (unknown for groups stored by
+    /// an older relay).
+    creator: Option<DeviceId>,
 }
 
 /// Every group's order, and the mailboxes it delivers into.
 pub struct Groups {
     limits: Limits,
     groups: HashMap<Vec<u8>, Group>,
+    /// Groups each device created that still exist.
+    created: BTreeMap<DeviceId, usize>,
     mailboxes: Mailboxes,
+}
+
+/// What forgetting a device changed (see [`Groups::forget_device`]).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Forgotten {
+    /// Groups that lost the device and still have members: id, epoch and
+    /// the members left.
+    pub changed: Vec<(Vec<u8>, u64, BTreeSet<DeviceId>)>,
+    /// Groups left with no member: gone.
+    pub removed: Vec<Vec<u8>>,
 }
 
 impl Groups {
@@ -77,6 +92,7 @@ impl Groups {
         Self {
             limits,
             groups: HashMap::new(),
+            created: BTreeMap::new(),
             mailboxes: Mailboxes::new(limits),
         }
     }
@@ -91,9 +107,84 @@ impl Groups {
         &self.mailboxes
     }
 
-    /// Puts back a group read from storage (at start-up).
+    /// Puts back a group read from storage (at start-up), its creator
+    /// unknown.
     pub fn restore(&mut self, group_id: Vec<u8>, epoch: u64, members: BTreeSet<DeviceId>) {
-        self.groups.insert(group_id, Group { epoch, members });
+        self.restore_with(group_id, epoch, members, None);
+    }
+
+    /// Puts back a group read from storage (at start-up) with the device
+    /// that created it (counted against its [`Limits::groups_per_device`]).
+    pub fn restore_with(
+        &mut self,
+        group_id: Vec<u8>,
+        epoch: u64,
+        members: BTreeSet<DeviceId>,
+        creator: Option<DeviceId>,
+    ) {
+        if let Some(c) = &creator {
+            let n = self.created.entry(c.clone()).or_default();
+            *n = n.saturating_add(1);
+        }
+        if let Some(old) = self.groups.insert(
+            group_id,
+            Group {
+                epoch,
+                members,
+                creator,
+            },
+        ) {
+            self.uncount(old.creator.as_ref());
+        }
+    }
+
+    fn uncount(&mut self, creator: Option<&DeviceId>) {
+        if let Some(c) = creator
+            && let Some(n) = self.created.get_mut(c)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.created.remove(c);
+            }
+        }
+    }
+
+    /// The device that created the group, if known.
+    pub fn creator_of(&self, group_id: &[u8]) -> Option<&DeviceId> {
+        self.groups.get(group_id).and_then(|g| g.creator.as_ref())
+    }
+
+    /// Groups `device` created that still exist.
+    pub fn created_by(&self, device: &DeviceId) -> usize {
+        self.created.get(device).copied().unwrap_or(0)
+    }
+
+    /// Takes a device out of every group (its certificate was revoked: it
+    /// will never read or commit again); a group left with no member is
+    /// forgotten. What changed is returned for storage.
+    pub fn forget_device(&mut self, device: &DeviceId) -> Forgotten {
+        let mut out = Forgotten::default();
+        let ids: Vec<Vec<u8>> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.members.contains(device))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            g.members.remove(device);
+            if g.members.is_empty() {
+                if let Some(g) = self.groups.remove(&id) {
+                    self.uncount(g.creator.as_ref());
+                }
+                out.removed.push(id);
+            } else {
+                out.changed.push((id, g.epoch, g.members.clone()));
+            }
+        }
+        out
     }
 
     /// A group's epoch and devices, as the relay knows them.
@@ -179,6 +270,9 @@ impl Groups {
                 if self.groups.len() >= self.limits.groups {
                     return Err(DsError::Capacity("too many groups"));
                 }
+                if self.created_by(sender) >= self.limits.groups_per_device {
+                    return Err(DsError::Capacity("this device created too many groups"));
+                }
                 BTreeSet::from([sender.clone()])
             }
             None => return Err(DsError::UnknownGroup),
@@ -226,11 +320,20 @@ impl Groups {
         // Devices told, the committer's own copy not counted.
         let count = recipients.len().saturating_sub(1);
         let next = epoch.saturating_add(1);
+        let creator = match self.groups.get(&group_id) {
+            Some(g) => g.creator.clone(),
+            None => {
+                let n = self.created.entry(sender.clone()).or_default();
+                *n = n.saturating_add(1);
+                Some(sender.clone())
+            }
+        };
         self.groups.insert(
             group_id,
             Group {
                 epoch: next,
                 members,
+                creator,
             },
         );
         Ok(Verdict::Accepted {

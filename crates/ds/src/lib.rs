@@ -36,7 +36,7 @@ use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
 
 pub use directory::{Claimed, Directory};
-pub use groups::{Groups, Submission, Verdict};
+pub use groups::{Forgotten, Groups, Submission, Verdict};
 pub use mailbox::{Delivery, Mailboxes};
 pub use proto::{Down, Refusal, RefusalCode, Request};
 
@@ -71,6 +71,9 @@ pub struct Limits {
     pub members_per_group: usize,
     /// Groups the relay orders.
     pub groups: usize,
+    /// Groups one device may have created that still exist: no device can
+    /// use up the relay's [`Limits::groups`] for everyone.
+    pub groups_per_device: usize,
     /// Messages waiting in one device's mailbox.
     pub mailbox_messages: usize,
     /// Bytes waiting in one device's mailbox.
@@ -100,6 +103,7 @@ impl Default for Limits {
             key_package_bytes: 8 * 1024,
             members_per_group: 2_000,
             groups: 100_000,
+            groups_per_device: 1_000,
             mailbox_messages: 10_000,
             mailbox_bytes: 64 * 1024 * 1024,
             total_mailbox_bytes: 1024 * 1024 * 1024,

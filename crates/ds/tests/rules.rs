@@ -485,3 +485,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn one_device_creates_at_most_its_share_of_groups_and_a_forgotten_groups_slot_comes_back() {
+    let (a, b) = (dev("alice", "laptop"), dev("bob", "laptop"));
+    let mut groups = Groups::new(Limits {
+        groups_per_device: 2,
+        ..Limits::default()
+    });
+    groups.submit(&a, genesis(b"g1", &[&a, &b])).unwrap();
+    groups.submit(&a, commit(b"g2", 0, &[&a], b"c0")).unwrap();
+    assert_eq!(groups.created_by(&a), 2);
+    assert_eq!(
+        groups.submit(&a, commit(b"g3", 0, &[&a], b"c0")),
+        Err(DsError::Capacity("this device created too many groups"))
+    );
+    // Another device is not held back by alice's groups.
+    groups.submit(&b, commit(b"g3", 0, &[&b], b"c0")).unwrap();
+    // A later commit in alice's group does not count as a creation.
+    groups
+        .submit(&b, commit(b"g1", 1, &[&a, &b], b"c1"))
+        .unwrap();
+    assert_eq!(groups.created_by(&a), 2);
+    assert_eq!(groups.creator_of(b"g1"), Some(&a));
+    // alice's device is revoked: g2 (only her) is gone, g1 keeps bob, and
+    // her slots come back.
+    let f = groups.forget_device(&a);
+    assert_eq!(f.removed, vec![b"g2".to_vec()]);
+    assert_eq!(f.changed, vec![(b"g1".to_vec(), 2, set(&[&b]))]);
+    assert_eq!(groups.describe(b"g2"), None);
+    assert_eq!(groups.created_by(&a), 1, "g1 still exists");
+    // Restored groups count against their creator.
+    let mut again = Groups::new(Limits {
+        groups_per_device: 1,
+        ..Limits::default()
+    });
+    again.restore_with(b"x".to_vec(), 3, set(&[&a]), Some(a.clone()));
+    assert!(matches!(
+        again.submit(&a, commit(b"y", 0, &[&a], b"c0")),
+        Err(DsError::Capacity(_))
+    ));
+}

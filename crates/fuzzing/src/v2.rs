@@ -42,6 +42,7 @@ const LIMITS: Limits = Limits {
     key_package_bytes: 64,
     members_per_group: 4,
     groups: 4,
+    groups_per_device: 2,
     mailbox_messages: 8,
     mailbox_bytes: 512,
     total_mailbox_bytes: 1024,

@@ -145,6 +145,10 @@ impl Server {
             v2.0,
             blindrelay_ds::Limits::default(),
             config.max_sessions_per_identity,
+            (
+                usize::from(config.rate_max_messages),
+                std::time::Duration::from_millis(config.rate_window_ms),
+            ),
         )?;
         let now = i64::try_from(blindrelay_net::clock::unix_ms() / 1000).unwrap_or(i64::MAX);
         let crl = crate::crl::load_crl(&pki, now)?;

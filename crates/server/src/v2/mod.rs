@@ -67,7 +67,17 @@ pub(crate) struct DeliveryService {
     broken: std::sync::atomic::AtomicBool,
     /// When mailboxes were last swept for expired items (Unix seconds).
     last_expiry: AtomicU64,
+    /// Each device's request budget, shared by all its sessions and kept
+    /// across reconnects (a device cannot reset it by reconnecting). One
+    /// entry per device that logged in (enrolled by the CA); idle ones are
+    /// dropped when the map is swept.
+    budgets: Mutex<HashMap<DeviceId, crate::rate::SlidingWindow>>,
+    /// The budget: requests per window.
+    budget: (usize, std::time::Duration),
 }
+
+/// Past this many devices with a budget, idle budgets are dropped.
+pub(crate) const BUDGET_SWEEP_AT: usize = 10_000;
 
 /// How often the mailboxes are swept for expired items.
 pub(crate) const EXPIRY_SWEEP_SECS: u64 = 60;
@@ -86,6 +96,7 @@ impl DeliveryService {
         db: DsDatabase,
         limits: Limits,
         max_sessions_per_device: usize,
+        budget: (usize, std::time::Duration),
     ) -> Result<Self, StoreError> {
         let loaded = db.load(limits, unix_now())?;
         Ok(Self {
@@ -101,7 +112,23 @@ impl DeliveryService {
             crl_generation: AtomicU64::new(0),
             broken: std::sync::atomic::AtomicBool::new(false),
             last_expiry: AtomicU64::new(0),
+            budgets: Mutex::new(HashMap::new()),
+            budget,
         })
+    }
+
+    /// Spends one request of `device`'s budget; false when it is used up
+    /// (the session is then closed, and the device's next sessions find
+    /// the same budget).
+    pub(crate) fn spend(&self, device: &DeviceId, now: tokio::time::Instant) -> bool {
+        let mut b = lock(&self.budgets);
+        if b.len() > BUDGET_SWEEP_AT {
+            b.retain(|_, w| !w.is_idle(now));
+        }
+        let (max, window) = self.budget;
+        b.entry(device.clone())
+            .or_insert_with(|| crate::rate::SlidingWindow::new(max, window))
+            .hit(now)
     }
 
     /// Registers a device session; `None` if the device has too many.
@@ -172,8 +199,10 @@ impl DeliveryService {
         let mut st = lock(&self.state);
         for d in &gone {
             st.directory.forget(d);
-            if let Err(e) = st.db.forget(d) {
-                error!(error = %e, device = %d, "forgetting a revoked device's KeyPackages");
+            // Out of every group; a group left with no member is gone.
+            let groups = st.groups.forget_device(d);
+            if let Err(e) = st.db.forget(d, &groups) {
+                error!(error = %e, device = %d, "forgetting a revoked device");
             }
         }
         gone.len()
@@ -287,9 +316,11 @@ impl DeliveryService {
                         return Some(rules(&e));
                     }
                 };
-                let group = commit_of
-                    .as_deref()
-                    .and_then(|g| st.groups.get(g).map(|(e, m)| (g, e, m)));
+                let group = commit_of.as_deref().and_then(|g| {
+                    st.groups
+                        .get(g)
+                        .map(|(e, m)| (g, e, m, st.groups.creator_of(g)))
+                });
                 if let Err(e) = st.db.submit(group, &appended, (device, now)) {
                     return Some(self.storage_failed(st, e, req));
                 }

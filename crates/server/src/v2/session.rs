@@ -25,7 +25,6 @@ use tracing::{debug, info, warn};
 
 use crate::SECURITY;
 use crate::outbound::Outbound;
-use crate::rate::SlidingWindow;
 use crate::shared::Shared;
 
 /// The connection, after the TLS handshake.
@@ -116,10 +115,6 @@ impl Conn {
         let cfg = &shared.config;
         let idle = Duration::from_millis(cfg.idle_timeout_ms);
         let frame_timeout = Duration::from_millis(cfg.frame_timeout_ms);
-        let mut budget = SlidingWindow::new(
-            usize::from(cfg.rate_max_messages),
-            Duration::from_millis(cfg.rate_window_ms),
-        );
         let mut reassembly = Reassembly::new(shared.ds.max_request_bytes());
         // The login sequence: HELLO, the CRL, then the mailbox.
         let (s, device) = (shared.clone(), self.device.clone());
@@ -195,9 +190,9 @@ impl Conn {
                                 Ok(r) => r,
                                 Err(e) => return self.violation("malformed DS request", &e),
                             };
-                            if !matches!(request, Request::Ack(_)) && !budget.hit(Instant::now()) {
+                            if !matches!(request, Request::Ack(_)) && !shared.ds.spend(&self.device, Instant::now()) {
                                 warn!(target: SECURITY, device = %self.device, peer = %self.peer,
-                                    "more than {} v2 requests in {} ms, disconnecting",
+                                    "more than {} v2 requests in {} ms from this device (all its sessions), disconnecting",
                                     cfg.rate_max_messages, cfg.rate_window_ms);
                                 return End::Cause(GoodbyeCode::RateLimited, "rate limit exceeded".into());
                             }

@@ -108,6 +108,21 @@ impl DsDatabase {
             )
             .map_err(db_err)?
             > 0;
+        let has_creator: bool = db
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('ds_group') WHERE name = 'creator_user'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(db_err)?
+            > 0;
+        if !has_creator {
+            db.execute_batch(
+                "ALTER TABLE ds_group ADD COLUMN creator_user TEXT;
+                 ALTER TABLE ds_group ADD COLUMN creator_device TEXT;",
+            )
+            .map_err(db_err)?;
+        }
         if !has_sender {
             db.execute_batch(
                 "ALTER TABLE ds_mailbox ADD COLUMN sender_user TEXT;
@@ -157,7 +172,7 @@ impl DsDatabase {
         }
         let mut st = self
             .db
-            .prepare("SELECT id, epoch, members FROM ds_group")
+            .prepare("SELECT id, epoch, members, creator_user, creator_device FROM ds_group")
             .map_err(db_err)?;
         let rows = st
             .query_map([], |r| {
@@ -165,13 +180,19 @@ impl DsDatabase {
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             })
             .map_err(db_err)?;
         for row in rows {
-            let (id, epoch, members) = row.map_err(db_err)?;
+            let (id, epoch, members, cu, cd) = row.map_err(db_err)?;
+            let creator = match (cu, cd) {
+                (Some(u), Some(d)) => device_of(u, d),
+                _ => None,
+            };
             match (u64::try_from(epoch), decode_devices(&members)) {
-                (Ok(epoch), Ok(members)) => groups.restore(id, epoch, members),
+                (Ok(epoch), Ok(members)) => groups.restore_with(id, epoch, members, creator),
                 _ => skipped += 1,
             }
         }
@@ -303,17 +324,28 @@ impl DsDatabase {
     /// commit) and every mailbox item it made.
     pub(crate) fn submit(
         &mut self,
-        group: Option<(&[u8], u64, &BTreeSet<DeviceId>)>,
+        group: Option<(&[u8], u64, &BTreeSet<DeviceId>, Option<&DeviceId>)>,
         appended: &[(DeviceId, u64, Delivery)],
         (sender, at): (&DeviceId, u64),
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
-        if let Some((id, epoch, members)) = group {
+        if let Some((id, epoch, members, creator)) = group {
             let members = encode_devices(members).map_err(StoreError::backend)?;
+            let (cu, cd) = match creator {
+                Some(c) => (Some(c.user.as_str()), Some(c.device.as_str())),
+                None => (None, None),
+            };
             tx.execute(
-                "INSERT INTO ds_group (id, epoch, members) VALUES (?1, ?2, ?3)
+                "INSERT INTO ds_group (id, epoch, members, creator_user, creator_device)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(id) DO UPDATE SET epoch = ?2, members = ?3",
-                params![id, i64::try_from(epoch).unwrap_or(i64::MAX), members],
+                params![
+                    id,
+                    i64::try_from(epoch).unwrap_or(i64::MAX),
+                    members,
+                    cu,
+                    cd
+                ],
             )
             .map_err(db_err)?;
         }
@@ -372,13 +404,29 @@ impl DsDatabase {
     }
 
     /// Forgets a revoked device's KeyPackages.
-    pub(crate) fn forget(&mut self, device: &DeviceId) -> Result<(), StoreError> {
-        self.db
-            .execute(
-                "DELETE FROM ds_key_package WHERE user = ?1 AND device = ?2",
-                params![device.user.as_str(), device.device.as_str()],
+    pub(crate) fn forget(
+        &mut self,
+        device: &DeviceId,
+        groups: &blindrelay_ds::Forgotten,
+    ) -> Result<(), StoreError> {
+        let tx = self.db.transaction().map_err(db_err)?;
+        tx.execute(
+            "DELETE FROM ds_key_package WHERE user = ?1 AND device = ?2",
+            params![device.user.as_str(), device.device.as_str()],
+        )
+        .map_err(db_err)?;
+        for (id, epoch, members) in &groups.changed {
+            let members = encode_devices(members).map_err(StoreError::backend)?;
+            tx.execute(
+                "UPDATE ds_group SET epoch = ?2, members = ?3 WHERE id = ?1",
+                params![id, i64::try_from(*epoch).unwrap_or(i64::MAX), members],
             )
             .map_err(db_err)?;
-        Ok(())
+        }
+        for id in &groups.removed {
+            tx.execute("DELETE FROM ds_group WHERE id = ?1", params![id])
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
     }
 }
