@@ -33,6 +33,9 @@ pub(crate) struct Loaded {
     pub groups: Groups,
 }
 
+/// A group's row as a submission leaves it: id, epoch, members, creator.
+pub(crate) type GroupRow<'a> = (&'a [u8], u64, &'a BTreeSet<DeviceId>, Option<&'a DeviceId>);
+
 fn device_of(user: String, device: String) -> Option<DeviceId> {
     Some(DeviceId {
         user: UserName::new(&user).ok()?,
@@ -324,7 +327,7 @@ impl DsDatabase {
     /// commit) and every mailbox item it made.
     pub(crate) fn submit(
         &mut self,
-        group: Option<(&[u8], u64, &BTreeSet<DeviceId>, Option<&DeviceId>)>,
+        group: Option<GroupRow<'_>>,
         appended: &[(DeviceId, u64, Delivery)],
         (sender, at): (&DeviceId, u64),
     ) -> Result<(), StoreError> {
