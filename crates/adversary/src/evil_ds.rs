@@ -49,6 +49,9 @@ struct State {
     kept: BTreeMap<DeviceId, Vec<(u64, Delivery)>>,
     /// Devices the relay cuts off after the next `n` items it sends them.
     cut_after: BTreeMap<DeviceId, usize>,
+    /// Devices whose commits that lost the race are "accepted" anyway and
+    /// delivered to nobody: each is on a branch of its own (a fork).
+    forking: BTreeSet<DeviceId>,
 }
 
 /// A running malicious Delivery Service.
@@ -83,6 +86,7 @@ impl EvilDs {
             holding: BTreeMap::new(),
             kept: BTreeMap::new(),
             cut_after: BTreeMap::new(),
+            forking: BTreeSet::new(),
         }));
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -146,6 +150,13 @@ impl EvilDs {
             st.kept.insert(device.clone(), kept);
         }
         flush_all(&mut st);
+    }
+
+    /// Forks groups for `device`: a commit of it that another commit beat
+    /// is answered ACCEPTED (and delivered to nobody), so the device moves
+    /// to an epoch of its own history while the others are in another.
+    pub fn fork(&self, device: &DeviceId) {
+        lock(&self.state).forking.insert(device.clone());
     }
 
     /// Drops `device`'s connection once it has sent it `n` more mailbox
@@ -256,7 +267,13 @@ fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Opti
             devices: st.directory.devices_of(&user).into_iter().collect(),
         }),
         Request::Submit(sub) => {
+            let forks = st.forking.contains(device);
             let answer = match st.groups.submit(device, sub) {
+                Err(DsError::StaleEpoch { current }) if forks => Down::Accepted {
+                    req,
+                    epoch: current,
+                    recipients: 0,
+                },
                 Ok(blindrelay_ds::Verdict::Accepted { epoch, recipients }) => Down::Accepted {
                     req,
                     epoch,

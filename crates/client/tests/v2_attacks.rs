@@ -544,3 +544,40 @@ async fn reconnecting_does_not_reset_a_devices_request_budget() {
         alice.request(ask.clone()).await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_shown_different_histories_by_the_relay_are_told_of_the_fork() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = four_in_a_group(&pki, root.path(), &ds).await;
+    let carol = id("carol", "laptop");
+    ds.hold(&carol);
+    ds.fork(&carol);
+    // alice's commit wins epoch 1 at the relay; carol never sees it, and
+    // the relay "accepts" carol's commit for the same epoch too.
+    m[0].update(&g).await.unwrap();
+    m[2].update(&g).await.unwrap();
+    assert_eq!(
+        m[2].device().epoch(&g).unwrap(),
+        m[0].device().epoch(&g).unwrap()
+    );
+    m[0].send(&g, "on alice's branch").await.unwrap();
+    ds.stop_holding(&carol);
+    let all: Vec<usize> = (0..ds.held(&carol)).collect();
+    ds.release(&carol, &all);
+    let ev = events_for(&mut m[2], Duration::from_millis(600)).await;
+    assert!(
+        ev.iter().any(|e| matches!(e, V2Event::Forked { .. })),
+        "carol: {ev:?}"
+    );
+    assert!(texts(&ev).is_empty());
+    // And bob, on alice's branch, is told when carol writes.
+    events_for(&mut m[1], Duration::from_millis(300)).await;
+    m[2].send(&g, "on carol's branch").await.unwrap();
+    let ev = events_for(&mut m[1], Duration::from_millis(600)).await;
+    assert!(
+        ev.iter().any(|e| matches!(e, V2Event::Forked { .. })),
+        "bob: {ev:?}"
+    );
+}

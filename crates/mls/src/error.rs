@@ -50,6 +50,14 @@ pub enum MlsError {
     /// as it was.
     #[error("a Welcome for a group this device already holds was refused")]
     GroupHeld,
+    /// A message of this device's epoch that it cannot read carries the
+    /// tag of another history of the group: the relay forked the group
+    /// (or forged the tag of an unreadable message). See `device::fork`.
+    #[error("a message from another history of the group (a fork) was refused")]
+    Forked {
+        /// The epoch both histories share the number of.
+        epoch: u64,
+    },
     /// The group has messages from an epoch this device has not reached:
     /// a commit is missing (withheld or reordered by the relay). Nothing
     /// is sent or committed in it until the gap fills.

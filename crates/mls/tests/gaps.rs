@@ -144,3 +144,37 @@ fn what_was_processed_is_known_by_its_bytes() {
     refused(bob.receive(&forged));
     assert!(!bob.already_processed(&forged).unwrap());
 }
+
+#[test]
+fn a_message_from_another_history_of_the_group_is_told_apart_as_a_fork() {
+    let org = Org::new();
+    let (mut alice, mut bob, _, g) = alice_and_bob(&org);
+    let (mut carol, _) = org.device("carol", "laptop");
+    let add = alice.add(&g, &kps(&mut [&mut carol])).unwrap();
+    land(&mut alice, &add, &mut [&mut bob], &mut [&mut carol]);
+    // The relay accepts two commits for epoch 2: alice's goes to bob,
+    // carol keeps her own.
+    let a = alice.update(&g).unwrap();
+    alice.commit_accepted(&g).unwrap();
+    bob.receive(&a.commit).unwrap();
+    carol.update(&g).unwrap();
+    carol.commit_accepted(&g).unwrap();
+    assert_eq!(carol.epoch(&g).unwrap(), alice.epoch(&g).unwrap());
+    let from_a = alice.encrypt(&g, b"branch a").unwrap();
+    assert_eq!(body(bob.receive(&from_a).unwrap()), b"branch a");
+    assert!(
+        matches!(carol.receive(&from_a), Err(MlsError::Forked { epoch: 3 })),
+        "carol tells the other branch apart"
+    );
+    let from_c = carol.encrypt(&g, b"branch c").unwrap();
+    assert!(matches!(
+        bob.receive(&from_c),
+        Err(MlsError::Forked { epoch: 3 })
+    ));
+    // On one branch, an unreadable copy is a plain refusal, not a fork.
+    refused(bob.receive(&from_a));
+    let mut forged = alice.encrypt(&g, b"x").unwrap();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    refused(bob.receive(&forged));
+}

@@ -271,9 +271,17 @@ fn a_forked_group_is_detected_by_its_members() {
         alice.epoch_authenticator(&g).unwrap(),
         bob.epoch_authenticator(&g).unwrap()
     );
+    // Nothing crosses the fork, and each side is told it is one: the
+    // message carries the tag of bob's history (device/fork.rs).
     let from_bob = bob.encrypt(&g, b"on the other branch").unwrap();
-    refused(alice.receive(&from_bob));
-    refused(carol.receive(&from_bob));
+    assert!(matches!(
+        alice.receive(&from_bob),
+        Err(MlsError::Forked { epoch: 2 })
+    ));
+    assert!(matches!(
+        carol.receive(&from_bob),
+        Err(MlsError::Forked { epoch: 2 })
+    ));
     // The losing commit, delivered late, is refused as well.
     refused(carol.receive(&b.commit));
 }

@@ -165,6 +165,15 @@ impl Member {
                 self.leave_requests.insert(group_id);
                 Ok(None)
             }
+            Err(MlsError::Forked { epoch }) => {
+                tracing::warn!(target: "blindrelay::security", epoch,
+                    "a message from another history of the group: the relay forked it (or forged the tag)");
+                events.push(V2Event::Forked {
+                    group: label,
+                    epoch,
+                });
+                Ok(None)
+            }
             Err(MlsError::Refused) if self.device.is_past_handshake(message) => Ok(None),
             Err(MlsError::Refused) => {
                 tracing::warn!("a group message was refused");

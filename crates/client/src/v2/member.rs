@@ -108,6 +108,16 @@ pub enum V2Event {
         /// Its epoch now.
         at: u64,
     },
+    /// A message of this device's epoch came from another history of the
+    /// group: the relay showed members different commits for one epoch (a
+    /// fork), or forged the tag of a message nobody here can read. The
+    /// message was not read; compare safety numbers with its members.
+    Forked {
+        /// The group (from the MLS message).
+        group: Vec<u8>,
+        /// The epoch.
+        epoch: u64,
+    },
     /// A Welcome for a group this device already holds was refused: it
     /// would have replaced the group's members with whoever its author
     /// chose (a takeover attempt by a member of another group, or the

@@ -54,6 +54,7 @@ use crate::name::{GROUP_NAME_EXTENSION, GroupName};
 use crate::storage::MlsStore;
 use crate::types::{Member, Outgoing};
 
+mod fork;
 mod gap;
 mod naming;
 mod receive;
@@ -523,7 +524,9 @@ impl Device {
         if group.has_pending_commit() {
             return Err(MlsError::CommitPending);
         }
-        let msg = group.encrypt_application_message(plaintext, Vec::new())?;
+        // The fork tag (see `fork`) of this epoch, in the clear.
+        let tag = fork::tag(&group.epoch_authenticator()?);
+        let msg = group.encrypt_application_message(plaintext, tag)?;
         group.write_to_storage()?;
         Ok(msg.to_bytes()?)
     }

@@ -80,7 +80,20 @@ impl Device {
                 // failed: forget the in-memory group so that the stored
                 // state (the last good one) is used next, and a forged
                 // message costs the genuine one nothing.
+                let mine = group
+                    .epoch_authenticator()
+                    .map(|a| super::fork::tag(&a))
+                    .ok();
+                let current = group.current_epoch();
                 self.groups.remove(&group_id);
+                if let (Some(mine), Some((g, epoch, theirs))) =
+                    (mine, super::fork::message_tag(bytes))
+                    && g == group_id
+                    && epoch == current
+                    && theirs != mine
+                {
+                    return Err(MlsError::Forked { epoch });
+                }
                 return Err(MlsError::Refused);
             }
         };

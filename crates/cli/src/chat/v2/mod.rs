@@ -38,6 +38,10 @@ pub(crate) fn state_path(cfg: &ClientConfig) -> std::path::PathBuf {
 pub(crate) const BEHIND_TEXT: &str = "messages arrived from a later epoch than this device has reached: \
 the relay has not delivered a change to the group (withheld or out of order). They are held and shown \
 once it arrives; until then nothing is sent in this conversation";
+/// What a user is told when a message came from another history.
+pub(crate) const FORK_TEXT: &str = "a message came from another history of this conversation: \
+the relay is showing members different changes (a fork), or forged it. It was not read. \
+Compare safety numbers (/verify NAME) with the other members and tell your administrator";
 /// What a user is told when a Welcome would have replaced a held group.
 pub(crate) const TAKEOVER_TEXT: &str = "refused an invitation that would have replaced a conversation \
 this device is in (someone tried to take it over); the conversation is unchanged";
@@ -85,6 +89,8 @@ fn event_json(ev: &V2Event, m: &mut Member) -> Value {
             "text": BEHIND_TEXT}),
         V2Event::CaughtUp { group, at } => json!({"event": "caught_up", "protocol": "v2",
             "conversation": conv(m, group), "group": hex(group), "epoch": at}),
+        V2Event::Forked { group, epoch } => json!({"event": "fork", "protocol": "v2",
+            "conversation": conv(m, group), "group": hex(group), "epoch": epoch, "text": FORK_TEXT}),
         V2Event::TakeoverRefused { group } => json!({"event": "takeover_refused", "protocol": "v2",
             "group": hex(group), "text": TAKEOVER_TEXT}),
     }
@@ -144,6 +150,7 @@ pub(crate) fn text(v: &Value) -> Option<String> {
         }
         "removed" => "* you were removed from a group; it is gone from this device".into(),
         "refused" | "takeover_refused" => format!("warning: {}", s("text")),
+        "fork" => format!("WARNING: [{}] {}", s("conversation"), s("text")),
         "behind" => format!(
             "warning: [{}] {} (this device: epoch {}, messages from epoch {})",
             s("conversation"),

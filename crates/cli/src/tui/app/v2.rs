@@ -70,6 +70,7 @@ impl App {
             | V2Event::Refused { group }
             | V2Event::Behind { group, .. }
             | V2Event::CaughtUp { group, .. }
+            | V2Event::Forked { group, .. }
             | V2Event::TakeoverRefused { group } => group.clone(),
         };
         let key = self.mls_key(&id);
@@ -158,6 +159,13 @@ impl App {
             }
             V2Event::CaughtUp { at, .. } => {
                 let line = format!("the missing changes arrived; up to date (epoch {at})");
+                match key {
+                    Some(k) => self.conv(k).push(system(line)),
+                    None => self.say(line),
+                }
+            }
+            V2Event::Forked { epoch, .. } => {
+                let line = format!("WARNING (epoch {epoch}): {}", crate::chat::v2::FORK_TEXT);
                 match key {
                     Some(k) => self.conv(k).push(system(line)),
                     None => self.say(line),
