@@ -33,6 +33,9 @@ const QUEUE: usize = 1024;
 type Frames = mpsc::Sender<Vec<Box<[u8; FRAME_LEN]>>>;
 
 struct Session {
+    /// Which connection this is (a device may reconnect before its old
+    /// connection is cleaned up).
+    id: u64,
     out: Frames,
     next_msg: u32,
     /// First mailbox item not yet looked at in this session.
@@ -49,6 +52,11 @@ struct State {
     kept: BTreeMap<DeviceId, Vec<(u64, Delivery)>>,
     /// Devices the relay cuts off after the next `n` items it sends them.
     cut_after: BTreeMap<DeviceId, usize>,
+    /// The last connection's number.
+    next_session: u64,
+    /// Devices whose connection the relay drops right after it sent them
+    /// their next `n` answers.
+    cut_after_answers: BTreeMap<DeviceId, usize>,
     /// Devices whose commits that lost the race are "accepted" anyway and
     /// delivered to nobody: each is on a branch of its own (a fork).
     forking: BTreeSet<DeviceId>,
@@ -86,7 +94,9 @@ impl EvilDs {
             holding: BTreeMap::new(),
             kept: BTreeMap::new(),
             cut_after: BTreeMap::new(),
+            next_session: 0,
             forking: BTreeSet::new(),
+            cut_after_answers: BTreeMap::new(),
         }));
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -150,6 +160,15 @@ impl EvilDs {
             st.kept.insert(device.clone(), kept);
         }
         flush_all(&mut st);
+    }
+
+    /// Drops `device`'s connection right after the relay answered its next
+    /// `n` requests (a relay restart or a network glitch just after a
+    /// client's start-up requests).
+    pub fn cut_after_answers(&self, device: &DeviceId, n: usize) {
+        lock(&self.state)
+            .cut_after_answers
+            .insert(device.clone(), n);
     }
 
     /// Forks groups for `device`: a commit of it that another commit beat
@@ -319,9 +338,12 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
         }
         let _ = w.shutdown().await;
     });
-    {
+    let my_id = {
         let mut g = lock(&st);
+        g.next_session = g.next_session.wrapping_add(1);
+        let id = g.next_session;
         let mut s = Session {
+            id,
             out: tx.clone(),
             next_msg: 0,
             next_seq: 0,
@@ -336,7 +358,8 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
         );
         g.sessions.insert(device.clone(), s);
         flush(&mut g, &device);
-    }
+        id
+    };
     drop(tx);
     let mut reader = FrameReader::new(rd);
     let mut reassembly =
@@ -355,7 +378,7 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
             break;
         };
         let mut g = lock(&st);
-        if !g.sessions.contains_key(&device) {
+        if g.sessions.get(&device).is_none_or(|s| s.id != my_id) {
             break;
         }
         match msg {
@@ -379,14 +402,33 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
                 flush_all(&mut g);
                 if let (Some(a), Some(s)) = (answer, g.sessions.get_mut(&device)) {
                     send(s, &a);
+                    let cut = match g.cut_after_answers.get_mut(&device) {
+                        Some(n) => {
+                            *n = n.saturating_sub(1);
+                            *n == 0
+                        }
+                        None => false,
+                    };
+                    if cut {
+                        g.cut_after_answers.remove(&device);
+                        g.sessions.remove(&device);
+                        break;
+                    }
                 }
             }
             Message::Goodbye { .. } => break,
             _ => {}
         }
     }
-    lock(&st).sessions.remove(&device);
-    writer.abort();
+    // Dropping the session's sender lets the writer send what is queued
+    // (an answer just given) and then close the connection.
+    {
+        let mut g = lock(&st);
+        if g.sessions.get(&device).is_some_and(|s| s.id == my_id) {
+            g.sessions.remove(&device);
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
 }
 
 /// Devices a test names, as the relay knows them.

@@ -158,3 +158,28 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
         x.quit();
     }
 }
+
+#[test]
+fn a_connection_lost_during_the_start_up_sync_is_connected_again_not_fatal() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup_roles(p, &[]);
+    let dir = enroll_device(p, "alice", "laptop");
+    // A relay (the malicious DS, with the relay's own files) that drops the
+    // device's first connection right after answering its KeyPackage
+    // upload: in the start-up sync.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let relay_dir = blindrelay_pki::PkiDir::new(p.join("blindrelay-relay"));
+    let ds = rt
+        .block_on(blindrelay_adversary::evil_ds::EvilDs::start(&relay_dir))
+        .unwrap();
+    let alice = blindrelay_adversary::evil_ds::devices(&[("alice", "laptop")]);
+    ds.cut_after_answers(alice.first().unwrap(), 1);
+    let mut c = chat(p, "alice", &dir, &ds.address());
+    c.next("reconnecting", WAIT);
+    // Still running, and connected again: a command is answered.
+    c.command(r#"{"cmd":"groups"}"#);
+    c.next("groups", WAIT);
+    assert!(c.child.try_wait().unwrap().is_none(), "chat exited");
+    c.quit();
+}

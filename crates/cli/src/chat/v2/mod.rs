@@ -289,13 +289,44 @@ async fn connect(cfg: &ClientConfig, retry: bool) -> Result<Member> {
     }
 }
 
-/// Start-up work: add this person's new devices to their groups, refresh
-/// keys that are due, read what waited.
-async fn start(m: &mut Member) -> Result<Vec<V2Event>> {
-    let mut ev = m.sync(Duration::from_millis(300)).await?;
-    ev.extend(m.adopt_own_devices().await?);
-    ev.extend(m.update_due().await?);
-    Ok(ev)
+/// Start-up work: read what waited, add this person's new devices to
+/// their groups, refresh keys that are due. A connection that fails while
+/// reading is connected again (a relay restart or a network glitch in the
+/// first moments is not fatal); the other two are retried by the periodic
+/// work if they fail.
+async fn start(m: &mut Member, cfg: &ClientConfig, json_mode: bool) -> Vec<V2Event> {
+    let mut ev = loop {
+        match m.sync(Duration::from_millis(300)).await {
+            Ok(ev) => break ev,
+            Err(e) => {
+                print(
+                    json_mode,
+                    &json!({"event": "reconnecting", "text": format!("{e}")}),
+                );
+                reconnect(m, cfg).await;
+            }
+        }
+    };
+    match m.adopt_own_devices().await {
+        Ok(more) => ev.extend(more),
+        Err(e) => tracing::warn!(error = %e, "adding this person's new devices failed"),
+    }
+    match m.update_due().await {
+        Ok(more) => ev.extend(more),
+        Err(e) => tracing::warn!(error = %e, "the due key refresh failed"),
+    }
+    ev
+}
+
+/// Connects again, retrying every [`RETRY`] until the relay answers.
+async fn reconnect(m: &mut Member, cfg: &ClientConfig) {
+    while let Err(e) = m.reconnect(cfg).await {
+        eprintln!(
+            "cannot reach the relay ({e}); retrying in {} s",
+            RETRY.as_secs()
+        );
+        tokio::time::sleep(RETRY).await;
+    }
 }
 
 pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -> Result<()> {
@@ -329,7 +360,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
             cfg.server
         );
     }
-    let ev = start(&mut s.member).await?;
+    let ev = start(&mut s.member, &cfg, json_mode).await;
     s.events.extend(ev);
     if full_screen {
         return crate::tui::v2::run(s, true).await;
@@ -378,14 +409,8 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
                 if !json_mode {
                     println!("connection lost ({e}); reconnecting");
                 }
-                while let Err(e) = s.member.reconnect(&cfg).await {
-                    eprintln!(
-                        "cannot reach the relay ({e}); retrying in {} s",
-                        RETRY.as_secs()
-                    );
-                    tokio::time::sleep(RETRY).await;
-                }
-                let ev = start(&mut s.member).await?;
+                reconnect(&mut s.member, &cfg).await;
+                let ev = start(&mut s.member, &cfg, json_mode).await;
                 s.events.extend(ev);
             }
         }
