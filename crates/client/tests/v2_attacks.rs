@@ -581,3 +581,34 @@ async fn members_shown_different_histories_by_the_relay_are_told_of_the_fork() {
         "bob: {ev:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_that_can_never_be_added_costs_its_persons_other_devices_no_key_packages() {
+    let (pki, relay, addr, root) = world().await;
+    let mut laptop = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut tablet = device(&pki, root.path(), "alice", "tablet", &addr).await;
+    // alice's phone published KeyPackages, went offline, and was revoked:
+    // the relay still lists it, but its KeyPackage never verifies again.
+    let phone = device(&pki, root.path(), "alice", "phone", &addr).await;
+    phone.close().await;
+    pki.revoke_device("alice", "phone").unwrap();
+    relay.reload_crl();
+    laptop.sync(Duration::from_millis(200)).await.unwrap();
+    let (g, _) = laptop.create_group(None, &[]).await.unwrap();
+    events_for(&mut tablet, Duration::from_millis(300)).await;
+    assert_eq!(
+        laptop.device().members(&g).unwrap().len(),
+        2,
+        "laptop and tablet"
+    );
+    // A minute's maintenance many times over: no claim for the phone.
+    laptop.set_maintenance_interval(Duration::from_millis(20));
+    events_for(&mut laptop, Duration::from_millis(1000)).await;
+    let cfg = cfg_for(&pki, root.path(), "alice", "tablet", &addr);
+    let link = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
+    let left = link.key_packages;
+    assert!(
+        left >= 48,
+        "the tablet's one-time KeyPackages were burnt: {left} left"
+    );
+}

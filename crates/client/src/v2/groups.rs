@@ -264,13 +264,21 @@ impl Member {
         // The relay lists this person's devices (informative: a device
         // is added only with a KeyPackage whose certificate MLS checks).
         let listed = self.listed_devices(&me).await?;
+        let now = tokio::time::Instant::now();
+        self.unaddable
+            .retain(|_, at| now.duration_since(*at) < super::member::UNADDABLE_RETRY);
         for g in groups {
             let present: BTreeSet<DeviceId> = g
                 .members
                 .iter()
                 .filter_map(|(u, d)| device_id(u, d))
                 .collect();
-            if listed.iter().all(|d| present.contains(d)) {
+            // Devices that could not be added lately are not claimed for
+            // again until UNADDABLE_RETRY has passed.
+            if listed
+                .iter()
+                .all(|d| present.contains(d) || self.unaddable.contains_key(d))
+            {
                 continue;
             }
             // A KeyPackage is for one group: claimed per group that lacks

@@ -45,6 +45,13 @@ pub const KEY_PACKAGE_REFILL_INTERVAL: Duration = Duration::from_secs(60);
 /// How often a connected device adds its person's new devices to its
 /// groups and refreshes its leaf where it is due (see [`Member::sync`]).
 pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// A device whose KeyPackage did not verify (revoked, expired, another
+/// suite) is not claimed for again for this long: a device that can never
+/// be added must not cost its person's other devices a KeyPackage every
+/// minute.
+pub const UNADDABLE_RETRY: Duration = Duration::from_secs(3600);
+/// Most devices remembered as unaddable (the oldest is forgotten first).
+pub const MAX_UNADDABLE: usize = 1_000;
 /// How long to wait for the winning commit after a STALE_EPOCH.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
@@ -191,6 +198,9 @@ pub struct Member {
     last_maintenance: tokio::time::Instant,
     /// How often it runs ([`MAINTENANCE_INTERVAL`] unless set).
     maintenance_every: Duration,
+    /// Devices whose KeyPackage did not verify, and when (see
+    /// [`UNADDABLE_RETRY`]).
+    pub(super) unaddable: std::collections::BTreeMap<DeviceId, tokio::time::Instant>,
     /// A newer CRL was taken: the next sync commits the removal of every
     /// member it revokes, in every group (not at someone's next commit,
     /// days later).
@@ -254,6 +264,7 @@ impl Member {
             last_maintenance: tokio::time::Instant::now(),
             maintenance_every: MAINTENANCE_INTERVAL,
             revocation_sweep: false,
+            unaddable: std::collections::BTreeMap::new(),
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
@@ -366,6 +377,17 @@ impl Member {
                 Err(e) => {
                     tracing::warn!(device = %c.device, error = %e,
                         "a KeyPackage that does not verify now (revoked, expired or another suite); that device is left out");
+                    if self.unaddable.len() >= MAX_UNADDABLE
+                        && let Some(oldest) = self
+                            .unaddable
+                            .iter()
+                            .min_by_key(|(_, t)| **t)
+                            .map(|(d, _)| d.clone())
+                    {
+                        self.unaddable.remove(&oldest);
+                    }
+                    self.unaddable
+                        .insert(c.device.clone(), tokio::time::Instant::now());
                 }
             }
         }
