@@ -9,6 +9,7 @@
 //! [`Limits::mailbox_ttl_secs`] expire ([`Mailboxes::expire`]).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use blindrelay_wire::UserName;
 
@@ -34,10 +35,12 @@ pub enum Delivery {
     },
 }
 
-/// One item waiting, with what it is charged to.
+/// One item waiting, with what it is charged to. The item is shared by
+/// every recipient's queue (one copy in memory, however many devices it
+/// goes to).
 struct Waiting {
     seq: u64,
-    item: Delivery,
+    item: Arc<Delivery>,
     /// The device that submitted it (unknown for items stored by an older
     /// relay: charged to nobody).
     sender: Option<DeviceId>,
@@ -78,7 +81,7 @@ pub struct Mailboxes {
     now: u64,
     /// Items appended since [`Mailboxes::take_appended`] last ran: what
     /// the I/O layer must store before it confirms anything.
-    appended: Vec<(DeviceId, u64, Delivery)>,
+    appended: Vec<(DeviceId, u64, Arc<Delivery>)>,
 }
 
 impl Mailboxes {
@@ -116,7 +119,7 @@ impl Mailboxes {
         sender: Option<DeviceId>,
         at: u64,
     ) {
-        self.push(device, seq, item, sender, at);
+        self.push(device, seq, Arc::new(item), sender, at);
         if let Some(q) = self.queues.get_mut(device) {
             q.next_seq = q.next_seq.max(seq.saturating_add(1));
         }
@@ -126,7 +129,7 @@ impl Mailboxes {
         &mut self,
         device: &DeviceId,
         seq: u64,
-        item: Delivery,
+        item: Arc<Delivery>,
         sender: Option<DeviceId>,
         at: u64,
     ) {
@@ -220,8 +223,9 @@ impl Mailboxes {
     }
 
     /// The items appended since the last call, with their devices and
-    /// sequence numbers.
-    pub fn take_appended(&mut self) -> Vec<(DeviceId, u64, Delivery)> {
+    /// sequence numbers (an item for several devices is shared, not copied:
+    /// `Arc::ptr_eq` tells the I/O layer it is one body).
+    pub fn take_appended(&mut self) -> Vec<(DeviceId, u64, Arc<Delivery>)> {
         std::mem::take(&mut self.appended)
     }
 
@@ -239,7 +243,7 @@ impl Mailboxes {
                     .iter()
                     .filter(|w| w.seq >= from_seq)
                     .take(max)
-                    .map(|w| (w.seq, w.item.clone()))
+                    .map(|w| (w.seq, Delivery::clone(&w.item)))
                     .collect()
             })
             .unwrap_or_default()
@@ -312,13 +316,14 @@ impl Mailboxes {
         let size = item.size();
         self.fits(sender, devices.clone().into_iter().map(|d| (d, size)))?;
         let now = self.now;
+        let shared = Arc::new(item.clone());
         for d in devices {
             let seq = self.next_seq(d);
-            self.push(d, seq, item.clone(), Some(sender.clone()), now);
+            self.push(d, seq, shared.clone(), Some(sender.clone()), now);
             if let Some(q) = self.queues.get_mut(d) {
                 q.next_seq = seq.saturating_add(1);
             }
-            self.appended.push((d.clone(), seq, item.clone()));
+            self.appended.push((d.clone(), seq, shared.clone()));
         }
         Ok(())
     }
@@ -328,7 +333,12 @@ impl Mailboxes {
     pub fn pending(&self, device: &DeviceId) -> Vec<(u64, Delivery)> {
         self.queues
             .get(device)
-            .map(|q| q.items.iter().map(|w| (w.seq, w.item.clone())).collect())
+            .map(|q| {
+                q.items
+                    .iter()
+                    .map(|w| (w.seq, Delivery::clone(&w.item)))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -10,6 +10,7 @@
 )]
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use blindrelay_ds::{Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission};
 use blindrelay_pki::DeviceName;
@@ -53,11 +54,13 @@ fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
     assert_eq!(
         made,
         vec![
-            (a.clone(), 0, own),
-            (b.clone(), 0, welcome.clone()),
-            (c.clone(), 0, welcome)
+            (a.clone(), 0, Arc::new(own)),
+            (b.clone(), 0, Arc::new(welcome.clone())),
+            (c.clone(), 0, Arc::new(welcome))
         ]
     );
+    // The Welcome for two devices is one body, shared.
+    assert!(Arc::ptr_eq(&made[1].2, &made[2].2));
     assert!(g.mailboxes().take_appended().is_empty(), "taken once");
     let msg = Submission::Message {
         group_id: b"g".to_vec(),
@@ -72,7 +75,10 @@ fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
     };
     assert_eq!(
         made,
-        vec![(a.clone(), 1, item.clone()), (c.clone(), 1, item)]
+        vec![
+            (a.clone(), 1, Arc::new(item.clone())),
+            (c.clone(), 1, Arc::new(item))
+        ]
     );
     // Refused: nothing made.
     let stale = Submission::Message {

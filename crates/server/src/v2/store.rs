@@ -328,7 +328,7 @@ impl DsDatabase {
     pub(crate) fn submit(
         &mut self,
         group: Option<GroupRow<'_>>,
-        appended: &[(DeviceId, u64, Delivery)],
+        appended: &[(DeviceId, u64, std::sync::Arc<Delivery>)],
         (sender, at): (&DeviceId, u64),
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
@@ -366,7 +366,7 @@ impl DsDatabase {
                 )
                 .map_err(db_err)?;
             for (d, seq, item) in appended {
-                let (welcome, group_id, bytes) = match item {
+                let (welcome, group_id, bytes) = match &**item {
                     Delivery::Group { group_id, message } => (false, group_id, message),
                     Delivery::Welcome { group_id, welcome } => (true, group_id, welcome),
                 };
