@@ -426,3 +426,53 @@ fn items_expire_after_their_time_to_live_and_their_charges_go_with_them() {
     assert_eq!(g.mailboxes_ref().queued_by(&a), 4);
     assert_eq!(g.mailboxes().expire(1_200), vec![(b.clone(), 9)]);
 }
+
+#[test]
+fn a_mailbox_full_in_bytes_refuses_even_when_every_sender_is_within_its_share() {
+    let (a, b, c, r) = (dev("a", "l"), dev("b", "l"), dev("c", "l"), dev("r", "l"));
+    // 20 bytes, 10 per person: a and b fill it, c is within its share.
+    let mut g = Groups::new(Limits {
+        mailbox_bytes: 20,
+        sender_share_divisor: 2,
+        ..Limits::default()
+    });
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([a.clone(), b.clone(), c.clone(), r.clone()]),
+    );
+    let msg = |len: usize| Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: vec![0; len],
+    };
+    g.submit(&a, msg(9)).unwrap();
+    g.submit(&b, msg(9)).unwrap();
+    assert_eq!(
+        g.submit(&c, msg(0)),
+        Err(DsError::Capacity("a recipient's mailbox is full"))
+    );
+}
+
+#[test]
+fn an_acknowledged_item_gives_back_exactly_its_share() {
+    let (m, r) = (dev("mallory", "l"), dev("r", "l"));
+    let mut g = Groups::new(Limits {
+        mailbox_messages: 8,
+        sender_share_divisor: 4,
+        ..Limits::default()
+    });
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([m.clone(), r.clone()]));
+    let msg = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: b"m".to_vec(),
+    };
+    g.submit(&m, msg.clone()).unwrap();
+    g.submit(&m, msg.clone()).unwrap();
+    // r reads one of mallory's two: room for exactly one more.
+    let first = g.mailboxes_ref().pending(&r)[0].0;
+    g.mailboxes().ack(&r, first);
+    g.submit(&m, msg.clone()).unwrap();
+    assert!(matches!(g.submit(&m, msg), Err(DsError::Capacity(_))));
+}

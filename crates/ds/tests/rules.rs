@@ -526,3 +526,24 @@ fn one_device_creates_at_most_its_share_of_groups_and_a_forgotten_groups_slot_co
         Err(DsError::Capacity(_))
     ));
 }
+
+#[test]
+fn forgetting_a_device_drops_its_claim_counts_and_no_one_elses() {
+    let limits = Limits {
+        one_time_claims_per_claimer: 1,
+        ..Limits::default()
+    };
+    let mut dir = Directory::new(limits);
+    let (bob, alice, carol) = (dev("bob", "l"), dev("alice", "l"), dev("carol", "l"));
+    let kps: Vec<Vec<u8>> = (0..6u8).map(|i| vec![b'k', i]).collect();
+    dir.upload(&bob, kps, Some(b"last".to_vec())).unwrap();
+    let user = UserName::new("bob").unwrap();
+    let one_time = |dir: &mut Directory, who: &DeviceId| !dir.claim(&user, who)[0].last_resort;
+    assert!(one_time(&mut dir, &alice));
+    assert!(one_time(&mut dir, &carol));
+    // alice is revoked and enrolled again under the same name: her count
+    // went with her; carol's stays.
+    dir.forget(&alice);
+    assert!(one_time(&mut dir, &alice));
+    assert!(!one_time(&mut dir, &carol), "carol's share is still used");
+}
