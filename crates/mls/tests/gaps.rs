@@ -178,3 +178,30 @@ fn a_message_from_another_history_of_the_group_is_told_apart_as_a_fork() {
     forged[last] ^= 1;
     refused(bob.receive(&forged));
 }
+
+#[test]
+fn a_restarted_device_refuses_a_welcome_for_a_group_it_holds_on_disk() {
+    let org = Org::new();
+    let (_alice, bob, bob_files, g) = alice_and_bob(&org);
+    drop(bob);
+    // Opened again: the group is on disk, not in memory.
+    let mut bob = org.open(&bob_files);
+    let (mut mallory, _) = org.device("mallory", "laptop");
+    mallory.create_group_with_id(g.clone()).unwrap();
+    let add = mallory.add(&g, &kps(&mut [&mut bob])).unwrap();
+    mallory.commit_accepted(&g).unwrap();
+    assert!(matches!(
+        bob.join(add.welcome.as_ref().unwrap()),
+        Err(MlsError::GroupHeld)
+    ));
+}
+
+#[test]
+fn the_newest_crl_is_kept_and_replaced_in_the_devices_database() {
+    let store = blindrelay_mls::MlsStore::in_memory().unwrap();
+    assert_eq!(store.crl().unwrap(), None);
+    store.set_crl(b"first").unwrap();
+    assert_eq!(store.crl().unwrap(), Some(b"first".to_vec()));
+    store.set_crl(b"second").unwrap();
+    assert_eq!(store.crl().unwrap(), Some(b"second".to_vec()));
+}

@@ -50,3 +50,43 @@ pub(super) fn message_tag(bytes: &[u8]) -> Option<(Vec<u8>, u64, Vec<u8>)> {
     let well_formed = aad.len() == TAG_PREFIX.len() + TAG_DIGEST && aad.starts_with(TAG_PREFIX);
     well_formed.then_some((group_id, epoch, aad))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// A PrivateMessage header of group `g`, epoch 3, application content,
+    /// with `aad` (lengths below 64 are one-byte varints).
+    fn header(content_type: u8, aad: &[u8]) -> Vec<u8> {
+        let mut b = vec![0, 1, 0, 2, 1, b'g', 0, 0, 0, 0, 0, 0, 0, 3, content_type];
+        b.push(u8::try_from(aad.len()).unwrap());
+        b.extend_from_slice(aad);
+        b.extend_from_slice(&[0, 0]);
+        b
+    }
+
+    #[test]
+    fn only_a_well_formed_tag_of_an_application_message_is_read() {
+        let t = tag(b"authenticator");
+        assert_eq!(t.len(), 20);
+        assert_eq!(&t[..4], b"BRF1");
+        assert_eq!(
+            message_tag(&header(1, &t)),
+            Some((b"g".to_vec(), 3, t.clone()))
+        );
+        // Not a tag: another prefix of the same length, a short tag, none.
+        let mut other = t.clone();
+        other[..4].copy_from_slice(b"XXXX");
+        assert_eq!(message_tag(&header(1, &other)), None);
+        assert_eq!(message_tag(&header(1, &t[..19])), None);
+        assert_eq!(message_tag(&header(1, b"")), None);
+        // A commit's header carries no tag that counts.
+        assert_eq!(message_tag(&header(3, &t)), None);
+        // Not a PrivateMessage.
+        let mut public = header(1, &t);
+        public[3] = 1;
+        assert_eq!(message_tag(&public), None);
+        assert_ne!(tag(b"a"), tag(b"b"));
+    }
+}
