@@ -71,6 +71,9 @@ fn a_message_from_a_later_epoch_is_ahead_and_held_and_the_device_will_not_send_u
     assert_eq!(next, c2.commit);
     bob.release_held(n).unwrap();
     bob.receive(&next).unwrap();
+    // At epoch 3 with a held message of epoch 3 (not yet released): no
+    // longer behind.
+    assert_eq!(bob.behind(&g).unwrap(), None);
     let (n, next) = bob.next_held(&g).unwrap().unwrap();
     bob.release_held(n).unwrap();
     assert_eq!(body(bob.receive(&next).unwrap()), b"at epoch 3");
