@@ -177,9 +177,21 @@ fn enrol(ca: &CertificateAuthority, root: &TrustRoot, user: &str, device: &str) 
     .ok()
 }
 
-fn mls_world() -> Option<MlsWorld> {
+/// alice's and bob's devices, the group alice made and added bob to, bob's
+/// unused KeyPackages, and the Welcome (not yet taken by bob).
+struct TwoDevices {
+    alice: Device,
+    bob: Device,
+    group: Vec<u8>,
+    key_packages: Vec<Vec<u8>>,
+    welcome: Vec<u8>,
+}
+
+/// A throwaway organisation named `org` with alice and bob (bob has made
+/// `kps` KeyPackages; the first added him).
+fn two_devices(org: &str, kps: usize) -> Option<TwoDevices> {
     use rustls_pki_types::pem::PemObject;
-    let ca = CertificateAuthority::create("fuzz org").ok()?;
+    let ca = CertificateAuthority::create(org).ok()?;
     let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
         .ok()?
         .to_vec();
@@ -187,10 +199,27 @@ fn mls_world() -> Option<MlsWorld> {
     let mut alice = enrol(&ca, &root, "alice", "laptop")?;
     let mut bob = enrol(&ca, &root, "bob", "laptop")?;
     let group = alice.create_group().ok()?;
-    let kp = bob.key_packages(1).ok()?;
-    let add = alice.add(&group, &kp).ok()?;
+    let mut kp = bob.key_packages(kps).ok()?;
+    let first = kp.drain(..1).collect::<Vec<_>>();
+    let add = alice.add(&group, &first).ok()?;
     alice.commit_accepted(&group).ok()?;
-    bob.join(add.welcome.as_deref()?).ok()?;
+    Some(TwoDevices {
+        alice,
+        bob,
+        group,
+        key_packages: kp,
+        welcome: add.welcome?,
+    })
+}
+
+fn mls_world() -> Option<MlsWorld> {
+    let TwoDevices {
+        mut bob,
+        group,
+        welcome,
+        ..
+    } = two_devices("fuzz org", 1)?;
+    bob.join(&welcome).ok()?;
     let members = bob
         .members(&group)
         .ok()?
@@ -209,24 +238,19 @@ fn mls_world() -> Option<MlsWorld> {
 /// message (their keys are not the fuzzing world's, so they exercise the
 /// decoders and the checks up to decryption).
 pub fn mls_seeds() -> Option<Vec<(&'static str, Vec<u8>)>> {
-    use rustls_pki_types::pem::PemObject;
-    let ca = CertificateAuthority::create("seed org").ok()?;
-    let ca_der = rustls_pki_types::CertificateDer::from_pem_slice(ca.cert_pem().as_bytes())
-        .ok()?
-        .to_vec();
-    let root = TrustRoot::new(ca_der).ok()?;
-    let mut alice = enrol(&ca, &root, "alice", "laptop")?;
-    let mut bob = enrol(&ca, &root, "bob", "laptop")?;
-    let group = alice.create_group().ok()?;
-    let kp = bob.key_packages(2).ok()?;
-    let add = alice.add(&group, kp.get(..1)?).ok()?;
-    alice.commit_accepted(&group).ok()?;
+    let TwoDevices {
+        mut alice,
+        group,
+        key_packages: kps,
+        welcome,
+        ..
+    } = two_devices("seed org", 2)?;
     let update = alice.update(&group).ok()?;
     alice.commit_accepted(&group).ok()?;
     let message = alice.encrypt(&group, b"seed").ok()?;
     Some(vec![
-        ("key_package", kp.get(1)?.clone()),
-        ("welcome", add.welcome?),
+        ("key_package", kps.first()?.clone()),
+        ("welcome", welcome),
         ("commit", update.commit),
         ("message", message),
     ])
