@@ -135,8 +135,9 @@ impl EvilDs {
     }
 
     /// Hands `device` the kept-back items at `indexes` (in the order they
-    /// were kept: 0 is the oldest), in the order given; the others stay
-    /// kept back.
+    /// were kept: 0 is the oldest), in the order given. The list does not
+    /// shrink: a released item can be handed over again (a replay), and
+    /// the others stay kept back.
     pub fn release(&self, device: &DeviceId, indexes: &[usize]) -> usize {
         let mut st = lock(&self.state);
         let items: Vec<(u64, Delivery)> = match st.holding.get(device).or(st.kept.get(device)) {
