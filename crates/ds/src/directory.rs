@@ -95,15 +95,19 @@ impl Directory {
             .iter_mut()
             .filter(|(d, _)| d.user == *user && *d != claimer)
             .filter_map(|(d, held)| {
-                let taken = claimed_by.entry((claimer.clone(), d.clone())).or_default();
-                let one_time = if *taken < share {
+                let key = (claimer.clone(), d.clone());
+                let taken = claimed_by.get(&key).copied().unwrap_or(0);
+                let one_time = if taken < share {
                     held.one_time.pop_front()
                 } else {
                     None
                 };
                 match one_time {
                     Some(kp) => {
-                        *taken = taken.saturating_add(1);
+                        // An entry only for what was taken: at most one per
+                        // one-time KeyPackage consumed since its device's
+                        // last upload.
+                        claimed_by.insert(key, taken.saturating_add(1));
                         Some(Claimed {
                             device: d.clone(),
                             key_package: kp,

@@ -123,8 +123,7 @@ impl Groups {
         creator: Option<DeviceId>,
     ) {
         if let Some(c) = &creator {
-            let n = self.created.entry(c.clone()).or_default();
-            *n = n.saturating_add(1);
+            self.count(c);
         }
         if let Some(old) = self.groups.insert(
             group_id,
@@ -136,6 +135,11 @@ impl Groups {
         ) {
             self.uncount(old.creator.as_ref());
         }
+    }
+
+    fn count(&mut self, creator: &DeviceId) {
+        let n = self.created.entry(creator.clone()).or_default();
+        *n = n.saturating_add(1);
     }
 
     fn uncount(&mut self, creator: Option<&DeviceId>) {
@@ -309,13 +313,13 @@ impl Groups {
             message: commit,
         };
         self.mailboxes
-            .deliver(sender, recipients.iter().copied(), &item)?;
+            .deliver(sender, recipients.iter().copied(), item)?;
         if let Some((to, w)) = &welcome {
             let item = Delivery::Welcome {
                 group_id: group_id.clone(),
                 welcome: w.clone(),
             };
-            self.mailboxes.deliver(sender, to.iter(), &item)?;
+            self.mailboxes.deliver(sender, to.iter(), item)?;
         }
         // Devices told, the committer's own copy not counted.
         let count = recipients.len().saturating_sub(1);
@@ -323,8 +327,7 @@ impl Groups {
         let creator = match self.groups.get(&group_id) {
             Some(g) => g.creator.clone(),
             None => {
-                let n = self.created.entry(sender.clone()).or_default();
-                *n = n.saturating_add(1);
+                self.count(sender);
                 Some(sender.clone())
             }
         };
@@ -366,7 +369,7 @@ impl Groups {
         };
         let (current, count) = (g.epoch, recipients.len());
         let recipients: Vec<DeviceId> = recipients.into_iter().cloned().collect();
-        self.mailboxes.deliver(sender, recipients.iter(), &item)?;
+        self.mailboxes.deliver(sender, recipients.iter(), item)?;
         Ok(Verdict::Accepted {
             epoch: current,
             recipients: count,

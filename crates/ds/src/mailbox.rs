@@ -189,30 +189,40 @@ impl Mailboxes {
     /// the oldest of a queue).
     pub fn expire(&mut self, now: u64) -> Vec<(DeviceId, u64)> {
         let ttl = self.limits.mailbox_ttl_secs;
-        let mut gone = Vec::new();
         let devices: Vec<DeviceId> = self.queues.keys().cloned().collect();
-        for d in devices {
-            let mut last = None;
-            loop {
-                let old = self
-                    .queues
-                    .get(&d)
-                    .and_then(|q| q.items.front())
-                    .is_some_and(|w| w.at.saturating_add(ttl) < now);
-                if !old {
-                    break;
-                }
-                let Some(w) = self.queues.get_mut(&d).and_then(|q| q.items.pop_front()) else {
-                    break;
-                };
-                last = Some(w.seq);
-                self.uncharge(&d, &w);
+        devices
+            .into_iter()
+            .filter_map(|d| {
+                let last = self.drop_front_while(&d, |w| w.at.saturating_add(ttl) < now)?;
+                Some((d, last))
+            })
+            .collect()
+    }
+
+    /// Drops the oldest items of `device`'s queue while `old` holds for
+    /// them, with their charges; the last sequence number dropped.
+    fn drop_front_while(
+        &mut self,
+        device: &DeviceId,
+        old: impl Fn(&Waiting) -> bool,
+    ) -> Option<u64> {
+        let mut last = None;
+        loop {
+            let due = self
+                .queues
+                .get(device)
+                .and_then(|q| q.items.front())
+                .is_some_and(&old);
+            if !due {
+                return last;
             }
-            if let Some(seq) = last {
-                gone.push((d, seq));
-            }
+            let w = self
+                .queues
+                .get_mut(device)
+                .and_then(|q| q.items.pop_front())?;
+            last = Some(w.seq);
+            self.uncharge(device, &w);
         }
-        gone
     }
 
     /// Sets where a device's numbering resumes (at start-up: one past the
@@ -311,12 +321,12 @@ impl Mailboxes {
         &mut self,
         sender: &DeviceId,
         devices: impl IntoIterator<Item = &'a DeviceId> + Clone,
-        item: &Delivery,
+        item: Delivery,
     ) -> Result<(), DsError> {
         let size = item.size();
         self.fits(sender, devices.clone().into_iter().map(|d| (d, size)))?;
         let now = self.now;
-        let shared = Arc::new(item.clone());
+        let shared = Arc::new(item);
         for d in devices {
             let seq = self.next_seq(d);
             self.push(d, seq, shared.clone(), Some(sender.clone()), now);
@@ -344,23 +354,6 @@ impl Mailboxes {
 
     /// `device` has read everything up to and including `seq`.
     pub fn ack(&mut self, device: &DeviceId, seq: u64) {
-        loop {
-            let due = self
-                .queues
-                .get(device)
-                .and_then(|q| q.items.front())
-                .is_some_and(|w| w.seq <= seq);
-            if !due {
-                return;
-            }
-            let Some(w) = self
-                .queues
-                .get_mut(device)
-                .and_then(|q| q.items.pop_front())
-            else {
-                return;
-            };
-            self.uncharge(device, &w);
-        }
+        self.drop_front_while(device, |w| w.seq <= seq);
     }
 }

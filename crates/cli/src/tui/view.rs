@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragra
 use unicode_width::UnicodeWidthChar;
 
 use super::app::{ACCEPT_WORD, App, ConvKey, Entry, Link, Mode, Status};
-use crate::ui::{now_ms, sanitize, when};
+use crate::ui::{BAR, now_ms, sanitize, when};
 
 /// Width of the conversation list.
 const LIST_WIDTH: u16 = 22;
@@ -80,11 +80,9 @@ enum Part {
 /// One screen line: its parts.
 type ScreenLine = Vec<(String, Part)>;
 
-/// What begins every line of a message after its first, wrapped or not:
-/// a message line starts with `[` at the left edge, a continuation never
-/// does.
-const BAR: &str = "  \u{2502} ";
-/// Columns of [`BAR`].
+/// Columns of [`BAR`], which begins every line of a message after its
+/// first, wrapped or not: a message line starts with `[` at the left edge,
+/// a continuation never does.
 const BAR_WIDTH: usize = 4;
 
 /// `text` cut into lines: the first at most `first` columns wide, the

@@ -84,6 +84,9 @@ pub(crate) fn now_ms() -> u64 {
 /// never starts where a message line starts (`[`), so a text cannot pass a
 /// line of its own off as a message from someone else.
 pub(crate) const CONTINUATION: &str = "\n  \u{2502} ";
+/// What begins a continuation line: [`CONTINUATION`] without its line
+/// break (the full-screen client draws it as a part of its own).
+pub(crate) const BAR: &str = CONTINUATION.split_at(1).1;
 
 /// A message's text as printed: sanitized, continuation lines marked.
 pub(crate) fn body(text: &str) -> String {
@@ -97,7 +100,7 @@ pub(crate) fn body(text: &str) -> String {
 /// text could look like a message of its own.
 pub(crate) fn fit(text: &str, width: usize) -> String {
     use unicode_width::UnicodeWidthChar;
-    const BAR: &str = "  \u{2502} ";
+    let bar_width = BAR.chars().count();
     let width = width.max(8);
     let mut out: Vec<String> = Vec::new();
     for line in text.split('\n') {
@@ -108,7 +111,7 @@ pub(crate) fn fit(text: &str, width: usize) -> String {
             if cols + w > width {
                 out.push(std::mem::take(&mut cur));
                 cur.push_str(BAR);
-                cols = 4;
+                cols = bar_width;
             }
             cur.push(c);
             cols += w;

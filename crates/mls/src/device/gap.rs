@@ -42,10 +42,9 @@ pub enum Position {
 }
 
 /// The group id, epoch and whether it is an application message, from a
-/// message's header (no decryption).
-fn header(bytes: &[u8]) -> Option<(Vec<u8>, u64, bool)> {
-    let msg = MlsMessage::from_bytes(bytes).ok()?;
-    let (group_id, epoch, content_type) = match msg.description() {
+/// group message's header (no decryption); `None` for anything else.
+pub(super) fn describe(msg: &MlsMessage) -> Option<(&[u8], u64, bool)> {
+    match msg.description() {
         MlsMessageDescription::PrivateProtocolMessage {
             group_id,
             epoch_id,
@@ -56,18 +55,21 @@ fn header(bytes: &[u8]) -> Option<(Vec<u8>, u64, bool)> {
             epoch_id,
             content_type,
             ..
-        } => (group_id.to_vec(), epoch_id, content_type),
-        _ => return None,
-    };
-    Some((group_id, epoch, content_type == ContentType::Application))
+        } => Some((group_id, epoch_id, content_type == ContentType::Application)),
+        _ => None,
+    }
 }
 
 impl Device {
     /// Where `bytes` stands (see [`Position`]).
     pub fn position(&mut self, bytes: &[u8]) -> Position {
-        let Some((group_id, epoch, application)) = header(bytes) else {
+        let Ok(msg) = MlsMessage::from_bytes(bytes) else {
             return Position::Other;
         };
+        let Some((group_id, epoch, application)) = describe(&msg) else {
+            return Position::Other;
+        };
+        let group_id = group_id.to_vec();
         let Ok(current) = self.epoch(&group_id) else {
             return Position::Other;
         };
@@ -99,6 +101,11 @@ impl Device {
         };
         let current = self.epoch(group_id)?;
         Ok((newest > current).then_some((current, newest)))
+    }
+
+    /// Whether the group holds any message (from any epoch).
+    pub fn holds_messages(&mut self, group_id: &[u8]) -> Result<bool, MlsError> {
+        Ok(self.store.held_epoch(group_id)?.is_some())
     }
 
     /// The oldest held message the group can process now (its epoch

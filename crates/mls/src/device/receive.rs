@@ -2,9 +2,9 @@
 //! application messages, each either applied whole or refused without a
 //! trace.
 
+use mls_rs::MlsMessage;
 use mls_rs::group::proposal::Proposal;
-use mls_rs::group::{CommitEffect, ContentType, ProposalSender, ReceivedMessage};
-use mls_rs::{MlsMessage, MlsMessageDescription};
+use mls_rs::group::{CommitEffect, ProposalSender, ReceivedMessage};
 
 use super::{Device, members, time};
 use crate::error::MlsError;
@@ -54,16 +54,7 @@ impl Device {
         // only: an application message (the hot path) does not pay for
         // reading every member's certificate. The content type is bound to
         // the message (it is in the AAD of a PrivateMessage).
-        let application = matches!(
-            msg.description(),
-            MlsMessageDescription::PrivateProtocolMessage {
-                content_type: ContentType::Application,
-                ..
-            } | MlsMessageDescription::PublicProtocolMessage {
-                content_type: ContentType::Application,
-                ..
-            }
-        );
+        let application = super::gap::describe(&msg).is_some_and(|(_, _, app)| app);
         let (before, name_before) = if application {
             (Vec::new(), None)
         } else {

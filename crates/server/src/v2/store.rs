@@ -36,6 +36,18 @@ pub(crate) struct Loaded {
 /// A group's row as a submission leaves it: id, epoch, members, creator.
 pub(crate) type GroupRow<'a> = (&'a [u8], u64, &'a BTreeSet<DeviceId>, Option<&'a DeviceId>);
 
+/// Whether `table` has `column` (a database made by an older relay may not).
+fn has_column(db: &Connection, table: &str, column: &str) -> Result<bool, StoreError> {
+    let n: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    Ok(n > 0)
+}
+
 fn device_of(user: String, device: String) -> Option<DeviceId> {
     Some(DeviceId {
         user: UserName::new(&user).ok()?,
@@ -101,32 +113,17 @@ impl DsDatabase {
              );",
         )
         .map_err(db_err)?;
-        // Who submitted each item and when (added after the first release:
-        // older rows have neither, and are charged to nobody).
-        let has_sender: bool = db
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('ds_mailbox') WHERE name = 'sender_user'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(db_err)?
-            > 0;
-        let has_creator: bool = db
-            .query_row(
-                "SELECT COUNT(*) FROM pragma_table_info('ds_group') WHERE name = 'creator_user'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(db_err)?
-            > 0;
-        if !has_creator {
+        // Who created each group, who submitted each item and when (added
+        // after the first release: older rows have none, and are charged to
+        // nobody).
+        if !has_column(&db, "ds_group", "creator_user")? {
             db.execute_batch(
                 "ALTER TABLE ds_group ADD COLUMN creator_user TEXT;
                  ALTER TABLE ds_group ADD COLUMN creator_device TEXT;",
             )
             .map_err(db_err)?;
         }
-        if !has_sender {
+        if !has_column(&db, "ds_mailbox", "sender_user")? {
             db.execute_batch(
                 "ALTER TABLE ds_mailbox ADD COLUMN sender_user TEXT;
                  ALTER TABLE ds_mailbox ADD COLUMN sender_device TEXT;

@@ -127,11 +127,7 @@ impl App {
                 if parts.is_empty() {
                     parts.push("refreshed their keys".into());
                 }
-                let line = format!("{} {}", dev(&by), parts.join("; "));
-                match key {
-                    Some(k) => self.conv(k).push(system(line)),
-                    None => self.say(line),
-                }
+                self.note_in(key, format!("{} {}", dev(&by), parts.join("; ")));
             }
             V2Event::RemovedMe { .. } => {
                 let name = key.as_ref().map(ConvKey::label).unwrap_or_default();
@@ -147,35 +143,35 @@ impl App {
             V2Event::Refused { .. } => self.say(
                 "warning: a delivery failed MLS's checks (a replay, a forgery or a commit that does not apply) and was dropped",
             ),
-            V2Event::Behind { at, seen, .. } => {
-                let line = format!(
+            V2Event::Behind { at, seen, .. } => self.note_in(
+                key,
+                format!(
                     "warning: {} (this device: epoch {at}, messages from epoch {seen})",
                     crate::chat::v2::BEHIND_TEXT
-                );
-                match key {
-                    Some(k) => self.conv(k).push(system(line)),
-                    None => self.say(line),
-                }
-            }
-            V2Event::CaughtUp { at, .. } => {
-                let line = format!("the missing changes arrived; up to date (epoch {at})");
-                match key {
-                    Some(k) => self.conv(k).push(system(line)),
-                    None => self.say(line),
-                }
-            }
-            V2Event::Forked { epoch, .. } => {
-                let line = format!("WARNING (epoch {epoch}): {}", crate::chat::v2::FORK_TEXT);
-                match key {
-                    Some(k) => self.conv(k).push(system(line)),
-                    None => self.say(line),
-                }
-            }
+                ),
+            ),
+            V2Event::CaughtUp { at, .. } => self.note_in(
+                key,
+                format!("the missing changes arrived; up to date (epoch {at})"),
+            ),
+            V2Event::Forked { epoch, .. } => self.note_in(
+                key,
+                format!("WARNING (epoch {epoch}): {}", crate::chat::v2::FORK_TEXT),
+            ),
             V2Event::TakeoverRefused { .. } => {
                 self.say(format!("warning: {}", crate::chat::v2::TAKEOVER_TEXT));
             }
         }
         None
+    }
+
+    /// A notice in the group's conversation, or the notice area when the
+    /// group has none here.
+    fn note_in(&mut self, key: Option<ConvKey>, line: String) {
+        match key {
+            Some(k) => self.conv(k).push(system(line)),
+            None => self.say(line),
+        }
     }
 
     /// A message this device sent to group `id`, once the relay has it.
