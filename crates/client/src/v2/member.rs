@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blindrelay_ds::{Claimed, DeviceId, Down, Refusal, Request};
+use blindrelay_ds::{DeviceId, Refusal};
 use blindrelay_e2e::TrustRoot;
 use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Trust};
 use blindrelay_pki::crl::CheckedCrl;
@@ -191,7 +191,7 @@ pub struct Member {
     pub(super) key_packages_left: u32,
     /// When KeyPackages were last uploaded (at most one batch per
     /// [`KEY_PACKAGE_REFILL_INTERVAL`], whatever the relay says it holds).
-    last_upload: Option<tokio::time::Instant>,
+    pub(super) last_upload: Option<tokio::time::Instant>,
     /// Events from settling pending commits at connect, for the next sync.
     pub(super) early_events: Vec<V2Event>,
     /// When the periodic work last ran (it runs in [`Member::sync`]).
@@ -324,74 +324,6 @@ impl Member {
                 self.crl = Some(new);
             }
         }
-    }
-
-    /// Uploads a batch of one-time KeyPackages and a new last-resort one.
-    pub async fn upload_key_packages(&mut self) -> Result<u32, ClientError> {
-        self.last_upload = Some(tokio::time::Instant::now());
-        let kps = self.device.key_packages(KEY_PACKAGE_BATCH)?;
-        let last_resort = Some(self.device.last_resort_key_package()?);
-        match self
-            .link
-            .request(Request::Upload {
-                one_time: kps,
-                last_resort,
-            })
-            .await?
-        {
-            Down::Uploaded { key_packages, .. } => {
-                self.key_packages_left = key_packages;
-                Ok(key_packages)
-            }
-            Down::Refused { why, .. } => Err(refused(why)),
-            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
-        }
-    }
-
-    /// One KeyPackage per device of `user`, each checked: a KeyPackage
-    /// whose certificate does not verify now (a revoked or expired device,
-    /// one of another suite) is left out with a warning; one for anybody
-    /// but the device the relay named, of `user`, refuses the whole claim
-    /// (the relay, or a device that uploaded another's KeyPackage, tried
-    /// to slip someone in).
-    pub(super) async fn claim(&mut self, user: &UserName) -> Result<Vec<Claimed>, ClientError> {
-        let claimed = match self.link.request(Request::Claim(user.clone())).await? {
-            Down::Claimed { key_packages, .. } => key_packages,
-            Down::Refused { why, .. } => return Err(refused(why)),
-            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
-        };
-        let mut out = Vec::new();
-        for c in claimed {
-            match self.device.key_package_owner(&c.key_package) {
-                Ok((u, d)) if u == *user && c.device.user == *user && d == c.device.device => {
-                    out.push(c);
-                }
-                Ok((u, d)) => {
-                    tracing::warn!(target: "blindrelay::security", offered = %c.device, owner = %format!("{u}@{d}"),
-                        "a KeyPackage offered for one device belongs to another; nothing is added");
-                    return Err(ClientError::V2(format!(
-                        "the relay offered a KeyPackage of {u}@{d} as {}'s: nothing was added",
-                        c.device
-                    )));
-                }
-                Err(e) => {
-                    tracing::warn!(device = %c.device, error = %e,
-                        "a KeyPackage that does not verify now (revoked, expired or another suite); that device is left out");
-                    if self.unaddable.len() >= MAX_UNADDABLE
-                        && let Some(oldest) = self
-                            .unaddable
-                            .iter()
-                            .min_by_key(|(_, t)| **t)
-                            .map(|(d, _)| d.clone())
-                    {
-                        self.unaddable.remove(&oldest);
-                    }
-                    self.unaddable
-                        .insert(c.device.clone(), tokio::time::Instant::now());
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// The devices of a group, as the relay should route to them.

@@ -6,7 +6,8 @@
 //! * [`member`]: the device's MLS state driven by the relay's order:
 //!   mailbox processing with acknowledgements, KeyPackage refill, the
 //!   periodic work; `intake`, each mailbox item processed, held while
-//!   its epoch is ahead, acknowledged after its events; `commit`, commits with rebase and retry and the
+//!   its epoch is ahead, acknowledged after its events; `key_packages`,
+//!   uploading and claiming them, checked; `commit`, commits with rebase and retry and the
 //!   settling of a lost answer; `crl`, which CRL is taken from the relay;
 //! * [`groups`]: what a person does with groups (create, add, remove,
 //!   leave, rename, send, self-update, a person's new devices added to
@@ -19,6 +20,7 @@ mod commit;
 mod crl;
 pub mod groups;
 mod intake;
+mod key_packages;
 pub mod link;
 pub mod member;
 

@@ -5,6 +5,8 @@
 //! unused KeyPackages with their private keys. These are its three small
 //! storage traits, implemented on one `rusqlite` connection that the client
 //! may share with the rest of its database.
+//! (`intake.rs` keeps what the device's intake needs beside them: digests
+//! of what it processed, messages held across a gap, the newest CRL.)
 //!
 //! Forward secrecy depends on old secrets being *gone*, so:
 //! * only [`MAX_EPOCH_RETENTION`] prior epochs are kept per group; older
@@ -41,6 +43,14 @@ pub enum StorageError {
 }
 
 impl mls_rs_core::error::IntoAnyError for StorageError {}
+
+fn epoch_sql(epoch: u64) -> Result<i64, StorageError> {
+    i64::try_from(epoch).map_err(|_| StorageError::EpochRange)
+}
+
+mod intake;
+
+pub use intake::{Held, MAX_HELD_BYTES_PER_GROUP, MAX_HELD_PER_GROUP, MAX_SEEN};
 
 /// The MLS tables of a client database. Cloning shares the connection.
 #[derive(Clone)]
@@ -90,36 +100,10 @@ CREATE TABLE IF NOT EXISTS mls_held (
 CREATE INDEX IF NOT EXISTS mls_held_group ON mls_held (group_id, epoch, n);
 ";
 
-/// Digests of messages and Welcomes processed, remembered so that a copy
-/// delivered again (after a connection failed before the acknowledgement)
-/// is dropped without a warning. MLS refuses such a copy anyway; this only
-/// tells a duplicate from an attack.
-pub const MAX_SEEN: u64 = 10_000;
-
-/// Messages held per group because they come from an epoch this device has
-/// not reached (a commit before them is missing): kept until the commit
-/// arrives, never acknowledged away.
-pub const MAX_HELD_PER_GROUP: u64 = 1_000;
-/// Bytes of messages held per group (see [`MAX_HELD_PER_GROUP`]).
-pub const MAX_HELD_BYTES_PER_GROUP: u64 = 16 * 1024 * 1024;
 /// Last-resort KeyPackages whose private keys are kept: the newest and the
 /// one before it (an adder may still hold the older one, claimed from the
 /// relay before the device replaced it).
 pub const LAST_RESORT_KEPT: u64 = 2;
-
-/// Whether a message was held (see [`MlsStore::hold`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Held {
-    /// Stored, to be processed once the group reaches its epoch.
-    Kept,
-    /// The group's hold is full ([`MAX_HELD_PER_GROUP`],
-    /// [`MAX_HELD_BYTES_PER_GROUP`]): not kept.
-    Full,
-}
-
-fn epoch_sql(epoch: u64) -> Result<i64, StorageError> {
-    i64::try_from(epoch).map_err(|_| StorageError::EpochRange)
-}
 
 impl MlsStore {
     /// Uses `conn` (shared with the rest of the client), creating the MLS
@@ -216,115 +200,6 @@ impl MlsStore {
             )
             .optional()?
             .is_some())
-    }
-
-    /// Whether `bytes` (a message or Welcome) was processed before.
-    pub fn seen(&self, bytes: &[u8]) -> Result<bool, StorageError> {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT 1 FROM mls_seen WHERE digest = ?1",
-                [d.as_ref()],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
-    /// Remembers that `bytes` was processed (the oldest of more than
-    /// [`MAX_SEEN`] are forgotten).
-    pub fn mark_seen(&self, bytes: &[u8]) -> Result<(), StorageError> {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
-        let conn = self.lock();
-        conn.execute(
-            "INSERT OR IGNORE INTO mls_seen (digest) VALUES (?1)",
-            [d.as_ref()],
-        )?;
-        let keep = i64::try_from(MAX_SEEN).unwrap_or(i64::MAX);
-        conn.execute(
-            "DELETE FROM mls_seen WHERE n <= (SELECT MAX(n) FROM mls_seen) - ?1",
-            [keep],
-        )?;
-        Ok(())
-    }
-
-    /// The newest CRL this device verified (the caller checks it again
-    /// when it reads it: the file is the device's own, but its disk is not
-    /// trusted with revocation).
-    pub fn crl(&self) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self
-            .lock()
-            .query_row("SELECT der FROM mls_crl WHERE one = 1", [], |r| r.get(0))
-            .optional()?)
-    }
-
-    /// Keeps `der` as the newest CRL verified.
-    pub fn set_crl(&self, der: &[u8]) -> Result<(), StorageError> {
-        self.lock().execute(
-            "INSERT INTO mls_crl (one, der) VALUES (1, ?1)
-             ON CONFLICT(one) DO UPDATE SET der = excluded.der",
-            [der],
-        )?;
-        Ok(())
-    }
-
-    /// Keeps `message` of the group from `epoch`, which this device has
-    /// not reached, until it has.
-    pub fn hold(&self, group_id: &[u8], epoch: u64, message: &[u8]) -> Result<Held, StorageError> {
-        let conn = self.lock();
-        let (count, bytes): (i64, i64) = conn.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(LENGTH(message)), 0) FROM mls_held WHERE group_id = ?1",
-            [group_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let len = u64::try_from(message.len()).unwrap_or(u64::MAX);
-        let count = u64::try_from(count).unwrap_or(u64::MAX);
-        let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
-        if count >= MAX_HELD_PER_GROUP || bytes.saturating_add(len) > MAX_HELD_BYTES_PER_GROUP {
-            return Ok(Held::Full);
-        }
-        conn.execute(
-            "INSERT INTO mls_held (group_id, epoch, message) VALUES (?1, ?2, ?3)",
-            params![group_id, epoch_sql(epoch)?, message],
-        )?;
-        Ok(Held::Kept)
-    }
-
-    /// The newest epoch among the group's held messages: if it is past the
-    /// group's epoch, a commit is missing.
-    pub fn held_epoch(&self, group_id: &[u8]) -> Result<Option<u64>, StorageError> {
-        let max: Option<i64> = self.lock().query_row(
-            "SELECT MAX(epoch) FROM mls_held WHERE group_id = ?1",
-            [group_id],
-            |r| r.get(0),
-        )?;
-        Ok(max.and_then(|m| u64::try_from(m).ok()))
-    }
-
-    /// The oldest held message of the group from `epoch` or before (it
-    /// can be processed now), with its number for [`MlsStore::release`].
-    pub fn next_held(
-        &self,
-        group_id: &[u8],
-        epoch: u64,
-    ) -> Result<Option<(i64, Vec<u8>)>, StorageError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT n, message FROM mls_held WHERE group_id = ?1 AND epoch <= ?2
-                 ORDER BY epoch, n LIMIT 1",
-                params![group_id, epoch_sql(epoch)?],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
-
-    /// A held message was processed (or refused): it goes.
-    pub fn release(&self, n: i64) -> Result<(), StorageError> {
-        self.lock()
-            .execute("DELETE FROM mls_held WHERE n = ?1", [n])?;
-        Ok(())
     }
 
     /// Keeps the private key of KeyPackage `id` after a Welcome used it
