@@ -65,6 +65,10 @@ pub enum MlsError {
         "this device is behind in the group (a commit is missing): nothing is sent until it arrives"
     )]
     Behind,
+    /// This device has no key for the group's name (it joined without
+    /// one), so it can neither read nor set it.
+    #[error("this device has no key for the group's name")]
+    NoNameKey,
     /// mls-rs refused a local operation.
     #[error("MLS operation failed: {0}")]
     Library(#[from] mls_rs::error::MlsError),

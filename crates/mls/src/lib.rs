@@ -14,6 +14,8 @@
 //!   bounded epoch retention and `secure_delete`.
 //! * [`key`]: the device key as mls-rs takes it.
 //! * [`name`]: a group's name, carried inside the group.
+//! * [`observer`]: the relay's check of each group's handshake against
+//!   its public state (so it never orders a commit members would refuse).
 //! * [`types`]: what a device hands its caller (members, commits waiting
 //!   for the relay, what a received message turned out to be).
 //!
@@ -26,6 +28,7 @@ pub mod device;
 pub mod error;
 pub mod key;
 pub mod name;
+pub mod observer;
 pub mod storage;
 pub mod types;
 
@@ -34,5 +37,6 @@ pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, PQ_CIPHER_SUITE, Position,
 pub use error::MlsError;
 pub use key::DeviceKey;
 pub use name::{GroupName, NameError};
+pub use observer::{Checked, ObserveError, Observer};
 pub use storage::{Held, MAX_EPOCH_RETENTION, MlsStore, StorageError};
 pub use types::{Member, Outgoing, Received};

@@ -21,8 +21,12 @@ pub struct Outgoing {
     /// The epoch the commit applies to (the relay accepts it only if that
     /// is still the group's epoch).
     pub epoch: u64,
-    /// The commit, for every member.
+    /// The commit (a PublicMessage), for every member.
     pub commit: Vec<u8>,
+    /// For a group's first commit (epoch 0), the group's public state
+    /// before it (a GroupInfo with the tree): the relay checks the commit
+    /// against it, and every later commit against the state before it.
+    pub group_info: Option<Vec<u8>>,
     /// The Welcome, for the devices it adds.
     pub welcome: Option<Vec<u8>>,
     /// The members it removes: those asked for, and those whose

@@ -14,57 +14,17 @@
 
 mod common;
 
-use blindrelay_mls::{CIPHER_SUITE, DeviceKey, Received};
+use blindrelay_mls::Received;
+use common::stock::stock;
 use common::*;
 use mls_rs::group::ReceivedMessage;
-use mls_rs::identity::SigningIdentity;
-use mls_rs::identity::x509::CertificateChain;
-use mls_rs::{Client, ExtensionList, MlsMessage};
-use mls_rs_core::crypto::SignaturePublicKey;
-use mls_rs_crypto_awslc::AwsLcCryptoProvider;
-
-/// A stock mls-rs client for a device of `org`.
-fn stock(org: &Org, user: &str, device: &str) -> Client<impl mls_rs::client_builder::MlsConfig> {
-    let f = org.enrol(user, device);
-    let key = DeviceKey::from_pem(&f.key_pem).unwrap();
-    let public = key.public().to_vec();
-    let crypto = AwsLcCryptoProvider::new();
-    use mls_rs::{CipherSuiteProvider, CryptoProvider};
-    let cs = crypto.cipher_suite_provider(CIPHER_SUITE).unwrap();
-    // The stock client takes the raw scalar, as mls-rs's own examples do.
-    let pkcs8 = <rustls_pki_types::PrivatePkcs8KeyDer<'static> as rustls_pki_types::pem::PemObject>::from_pem_slice(
-        f.key_pem.expose_pem().as_bytes(),
-    )
-    .unwrap();
-    let secret = pkcs8_scalar(pkcs8.secret_pkcs8_der());
-    assert_eq!(
-        cs.signature_key_derive_public(&secret).unwrap().as_ref(),
-        public.as_slice()
-    );
-    let identity = SigningIdentity::new(
-        CertificateChain::from(vec![f.cert_der]).into_credential(),
-        SignaturePublicKey::from(public),
-    );
-    Client::builder()
-        .crypto_provider(crypto)
-        .identity_provider(org.trust().identity_provider())
-        .signing_identity(identity, secret, CIPHER_SUITE)
-        .build()
-}
-
-fn pkcs8_scalar(pkcs8: &[u8]) -> mls_rs_core::crypto::SignatureSecretKey {
-    use aws_lc_rs::encoding::AsBigEndian;
-    use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8).unwrap();
-    let bin = pair.private_key().as_be_bytes().unwrap();
-    mls_rs_core::crypto::SignatureSecretKey::new(bin.as_ref().to_vec())
-}
+use mls_rs::{ExtensionList, MlsMessage};
 
 #[test]
 fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
     let org = Org::new();
     // The stock client creates the group and adds our device.
-    let stock_client = stock(&org, "alice", "stock");
+    let stock_client = stock(&org, "alice", "stock", false);
     let mut sg = stock_client
         .create_group(ExtensionList::new(), ExtensionList::new(), None)
         .unwrap();
@@ -91,8 +51,8 @@ fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
         other => panic!("{other:?}"),
     }
     // Ours commits (an add of a third, stock-made device): the stock
-    // client processes our encrypted, padded commit.
-    let third = stock(&org, "carol", "stock");
+    // client processes our public (signed, relay-checkable) commit.
+    let third = stock(&org, "carol", "stock", false);
     let kp3 = third
         .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)
         .unwrap();
@@ -139,12 +99,12 @@ fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
 #[test]
 fn a_proposal_to_remove_another_member_is_refused_and_leaves_nothing_pending() {
     let org = Org::new();
-    let stock_client = stock(&org, "alice", "stock");
+    let stock_client = stock(&org, "alice", "stock", false);
     let mut sg = stock_client
         .create_group(ExtensionList::new(), ExtensionList::new(), None)
         .unwrap();
     let (mut ours, _) = org.device("bob", "laptop");
-    let third = stock(&org, "carol", "stock");
+    let third = stock(&org, "carol", "stock", false);
     let kp = MlsMessage::from_bytes(&ours.key_packages(1).unwrap()[0]).unwrap();
     let kp3 = third
         .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)

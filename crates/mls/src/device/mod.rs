@@ -50,7 +50,7 @@ use mls_rs_crypto_awslc::AwsLcCryptoProvider;
 use crate::credential::{DeviceIdentityProvider, Trust, member_names};
 use crate::error::MlsError;
 use crate::key::DeviceKey;
-use crate::name::{GROUP_NAME_EXTENSION, GroupName};
+use crate::name::{GROUP_NAME_EXTENSION, GroupName, NameKey};
 use crate::storage::MlsStore;
 use crate::types::{Member, Outgoing};
 
@@ -139,6 +139,10 @@ fn failing_members(trust: &Trust, group: &Group<Config>) -> Vec<u32> {
         .collect()
 }
 
+fn new_name_key() -> Result<NameKey, MlsError> {
+    NameKey::generate().ok_or(MlsError::NoNameKey)
+}
+
 fn members(group: &Group<Config>) -> Vec<Member> {
     group
         .roster()
@@ -182,7 +186,10 @@ impl Device {
                     .with_ratchet_tree_extension(true)
                     .with_single_welcome_message(true),
             )
-            .with_encryption_options(EncryptionOptions::new(true, PaddingMode::Padme));
+            // Commits and proposals are PublicMessages, so that the relay
+            // can check them before it orders them (see `crate::observer`);
+            // application messages are always PrivateMessages.
+            .with_encryption_options(EncryptionOptions::new(false, PaddingMode::Padme));
         let client = Client::builder()
             .crypto_provider(AwsLcCryptoProvider::with_enabled_cipher_suites(vec![suite]))
             .identity_provider(trust.identity_provider())
@@ -229,18 +236,19 @@ impl Device {
             ExtensionList::default(),
             Some(time(&self.trust)),
         )?;
-        self.adopt(group)
+        self.adopt_new(group, new_name_key()?)
     }
 
     /// Creates a group named `name` with this device alone in it; the
     /// name is inside the group (the relay never sees it).
     pub fn create_named_group(&mut self, name: &GroupName) -> Result<Vec<u8>, MlsError> {
+        let key = new_name_key()?;
         let mut context = ExtensionList::default();
-        context.set(name.extension());
+        context.set(name.extension(&key).ok_or(MlsError::NoNameKey)?);
         let group =
             self.client
                 .create_group(context, ExtensionList::default(), Some(time(&self.trust)))?;
-        self.adopt(group)
+        self.adopt_new(group, key)
     }
 
     /// Asks to leave the group: a proposal to remove this device, for the
@@ -266,6 +274,12 @@ impl Device {
             ExtensionList::default(),
             Some(time(&self.trust)),
         )?;
+        self.adopt_new(group, new_name_key()?)
+    }
+
+    /// Keeps a group this device just created, with its name key.
+    fn adopt_new(&mut self, group: Group<Config>, key: NameKey) -> Result<Vec<u8>, MlsError> {
+        self.store.keep_name_key(group.group_id(), &key)?;
         self.adopt(group)
     }
 
@@ -349,6 +363,7 @@ impl Device {
         let now = time(&self.trust);
         let trust = self.trust.clone();
         self.not_behind(group_id)?;
+        let name_key = self.store.name_key(group_id)?;
         let group = self.group(group_id)?;
         if group.has_pending_commit() {
             return Err(MlsError::CommitPending);
@@ -373,7 +388,22 @@ impl Device {
             })
             .collect();
         let suite = group.cipher_suite();
+        // A new group's first commit goes with the group's public state at
+        // epoch 0, from which the relay starts checking its commits.
+        let group_info = if epoch == 0 {
+            Some(group.group_info_message(true)?.to_bytes()?)
+        } else {
+            None
+        };
         let mut builder = group.commit_builder().commit_time(now);
+        if let (false, Some(key)) = (add.is_empty(), name_key) {
+            // Joiners get the name key inside their Welcome (encrypted for
+            // them by MLS; never in what the relay reads). A device that
+            // joined without one adds members without one.
+            let mut info = ExtensionList::default();
+            info.set(key.extension());
+            builder = builder.set_group_info_ext(info);
+        }
         if let Some(context) = context {
             builder = builder.set_group_context_ext(context)?;
         }
@@ -405,6 +435,7 @@ impl Device {
             group_id: group_id.to_vec(),
             epoch,
             commit: out.commit_message().to_bytes()?,
+            group_info,
             welcome,
             removed,
         })

@@ -20,13 +20,18 @@ impl Device {
     /// members with the author's (a takeover of the conversation).
     pub fn join(&mut self, welcome: &[u8]) -> Result<Vec<u8>, MlsError> {
         let msg = MlsMessage::from_bytes(welcome).map_err(|_| MlsError::Refused)?;
-        let (group, _) = self
+        let (group, info) = self
             .client
             .join_group(None, &msg, Some(time(&self.trust)))
             .map_err(|_| MlsError::Refused)?;
         let id = group.group_id().to_vec();
         if self.groups.contains_key(&id) || self.store.holds_group(&id)? {
             return Err(MlsError::GroupHeld);
+        }
+        // The group's name key, if the Welcome carries one (without it the
+        // name reads as none).
+        if let Some(key) = crate::name::NameKey::from_extensions(&info.group_info_extensions) {
+            self.store.keep_name_key(&id, &key)?;
         }
         let id = self.adopt(group)?;
         self.store.mark_seen(welcome)?;
@@ -44,6 +49,16 @@ impl Device {
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Received, MlsError> {
         let msg = MlsMessage::from_bytes(bytes).map_err(|_| MlsError::Refused)?;
         let group_id = msg.group_id().ok_or(MlsError::Refused)?.to_vec();
+        // Commits and proposals travel in the clear, where the relay checks
+        // them before ordering them; one inside a PrivateMessage went past
+        // that check (a member could desynchronise the group from the
+        // relay's order) and is refused.
+        if msg.wire_format() == mls_rs::WireFormat::PrivateMessage
+            && !super::gap::describe(&msg).is_some_and(|(_, _, app)| app)
+        {
+            return Err(MlsError::Refused);
+        }
+        let name_key = self.store.name_key(&group_id)?;
         let now = time(&self.trust);
         let trust = self.trust.clone();
         let group = self.group(&group_id).map_err(|e| match e {
@@ -60,7 +75,11 @@ impl Device {
         } else {
             (
                 members(group),
-                GroupName::from_extensions(&group.context().extensions),
+                group
+                    .context()
+                    .extensions
+                    .get(crate::name::GROUP_NAME_EXTENSION)
+                    .map(|e| e.extension_data().to_vec()),
             )
         };
         let received = group.process_incoming_message_with_time(msg, now);
@@ -135,9 +154,13 @@ impl Device {
                     .filter(|m| !after.contains(m))
                     .cloned()
                     .collect();
-                let name_after = GroupName::from_extensions(&group.context().extensions);
-                let renamed = if !removed_me && name_after != name_before {
-                    name_after
+                let sealed_after = group
+                    .context()
+                    .extensions
+                    .get(crate::name::GROUP_NAME_EXTENSION)
+                    .map(|e| e.extension_data().to_vec());
+                let renamed = if !removed_me && sealed_after != name_before {
+                    GroupName::from_extensions(&group.context().extensions, name_key.as_ref())
                 } else {
                     None
                 };

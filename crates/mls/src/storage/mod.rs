@@ -49,6 +49,7 @@ fn epoch_sql(epoch: u64) -> Result<i64, StorageError> {
 }
 
 mod intake;
+mod name_key;
 
 pub use intake::{Held, MAX_HELD_BYTES_PER_GROUP, MAX_HELD_PER_GROUP, MAX_SEEN};
 
@@ -96,6 +97,10 @@ CREATE TABLE IF NOT EXISTS mls_held (
     group_id BLOB NOT NULL,
     epoch INTEGER NOT NULL,
     message BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mls_name_key (
+    group_id BLOB PRIMARY KEY,
+    key BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS mls_held_group ON mls_held (group_id, epoch, n);
 ";
@@ -233,6 +238,7 @@ impl MlsStore {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         tx.execute("DELETE FROM mls_held WHERE group_id = ?1", [group_id])?;
+        tx.execute("DELETE FROM mls_name_key WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_leaf_fresh WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_epoch WHERE group_id = ?1", [group_id])?;
         tx.execute("DELETE FROM mls_group WHERE group_id = ?1", [group_id])?;
