@@ -8,6 +8,9 @@
 //! * [`evil_ds`]: a malicious Delivery Service for protocol v2: the honest
 //!   rules, plus keeping back any device's mailbox items and handing them
 //!   over later, in any order, or never (withheld and reordered commits).
+//! * [`forge`]: MLS framing a hostile device builds without keys (a
+//!   well-formed PrivateMessage with made-up ciphertext), for floods the
+//!   relay cannot tell from real messages.
 //! * [`attacks`]: the original report's attack scripts against a relay: no
 //!   client certificate, an oversized payload, a forged sender, a flood.
 #![forbid(unsafe_code)]
@@ -15,6 +18,7 @@
 pub mod attacks;
 pub mod evil_ds;
 pub mod evil_relay;
+pub mod forge;
 
 /// A TLS acceptor with the genuine relay certificate and key of `pki`, as
 /// a compromised relay host holds them (client certificates from its CA

@@ -400,7 +400,9 @@ async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch()
         } => (c, epoch),
         other => panic!("not refused: {other:?}"),
     };
-    // Mallory, a stranger to the group, posts to it.
+    // Mallory, a stranger to the group, posts bytes that are no MLS
+    // message to it: refused before anything else (a well-formed one from
+    // a stranger is refused as NotAMember, ds's rules tests).
     let dir = root.path().join("mallory-laptop");
     let cfg = pki.device("mallory", "laptop", &dir, &addr).unwrap();
     let mut m = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
@@ -411,7 +413,7 @@ async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch()
     };
     assert_eq!(
         refusal(m.request(Request::Submit(post)).await.unwrap()).0,
-        RefusalCode::NotAMember
+        RefusalCode::Unverified
     );
     // A member's commit for an epoch that is over is told the current one.
     let dir = root.path().join("bob-laptop");
@@ -419,6 +421,7 @@ async fn the_relay_refuses_a_stranger_in_a_group_and_a_commit_for_an_old_epoch()
     let mut bob = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
     let members = [&a, &b].iter().map(|d| d.me().clone()).collect();
     let old = Submission::Commit {
+        group_info: None,
         group_id: g.clone(),
         epoch: 0,
         members,
@@ -547,6 +550,7 @@ async fn a_commit_whose_answer_was_lost_is_settled_at_the_next_connection() {
     );
     let mut side = Link::connect(&cfg, &cfg.load_key().unwrap()).await.unwrap();
     let sub = Submission::Commit {
+        group_info: None,
         group_id: g.clone(),
         epoch: out.epoch,
         members: members.clone(),

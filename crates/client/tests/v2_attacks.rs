@@ -7,117 +7,18 @@
 //! keeping items back and handing them over in any order).
 #![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use blindrelay_adversary::evil_ds::{EvilDs, devices};
+use blindrelay_adversary::evil_ds::EvilDs;
 use blindrelay_client::v2::{Link, Member, V2Event};
 use blindrelay_ds::{DeviceId, Down, RefusalCode, Request, Submission};
-use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
-use blindrelay_pki::PrivateKeyPem;
 use blindrelay_server::Config;
 use blindrelay_testkit::{TestPki, TestRelay};
-use blindrelay_wire::UserName;
-
-fn n(s: &str) -> UserName {
-    UserName::new(s).unwrap()
-}
-
-fn id(user: &str, device: &str) -> DeviceId {
-    devices(&[(user, device)]).into_iter().next().unwrap()
-}
-
-fn config() -> Config {
-    Config {
-        rate_max_messages: 1_000,
-        ..blindrelay_testkit::relay::config()
-    }
-}
-
-/// A CA, a relay (with room for a test's bursts) on 127.0.0.1:0, its
-/// address, and a directory for the devices.
-async fn world() -> (TestPki, TestRelay, String, tempfile::TempDir) {
-    let pki = TestPki::new(&[]).unwrap();
-    let relay = TestRelay::with_config(&pki, config()).await.unwrap();
-    let addr = relay.address();
-    (pki, relay, addr, tempfile::tempdir().unwrap())
-}
-
-fn cfg_for(
-    pki: &TestPki,
-    root: &Path,
-    user: &str,
-    device: &str,
-    addr: &str,
-) -> blindrelay_client::ClientConfig {
-    let dir = root.join(format!("{user}-{device}"));
-    if dir.join("cert.pem").exists() {
-        blindrelay_client::ClientConfig::from_dir(&dir, n(user), addr)
-    } else {
-        pki.device(user, device, &dir, addr).unwrap()
-    }
-}
-
-/// Enrols and connects `user`'s `device`, its directory under `root`.
-async fn device(pki: &TestPki, root: &Path, user: &str, device: &str, addr: &str) -> Member {
-    let cfg = cfg_for(pki, root, user, device, addr);
-    let dir = root.join(format!("{user}-{device}"));
-    Member::connect(&cfg, &dir.join("mls.db")).await.unwrap()
-}
-
-/// An enrolled device driven by hand: its MLS state and a raw link, so a
-/// test can submit whatever an insider could.
-async fn raw_device(
-    pki: &TestPki,
-    root: &Path,
-    user: &str,
-    dev: &str,
-    addr: &str,
-) -> (Device, Link) {
-    let cfg = cfg_for(pki, root, user, dev, addr);
-    let pkcs8 = cfg.load_key().unwrap();
-    let pem = blindrelay_pki::encrypted_key::to_pem(&pkcs8).unwrap();
-    let key = DeviceKey::from_pem(&PrivateKeyPem::new(pem)).unwrap();
-    let cert = blindrelay_pki::store::read_cert_der(&cfg.cert).unwrap();
-    let ca = blindrelay_pki::store::read_cert_der(&cfg.ca).unwrap();
-    let root_ = blindrelay_e2e::TrustRoot::new(ca).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let device = Device::open(
-        key,
-        cert,
-        Trust::new(root_, now),
-        MlsStore::in_memory().unwrap(),
-    )
-    .unwrap();
-    let link = Link::connect(&cfg, &pkcs8).await.unwrap();
-    (device, link)
-}
-
-/// Everything `m` reports within `limit` (at least one sync).
-async fn events_for(m: &mut Member, limit: Duration) -> Vec<V2Event> {
-    let mut out = Vec::new();
-    let end = tokio::time::Instant::now() + limit;
-    loop {
-        out.extend(m.sync(Duration::from_millis(100)).await.unwrap());
-        if tokio::time::Instant::now() >= end {
-            return out;
-        }
-    }
-}
-
-fn texts(events: &[V2Event]) -> Vec<String> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            V2Event::Message { text, .. } => Some(text.clone()),
-            _ => None,
-        })
-        .collect()
-}
+use common::*;
 
 fn refused(events: &[V2Event]) -> usize {
     events
@@ -129,7 +30,13 @@ fn refused(events: &[V2Event]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_welcome_for_a_group_the_device_holds_is_refused_and_the_conversation_keeps_its_members()
 {
-    let (pki, _relay, addr, root) = world().await;
+    // The honest relay refuses the attack outright (below); a relay that
+    // colludes with mallory carries it, and bob's device must refuse it.
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let addr = ds.address();
+    let root = tempfile::tempdir().unwrap();
+    let root = &root;
     let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
     let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
@@ -150,6 +57,7 @@ async fn a_welcome_for_a_group_the_device_holds_is_refused_and_the_conversation_
     let members: BTreeSet<DeviceId> = [id("mallory", "laptop"), id("bob", "laptop")].into();
     let answer = link
         .request(Request::Submit(Submission::Commit {
+            group_info: None,
             group_id: b"a fresh label".to_vec(),
             epoch: 0,
             members,
@@ -181,6 +89,63 @@ async fn a_welcome_for_a_group_the_device_holds_is_refused_and_the_conversation_
     alice.send(&g, "still just us").await.unwrap();
     let ev = events_for(&mut bob, Duration::from_millis(800)).await;
     assert_eq!(texts(&ev), ["still just us"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_refuses_a_welcome_whose_commit_it_cannot_check() {
+    // The takeover above, through the honest relay: a commit filed under
+    // a label that is not its group's, or without the group's public
+    // state, is never ordered, so its Welcome never reaches bob.
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
+    events_for(&mut bob, Duration::from_millis(500)).await;
+    let (mut mallory, mut link) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    mallory.create_group_with_id(g.clone()).unwrap();
+    let Down::Claimed { key_packages, .. } = link.request(Request::Claim(n("bob"))).await.unwrap()
+    else {
+        panic!("claim");
+    };
+    let out = mallory
+        .add(&g, &[key_packages[0].key_package.clone()])
+        .unwrap();
+    let members: BTreeSet<DeviceId> = [id("mallory", "laptop"), id("bob", "laptop")].into();
+    for (label, info) in [
+        (b"a fresh label".to_vec(), out.group_info.clone()),
+        (b"a fresh label".to_vec(), None),
+        (g.clone(), out.group_info.clone()),
+    ] {
+        let answer = link
+            .request(Request::Submit(Submission::Commit {
+                group_info: info,
+                group_id: label,
+                epoch: 0,
+                members: members.clone(),
+                commit: out.commit.clone(),
+                welcome: Some(([id("bob", "laptop")].into(), out.welcome.clone().unwrap())),
+            }))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                answer,
+                Down::Refused {
+                    why: blindrelay_ds::Refusal::Rules(
+                        RefusalCode::Unverified | RefusalCode::StaleEpoch
+                    ),
+                    ..
+                }
+            ),
+            "{answer:?}"
+        );
+    }
+    let ev = events_for(&mut bob, Duration::from_millis(500)).await;
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, V2Event::TakeoverRefused { .. } | V2Event::Joined { .. })),
+        "{ev:?}"
+    );
 }
 
 /// alice, bob, carol and erin in one group through the malicious DS.
@@ -382,6 +347,7 @@ async fn a_commit_that_brings_in_a_device_the_relay_never_saw_is_refused() {
     members.insert(id("mallory", "laptop"));
     let answer = link
         .request(Request::Submit(Submission::Commit {
+            group_info: out.group_info,
             group_id: g.clone(),
             epoch: 0,
             members,
@@ -477,8 +443,10 @@ async fn a_colleague_flooding_an_offline_devices_mailbox_gets_only_a_share_and_o
     events_for(&mut mallory, Duration::from_millis(300)).await;
     bob.close().await;
     let epoch = mallory.device().epoch(&g).unwrap();
-    // mallory submits 2 MiB items (the relay cannot tell them from MLS)
-    // until the relay refuses: a quarter of bob's 64 MiB at most.
+    // mallory submits 2 MiB items, well-formed application
+    // PrivateMessages with made-up ciphertext (the relay cannot tell them
+    // from real ones), until the relay refuses: a quarter of bob's 64 MiB
+    // at most.
     let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
     let mut accepted = 0;
     loop {
@@ -486,7 +454,11 @@ async fn a_colleague_flooding_an_offline_devices_mailbox_gets_only_a_share_and_o
             .request(Request::Submit(Submission::Message {
                 group_id: g.clone(),
                 epoch,
-                message: vec![0x17; 2 * 1024 * 1024],
+                message: blindrelay_adversary::forge::private_message(
+                    &g,
+                    epoch,
+                    2 * 1024 * 1024 - 1024,
+                ),
             }))
             .await
             .unwrap();
@@ -501,8 +473,8 @@ async fn a_colleague_flooding_an_offline_devices_mailbox_gets_only_a_share_and_o
         assert!(accepted <= 8, "more than a quarter of bob's mailbox");
     }
     assert_eq!(
-        accepted, 7,
-        "16 MiB: seven items of 2 MiB and their group ids"
+        accepted, 8,
+        "16 MiB: eight items just under 2 MiB with their group ids"
     );
     // alice still reaches bob, and bob reads her.
     alice.send(&g, "still here").await.unwrap();

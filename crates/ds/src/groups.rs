@@ -35,6 +35,10 @@ pub enum Submission {
         /// A Welcome and the devices it is for: exactly the devices the
         /// commit adds (none: no Welcome).
         welcome: Option<(BTreeSet<DeviceId>, Vec<u8>)>,
+        /// For a group the relay does not follow yet (a new one), the
+        /// group's public state the commit was made on (a GroupInfo with
+        /// the tree), from which the relay checks it.
+        group_info: Option<Vec<u8>>,
     },
     /// A proposal or an application message made at `epoch`.
     Message {
@@ -235,6 +239,7 @@ impl Groups {
                 members,
                 commit,
                 welcome,
+                ..
             } => self.commit(sender, group_id, epoch, members, commit, welcome),
             Submission::Message {
                 group_id,

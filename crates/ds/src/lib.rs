@@ -146,4 +146,10 @@ pub enum DsError {
     /// delivered to anyone.
     #[error("over capacity: {0}")]
     Capacity(&'static str),
+    /// A commit or proposal that does not verify against the group's
+    /// public state (or for a group the relay has none for), or a message
+    /// that is not an application `PrivateMessage` of its group and epoch:
+    /// ordering it could leave members unable to follow the group.
+    #[error("it does not verify against the group's public state")]
+    Unverified,
 }

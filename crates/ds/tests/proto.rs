@@ -59,10 +59,12 @@ fn request() -> impl Strategy<Value = Request> {
             any::<u64>(),
             devices(),
             bytes(),
-            proptest::option::of((devices(), bytes()))
+            proptest::option::of((devices(), bytes())),
+            proptest::option::of(bytes()),
         )
-            .prop_map(|(group_id, epoch, members, commit, welcome)| {
+            .prop_map(|(group_id, epoch, members, commit, welcome, group_info)| {
                 Request::Submit(Submission::Commit {
+                    group_info,
                     group_id,
                     epoch,
                     members,
@@ -83,6 +85,7 @@ fn down() -> impl Strategy<Value = Down> {
         Just(Refusal::Rules(RefusalCode::StaleEpoch)),
         Just(Refusal::Rules(RefusalCode::Membership)),
         Just(Refusal::Rules(RefusalCode::Capacity)),
+        Just(Refusal::Rules(RefusalCode::Unverified)),
     ];
     prop_oneof![
         (device(), any::<u32>()).prop_map(|(device, key_packages)| Down::Hello {
@@ -184,6 +187,7 @@ fn every_refusal_code_round_trips() {
         Refusal::Rules(RefusalCode::StaleEpoch),
         Refusal::Rules(RefusalCode::Membership),
         Refusal::Rules(RefusalCode::Capacity),
+        Refusal::Rules(RefusalCode::Unverified),
     ];
     for why in codes {
         let d = Down::Refused {
@@ -200,7 +204,7 @@ fn every_refusal_code_round_trips() {
     }
     .encode()
     .unwrap();
-    bad[5] = 9;
+    bad[5] = 10;
     assert_eq!(
         Down::decode(&bad),
         Err(WireError::InvalidField("refusal code"))
@@ -231,6 +235,7 @@ fn the_decoder_names_what_it_refuses() {
         device: DeviceName::new("x").unwrap(),
     };
     let commit = Request::Submit(Submission::Commit {
+        group_info: None,
         group_id: vec![1],
         epoch: 0,
         members: BTreeSet::from([d.clone()]),

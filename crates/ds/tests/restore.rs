@@ -25,6 +25,7 @@ fn dev(user: &str, device: &str) -> DeviceId {
 
 fn genesis(group: &[u8], members: &[&DeviceId]) -> Submission {
     Submission::Commit {
+        group_info: None,
         group_id: group.to_vec(),
         epoch: 0,
         members: members.iter().map(|d| (*d).clone()).collect(),
@@ -110,6 +111,7 @@ fn state_put_back_from_storage_behaves_as_before() {
     );
     // The restored epoch decides: a commit for 4 is stale, for 5 wins.
     let commit = |epoch| Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch,
         members: BTreeSet::from([a.clone(), b.clone()]),
@@ -210,6 +212,7 @@ fn every_bound_holds_at_its_exact_value() {
     // A Welcome of exactly the limit is carried, one byte more is not.
     let mut g = Groups::new(limits);
     let with_welcome = |len: usize| Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch: 0,
         members: BTreeSet::from([a.clone(), b.clone(), c.clone()]),
@@ -221,6 +224,7 @@ fn every_bound_holds_at_its_exact_value() {
     g.submit(&a, with_welcome(10)).unwrap();
     // A Welcome for a device that is not the one added is refused.
     let wrong = Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch: 1,
         members: BTreeSet::from([a.clone(), b.clone(), d.clone()]),
@@ -279,6 +283,7 @@ fn mailboxes_are_bounded_in_bytes_per_device_and_together() {
     // A commit and its Welcome are checked together: neither goes in.
     let before = g.mailboxes_ref().pending(&c).len();
     let commit = Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch: 1,
         members: BTreeSet::from([a.clone(), b.clone(), c.clone(), dev("dave", "l")]),

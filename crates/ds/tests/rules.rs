@@ -26,6 +26,7 @@ fn set(ds: &[&DeviceId]) -> BTreeSet<DeviceId> {
 
 fn commit(group: &[u8], epoch: u64, members: &[&DeviceId], body: &[u8]) -> Submission {
     Submission::Commit {
+        group_info: None,
         group_id: group.to_vec(),
         epoch,
         members: set(members),
@@ -37,6 +38,7 @@ fn commit(group: &[u8], epoch: u64, members: &[&DeviceId], body: &[u8]) -> Submi
 /// A group's first commit by `members[0]`, welcoming the others.
 fn genesis(group: &[u8], members: &[&DeviceId]) -> Submission {
     Submission::Commit {
+        group_info: None,
         group_id: group.to_vec(),
         epoch: 0,
         members: set(members),
@@ -67,6 +69,7 @@ fn the_first_commit_for_an_epoch_wins_and_a_later_one_is_told_the_epoch() {
     let mut groups = Groups::new(Limits::default());
     let g = b"group-1";
     let welcome = Submission::Commit {
+        group_info: None,
         group_id: g.to_vec(),
         epoch: 0,
         members: set(&[&a, &b, &c]),
@@ -140,6 +143,7 @@ fn only_members_submit_and_a_welcome_goes_only_to_new_devices() {
         Err(DsError::Membership)
     );
     let bad = Submission::Commit {
+        group_info: None,
         group_id: g.to_vec(),
         epoch: 1,
         members: set(&[&a, &b]),
@@ -287,6 +291,7 @@ fn sizes_and_group_counts_are_bounded() {
         Err(DsError::Capacity(_))
     ));
     let too_many = Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch: 1,
         members: set(&[&a, &b, &c]),
@@ -424,6 +429,7 @@ fn newcomers_are_the_members_a_commit_names_that_the_group_lacks() {
     assert_eq!(names, ["a@x", "b@x"]);
     groups.submit(&a, first).unwrap();
     let next = Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch: 1,
         members: set(&[&a, &b, &c]),

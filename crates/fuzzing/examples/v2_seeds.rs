@@ -45,6 +45,7 @@ fn main() {
     };
     let claim = Request::Claim(UserName::new("b").unwrap());
     let genesis = Request::Submit(Submission::Commit {
+        group_info: None,
         group_id: b"g".to_vec(),
         epoch: 0,
         members: BTreeSet::from([a.clone(), b.clone()]),

@@ -82,6 +82,7 @@ impl Net {
         members.extend(new.iter().cloned());
         let out = self.dev(who).add(g, &kps).unwrap();
         let sub = Submission::Commit {
+            group_info: None,
             group_id: g.to_vec(),
             epoch: out.epoch,
             members,
@@ -97,6 +98,7 @@ impl Net {
         let members = self.members(who, g);
         let out = self.dev(who).update(g).unwrap();
         let sub = Submission::Commit {
+            group_info: None,
             group_id: g.to_vec(),
             epoch: out.epoch,
             members,

@@ -135,6 +135,7 @@ pub(crate) async fn watch(
                         .await
                         .unwrap_or(0)
                 };
+                shared.ds.set_crl(&current);
                 shared.ds.crl_changed();
                 let gone = shared.registry.forget_revoked(&revoked);
                 if !gone.is_empty() {

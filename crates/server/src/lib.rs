@@ -97,6 +97,9 @@ pub enum ServerError {
     /// The message store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The CA certificate cannot be a trust root for checking v2 commits.
+    #[error("ca.pem cannot be used to check v2 commits: {0}")]
+    TrustRoot(String),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {error}")]
     Bind {

@@ -141,6 +141,9 @@ impl Server {
         v2: V2Store,
     ) -> Result<Self, ServerError> {
         config.validate()?;
+        let now = i64::try_from(blindrelay_net::clock::unix_ms() / 1000).unwrap_or(i64::MAX);
+        let crl = crate::crl::load_crl(&pki, now)?;
+        let ca_der = blindrelay_pki::store::read_cert_der(&pki.ca_cert_path())?;
         let ds = DeliveryService::new(
             v2.0,
             blindrelay_ds::Limits::default(),
@@ -149,9 +152,8 @@ impl Server {
                 usize::from(config.rate_max_messages),
                 std::time::Duration::from_millis(config.rate_window_ms),
             ),
+            (ca_der, &crl),
         )?;
-        let now = i64::try_from(blindrelay_net::clock::unix_ms() / 1000).unwrap_or(i64::MAX);
-        let crl = crate::crl::load_crl(&pki, now)?;
         let tls = crate::crl::build_tls(&pki, &crl)?;
         let revoked = crl.revoked().clone();
         let listener =

@@ -63,6 +63,7 @@ impl Member {
             members.extend(added.iter().cloned());
             let welcome = out.welcome.map(|w| (added, w));
             let sub = Submission::Commit {
+                group_info: out.group_info,
                 group_id: group.to_vec(),
                 epoch: out.epoch,
                 members,

@@ -119,6 +119,7 @@ impl Down {
                     5 => Refusal::Rules(RefusalCode::StaleEpoch),
                     6 => Refusal::Rules(RefusalCode::Membership),
                     7 => Refusal::Rules(RefusalCode::Capacity),
+                    9 => Refusal::Rules(RefusalCode::Unverified),
                     STORAGE => Refusal::Storage,
                     _ => return Err(WireError::InvalidField("refusal code")),
                 };

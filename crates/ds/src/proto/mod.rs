@@ -90,6 +90,8 @@ pub enum RefusalCode {
     Membership = 6,
     /// [`DsError::Capacity`].
     Capacity = 7,
+    /// [`DsError::Unverified`] (code 8 is storage, below).
+    Unverified = 9,
 }
 
 /// Storage failed (code 8 on the wire).
@@ -105,6 +107,7 @@ impl From<&DsError> for RefusalCode {
             DsError::StaleEpoch { .. } => Self::StaleEpoch,
             DsError::Membership => Self::Membership,
             DsError::Capacity(_) => Self::Capacity,
+            DsError::Unverified => Self::Unverified,
         }
     }
 }
@@ -297,6 +300,7 @@ impl Request {
                 members,
                 commit,
                 welcome,
+                group_info,
             }) => {
                 put_group(&mut b, group_id)?;
                 b.extend_from_slice(&epoch.to_be_bytes());
@@ -306,6 +310,10 @@ impl Request {
                 if let Some((to, w)) = welcome {
                     put_devices(&mut b, to.iter())?;
                     put_bytes(&mut b, w)?;
+                }
+                b.push(u8::from(group_info.is_some()));
+                if let Some(info) = group_info {
+                    put_bytes(&mut b, info)?;
                 }
             }
             Request::Submit(Submission::Message {
@@ -356,7 +364,13 @@ impl Request {
                 } else {
                     None
                 };
+                let group_info = if get_flag(&mut r, "group info")? {
+                    Some(get_bytes(&mut r, "group info")?)
+                } else {
+                    None
+                };
                 Request::Submit(Submission::Commit {
+                    group_info,
                     group_id,
                     epoch,
                     members,

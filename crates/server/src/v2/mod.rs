@@ -9,6 +9,8 @@
 //! so no runtime thread waits on the disk. One device connection is served
 //! by `session`.
 
+mod check;
+mod order;
 pub(crate) mod session;
 pub(crate) mod store;
 
@@ -18,7 +20,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use blindrelay_ds::{
     Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, RefusalCode, Request,
-    Submission, Verdict,
 };
 use blindrelay_wire::GoodbyeCode;
 use tokio::sync::{Notify, watch};
@@ -74,6 +75,12 @@ pub(crate) struct DeliveryService {
     budgets: Mutex<HashMap<DeviceId, crate::rate::SlidingWindow>>,
     /// The budget: requests per window.
     budget: (usize, std::time::Duration),
+    /// Checks commits and proposals against each group's public state
+    /// (see `check`), trusting the CA and the relay's current CRL.
+    observer: blindrelay_mls::Observer,
+    /// The CA certificate (DER), to rebuild the observer's trust root
+    /// when the CRL changes.
+    ca_der: Vec<u8>,
 }
 
 /// Past this many devices with a budget, idle budgets are dropped.
@@ -97,8 +104,13 @@ impl DeliveryService {
         limits: Limits,
         max_sessions_per_device: usize,
         budget: (usize, std::time::Duration),
-    ) -> Result<Self, StoreError> {
+        (ca_der, crl): (Vec<u8>, &blindrelay_pki::crl::CheckedCrl),
+    ) -> Result<Self, crate::ServerError> {
         let loaded = db.load(limits, unix_now())?;
+        let root = blindrelay_e2e::TrustRoot::new(ca_der.clone())
+            .map_err(|e| crate::ServerError::TrustRoot(e.to_string()))?
+            .with_checked_crl(crl.clone());
+        let observer = blindrelay_mls::Observer::new(blindrelay_mls::Trust::new(root, unix_now()));
         Ok(Self {
             limits,
             max_sessions_per_device,
@@ -114,7 +126,20 @@ impl DeliveryService {
             last_expiry: AtomicU64::new(0),
             budgets: Mutex::new(HashMap::new()),
             budget,
+            observer,
+            ca_der,
         })
+    }
+
+    /// The relay accepted a new CRL: later checks use it.
+    pub(crate) fn set_crl(&self, crl: &blindrelay_pki::crl::CheckedCrl) {
+        match blindrelay_e2e::TrustRoot::new(self.ca_der.clone()) {
+            Ok(root) => self
+                .observer
+                .trust()
+                .replace_root(root.with_checked_crl(crl.clone())),
+            Err(e) => error!(error = %e, "the CA certificate no longer parses"),
+        }
     }
 
     /// Spends one request of `device`'s budget; false when it is used up
@@ -243,19 +268,37 @@ impl DeliveryService {
             };
             refused(Refusal::Rules(RefusalCode::from(e)), epoch)
         };
+        // A submission is checked first, without the lock (see `check`).
+        let (request, prepared) = match request {
+            Request::Submit(sub) => match self.prepare(device, sub) {
+                Ok(p) => (None, Some(p)),
+                Err(check::CheckError::Rules(e)) => {
+                    info!(%device, reason = %e, "v2 submission refused");
+                    return Some(rules(&e));
+                }
+                Err(check::CheckError::Storage(e)) => {
+                    error!(error = %e, "reading a group's public state failed");
+                    return Some(refused(Refusal::Storage, 0));
+                }
+            },
+            other => (Some(other), None),
+        };
         let mut st = lock(&self.state);
         let st = &mut *st;
         let now = unix_now();
         st.groups.mailboxes().set_now(now);
         self.expire(st, now);
         if self.broken.load(Ordering::Acquire) {
-            return (!matches!(request, Request::Ack(_))).then_some(Down::Refused {
+            return (!matches!(request, Some(Request::Ack(_)))).then_some(Down::Refused {
                 req,
                 why: Refusal::Storage,
                 epoch: 0,
             });
         }
-        match request {
+        if let Some(p) = prepared {
+            return Some(self.order(st, device, req, p, now));
+        }
+        match request? {
             Request::Upload {
                 one_time,
                 last_resort,
@@ -288,50 +331,8 @@ impl DeliveryService {
                     key_packages: claimed,
                 })
             }
-            Request::Submit(sub) => {
-                let commit_of = match &sub {
-                    Submission::Commit { group_id, .. } => Some(group_id.clone()),
-                    Submission::Message { .. } => None,
-                };
-                // A commit brings in only devices the relay knows (they
-                // published KeyPackages): nobody fills the mailboxes of
-                // made-up devices.
-                let unknown = st
-                    .groups
-                    .newcomers(&sub)
-                    .into_iter()
-                    .find(|d| *d != device && !st.directory.knows(d))
-                    .cloned();
-                if let Some(d) = unknown {
-                    warn!(target: SECURITY, %device, newcomer = %d,
-                        "a commit names a device the relay does not know; refused");
-                    return Some(rules(&DsError::Membership));
-                }
-                let verdict = st.groups.submit(device, sub);
-                let appended = st.groups.mailboxes().take_appended();
-                let Verdict::Accepted { epoch, recipients } = match verdict {
-                    Ok(v) => v,
-                    Err(e) => {
-                        info!(%device, reason = %e, "v2 submission refused");
-                        return Some(rules(&e));
-                    }
-                };
-                let group = commit_of.as_deref().and_then(|g| {
-                    st.groups
-                        .get(g)
-                        .map(|(e, m)| (g, e, m, st.groups.creator_of(g)))
-                });
-                if let Err(e) = st.db.submit(group, &appended, (device, now)) {
-                    return Some(self.storage_failed(st, e, req));
-                }
-                let woken: HashSet<&DeviceId> = appended.iter().map(|(d, _, _)| d).collect();
-                self.wake(woken);
-                Some(Down::Accepted {
-                    req,
-                    epoch,
-                    recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
-                })
-            }
+            // Checked above; never here.
+            Request::Submit(_) => None,
             Request::Devices(user) => Some(Down::Devices {
                 req,
                 devices: st.directory.devices_of(&user).into_iter().collect(),

@@ -14,7 +14,7 @@ use blindrelay_ds::proto::{decode_devices, encode_devices};
 use blindrelay_ds::{Claimed, Delivery, DeviceId, Directory, Groups, Limits};
 use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::StoreError;
 
@@ -95,6 +95,10 @@ impl DsDatabase {
                  id BLOB PRIMARY KEY,
                  epoch INTEGER NOT NULL,
                  members BLOB NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS ds_public_state (
+                 id BLOB PRIMARY KEY,
+                 state BLOB NOT NULL
              );
              CREATE TABLE IF NOT EXISTS ds_mailbox (
                  user TEXT NOT NULL,
@@ -320,15 +324,35 @@ impl DsDatabase {
         tx.commit().map_err(db_err)
     }
 
-    /// Stores an accepted submission: the group's new state (for a
-    /// commit) and every mailbox item it made.
+    /// A group's public state (what the relay checks commits against),
+    /// if it has one.
+    pub(crate) fn public_state(&self, id: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db
+            .prepare_cached("SELECT state FROM ds_public_state WHERE id = ?1")
+            .map_err(db_err)?
+            .query_row(params![id], |r| r.get::<_, Vec<u8>>(0))
+            .optional()
+            .map_err(db_err)
+    }
+
+    /// Stores an accepted submission: the group's new order and public
+    /// state (for a commit or proposal) and every mailbox item it made.
     pub(crate) fn submit(
         &mut self,
         group: Option<GroupRow<'_>>,
+        public: Option<(&[u8], &[u8])>,
         appended: &[(DeviceId, u64, std::sync::Arc<Delivery>)],
         (sender, at): (&DeviceId, u64),
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
+        if let Some((id, state)) = public {
+            tx.execute(
+                "INSERT INTO ds_public_state (id, state) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET state = ?2",
+                params![id, state],
+            )
+            .map_err(db_err)?;
+        }
         if let Some((id, epoch, members, creator)) = group {
             let members = encode_devices(members).map_err(StoreError::backend)?;
             let (cu, cd) = match creator {
@@ -425,6 +449,8 @@ impl DsDatabase {
         }
         for id in &groups.removed {
             tx.execute("DELETE FROM ds_group WHERE id = ?1", params![id])
+                .map_err(db_err)?;
+            tx.execute("DELETE FROM ds_public_state WHERE id = ?1", params![id])
                 .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)

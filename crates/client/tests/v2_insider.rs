@@ -1,0 +1,127 @@
+//! Protocol v2 against a malicious colleague (issue 28): an enrolled
+//! device, a member of the group, speaking raw DS_UP through the honest
+//! relay. It cannot make the relay order a commit that members cannot
+//! apply (the relay checks every commit against the group's public state),
+//! so the group keeps working, and the offender can be removed.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+mod common;
+
+use std::time::Duration;
+
+use blindrelay_adversary::forge;
+use blindrelay_ds::{Down, Refusal, RefusalCode, Request, Submission};
+use common::*;
+
+fn unverified(d: Down) -> bool {
+    matches!(
+        d,
+        Down::Refused {
+            why: Refusal::Rules(RefusalCode::Unverified),
+            ..
+        }
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_cannot_brick_a_group_with_commits_no_member_can_apply() {
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut mallory = device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let (g, _) = alice
+        .create_group(None, &[n("bob"), n("mallory")])
+        .await
+        .unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    events_for(&mut mallory, Duration::from_millis(300)).await;
+    let epoch = mallory.device().epoch(&g).unwrap();
+    let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let members: std::collections::BTreeSet<_> = [
+        id("alice", "laptop"),
+        id("bob", "laptop"),
+        id("mallory", "laptop"),
+    ]
+    .into();
+    let commit = |bytes: Vec<u8>| {
+        Request::Submit(Submission::Commit {
+            group_id: g.clone(),
+            epoch,
+            members: members.clone(),
+            commit: bytes,
+            welcome: None,
+            group_info: None,
+        })
+    };
+    // Three commits that are no valid MLS commit, as in the report: bytes,
+    // her genuine commit with a byte of its content changed, and a commit
+    // hidden in a PrivateMessage where the relay cannot check it.
+    let genuine = mallory.device().update(&g).unwrap();
+    mallory.device().commit_refused(&g).unwrap();
+    let mut changed = genuine.commit.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 1;
+    for bad in [vec![0x42; 300], changed] {
+        assert!(unverified(raw.request(commit(bad)).await.unwrap()));
+    }
+    let hidden = Request::Submit(Submission::Message {
+        group_id: g.clone(),
+        epoch,
+        message: forge::private_commit(&g, epoch, 400),
+    });
+    assert!(unverified(raw.request(hidden).await.unwrap()));
+
+    // The group did not move: alice and bob talk, bob's key update goes
+    // through, and alice removes mallory.
+    alice.send(&g, "still fine?").await.unwrap();
+    let ev = events_for(&mut bob, Duration::from_millis(800)).await;
+    assert_eq!(texts(&ev), ["still fine?"]);
+    bob.update(&g).await.unwrap();
+    events_for(&mut alice, Duration::from_millis(500)).await;
+    alice.remove(&g, &n("mallory")).await.unwrap();
+    let ev = events_for(&mut bob, Duration::from_millis(800)).await;
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, blindrelay_client::v2::V2Event::Refused { .. })),
+        "{ev:?}"
+    );
+    bob.send(&g, "just us").await.unwrap();
+    let ev = events_for(&mut alice, Duration::from_millis(800)).await;
+    assert_eq!(texts(&ev), ["just us"]);
+    assert_eq!(alice.device().epoch(&g).unwrap(), epoch + 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_signed_by_another_device_than_the_session_is_refused() {
+    // mallory's phone makes a genuine commit; her laptop's session submits
+    // it. The relay orders only what the submitting device signed.
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut phone = device(&pki, root.path(), "mallory", "phone", &addr).await;
+    let _laptop = device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let (g, _) = alice.create_group(None, &[n("mallory")]).await.unwrap();
+    events_for(&mut phone, Duration::from_millis(300)).await;
+    let out = phone.device().update(&g).unwrap();
+    phone.device().commit_refused(&g).unwrap();
+    let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let members = [
+        id("alice", "laptop"),
+        id("mallory", "laptop"),
+        id("mallory", "phone"),
+    ]
+    .into();
+    let answer = raw
+        .request(Request::Submit(Submission::Commit {
+            group_id: g.clone(),
+            epoch: out.epoch,
+            members,
+            commit: out.commit,
+            welcome: None,
+            group_info: None,
+        }))
+        .await
+        .unwrap();
+    assert!(unverified(answer));
+    // The phone's own session may submit it (it is the phone's commit).
+    phone.update(&g).await.unwrap();
+}
