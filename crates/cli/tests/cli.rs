@@ -482,7 +482,7 @@ fn demo_runs_on_embedded_defaults_and_every_property_holds() {
     let o = run(&["demo"], d.path());
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
-    assert!(out.contains("All 24 properties held."), "{out}");
+    assert!(out.contains("All 25 properties held."), "{out}");
     // Protocol v2's live checks are among them.
     for check in [
         "v2: forward secrecy",

@@ -74,14 +74,16 @@ pub(super) async fn run(pki: &TestPki, report: &mut Report) -> Result<()> {
         raced && same,
     );
 
-    // A device that is not in the group posts to it.
+    // A device that is not in the group posts to it (a well-formed MLS
+    // message; the relay cannot read it either way).
+    let epoch = al.device().epoch(&g)?;
     let dir = pki.path().join("v2-relay").join("mallory-x");
     let cfg = pki.device("mallory", "x", &dir, &addr)?;
     let mut m = Link::connect(&cfg, &cfg.load_key()?).await?;
     let post = Submission::Message {
         group_id: g.clone(),
-        epoch: al.device().epoch(&g)?,
-        message: vec![0; 64],
+        epoch,
+        message: blindrelay_adversary::forge::private_message(&g, epoch, 64),
     };
     let answer = m.request(Request::Submit(post)).await?;
     report.check(
@@ -94,6 +96,36 @@ pub(super) async fn run(pki: &TestPki, report: &mut Report) -> Result<()> {
                 ..
             }
         ),
+    );
+
+    // A member submits a commit that no member could apply (issue 28's
+    // "bricked group"): the relay checks it against the group's public
+    // state and refuses it, and the group talks on.
+    let dir = pki.path().join("v2-relay").join("bob-phone");
+    let cfg = blindrelay_client::ClientConfig::from_dir(&dir, user_name("bob")?, &addr);
+    let mut raw = Link::connect(&cfg, &cfg.load_key()?).await?;
+    let members = [al.me().clone(), bl.me().clone(), bp.me().clone()].into();
+    let junk = Submission::Commit {
+        group_id: g.clone(),
+        epoch,
+        members,
+        commit: vec![0x42; 300],
+        welcome: None,
+        group_info: None,
+    };
+    let answer = raw.request(Request::Submit(junk)).await?;
+    al.send(&g, "still one group").await?;
+    let l = read(&mut bl).await?;
+    report.check(
+        "v2: a member's commit nobody can apply",
+        "the relay checks it against the group's public state, refuses it; the group talks on",
+        matches!(
+            answer,
+            Down::Refused {
+                why: Refusal::Rules(RefusalCode::Unverified),
+                ..
+            }
+        ) && l == ["still one group"],
     );
     relay.stop().await.context("stopping the relay")?;
     Ok(())
