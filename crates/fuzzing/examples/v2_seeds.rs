@@ -1,5 +1,5 @@
 //! Writes the seed corpora of the v2 fuzz targets (`fuzz/corpus/ds_*`,
-//! `fuzz/corpus/mls_intake`): valid inputs, so the fuzzers start inside
+//! `fuzz/corpus/mls_intake`, `fuzz/corpus/relay_check`): valid inputs, so the fuzzers start inside
 //! the decoders and the Delivery Service's rules.
 //!
 //! `cargo run -p blindrelay-fuzzing --example v2_seeds` (from the
@@ -45,7 +45,7 @@ fn main() {
     };
     let claim = Request::Claim(UserName::new("b").unwrap());
     let genesis = Request::Submit(Submission::Commit {
-        group_info: None,
+        group_info: Some(b"group info".to_vec()),
         group_id: b"g".to_vec(),
         epoch: 0,
         members: BTreeSet::from([a.clone(), b.clone()]),
@@ -132,7 +132,10 @@ fn main() {
     write("ds_chunks", "one", &[2, 0, 0, 1, 4, b'a', b'b', b'c', b'd']);
     // The device's intake: an MLS KeyPackage and a PrivateMessage-shaped
     // header (version 1, wire format 2) the fuzzer grows from.
+    // The relay's check gets the same MLS bytes (from another
+    // organisation: their signatures cannot verify in the fuzzing one).
     for (name, bytes) in blindrelay_fuzzing::v2::mls_seeds().expect("a throwaway organisation") {
         write("mls_intake", name, &bytes);
+        write("relay_check", name, &bytes);
     }
 }

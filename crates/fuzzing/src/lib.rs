@@ -312,4 +312,5 @@ pub const TARGETS: &[Target] = &[
     ("ds_down", v2::ds_down),
     ("ds_chunks", v2::ds_chunks),
     ("mls_intake", v2::mls_intake),
+    ("relay_check", v2::relay_check),
 ];

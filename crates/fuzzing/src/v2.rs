@@ -16,13 +16,17 @@
 //!   check, duplicate check, receive, join, KeyPackage owner). The device
 //!   is in a group with a second device; no input may panic it, replace
 //!   its group, or change its members.
+//! * [`relay_check`]: the relay's check of a commit, proposal or message
+//!   against a group's public state (`blindrelay_mls::Observer`): no input
+//!   may panic it, and none may pass as a commit or proposal (the fuzzer
+//!   holds no member's key, so nothing it makes is signed).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use blindrelay_ds::{DeviceId, Directory, Down, Groups, Limits, Request};
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
+use blindrelay_mls::{Device, DeviceKey, MlsStore, Observer, Trust};
 use blindrelay_pki::{
     CertificateAuthority, CheckedRequest, DeviceKeyKind, DeviceName, Enrolment, Expect, Subject,
 };
@@ -185,6 +189,10 @@ struct TwoDevices {
     group: Vec<u8>,
     key_packages: Vec<Vec<u8>>,
     welcome: Vec<u8>,
+    /// The group's first commit and the GroupInfo it was made on.
+    created: (Vec<u8>, Vec<u8>),
+    /// The organisation's trust root.
+    root: TrustRoot,
 }
 
 /// A throwaway organisation named `org` with alice and bob (bob has made
@@ -209,6 +217,8 @@ fn two_devices(org: &str, kps: usize) -> Option<TwoDevices> {
         group,
         key_packages: kp,
         welcome: add.welcome?,
+        created: (add.group_info?, add.commit),
+        root,
     })
 }
 
@@ -284,6 +294,66 @@ pub fn mls_intake(data: &[u8]) {
         if members != w.members {
             let got: BTreeSet<_> = members.iter().collect();
             panic!("the group's members changed: {got:?}");
+        }
+    });
+}
+
+/// The relay's view of alice's group with bob: its observer and the
+/// group's public state after the first commit.
+struct CheckWorld {
+    observer: Observer,
+    group: Vec<u8>,
+    state: Vec<u8>,
+}
+
+fn check_world() -> Option<CheckWorld> {
+    let TwoDevices {
+        group,
+        created: (info, commit),
+        root,
+        ..
+    } = two_devices("fuzz relay org", 1)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    let observer = Observer::new(Trust::new(root, now));
+    let alice = ("alice".to_string(), "laptop".to_string());
+    let state = observer.create(&group, &info, &commit, &alice).ok()?.state;
+    Some(CheckWorld {
+        observer,
+        group,
+        state,
+    })
+}
+
+thread_local! {
+    static CHECK: CheckWorld = match check_world() {
+        Some(w) => w,
+        None => panic!("the fuzzing organisation must set up"),
+    };
+}
+
+/// The relay's check of what a device submits (see the module docs).
+pub fn relay_check(data: &[u8]) {
+    CHECK.with(|w| {
+        let alice = ("alice".to_string(), "laptop".to_string());
+        let _ = Observer::is_proposal(data, &w.group, 1);
+        if w.observer
+            .commit(&w.state, &w.group, 1, data, &alice)
+            .is_ok()
+        {
+            panic!("the relay passed a commit nobody signed");
+        }
+        if w.observer
+            .proposal(&w.state, &w.group, 1, data, &alice)
+            .is_ok()
+        {
+            panic!("the relay passed a proposal nobody signed");
+        }
+        let (info, commit) = data.split_at(data.len() / 2);
+        if w.observer.create(b"new", info, commit, &alice).is_ok() {
+            panic!("the relay followed a group nobody signed");
         }
     });
 }

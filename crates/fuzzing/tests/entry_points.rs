@@ -213,3 +213,4 @@ fuzz_props!(ds_request, "ds_request", 512, 2000);
 fuzz_props!(ds_down, "ds_down", 512, 2000);
 fuzz_props!(ds_chunks, "ds_chunks", 512, 2000);
 fuzz_props!(mls_intake, "mls_intake", 256, 2500);
+fuzz_props!(relay_check, "relay_check", 128, 2500);
