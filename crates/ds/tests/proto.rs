@@ -304,3 +304,23 @@ fn the_decoder_names_what_it_refuses() {
     });
     assert!(long.encode(1).is_err());
 }
+
+#[test]
+fn every_refusal_code_has_its_own_words_for_a_person() {
+    let codes = [
+        RefusalCode::TooLarge,
+        RefusalCode::TooManyKeyPackages,
+        RefusalCode::UnknownGroup,
+        RefusalCode::NotAMember,
+        RefusalCode::StaleEpoch,
+        RefusalCode::Membership,
+        RefusalCode::Capacity,
+        RefusalCode::Unverified,
+    ];
+    let words: std::collections::BTreeSet<&str> = codes.iter().map(|c| c.describe()).collect();
+    assert_eq!(words.len(), codes.len());
+    assert_eq!(
+        RefusalCode::Unverified.describe(),
+        "it does not verify against the group's public state"
+    );
+}

@@ -151,7 +151,7 @@ pub(super) fn device_id(user: &str, device: &str) -> Option<DeviceId> {
 pub(super) fn refused(why: Refusal) -> ClientError {
     ClientError::V2(match why {
         Refusal::Storage => "the relay could not store it; try again".into(),
-        Refusal::Rules(c) => format!("the relay refused it ({c:?})"),
+        Refusal::Rules(c) => format!("the relay refused it: {}", c.describe()),
     })
 }
 

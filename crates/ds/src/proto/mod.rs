@@ -97,6 +97,22 @@ pub enum RefusalCode {
 /// Storage failed (code 8 on the wire).
 const STORAGE: u8 = 8;
 
+impl RefusalCode {
+    /// What the refusal means, for a person.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::TooLarge => "too large",
+            Self::TooManyKeyPackages => "too many KeyPackages for one device",
+            Self::UnknownGroup => "no such group",
+            Self::NotAMember => "not a member of this group",
+            Self::StaleEpoch => "another change to the group came first",
+            Self::Membership => "the membership does not fit the change",
+            Self::Capacity => "over capacity",
+            Self::Unverified => "it does not verify against the group's public state",
+        }
+    }
+}
+
 impl From<&DsError> for RefusalCode {
     fn from(e: &DsError) -> Self {
         match e {
