@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use blindrelay_adversary::forge;
+use blindrelay_client::v2::V2Event;
 use blindrelay_ds::{Down, Refusal, RefusalCode, Request, Submission};
 use common::*;
 
@@ -124,4 +125,79 @@ async fn a_commit_signed_by_another_device_than_the_session_is_refused() {
     assert!(unverified(answer));
     // The phone's own session may submit it (it is the phone's commit).
     phone.update(&g).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_commit_nobody_can_apply_names_its_author_and_the_group_is_made_again_without_them()
+ {
+    // What the relay's check cannot see: mallory signs a commit whose
+    // membership tag is wrong. The relay orders it; alice and bob cannot
+    // apply it, are told that mallory made it, and alice makes the group
+    // again without her.
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut mallory = device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let team = blindrelay_mls::GroupName::new("team").unwrap();
+    let (g, _) = alice
+        .create_group(Some(&team), &[n("bob"), n("mallory")])
+        .await
+        .unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    events_for(&mut mallory, Duration::from_millis(300)).await;
+    let mut bad = mallory.device().update(&g).unwrap();
+    mallory.device().commit_refused(&g).unwrap();
+    let last = bad.commit.len() - 1;
+    bad.commit[last] ^= 1;
+    let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let answer = raw
+        .request(Request::Submit(Submission::Commit {
+            group_id: g.clone(),
+            epoch: bad.epoch,
+            members: [
+                id("alice", "laptop"),
+                id("bob", "laptop"),
+                id("mallory", "laptop"),
+            ]
+            .into(),
+            commit: bad.commit,
+            welcome: None,
+            group_info: None,
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Down::Accepted { .. }), "{answer:?}");
+    for m in [&mut alice, &mut bob] {
+        let ev = events_for(m, Duration::from_millis(800)).await;
+        assert!(
+            ev.iter().any(|e| matches!(e, V2Event::BadCommit { by, .. }
+                if by == &("mallory".to_string(), "laptop".to_string()))),
+            "{ev:?}"
+        );
+    }
+    // alice makes "team" again without mallory; bob joins it; they talk.
+    let (fresh, _) = alice.recreate(&g, &n("mallory")).await.unwrap();
+    assert!(alice.groups().unwrap().iter().all(|i| i.id != g));
+    let ev = events_for(&mut bob, Duration::from_millis(800)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::Joined { group } if *group == fresh)),
+        "{ev:?}"
+    );
+    alice.send(&fresh, "without her").await.unwrap();
+    let ev = events_for(&mut bob, Duration::from_millis(800)).await;
+    assert_eq!(texts(&ev), ["without her"]);
+    let info = alice
+        .groups()
+        .unwrap()
+        .into_iter()
+        .find(|i| i.id == fresh)
+        .unwrap();
+    assert_eq!(info.name.as_deref(), Some("team"));
+    assert!(info.members.iter().all(|(u, _)| u != "mallory"));
+    let ev = events_for(&mut mallory, Duration::from_millis(300)).await;
+    assert!(
+        !ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
+        "{ev:?}"
+    );
 }

@@ -65,6 +65,17 @@ pub enum MlsError {
         "this device is behind in the group (a commit is missing): nothing is sent until it arrives"
     )]
     Behind,
+    /// A commit for this device's epoch that passes every check the relay
+    /// can make, signed by `by`, could not be applied: its author made a
+    /// commit only it can apply, and the group is stuck for everyone else
+    /// (see `device::blame`). Nothing was changed.
+    #[error("{} made a change to the group that no other member can apply", by.user)]
+    BadCommit {
+        /// The group's epoch on this device.
+        epoch: u64,
+        /// The member whose signature is on the commit.
+        by: crate::types::Member,
+    },
     /// This device has no key for the group's name (it joined without
     /// one), so it can neither read nor set it.
     #[error("this device has no key for the group's name")]

@@ -216,12 +216,53 @@ impl Observer {
 
     fn apply(
         &self,
-        mut group: ExternalGroup<ObserverConfig>,
+        group: ExternalGroup<ObserverConfig>,
         group_id: &[u8],
         epoch: u64,
         commit: &[u8],
         sender: &DeviceNames,
     ) -> Result<Checked, ObserveError> {
+        let (signer, checked) = self.verify(group, group_id, epoch, commit)?;
+        if &signer != sender {
+            return Err(ObserveError::NotSender);
+        }
+        Ok(checked)
+    }
+
+    /// Starts following a group from any GroupInfo with its tree inside
+    /// (a member checking its own group's public state, see
+    /// [`Observer::signer`]); returns the state.
+    pub fn follow(&self, group_info: &[u8]) -> Result<Vec<u8>, ObserveError> {
+        let info =
+            MlsMessage::from_bytes(group_info).map_err(|_| ObserveError::Shape("GroupInfo"))?;
+        let group = self
+            .client
+            .observe_group(info, None, Some(self.now()))
+            .map_err(|_| ObserveError::Invalid)?;
+        group.snapshot().to_bytes().map_err(|_| ObserveError::State)
+    }
+
+    /// The device that signed `commit`, if it passes every check the
+    /// relay makes against `state` (see [`Observer::commit`]).
+    pub fn signer(
+        &self,
+        state: &[u8],
+        group_id: &[u8],
+        epoch: u64,
+        commit: &[u8],
+    ) -> Result<DeviceNames, ObserveError> {
+        let group = self.load(state)?;
+        Ok(self.verify(group, group_id, epoch, commit)?.0)
+    }
+
+    /// Checks `commit` against `group`: its signer and the result.
+    fn verify(
+        &self,
+        mut group: ExternalGroup<ObserverConfig>,
+        group_id: &[u8],
+        epoch: u64,
+        commit: &[u8],
+    ) -> Result<(DeviceNames, Checked), ObserveError> {
         let msg = MlsMessage::from_bytes(commit).map_err(|_| ObserveError::Shape("commit"))?;
         public(&msg, group_id, epoch, ContentType::Commit, "public commit")?;
         let signer = sender_index(&msg).ok_or(ObserveError::Shape("public commit"))?;
@@ -230,10 +271,8 @@ impl Observer {
             .roster()
             .member_with_index(signer)
             .ok()
-            .and_then(|m| member_names(&m.signing_identity));
-        if signer_names.as_ref() != Some(sender) {
-            return Err(ObserveError::NotSender);
-        }
+            .and_then(|m| member_names(&m.signing_identity))
+            .ok_or(ObserveError::NotSender)?;
         match group.process_incoming_message_with_time(msg, self.now()) {
             Ok(ExternalReceivedMessage::Commit(_)) => {}
             _ => return Err(ObserveError::Invalid),
@@ -244,12 +283,15 @@ impl Observer {
             .snapshot()
             .to_bytes()
             .map_err(|_| ObserveError::State)?;
-        Ok(Checked {
-            state,
-            epoch: group.group_context().epoch,
-            members,
-            added,
-        })
+        Ok((
+            signer_names,
+            Checked {
+                state,
+                epoch: group.group_context().epoch,
+                members,
+                added,
+            },
+        ))
     }
 
     /// A proposal for a group at `epoch`: only its sender's request to

@@ -250,3 +250,40 @@ fn a_member_refuses_a_handshake_inside_a_private_message() {
     // And the relay refuses it as a message: not application content.
     assert!(Observer::is_proposal(&bytes, &g, epoch).is_err());
 }
+
+#[test]
+fn a_member_names_the_author_of_a_signed_commit_it_cannot_apply() {
+    // mallory signs a commit whose membership tag is wrong: the relay's
+    // check passes it (it cannot see the tag), and no member can apply it.
+    // alice's device says who made it; a forgery names nobody.
+    let org = Org::new();
+    let (obs, mut alice, mut bob, g, first) = started(&org);
+    let (mut mallory, _) = org.device("mallory", "laptop");
+    let add = alice.add(&g, &kps(&mut [&mut mallory])).unwrap();
+    let state = check(&obs, Some(&first.state), &add, ("alice", "laptop"))
+        .unwrap()
+        .state;
+    land(&mut alice, &add, &mut [&mut bob], &mut [&mut mallory]);
+    let mut bad = mallory.update(&g).unwrap();
+    let last = bad.commit.len() - 1;
+    bad.commit[last] ^= 1;
+    check(&obs, Some(&state), &bad, ("mallory", "laptop")).unwrap();
+    let epoch = alice.epoch(&g).unwrap();
+    match alice.receive(&bad.commit) {
+        Err(MlsError::BadCommit { epoch: e, by }) => {
+            assert_eq!(
+                (by.user.as_str(), by.device.as_str(), e),
+                ("mallory", "laptop", epoch)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(alice.epoch(&g).unwrap(), epoch);
+    // The same commit with a byte of its signed content changed, and bytes
+    // that are no commit: refused, nobody named.
+    let mut forged = bad.commit.clone();
+    let mid = forged.len() / 2;
+    forged[mid] ^= 1;
+    assert!(matches!(bob.receive(&forged), Err(MlsError::Refused)));
+    assert!(matches!(bob.receive(&[0u8; 200]), Err(MlsError::Refused)));
+}

@@ -120,6 +120,39 @@ impl Member {
         Ok((group, events))
     }
 
+    /// Makes a stuck group again ([`V2Event::BadCommit`]) without
+    /// `without`: a new group with the old one's name and every other
+    /// person in it; the old group is forgotten on this device. Returns
+    /// the new group.
+    pub async fn recreate(
+        &mut self,
+        group: &[u8],
+        without: &UserName,
+    ) -> Result<(Vec<u8>, Vec<V2Event>), ClientError> {
+        if *without == self.me.user {
+            return Err(ClientError::V2(
+                "a group cannot be made again without yourself".into(),
+            ));
+        }
+        let name = self.device.name(group)?;
+        let people: BTreeSet<UserName> = self
+            .device
+            .members(group)?
+            .into_iter()
+            .filter_map(|m| UserName::new(&m.user).ok())
+            .filter(|u| u != without)
+            .collect();
+        if !people.iter().any(|u| *u != self.me.user) && name.is_none() {
+            return Err(ClientError::V2(
+                "nobody would be left in the conversation".into(),
+            ));
+        }
+        let people: Vec<UserName> = people.into_iter().collect();
+        let made = self.create_group(name.as_ref(), &people).await?;
+        self.device.forget(group)?;
+        Ok(made)
+    }
+
     /// Adds every device of `users` that is not in the group yet.
     pub async fn add(
         &mut self,

@@ -166,6 +166,16 @@ impl Member {
                 });
                 Ok(None)
             }
+            Err(MlsError::BadCommit { epoch, by }) => {
+                tracing::warn!(target: "blindrelay::security", epoch, by = %format!("{}@{}", by.user, by.device),
+                    "a member signed a change to a group that no other member can apply; the group is stuck");
+                events.push(V2Event::BadCommit {
+                    group: label,
+                    epoch,
+                    by: names(&by),
+                });
+                Ok(None)
+            }
             // This device's own commit read back, a handshake already
             // superseded, or a copy of what it processed before (the
             // acknowledgement was lost with a connection): nothing new.

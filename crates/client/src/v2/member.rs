@@ -125,6 +125,19 @@ pub enum V2Event {
         /// The epoch.
         epoch: u64,
     },
+    /// A commit the relay ordered for this device's epoch passes every
+    /// check the relay makes and is signed by `by`, yet cannot be applied:
+    /// its author made a change only it can apply, and the group is stuck
+    /// for everyone else. Make the group again without that person
+    /// ([`Member::recreate`]).
+    BadCommit {
+        /// The group (from the MLS message).
+        group: Vec<u8>,
+        /// The group's epoch on this device.
+        epoch: u64,
+        /// The person and device whose signature is on the commit.
+        by: (String, String),
+    },
     /// A Welcome for a group this device already holds was refused: it
     /// would have replaced the group's members with whoever its author
     /// chose (a takeover attempt by a member of another group, or the

@@ -54,6 +54,7 @@ use crate::name::{GROUP_NAME_EXTENSION, GroupName, NameKey};
 use crate::storage::MlsStore;
 use crate::types::{Member, Outgoing};
 
+mod blame;
 mod fork;
 mod gap;
 mod key_packages;

@@ -104,6 +104,9 @@ impl Device {
                 {
                     return Err(MlsError::Forked { epoch });
                 }
+                if let Some(by) = self.blame(&group_id, bytes) {
+                    return Err(MlsError::BadCommit { epoch: current, by });
+                }
                 return Err(MlsError::Refused);
             }
         };

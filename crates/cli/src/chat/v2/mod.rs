@@ -9,6 +9,7 @@
 //! session.
 
 pub(crate) mod action;
+mod parse;
 
 use std::time::Duration;
 
@@ -42,6 +43,11 @@ once it arrives; until then nothing is sent in this conversation";
 pub(crate) const FORK_TEXT: &str = "a message came from another history of this conversation: \
 the relay is showing members different changes (a fork), or forged it. It was not read. \
 Compare safety numbers (/verify NAME) with the other members and tell your administrator";
+/// What a user is told when a member's change stuck a group (see
+/// [`V2Event::BadCommit`]), after that member's name.
+pub(crate) const BAD_COMMIT_TEXT: &str = "made a change to this conversation that no other member \
+can apply (checked: it carries their signature), so it is stuck. One of you makes it again without \
+them: /group recreate GROUP NAME";
 /// What a user is told when a Welcome would have replaced a held group.
 pub(crate) const TAKEOVER_TEXT: &str = "refused an invitation that would have replaced a conversation \
 this device is in (someone tried to take it over); the conversation is unchanged";
@@ -91,6 +97,9 @@ fn event_json(ev: &V2Event, m: &mut Member) -> Value {
             "conversation": conv(m, group), "group": hex(group), "epoch": at}),
         V2Event::Forked { group, epoch } => json!({"event": "fork", "protocol": "v2",
             "conversation": conv(m, group), "group": hex(group), "epoch": epoch, "text": FORK_TEXT}),
+        V2Event::BadCommit { group, epoch, by } => json!({"event": "bad_commit", "protocol": "v2",
+            "conversation": conv(m, group), "group": hex(group), "epoch": epoch, "by": dev(by),
+            "text": format!("{} {BAD_COMMIT_TEXT}", dev(by))}),
         V2Event::TakeoverRefused { group } => json!({"event": "takeover_refused", "protocol": "v2",
             "group": hex(group), "text": TAKEOVER_TEXT}),
     }
@@ -150,7 +159,7 @@ pub(crate) fn text(v: &Value) -> Option<String> {
         }
         "removed" => "* you were removed from a group; it is gone from this device".into(),
         "refused" | "takeover_refused" => format!("warning: {}", s("text")),
-        "fork" => format!("WARNING: [{}] {}", s("conversation"), s("text")),
+        "fork" | "bad_commit" => format!("WARNING: [{}] {}", s("conversation"), s("text")),
         "behind" => format!(
             "warning: [{}] {} (this device: epoch {}, messages from epoch {})",
             s("conversation"),

@@ -71,6 +71,7 @@ impl App {
             | V2Event::Behind { group, .. }
             | V2Event::CaughtUp { group, .. }
             | V2Event::Forked { group, .. }
+            | V2Event::BadCommit { group, .. }
             | V2Event::TakeoverRefused { group } => group.clone(),
         };
         let key = self.mls_key(&id);
@@ -157,6 +158,10 @@ impl App {
             V2Event::Forked { epoch, .. } => self.note_in(
                 key,
                 format!("WARNING (epoch {epoch}): {}", crate::chat::v2::FORK_TEXT),
+            ),
+            V2Event::BadCommit { by, .. } => self.note_in(
+                key,
+                format!("WARNING: {} {}", dev(&by), crate::chat::v2::BAD_COMMIT_TEXT),
             ),
             V2Event::TakeoverRefused { .. } => {
                 self.say(format!("warning: {}", crate::chat::v2::TAKEOVER_TEXT));
