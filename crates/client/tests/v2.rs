@@ -21,6 +21,7 @@ fn n(s: &str) -> UserName {
 fn config() -> Config {
     Config {
         rate_max_messages: 1_000,
+        v2_rate_max_requests: 1_000,
         ..blindrelay_testkit::relay::config()
     }
 }

@@ -487,7 +487,7 @@ async fn a_colleague_flooding_an_offline_devices_mailbox_gets_only_a_share_and_o
 async fn reconnecting_does_not_reset_a_devices_request_budget() {
     let pki = TestPki::new(&[]).unwrap();
     let cfg = Config {
-        rate_max_messages: 20,
+        v2_rate_max_requests: 20,
         rate_window_ms: 60_000,
         ..blindrelay_testkit::relay::config()
     };
@@ -496,12 +496,15 @@ async fn reconnecting_does_not_reset_a_devices_request_budget() {
     let root = tempfile::tempdir().unwrap();
     let ask = Request::Devices(n("mallory"));
     // 15 requests, then a new connection: the budget is the device's.
+    // (She does not pace herself as an honest device does.)
     let (_, mut first) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    first.pace(u32::MAX, 1);
     for _ in 0..15 {
         first.request(ask.clone()).await.unwrap();
     }
     first.close().await;
     let (_, mut second) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    second.pace(u32::MAX, 1);
     let mut answered = 0;
     for _ in 0..10 {
         if second.request(ask.clone()).await.is_err() {

@@ -201,3 +201,78 @@ async fn a_signed_commit_nobody_can_apply_names_its_author_and_the_group_is_made
         "{ev:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ordinary_use_on_the_relays_default_limits_never_trips_them() {
+    // Issue 28.4: two group creations, a removal and messages within a
+    // few seconds, on the relay's default configuration.
+    let pki = blindrelay_testkit::TestPki::new(&[]).unwrap();
+    let relay =
+        blindrelay_testkit::TestRelay::with_config(&pki, blindrelay_testkit::relay::config())
+            .await
+            .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let _carol = device(&pki, root.path(), "carol", "laptop", &addr).await;
+    let one = blindrelay_mls::GroupName::new("one").unwrap();
+    let two = blindrelay_mls::GroupName::new("two").unwrap();
+    let (g1, _) = alice
+        .create_group(Some(&one), &[n("bob"), n("carol")])
+        .await
+        .unwrap();
+    let (g2, _) = alice.create_group(Some(&two), &[n("bob")]).await.unwrap();
+    alice.remove(&g1, &n("carol")).await.unwrap();
+    for i in 0..5 {
+        alice.send(&g1, &format!("one {i}")).await.unwrap();
+        alice.send(&g2, &format!("two {i}")).await.unwrap();
+    }
+    let mut got = Vec::new();
+    for _ in 0..20 {
+        got.extend(texts(&bob.sync(Duration::from_millis(200)).await.unwrap()));
+        if got.len() == 10 {
+            break;
+        }
+    }
+    assert_eq!(got.len(), 10, "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_past_the_relays_budget_is_paced_not_cut_off() {
+    // The relay allows 20 requests per second per device and says so in
+    // HELLO; alice sends 60 messages at once. Her link paces them: every
+    // one is accepted and bob reads all 60, in order.
+    let pki = blindrelay_testkit::TestPki::new(&[]).unwrap();
+    let cfg = blindrelay_server::Config {
+        v2_rate_max_requests: 20,
+        rate_window_ms: 1_000,
+        ..blindrelay_testkit::relay::config()
+    };
+    let relay = blindrelay_testkit::TestRelay::with_config(&pki, cfg)
+        .await
+        .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
+    let start = std::time::Instant::now();
+    for i in 0..60 {
+        alice.send(&g, &format!("m{i}")).await.unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(2),
+        "paced: {:?}",
+        start.elapsed()
+    );
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got.extend(texts(&bob.sync(Duration::from_millis(200)).await.unwrap()));
+        if got.len() >= 60 {
+            break;
+        }
+    }
+    let want: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, want);
+}

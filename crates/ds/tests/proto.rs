@@ -88,10 +88,14 @@ fn down() -> impl Strategy<Value = Down> {
         Just(Refusal::Rules(RefusalCode::Unverified)),
     ];
     prop_oneof![
-        (device(), any::<u32>()).prop_map(|(device, key_packages)| Down::Hello {
-            device,
-            key_packages
-        }),
+        (device(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+            |(device, key_packages, budget, window_ms)| Down::Hello {
+                budget,
+                window_ms,
+                device,
+                key_packages
+            }
+        ),
         (any::<u32>(), any::<u32>())
             .prop_map(|(req, key_packages)| Down::Uploaded { req, key_packages }),
         (

@@ -80,6 +80,8 @@ fn main() {
             Down::Hello {
                 device: a.clone(),
                 key_packages: 3,
+                budget: 100,
+                window_ms: 5000,
             },
         ),
         (

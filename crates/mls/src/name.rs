@@ -200,6 +200,13 @@ mod tests {
         list.set(n.extension(&key).unwrap());
         assert_eq!(GroupName::from_extensions(&list, Some(&key)), Some(n));
         assert_eq!(GroupName::from_extensions(&list, None), None);
+        // The longest name and the shortest survive too.
+        for edge in ["é".repeat(32), "x".to_string()] {
+            let n = GroupName::new(&edge).unwrap();
+            let mut list = ExtensionList::new();
+            list.set(n.extension(&key).unwrap());
+            assert_eq!(GroupName::from_extensions(&list, Some(&key)), Some(n));
+        }
         let other = NameKey::generate().unwrap();
         assert_eq!(GroupName::from_extensions(&list, Some(&other)), None);
         assert_eq!(

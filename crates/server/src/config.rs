@@ -49,6 +49,11 @@ pub struct Config {
     pub rate_max_messages: u16,
     /// Length of the sliding rate window.
     pub rate_window_ms: u64,
+    /// Protocol v2 requests (all but acknowledgements) one device may make
+    /// per rate window, across its sessions; announced in HELLO, and
+    /// clients pace themselves within it. Creating a group with two people
+    /// is about four requests, a message one.
+    pub v2_rate_max_requests: u16,
     /// After a rate-limit disconnect the identity is refused for this long;
     /// every refused attempt restarts the period.
     pub cooldown_ms: u64,
@@ -145,6 +150,7 @@ impl Default for Config {
             write_timeout_ms: 10_000,
             rate_max_messages: 10,
             rate_window_ms: 5_000,
+            v2_rate_max_requests: 100,
             cooldown_ms: 30_000,
             max_sessions_per_identity: 4,
             outgoing_queue_frames: 256,
@@ -194,6 +200,7 @@ impl Config {
             ("write_timeout_ms", self.write_timeout_ms),
             ("rate_max_messages", u64::from(self.rate_max_messages)),
             ("rate_window_ms", self.rate_window_ms),
+            ("v2_rate_max_requests", u64::from(self.v2_rate_max_requests)),
             (
                 "max_sessions_per_identity",
                 self.max_sessions_per_identity as u64,

@@ -149,7 +149,7 @@ impl Server {
             blindrelay_ds::Limits::default(),
             config.max_sessions_per_identity,
             (
-                usize::from(config.rate_max_messages),
+                usize::from(config.v2_rate_max_requests),
                 std::time::Duration::from_millis(config.rate_window_ms),
             ),
             (ca_der, &crl),

@@ -63,6 +63,8 @@ pub struct Link {
     pub hello: DeviceId,
     /// One-time KeyPackages the relay holds for this device (informative).
     pub key_packages: u32,
+    /// Keeps requests within the budget HELLO announced.
+    pacer: super::pace::Pacer,
 }
 
 impl Drop for Link {
@@ -102,20 +104,37 @@ impl Link {
                     .map_err(|_| closed("device name"))?,
             },
             key_packages: 0,
+            pacer: super::pace::Pacer::default(),
         };
         match link.recv(ANSWER_TIMEOUT).await? {
             Down::Hello {
                 device,
                 key_packages,
+                budget,
+                window_ms,
             } => {
                 link.hello = device;
                 link.key_packages = key_packages;
+                link.pacer.set_budget(budget, window_ms);
                 Ok(link)
             }
             other => Err(closed(format!(
                 "the relay's first message was {other:?}, not HELLO"
             ))),
         }
+    }
+
+    /// Paces requests to `budget` per `window_ms` instead of what HELLO
+    /// announced (tests, and hostile devices that do not pace).
+    pub fn pace(&mut self, budget: u32, window_ms: u32) {
+        self.pacer.set_budget(budget, window_ms);
+    }
+
+    /// Takes over what `old` sent within the budget's window (a
+    /// reconnect: the relay counts the device's requests across its
+    /// connections), keeping this link's announced budget.
+    pub fn carry_pacing(&mut self, old: &mut Link) {
+        self.pacer.carry(&mut old.pacer);
     }
 
     /// CRLs the relay handed out since the last call (DER, unchecked).
@@ -148,6 +167,14 @@ impl Link {
         let bytes = request
             .encode(req)
             .map_err(|e| closed(format!("encoding: {e}")))?;
+        if !matches!(request, Request::Ack(_)) {
+            let wait = self.pacer.wait(std::time::Instant::now());
+            if !wait.is_zero() {
+                tracing::debug!(?wait, "pacing within the relay's request budget");
+                tokio::time::sleep(wait).await;
+            }
+            self.pacer.sent(std::time::Instant::now());
+        }
         self.write(msg, &bytes).await?;
         let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
         loop {

@@ -293,7 +293,11 @@ impl Member {
     /// lock on it, stay as they are).
     pub async fn reconnect(&mut self, cfg: &ClientConfig) -> Result<(), ClientError> {
         let pkcs8 = cfg.load_key()?;
-        self.link = Link::connect(cfg, &pkcs8).await?;
+        let mut link = Link::connect(cfg, &pkcs8).await?;
+        // The relay's budget is the device's, across connections: what
+        // was sent before the reconnect still counts.
+        link.carry_pacing(&mut self.link);
+        self.link = link;
         self.key_packages_left = self.link.key_packages;
         self.take_crls();
         self.settle_pending().await

@@ -23,6 +23,7 @@ mod intake;
 mod key_packages;
 pub mod link;
 pub mod member;
+mod pace;
 
 pub use groups::GroupInfo;
 pub use link::Link;

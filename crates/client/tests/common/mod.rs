@@ -26,6 +26,7 @@ pub fn id(user: &str, device: &str) -> DeviceId {
 pub fn config() -> Config {
     Config {
         rate_max_messages: 1_000,
+        v2_rate_max_requests: 1_000,
         ..blindrelay_testkit::relay::config()
     }
 }

@@ -18,10 +18,14 @@ impl Down {
             Down::Hello {
                 device,
                 key_packages,
+                budget,
+                window_ms,
             } => {
                 b.push(0x80);
                 put_device(&mut b, device);
                 b.extend_from_slice(&key_packages.to_be_bytes());
+                b.extend_from_slice(&budget.to_be_bytes());
+                b.extend_from_slice(&window_ms.to_be_bytes());
             }
             Down::Uploaded { req, key_packages } => {
                 b.push(0x81);
@@ -86,6 +90,8 @@ impl Down {
             0x80 => Down::Hello {
                 device: get_device(&mut r)?,
                 key_packages: r.u32("key packages")?,
+                budget: r.u32("budget")?,
+                window_ms: r.u32("budget window")?,
             },
             0x81 => Down::Uploaded {
                 req: r.u32("request number")?,

@@ -138,6 +138,12 @@ pub enum Down {
         device: DeviceId,
         /// One-time KeyPackages held.
         key_packages: u32,
+        /// The device's request budget: requests (ACK excepted) per
+        /// window, shared by all its sessions; past it the relay ends the
+        /// session. A device paces itself within it.
+        budget: u32,
+        /// The budget's window, milliseconds.
+        window_ms: u32,
     },
     /// An upload was stored.
     Uploaded {

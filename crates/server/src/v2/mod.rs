@@ -142,6 +142,11 @@ impl DeliveryService {
         }
     }
 
+    /// Each device's request budget: requests per window.
+    pub(crate) fn budget(&self) -> (usize, std::time::Duration) {
+        self.budget
+    }
+
     /// Spends one request of `device`'s budget; false when it is used up
     /// (the session is then closed, and the device's next sessions find
     /// the same budget).

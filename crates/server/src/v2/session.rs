@@ -122,9 +122,12 @@ impl Conn {
             Ok(n) => n,
             Err(e) => return End::Broken(format!("v2 task failed: {e}")),
         };
+        let (budget, window) = shared.ds.budget();
         let hello = Down::Hello {
             device: self.device.clone(),
             key_packages: u32::try_from(held).unwrap_or(u32::MAX),
+            budget: u32::try_from(budget).unwrap_or(u32::MAX),
+            window_ms: u32::try_from(window.as_millis()).unwrap_or(u32::MAX),
         };
         if let Err(end) = self.send(&hello).await {
             return end;

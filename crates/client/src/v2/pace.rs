@@ -1,0 +1,140 @@
+//! Pacing a device's requests within the budget the relay announced in
+//! HELLO (requests, ACK excepted, per window, shared by the device's
+//! sessions): a burst is slowed down, never cut off by the relay's rate
+//! limit. Sans I/O: the caller asks how long to wait and sleeps.
+//!
+//! The announced budget is informative: it only slows this device down
+//! (a relay can refuse service anyway), and it is clamped to
+//! [`MAX_PACED`] requests and a window of at most [`MAX_WINDOW`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The budget assumed until HELLO names one (the relay's default).
+pub const DEFAULT_BUDGET: (u32, u32) = (100, 5_000);
+/// The share of the announced budget a device uses, in tenths: the rest
+/// is room for the device's other sessions and for timing differences.
+pub const SHARE_TENTHS: usize = 9;
+/// Most requests remembered (the bound on a huge announced budget).
+pub const MAX_PACED: usize = 10_000;
+/// Longest window honoured.
+pub const MAX_WINDOW: Duration = Duration::from_secs(60);
+
+/// When this device may send its next request.
+#[derive(Debug)]
+pub struct Pacer {
+    max: usize,
+    window: Duration,
+    sent: VecDeque<Instant>,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        let mut p = Self {
+            max: 1,
+            window: Duration::ZERO,
+            sent: VecDeque::new(),
+        };
+        p.set_budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1);
+        p
+    }
+}
+
+impl Pacer {
+    /// Uses the budget the relay announced: `budget` requests per
+    /// `window_ms`.
+    pub fn set_budget(&mut self, budget: u32, window_ms: u32) {
+        let budget = usize::try_from(budget).unwrap_or(MAX_PACED);
+        self.max = (budget.saturating_mul(SHARE_TENTHS) / 10).clamp(1, MAX_PACED);
+        self.window = Duration::from_millis(u64::from(window_ms)).min(MAX_WINDOW);
+    }
+
+    /// How long to wait, from `now`, before the next request may go.
+    pub fn wait(&mut self, now: Instant) -> Duration {
+        while let Some(first) = self.sent.front() {
+            if now.saturating_duration_since(*first) >= self.window {
+                self.sent.pop_front();
+            } else {
+                break;
+            }
+        }
+        match self.sent.front() {
+            Some(first) if self.sent.len() >= self.max => {
+                (*first + self.window).saturating_duration_since(now)
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Takes over the requests `old` remembers (a reconnect), keeping
+    /// this pacer's budget.
+    pub fn carry(&mut self, old: &mut Pacer) {
+        let mut sent = std::mem::take(&mut old.sent);
+        sent.extend(self.sent.drain(..));
+        while sent.len() > MAX_PACED {
+            sent.pop_front();
+        }
+        self.sent = sent;
+    }
+
+    /// A request went at `now`.
+    pub fn sent(&mut self, now: Instant) {
+        if self.sent.len() >= MAX_PACED {
+            self.sent.pop_front();
+        }
+        self.sent.push_back(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_goes_at_most_nine_tenths_of_the_budget_per_window() {
+        let mut p = Pacer::default();
+        p.set_budget(20, 1_000);
+        let t0 = Instant::now();
+        for _ in 0..18 {
+            assert_eq!(p.wait(t0), Duration::ZERO);
+            p.sent(t0);
+        }
+        assert_eq!(p.wait(t0), Duration::from_millis(1_000));
+        let later = t0 + Duration::from_millis(400);
+        assert_eq!(p.wait(later), Duration::from_millis(600));
+        assert_eq!(p.wait(t0 + Duration::from_millis(1_000)), Duration::ZERO);
+    }
+
+    #[test]
+    fn what_was_sent_before_a_reconnect_still_counts() {
+        let mut old = Pacer::default();
+        old.set_budget(10, 1_000);
+        let t0 = Instant::now();
+        for _ in 0..9 {
+            old.sent(t0);
+        }
+        let mut new = Pacer::default();
+        new.set_budget(10, 1_000);
+        assert_eq!(new.wait(t0), Duration::ZERO);
+        new.carry(&mut old);
+        assert_eq!(new.wait(t0), Duration::from_millis(1_000));
+    }
+
+    #[test]
+    fn an_announced_budget_is_clamped() {
+        let mut p = Pacer::default();
+        p.set_budget(0, u32::MAX);
+        let t0 = Instant::now();
+        p.sent(t0);
+        assert_eq!(
+            p.wait(t0),
+            MAX_WINDOW,
+            "at least one request per window, at most a minute"
+        );
+        p.set_budget(u32::MAX, 1);
+        for _ in 0..MAX_PACED + 5 {
+            p.sent(t0);
+        }
+        assert!(p.sent.len() <= MAX_PACED);
+    }
+}
