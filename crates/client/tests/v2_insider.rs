@@ -276,3 +276,60 @@ async fn a_burst_past_the_relays_budget_is_paced_not_cut_off() {
     let want: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
     assert_eq!(got, want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_past_its_budget_cools_down_and_logins_are_limited_per_device() {
+    // Issue 28.2: budgets end in a cool-down that reconnecting does not
+    // skip, and logins are limited per device.
+    let pki = blindrelay_testkit::TestPki::new(&[]).unwrap();
+    let cfg = blindrelay_server::Config {
+        v2_rate_max_requests: 5,
+        rate_window_ms: 60_000,
+        cooldown_ms: 1_500,
+        login_rate_max: 4,
+        ..blindrelay_testkit::relay::config()
+    };
+    let relay = blindrelay_testkit::TestRelay::with_config(&pki, cfg)
+        .await
+        .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let ask = Request::Devices(n("mallory"));
+    let (_, mut m) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    m.pace(u32::MAX, 1);
+    let mut answered = 0;
+    while m.request(ask.clone()).await.is_ok() {
+        answered += 1;
+        assert!(answered <= 5);
+    }
+    assert_eq!(answered, 5);
+    // At once: refused (cool-down); another device is not affected.
+    let cfg_m = cfg_for(&pki, root.path(), "mallory", "laptop", &addr);
+    let key = cfg_m.load_key().unwrap();
+    assert!(
+        blindrelay_client::v2::Link::connect(&cfg_m, &key)
+            .await
+            .is_err()
+    );
+    let (_, _alice) = raw_device(&pki, root.path(), "alice", "laptop", &addr).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert!(
+        blindrelay_client::v2::Link::connect(&cfg_m, &key)
+            .await
+            .is_ok()
+    );
+    // bob: four logins in the window, not a fifth.
+    let cfg_b = cfg_for(&pki, root.path(), "bob", "laptop", &addr);
+    let key_b = cfg_b.load_key().unwrap();
+    for _ in 0..4 {
+        let l = blindrelay_client::v2::Link::connect(&cfg_b, &key_b)
+            .await
+            .unwrap();
+        l.close().await;
+    }
+    assert!(
+        blindrelay_client::v2::Link::connect(&cfg_b, &key_b)
+            .await
+            .is_err()
+    );
+}

@@ -252,6 +252,7 @@ mod tests {
     fn defaults_match_the_report() {
         let c = Config::default();
         assert_eq!((c.rate_max_messages, c.rate_window_ms), (10, 5000));
+        assert_eq!(c.v2_rate_max_requests, 100);
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert!(c.validate().is_ok());
     }

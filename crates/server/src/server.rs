@@ -148,9 +148,13 @@ impl Server {
             v2.0,
             blindrelay_ds::Limits::default(),
             config.max_sessions_per_identity,
-            (
-                usize::from(config.v2_rate_max_requests),
-                std::time::Duration::from_millis(config.rate_window_ms),
+            crate::v2::Admission::new(
+                (
+                    usize::from(config.v2_rate_max_requests),
+                    std::time::Duration::from_millis(config.rate_window_ms),
+                ),
+                usize::from(config.login_rate_max),
+                std::time::Duration::from_millis(config.cooldown_ms),
             ),
             (ca_der, &crl),
         )?;

@@ -9,8 +9,10 @@
 //! so no runtime thread waits on the disk. One device connection is served
 //! by `session`.
 
+mod admission;
 mod check;
 mod order;
+pub(crate) use admission::{Admission, NotNow};
 pub(crate) mod session;
 pub(crate) mod store;
 
@@ -68,13 +70,9 @@ pub(crate) struct DeliveryService {
     broken: std::sync::atomic::AtomicBool,
     /// When mailboxes were last swept for expired items (Unix seconds).
     last_expiry: AtomicU64,
-    /// Each device's request budget, shared by all its sessions and kept
-    /// across reconnects (a device cannot reset it by reconnecting). One
-    /// entry per device that logged in (enrolled by the CA); idle ones are
-    /// dropped when the map is swept.
-    budgets: Mutex<HashMap<DeviceId, crate::rate::SlidingWindow>>,
-    /// The budget: requests per window.
-    budget: (usize, std::time::Duration),
+    /// Each device's request budget, logins and cool-down, across its
+    /// sessions (see `admission`).
+    pub(crate) admission: admission::Admission,
     /// Checks commits and proposals against each group's public state
     /// (see `check`), trusting the CA and the relay's current CRL.
     observer: blindrelay_mls::Observer,
@@ -82,9 +80,6 @@ pub(crate) struct DeliveryService {
     /// when the CRL changes.
     ca_der: Vec<u8>,
 }
-
-/// Past this many devices with a budget, idle budgets are dropped.
-pub(crate) const BUDGET_SWEEP_AT: usize = 10_000;
 
 /// How often the mailboxes are swept for expired items.
 pub(crate) const EXPIRY_SWEEP_SECS: u64 = 60;
@@ -103,7 +98,7 @@ impl DeliveryService {
         db: DsDatabase,
         limits: Limits,
         max_sessions_per_device: usize,
-        budget: (usize, std::time::Duration),
+        admission: admission::Admission,
         (ca_der, crl): (Vec<u8>, &blindrelay_pki::crl::CheckedCrl),
     ) -> Result<Self, crate::ServerError> {
         let loaded = db.load(limits, unix_now())?;
@@ -124,8 +119,7 @@ impl DeliveryService {
             crl_generation: AtomicU64::new(0),
             broken: std::sync::atomic::AtomicBool::new(false),
             last_expiry: AtomicU64::new(0),
-            budgets: Mutex::new(HashMap::new()),
-            budget,
+            admission,
             observer,
             ca_der,
         })
@@ -140,25 +134,6 @@ impl DeliveryService {
                 .replace_root(root.with_checked_crl(crl.clone())),
             Err(e) => error!(error = %e, "the CA certificate no longer parses"),
         }
-    }
-
-    /// Each device's request budget: requests per window.
-    pub(crate) fn budget(&self) -> (usize, std::time::Duration) {
-        self.budget
-    }
-
-    /// Spends one request of `device`'s budget; false when it is used up
-    /// (the session is then closed, and the device's next sessions find
-    /// the same budget).
-    pub(crate) fn spend(&self, device: &DeviceId, now: tokio::time::Instant) -> bool {
-        let mut b = lock(&self.budgets);
-        if b.len() > BUDGET_SWEEP_AT {
-            b.retain(|_, w| !w.is_idle(now));
-        }
-        let (max, window) = self.budget;
-        b.entry(device.clone())
-            .or_insert_with(|| crate::rate::SlidingWindow::new(max, window))
-            .hit(now)
     }
 
     /// Registers a device session; `None` if the device has too many.

@@ -80,6 +80,18 @@ pub(crate) async fn run(
         .await;
         return;
     }
+    if let Err(why) = shared.ds.admission.admit(&device, Instant::now()) {
+        let text = match why {
+            crate::v2::NotNow::TooManyLogins => "too many logins for this device; try again later",
+            crate::v2::NotNow::CoolingDown => {
+                "waiting out a cool-down after too many requests; try again later"
+            }
+        };
+        warn!(target: SECURITY, %device, %peer, "refused: {text}");
+        conn.close(End::Cause(GoodbyeCode::RateLimited, text.into()))
+            .await;
+        return;
+    }
     let Some(login) = shared.ds.login(&device, serial) else {
         warn!(%device, %peer, "refused: too many sessions for this device");
         conn.close(End::Cause(
@@ -122,7 +134,7 @@ impl Conn {
             Ok(n) => n,
             Err(e) => return End::Broken(format!("v2 task failed: {e}")),
         };
-        let (budget, window) = shared.ds.budget();
+        let (budget, window) = shared.ds.admission.budget();
         let hello = Down::Hello {
             device: self.device.clone(),
             key_packages: u32::try_from(held).unwrap_or(u32::MAX),
@@ -193,10 +205,10 @@ impl Conn {
                                 Ok(r) => r,
                                 Err(e) => return self.violation("malformed DS request", &e),
                             };
-                            if !matches!(request, Request::Ack(_)) && !shared.ds.spend(&self.device, Instant::now()) {
+                            if !matches!(request, Request::Ack(_)) && !shared.ds.admission.spend(&self.device, Instant::now()) {
                                 warn!(target: SECURITY, device = %self.device, peer = %self.peer,
-                                    "more than {} v2 requests in {} ms from this device (all its sessions), disconnecting",
-                                    cfg.rate_max_messages, cfg.rate_window_ms);
+                                    "more than {} v2 requests in {} ms from this device (all its sessions), disconnecting; cool-down {} ms",
+                                    cfg.v2_rate_max_requests, cfg.rate_window_ms, cfg.cooldown_ms);
                                 return End::Cause(GoodbyeCode::RateLimited, "rate limit exceeded".into());
                             }
                             self.log(&request);
