@@ -253,37 +253,67 @@ fn a_member_refuses_a_handshake_inside_a_private_message() {
 
 #[test]
 fn a_member_names_the_author_of_a_signed_commit_it_cannot_apply() {
-    // mallory signs a commit whose membership tag is wrong: the relay's
-    // check passes it (it cannot see the tag), and no member can apply it.
-    // alice's device says who made it; a forgery names nobody.
+    // mallory's modified client spoils the path secrets it encrypts to the
+    // others. Her commit is signed and passes the relay's check; no member
+    // can apply it; alice's device says that mallory made it.
+    use mls_rs::{ExtensionList, MlsMessage};
+    use std::sync::atomic::Ordering;
     let org = Org::new();
     let (obs, mut alice, mut bob, g, first) = started(&org);
-    let (mut mallory, _) = org.device("mallory", "laptop");
-    let add = alice.add(&g, &kps(&mut [&mut mallory])).unwrap();
+    let spoil = common::spoil::Spoiling::default();
+    let mallory = common::stock::stock_with(&org, "mallory", "stock", false, spoil.clone());
+    let kp = mallory
+        .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)
+        .unwrap();
+    let add = alice.add(&g, &[kp.to_bytes().unwrap()]).unwrap();
     let state = check(&obs, Some(&first.state), &add, ("alice", "laptop"))
         .unwrap()
         .state;
-    land(&mut alice, &add, &mut [&mut bob], &mut [&mut mallory]);
-    let mut bad = mallory.update(&g).unwrap();
-    let last = bad.commit.len() - 1;
-    bad.commit[last] ^= 1;
-    check(&obs, Some(&state), &bad, ("mallory", "laptop")).unwrap();
+    land(&mut alice, &add, &mut [&mut bob], &mut []);
+    let (mut mg, _) = mallory
+        .join_group(
+            None,
+            &MlsMessage::from_bytes(add.welcome.as_ref().unwrap()).unwrap(),
+            None,
+        )
+        .unwrap();
+    spoil.on.store(true, Ordering::Relaxed);
+    let bad = mg
+        .commit(Vec::new())
+        .unwrap()
+        .commit_message
+        .to_bytes()
+        .unwrap();
     let epoch = alice.epoch(&g).unwrap();
-    match alice.receive(&bad.commit) {
-        Err(MlsError::BadCommit { epoch: e, by }) => {
-            assert_eq!(
-                (by.user.as_str(), by.device.as_str(), e),
-                ("mallory", "laptop", epoch)
-            );
+    let who = names("mallory", "stock");
+    obs.commit(&state, &g, epoch, &bad, &who).unwrap();
+    for m in [&mut alice, &mut bob] {
+        match m.receive(&bad) {
+            Err(MlsError::BadCommit { epoch: e, by }) => {
+                assert_eq!(
+                    (by.user.as_str(), by.device.as_str(), e),
+                    ("mallory", "stock", epoch)
+                );
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
+        assert_eq!(m.epoch(&g).unwrap(), epoch);
     }
-    assert_eq!(alice.epoch(&g).unwrap(), epoch);
-    // The same commit with a byte of its signed content changed, and bytes
-    // that are no commit: refused, nobody named.
-    let mut forged = bad.commit.clone();
+    // The same commit with a byte of its signed content changed, bytes
+    // that are no commit, and one whose membership tag (not signed: the
+    // relay could change it) is spoilt: refused, nobody named.
+    let mut forged = bad.clone();
     let mid = forged.len() / 2;
     forged[mid] ^= 1;
     assert!(matches!(bob.receive(&forged), Err(MlsError::Refused)));
     assert!(matches!(bob.receive(&[0u8; 200]), Err(MlsError::Refused)));
+    spoil.on.store(false, Ordering::Relaxed);
+    let mut tagged = alice.update(&g).unwrap();
+    alice.commit_refused(&g).unwrap();
+    let last = tagged.commit.len() - 1;
+    tagged.commit[last] ^= 1;
+    assert!(matches!(
+        bob.receive(&tagged.commit),
+        Err(MlsError::Refused)
+    ));
 }

@@ -11,13 +11,34 @@
 //! it, its signature names the member that made it, and that member is to
 //! blame. A commit that does not pass it (garbage, a forgery, another
 //! history) blames nobody and stays a plain refusal.
+//!
+//! Two parts of a commit are not signed: its membership tag and its
+//! confirmation tag. Whoever carries it (the relay) can spoil either, so a
+//! commit refused for one of them blames nobody either: the relay cannot
+//! frame an honest member. Nor does a failure of this device's own
+//! storage.
 
+use mls_rs::error::MlsError as LibError;
 use mls_rs::group::{ContentType, Sender};
 use mls_rs::{MlsMessage, MlsMessageDescription};
 
 use super::{Device, members};
 use crate::observer::Observer;
 use crate::types::Member;
+
+/// Whether a commit refused with `why` can be the signer's doing: not a
+/// tag that is not signed (anyone on the way could have changed it), not
+/// this device's own storage.
+pub(super) fn attributable(why: &LibError) -> bool {
+    !matches!(
+        why,
+        LibError::InvalidMembershipTag
+            | LibError::InvalidConfirmationTag
+            | LibError::GroupStorageError(_)
+            | LibError::KeyPackageRepoError(_)
+            | LibError::PskStoreError(_)
+    )
+}
 
 impl Device {
     /// The member whose signed commit `bytes`, for the group's current

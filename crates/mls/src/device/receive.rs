@@ -85,7 +85,7 @@ impl Device {
         let received = group.process_incoming_message_with_time(msg, now);
         let received = match received {
             Ok(r) => r,
-            Err(_) => {
+            Err(why) => {
                 // mls-rs may have advanced a ratchet before the message
                 // failed: forget the in-memory group so that the stored
                 // state (the last good one) is used next, and a forged
@@ -104,7 +104,9 @@ impl Device {
                 {
                     return Err(MlsError::Forked { epoch });
                 }
-                if let Some(by) = self.blame(&group_id, bytes) {
+                if super::blame::attributable(&why)
+                    && let Some(by) = self.blame(&group_id, bytes)
+                {
                     return Err(MlsError::BadCommit { epoch: current, by });
                 }
                 return Err(MlsError::Refused);

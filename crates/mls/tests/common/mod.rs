@@ -4,6 +4,7 @@
 //! is exactly as powerful as a malicious one would be.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod spoil;
 pub mod stock;
 
 use std::path::{Path, PathBuf};

@@ -21,11 +21,27 @@ pub fn stock(
     device: &str,
     encrypt_handshakes: bool,
 ) -> Client<impl mls_rs::client_builder::MlsConfig> {
+    stock_with(
+        org,
+        user,
+        device,
+        encrypt_handshakes,
+        AwsLcCryptoProvider::new(),
+    )
+}
+
+/// [`stock`] over another crypto provider (a modified client).
+pub fn stock_with<P: mls_rs::CryptoProvider + Clone + 'static>(
+    org: &Org,
+    user: &str,
+    device: &str,
+    encrypt_handshakes: bool,
+    crypto: P,
+) -> Client<impl mls_rs::client_builder::MlsConfig> {
     let f = org.enrol(user, device);
     let key = DeviceKey::from_pem(&f.key_pem).unwrap();
     let public = key.public().to_vec();
-    let crypto = AwsLcCryptoProvider::new();
-    use mls_rs::{CipherSuiteProvider, CryptoProvider};
+    use mls_rs::CipherSuiteProvider;
     let cs = crypto.cipher_suite_provider(CIPHER_SUITE).unwrap();
     // The stock client takes the raw scalar, as mls-rs's own examples do.
     let pkcs8 = <rustls_pki_types::PrivatePkcs8KeyDer<'static> as rustls_pki_types::pem::PemObject>::from_pem_slice(
@@ -49,6 +65,8 @@ pub fn stock(
         .mls_rules(rules)
         .crypto_provider(crypto)
         .identity_provider(org.trust().identity_provider())
+        // It can be in a named group (it declares the name's type).
+        .extension_type(blindrelay_mls::name::GROUP_NAME_EXTENSION)
         .signing_identity(identity, secret, CIPHER_SUITE)
         .build()
 }
