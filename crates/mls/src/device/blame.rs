@@ -61,13 +61,17 @@ impl Device {
             return None;
         }
         let info = group.group_info_message(true).ok()?.to_bytes().ok()?;
+        let me = group.current_member_index();
         let roster = members(group);
         let observer = Observer::new(trust);
         let state = observer.follow(&info).ok()?;
         let (user, device) = observer.signer(&state, group_id, epoch, bytes).ok()?;
+        // A commit signed with this device's own leaf that it cannot apply
+        // was made by another copy of its state (a stolen one, or one
+        // restored from a backup): not another member's doing.
         roster
             .into_iter()
-            .find(|m| m.user == user && m.device == device)
+            .find(|m| m.user == user && m.device == device && m.index != me)
     }
 }
 
