@@ -178,12 +178,12 @@ impl Observer {
         commit: &[u8],
         sender: &DeviceNames,
     ) -> Result<Checked, ObserveError> {
+        // The GroupInfo's group and epoch need no check of their own: the
+        // commit must be for `group_id` at epoch 0 (`verify`), and mls-rs
+        // applies it only to the group and epoch it was made for.
         let info =
             MlsMessage::from_bytes(group_info).map_err(|_| ObserveError::Shape("GroupInfo"))?;
-        let shape_ok = info.as_group_info().is_some_and(|i| {
-            i.group_context().group_id() == group_id && i.group_context().epoch == 0
-        });
-        if !shape_ok {
+        if info.as_group_info().is_none() {
             return Err(ObserveError::Shape("GroupInfo"));
         }
         let group = self
@@ -206,10 +206,10 @@ impl Observer {
         commit: &[u8],
         sender: &DeviceNames,
     ) -> Result<Checked, ObserveError> {
+        // The state's group and epoch must be the commit's: `verify` checks
+        // the commit against `group_id` and `epoch`, mls-rs against the
+        // state.
         let group = self.load(state)?;
-        if group.group_context().group_id() != group_id || group.group_context().epoch != epoch {
-            return Err(ObserveError::Shape("commit"));
-        }
         self.apply(group, group_id, epoch, commit, sender)
     }
 
