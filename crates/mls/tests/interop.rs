@@ -32,6 +32,7 @@ fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
     let kp = MlsMessage::from_bytes(&ours.key_packages(1).unwrap()[0]).unwrap();
     let out = sg.commit_builder().add_member(kp).unwrap().build().unwrap();
     sg.apply_pending_commit().unwrap();
+    ours.trust().set_now(now());
     let g = ours
         .join(&out.welcome_messages[0].to_bytes().unwrap())
         .unwrap();
@@ -56,6 +57,9 @@ fn a_stock_mls_rs_client_and_our_device_share_a_group_both_ways() {
     let kp3 = third
         .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)
         .unwrap();
+    // A stock KeyPackage is valid from the second it was made (ours are
+    // backdated): the device's clock must not be behind it.
+    ours.trust().set_now(now());
     let add = ours.add(&g, &[kp3.to_bytes().unwrap()]).unwrap();
     ours.commit_accepted(&g).unwrap();
     match sg
@@ -118,6 +122,7 @@ fn a_proposal_to_remove_another_member_is_refused_and_leaves_nothing_pending() {
         .build()
         .unwrap();
     sg.apply_pending_commit().unwrap();
+    ours.trust().set_now(now());
     let g = ours
         .join(&out.welcome_messages[0].to_bytes().unwrap())
         .unwrap();

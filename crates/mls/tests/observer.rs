@@ -32,6 +32,8 @@ fn check(
     out: &Outgoing,
     who: (&str, &str),
 ) -> Result<Checked, ObserveError> {
+    // The relay sets its clock before each check.
+    obs.trust().set_now(now());
     let who = names(who.0, who.1);
     match state {
         None => obs.create(
@@ -235,6 +237,7 @@ fn a_member_refuses_a_handshake_inside_a_private_message() {
     let kp = MlsMessage::from_bytes(&ours.key_packages(1).unwrap()[0]).unwrap();
     let out = mg.commit_builder().add_member(kp).unwrap().build().unwrap();
     mg.apply_pending_commit().unwrap();
+    ours.trust().set_now(now());
     let g = ours
         .join(&out.welcome_messages[0].to_bytes().unwrap())
         .unwrap();
@@ -265,6 +268,10 @@ fn a_member_names_the_author_of_a_signed_commit_it_cannot_apply() {
     let kp = mallory
         .generate_key_package_message(ExtensionList::new(), ExtensionList::new(), None)
         .unwrap();
+    // A stock KeyPackage is valid from the second it was made (ours are
+    // backdated): the device's clock must not be behind it.
+    alice.trust().set_now(now());
+    bob.trust().set_now(now());
     let add = alice.add(&g, &[kp.to_bytes().unwrap()]).unwrap();
     let state = check(&obs, Some(&first.state), &add, ("alice", "laptop"))
         .unwrap()
@@ -286,6 +293,7 @@ fn a_member_names_the_author_of_a_signed_commit_it_cannot_apply() {
         .unwrap();
     let epoch = alice.epoch(&g).unwrap();
     let who = names("mallory", "stock");
+    obs.trust().set_now(now());
     obs.commit(&state, &g, epoch, &bad, &who).unwrap();
     for m in [&mut alice, &mut bob] {
         match m.receive(&bad) {

@@ -16,9 +16,12 @@
 //! * **Every commit carries a path** (it heals the committer) and the
 //!   ratchet tree travels in the Welcome, so a joiner needs nothing the
 //!   relay could choose.
-//! * **Handshake messages are encrypted** (PrivateMessage) and padded: the
-//!   relay sees a group id, an epoch and a content type, never who was
-//!   added or removed.
+//! * **Handshake messages are public** (PublicMessage: signed, not
+//!   encrypted), so that the relay can check a commit before ordering it
+//!   (`crate::observer`): it sees who is added and removed, as it routes
+//!   by that anyway; a handshake inside a PrivateMessage is refused.
+//!   Application messages are PrivateMessages, padded; the group's name is
+//!   sealed (`crate::name`).
 //! * **No out-of-order tolerance.** The relay orders each group's
 //!   messages; a generation older than the next expected one is a replay
 //!   or a reordering and is refused, and no skipped key is ever stored
@@ -34,7 +37,6 @@ use std::time::Duration;
 
 use blindrelay_e2e::VerifiedDevice;
 use blindrelay_pki::DeviceKeyKind;
-use blindrelay_wire::UserName;
 use mls_rs::client_builder::{
     BaseConfig, IntoConfigOutput, PaddingMode, WithCryptoProvider, WithGroupStateStorage,
     WithIdentityProvider, WithKeyPackageRepo, WithMlsRules,
@@ -43,7 +45,7 @@ use mls_rs::identity::SigningIdentity;
 use mls_rs::identity::x509::CertificateChain;
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules, EncryptionOptions};
 use mls_rs::time::MlsTime;
-use mls_rs::{CipherSuite, Client, ExtensionList, Group, MlsMessage};
+use mls_rs::{CipherSuite, Client, ExtensionList, Group};
 use mls_rs_core::crypto::SignaturePublicKey;
 use mls_rs_crypto_awslc::AwsLcCryptoProvider;
 
@@ -52,9 +54,10 @@ use crate::error::MlsError;
 use crate::key::DeviceKey;
 use crate::name::{GROUP_NAME_EXTENSION, GroupName, NameKey};
 use crate::storage::MlsStore;
-use crate::types::{Member, Outgoing};
+use crate::types::Member;
 
 mod blame;
+mod commit;
 mod fork;
 mod gap;
 mod key_packages;
@@ -235,7 +238,7 @@ impl Device {
         let group = self.client.create_group(
             ExtensionList::default(),
             ExtensionList::default(),
-            Some(time(&self.trust)),
+            Some(self.born()),
         )?;
         self.adopt_new(group, new_name_key()?)
     }
@@ -248,7 +251,7 @@ impl Device {
         context.set(name.extension(&key).ok_or(MlsError::NoNameKey)?);
         let group =
             self.client
-                .create_group(context, ExtensionList::default(), Some(time(&self.trust)))?;
+                .create_group(context, ExtensionList::default(), Some(self.born()))?;
         self.adopt_new(group, key)
     }
 
@@ -273,9 +276,20 @@ impl Device {
             group_id,
             ExtensionList::default(),
             ExtensionList::default(),
-            Some(time(&self.trust)),
+            Some(self.born()),
         )?;
         self.adopt_new(group, new_name_key()?)
+    }
+
+    /// When a leaf this device makes is valid from: an hour ago
+    /// ([`KEY_PACKAGE_BACKDATE`]), so that a member or relay whose clock is
+    /// behind this device's still accepts it.
+    fn born(&self) -> MlsTime {
+        MlsTime::from(
+            self.trust
+                .now()
+                .saturating_sub(KEY_PACKAGE_BACKDATE.as_secs()),
+        )
     }
 
     /// Keeps a group this device just created, with its name key.
@@ -343,171 +357,6 @@ impl Device {
     /// digest of it) to detect a relay that forked the group.
     pub fn epoch_authenticator(&mut self, group_id: &[u8]) -> Result<Vec<u8>, MlsError> {
         Ok(self.group(group_id)?.epoch_authenticator()?.to_vec())
-    }
-
-    fn commit(
-        &mut self,
-        group_id: &[u8],
-        add: &[Vec<u8>],
-        remove: &[u32],
-    ) -> Result<Outgoing, MlsError> {
-        self.commit_with(group_id, add, remove, None)
-    }
-
-    fn commit_with(
-        &mut self,
-        group_id: &[u8],
-        add: &[Vec<u8>],
-        remove: &[u32],
-        context: Option<ExtensionList>,
-    ) -> Result<Outgoing, MlsError> {
-        let now = time(&self.trust);
-        let trust = self.trust.clone();
-        self.not_behind(group_id)?;
-        let name_key = self.store.name_key(group_id)?;
-        let group = self.group(group_id)?;
-        if group.has_pending_commit() {
-            return Err(MlsError::CommitPending);
-        }
-        let epoch = group.current_epoch();
-        let failing = failing_members(&trust, group);
-        let mut removing: Vec<u32> = remove.iter().chain(failing.iter()).copied().collect();
-        removing.sort_unstable();
-        removing.dedup();
-        // Only the removed members' certificates are read (a commit in a
-        // large group must not parse every member's).
-        let removed: Vec<Member> = removing
-            .iter()
-            .filter_map(|i| {
-                let m = group.member_at_index(*i)?;
-                let (user, device) = member_names(&m.signing_identity)?;
-                Some(Member {
-                    user,
-                    device,
-                    index: *i,
-                })
-            })
-            .collect();
-        let suite = group.cipher_suite();
-        // A new group's first commit goes with the group's public state at
-        // epoch 0, from which the relay starts checking its commits.
-        let group_info = if epoch == 0 {
-            Some(group.group_info_message(true)?.to_bytes()?)
-        } else {
-            None
-        };
-        let mut builder = group.commit_builder().commit_time(now);
-        if let (false, Some(key)) = (add.is_empty(), name_key) {
-            // Joiners get the name key inside their Welcome (encrypted for
-            // them by MLS; never in what the relay reads). A device that
-            // joined without one adds members without one.
-            let mut info = ExtensionList::default();
-            info.set(key.extension());
-            builder = builder.set_group_info_ext(info);
-        }
-        if let Some(context) = context {
-            builder = builder.set_group_context_ext(context)?;
-        }
-        for kp in add {
-            let msg = MlsMessage::from_bytes(kp).map_err(|_| MlsError::KeyPackage)?;
-            // A device of the other kind (suite) cannot be in this group.
-            if msg.cipher_suite() != Some(suite) {
-                return Err(MlsError::KeyPackage);
-            }
-            builder = builder.add_member(msg).map_err(|_| MlsError::KeyPackage)?;
-        }
-        for index in removing {
-            builder = builder.remove_member(index)?;
-        }
-        let out = builder.build()?;
-        // The pending commit is part of the stored state: after a crash,
-        // the device can still apply it if the relay ordered it.
-        group.write_to_storage()?;
-        let welcome = match out.welcome_messages() {
-            [] => None,
-            [w] => Some(w.to_bytes()?),
-            _ => {
-                return Err(MlsError::Library(
-                    mls_rs::error::MlsError::InvalidWelcomeMessage,
-                ));
-            }
-        };
-        Ok(Outgoing {
-            group_id: group_id.to_vec(),
-            epoch,
-            commit: out.commit_message().to_bytes()?,
-            group_info,
-            welcome,
-            removed,
-        })
-    }
-
-    /// A commit adding the devices whose KeyPackages are given (and
-    /// removing every member whose certificate no longer passes). It
-    /// takes effect with [`Device::commit_accepted`].
-    pub fn add(&mut self, group_id: &[u8], key_packages: &[Vec<u8>]) -> Result<Outgoing, MlsError> {
-        self.commit(group_id, key_packages, &[])
-    }
-
-    /// A commit removing every device of `user`.
-    pub fn remove(&mut self, group_id: &[u8], user: &UserName) -> Result<Outgoing, MlsError> {
-        let indexes: Vec<u32> = self
-            .members(group_id)?
-            .into_iter()
-            .filter(|m| m.user == user.as_str())
-            .map(|m| m.index)
-            .collect();
-        if indexes.is_empty() {
-            return Err(MlsError::NotAMember);
-        }
-        self.commit(group_id, &[], &indexes)
-    }
-
-    /// A commit that only refreshes this device's leaf (and removes
-    /// members whose certificate no longer passes): after it, a copy of
-    /// this device's earlier state reads nothing new.
-    pub fn update(&mut self, group_id: &[u8]) -> Result<Outgoing, MlsError> {
-        self.commit(group_id, &[], &[])
-    }
-
-    /// Whether the group has members (other than this device) whose
-    /// certificate no longer passes: this device's next commit removes
-    /// them, and it commits at once when it learns of a revocation.
-    pub fn has_failing_members(&mut self, group_id: &[u8]) -> Result<bool, MlsError> {
-        let trust = self.trust.clone();
-        Ok(!failing_members(&trust, self.group(group_id)?).is_empty())
-    }
-
-    /// The relay ordered this device's pending commit: apply it.
-    pub fn commit_accepted(&mut self, group_id: &[u8]) -> Result<u64, MlsError> {
-        let group = self.group(group_id)?;
-        if !group.has_pending_commit() {
-            return Err(MlsError::NoPendingCommit);
-        }
-        group.apply_pending_commit()?;
-        group.write_to_storage()?;
-        let epoch = group.current_epoch();
-        self.store.leaf_fresh(group_id, self.trust.now())?;
-        Ok(epoch)
-    }
-
-    /// Groups where this device's leaf is older than
-    /// [`SELF_UPDATE_INTERVAL`]: the caller sends [`Device::update`] in each.
-    pub fn groups_due_for_update(&self) -> Result<Vec<Vec<u8>>, MlsError> {
-        let before = self
-            .trust
-            .now()
-            .saturating_sub(SELF_UPDATE_INTERVAL.as_secs());
-        Ok(self.store.leaves_older_than(before)?)
-    }
-
-    /// The relay ordered another commit first: drop this device's pending
-    /// commit (process the winner, then commit again).
-    pub fn commit_refused(&mut self, group_id: &[u8]) -> Result<(), MlsError> {
-        let group = self.group(group_id)?;
-        group.clear_pending_commit();
-        group.write_to_storage()?;
-        Ok(())
     }
 
     /// Encrypts an application message for the group.
