@@ -338,3 +338,39 @@ async fn a_device_past_its_budget_cools_down_and_logins_are_limited_per_device()
             .is_err()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_routes_by_the_verified_tree_not_by_the_committers_word() {
+    // mallory's genuine key update announces a membership without bob:
+    // the relay reads the members from the tree, so bob still gets the
+    // commit and everything after it.
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let mut mallory = device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let (g, _) = alice
+        .create_group(None, &[n("bob"), n("mallory")])
+        .await
+        .unwrap();
+    events_for(&mut bob, Duration::from_millis(300)).await;
+    events_for(&mut mallory, Duration::from_millis(300)).await;
+    let out = mallory.device().update(&g).unwrap();
+    let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let answer = raw
+        .request(Request::Submit(Submission::Commit {
+            group_id: g.clone(),
+            epoch: out.epoch,
+            members: [id("alice", "laptop"), id("mallory", "laptop")].into(),
+            commit: out.commit,
+            welcome: None,
+            group_info: None,
+        }))
+        .await
+        .unwrap();
+    assert!(matches!(answer, Down::Accepted { .. }), "{answer:?}");
+    mallory.device().commit_accepted(&g).unwrap();
+    events_for(&mut alice, Duration::from_millis(500)).await;
+    alice.send(&g, "bob, still there?").await.unwrap();
+    let ev = events_for(&mut bob, Duration::from_millis(1000)).await;
+    assert_eq!(texts(&ev), ["bob, still there?"], "{ev:?}");
+}
