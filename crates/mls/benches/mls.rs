@@ -21,7 +21,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
+use blindrelay_mls::{Device, DeviceKey, MlsStore, Observer, Trust};
 use blindrelay_pki::{
     CertificateAuthority, CheckedRequest, DeviceName, Enrolment, Expect, Subject,
 };
@@ -134,6 +134,21 @@ fn group_of(org: &mut Org, n: usize) {
     let add = committer.add(&g, &kps).unwrap();
     committer.commit_accepted(&g).unwrap();
     let build_all = t0.elapsed();
+    // The relay's check (the Delivery Service's `Observer`).
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let obs = Observer::new(Trust::new(org.root.clone(), now));
+    let names = |d: &Device| (d.me().user().to_string(), d.me().device().to_string());
+    let by = names(&committer);
+    let t0 = Instant::now();
+    let mut public = obs
+        .create(&g, add.group_info.as_ref().unwrap(), &add.commit, &by)
+        .unwrap()
+        .state;
+    let check_all = t0.elapsed();
+    let (mut chk_u, mut chk_a, mut chk_r) = (Vec::new(), Vec::new(), Vec::new());
     let t0 = Instant::now();
     receiver.join(add.welcome.as_ref().unwrap()).unwrap();
     let join_all = t0.elapsed();
@@ -148,6 +163,12 @@ fn group_of(org: &mut Org, n: usize) {
         receiver.receive(&u.commit).unwrap();
         upd_c.push(t1 - t0);
         upd_r.push(t1.elapsed());
+        let t0 = Instant::now();
+        public = obs
+            .commit(&public, &g, u.epoch, &u.commit, &by)
+            .unwrap()
+            .state;
+        chk_u.push(t0.elapsed());
     }
     let (mut add_c, mut add_r, mut add_w, mut rem_c, mut rem_r) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -165,6 +186,12 @@ fn group_of(org: &mut Org, n: usize) {
         add_c.push(t1 - t0);
         add_r.push(t2 - t1);
         add_w.push(t3 - t2);
+        let t0 = Instant::now();
+        public = obs
+            .commit(&public, &g, a.epoch, &a.commit, &by)
+            .unwrap()
+            .state;
+        chk_a.push(t0.elapsed());
         let who = joiner.me().user().clone();
         let t0 = Instant::now();
         let r = committer.remove(&g, &who).unwrap();
@@ -173,6 +200,12 @@ fn group_of(org: &mut Org, n: usize) {
         receiver.receive(&r.commit).unwrap();
         rem_c.push(t1 - t0);
         rem_r.push(t1.elapsed());
+        let t0 = Instant::now();
+        public = obs
+            .commit(&public, &g, r.epoch, &r.commit, &by)
+            .unwrap()
+            .state;
+        chk_r.push(t0.elapsed());
     }
     let state = committer.store().snapshot_len(&g).unwrap();
     println!("\n### Group of {n} devices\n");
@@ -191,6 +224,16 @@ fn group_of(org: &mut Org, n: usize) {
     row("add one: Welcome, the new member", add_w);
     row("remove one: commit", rem_c);
     row("remove one: process, another member", rem_r);
+    row("the relay's check: self-update", chk_u);
+    row("the relay's check: add one", chk_a);
+    row("the relay's check: remove one", chk_r);
+    println!(
+        "\nThe relay's check of the set-up commit (from the creator's GroupInfo, {} new devices): {}; \
+         the group's public state the relay stores: {} KiB",
+        n - 1,
+        show(check_all),
+        public.len() / 1024
+    );
     println!(
         "\nState of this group on a client (snapshot in SQLite, prior epochs apart): {} KiB",
         state / 1024
