@@ -132,7 +132,11 @@ mod tests {
         let a = Admission::new((2, Duration::from_secs(5)), 10, Duration::from_secs(30));
         let t0 = Instant::now();
         let (m, b) = (dev("mallory"), dev("bob"));
-        assert!(a.spend(&m, t0) && a.spend(&m, t0));
+        assert_eq!(a.budget(), (2, Duration::from_secs(5)));
+        // Within the budget: no cool-down.
+        assert!(a.spend(&m, t0));
+        assert_eq!(a.admit(&m, t0), Ok(()));
+        assert!(a.spend(&m, t0));
         assert!(!a.spend(&m, t0));
         assert_eq!(
             a.admit(&m, t0 + Duration::from_secs(29)),
@@ -141,6 +145,45 @@ mod tests {
         assert_eq!(a.admit(&b, t0), Ok(()));
         // A refused login does not restart it.
         assert_eq!(a.admit(&m, t0 + Duration::from_secs(30)), Ok(()));
+    }
+
+    #[test]
+    fn the_tables_drop_only_idle_entries_once_past_their_bound() {
+        let a = Admission::new((1, Duration::from_secs(5)), 1, Duration::from_secs(30));
+        let t0 = Instant::now();
+        let many: Vec<DeviceId> = (0..=SWEEP_AT)
+            .map(|i| DeviceId {
+                user: UserName::new(&format!("u{i}")).unwrap(),
+                device: DeviceName::new("d").unwrap(),
+            })
+            .collect();
+        for d in &many {
+            assert!(a.spend(d, t0));
+            assert!(!a.spend(d, t0)); // each cools down
+            assert_eq!(a.admit(d, t0), Err(NotNow::CoolingDown));
+        }
+        let busy = dev("busy");
+        assert!(a.spend(&busy, t0));
+        let sizes = |a: &Admission| {
+            let t = lock(&a.tables);
+            (t.budgets.len(), t.cooling.len(), t.logins.len())
+        };
+        assert_eq!(sizes(&a), (SWEEP_AT + 2, SWEEP_AT + 1, 0));
+        // Later, every earlier entry is idle or over: the next use sweeps
+        // them, and what still counts stays.
+        let later = t0 + Duration::from_secs(31);
+        assert!(a.spend(&busy, later));
+        assert!(!a.spend(&busy, later), "busy's window still counts");
+        let (budgets, cooling, _) = sizes(&a);
+        assert_eq!(budgets, 1);
+        assert_eq!(cooling, 1, "only busy cools down now");
+        for d in &many[..=SWEEP_AT] {
+            assert_eq!(a.admit(d, later), Ok(()));
+        }
+        assert_eq!(sizes(&a).2, SWEEP_AT + 1);
+        let much_later = later + Duration::from_secs(31);
+        assert_eq!(a.admit(&busy, much_later), Ok(()));
+        assert_eq!(sizes(&a).2, 1, "idle login windows swept");
     }
 
     #[test]
