@@ -16,9 +16,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use blindrelay_ds::{
-    Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, RefusalCode, Request,
-};
+use blindrelay_ds::{Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Request};
 use blindrelay_net::{FrameReader, FrameWriter};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::{FRAME_LEN, Frame, Message, Reassembly, chunks};
@@ -256,17 +254,7 @@ fn flush(st: &mut State, d: &DeviceId) {
 }
 
 fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Option<Down> {
-    let rules = |e: &DsError| {
-        let epoch = match e {
-            DsError::StaleEpoch { current } => *current,
-            _ => 0,
-        };
-        Down::Refused {
-            req,
-            why: Refusal::Rules(RefusalCode::from(e)),
-            epoch,
-        }
-    };
+    let rules = |e: &DsError| Down::refused(req, e);
     match request {
         Request::Upload {
             one_time,

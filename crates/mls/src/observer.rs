@@ -99,14 +99,26 @@ pub struct Observer {
     trust: Trust,
 }
 
-fn sender_index(msg: &MlsMessage) -> Option<u32> {
-    match msg.description() {
+/// The member leaf a PublicMessage names as its sender (`None`: no
+/// member sender), and the device of that leaf in `group` (`None`: no
+/// such member).
+fn signer_of(
+    group: &ExternalGroup<ObserverConfig>,
+    msg: &MlsMessage,
+) -> Option<(u32, Option<DeviceNames>)> {
+    let index = match msg.description() {
         MlsMessageDescription::PublicProtocolMessage {
             sender: Sender::Member(i),
             ..
-        } => Some(i),
-        _ => None,
-    }
+        } => i,
+        _ => return None,
+    };
+    let names = group
+        .roster()
+        .member_with_index(index)
+        .ok()
+        .and_then(|m| member_names(&m.signing_identity));
+    Some((index, names))
 }
 
 /// Checks that `msg` is a `PublicMessage` of `kind` for `group_id` at
@@ -264,14 +276,10 @@ impl Observer {
     ) -> Result<(DeviceNames, Checked), ObserveError> {
         let msg = MlsMessage::from_bytes(commit).map_err(|_| ObserveError::Shape("commit"))?;
         public(&msg, group_id, epoch, ContentType::Commit, "public commit")?;
-        let signer = sender_index(&msg).ok_or(ObserveError::Shape("public commit"))?;
+        let (_, signer_names) =
+            signer_of(&group, &msg).ok_or(ObserveError::Shape("public commit"))?;
+        let signer_names = signer_names.ok_or(ObserveError::NotSender)?;
         let before = devices(&group);
-        let signer_names = group
-            .roster()
-            .member_with_index(signer)
-            .ok()
-            .and_then(|m| member_names(&m.signing_identity))
-            .ok_or(ObserveError::NotSender)?;
         match group.process_incoming_message_with_time(msg, self.now()) {
             Ok(ExternalReceivedMessage::Commit(_)) => {}
             _ => return Err(ObserveError::Invalid),
@@ -316,12 +324,8 @@ impl Observer {
         if group.group_context().epoch != epoch {
             return Err(ObserveError::Shape("proposal"));
         }
-        let signer = sender_index(&msg).ok_or(ObserveError::Shape("public proposal"))?;
-        let signer_names = group
-            .roster()
-            .member_with_index(signer)
-            .ok()
-            .and_then(|m| member_names(&m.signing_identity));
+        let (signer, signer_names) =
+            signer_of(&group, &msg).ok_or(ObserveError::Shape("public proposal"))?;
         if signer_names.as_ref() != Some(sender) {
             return Err(ObserveError::NotSender);
         }

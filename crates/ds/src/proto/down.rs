@@ -11,6 +11,20 @@ use super::{
 use crate::{Claimed, Delivery};
 
 impl Down {
+    /// The refusal of request `req` for `e` (with the group's current
+    /// epoch when `e` is a stale epoch, 0 otherwise).
+    pub fn refused(req: u32, e: &crate::DsError) -> Self {
+        let epoch = match e {
+            crate::DsError::StaleEpoch { current } => *current,
+            _ => 0,
+        };
+        Down::Refused {
+            req,
+            why: Refusal::Rules(RefusalCode::from(e)),
+            epoch,
+        }
+    }
+
     /// The bytes of this message.
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
         let mut b = Vec::with_capacity(64);

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use blindrelay_ds::{
-    Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, RefusalCode, Request,
+    Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Refusal, Request,
 };
 use blindrelay_wire::GoodbyeCode;
 use tokio::sync::{Notify, watch};
@@ -241,13 +241,7 @@ impl DeliveryService {
     /// `spawn_blocking`). `None` for an acknowledgement.
     pub(crate) fn handle(&self, device: &DeviceId, req: u32, request: Request) -> Option<Down> {
         let refused = |why, epoch| Down::Refused { req, why, epoch };
-        let rules = |e: &DsError| {
-            let epoch = match e {
-                DsError::StaleEpoch { current } => *current,
-                _ => 0,
-            };
-            refused(Refusal::Rules(RefusalCode::from(e)), epoch)
-        };
+        let rules = |e: &DsError| Down::refused(req, e);
         // A submission is checked first, without the lock (see `check`).
         let (request, prepared) = match request {
             Request::Submit(sub) => match self.prepare(device, sub) {

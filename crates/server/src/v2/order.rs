@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use blindrelay_ds::{DeviceId, Down, DsError, Refusal, RefusalCode, Submission, Verdict};
+use blindrelay_ds::{DeviceId, Down, DsError, Submission, Verdict};
 use tracing::{info, warn};
 
 use super::check::Prepared;
@@ -23,17 +23,7 @@ impl DeliveryService {
         p: Prepared,
         now: u64,
     ) -> Down {
-        let rules = |e: &DsError| {
-            let epoch = match e {
-                DsError::StaleEpoch { current } => *current,
-                _ => 0,
-            };
-            Down::Refused {
-                req,
-                why: Refusal::Rules(RefusalCode::from(e)),
-                epoch,
-            }
-        };
+        let rules = |e: &DsError| Down::refused(req, e);
         let Prepared {
             before,
             after,
