@@ -43,6 +43,8 @@ struct Session {
 struct State {
     directory: Directory,
     groups: Groups,
+    /// The mailboxes' bodies (in memory: this relay has no database).
+    bodies: blindrelay_ds::Kept,
     sessions: BTreeMap<DeviceId, Session>,
     /// Devices whose mailbox items are kept back, and what was kept.
     holding: BTreeMap<DeviceId, Vec<(u64, Delivery)>>,
@@ -88,6 +90,7 @@ impl EvilDs {
         let state = Arc::new(Mutex::new(State {
             directory: Directory::new(limits),
             groups: Groups::new(limits),
+            bodies: blindrelay_ds::Kept::new(),
             sessions: BTreeMap::new(),
             holding: BTreeMap::new(),
             kept: BTreeMap::new(),
@@ -213,7 +216,13 @@ fn flush(st: &mut State, d: &DeviceId) {
     let Some(from) = st.sessions.get(d).map(|s| s.next_seq) else {
         return;
     };
-    let items = st.groups.mailboxes_ref().pending_from(d, from, usize::MAX);
+    let items: Vec<(u64, Delivery)> = st
+        .groups
+        .mailboxes_ref()
+        .pending_from(d, from, usize::MAX)
+        .into_iter()
+        .filter_map(|(seq, id)| st.bodies.get(id).map(|b| (seq, b.clone())))
+        .collect();
     for (seq, item) in items {
         if let Some(s) = st.sessions.get_mut(d) {
             s.next_seq = seq.saturating_add(1);
@@ -289,11 +298,12 @@ fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Opti
                 },
                 Err(e) => rules(&e),
             };
-            st.groups.mailboxes().take_appended();
+            st.bodies.sync(st.groups.mailboxes());
             Some(answer)
         }
         Request::Ack(seq) => {
             st.groups.mailboxes().ack(device, seq);
+            st.bodies.sync(st.groups.mailboxes());
             None
         }
     }

@@ -11,6 +11,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::mailbox::{Delivery, Mailboxes};
+use blindrelay_wire::UserName;
+
 use crate::{DeviceId, DsError, Limits};
 
 /// Epochs before the current one for which application messages are still
@@ -77,6 +79,10 @@ pub struct Groups {
     groups: HashMap<Vec<u8>, Group>,
     /// Groups each device created that still exist.
     created: BTreeMap<DeviceId, usize>,
+    /// Groups each person's devices created that still exist.
+    created_by_person: BTreeMap<UserName, usize>,
+    /// Groups each device is a member of.
+    held: BTreeMap<DeviceId, usize>,
     mailboxes: Mailboxes,
 }
 
@@ -97,6 +103,8 @@ impl Groups {
             limits,
             groups: HashMap::new(),
             created: BTreeMap::new(),
+            created_by_person: BTreeMap::new(),
+            held: BTreeMap::new(),
             mailboxes: Mailboxes::new(limits),
         }
     }
@@ -129,6 +137,7 @@ impl Groups {
         if let Some(c) = &creator {
             self.count(c);
         }
+        self.hold(members.iter(), true);
         if let Some(old) = self.groups.insert(
             group_id,
             Group {
@@ -138,23 +147,47 @@ impl Groups {
             },
         ) {
             self.uncount(old.creator.as_ref());
+            self.hold(old.members.iter(), false);
         }
     }
 
     fn count(&mut self, creator: &DeviceId) {
         let n = self.created.entry(creator.clone()).or_default();
         *n = n.saturating_add(1);
+        let n = self
+            .created_by_person
+            .entry(creator.user.clone())
+            .or_default();
+        *n = n.saturating_add(1);
     }
 
     fn uncount(&mut self, creator: Option<&DeviceId>) {
-        if let Some(c) = creator
-            && let Some(n) = self.created.get_mut(c)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.created.remove(c);
+        if let Some(c) = creator {
+            down(&mut self.created, c);
+            down(&mut self.created_by_person, &c.user);
+        }
+    }
+
+    /// Counts (or uncounts) one group for each of `devices`.
+    fn hold<'a>(&mut self, devices: impl Iterator<Item = &'a DeviceId>, add: bool) {
+        for d in devices {
+            if add {
+                let n = self.held.entry(d.clone()).or_default();
+                *n = n.saturating_add(1);
+            } else {
+                down(&mut self.held, d);
             }
         }
+    }
+
+    /// Groups `device` is a member of.
+    pub fn held_by(&self, device: &DeviceId) -> usize {
+        self.held.get(device).copied().unwrap_or(0)
+    }
+
+    /// Groups the devices of `person` created that still exist.
+    pub fn created_by_person(&self, person: &UserName) -> usize {
+        self.created_by_person.get(person).copied().unwrap_or(0)
     }
 
     /// The device that created the group, if known.
@@ -183,6 +216,7 @@ impl Groups {
                 continue;
             };
             g.members.remove(device);
+            down(&mut self.held, device);
             if g.members.is_empty() {
                 if let Some(g) = self.groups.remove(&id) {
                     self.uncount(g.creator.as_ref());
@@ -282,6 +316,9 @@ impl Groups {
                 if self.created_by(sender) >= self.limits.groups_per_device {
                     return Err(DsError::Capacity("this device created too many groups"));
                 }
+                if self.created_by_person(&sender.user) >= self.limits.groups_per_person {
+                    return Err(DsError::Capacity("this person created too many groups"));
+                }
                 BTreeSet::from([sender.clone()])
             }
             None => return Err(DsError::UnknownGroup),
@@ -292,6 +329,19 @@ impl Groups {
         // answer learns from its own mailbox that its commit was taken
         // (mls-rs applies a pending commit when it reads it back).
         let new: BTreeSet<&DeviceId> = members.iter().filter(|d| !before.contains(*d)).collect();
+        // A new group counts for its creator too.
+        let joining = new
+            .iter()
+            .copied()
+            .chain((!self.groups.contains_key(&group_id)).then_some(sender));
+        if joining
+            .into_iter()
+            .any(|d| self.held_by(d) >= self.limits.groups_per_member)
+        {
+            return Err(DsError::Capacity(
+                "a device would be a member of too many groups",
+            ));
+        }
         match &welcome {
             Some((to, _)) if !new.is_empty() && to.iter().eq(new.iter().copied()) => {}
             None if new.is_empty() => {}
@@ -312,7 +362,13 @@ impl Groups {
             .iter()
             .map(|d| (*d, commit_size))
             .chain(welcomed.iter().map(|d| (*d, welcome_size)));
-        self.mailboxes.fits(sender, adds)?;
+        let bodies = if recipients.is_empty() {
+            0
+        } else {
+            commit_size
+        }
+        .saturating_add(if welcomed.is_empty() { 0 } else { welcome_size });
+        self.mailboxes.fits(sender, adds, bodies)?;
         let item = Delivery::Group {
             group_id: group_id.clone(),
             message: commit,
@@ -336,6 +392,15 @@ impl Groups {
                 Some(sender.clone())
             }
         };
+        // Membership counts follow the new member list (the creator of a
+        // new group was put in `before` but counted nowhere yet).
+        let was: BTreeSet<DeviceId> = self
+            .groups
+            .get(&group_id)
+            .map(|g| g.members.clone())
+            .unwrap_or_default();
+        self.hold(members.difference(&was), true);
+        self.hold(was.difference(&members), false);
         self.groups.insert(
             group_id,
             Group {
@@ -379,5 +444,15 @@ impl Groups {
             epoch: current,
             recipients: count,
         })
+    }
+}
+
+/// Takes one off `key`'s count, forgetting it at zero.
+fn down<K: Ord + Clone>(counts: &mut BTreeMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            counts.remove(key);
+        }
     }
 }

@@ -12,21 +12,23 @@
 //!   current epoch, rebase and retry), and every member gets the group's
 //!   messages in that one order, each in its device's mailbox.
 //! * [`mailbox`]: per-device queues with sequence numbers, acknowledged by
-//!   the device, bounded.
+//!   the device, bounded; they point at bodies the I/O layer stores, one
+//!   copy per body ([`kept`] is an in-memory store for tests and tools).
 //! * [`proto`]: the v2 requests and answers between a device and the
 //!   relay, with strict decoders (they travel in DS_UP / DS_DOWN chunks).
 //!
 //! Nothing here is a security decision of a client: members check every
-//! commit, Welcome and message themselves (crate `blindrelay-mls`). What
-//! the relay is told about membership (the devices a commit leaves in the
-//! group) comes from the committer and serves routing only; a member that
-//! lies to it can cut others off, which any member can do anyway by
-//! removing them. Limits are in [`Limits`]; the I/O layer owns storage,
-//! durability and time.
+//! commit, Welcome and message themselves (crate `blindrelay-mls`). The
+//! membership a submission names is, at the relay, read from the group's
+//! verified public state (the server's check, with `blindrelay-mls`'s
+//! observer) before it reaches [`Groups`]; here it serves routing only.
+//! Limits are in [`Limits`]; the I/O layer owns storage, durability and
+//! time.
 #![forbid(unsafe_code)]
 
 pub mod directory;
 pub mod groups;
+pub mod kept;
 pub mod mailbox;
 pub mod proto;
 
@@ -37,7 +39,8 @@ use blindrelay_wire::UserName;
 
 pub use directory::{Claimed, Directory};
 pub use groups::{Forgotten, Groups, Submission, Verdict};
-pub use mailbox::{Delivery, Mailboxes};
+pub use kept::Kept;
+pub use mailbox::{Appended, BodyId, Delivery, Mailboxes};
 pub use proto::{Down, Refusal, RefusalCode, Request};
 
 /// One device of one person, as the relay knows it: from the CN and the
@@ -74,12 +77,21 @@ pub struct Limits {
     /// Groups one device may have created that still exist: no device can
     /// use up the relay's [`Limits::groups`] for everyone.
     pub groups_per_device: usize,
+    /// Groups the devices of one person together may have created that
+    /// still exist: enrolling more devices does not multiply what one
+    /// person may take of [`Limits::groups`].
+    pub groups_per_person: usize,
+    /// Groups one device may be a member of: a commit that would add a
+    /// device past it is refused (a bound on what the relay keeps per
+    /// device; above `groups_per_person`, so no one person can fill it).
+    pub groups_per_member: usize,
     /// Messages waiting in one device's mailbox.
     pub mailbox_messages: usize,
     /// Bytes waiting in one device's mailbox.
     pub mailbox_bytes: usize,
-    /// Bytes waiting in all mailboxes together (the relay holds them in
-    /// memory as well as in its database).
+    /// Bytes of all bodies waiting together, each body once however many
+    /// devices it goes to (they are in the relay's database, not its
+    /// memory).
     pub total_mailbox_bytes: usize,
     /// Largest MLS message or Welcome, bytes (a Welcome into a group of
     /// 1 000 P-256 devices is about 880 KiB).
@@ -89,7 +101,7 @@ pub struct Limits {
     /// cut everyone else off from them.
     pub sender_share_divisor: usize,
     /// Bytes one device may have waiting in all mailboxes together (its
-    /// own items, whoever they are for).
+    /// own bodies, each once, whoever they are for).
     pub queued_bytes_per_sender: usize,
     /// How long an item waits for its device before it expires, seconds.
     pub mailbox_ttl_secs: u64,
@@ -104,6 +116,8 @@ impl Default for Limits {
             members_per_group: 2_000,
             groups: 100_000,
             groups_per_device: 1_000,
+            groups_per_person: 2_000,
+            groups_per_member: 5_000,
             mailbox_messages: 10_000,
             mailbox_bytes: 64 * 1024 * 1024,
             total_mailbox_bytes: 1024 * 1024 * 1024,

@@ -7,9 +7,16 @@
 //! [`Limits::queued_bytes_per_sender`] waiting in all mailboxes together,
 //! so no device can use up what everyone shares. Items older than
 //! [`Limits::mailbox_ttl_secs`] expire ([`Mailboxes::expire`]).
+//!
+//! What is queued is not kept here: an item is a sequence number and a
+//! [`BodyId`], and a body goes to every recipient as one stored copy. The
+//! mailboxes number bodies and keep their sizes and charges; the I/O
+//! layer stores the bytes ([`Mailboxes::take_appended`]) and deletes them
+//! when no item points at them ([`Mailboxes::take_released`]). A body is
+//! charged to its sender and to all mailboxes together once; each
+//! recipient's mailbox is charged its whole size.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use blindrelay_wire::UserName;
 
@@ -35,27 +42,57 @@ pub enum Delivery {
     },
 }
 
-/// One item waiting, with what it is charged to. The item is shared by
-/// every recipient's queue (one copy in memory, however many devices it
-/// goes to).
-struct Waiting {
-    seq: u64,
-    item: Arc<Delivery>,
+/// One stored body (a commit, message or Welcome), shared by every
+/// mailbox item that points at it. Bodies are numbered by the mailboxes
+/// and kept by the I/O layer (the relay: one SQLite row each); the
+/// mailboxes hold only their numbers, sizes and charges, never their bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct BodyId(pub u64);
+
+/// What the mailboxes know of one body: its size, who it is charged to,
+/// when it was accepted, and how many items still point at it.
+struct Body {
+    size: usize,
     /// The device that submitted it (unknown for items stored by an older
     /// relay: charged to nobody).
     sender: Option<DeviceId>,
     /// When it was accepted (Unix seconds, the relay's clock).
     at: u64,
+    refs: usize,
+}
+
+/// One item waiting: a sequence number and the body it delivers.
+struct Waiting {
+    seq: u64,
+    body: BodyId,
 }
 
 #[derive(Default)]
 struct Queue {
     next_seq: u64,
     items: VecDeque<Waiting>,
-    /// Bytes of `items` (see [`Delivery::size`]).
+    /// Bytes of `items` (see [`Delivery::size`]): each recipient is
+    /// charged the whole body.
     bytes: usize,
     /// Items and bytes in this queue per sending person.
     by_person: BTreeMap<UserName, (usize, usize)>,
+}
+
+/// What the mailboxes took in since [`Mailboxes::take_appended`] last
+/// ran: what the I/O layer must store before it confirms anything.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Each new body once, however many devices it goes to.
+    pub bodies: Vec<(BodyId, Delivery)>,
+    /// Each new item: its device, its sequence number and its body.
+    pub items: Vec<(DeviceId, u64, BodyId)>,
+}
+
+impl Appended {
+    /// Nothing was taken in.
+    pub fn is_empty(&self) -> bool {
+        self.bodies.is_empty() && self.items.is_empty()
+    }
 }
 
 impl Delivery {
@@ -73,15 +110,21 @@ impl Delivery {
 pub struct Mailboxes {
     limits: Limits,
     queues: BTreeMap<DeviceId, Queue>,
-    /// Bytes in all queues.
+    /// Every body some item still points at.
+    bodies: BTreeMap<BodyId, Body>,
+    /// The number the next body gets.
+    next_body: u64,
+    /// Bytes of all bodies together (each body once).
     total_bytes: usize,
-    /// Bytes in all queues per sending device.
+    /// Bytes of bodies per sending device (each body once).
     by_sender: BTreeMap<DeviceId, usize>,
     /// The relay's clock (Unix seconds), set by the I/O layer.
     now: u64,
-    /// Items appended since [`Mailboxes::take_appended`] last ran: what
-    /// the I/O layer must store before it confirms anything.
-    appended: Vec<(DeviceId, u64, Arc<Delivery>)>,
+    /// Taken in since [`Mailboxes::take_appended`] last ran.
+    appended: Appended,
+    /// Bodies no item points at any more, since
+    /// [`Mailboxes::take_released`] last ran: the I/O layer deletes them.
+    released: Vec<BodyId>,
 }
 
 impl Mailboxes {
@@ -90,10 +133,13 @@ impl Mailboxes {
         Self {
             limits,
             queues: BTreeMap::new(),
+            bodies: BTreeMap::new(),
+            next_body: 0,
             total_bytes: 0,
             by_sender: BTreeMap::new(),
             now: 0,
-            appended: Vec::new(),
+            appended: Appended::default(),
+            released: Vec::new(),
         }
     }
 
@@ -102,85 +148,132 @@ impl Mailboxes {
         self.now = now;
     }
 
-    /// Puts back an item read from storage (at start-up), in order, with
-    /// no sender and stamped now.
-    pub fn restore(&mut self, device: &DeviceId, seq: u64, item: Delivery) {
-        let now = self.now;
-        self.restore_with(device, seq, item, None, now);
-    }
-
-    /// Puts back an item read from storage (at start-up), in order, with
-    /// its sender and when it was accepted.
-    pub fn restore_with(
-        &mut self,
-        device: &DeviceId,
-        seq: u64,
-        item: Delivery,
-        sender: Option<DeviceId>,
-        at: u64,
-    ) {
-        self.push(device, seq, Arc::new(item), sender, at);
-        if let Some(q) = self.queues.get_mut(device) {
-            q.next_seq = q.next_seq.max(seq.saturating_add(1));
+    /// Puts back a body read from storage (at start-up), before the items
+    /// that point at it: its size, its sender and when it was accepted.
+    /// Bodies no item points at are released again at the first
+    /// [`Mailboxes::take_released`] after [`Mailboxes::restored`].
+    pub fn restore_body(&mut self, id: BodyId, size: usize, sender: Option<DeviceId>, at: u64) {
+        self.next_body = self.next_body.max(id.0.saturating_add(1));
+        if self.bodies.contains_key(&id) {
+            return;
         }
-    }
-
-    fn push(
-        &mut self,
-        device: &DeviceId,
-        seq: u64,
-        item: Arc<Delivery>,
-        sender: Option<DeviceId>,
-        at: u64,
-    ) {
-        let q = self.queues.entry(device.clone()).or_default();
-        let size = item.size();
-        q.bytes = q.bytes.saturating_add(size);
         self.total_bytes = self.total_bytes.saturating_add(size);
         if let Some(s) = &sender {
-            let e = q.by_person.entry(s.user.clone()).or_default();
-            e.0 = e.0.saturating_add(1);
-            e.1 = e.1.saturating_add(size);
             let t = self.by_sender.entry(s.clone()).or_default();
             *t = t.saturating_add(size);
         }
-        q.items.push_back(Waiting {
-            seq,
-            item,
-            sender,
-            at,
-        });
+        self.bodies.insert(
+            id,
+            Body {
+                size,
+                sender,
+                at,
+                refs: 0,
+            },
+        );
     }
 
-    /// Takes one item's charges off its queue, its sender and the total.
+    /// Puts back an item read from storage (at start-up), in order. An
+    /// item whose body was not restored is skipped (`false`).
+    pub fn restore_item(&mut self, device: &DeviceId, seq: u64, body: BodyId) -> bool {
+        if !self.bodies.contains_key(&body) {
+            return false;
+        }
+        self.push(device, seq, body);
+        if let Some(q) = self.queues.get_mut(device) {
+            q.next_seq = q.next_seq.max(seq.saturating_add(1));
+        }
+        true
+    }
+
+    /// Start-up is over: bodies that no restored item points at are
+    /// released (the I/O layer deletes them).
+    pub fn restored(&mut self) {
+        let orphans: Vec<BodyId> = self
+            .bodies
+            .iter()
+            .filter(|(_, b)| b.refs == 0)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in orphans {
+            self.release(id);
+        }
+    }
+
+    /// Adds an item to `device`'s queue, charging it there.
+    fn push(&mut self, device: &DeviceId, seq: u64, body: BodyId) {
+        let Some(b) = self.bodies.get_mut(&body) else {
+            return;
+        };
+        b.refs = b.refs.saturating_add(1);
+        let (size, person) = (b.size, b.sender.as_ref().map(|s| s.user.clone()));
+        let q = self.queues.entry(device.clone()).or_default();
+        q.bytes = q.bytes.saturating_add(size);
+        if let Some(p) = person {
+            let e = q.by_person.entry(p).or_default();
+            e.0 = e.0.saturating_add(1);
+            e.1 = e.1.saturating_add(size);
+        }
+        q.items.push_back(Waiting { seq, body });
+    }
+
+    /// Takes one item's charges off its queue; its body is released when
+    /// no item points at it any more.
     fn uncharge(&mut self, device: &DeviceId, w: &Waiting) {
-        let size = w.item.size();
-        self.total_bytes = self.total_bytes.saturating_sub(size);
+        let Some(b) = self.bodies.get_mut(&w.body) else {
+            return;
+        };
+        b.refs = b.refs.saturating_sub(1);
+        let (size, refs) = (b.size, b.refs);
+        let person = b.sender.as_ref().map(|s| s.user.clone());
         if let Some(q) = self.queues.get_mut(device) {
             q.bytes = q.bytes.saturating_sub(size);
-            if let Some(s) = &w.sender
-                && let Some(e) = q.by_person.get_mut(&s.user)
+            if let Some(p) = &person
+                && let Some(e) = q.by_person.get_mut(p)
             {
                 e.0 = e.0.saturating_sub(1);
                 e.1 = e.1.saturating_sub(size);
                 if e.0 == 0 {
-                    q.by_person.remove(&s.user);
+                    q.by_person.remove(p);
                 }
             }
         }
-        if let Some(s) = &w.sender
+        if refs == 0 {
+            self.release(w.body);
+        }
+    }
+
+    /// Forgets a body and its charges; the I/O layer is told to delete it.
+    fn release(&mut self, id: BodyId) {
+        let Some(b) = self.bodies.remove(&id) else {
+            return;
+        };
+        self.total_bytes = self.total_bytes.saturating_sub(b.size);
+        if let Some(s) = &b.sender
             && let Some(t) = self.by_sender.get_mut(s)
         {
-            *t = t.saturating_sub(size);
+            *t = t.saturating_sub(b.size);
             if *t == 0 {
                 self.by_sender.remove(s);
             }
         }
+        self.released.push(id);
     }
 
-    /// Bytes `sender` has waiting in all mailboxes together.
+    /// Bytes `sender` has waiting in all mailboxes together (each body
+    /// once, however many devices it goes to).
     pub fn queued_by(&self, sender: &DeviceId) -> usize {
         self.by_sender.get(sender).copied().unwrap_or(0)
+    }
+
+    /// Bytes of all bodies waiting (each once).
+    pub fn total_bytes(&self) -> usize {
+        self.total_bytes
+    }
+
+    /// Bodies some item still points at.
+    pub fn bodies(&self) -> usize {
+        self.bodies.len()
     }
 
     /// Drops every item accepted more than [`Limits::mailbox_ttl_secs`]
@@ -193,18 +286,19 @@ impl Mailboxes {
         devices
             .into_iter()
             .filter_map(|d| {
-                let last = self.drop_front_while(&d, |w| w.at.saturating_add(ttl) < now)?;
+                let last = self.drop_front_while(&d, |at, _| at.saturating_add(ttl) < now)?;
                 Some((d, last))
             })
             .collect()
     }
 
     /// Drops the oldest items of `device`'s queue while `old` holds for
-    /// them, with their charges; the last sequence number dropped.
+    /// them (given when each was accepted and its sequence number), with
+    /// their charges; the last sequence number dropped.
     fn drop_front_while(
         &mut self,
         device: &DeviceId,
-        old: impl Fn(&Waiting) -> bool,
+        old: impl Fn(u64, u64) -> bool,
     ) -> Option<u64> {
         let mut last = None;
         loop {
@@ -212,7 +306,10 @@ impl Mailboxes {
                 .queues
                 .get(device)
                 .and_then(|q| q.items.front())
-                .is_some_and(&old);
+                .is_some_and(|w| {
+                    let at = self.bodies.get(&w.body).map_or(0, |b| b.at);
+                    old(at, w.seq)
+                });
             if !due {
                 return last;
             }
@@ -232,20 +329,19 @@ impl Mailboxes {
         q.next_seq = q.next_seq.max(next_seq);
     }
 
-    /// The items appended since the last call, with their devices and
-    /// sequence numbers (an item for several devices is shared, not copied:
-    /// `Arc::ptr_eq` tells the I/O layer it is one body).
-    pub fn take_appended(&mut self) -> Vec<(DeviceId, u64, Arc<Delivery>)> {
+    /// The bodies and items taken in since the last call.
+    pub fn take_appended(&mut self) -> Appended {
         std::mem::take(&mut self.appended)
     }
 
-    /// Up to `max` items of `device`'s mailbox from `from_seq` on.
-    pub fn pending_from(
-        &self,
-        device: &DeviceId,
-        from_seq: u64,
-        max: usize,
-    ) -> Vec<(u64, Delivery)> {
+    /// The bodies no item points at any more, since the last call.
+    pub fn take_released(&mut self) -> Vec<BodyId> {
+        std::mem::take(&mut self.released)
+    }
+
+    /// Up to `max` items of `device`'s mailbox from `from_seq` on: their
+    /// sequence numbers and bodies.
+    pub fn pending_from(&self, device: &DeviceId, from_seq: u64, max: usize) -> Vec<(u64, BodyId)> {
         self.queues
             .get(device)
             .map(|q| {
@@ -253,7 +349,7 @@ impl Mailboxes {
                     .iter()
                     .filter(|w| w.seq >= from_seq)
                     .take(max)
-                    .map(|w| (w.seq, Delivery::clone(&w.item)))
+                    .map(|w| (w.seq, w.body))
                     .collect()
             })
             .unwrap_or_default()
@@ -264,23 +360,22 @@ impl Mailboxes {
         self.queues.get(device).map_or(0, |q| q.next_seq)
     }
 
-    /// Whether the mailboxes can take all of `adds` from `sender` (a
-    /// device and the size of an item for it; a device may come more than
-    /// once): every device's item and byte limits, the sender person's
-    /// share of each, the sender's own limit across all mailboxes, and the
-    /// limit on all bytes together.
+    /// Whether the mailboxes can take, from `sender`, new bodies of
+    /// `body_bytes` together and items `adds` (a device and the size of
+    /// its item; a device may come more than once): every device's item
+    /// and byte limits, the sender person's share of each, the sender's
+    /// own limit across all mailboxes, and the limit on all bodies.
     pub fn fits<'a>(
         &self,
         sender: &DeviceId,
         adds: impl IntoIterator<Item = (&'a DeviceId, usize)>,
+        body_bytes: usize,
     ) -> Result<(), DsError> {
         let mut per: BTreeMap<&DeviceId, (usize, usize)> = BTreeMap::new();
-        let mut added = 0usize;
         for (d, size) in adds {
             let e = per.entry(d).or_default();
             e.0 = e.0.saturating_add(1);
             e.1 = e.1.saturating_add(size);
-            added = added.saturating_add(size);
         }
         let l = &self.limits;
         let share = l.sender_share_divisor.max(1);
@@ -304,19 +399,20 @@ impl Mailboxes {
                 ));
             }
         }
-        if self.queued_by(sender).saturating_add(added) > l.queued_bytes_per_sender {
+        if self.queued_by(sender).saturating_add(body_bytes) > l.queued_bytes_per_sender {
             return Err(DsError::Capacity(
                 "the sender has too much waiting in mailboxes",
             ));
         }
-        if self.total_bytes.saturating_add(added) > l.total_mailbox_bytes {
+        if self.total_bytes.saturating_add(body_bytes) > l.total_mailbox_bytes {
             return Err(DsError::Capacity("all mailboxes together are full"));
         }
         Ok(())
     }
 
-    /// Appends `item` from `sender` to each device's mailbox: all of them
-    /// or, if one has no room, none.
+    /// Appends `item` from `sender` to each device's mailbox, as one body
+    /// they all point at: all of them or, if one has no room, none. No
+    /// devices, no body.
     pub fn deliver<'a>(
         &mut self,
         sender: &DeviceId,
@@ -324,36 +420,46 @@ impl Mailboxes {
         item: Delivery,
     ) -> Result<(), DsError> {
         let size = item.size();
-        self.fits(sender, devices.clone().into_iter().map(|d| (d, size)))?;
-        let now = self.now;
-        let shared = Arc::new(item);
+        let mut devices = devices.into_iter().peekable();
+        if devices.peek().is_none() {
+            return Ok(());
+        }
+        let devices: Vec<&DeviceId> = devices.collect();
+        self.fits(sender, devices.iter().map(|d| (*d, size)), size)?;
+        let id = BodyId(self.next_body);
+        self.next_body = self.next_body.saturating_add(1);
+        self.total_bytes = self.total_bytes.saturating_add(size);
+        let t = self.by_sender.entry(sender.clone()).or_default();
+        *t = t.saturating_add(size);
+        self.bodies.insert(
+            id,
+            Body {
+                size,
+                sender: Some(sender.clone()),
+                at: self.now,
+                refs: 0,
+            },
+        );
+        self.appended.bodies.push((id, item));
         for d in devices {
             let seq = self.next_seq(d);
-            self.push(d, seq, shared.clone(), Some(sender.clone()), now);
+            self.push(d, seq, id);
             if let Some(q) = self.queues.get_mut(d) {
                 q.next_seq = seq.saturating_add(1);
             }
-            self.appended.push((d.clone(), seq, shared.clone()));
+            self.appended.items.push((d.clone(), seq, id));
         }
         Ok(())
     }
 
-    /// What `device` has not acknowledged, oldest first, with sequence
-    /// numbers.
-    pub fn pending(&self, device: &DeviceId) -> Vec<(u64, Delivery)> {
-        self.queues
-            .get(device)
-            .map(|q| {
-                q.items
-                    .iter()
-                    .map(|w| (w.seq, Delivery::clone(&w.item)))
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// What `device` has not acknowledged, oldest first: sequence numbers
+    /// and bodies.
+    pub fn pending(&self, device: &DeviceId) -> Vec<(u64, BodyId)> {
+        self.pending_from(device, 0, usize::MAX)
     }
 
     /// `device` has read everything up to and including `seq`.
     pub fn ack(&mut self, device: &DeviceId, seq: u64) {
-        self.drop_front_while(device, |w| w.seq <= seq);
+        self.drop_front_while(device, |_, s| s <= seq);
     }
 }

@@ -10,9 +10,8 @@
 )]
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use blindrelay_ds::{Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission};
+use blindrelay_ds::{BodyId, Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission};
 use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
 
@@ -52,16 +51,21 @@ fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
         group_id: b"g".to_vec(),
         message: b"c0".to_vec(),
     };
+    // The Welcome for two devices is one body, shared: two bodies, three
+    // items.
     assert_eq!(
-        made,
+        made.bodies,
+        vec![(BodyId(0), own), (BodyId(1), welcome)],
+        "each body once"
+    );
+    assert_eq!(
+        made.items,
         vec![
-            (a.clone(), 0, Arc::new(own)),
-            (b.clone(), 0, Arc::new(welcome.clone())),
-            (c.clone(), 0, Arc::new(welcome))
+            (a.clone(), 0, BodyId(0)),
+            (b.clone(), 0, BodyId(1)),
+            (c.clone(), 0, BodyId(1))
         ]
     );
-    // The Welcome for two devices is one body, shared.
-    assert!(Arc::ptr_eq(&made[1].2, &made[2].2));
     assert!(g.mailboxes().take_appended().is_empty(), "taken once");
     let msg = Submission::Message {
         group_id: b"g".to_vec(),
@@ -74,12 +78,10 @@ fn an_accepted_submission_reports_every_item_it_made_and_a_refused_one_none() {
         group_id: b"g".to_vec(),
         message: b"m".to_vec(),
     };
+    assert_eq!(made.bodies, vec![(BodyId(2), item)]);
     assert_eq!(
-        made,
-        vec![
-            (a.clone(), 1, Arc::new(item.clone())),
-            (c.clone(), 1, Arc::new(item))
-        ]
+        made.items,
+        vec![(a.clone(), 1, BodyId(2)), (c.clone(), 1, BodyId(2))]
     );
     // Refused: nothing made.
     let stale = Submission::Message {
@@ -101,14 +103,14 @@ fn state_put_back_from_storage_behaves_as_before() {
     let (a, b) = (dev("alice", "l"), dev("bob", "l"));
     let mut g = Groups::new(Limits::default());
     g.restore(b"g".to_vec(), 5, BTreeSet::from([a.clone(), b.clone()]));
-    g.mailboxes().restore(
-        &b,
-        7,
-        Delivery::Group {
-            group_id: b"g".to_vec(),
-            message: b"old".to_vec(),
-        },
+    g.mailboxes().restore_body(BodyId(30), 4, None, 0);
+    assert!(g.mailboxes().restore_item(&b, 7, BodyId(30)));
+    assert!(
+        !g.mailboxes().restore_item(&b, 8, BodyId(31)),
+        "an item without its body is not restored"
     );
+    g.mailboxes().restored();
+    assert!(g.mailboxes().take_released().is_empty());
     // The restored epoch decides: a commit for 4 is stale, for 5 wins.
     let commit = |epoch| Submission::Commit {
         group_info: None,
@@ -150,6 +152,13 @@ fn state_put_back_from_storage_behaves_as_before() {
         9,
         "numbers never repeat after an ack"
     );
+    // Body numbers resume after the restored ones, and the acknowledged
+    // bodies were released.
+    assert_eq!(g.mailboxes_ref().pending(&b)[0].1, BodyId(32));
+    // The restored body went with bob's ack; the commit's stays, alice's
+    // copy still points at it.
+    let released = g.mailboxes().take_released();
+    assert_eq!(released, [BodyId(30)]);
 }
 
 #[test]
@@ -278,7 +287,11 @@ fn mailboxes_are_bounded_in_bytes_per_device_and_together() {
         1,
         BTreeSet::from([a.clone(), b.clone(), c.clone()]),
     );
-    g.submit(&a, msg(5)).unwrap(); // to bob and carol: 12 bytes
+    // A body counts once however many devices it goes to: two messages
+    // to bob and carol are 6 + 6 bytes.
+    g.submit(&a, msg(5)).unwrap();
+    g.submit(&a, msg(5)).unwrap();
+    assert_eq!(g.mailboxes_ref().total_bytes(), 12);
     assert!(matches!(g.submit(&b, msg(0)), Err(DsError::Capacity(_))));
     // A commit and its Welcome are checked together: neither goes in.
     let before = g.mailboxes_ref().pending(&c).len();
@@ -370,8 +383,12 @@ fn one_device_has_a_bound_on_what_it_has_waiting_in_all_mailboxes() {
         epoch: 1,
         message: vec![0; len],
     };
-    g.submit(&a, msg(9)).unwrap(); // 4 copies of 10 bytes: 40
+    // Each 10-byte message goes to 4 devices as one body: charged 10.
+    for _ in 0..4 {
+        g.submit(&a, msg(9)).unwrap();
+    }
     assert_eq!(g.mailboxes_ref().queued_by(&a), 40);
+    assert_eq!(g.mailboxes_ref().bodies(), 4);
     assert_eq!(
         g.submit(&a, msg(0)),
         Err(DsError::Capacity(
@@ -418,16 +435,9 @@ fn items_expire_after_their_time_to_live_and_their_charges_go_with_them() {
     assert_eq!(g.mailboxes().expire(1_151), vec![(b.clone(), 1)]);
     assert_eq!(g.mailboxes_ref().queued_by(&a), 0);
     // Restored items keep their time and sender.
-    g.mailboxes().restore_with(
-        &b,
-        9,
-        Delivery::Group {
-            group_id: b"g".to_vec(),
-            message: b"old".to_vec(),
-        },
-        Some(a.clone()),
-        1_000,
-    );
+    g.mailboxes()
+        .restore_body(BodyId(50), 4, Some(a.clone()), 1_000);
+    assert!(g.mailboxes().restore_item(&b, 9, BodyId(50)));
     assert_eq!(g.mailboxes_ref().queued_by(&a), 4);
     assert_eq!(g.mailboxes().expire(1_200), vec![(b.clone(), 9)]);
 }

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeSet;
 
-use blindrelay_ds::{Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission, Verdict};
+use blindrelay_ds::{
+    Delivery, DeviceId, Directory, DsError, Groups, Kept, Limits, Submission, Verdict,
+};
 use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
 use proptest::prelude::*;
@@ -47,10 +49,9 @@ fn genesis(group: &[u8], members: &[&DeviceId]) -> Submission {
     }
 }
 
-fn messages_of(groups: &Groups, d: &DeviceId) -> Vec<Vec<u8>> {
-    groups
-        .mailboxes_ref()
-        .pending(d)
+fn messages_of(groups: &mut Groups, kept: &mut Kept, d: &DeviceId) -> Vec<Vec<u8>> {
+    kept.sync(groups.mailboxes());
+    kept.pending(groups.mailboxes_ref(), d)
         .into_iter()
         .map(|(_, item)| match item {
             Delivery::Group { message, .. } => message,
@@ -67,6 +68,7 @@ fn the_first_commit_for_an_epoch_wins_and_a_later_one_is_told_the_epoch() {
         dev("carol", "phone"),
     );
     let mut groups = Groups::new(Limits::default());
+    let mut kept = Kept::new();
     let g = b"group-1";
     let welcome = Submission::Commit {
         group_info: None,
@@ -98,15 +100,15 @@ fn the_first_commit_for_an_epoch_wins_and_a_later_one_is_told_the_epoch() {
         .unwrap();
     // Everyone sees one history, each committer its own commits too.
     assert_eq!(
-        messages_of(&groups, &a),
+        messages_of(&mut groups, &mut kept, &a),
         [b"c0".to_vec(), b"bob-1".to_vec(), b"carol-2".to_vec()]
     );
     assert_eq!(
-        messages_of(&groups, &b),
+        messages_of(&mut groups, &mut kept, &b),
         [b"w0".to_vec(), b"bob-1".to_vec(), b"carol-2".to_vec()]
     );
     assert_eq!(
-        messages_of(&groups, &c),
+        messages_of(&mut groups, &mut kept, &c),
         [b"w0".to_vec(), b"bob-1".to_vec(), b"carol-2".to_vec()]
     );
 }
@@ -163,6 +165,7 @@ fn only_members_submit_and_a_welcome_goes_only_to_new_devices() {
 fn a_removed_device_gets_the_commit_that_removes_it_and_nothing_after() {
     let (a, b) = (dev("alice", "laptop"), dev("bob", "laptop"));
     let mut groups = Groups::new(Limits::default());
+    let mut kept = Kept::new();
     let g = b"g";
     groups.submit(&a, genesis(g, &[&a, &b])).unwrap();
     groups
@@ -181,7 +184,7 @@ fn a_removed_device_gets_the_commit_that_removes_it_and_nothing_after() {
         }
     );
     assert_eq!(
-        messages_of(&groups, &b),
+        messages_of(&mut groups, &mut kept, &b),
         [b"w0".to_vec(), b"remove-bob".to_vec()]
     );
     let msg = Submission::Message {
@@ -233,6 +236,7 @@ fn a_full_mailbox_refuses_the_whole_submission_and_an_ack_makes_room() {
         dev("carol", "laptop"),
     );
     let mut groups = Groups::new(limits);
+    let mut kept = Kept::new();
     let g = b"g";
     groups.submit(&a, genesis(g, &[&a, &b, &c])).unwrap();
     let m = |t: &[u8]| Submission::Message {
@@ -264,7 +268,7 @@ fn a_full_mailbox_refuses_the_whole_submission_and_an_ack_makes_room() {
     let seq = groups.mailboxes().pending(&c)[1].0;
     groups.mailboxes().ack(&c, seq);
     groups.submit(&a, m(b"2")).unwrap();
-    assert_eq!(messages_of(&groups, &b), [b"2".to_vec()]);
+    assert_eq!(messages_of(&mut groups, &mut kept, &b), [b"2".to_vec()]);
 }
 
 #[test]
@@ -459,6 +463,7 @@ proptest! {
         let devs = [dev("alice", "a"), dev("bob", "b"), dev("carol", "c")];
         let all: Vec<&DeviceId> = devs.iter().collect();
         let mut groups = Groups::new(Limits::default());
+        let mut kept = Kept::new();
         let g = b"g";
         groups.submit(&devs[0], genesis(g, &all)).unwrap();
         // (sender, body, is a commit)
@@ -483,7 +488,7 @@ proptest! {
                 .filter(|(n, (w, _, commit))| (*commit || *w != i) && !(*n == 0 && i != 0))
                 .map(|(_, (_, b, _))| b.clone())
                 .collect();
-            let mut got = messages_of(&groups, d);
+            let mut got = messages_of(&mut groups, &mut kept, d);
             if i != 0 {
                 got.remove(0); // the Welcome
             }

@@ -24,7 +24,7 @@
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use blindrelay_ds::{DeviceId, Directory, Down, Groups, Limits, Request};
+use blindrelay_ds::{DeviceId, Directory, Down, Groups, Kept, Limits, Request};
 use blindrelay_e2e::TrustRoot;
 use blindrelay_mls::{Device, DeviceKey, MlsStore, Observer, Trust};
 use blindrelay_pki::{
@@ -47,6 +47,8 @@ const LIMITS: Limits = Limits {
     members_per_group: 4,
     groups: 4,
     groups_per_device: 2,
+    groups_per_person: 3,
+    groups_per_member: 3,
     mailbox_messages: 8,
     mailbox_bytes: 512,
     total_mailbox_bytes: 1024,
@@ -64,6 +66,7 @@ pub fn ds_request(data: &[u8]) {
         .collect();
     let mut directory = Directory::new(LIMITS);
     let mut groups = Groups::new(LIMITS);
+    let mut kept = Kept::new();
     let mut rest = data;
     while let [who, hi, lo, tail @ ..] = rest {
         let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
@@ -106,18 +109,29 @@ pub fn ds_request(data: &[u8]) {
             }
             Request::Ack(seq) => groups.mailboxes().ack(sender, seq),
         }
-        groups.mailboxes().take_appended();
+        kept.sync(groups.mailboxes());
         let mut total = 0usize;
         for d in &senders {
-            let items = groups.mailboxes_ref().pending(d);
+            let items = kept.pending(groups.mailboxes_ref(), d);
+            if items.len() != groups.mailboxes_ref().pending(d).len() {
+                panic!("a mailbox item points at a body that was released");
+            }
             let bytes: usize = items.iter().map(|(_, i)| i.size()).sum();
-            total += bytes;
             if items.len() > LIMITS.mailbox_messages || bytes > LIMITS.mailbox_bytes {
                 panic!("a mailbox is over its bound");
             }
         }
+        for d in &senders {
+            total += groups.mailboxes_ref().queued_by(d);
+        }
+        if total != groups.mailboxes_ref().total_bytes() {
+            panic!("the senders' charges do not add up to all bodies");
+        }
         if total > LIMITS.total_mailbox_bytes {
             panic!("the mailboxes together are over their bound");
+        }
+        if kept.len() != groups.mailboxes_ref().bodies() {
+            panic!("a body no item points at was not released");
         }
     }
 }

@@ -12,7 +12,7 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use blindrelay_ds::{Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission};
+use blindrelay_ds::{Delivery, DeviceId, Directory, DsError, Groups, Kept, Limits, Submission};
 use blindrelay_mls::{Device, Received};
 use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
@@ -20,6 +20,7 @@ use common::*;
 
 struct Net {
     groups: Groups,
+    kept: Kept,
     directory: Directory,
     devices: BTreeMap<DeviceId, Device>,
     /// What each device read, in order: (sender, text).
@@ -44,6 +45,7 @@ impl Net {
     fn new(org: &Org, devices: &[(&str, &str)]) -> Self {
         let mut net = Net {
             groups: Groups::new(Limits::default()),
+            kept: Kept::new(),
             directory: Directory::new(Limits::default()),
             devices: BTreeMap::new(),
             read: BTreeMap::new(),
@@ -131,7 +133,8 @@ impl Net {
 
     /// `who` reads its mailbox and acknowledges it.
     fn pump(&mut self, who: &DeviceId) {
-        let pending = self.groups.mailboxes_ref().pending(who);
+        self.kept.sync(self.groups.mailboxes());
+        let pending = self.kept.pending(self.groups.mailboxes_ref(), who);
         for (seq, item) in pending {
             match item {
                 Delivery::Welcome { welcome, .. } => {

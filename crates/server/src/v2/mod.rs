@@ -225,10 +225,19 @@ impl DeliveryService {
         from_seq: u64,
         max: usize,
     ) -> Vec<(u64, Delivery)> {
-        lock(&self.state)
+        let st = lock(&self.state);
+        let items = st
             .groups
             .mailboxes_ref()
-            .pending_from(device, from_seq, max)
+            .pending_from(device, from_seq, max);
+        match st.db.bodies(&items) {
+            Ok(bodies) => bodies,
+            Err(e) => {
+                // Nothing is sent; the session tries again at its next wake.
+                error!(error = %e, %device, "reading mailbox bodies");
+                Vec::new()
+            }
+        }
     }
 
     /// The largest request a device may send, in bytes (the chunk bound,
@@ -313,7 +322,8 @@ impl DeliveryService {
             }),
             Request::Ack(seq) => {
                 st.groups.mailboxes().ack(device, seq);
-                if let Err(e) = st.db.ack(device, seq) {
+                let released = st.groups.mailboxes().take_released();
+                if let Err(e) = st.db.ack(device, seq, &released) {
                     // The items stay stored and come back after a restart;
                     // the device processes them as replays and refuses them.
                     error!(error = %e, %device, "storing an acknowledgement");
@@ -333,7 +343,8 @@ impl DeliveryService {
         self.last_expiry.store(now, Ordering::Relaxed);
         for (device, seq) in st.groups.mailboxes().expire(now) {
             info!(%device, up_to = seq, "expired v2 mailbox items dropped");
-            if let Err(e) = st.db.ack(&device, seq) {
+            let released = st.groups.mailboxes().take_released();
+            if let Err(e) = st.db.ack(&device, seq, &released) {
                 error!(error = %e, %device, "deleting expired items");
             }
         }

@@ -79,7 +79,7 @@ impl DeliveryService {
         {
             return self.storage_failed(st, e, req);
         }
-        let woken: HashSet<&DeviceId> = appended.iter().map(|(d, _, _)| d).collect();
+        let woken: HashSet<&DeviceId> = appended.items.iter().map(|(d, _, _)| d).collect();
         self.wake(woken);
         Down::Accepted {
             req,

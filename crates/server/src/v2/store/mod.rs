@@ -1,6 +1,7 @@
 //! The Delivery Service's durable state (protocol v2): KeyPackages, each
 //! group's epoch and devices, and every device's mailbox, in SQLite (WAL,
-//! `synchronous=FULL`, like the v1 store).
+//! `synchronous=FULL`, like the v1 store). Mailbox bodies are stored once
+//! and read when delivered, never held in memory (`mailbox`).
 //!
 //! The rules run in memory (`blindrelay-ds`); each accepted request's
 //! effects are written here in one transaction before the device is told
@@ -11,12 +12,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use blindrelay_ds::proto::{decode_devices, encode_devices};
-use blindrelay_ds::{Claimed, Delivery, DeviceId, Directory, Groups, Limits};
+use blindrelay_ds::{Appended, Claimed, DeviceId, Directory, Groups, Limits};
 use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::StoreError;
+
+mod mailbox;
 
 fn db_err(err: rusqlite::Error) -> StoreError {
     StoreError::backend(err)
@@ -100,21 +103,7 @@ impl DsDatabase {
                  id BLOB PRIMARY KEY,
                  state BLOB NOT NULL
              );
-             CREATE TABLE IF NOT EXISTS ds_mailbox (
-                 user TEXT NOT NULL,
-                 device TEXT NOT NULL,
-                 seq INTEGER NOT NULL,
-                 welcome INTEGER NOT NULL,
-                 group_id BLOB NOT NULL,
-                 bytes BLOB NOT NULL,
-                 PRIMARY KEY (user, device, seq)
-             );
-             CREATE TABLE IF NOT EXISTS ds_next_seq (
-                 user TEXT NOT NULL,
-                 device TEXT NOT NULL,
-                 next INTEGER NOT NULL,
-                 PRIMARY KEY (user, device)
-             );",
+",
         )
         .map_err(db_err)?;
         // Who created each group, who submitted each item and when (added
@@ -127,19 +116,13 @@ impl DsDatabase {
             )
             .map_err(db_err)?;
         }
-        if !has_column(&db, "ds_mailbox", "sender_user")? {
-            db.execute_batch(
-                "ALTER TABLE ds_mailbox ADD COLUMN sender_user TEXT;
-                 ALTER TABLE ds_mailbox ADD COLUMN sender_device TEXT;
-                 ALTER TABLE ds_mailbox ADD COLUMN at INTEGER;",
-            )
-            .map_err(db_err)?;
-        }
+        mailbox::init(&db)?;
         Ok(Self { db })
     }
 
-    /// Rebuilds the Delivery Service's memory. Rows that no longer decode
-    /// (a name the current rules refuse) are skipped with a warning.
+    /// Rebuilds the Delivery Service's memory (never a mailbox body's
+    /// bytes). Rows that no longer decode (a name the current rules
+    /// refuse) are skipped with a warning.
     pub(crate) fn load(&self, limits: Limits, now: u64) -> Result<Loaded, StoreError> {
         let mut directory = Directory::new(limits);
         let mut groups = Groups::new(limits);
@@ -220,60 +203,17 @@ impl DsDatabase {
                 _ => skipped += 1,
             }
         }
-        let mut st = self
-            .db
-            .prepare("SELECT user, device, seq, welcome, group_id, bytes, sender_user, sender_device, at FROM ds_mailbox ORDER BY user, device, seq")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok((
-                    (
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, bool>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
-                        r.get::<_, Vec<u8>>(5)?,
-                    ),
-                    (
-                        r.get::<_, Option<String>>(6)?,
-                        r.get::<_, Option<String>>(7)?,
-                        r.get::<_, Option<i64>>(8)?,
-                    ),
-                ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let ((user, device, seq, welcome, group_id, bytes), (su, sd, at)) =
-                row.map_err(db_err)?;
-            let sender = match (su, sd) {
-                (Some(u), Some(d)) => device_of(u, d),
-                _ => None,
-            };
-            let at = at.and_then(|a| u64::try_from(a).ok()).unwrap_or(now);
-            let (Some(d), Ok(seq)) = (device_of(user, device), u64::try_from(seq)) else {
-                skipped += 1;
-                continue;
-            };
-            let item = if welcome {
-                Delivery::Welcome {
-                    group_id,
-                    welcome: bytes,
-                }
-            } else {
-                Delivery::Group {
-                    group_id,
-                    message: bytes,
-                }
-            };
-            groups.mailboxes().restore_with(&d, seq, item, sender, at);
-        }
+        skipped += self.load_mailboxes(&mut groups, now)?;
         if skipped > 0 {
             tracing::warn!(
                 rows = skipped,
                 "v2 store rows that no longer decode were skipped"
             );
         }
+        // Bodies no item points at (their last item went while the relay
+        // was down) are deleted now.
+        let orphans = groups.mailboxes().take_released();
+        self.release(&orphans)?;
         Ok(Loaded { directory, groups })
     }
 
@@ -341,8 +281,8 @@ impl DsDatabase {
         &mut self,
         group: Option<GroupRow<'_>>,
         public: Option<(&[u8], &[u8])>,
-        appended: &[(DeviceId, u64, std::sync::Arc<Delivery>)],
-        (sender, at): (&DeviceId, u64),
+        appended: &Appended,
+        sender: (&DeviceId, u64),
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
         if let Some((id, state)) = public {
@@ -373,58 +313,8 @@ impl DsDatabase {
             )
             .map_err(db_err)?;
         }
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT INTO ds_mailbox (user, device, seq, welcome, group_id, bytes, sender_user, sender_device, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .map_err(db_err)?;
-            let mut next = tx
-                .prepare_cached(
-                    "INSERT INTO ds_next_seq (user, device, next) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(user, device) DO UPDATE SET next = max(next, ?3)",
-                )
-                .map_err(db_err)?;
-            for (d, seq, item) in appended {
-                let (welcome, group_id, bytes) = match &**item {
-                    Delivery::Group { group_id, message } => (false, group_id, message),
-                    Delivery::Welcome { group_id, welcome } => (true, group_id, welcome),
-                };
-                let seq = i64::try_from(*seq).unwrap_or(i64::MAX);
-                let (u, dn) = (d.user.as_str(), d.device.as_str());
-                let at = i64::try_from(at).unwrap_or(i64::MAX);
-                ins.execute(params![
-                    u,
-                    dn,
-                    seq,
-                    welcome,
-                    group_id,
-                    bytes,
-                    sender.user.as_str(),
-                    sender.device.as_str(),
-                    at
-                ])
-                .map_err(db_err)?;
-                next.execute(params![u, dn, seq.saturating_add(1)])
-                    .map_err(db_err)?;
-            }
-        }
+        mailbox::append(&tx, appended, sender)?;
         tx.commit().map_err(db_err)
-    }
-
-    /// Deletes what `device` acknowledged.
-    pub(crate) fn ack(&mut self, device: &DeviceId, seq: u64) -> Result<(), StoreError> {
-        self.db
-            .prepare_cached("DELETE FROM ds_mailbox WHERE user = ?1 AND device = ?2 AND seq <= ?3")
-            .map_err(db_err)?
-            .execute(params![
-                device.user.as_str(),
-                device.device.as_str(),
-                i64::try_from(seq).unwrap_or(i64::MAX)
-            ])
-            .map_err(db_err)?;
-        Ok(())
     }
 
     /// Forgets a revoked device's KeyPackages.
@@ -456,3 +346,6 @@ impl DsDatabase {
         tx.commit().map_err(db_err)
     }
 }
+
+#[cfg(test)]
+mod tests;

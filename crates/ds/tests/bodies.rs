@@ -1,0 +1,140 @@
+//! What is queued is one body per submission, pointed at by every
+//! recipient's item, charged once to its sender and to all mailboxes
+//! together, and released for deletion when the last item pointing at it
+//! is acknowledged or expires (issue 28, item 3).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+
+use blindrelay_ds::{BodyId, DeviceId, DsError, Groups, Kept, Limits, Submission};
+use blindrelay_pki::DeviceName;
+use blindrelay_wire::UserName;
+
+fn dev(user: &str, device: &str) -> DeviceId {
+    DeviceId {
+        user: UserName::new(user).unwrap(),
+        device: DeviceName::new(device).unwrap(),
+    }
+}
+
+fn people(n: usize) -> Vec<DeviceId> {
+    (0..n).map(|i| dev(&format!("u{i}"), "l")).collect()
+}
+
+fn message(len: usize) -> Submission {
+    Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: vec![7; len],
+    }
+}
+
+#[test]
+fn a_welcome_to_many_devices_is_one_body_charged_once_to_its_sender() {
+    // 100 new devices and a 100-byte Welcome: 10 000 bytes if copied per
+    // recipient, 100 as one body. The sender may queue 1 000.
+    let a = dev("alice", "l");
+    let new = people(100);
+    let mut g = Groups::new(Limits {
+        queued_bytes_per_sender: 1_000,
+        total_mailbox_bytes: 1_000,
+        ..Limits::default()
+    });
+    let mut members: BTreeSet<DeviceId> = new.iter().cloned().collect();
+    members.insert(a.clone());
+    let genesis = Submission::Commit {
+        group_info: None,
+        group_id: b"g".to_vec(),
+        epoch: 0,
+        members,
+        commit: vec![1; 9],
+        welcome: Some((new.iter().cloned().collect(), vec![2; 99])),
+    };
+    g.submit(&a, genesis).unwrap();
+    let made = g.mailboxes().take_appended();
+    assert_eq!(
+        made.bodies.len(),
+        2,
+        "the commit and the Welcome, once each"
+    );
+    assert_eq!(made.items.len(), 101);
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 10 + 100);
+    assert_eq!(g.mailboxes_ref().total_bytes(), 110);
+    assert_eq!(g.mailboxes_ref().bodies(), 2);
+}
+
+#[test]
+fn a_body_is_released_only_when_its_last_item_goes_and_a_refusal_makes_none() {
+    let (a, b, c) = (dev("alice", "l"), dev("bob", "l"), dev("carol", "l"));
+    let mut g = Groups::new(Limits {
+        mailbox_ttl_secs: 100,
+        ..Limits::default()
+    });
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([a.clone(), b.clone(), c.clone()]),
+    );
+    let mut kept = Kept::new();
+    g.mailboxes().set_now(1_000);
+    g.submit(&a, message(4)).unwrap();
+    kept.sync(g.mailboxes());
+    assert_eq!(kept.len(), 1);
+    // Bob read it; carol did not: the body stays.
+    g.mailboxes().ack(&b, 0);
+    assert!(g.mailboxes().take_released().is_empty());
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 5);
+    // Carol read it: the body goes, and so do its charges.
+    g.mailboxes().ack(&c, 0);
+    assert_eq!(g.mailboxes().take_released(), [BodyId(0)]);
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 0);
+    assert_eq!(g.mailboxes_ref().total_bytes(), 0);
+    // A refused submission makes no body.
+    let stale = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 7,
+        message: vec![1],
+    };
+    assert!(matches!(
+        g.submit(&a, stale),
+        Err(DsError::StaleEpoch { .. })
+    ));
+    assert!(g.mailboxes().take_appended().is_empty());
+    assert_eq!(g.mailboxes_ref().bodies(), 0);
+    // Expiry releases like an acknowledgement does.
+    g.submit(&a, message(4)).unwrap();
+    g.mailboxes().expire(1_101);
+    assert_eq!(g.mailboxes().take_released(), [BodyId(1)]);
+}
+
+#[test]
+fn a_message_to_nobody_else_makes_no_body() {
+    let a = dev("alice", "l");
+    let mut g = Groups::new(Limits::default());
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([a.clone()]));
+    g.submit(&a, message(4)).unwrap();
+    assert!(g.mailboxes().take_appended().is_empty());
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 0);
+}
+
+#[test]
+fn at_start_up_a_body_no_item_points_at_is_released_and_numbering_resumes_past_it() {
+    let (a, b) = (dev("alice", "l"), dev("bob", "l"));
+    let mut g = Groups::new(Limits::default());
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([a.clone(), b.clone()]));
+    let m = g.mailboxes();
+    m.restore_body(BodyId(3), 5, Some(a.clone()), 0);
+    m.restore_body(BodyId(9), 5, Some(a.clone()), 0);
+    assert!(m.restore_item(&b, 0, BodyId(3)));
+    m.restored();
+    assert_eq!(m.take_released(), [BodyId(9)]);
+    assert_eq!(m.queued_by(&a), 5, "the orphan's charge went with it");
+    g.submit(&a, message(1)).unwrap();
+    let made = g.mailboxes().take_appended();
+    assert_eq!(made.bodies[0].0, BodyId(10));
+}

@@ -1,0 +1,135 @@
+//! What one person, or one device, may take of the groups the relay
+//! keeps: groups created per person (however many devices it enrols) and
+//! groups a device is a member of (issue 28, item 2).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+
+use blindrelay_ds::{DeviceId, DsError, Groups, Limits, Submission};
+use blindrelay_pki::DeviceName;
+use blindrelay_wire::UserName;
+
+fn dev(user: &str, device: &str) -> DeviceId {
+    DeviceId {
+        user: UserName::new(user).unwrap(),
+        device: DeviceName::new(device).unwrap(),
+    }
+}
+
+fn create(group: &[u8], members: &[&DeviceId]) -> Submission {
+    let new: BTreeSet<DeviceId> = members[1..].iter().map(|d| (*d).clone()).collect();
+    Submission::Commit {
+        group_info: None,
+        group_id: group.to_vec(),
+        epoch: 0,
+        members: members.iter().map(|d| (*d).clone()).collect(),
+        commit: b"c".to_vec(),
+        welcome: (!new.is_empty()).then(|| (new, b"w".to_vec())),
+    }
+}
+
+#[test]
+fn a_persons_devices_together_create_at_most_the_persons_share_of_groups() {
+    let (m1, m2, m3) = (
+        dev("mallory", "a"),
+        dev("mallory", "b"),
+        dev("mallory", "c"),
+    );
+    let alice = dev("alice", "l");
+    let mut g = Groups::new(Limits {
+        groups_per_device: 2,
+        groups_per_person: 3,
+        ..Limits::default()
+    });
+    g.submit(&m1, create(b"1", &[&m1])).unwrap();
+    g.submit(&m1, create(b"2", &[&m1])).unwrap();
+    g.submit(&m2, create(b"3", &[&m2])).unwrap();
+    assert_eq!(g.created_by_person(&m1.user), 3);
+    assert_eq!(
+        g.submit(&m3, create(b"4", &[&m3])),
+        Err(DsError::Capacity("this person created too many groups")),
+        "a third device does not bring a new share"
+    );
+    // Someone else is not held back.
+    g.submit(&alice, create(b"5", &[&alice])).unwrap();
+    // A forgotten group gives its slot back to the person.
+    g.forget_device(&m1);
+    assert_eq!(g.created_by_person(&m1.user), 1);
+    g.submit(&m3, create(b"4", &[&m3])).unwrap();
+    // Restored groups count for their creator's person too.
+    let mut again = Groups::new(Limits {
+        groups_per_person: 1,
+        ..Limits::default()
+    });
+    again.restore_with(
+        b"x".to_vec(),
+        1,
+        BTreeSet::from([m1.clone()]),
+        Some(m1.clone()),
+    );
+    assert!(matches!(
+        again.submit(&m2, create(b"y", &[&m2])),
+        Err(DsError::Capacity(_))
+    ));
+}
+
+#[test]
+fn a_device_is_a_member_of_at_most_its_share_of_groups_and_leaving_one_frees_a_place() {
+    let (a, b, v) = (dev("alice", "l"), dev("bob", "l"), dev("victim", "l"));
+    let mut g = Groups::new(Limits {
+        groups_per_member: 2,
+        ..Limits::default()
+    });
+    g.submit(&a, create(b"1", &[&a, &v])).unwrap();
+    g.submit(&b, create(b"2", &[&b, &v])).unwrap();
+    assert_eq!(g.held_by(&v), 2);
+    assert_eq!(
+        g.submit(&a, create(b"3", &[&a, &v])),
+        Err(DsError::Capacity(
+            "a device would be a member of too many groups"
+        )),
+        "a new group that adds the device"
+    );
+    assert_eq!(g.held_by(&a), 1, "the refused group counts for nobody");
+    // The same through a later commit of an existing group.
+    g.submit(&a, create(b"3", &[&a])).unwrap();
+    let add = Submission::Commit {
+        group_info: None,
+        group_id: b"3".to_vec(),
+        epoch: 1,
+        members: BTreeSet::from([a.clone(), v.clone()]),
+        commit: b"c".to_vec(),
+        welcome: Some((BTreeSet::from([v.clone()]), b"w".to_vec())),
+    };
+    assert!(matches!(
+        g.submit(&a, add.clone()),
+        Err(DsError::Capacity(_))
+    ));
+    // A creator at its limit cannot make a new group either.
+    assert_eq!(g.held_by(&a), 2);
+    assert!(matches!(
+        g.submit(&a, create(b"4", &[&a])),
+        Err(DsError::Capacity(_))
+    ));
+    // The victim is removed from group 1: a place is free again.
+    let remove = Submission::Commit {
+        group_info: None,
+        group_id: b"1".to_vec(),
+        epoch: 1,
+        members: BTreeSet::from([a.clone()]),
+        commit: b"c".to_vec(),
+        welcome: None,
+    };
+    g.submit(&a, remove).unwrap();
+    assert_eq!(g.held_by(&v), 1);
+    g.submit(&a, add).unwrap();
+    assert_eq!(g.held_by(&v), 2);
+    // Revocation takes the device out of every group it held.
+    g.forget_device(&v);
+    assert_eq!(g.held_by(&v), 0);
+}
