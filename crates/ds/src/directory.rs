@@ -29,7 +29,19 @@ pub struct Directory {
     /// drain another's one-time KeyPackages (the last-resort one stays
     /// usable: the device keeps its private key).
     claimed_by: BTreeMap<(DeviceId, DeviceId), usize>,
+    /// One-time KeyPackages each claimer took in all, in the hour that
+    /// started at the first of them: past
+    /// [`Limits::one_time_claims_per_hour`] it gets last-resort ones only.
+    taken: BTreeMap<DeviceId, (u64, usize)>,
+    /// The relay's clock (Unix seconds), set by the I/O layer.
+    now: u64,
 }
+
+/// The period [`Limits::one_time_claims_per_hour`] counts over, seconds.
+pub const CLAIM_PERIOD_SECS: u64 = 3600;
+
+/// Past this many claimers counted, those whose period is over are dropped.
+pub const SWEEP_AT: usize = 10_000;
 
 /// A KeyPackage handed out for a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +61,31 @@ impl Directory {
             limits,
             devices: BTreeMap::new(),
             claimed_by: BTreeMap::new(),
+            taken: BTreeMap::new(),
+            now: 0,
+        }
+    }
+
+    /// Sets the clock the claim period is judged by.
+    pub fn set_now(&mut self, now: u64) {
+        self.now = now;
+    }
+
+    /// One-time KeyPackages `claimer` may still take in the current period.
+    fn allowance(&mut self, claimer: &DeviceId) -> usize {
+        let now = self.now;
+        if self.taken.len() > SWEEP_AT {
+            self.taken
+                .retain(|_, (from, _)| from.saturating_add(CLAIM_PERIOD_SECS) > now);
+        }
+        match self.taken.get(claimer) {
+            Some((from, n)) if from.saturating_add(CLAIM_PERIOD_SECS) > now => {
+                self.limits.one_time_claims_per_hour.saturating_sub(*n)
+            }
+            _ => {
+                self.taken.remove(claimer);
+                self.limits.one_time_claims_per_hour
+            }
         }
     }
 
@@ -86,18 +123,22 @@ impl Directory {
     /// One KeyPackage for each device of `user` that has one, oldest
     /// one-time first, the last-resort one when none is left (it stays) or
     /// when `claimer` already took its share of that device's one-time
-    /// ones; never the claimer's own (a device adding its person's other
-    /// devices claims its own user).
+    /// ones, or when it took [`Limits::one_time_claims_per_hour`] of
+    /// anyone's in the last hour; never the claimer's own (a device adding
+    /// its person's other devices claims its own user).
     pub fn claim(&mut self, user: &UserName, claimer: &DeviceId) -> Vec<Claimed> {
         let share = self.limits.one_time_claims_per_claimer;
+        let mut allowance = self.allowance(claimer);
+        let mut took = 0usize;
         let claimed_by = &mut self.claimed_by;
-        self.devices
+        let out = self
+            .devices
             .iter_mut()
             .filter(|(d, _)| d.user == *user && *d != claimer)
             .filter_map(|(d, held)| {
                 let key = (claimer.clone(), d.clone());
                 let taken = claimed_by.get(&key).copied().unwrap_or(0);
-                let one_time = if taken < share {
+                let one_time = if taken < share && allowance > 0 {
                     held.one_time.pop_front()
                 } else {
                     None
@@ -108,6 +149,8 @@ impl Directory {
                         // one-time KeyPackage consumed since its device's
                         // last upload.
                         claimed_by.insert(key, taken.saturating_add(1));
+                        allowance = allowance.saturating_sub(1);
+                        took = took.saturating_add(1);
                         Some(Claimed {
                             device: d.clone(),
                             key_package: kp,
@@ -121,7 +164,13 @@ impl Directory {
                     }),
                 }
             })
-            .collect()
+            .collect();
+        if took > 0 {
+            let now = self.now;
+            let e = self.taken.entry(claimer.clone()).or_insert((now, 0));
+            e.1 = e.1.saturating_add(took);
+        }
+        out
     }
 
     /// Whether the relay knows `device`: it published KeyPackages here
@@ -151,5 +200,6 @@ impl Directory {
         self.devices.remove(device);
         self.claimed_by
             .retain(|(by, of), _| by != device && of != device);
+        self.taken.remove(device);
     }
 }

@@ -68,6 +68,11 @@ pub struct Limits {
     /// between two uploads of that device; past it the claimer gets the
     /// device's last-resort KeyPackage (KeyPackage draining).
     pub one_time_claims_per_claimer: usize,
+    /// One-time KeyPackages one device may take of all devices together
+    /// per hour ([`directory::CLAIM_PERIOD_SECS`]); past it, it gets
+    /// last-resort ones, which still add the device. No claimer can drain
+    /// everyone's one-time KeyPackages by spreading its claims.
+    pub one_time_claims_per_hour: usize,
     /// Largest KeyPackage, bytes (an X-Wing one is about 2.7 KiB).
     pub key_package_bytes: usize,
     /// Devices in one group.
@@ -103,6 +108,10 @@ pub struct Limits {
     /// Bytes one device may have waiting in all mailboxes together (its
     /// own bodies, each once, whoever they are for).
     pub queued_bytes_per_sender: usize,
+    /// Bytes the devices of one person together may have waiting in all
+    /// mailboxes (each body once): more devices do not multiply a
+    /// person's share of [`Limits::total_mailbox_bytes`].
+    pub queued_bytes_per_person: usize,
     /// How long an item waits for its device before it expires, seconds.
     pub mailbox_ttl_secs: u64,
 }
@@ -112,6 +121,7 @@ impl Default for Limits {
         Self {
             key_packages_per_device: 200,
             one_time_claims_per_claimer: 10,
+            one_time_claims_per_hour: 500,
             key_package_bytes: 8 * 1024,
             members_per_group: 2_000,
             groups: 100_000,
@@ -124,6 +134,7 @@ impl Default for Limits {
             message_bytes: 2 * 1024 * 1024,
             sender_share_divisor: 4,
             queued_bytes_per_sender: 256 * 1024 * 1024,
+            queued_bytes_per_person: 256 * 1024 * 1024,
             mailbox_ttl_secs: 14 * 24 * 3600,
         }
     }

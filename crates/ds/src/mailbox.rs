@@ -118,6 +118,8 @@ pub struct Mailboxes {
     total_bytes: usize,
     /// Bytes of bodies per sending device (each body once).
     by_sender: BTreeMap<DeviceId, usize>,
+    /// Bytes of bodies per sending person, all their devices together.
+    by_person: BTreeMap<UserName, usize>,
     /// The relay's clock (Unix seconds), set by the I/O layer.
     now: u64,
     /// Taken in since [`Mailboxes::take_appended`] last ran.
@@ -137,6 +139,7 @@ impl Mailboxes {
             next_body: 0,
             total_bytes: 0,
             by_sender: BTreeMap::new(),
+            by_person: BTreeMap::new(),
             now: 0,
             appended: Appended::default(),
             released: Vec::new(),
@@ -157,10 +160,10 @@ impl Mailboxes {
         if self.bodies.contains_key(&id) {
             return;
         }
-        self.total_bytes = self.total_bytes.saturating_add(size);
         if let Some(s) = &sender {
-            let t = self.by_sender.entry(s.clone()).or_default();
-            *t = t.saturating_add(size);
+            self.charge(s, size);
+        } else {
+            self.total_bytes = self.total_bytes.saturating_add(size);
         }
         self.bodies.insert(
             id,
@@ -249,15 +252,26 @@ impl Mailboxes {
             return;
         };
         self.total_bytes = self.total_bytes.saturating_sub(b.size);
-        if let Some(s) = &b.sender
-            && let Some(t) = self.by_sender.get_mut(s)
-        {
-            *t = t.saturating_sub(b.size);
-            if *t == 0 {
-                self.by_sender.remove(s);
-            }
+        if let Some(s) = &b.sender {
+            down(&mut self.by_sender, s, b.size);
+            down(&mut self.by_person, &s.user, b.size);
         }
         self.released.push(id);
+    }
+
+    /// Charges a new body of `size` to `sender`, its person and the total.
+    fn charge(&mut self, sender: &DeviceId, size: usize) {
+        self.total_bytes = self.total_bytes.saturating_add(size);
+        let t = self.by_sender.entry(sender.clone()).or_default();
+        *t = t.saturating_add(size);
+        let t = self.by_person.entry(sender.user.clone()).or_default();
+        *t = t.saturating_add(size);
+    }
+
+    /// Bytes the devices of `person` have waiting in all mailboxes
+    /// together (each body once).
+    pub fn queued_by_person(&self, person: &UserName) -> usize {
+        self.by_person.get(person).copied().unwrap_or(0)
     }
 
     /// Bytes `sender` has waiting in all mailboxes together (each body
@@ -404,6 +418,15 @@ impl Mailboxes {
                 "the sender has too much waiting in mailboxes",
             ));
         }
+        if self
+            .queued_by_person(&sender.user)
+            .saturating_add(body_bytes)
+            > l.queued_bytes_per_person
+        {
+            return Err(DsError::Capacity(
+                "the sender's person has too much waiting in mailboxes",
+            ));
+        }
         if self.total_bytes.saturating_add(body_bytes) > l.total_mailbox_bytes {
             return Err(DsError::Capacity("all mailboxes together are full"));
         }
@@ -428,9 +451,7 @@ impl Mailboxes {
         self.fits(sender, devices.iter().map(|d| (*d, size)), size)?;
         let id = BodyId(self.next_body);
         self.next_body = self.next_body.saturating_add(1);
-        self.total_bytes = self.total_bytes.saturating_add(size);
-        let t = self.by_sender.entry(sender.clone()).or_default();
-        *t = t.saturating_add(size);
+        self.charge(sender, size);
         self.bodies.insert(
             id,
             Body {
@@ -461,5 +482,15 @@ impl Mailboxes {
     /// `device` has read everything up to and including `seq`.
     pub fn ack(&mut self, device: &DeviceId, seq: u64) {
         self.drop_front_while(device, |_, s| s <= seq);
+    }
+}
+
+/// Takes `size` off `key`'s count, forgetting it at zero.
+fn down<K: Ord>(counts: &mut BTreeMap<K, usize>, key: &K, size: usize) {
+    if let Some(n) = counts.get_mut(key) {
+        *n = n.saturating_sub(size);
+        if *n == 0 {
+            counts.remove(key);
+        }
     }
 }

@@ -138,3 +138,39 @@ fn at_start_up_a_body_no_item_points_at_is_released_and_numbering_resumes_past_i
     let made = g.mailboxes().take_appended();
     assert_eq!(made.bodies[0].0, BodyId(10));
 }
+
+#[test]
+fn a_persons_devices_together_have_at_most_the_persons_share_waiting() {
+    // Each device may have 30 bytes waiting, the person 40: her second
+    // device gets 10 more, not 30, and someone else is not held back.
+    let (m1, m2) = (dev("mallory", "a"), dev("mallory", "b"));
+    let bob = dev("bob", "l");
+    let mut g = Groups::new(Limits {
+        queued_bytes_per_sender: 30,
+        queued_bytes_per_person: 40,
+        ..Limits::default()
+    });
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([m1.clone(), m2.clone(), bob.clone()]),
+    );
+    for _ in 0..3 {
+        g.submit(&m1, message(9)).unwrap();
+    }
+    g.submit(&m2, message(9)).unwrap();
+    assert_eq!(g.mailboxes_ref().queued_by_person(&m1.user), 40);
+    assert_eq!(
+        g.submit(&m2, message(0)),
+        Err(DsError::Capacity(
+            "the sender's person has too much waiting in mailboxes"
+        ))
+    );
+    g.submit(&bob, message(9)).unwrap();
+    // Read: the person's share comes back.
+    g.mailboxes().ack(&bob, 3);
+    g.mailboxes().ack(&m1, 0);
+    g.mailboxes().ack(&m2, 3);
+    assert_eq!(g.mailboxes_ref().queued_by_person(&m1.user), 0);
+    g.submit(&m2, message(9)).unwrap();
+}

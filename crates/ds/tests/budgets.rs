@@ -133,3 +133,35 @@ fn a_device_is_a_member_of_at_most_its_share_of_groups_and_leaving_one_frees_a_p
     g.forget_device(&v);
     assert_eq!(g.held_by(&v), 0);
 }
+
+#[test]
+fn a_claimer_takes_at_most_its_hourly_share_of_one_time_key_packages_then_last_resort_ones() {
+    use blindrelay_ds::Directory;
+    use blindrelay_ds::directory::CLAIM_PERIOD_SECS;
+    let mut d = Directory::new(Limits {
+        one_time_claims_per_hour: 3,
+        ..Limits::default()
+    });
+    d.set_now(10_000);
+    let m = dev("mallory", "l");
+    let people: Vec<DeviceId> = (0..5).map(|i| dev(&format!("u{i}"), "l")).collect();
+    for p in &people {
+        d.upload(p, vec![b"one".to_vec(); 4], Some(b"last".to_vec()))
+            .unwrap();
+    }
+    // Spread over five people, mallory still takes only three one-time
+    // KeyPackages; the others are last-resort, and nobody's drained.
+    let kinds: Vec<bool> = people
+        .iter()
+        .map(|p| d.claim(&p.user, &m)[0].last_resort)
+        .collect();
+    assert_eq!(kinds, [false, false, false, true, true]);
+    assert_eq!(d.remaining(&people[4]), 4);
+    // Someone else's share is their own.
+    assert!(!d.claim(&people[4].user, &dev("bob", "l"))[0].last_resort);
+    // An hour later, mallory's share is back.
+    d.set_now(10_000 + CLAIM_PERIOD_SECS - 1);
+    assert!(d.claim(&people[4].user, &m)[0].last_resort);
+    d.set_now(10_000 + CLAIM_PERIOD_SECS);
+    assert!(!d.claim(&people[4].user, &m)[0].last_resort);
+}

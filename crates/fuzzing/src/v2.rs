@@ -43,6 +43,7 @@ fn device_id(user: &str, device: &str) -> Option<DeviceId> {
 const LIMITS: Limits = Limits {
     key_packages_per_device: 4,
     one_time_claims_per_claimer: 2,
+    one_time_claims_per_hour: 5,
     key_package_bytes: 64,
     members_per_group: 4,
     groups: 4,
@@ -55,6 +56,7 @@ const LIMITS: Limits = Limits {
     message_bytes: 256,
     sender_share_divisor: 2,
     queued_bytes_per_sender: 768,
+    queued_bytes_per_person: 900,
     mailbox_ttl_secs: 1000,
 };
 

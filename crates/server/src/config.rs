@@ -54,6 +54,10 @@ pub struct Config {
     /// clients pace themselves within it. Creating a group with two people
     /// is about four requests, a message one.
     pub v2_rate_max_requests: u16,
+    /// Protocol v2 requests all devices of one person together may make
+    /// per rate window: more devices do not multiply a person's share. A
+    /// device over it cools down like one over its own budget.
+    pub v2_person_rate_max_requests: u16,
     /// After a rate-limit disconnect the identity is refused for this long;
     /// every refused attempt restarts the period.
     pub cooldown_ms: u64,
@@ -130,6 +134,10 @@ pub enum ConfigError {
     /// Clients would be dropped for idleness between two keep-alives.
     #[error("keepalive_ms must be shorter than idle_timeout_ms")]
     KeepaliveNotShorter,
+    /// One device pacing itself within its announced budget would use up
+    /// its person's.
+    #[error("v2_person_rate_max_requests must be at least v2_rate_max_requests")]
+    PersonBudgetBelowDevice,
 }
 
 /// Upper bound of `write_behind_ms`: a sender waits at most this long for
@@ -151,6 +159,7 @@ impl Default for Config {
             rate_max_messages: 10,
             rate_window_ms: 5_000,
             v2_rate_max_requests: 100,
+            v2_person_rate_max_requests: 400,
             cooldown_ms: 30_000,
             max_sessions_per_identity: 4,
             outgoing_queue_frames: 256,
@@ -202,6 +211,10 @@ impl Config {
             ("rate_window_ms", self.rate_window_ms),
             ("v2_rate_max_requests", u64::from(self.v2_rate_max_requests)),
             (
+                "v2_person_rate_max_requests",
+                u64::from(self.v2_person_rate_max_requests),
+            ),
+            (
                 "max_sessions_per_identity",
                 self.max_sessions_per_identity as u64,
             ),
@@ -240,6 +253,9 @@ impl Config {
         if self.keepalive_ms >= self.idle_timeout_ms {
             return Err(ConfigError::KeepaliveNotShorter);
         }
+        if self.v2_person_rate_max_requests < self.v2_rate_max_requests {
+            return Err(ConfigError::PersonBudgetBelowDevice);
+        }
         Ok(())
     }
 }
@@ -273,5 +289,10 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::KeepaliveNotShorter));
+        let bad = Config {
+            v2_rate_max_requests: 500,
+            ..Config::default()
+        };
+        assert_eq!(bad.validate(), Err(ConfigError::PersonBudgetBelowDevice));
     }
 }

@@ -153,6 +153,7 @@ impl Server {
                     usize::from(config.v2_rate_max_requests),
                     std::time::Duration::from_millis(config.rate_window_ms),
                 ),
+                usize::from(config.v2_person_rate_max_requests),
                 usize::from(config.login_rate_max),
                 std::time::Duration::from_millis(config.cooldown_ms),
             ),

@@ -27,6 +27,7 @@ pub fn config() -> Config {
     Config {
         rate_max_messages: 1_000,
         v2_rate_max_requests: 1_000,
+        v2_person_rate_max_requests: 4_000,
         ..blindrelay_testkit::relay::config()
     }
 }

@@ -12,7 +12,7 @@
 mod admission;
 mod check;
 mod order;
-pub(crate) use admission::{Admission, NotNow};
+pub(crate) use admission::{Admission, NotNow, Over};
 pub(crate) mod session;
 pub(crate) mod store;
 
@@ -270,6 +270,7 @@ impl DeliveryService {
         let st = &mut *st;
         let now = unix_now();
         st.groups.mailboxes().set_now(now);
+        st.directory.set_now(now);
         self.expire(st, now);
         if self.broken.load(Ordering::Acquire) {
             return (!matches!(request, Some(Request::Ack(_)))).then_some(Down::Refused {

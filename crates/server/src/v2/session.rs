@@ -205,10 +205,16 @@ impl Conn {
                                 Ok(r) => r,
                                 Err(e) => return self.violation("malformed DS request", &e),
                             };
-                            if !matches!(request, Request::Ack(_)) && !shared.ds.admission.spend(&self.device, Instant::now()) {
+                            if !matches!(request, Request::Ack(_))
+                                && let Err(over) = shared.ds.admission.spend(&self.device, Instant::now())
+                            {
+                                let (max, whose) = match over {
+                                    crate::v2::Over::Device => (cfg.v2_rate_max_requests, "this device (all its sessions)"),
+                                    crate::v2::Over::Person => (cfg.v2_person_rate_max_requests, "this person's devices together"),
+                                };
                                 warn!(target: SECURITY, device = %self.device, peer = %self.peer,
-                                    "more than {} v2 requests in {} ms from this device (all its sessions), disconnecting; cool-down {} ms",
-                                    cfg.v2_rate_max_requests, cfg.rate_window_ms, cfg.cooldown_ms);
+                                    "more than {max} v2 requests in {} ms from {whose}, disconnecting; cool-down {} ms",
+                                    cfg.rate_window_ms, cfg.cooldown_ms);
                                 return End::Cause(GoodbyeCode::RateLimited, "rate limit exceeded".into());
                             }
                             self.log(&request);
