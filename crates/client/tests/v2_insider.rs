@@ -416,10 +416,11 @@ async fn a_persons_devices_share_one_budget_and_more_devices_do_not_multiply_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_honest_pair_chats_within_a_second_while_a_colleague_floods_the_relay() {
     // Issue 28, "during each flood an honest pair keeps chatting with a
-    // latency under 1 s": mallory fills offline bob's mailbox with 2 MiB
-    // items until refused, then spends her request budget on claims until
-    // she is cut off; meanwhile carol writes to dave, and each of her
-    // messages reaches him within a second.
+    // latency under 1 s": mallory's laptop fills offline bob's mailbox
+    // with 2 MiB items until refused, then spends its request budget on
+    // claims until it is cut off, while her phone creates groups as fast
+    // as its budget allows for 3 s; meanwhile carol writes to dave, and
+    // each of her messages reaches him within a second.
     let pki = blindrelay_testkit::TestPki::new(&[]).unwrap();
     let relay =
         blindrelay_testkit::TestRelay::with_config(&pki, blindrelay_testkit::relay::config())
@@ -443,6 +444,15 @@ async fn an_honest_pair_chats_within_a_second_while_a_colleague_floods_the_relay
     let epoch = mallory.device().epoch(&g).unwrap();
     let (_, mut raw) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
     raw.pace(u32::MAX, 1);
+    let mut phone = device(&pki, root.path(), "mallory", "phone", &addr).await;
+    let creations = tokio::spawn(async move {
+        let (start, mut made) = (std::time::Instant::now(), 0usize);
+        while start.elapsed() < Duration::from_secs(3) {
+            phone.create_group(None, &[]).await.unwrap();
+            made += 1;
+        }
+        made
+    });
     let flood = tokio::spawn(async move {
         let mut sent = 0usize;
         loop {
@@ -461,9 +471,9 @@ async fn an_honest_pair_chats_within_a_second_while_a_colleague_floods_the_relay
         }
         sent
     });
-    // At least 8 messages, and on until the flood is over.
+    // At least 8 messages, and on until both floods are over.
     let (mut worst, mut i) = (Duration::ZERO, 0);
-    while i < 8 || !flood.is_finished() {
+    while i < 8 || !flood.is_finished() || !creations.is_finished() {
         i += 1;
         assert!(i < 1_000, "the flood never ended");
         let text = format!("m{i}");
@@ -476,9 +486,12 @@ async fn an_honest_pair_chats_within_a_second_while_a_colleague_floods_the_relay
         }
         worst = worst.max(start.elapsed());
     }
-    let sent = flood.await.unwrap();
-    eprintln!("flood of {sent} requests; {i} honest messages, the slowest in {worst:?}");
+    let (sent, made) = (flood.await.unwrap(), creations.await.unwrap());
+    eprintln!(
+        "flood of {sent} requests and {made} groups; {i} honest messages, the slowest in {worst:?}"
+    );
     assert!(sent >= 8, "the flood ran ({sent} requests)");
+    assert!(made >= 10, "the phone made groups ({made})");
     assert!(
         worst < Duration::from_secs(1),
         "an honest message took {worst:?} during the flood"
