@@ -219,7 +219,10 @@ fn flush(st: &mut State, d: &DeviceId) {
     let items: Vec<(u64, Delivery)> = st
         .groups
         .mailboxes_ref()
-        .pending_from(d, from, usize::MAX)
+        .pending(d)
+        .into_iter()
+        .filter(|(seq, _)| *seq >= from)
+        .collect::<Vec<_>>()
         .into_iter()
         .filter_map(|(seq, id)| st.bodies.get(id).map(|b| (seq, b.clone())))
         .collect();

@@ -408,6 +408,14 @@ async fn a_persons_devices_share_one_budget_and_more_devices_do_not_multiply_it(
         assert!(answered <= 5);
     }
     assert_eq!(answered, 3, "the person's 8, not the phone's own 5");
+    // The phone cools down: a new session is refused.
+    let cfg_p = cfg_for(&pki, root.path(), "mallory", "phone", &addr);
+    let key = cfg_p.load_key().unwrap();
+    assert!(
+        blindrelay_client::v2::Link::connect(&cfg_p, &key)
+            .await
+            .is_err()
+    );
     for _ in 0..5 {
         bob.request(ask.clone()).await.unwrap();
     }

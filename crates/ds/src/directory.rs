@@ -29,10 +29,10 @@ pub struct Directory {
     /// drain another's one-time KeyPackages (the last-resort one stays
     /// usable: the device keeps its private key).
     claimed_by: BTreeMap<(DeviceId, DeviceId), usize>,
-    /// One-time KeyPackages each claimer took in all, in the hour that
-    /// started at the first of them: past
-    /// [`Limits::one_time_claims_per_hour`] it gets last-resort ones only.
-    taken: BTreeMap<DeviceId, (u64, usize)>,
+    /// One-time KeyPackages the devices of each person took in all, in
+    /// the hour that started at the first of them: past
+    /// [`Limits::one_time_claims_per_hour`] they get last-resort ones only.
+    taken: BTreeMap<UserName, (u64, usize)>,
     /// The relay's clock (Unix seconds), set by the I/O layer.
     now: u64,
 }
@@ -40,7 +40,7 @@ pub struct Directory {
 /// The period [`Limits::one_time_claims_per_hour`] counts over, seconds.
 pub const CLAIM_PERIOD_SECS: u64 = 3600;
 
-/// Past this many claimers counted, those whose period is over are dropped.
+/// Past this many persons counted, those whose period is over are dropped.
 pub const SWEEP_AT: usize = 10_000;
 
 /// A KeyPackage handed out for a device.
@@ -71,19 +71,20 @@ impl Directory {
         self.now = now;
     }
 
-    /// One-time KeyPackages `claimer` may still take in the current period.
+    /// One-time KeyPackages `claimer`'s person may still take in the
+    /// current period.
     fn allowance(&mut self, claimer: &DeviceId) -> usize {
         let now = self.now;
         if self.taken.len() > SWEEP_AT {
             self.taken
                 .retain(|_, (from, _)| from.saturating_add(CLAIM_PERIOD_SECS) > now);
         }
-        match self.taken.get(claimer) {
+        match self.taken.get(&claimer.user) {
             Some((from, n)) if from.saturating_add(CLAIM_PERIOD_SECS) > now => {
                 self.limits.one_time_claims_per_hour.saturating_sub(*n)
             }
             _ => {
-                self.taken.remove(claimer);
+                self.taken.remove(&claimer.user);
                 self.limits.one_time_claims_per_hour
             }
         }
@@ -123,8 +124,8 @@ impl Directory {
     /// One KeyPackage for each device of `user` that has one, oldest
     /// one-time first, the last-resort one when none is left (it stays) or
     /// when `claimer` already took its share of that device's one-time
-    /// ones, or when it took [`Limits::one_time_claims_per_hour`] of
-    /// anyone's in the last hour; never the claimer's own (a device adding
+    /// ones, or when its person's devices took
+    /// [`Limits::one_time_claims_per_hour`] of anyone's in the last hour; never the claimer's own (a device adding
     /// its person's other devices claims its own user).
     pub fn claim(&mut self, user: &UserName, claimer: &DeviceId) -> Vec<Claimed> {
         let share = self.limits.one_time_claims_per_claimer;
@@ -167,7 +168,7 @@ impl Directory {
             .collect();
         if took > 0 {
             let now = self.now;
-            let e = self.taken.entry(claimer.clone()).or_insert((now, 0));
+            let e = self.taken.entry(claimer.user.clone()).or_insert((now, 0));
             e.1 = e.1.saturating_add(took);
         }
         out
@@ -190,6 +191,12 @@ impl Directory {
             .collect()
     }
 
+    /// How many persons' hourly claim counts are kept (bounded: past
+    /// [`SWEEP_AT`] the finished ones are dropped).
+    pub fn claim_counts(&self) -> usize {
+        self.taken.len()
+    }
+
     /// One-time KeyPackages `device` still has here (it refills when low).
     pub fn remaining(&self, device: &DeviceId) -> usize {
         self.devices.get(device).map_or(0, |h| h.one_time.len())
@@ -200,6 +207,5 @@ impl Directory {
         self.devices.remove(device);
         self.claimed_by
             .retain(|(by, of), _| by != device && of != device);
-        self.taken.remove(device);
     }
 }

@@ -202,9 +202,12 @@ impl Groups {
 
     /// Takes a device out of every group (its certificate was revoked: it
     /// will never read or commit again); a group left with no member is
-    /// forgotten. What changed is returned for storage.
+    /// forgotten, and the device's mailbox is emptied (the I/O layer
+    /// deletes its items and the bodies released). What changed in the
+    /// groups is returned for storage.
     pub fn forget_device(&mut self, device: &DeviceId) -> Forgotten {
         let mut out = Forgotten::default();
+        self.mailboxes.forget(device);
         let ids: Vec<Vec<u8>> = self
             .groups
             .iter()

@@ -68,10 +68,11 @@ pub struct Limits {
     /// between two uploads of that device; past it the claimer gets the
     /// device's last-resort KeyPackage (KeyPackage draining).
     pub one_time_claims_per_claimer: usize,
-    /// One-time KeyPackages one device may take of all devices together
-    /// per hour ([`directory::CLAIM_PERIOD_SECS`]); past it, it gets
-    /// last-resort ones, which still add the device. No claimer can drain
-    /// everyone's one-time KeyPackages by spreading its claims.
+    /// One-time KeyPackages the devices of one person together may take
+    /// of all devices per hour ([`directory::CLAIM_PERIOD_SECS`]); past
+    /// it, they get last-resort ones, which still add the device. No
+    /// claimer can drain everyone's one-time KeyPackages by spreading its
+    /// claims, or by enrolling more devices.
     pub one_time_claims_per_hour: usize,
     /// Largest KeyPackage, bytes (an X-Wing one is about 2.7 KiB).
     pub key_package_bytes: usize,

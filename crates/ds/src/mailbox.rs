@@ -89,9 +89,9 @@ pub struct Appended {
 }
 
 impl Appended {
-    /// Nothing was taken in.
+    /// Nothing was taken in (a body never comes without an item).
     pub fn is_empty(&self) -> bool {
-        self.bodies.is_empty() && self.items.is_empty()
+        self.items.is_empty()
     }
 }
 
@@ -353,20 +353,96 @@ impl Mailboxes {
         std::mem::take(&mut self.released)
     }
 
-    /// Up to `max` items of `device`'s mailbox from `from_seq` on: their
-    /// sequence numbers and bodies.
-    pub fn pending_from(&self, device: &DeviceId, from_seq: u64, max: usize) -> Vec<(u64, BodyId)> {
-        self.queues
-            .get(device)
-            .map(|q| {
-                q.items
-                    .iter()
-                    .filter(|w| w.seq >= from_seq)
-                    .take(max)
-                    .map(|w| (w.seq, w.body))
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// Up to `max` items of `device`'s mailbox from `from_seq` on, and no
+    /// more than `max_bytes` of bodies together (but always one item if
+    /// there is one): their sequence numbers and bodies.
+    pub fn pending_from(
+        &self,
+        device: &DeviceId,
+        from_seq: u64,
+        (max, max_bytes): (usize, usize),
+    ) -> Vec<(u64, BodyId)> {
+        let Some(q) = self.queues.get(device) else {
+            return Vec::new();
+        };
+        let mut bytes = 0usize;
+        let mut out = Vec::new();
+        for w in q.items.iter().filter(|w| w.seq >= from_seq).take(max) {
+            let size = self.bodies.get(&w.body).map_or(0, |b| b.size);
+            bytes = bytes.saturating_add(size);
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push((w.seq, w.body));
+        }
+        out
+    }
+
+    /// Drops every item of `device` (its certificate was revoked: it will
+    /// never read them), with their charges; bodies no item points at any
+    /// more are released. Its numbering is kept.
+    pub fn forget(&mut self, device: &DeviceId) {
+        self.drop_front_while(device, |_, _| true);
+    }
+
+    /// Recounts every charge from the items and bodies and compares it
+    /// with the running counts: the first one that differs, or a body no
+    /// item points at. For tests and fuzzing; costs a pass over
+    /// everything.
+    pub fn audit(&self) -> Result<(), &'static str> {
+        let mut refs: BTreeMap<BodyId, usize> = BTreeMap::new();
+        for q in self.queues.values() {
+            let mut bytes = 0usize;
+            let mut persons: BTreeMap<&UserName, (usize, usize)> = BTreeMap::new();
+            for w in &q.items {
+                let b = self.bodies.get(&w.body).ok_or("an item without its body")?;
+                *refs.entry(w.body).or_default() += 1;
+                bytes += b.size;
+                if let Some(s) = &b.sender {
+                    let e = persons.entry(&s.user).or_default();
+                    e.0 += 1;
+                    e.1 += b.size;
+                }
+            }
+            if bytes != q.bytes {
+                return Err("a queue's bytes");
+            }
+            if !persons
+                .into_iter()
+                .eq(q.by_person.iter().map(|(k, v)| (k, *v)))
+            {
+                return Err("a queue's charges per person");
+            }
+        }
+        let mut total = 0usize;
+        let mut senders: BTreeMap<&DeviceId, usize> = BTreeMap::new();
+        let mut persons: BTreeMap<&UserName, usize> = BTreeMap::new();
+        for (id, b) in &self.bodies {
+            if refs.get(id).copied().unwrap_or(0) != b.refs || b.refs == 0 {
+                return Err("a body's count of items");
+            }
+            total += b.size;
+            if let Some(s) = &b.sender {
+                *senders.entry(s).or_default() += b.size;
+                *persons.entry(&s.user).or_default() += b.size;
+            }
+        }
+        if total != self.total_bytes {
+            return Err("the bytes of all bodies");
+        }
+        if !senders
+            .into_iter()
+            .eq(self.by_sender.iter().map(|(k, v)| (k, *v)))
+        {
+            return Err("the bytes per sending device");
+        }
+        if !persons
+            .into_iter()
+            .eq(self.by_person.iter().map(|(k, v)| (k, *v)))
+        {
+            return Err("the bytes per sending person");
+        }
+        Ok(())
     }
 
     /// The next sequence number `device` will be given.
@@ -476,7 +552,7 @@ impl Mailboxes {
     /// What `device` has not acknowledged, oldest first: sequence numbers
     /// and bodies.
     pub fn pending(&self, device: &DeviceId) -> Vec<(u64, BodyId)> {
-        self.pending_from(device, 0, usize::MAX)
+        self.pending_from(device, 0, (usize::MAX, usize::MAX))
     }
 
     /// `device` has read everything up to and including `seq`.

@@ -174,3 +174,57 @@ fn a_persons_devices_together_have_at_most_the_persons_share_waiting() {
     assert_eq!(g.mailboxes_ref().queued_by_person(&m1.user), 0);
     g.submit(&m2, message(9)).unwrap();
 }
+
+#[test]
+fn a_read_of_a_mailbox_is_bounded_in_bytes_but_always_gives_one_item() {
+    let (a, b) = (dev("alice", "l"), dev("bob", "l"));
+    let mut g = Groups::new(Limits::default());
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([a.clone(), b.clone()]));
+    for len in [9, 9, 9] {
+        g.submit(&a, message(len)).unwrap();
+    }
+    let m = g.mailboxes_ref();
+    let seqs = |v: Vec<(u64, BodyId)>| v.into_iter().map(|(s, _)| s).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(m.pending_from(&b, 0, (10, 20))),
+        [0, 1],
+        "10 + 10 bytes"
+    );
+    assert_eq!(seqs(m.pending_from(&b, 0, (10, 19))), [0]);
+    assert_eq!(seqs(m.pending_from(&b, 0, (10, 1))), [0], "one item anyway");
+    assert_eq!(seqs(m.pending_from(&b, 1, (1, 100))), [1]);
+    assert!(m.pending_from(&b, 3, (10, 100)).is_empty());
+}
+
+#[test]
+fn a_revoked_devices_mailbox_is_emptied_and_what_only_it_pointed_at_released() {
+    let (a, b, c) = (dev("alice", "l"), dev("bob", "l"), dev("carol", "l"));
+    let mut g = Groups::new(Limits::default());
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([a.clone(), b.clone(), c.clone()]),
+    );
+    let mut kept = Kept::new();
+    g.submit(&a, message(4)).unwrap(); // to bob and carol: body 0
+    g.mailboxes().ack(&c, 0);
+    g.submit(&c, message(4)).unwrap(); // to alice and bob: body 1
+    kept.sync(g.mailboxes());
+    assert_eq!(kept.len(), 2);
+    g.mailboxes().audit().unwrap();
+    // bob is revoked: body 0 was his alone now, body 1 is alice's too.
+    g.forget_device(&b);
+    kept.sync(g.mailboxes());
+    assert!(g.mailboxes_ref().pending(&b).is_empty());
+    assert_eq!(kept.len(), 1);
+    assert!(kept.get(BodyId(0)).is_none() && kept.get(BodyId(1)).is_some());
+    assert_eq!(g.mailboxes_ref().queued_by(&a), 0, "alice's body went");
+    g.mailboxes().audit().unwrap();
+    // His numbering is kept: a device of that name never sees a number
+    // again.
+    assert_eq!(g.mailboxes_ref().next_seq(&b), 2);
+    g.mailboxes().ack(&a, 0);
+    kept.sync(g.mailboxes());
+    assert!(kept.is_empty());
+    g.mailboxes().audit().unwrap();
+}

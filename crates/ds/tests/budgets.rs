@@ -135,7 +135,8 @@ fn a_device_is_a_member_of_at_most_its_share_of_groups_and_leaving_one_frees_a_p
 }
 
 #[test]
-fn a_claimer_takes_at_most_its_hourly_share_of_one_time_key_packages_then_last_resort_ones() {
+fn a_persons_devices_take_at_most_its_hourly_share_of_one_time_key_packages_then_last_resort_ones()
+{
     use blindrelay_ds::Directory;
     use blindrelay_ds::directory::CLAIM_PERIOD_SECS;
     let mut d = Directory::new(Limits {
@@ -157,11 +158,51 @@ fn a_claimer_takes_at_most_its_hourly_share_of_one_time_key_packages_then_last_r
         .collect();
     assert_eq!(kinds, [false, false, false, true, true]);
     assert_eq!(d.remaining(&people[4]), 4);
-    // Someone else's share is their own.
+    // Her other device shares her person's count; someone else's share
+    // is their own.
+    assert!(d.claim(&people[4].user, &dev("mallory", "phone"))[0].last_resort);
     assert!(!d.claim(&people[4].user, &dev("bob", "l"))[0].last_resort);
     // An hour later, mallory's share is back.
     d.set_now(10_000 + CLAIM_PERIOD_SECS - 1);
     assert!(d.claim(&people[4].user, &m)[0].last_resort);
     d.set_now(10_000 + CLAIM_PERIOD_SECS);
     assert!(!d.claim(&people[4].user, &m)[0].last_resort);
+}
+
+#[test]
+fn the_hourly_claim_counts_drop_only_finished_periods_once_past_their_bound() {
+    use blindrelay_ds::Directory;
+    use blindrelay_ds::directory::{CLAIM_PERIOD_SECS, SWEEP_AT};
+    let mut d = Directory::new(Limits {
+        one_time_claims_per_hour: 1,
+        key_packages_per_device: SWEEP_AT + 10,
+        ..Limits::default()
+    });
+    let target = dev("target", "l");
+    d.upload(
+        &target,
+        vec![b"k".to_vec(); SWEEP_AT + 5],
+        Some(b"last".to_vec()),
+    )
+    .unwrap();
+    d.set_now(1_000);
+    let busy = dev("busy", "l");
+    assert!(!d.claim(&target.user, &busy)[0].last_resort);
+    d.set_now(1_000 + CLAIM_PERIOD_SECS - 1);
+    for i in 0..=SWEEP_AT {
+        let c = dev(&format!("c{i}"), "l");
+        assert!(!d.claim(&target.user, &c)[0].last_resort);
+    }
+    // The first period is over for busy alone: the sweep drops it, and
+    // keeps the others, whose hour still runs.
+    d.set_now(1_000 + CLAIM_PERIOD_SECS);
+    assert_eq!(d.claim_counts(), SWEEP_AT + 2);
+    assert!(d.claim(&target.user, &dev("c0", "l"))[0].last_resort);
+    assert_eq!(
+        d.claim_counts(),
+        SWEEP_AT + 1,
+        "busy's finished hour dropped"
+    );
+    assert!(!d.claim(&target.user, &busy)[0].last_resort);
+    assert!(d.claim(&target.user, &busy)[0].last_resort);
 }

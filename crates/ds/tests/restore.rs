@@ -129,9 +129,22 @@ fn state_put_back_from_storage_behaves_as_before() {
     let pending = g.mailboxes_ref().pending(&b);
     assert_eq!(pending.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [7, 8]);
     assert_eq!(g.mailboxes_ref().next_seq(&b), 9);
-    assert_eq!(g.mailboxes_ref().pending_from(&b, 8, 10).len(), 1);
-    assert_eq!(g.mailboxes_ref().pending_from(&b, 0, 1).len(), 1);
-    assert_eq!(g.mailboxes_ref().pending_from(&b, 9, 10).len(), 0);
+    assert_eq!(
+        g.mailboxes_ref()
+            .pending_from(&b, 8, (10, usize::MAX))
+            .len(),
+        1
+    );
+    assert_eq!(
+        g.mailboxes_ref().pending_from(&b, 0, (1, usize::MAX)).len(),
+        1
+    );
+    assert_eq!(
+        g.mailboxes_ref()
+            .pending_from(&b, 9, (10, usize::MAX))
+            .len(),
+        0
+    );
     assert_eq!(g.mailboxes_ref().next_seq(&dev("nobody", "x")), 0);
     // A numbering restored past every item (all were acknowledged) is kept.
     g.mailboxes().restore_next(&a, 40);

@@ -206,7 +206,11 @@ impl DeliveryService {
             st.directory.forget(d);
             // Out of every group; a group left with no member is gone.
             let groups = st.groups.forget_device(d);
-            if let Err(e) = st.db.forget(d, &groups) {
+            let released = st.groups.mailboxes().take_released();
+            if let Err(e) = st.db.forget(d, &groups, &released) {
+                // The memory stays as it is (the device forgotten); what
+                // the store still holds of its mailbox is dropped at the
+                // next start-up if its bodies are gone.
                 error!(error = %e, device = %d, "forgetting a revoked device");
             }
         }
@@ -218,12 +222,13 @@ impl DeliveryService {
         lock(&self.state).directory.remaining(device)
     }
 
-    /// Up to `max` items of `device`'s mailbox from `from_seq` on.
+    /// Up to `max` items and (but for the first) `max_bytes` of
+    /// `device`'s mailbox from `from_seq` on, read from the store.
     pub(crate) fn pending_from(
         &self,
         device: &DeviceId,
         from_seq: u64,
-        max: usize,
+        max: (usize, usize),
     ) -> Vec<(u64, Delivery)> {
         let st = lock(&self.state);
         let items = st
@@ -324,10 +329,13 @@ impl DeliveryService {
             Request::Ack(seq) => {
                 st.groups.mailboxes().ack(device, seq);
                 let released = st.groups.mailboxes().take_released();
-                if let Err(e) = st.db.ack(device, seq, &released) {
-                    // The items stay stored and come back after a restart;
-                    // the device processes them as replays and refuses them.
+                if let Err(e) = st.db.ack(&[(device.clone(), seq)], &released) {
+                    // Nothing was deleted: the memory is rebuilt from the
+                    // store, so that no body another device still points
+                    // at on disk is deleted later. The items come again;
+                    // the device refuses them as replays.
                     error!(error = %e, %device, "storing an acknowledgement");
+                    self.reload(st);
                 }
                 None
             }
@@ -342,12 +350,19 @@ impl DeliveryService {
             return;
         }
         self.last_expiry.store(now, Ordering::Relaxed);
-        for (device, seq) in st.groups.mailboxes().expire(now) {
+        let expired = st.groups.mailboxes().expire(now);
+        if expired.is_empty() {
+            return;
+        }
+        for (device, seq) in &expired {
             info!(%device, up_to = seq, "expired v2 mailbox items dropped");
-            let released = st.groups.mailboxes().take_released();
-            if let Err(e) = st.db.ack(&device, seq, &released) {
-                error!(error = %e, %device, "deleting expired items");
-            }
+        }
+        // Every device's items and the bodies released, in one
+        // transaction: a body goes only with the last item pointing at it.
+        let released = st.groups.mailboxes().take_released();
+        if let Err(e) = st.db.ack(&expired, &released) {
+            error!(error = %e, "deleting expired items");
+            self.reload(st);
         }
     }
 

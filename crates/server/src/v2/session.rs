@@ -33,6 +33,11 @@ pub(crate) type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
 /// Mailbox items read from the Delivery Service per turn of the loop.
 pub const DELIVERY_BATCH: usize = 32;
 
+/// Bytes of mailbox bodies read per turn of the loop (at least one item):
+/// they are read from SQLite under the Delivery Service's lock, which
+/// every request needs, so one turn reads a bounded amount.
+pub const DELIVERY_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 /// Why a session ends.
 enum End {
     Normal,
@@ -282,7 +287,7 @@ impl Conn {
         loop {
             let (s, device, from) = (shared.clone(), self.device.clone(), self.next_seq);
             let items = tokio::task::spawn_blocking(move || {
-                s.ds.pending_from(&device, from, DELIVERY_BATCH)
+                s.ds.pending_from(&device, from, (DELIVERY_BATCH, DELIVERY_BATCH_BYTES))
             })
             .await
             .map_err(|e| End::Broken(format!("v2 task failed: {e}")))?;

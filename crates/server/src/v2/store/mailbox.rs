@@ -89,6 +89,23 @@ impl DsDatabase {
         groups: &mut Groups,
         now: u64,
     ) -> Result<usize, StoreError> {
+        // An item whose body is gone (a write that failed half-way in an
+        // older relay) is dropped here, so that a later body that reuses
+        // the number is never delivered in its place.
+        let dangling = self
+            .db
+            .execute(
+                "DELETE FROM ds_item WHERE NOT EXISTS
+                     (SELECT 1 FROM ds_body WHERE ds_body.id = ds_item.body)",
+                [],
+            )
+            .map_err(db_err)?;
+        if dangling > 0 {
+            tracing::warn!(
+                items = dangling,
+                "v2 mailbox items without their body were dropped"
+            );
+        }
         let mut skipped = 0usize;
         let mut st = self
             .db
@@ -197,23 +214,16 @@ impl DsDatabase {
         Ok(out)
     }
 
-    /// Deletes what `device` acknowledged (or what expired), and the
-    /// bodies no item points at any more.
+    /// Deletes, for each device, its items up to a sequence number (what
+    /// it acknowledged, or what expired), and the bodies no item points at
+    /// any more, in one transaction.
     pub(crate) fn ack(
         &mut self,
-        device: &DeviceId,
-        seq: u64,
+        upto: &[(DeviceId, u64)],
         released: &[BodyId],
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
-        tx.prepare_cached("DELETE FROM ds_item WHERE user = ?1 AND device = ?2 AND seq <= ?3")
-            .map_err(db_err)?
-            .execute(params![
-                device.user.as_str(),
-                device.device.as_str(),
-                i64::try_from(seq).unwrap_or(i64::MAX)
-            ])
-            .map_err(db_err)?;
+        delete_items(&tx, upto)?;
         delete_bodies(&tx, released)?;
         tx.commit().map_err(db_err)
     }
@@ -229,7 +239,26 @@ impl DsDatabase {
     }
 }
 
-fn delete_bodies(tx: &Transaction<'_>, released: &[BodyId]) -> Result<(), StoreError> {
+/// Deletes each device's items up to its sequence number.
+pub(super) fn delete_items(
+    tx: &Transaction<'_>,
+    upto: &[(DeviceId, u64)],
+) -> Result<(), StoreError> {
+    let mut del = tx
+        .prepare_cached("DELETE FROM ds_item WHERE user = ?1 AND device = ?2 AND seq <= ?3")
+        .map_err(db_err)?;
+    for (device, seq) in upto {
+        del.execute(params![
+            device.user.as_str(),
+            device.device.as_str(),
+            i64::try_from(*seq).unwrap_or(i64::MAX)
+        ])
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(super) fn delete_bodies(tx: &Transaction<'_>, released: &[BodyId]) -> Result<(), StoreError> {
     let mut del = tx
         .prepare_cached("DELETE FROM ds_body WHERE id = ?1")
         .map_err(db_err)?;

@@ -317,11 +317,13 @@ impl DsDatabase {
         tx.commit().map_err(db_err)
     }
 
-    /// Forgets a revoked device's KeyPackages.
+    /// Forgets a revoked device: its KeyPackages, its place in groups, its
+    /// mailbox items and the bodies they were the last to point at.
     pub(crate) fn forget(
         &mut self,
         device: &DeviceId,
         groups: &blindrelay_ds::Forgotten,
+        released: &[blindrelay_ds::BodyId],
     ) -> Result<(), StoreError> {
         let tx = self.db.transaction().map_err(db_err)?;
         tx.execute(
@@ -329,6 +331,8 @@ impl DsDatabase {
             params![device.user.as_str(), device.device.as_str()],
         )
         .map_err(db_err)?;
+        mailbox::delete_items(&tx, &[(device.clone(), u64::MAX)])?;
+        mailbox::delete_bodies(&tx, released)?;
         for (id, epoch, members) in &groups.changed {
             let members = encode_devices(members).map_err(StoreError::backend)?;
             tx.execute(

@@ -54,7 +54,7 @@ fn a_message_to_two_devices_is_stored_once_and_deleted_with_its_last_item() {
     for (d, left) in [(&b, 1), (&c, 0)] {
         g.mailboxes().ack(d, 0);
         let released = g.mailboxes().take_released();
-        db.ack(d, 0, &released).unwrap();
+        db.ack(&[(d.clone(), 0)], &released).unwrap();
         assert_eq!(count(&db, "ds_body"), left);
     }
     assert_eq!(count(&db, "ds_item"), 0);
@@ -149,4 +149,85 @@ fn a_database_of_the_older_layout_is_converted_and_delivers_the_same() {
     drop(db);
     let db = DsDatabase::open(&path).unwrap();
     assert_eq!(count(&db, "ds_body"), 3);
+}
+
+#[test]
+fn an_item_whose_body_is_gone_is_dropped_at_start_up_and_never_given_a_new_body() {
+    let mut db = DsDatabase::in_memory().unwrap();
+    let (_, [a, b, _]) = one_message(&mut db);
+    // A body deleted while an item still points at it (an acknowledgement
+    // of another device deleted it after this device's write failed).
+    db.db.execute("DELETE FROM ds_body", []).unwrap();
+    let mut g = db.load(Limits::default(), 1_000).unwrap().groups;
+    assert_eq!(
+        count(&db, "ds_item"),
+        0,
+        "the item without its body is gone"
+    );
+    assert!(g.mailboxes_ref().pending(&b).is_empty());
+    // A new message gets body number 0 again: nothing old points at it.
+    g.restore(b"g".to_vec(), 1, BTreeSet::from([a.clone(), b.clone()]));
+    let sub = Submission::Message {
+        group_id: b"g".to_vec(),
+        epoch: 1,
+        message: b"new".to_vec(),
+    };
+    g.submit(&a, sub).unwrap();
+    let appended = g.mailboxes().take_appended();
+    db.submit(None, None, &appended, (&a, 1_000)).unwrap();
+    let again = db.load(Limits::default(), 1_000).unwrap().groups;
+    let got = db.bodies(&again.mailboxes_ref().pending(&b)).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 1, "bob's numbering went on");
+    again.mailboxes_ref().audit().unwrap();
+}
+
+#[test]
+fn expiry_deletes_every_devices_items_and_their_bodies_together() {
+    let mut db = DsDatabase::in_memory().unwrap();
+    let (mut g, [_, b, c]) = one_message(&mut db);
+    let expired = g.mailboxes().expire(1_000 + 15 * 24 * 3600);
+    assert_eq!(expired.len(), 2);
+    let released = g.mailboxes().take_released();
+    db.ack(&expired, &released).unwrap();
+    assert_eq!((count(&db, "ds_item"), count(&db, "ds_body")), (0, 0));
+    let again = db.load(Limits::default(), 1_000).unwrap().groups;
+    assert!(again.mailboxes_ref().pending(&b).is_empty());
+    assert!(again.mailboxes_ref().pending(&c).is_empty());
+}
+
+#[test]
+fn a_database_of_the_first_layout_without_senders_is_converted_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v2.db");
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE ds_mailbox (
+                 user TEXT NOT NULL, device TEXT NOT NULL, seq INTEGER NOT NULL,
+                 welcome INTEGER NOT NULL, group_id BLOB NOT NULL, bytes BLOB NOT NULL,
+                 PRIMARY KEY (user, device, seq));
+             INSERT INTO ds_mailbox VALUES ('bob', 'l', 2, 0, x'67', x'6869');",
+        )
+        .unwrap();
+    }
+    let db = DsDatabase::open(&path).unwrap();
+    let g = db.load(Limits::default(), 1_000).unwrap().groups;
+    let bob = db.bodies(&g.mailboxes_ref().pending(&dev("bob"))).unwrap();
+    assert_eq!(
+        bob,
+        [(
+            2,
+            Delivery::Group {
+                group_id: b"g".to_vec(),
+                message: b"hi".to_vec()
+            }
+        )]
+    );
+    assert_eq!(
+        g.mailboxes_ref().queued_by(&dev("alice")),
+        0,
+        "charged to nobody"
+    );
+    assert_eq!(g.mailboxes_ref().total_bytes(), 3);
 }
