@@ -107,15 +107,10 @@ impl DsDatabase {
             );
         }
         let mut skipped = 0usize;
-        let mut st = self
-            .db
-            .prepare(
-                "SELECT id, length(group_id) + length(bytes), sender_user, sender_device, at
-                 FROM ds_body",
-            )
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
+        let bodies = self.rows(
+            "SELECT id, length(group_id) + length(bytes), sender_user, sender_device, at
+             FROM ds_body",
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
@@ -123,10 +118,9 @@ impl DsDatabase {
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<i64>>(4)?,
                 ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let (id, size, su, sd, at) = row.map_err(db_err)?;
+            },
+        )?;
+        for (id, size, su, sd, at) in bodies {
             let sender = match (su, sd) {
                 (Some(u), Some(d)) => device_of(u, d),
                 _ => None,
@@ -141,22 +135,17 @@ impl DsDatabase {
                 _ => skipped += 1,
             }
         }
-        let mut st = self
-            .db
-            .prepare("SELECT user, device, seq, body FROM ds_item ORDER BY user, device, seq")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
+        for (user, device, seq, body) in self.rows(
+            "SELECT user, device, seq, body FROM ds_item ORDER BY user, device, seq",
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                     r.get::<_, i64>(3)?,
                 ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let (user, device, seq, body) = row.map_err(db_err)?;
+            },
+        )? {
             let ok = match (
                 device_of(user, device),
                 u64::try_from(seq),

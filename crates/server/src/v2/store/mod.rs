@@ -59,6 +59,17 @@ fn device_of(user: String, device: String) -> Option<DeviceId> {
 }
 
 impl DsDatabase {
+    /// Every row `sql` selects, each made by `row`.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.db.prepare(sql).map_err(db_err)?;
+        let rows = st.query_map([], row).map_err(db_err)?;
+        rows.collect::<Result<Vec<T>, _>>().map_err(db_err)
+    }
+
     /// Opens (creating) the database at `path`, private to this user.
     pub(crate) fn open(path: &Path) -> Result<Self, StoreError> {
         let open_err =
@@ -128,22 +139,17 @@ impl DsDatabase {
         let mut groups = Groups::new(limits);
         groups.mailboxes().set_now(now);
         let mut skipped = 0usize;
-        let mut st = self
-            .db
-            .prepare("SELECT user, device, last_resort, bytes FROM ds_key_package ORDER BY id")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
+        for (user, device, last_resort, bytes) in self.rows(
+            "SELECT user, device, last_resort, bytes FROM ds_key_package ORDER BY id",
+            |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, bool>(2)?,
                     r.get::<_, Vec<u8>>(3)?,
                 ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let (user, device, last_resort, bytes) = row.map_err(db_err)?;
+            },
+        )? {
             let Some(d) = device_of(user, device) else {
                 skipped += 1;
                 continue;
@@ -157,12 +163,9 @@ impl DsDatabase {
                 skipped += 1;
             }
         }
-        let mut st = self
-            .db
-            .prepare("SELECT id, epoch, members, creator_user, creator_device FROM ds_group")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
+        for (id, epoch, members, cu, cd) in self.rows(
+            "SELECT id, epoch, members, creator_user, creator_device FROM ds_group",
+            |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, i64>(1)?,
@@ -170,10 +173,8 @@ impl DsDatabase {
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
                 ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let (id, epoch, members, cu, cd) = row.map_err(db_err)?;
+            },
+        )? {
             let creator = match (cu, cd) {
                 (Some(u), Some(d)) => device_of(u, d),
                 _ => None,
@@ -183,21 +184,15 @@ impl DsDatabase {
                 _ => skipped += 1,
             }
         }
-        let mut st = self
-            .db
-            .prepare("SELECT user, device, next FROM ds_next_seq")
-            .map_err(db_err)?;
-        let rows = st
-            .query_map([], |r| {
+        for (user, device, next) in
+            self.rows("SELECT user, device, next FROM ds_next_seq", |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, i64>(2)?,
                 ))
-            })
-            .map_err(db_err)?;
-        for row in rows {
-            let (user, device, next) = row.map_err(db_err)?;
+            })?
+        {
             match (device_of(user, device), u64::try_from(next)) {
                 (Some(d), Ok(next)) => groups.mailboxes().restore_next(&d, next),
                 _ => skipped += 1,
