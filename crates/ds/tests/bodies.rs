@@ -57,6 +57,7 @@ fn a_welcome_to_many_devices_is_one_body_charged_once_to_its_sender() {
     };
     g.submit(&a, genesis).unwrap();
     let made = g.mailboxes().take_appended();
+    assert!(!made.is_empty());
     assert_eq!(
         made.bodies.len(),
         2,
@@ -211,6 +212,7 @@ fn a_revoked_devices_mailbox_is_emptied_and_what_only_it_pointed_at_released() {
     g.submit(&c, message(4)).unwrap(); // to alice and bob: body 1
     kept.sync(g.mailboxes());
     assert_eq!(kept.len(), 2);
+    assert!(!kept.is_empty());
     g.mailboxes().audit().unwrap();
     // bob is revoked: body 0 was his alone now, body 1 is alice's too.
     g.forget_device(&b);

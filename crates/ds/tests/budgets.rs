@@ -79,7 +79,7 @@ fn a_persons_devices_together_create_at_most_the_persons_share_of_groups() {
 }
 
 #[test]
-fn a_device_is_a_member_of_at_most_its_share_of_groups_and_leaving_one_frees_a_place() {
+fn a_device_is_a_member_of_at_most_its_share_of_groups_and_being_removed_from_one_frees_a_place() {
     let (a, b, v) = (dev("alice", "l"), dev("bob", "l"), dev("victim", "l"));
     let mut g = Groups::new(Limits {
         groups_per_member: 2,
@@ -188,21 +188,34 @@ fn the_hourly_claim_counts_drop_only_finished_periods_once_past_their_bound() {
     d.set_now(1_000);
     let busy = dev("busy", "l");
     assert!(!d.claim(&target.user, &busy)[0].last_resort);
+    // SWEEP_AT persons counted: busy (its hour about to end) and others.
     d.set_now(1_000 + CLAIM_PERIOD_SECS - 1);
-    for i in 0..=SWEEP_AT {
+    for i in 0..SWEEP_AT - 1 {
         let c = dev(&format!("c{i}"), "l");
         assert!(!d.claim(&target.user, &c)[0].last_resort);
     }
-    // The first period is over for busy alone: the sweep drops it, and
-    // keeps the others, whose hour still runs.
+    assert_eq!(d.claim_counts(), SWEEP_AT);
+    // busy's hour is over; at the bound, nothing is swept yet.
     d.set_now(1_000 + CLAIM_PERIOD_SECS);
-    assert_eq!(d.claim_counts(), SWEEP_AT + 2);
     assert!(d.claim(&target.user, &dev("c0", "l"))[0].last_resort);
-    assert_eq!(
-        d.claim_counts(),
-        SWEEP_AT + 1,
-        "busy's finished hour dropped"
-    );
+    assert_eq!(d.claim_counts(), SWEEP_AT, "not past the bound");
+    // A claim that takes no one-time KeyPackage counts nobody new.
+    let mut only_last = Directory::new(Limits {
+        one_time_claims_per_hour: 0,
+        ..Limits::default()
+    });
+    only_last
+        .upload(&target, vec![b"k".to_vec()], Some(b"last".to_vec()))
+        .unwrap();
+    assert!(only_last.claim(&target.user, &busy)[0].last_resort);
+    assert_eq!(only_last.claim_counts(), 0);
+    // One more person: past the bound, busy's finished hour is dropped and
+    // the others' running hours are kept.
+    let late = dev("late", "l");
+    assert!(!d.claim(&target.user, &late)[0].last_resort);
+    assert_eq!(d.claim_counts(), SWEEP_AT + 1);
+    assert!(d.claim(&target.user, &dev("c1", "l"))[0].last_resort);
+    assert_eq!(d.claim_counts(), SWEEP_AT, "busy's finished hour dropped");
     assert!(!d.claim(&target.user, &busy)[0].last_resort);
     assert!(d.claim(&target.user, &busy)[0].last_resort);
 }

@@ -22,6 +22,8 @@ use blindrelay_wire::UserName;
 
 use crate::{DeviceId, DsError, Limits};
 
+mod audit;
+
 /// One item for one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
@@ -383,71 +385,6 @@ impl Mailboxes {
     /// more are released. Its numbering is kept.
     pub fn forget(&mut self, device: &DeviceId) {
         self.drop_front_while(device, |_, _| true);
-    }
-
-    /// Recounts every charge from the items and bodies and compares it
-    /// with the running counts: the first one that differs, or a body no
-    /// item points at. For tests and fuzzing; costs a pass over
-    /// everything.
-    pub fn audit(&self) -> Result<(), &'static str> {
-        let mut refs: BTreeMap<BodyId, usize> = BTreeMap::new();
-        for q in self.queues.values() {
-            let mut bytes = 0usize;
-            let mut persons: BTreeMap<&UserName, (usize, usize)> = BTreeMap::new();
-            for w in &q.items {
-                let b = self.bodies.get(&w.body).ok_or("an item without its body")?;
-                *refs.entry(w.body).or_default() += 1;
-                bytes += b.size;
-                if let Some(s) = &b.sender {
-                    let e = persons.entry(&s.user).or_default();
-                    e.0 += 1;
-                    e.1 += b.size;
-                }
-            }
-            if bytes != q.bytes {
-                return Err("a queue's bytes");
-            }
-            if !persons
-                .into_iter()
-                .eq(q.by_person.iter().map(|(k, v)| (k, *v)))
-            {
-                return Err("a queue's charges per person");
-            }
-        }
-        let mut total = 0usize;
-        let mut senders: BTreeMap<&DeviceId, usize> = BTreeMap::new();
-        let mut persons: BTreeMap<&UserName, usize> = BTreeMap::new();
-        for (id, b) in &self.bodies {
-            if refs.get(id).copied().unwrap_or(0) != b.refs || b.refs == 0 {
-                return Err("a body's count of items");
-            }
-            total += b.size;
-            if let Some(s) = &b.sender {
-                *senders.entry(s).or_default() += b.size;
-                *persons.entry(&s.user).or_default() += b.size;
-            }
-        }
-        if total != self.total_bytes {
-            return Err("the bytes of all bodies");
-        }
-        if !senders
-            .into_iter()
-            .eq(self.by_sender.iter().map(|(k, v)| (k, *v)))
-        {
-            return Err("the bytes per sending device");
-        }
-        if !persons
-            .into_iter()
-            .eq(self.by_person.iter().map(|(k, v)| (k, *v)))
-        {
-            return Err("the bytes per sending person");
-        }
-        Ok(())
-    }
-
-    /// The next sequence number `device` will be given.
-    pub fn next_seq(&self, device: &DeviceId) -> u64 {
-        self.queues.get(device).map_or(0, |q| q.next_seq)
     }
 
     /// Whether the mailboxes can take, from `sender`, new bodies of
