@@ -294,5 +294,10 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(bad.validate(), Err(ConfigError::PersonBudgetBelowDevice));
+        let equal = Config {
+            v2_rate_max_requests: 400,
+            ..Config::default()
+        };
+        assert_eq!(equal.validate(), Ok(()), "one device per person is fine");
     }
 }

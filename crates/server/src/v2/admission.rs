@@ -217,7 +217,9 @@ mod tests {
             let t = lock(&a.tables);
             (t.budgets.len(), t.cooling.len(), t.logins.len())
         };
+        let persons = |a: &Admission| lock(&a.tables).persons.len();
         assert_eq!(sizes(&a), (SWEEP_AT + 2, SWEEP_AT + 1, 0));
+        assert_eq!(persons(&a), SWEEP_AT + 2);
         // Later, every earlier entry is idle or over: the next use sweeps
         // them, and what still counts stays.
         let later = t0 + Duration::from_secs(31);
@@ -225,6 +227,7 @@ mod tests {
         assert!(!a.spend_ok(&busy, later), "busy's window still counts");
         let (budgets, cooling, _) = sizes(&a);
         assert_eq!(budgets, 1);
+        assert_eq!(persons(&a), 1, "idle persons' windows swept");
         assert_eq!(cooling, 1, "only busy cools down now");
         for d in &many[..=SWEEP_AT] {
             assert_eq!(a.admit(d, later), Ok(()));

@@ -231,3 +231,17 @@ fn a_database_of_the_first_layout_without_senders_is_converted_too() {
     );
     assert_eq!(g.mailboxes_ref().total_bytes(), 3);
 }
+
+#[test]
+fn a_body_no_item_points_at_is_deleted_at_start_up() {
+    let mut db = DsDatabase::in_memory().unwrap();
+    let (_, [_, b, c]) = one_message(&mut db);
+    // Both items went (their deletion committed) but the body stayed: a
+    // crash between the two in an older relay.
+    db.db.execute("DELETE FROM ds_item", []).unwrap();
+    let g = db.load(Limits::default(), 1_000).unwrap().groups;
+    assert_eq!(count(&db, "ds_body"), 0, "the orphan body is gone");
+    assert!(g.mailboxes_ref().pending(&b).is_empty());
+    assert!(g.mailboxes_ref().pending(&c).is_empty());
+    assert_eq!(g.mailboxes_ref().total_bytes(), 0);
+}
