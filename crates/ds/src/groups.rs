@@ -10,9 +10,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::mailbox::{Delivery, Mailboxes};
 use blindrelay_wire::UserName;
 
+use crate::mailbox::{Delivery, Mailboxes};
 use crate::{DeviceId, DsError, Limits};
 
 /// Epochs before the current one for which application messages are still

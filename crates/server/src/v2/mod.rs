@@ -223,24 +223,26 @@ impl DeliveryService {
     }
 
     /// Up to `max` items and (but for the first) `max_bytes` of
-    /// `device`'s mailbox from `from_seq` on, read from the store.
+    /// `device`'s mailbox from `from_seq` on, read from the store, and the
+    /// last sequence number looked at (an item whose body the store no
+    /// longer has is passed over, not waited for).
     pub(crate) fn pending_from(
         &self,
         device: &DeviceId,
         from_seq: u64,
         max: (usize, usize),
-    ) -> Vec<(u64, Delivery)> {
+    ) -> (Vec<(u64, Delivery)>, Option<u64>) {
         let st = lock(&self.state);
         let items = st
             .groups
             .mailboxes_ref()
             .pending_from(device, from_seq, max);
         match st.db.bodies(&items) {
-            Ok(bodies) => bodies,
+            Ok(bodies) => (bodies, items.last().map(|(s, _)| *s)),
             Err(e) => {
                 // Nothing is sent; the session tries again at its next wake.
                 error!(error = %e, %device, "reading mailbox bodies");
-                Vec::new()
+                (Vec::new(), None)
             }
         }
     }

@@ -286,12 +286,12 @@ impl Conn {
     async fn flush_mailbox(&mut self, shared: &Arc<Shared>) -> Result<(), End> {
         loop {
             let (s, device, from) = (shared.clone(), self.device.clone(), self.next_seq);
-            let items = tokio::task::spawn_blocking(move || {
+            let (items, last) = tokio::task::spawn_blocking(move || {
                 s.ds.pending_from(&device, from, (DELIVERY_BATCH, DELIVERY_BATCH_BYTES))
             })
             .await
             .map_err(|e| End::Broken(format!("v2 task failed: {e}")))?;
-            let Some(last) = items.last().map(|(s, _)| *s) else {
+            let Some(last) = last else {
                 return Ok(());
             };
             for (seq, item) in items {
