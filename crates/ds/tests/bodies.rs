@@ -9,18 +9,12 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use blindrelay_ds::{BodyId, DeviceId, DsError, Groups, Kept, Limits, Submission};
-use blindrelay_pki::DeviceName;
-use blindrelay_wire::UserName;
-
-fn dev(user: &str, device: &str) -> DeviceId {
-    DeviceId {
-        user: UserName::new(user).unwrap(),
-        device: DeviceName::new(device).unwrap(),
-    }
-}
+use common::dev;
 
 fn people(n: usize) -> Vec<DeviceId> {
     (0..n).map(|i| dev(&format!("u{i}"), "l")).collect()

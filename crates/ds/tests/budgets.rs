@@ -8,18 +8,12 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use blindrelay_ds::{DeviceId, DsError, Groups, Limits, Submission};
-use blindrelay_pki::DeviceName;
-use blindrelay_wire::UserName;
-
-fn dev(user: &str, device: &str) -> DeviceId {
-    DeviceId {
-        user: UserName::new(user).unwrap(),
-        device: DeviceName::new(device).unwrap(),
-    }
-}
+use common::dev;
 
 fn create(group: &[u8], members: &[&DeviceId]) -> Submission {
     let new: BTreeSet<DeviceId> = members[1..].iter().map(|d| (*d).clone()).collect();

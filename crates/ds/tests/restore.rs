@@ -9,18 +9,13 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use blindrelay_ds::{BodyId, Delivery, DeviceId, Directory, DsError, Groups, Limits, Submission};
-use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
-
-fn dev(user: &str, device: &str) -> DeviceId {
-    DeviceId {
-        user: UserName::new(user).unwrap(),
-        device: DeviceName::new(device).unwrap(),
-    }
-}
+use common::dev;
 
 fn genesis(group: &[u8], members: &[&DeviceId]) -> Submission {
     Submission::Commit {

@@ -6,21 +6,16 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use blindrelay_ds::{
     Delivery, DeviceId, Directory, DsError, Groups, Kept, Limits, Submission, Verdict,
 };
-use blindrelay_pki::DeviceName;
 use blindrelay_wire::UserName;
+use common::dev;
 use proptest::prelude::*;
-
-fn dev(user: &str, device: &str) -> DeviceId {
-    DeviceId {
-        user: UserName::new(user).unwrap(),
-        device: DeviceName::new(device).unwrap(),
-    }
-}
 
 fn set(ds: &[&DeviceId]) -> BTreeSet<DeviceId> {
     ds.iter().map(|d| (*d).clone()).collect()
