@@ -224,3 +224,20 @@ fn a_revoked_devices_mailbox_is_emptied_and_what_only_it_pointed_at_released() {
     assert!(kept.is_empty());
     g.mailboxes().audit().unwrap();
 }
+
+#[test]
+fn body_numbers_never_go_back_when_the_state_is_rebuilt() {
+    let a = dev("alice", "l");
+    let mut g = Groups::new(Limits::default());
+    g.restore(
+        b"g".to_vec(),
+        1,
+        BTreeSet::from([a.clone(), dev("bob", "l")]),
+    );
+    g.mailboxes().restore_next_body(BodyId(40));
+    g.mailboxes().restore_next_body(BodyId(7));
+    assert_eq!(g.mailboxes_ref().next_body(), BodyId(40));
+    g.submit(&a, message(1)).unwrap();
+    assert_eq!(g.mailboxes().take_appended().bodies[0].0, BodyId(40));
+    assert_eq!(g.mailboxes_ref().next_body(), BodyId(41));
+}

@@ -191,6 +191,18 @@ impl Mailboxes {
         true
     }
 
+    /// The number the next body will get.
+    pub fn next_body(&self) -> BodyId {
+        BodyId(self.next_body)
+    }
+
+    /// Body numbers resume at `next` at the earliest (a state rebuilt
+    /// while the relay runs must not give a number again that a reader may
+    /// still look up).
+    pub fn restore_next_body(&mut self, next: BodyId) {
+        self.next_body = self.next_body.max(next.0);
+    }
+
     /// Start-up is over: bodies that no restored item points at are
     /// released (the I/O layer deletes them).
     pub fn restored(&mut self) {

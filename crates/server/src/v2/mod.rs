@@ -59,6 +59,9 @@ pub(crate) struct DeliveryService {
     limits: Limits,
     max_sessions_per_device: usize,
     state: Mutex<State>,
+    /// Reads mailbox bodies outside `state`'s lock (none for a database in
+    /// memory: then they are read under it).
+    reader: Option<Mutex<store::BodyReader>>,
     online: Mutex<HashMap<DeviceId, Vec<Online>>>,
     next_session: AtomicU64,
     /// Bumped whenever the relay loads a new CRL: each device session
@@ -95,13 +98,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl DeliveryService {
     /// Rebuilds the service from `db`.
     pub(crate) fn new(
-        db: DsDatabase,
+        mut db: DsDatabase,
         limits: Limits,
         max_sessions_per_device: usize,
         admission: admission::Admission,
         (ca_der, crl): (Vec<u8>, &blindrelay_pki::crl::CheckedCrl),
     ) -> Result<Self, crate::ServerError> {
         let loaded = db.load(limits, unix_now())?;
+        let reader = db.take_reader().map(Mutex::new);
         let root = blindrelay_e2e::TrustRoot::new(ca_der.clone())
             .map_err(|e| crate::ServerError::TrustRoot(e.to_string()))?
             .with_checked_crl(crl.clone());
@@ -114,6 +118,7 @@ impl DeliveryService {
                 groups: loaded.groups,
                 db,
             }),
+            reader,
             online: Mutex::new(HashMap::new()),
             next_session: AtomicU64::new(1),
             crl_generation: AtomicU64::new(0),
@@ -237,7 +242,14 @@ impl DeliveryService {
             .groups
             .mailboxes_ref()
             .pending_from(device, from_seq, max);
-        match st.db.bodies(&items) {
+        let read = match &self.reader {
+            Some(r) => {
+                drop(st);
+                lock(r).bodies(&items)
+            }
+            None => st.db.bodies(&items),
+        };
+        match read {
             Ok(bodies) => (bodies, items.last().map(|(s, _)| *s)),
             Err(e) => {
                 // Nothing is sent; the session tries again at its next wake.
@@ -392,8 +404,12 @@ impl DeliveryService {
     fn reload(&self, st: &mut State) {
         match st.db.load(self.limits, unix_now()) {
             Ok(l) => {
+                // Body numbers never go back while the relay runs: a
+                // session may be reading one outside the lock.
+                let next_body = st.groups.mailboxes_ref().next_body();
                 st.directory = l.directory;
                 st.groups = l.groups;
+                st.groups.mailboxes().restore_next_body(next_body);
             }
             Err(e) => {
                 error!(error = %e, "rebuilding the v2 state from its store failed: every v2 request is refused until the relay restarts");

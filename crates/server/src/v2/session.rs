@@ -33,9 +33,10 @@ pub(crate) type Stream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
 /// Mailbox items read from the Delivery Service per turn of the loop.
 pub const DELIVERY_BATCH: usize = 32;
 
-/// Bytes of mailbox bodies read per turn of the loop (at least one item):
-/// they are read from SQLite under the Delivery Service's lock, which
-/// every request needs, so one turn reads a bounded amount.
+/// Bytes of mailbox bodies read per turn of the loop (at least one item),
+/// so that one turn holds a bounded amount in memory: bodies are read from
+/// SQLite by a read-only connection outside the Delivery Service's lock
+/// (under it for a store in memory, in tests and the demo).
 pub const DELIVERY_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// Why a session ends.

@@ -171,36 +171,7 @@ impl DsDatabase {
         &self,
         items: &[(u64, BodyId)],
     ) -> Result<Vec<(u64, Delivery)>, StoreError> {
-        let mut st = self
-            .db
-            .prepare_cached("SELECT welcome, group_id, bytes FROM ds_body WHERE id = ?1")
-            .map_err(db_err)?;
-        let mut out = Vec::with_capacity(items.len());
-        for (seq, id) in items {
-            let id = i64::try_from(id.0).unwrap_or(i64::MAX);
-            let mut rows = st.query(params![id]).map_err(db_err)?;
-            let Some(r) = rows.next().map_err(db_err)? else {
-                continue;
-            };
-            let (welcome, group_id, bytes): (bool, Vec<u8>, Vec<u8>) = (
-                r.get(0).map_err(db_err)?,
-                r.get(1).map_err(db_err)?,
-                r.get(2).map_err(db_err)?,
-            );
-            let item = if welcome {
-                Delivery::Welcome {
-                    group_id,
-                    welcome: bytes,
-                }
-            } else {
-                Delivery::Group {
-                    group_id,
-                    message: bytes,
-                }
-            };
-            out.push((*seq, item));
-        }
-        Ok(out)
+        read_bodies(&self.db, items)
     }
 
     /// Deletes, for each device, its items up to a sequence number (what
@@ -307,4 +278,66 @@ pub(super) fn append(
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+/// Bodies are written once and never changed, and their numbers are
+/// never reused while the relay runs, so they can be read outside the
+/// Delivery Service's lock: this connection is read-only, and what it
+/// cannot find any more (acknowledged or expired meanwhile) is left out.
+pub(crate) struct BodyReader {
+    db: Connection,
+}
+
+impl BodyReader {
+    pub(super) fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        let db = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db_err)?;
+        Ok(Self { db })
+    }
+
+    /// See [`DsDatabase::bodies`].
+    pub(crate) fn bodies(
+        &self,
+        items: &[(u64, BodyId)],
+    ) -> Result<Vec<(u64, Delivery)>, StoreError> {
+        read_bodies(&self.db, items)
+    }
+}
+
+fn read_bodies(
+    db: &Connection,
+    items: &[(u64, BodyId)],
+) -> Result<Vec<(u64, Delivery)>, StoreError> {
+    let mut st = db
+        .prepare_cached("SELECT welcome, group_id, bytes FROM ds_body WHERE id = ?1")
+        .map_err(db_err)?;
+    let mut out = Vec::with_capacity(items.len());
+    for (seq, id) in items {
+        let id = i64::try_from(id.0).unwrap_or(i64::MAX);
+        let mut rows = st.query(params![id]).map_err(db_err)?;
+        let Some(r) = rows.next().map_err(db_err)? else {
+            continue;
+        };
+        let (welcome, group_id, bytes): (bool, Vec<u8>, Vec<u8>) = (
+            r.get(0).map_err(db_err)?,
+            r.get(1).map_err(db_err)?,
+            r.get(2).map_err(db_err)?,
+        );
+        let item = if welcome {
+            Delivery::Welcome {
+                group_id,
+                welcome: bytes,
+            }
+        } else {
+            Delivery::Group {
+                group_id,
+                message: bytes,
+            }
+        };
+        out.push((*seq, item));
+    }
+    Ok(out)
 }

@@ -20,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::store::StoreError;
 
 mod mailbox;
+pub(crate) use mailbox::BodyReader;
 
 fn db_err(err: rusqlite::Error) -> StoreError {
     StoreError::backend(err)
@@ -28,6 +29,10 @@ fn db_err(err: rusqlite::Error) -> StoreError {
 /// The v2 database.
 pub(crate) struct DsDatabase {
     db: Connection,
+    /// A second, read-only connection to the same file, for reading
+    /// mailbox bodies outside the Delivery Service's lock (none for a
+    /// database in memory); taken once by [`DsDatabase::take_reader`].
+    reader: Option<mailbox::BodyReader>,
 }
 
 /// The in-memory state rebuilt from the database.
@@ -84,7 +89,15 @@ impl DsDatabase {
                 "v2 store file was readable by other users of this machine; it is private now");
         }
         let db = Connection::open(path).map_err(|e| open_err(std::sync::Arc::new(e)))?;
-        Self::init(db)
+        let mut this = Self::init(db)?;
+        this.reader = Some(mailbox::BodyReader::open(path)?);
+        Ok(this)
+    }
+
+    /// The read-only connection for mailbox bodies, if the database is a
+    /// file (once).
+    pub(crate) fn take_reader(&mut self) -> Option<mailbox::BodyReader> {
+        self.reader.take()
     }
 
     /// A database in memory (tests, demo).
@@ -128,7 +141,7 @@ impl DsDatabase {
             .map_err(db_err)?;
         }
         mailbox::init(&db)?;
-        Ok(Self { db })
+        Ok(Self { db, reader: None })
     }
 
     /// Rebuilds the Delivery Service's memory (never a mailbox body's

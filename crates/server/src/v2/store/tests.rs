@@ -245,3 +245,18 @@ fn a_body_no_item_points_at_is_deleted_at_start_up() {
     assert!(g.mailboxes_ref().pending(&c).is_empty());
     assert_eq!(g.mailboxes_ref().total_bytes(), 0);
 }
+
+#[test]
+fn the_read_only_connection_reads_what_was_committed_and_passes_over_what_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = DsDatabase::open(&dir.path().join("v2.db")).unwrap();
+    let reader = db.take_reader().expect("a file has a reader");
+    assert!(db.take_reader().is_none(), "taken once");
+    let (g, [_, b, _]) = one_message(&mut db);
+    let items = g.mailboxes_ref().pending(&b);
+    assert_eq!(reader.bodies(&items).unwrap(), db.bodies(&items).unwrap());
+    assert_eq!(reader.bodies(&items).unwrap().len(), 1);
+    db.db.execute("DELETE FROM ds_body", []).unwrap();
+    assert!(reader.bodies(&items).unwrap().is_empty());
+    assert!(DsDatabase::in_memory().unwrap().take_reader().is_none());
+}
