@@ -333,10 +333,8 @@ impl Groups {
         // (mls-rs applies a pending commit when it reads it back).
         let new: BTreeSet<&DeviceId> = members.iter().filter(|d| !before.contains(*d)).collect();
         // A new group counts for its creator too.
-        let joining = new
-            .iter()
-            .copied()
-            .chain((!self.groups.contains_key(&group_id)).then_some(sender));
+        let existed = self.groups.contains_key(&group_id);
+        let joining = new.iter().copied().chain((!existed).then_some(sender));
         if joining
             .into_iter()
             .any(|d| self.held_by(d) >= self.limits.groups_per_member)
@@ -397,13 +395,12 @@ impl Groups {
         };
         // Membership counts follow the new member list (the creator of a
         // new group was put in `before` but counted nowhere yet).
-        let was: BTreeSet<DeviceId> = self
-            .groups
-            .get(&group_id)
-            .map(|g| g.members.clone())
-            .unwrap_or_default();
-        self.hold(members.difference(&was), true);
-        self.hold(was.difference(&members), false);
+        if existed {
+            self.hold(members.difference(&before), true);
+            self.hold(before.difference(&members), false);
+        } else {
+            self.hold(members.iter(), true);
+        }
         self.groups.insert(
             group_id,
             Group {
