@@ -76,6 +76,13 @@ pub enum MlsError {
         /// The member whose signature is on the commit.
         by: crate::types::Member,
     },
+    /// A re-join was asked for a group this device is not behind in.
+    #[error("this device is not behind in the group: there is nothing to re-join")]
+    NotBehind,
+    /// The group's newest GroupInfo does not list this device: as far as
+    /// it can tell it was removed, and it does not push itself back in.
+    #[error("the group's newest state no longer lists this device (it was probably removed)")]
+    NotListed,
     /// This device has no key for the group's name (it joined without
     /// one), so it can neither read nor set it.
     #[error("this device has no key for the group's name")]

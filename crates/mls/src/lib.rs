@@ -29,6 +29,7 @@ pub mod error;
 pub mod key;
 pub mod name;
 pub mod observer;
+pub mod rules;
 pub mod storage;
 pub mod types;
 
@@ -37,6 +38,6 @@ pub use device::{CIPHER_SUITE, Device, MAX_PLAINTEXT, PQ_CIPHER_SUITE, Position,
 pub use error::MlsError;
 pub use key::DeviceKey;
 pub use name::{GroupName, NameError};
-pub use observer::{Checked, ObserveError, Observer};
+pub use observer::{Checked, ObserveError, Observer, Published};
 pub use storage::{Held, MAX_EPOCH_RETENTION, MlsStore, StorageError};
 pub use types::{Member, Outgoing, Received};

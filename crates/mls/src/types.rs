@@ -62,6 +62,10 @@ pub enum Received {
         removed_me: bool,
         /// The group's new name, if the commit renamed it.
         renamed: Option<GroupName>,
+        /// The committer re-joined by an external commit in place of its
+        /// own leaf (it had been cut off from a commit): it is neither in
+        /// `added` nor in `removed`.
+        rejoined: bool,
     },
     /// A member asks to leave (a proposal to remove its own device). Any
     /// member's next commit carries it out; until then nobody in the group

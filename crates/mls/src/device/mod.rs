@@ -53,6 +53,7 @@ use crate::credential::{DeviceIdentityProvider, Trust, member_names};
 use crate::error::MlsError;
 use crate::key::DeviceKey;
 use crate::name::{GROUP_NAME_EXTENSION, GroupName, NameKey};
+use crate::rules::RejoinOnly;
 use crate::storage::MlsStore;
 use crate::types::Member;
 
@@ -63,6 +64,7 @@ mod gap;
 mod key_packages;
 mod naming;
 mod receive;
+mod rejoin;
 
 pub use gap::Position;
 mod roster;
@@ -100,7 +102,7 @@ pub const MAX_LOADED_GROUPS: usize = 256;
 
 pub(crate) type Config = IntoConfigOutput<
     WithMlsRules<
-        DefaultMlsRules,
+        RejoinOnly,
         WithKeyPackageRepo<
             MlsStore,
             WithGroupStateStorage<
@@ -121,6 +123,9 @@ pub struct Device {
     store: MlsStore,
     me: VerifiedDevice,
     groups: HashMap<Vec<u8>, Group<Config>>,
+    /// Re-joins waiting for the relay's order (at most one per group this
+    /// device holds; see `rejoin`).
+    rejoining: HashMap<Vec<u8>, Group<Config>>,
 }
 
 fn time(trust: &Trust) -> MlsTime {
@@ -183,17 +188,19 @@ impl Device {
             CertificateChain::from(vec![cert_der]).into_credential(),
             SignaturePublicKey::from(me.public_key().to_vec()),
         );
-        let rules = DefaultMlsRules::new()
-            .with_commit_options(
-                CommitOptions::new()
-                    .with_path_required(true)
-                    .with_ratchet_tree_extension(true)
-                    .with_single_welcome_message(true),
-            )
-            // Commits and proposals are PublicMessages, so that the relay
-            // can check them before it orders them (see `crate::observer`);
-            // application messages are always PrivateMessages.
-            .with_encryption_options(EncryptionOptions::new(false, PaddingMode::Padme));
+        let rules = RejoinOnly(
+            DefaultMlsRules::new()
+                .with_commit_options(
+                    CommitOptions::new()
+                        .with_path_required(true)
+                        .with_ratchet_tree_extension(true)
+                        .with_single_welcome_message(true),
+                )
+                // Commits and proposals are PublicMessages, so that the relay
+                // can check them before it orders them (see `crate::observer`);
+                // application messages are always PrivateMessages.
+                .with_encryption_options(EncryptionOptions::new(false, PaddingMode::Padme)),
+        );
         let client = Client::builder()
             .crypto_provider(AwsLcCryptoProvider::with_enabled_cipher_suites(vec![suite]))
             .identity_provider(trust.identity_provider())
@@ -210,6 +217,7 @@ impl Device {
             store,
             me,
             groups: HashMap::new(),
+            rejoining: HashMap::new(),
         })
     }
 

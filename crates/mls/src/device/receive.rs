@@ -135,13 +135,6 @@ impl Device {
                 }
             }
             ReceivedMessage::Commit(commit) => {
-                let Some(committer) = before.iter().find(|m| m.index == commit.committer).cloned()
-                else {
-                    // Only members commit here (no external commits): keep
-                    // the stored state rather than a half-explained one.
-                    self.groups.remove(&group_id);
-                    return Err(MlsError::Refused);
-                };
                 let removed_me = matches!(commit.effect, CommitEffect::Removed { .. });
                 let epoch = group.current_epoch();
                 let after = if removed_me {
@@ -149,14 +142,35 @@ impl Device {
                 } else {
                     members(group)
                 };
+                // A member's commit is signed by its leaf before the
+                // commit; an external commit (a member re-joining in
+                // place of its own leaf, `crate::rules`) by its new one.
+                let signer = if commit.is_external {
+                    after.iter().find(|m| m.index == commit.committer)
+                } else {
+                    before.iter().find(|m| m.index == commit.committer)
+                };
+                let Some(committer) = signer.cloned() else {
+                    // Keep the stored state rather than a half-explained
+                    // one.
+                    self.groups.remove(&group_id);
+                    return Err(MlsError::Refused);
+                };
+                // The re-joining device is neither added nor removed: its
+                // leaf was replaced.
+                let same = |a: &Member, b: &Member| a.user == b.user && a.device == b.device;
+                let rejoined = commit.is_external;
+                let changed = |m: &&Member| !(rejoined && same(m, &committer));
                 let added = after
                     .iter()
                     .filter(|m| !before.contains(m))
+                    .filter(changed)
                     .cloned()
                     .collect();
                 let removed = before
                     .iter()
                     .filter(|m| !after.contains(m))
+                    .filter(changed)
                     .cloned()
                     .collect();
                 let sealed_after = group
@@ -183,6 +197,7 @@ impl Device {
                     removed,
                     removed_me,
                     renamed,
+                    rejoined,
                 }
             }
             ReceivedMessage::Proposal(p) => {

@@ -138,4 +138,20 @@ impl MlsStore {
             .execute("DELETE FROM mls_held WHERE n = ?1", [n])?;
         Ok(())
     }
+
+    /// After a re-join by external commit (`Device::rejoin_accepted`),
+    /// whose new state is written: the epochs of the group's earlier
+    /// history (before `epoch`) go, and so do its held messages, which no
+    /// key of the new history reads. Returns how many were held.
+    pub fn rejoined(&self, group_id: &[u8], epoch: u64) -> Result<usize, StorageError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "DELETE FROM mls_epoch WHERE group_id = ?1 AND epoch_id < ?2",
+            params![group_id, epoch_sql(epoch)?],
+        )?;
+        let held = tx.execute("DELETE FROM mls_held WHERE group_id = ?1", [group_id])?;
+        tx.commit()?;
+        Ok(held)
+    }
 }

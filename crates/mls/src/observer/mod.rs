@@ -35,13 +35,14 @@
 use std::collections::BTreeSet;
 
 use mls_rs::external_client::builder::{
-    ExternalBaseConfig, WithCryptoProvider, WithIdentityProvider,
+    ExternalBaseConfig, WithCryptoProvider, WithIdentityProvider, WithMlsRules,
 };
 use mls_rs::external_client::{
     ExternalClient, ExternalGroup, ExternalReceivedMessage, ExternalSnapshot,
 };
 use mls_rs::group::proposal::Proposal;
 use mls_rs::group::{ContentType, ProposalSender, Sender};
+use mls_rs::mls_rules::DefaultMlsRules;
 use mls_rs::time::MlsTime;
 use mls_rs::{MlsMessage, MlsMessageDescription, WireFormat};
 use mls_rs_crypto_awslc::AwsLcCryptoProvider;
@@ -49,11 +50,18 @@ use mls_rs_crypto_awslc::AwsLcCryptoProvider;
 use crate::credential::{DeviceIdentityProvider, Trust, member_names};
 use crate::device::{CIPHER_SUITE, PQ_CIPHER_SUITE};
 use crate::name::GROUP_NAME_EXTENSION;
+use crate::rules::RejoinOnly;
+
+mod published;
+pub use published::Published;
 
 type ObserverConfig = mls_rs::external_client::builder::IntoConfigOutput<
-    WithIdentityProvider<
-        DeviceIdentityProvider,
-        WithCryptoProvider<AwsLcCryptoProvider, ExternalBaseConfig>,
+    WithMlsRules<
+        RejoinOnly,
+        WithIdentityProvider<
+            DeviceIdentityProvider,
+            WithCryptoProvider<AwsLcCryptoProvider, ExternalBaseConfig>,
+        >,
     >,
 >;
 
@@ -160,6 +168,7 @@ impl Observer {
             ]))
             .identity_provider(trust.identity_provider())
             .extension_type(GROUP_NAME_EXTENSION)
+            .mls_rules(RejoinOnly(DefaultMlsRules::new()))
             .build();
         Self { client, trust }
     }
@@ -276,14 +285,44 @@ impl Observer {
     ) -> Result<(DeviceNames, Checked), ObserveError> {
         let msg = MlsMessage::from_bytes(commit).map_err(|_| ObserveError::Shape("commit"))?;
         public(&msg, group_id, epoch, ContentType::Commit, "public commit")?;
-        let (_, signer_names) =
-            signer_of(&group, &msg).ok_or(ObserveError::Shape("public commit"))?;
-        let signer_names = signer_names.ok_or(ObserveError::NotSender)?;
+        // A member's commit names its signer's leaf; an external commit
+        // (a device re-joining, see `crate::rules`) signs with its new one.
+        let external = matches!(
+            msg.description(),
+            MlsMessageDescription::PublicProtocolMessage {
+                sender: Sender::NewMemberCommit,
+                ..
+            }
+        );
+        let member_signer = if external {
+            None
+        } else {
+            let (_, names) = signer_of(&group, &msg).ok_or(ObserveError::Shape("public commit"))?;
+            Some(names.ok_or(ObserveError::NotSender)?)
+        };
         let before = devices(&group);
-        match group.process_incoming_message_with_time(msg, self.now()) {
-            Ok(ExternalReceivedMessage::Commit(_)) => {}
+        let committer = match group.process_incoming_message_with_time(msg, self.now()) {
+            Ok(ExternalReceivedMessage::Commit(c)) => c.committer,
             _ => return Err(ObserveError::Invalid),
-        }
+        };
+        let signer_names = match member_signer {
+            Some(names) => names,
+            None => {
+                // `RejoinOnly` and mls-rs already require the external
+                // commit to replace a leaf of the same device; a device
+                // that was not a member is refused here as well.
+                let names = group
+                    .roster()
+                    .member_with_index(committer)
+                    .ok()
+                    .and_then(|m| member_names(&m.signing_identity))
+                    .ok_or(ObserveError::Invalid)?;
+                if !before.contains(&names) {
+                    return Err(ObserveError::Invalid);
+                }
+                names
+            }
+        };
         let members = devices(&group);
         let added = members.difference(&before).cloned().collect();
         let state = group
