@@ -10,13 +10,20 @@
 //! reordered commits, and messages from epochs a device has not reached,
 //! are built from that. Devices must notice, hold what they cannot place
 //! yet, and never send at a stale epoch.
+//!
+//! It follows each group's public state with the same observer as the
+//! real relay (checking nothing: what the observer cannot follow, it
+//! forgets), so that it can keep published GroupInfos and hand them out
+//! with the tree, as the real relay does, to a device that must re-join.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use blindrelay_ds::{Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Request};
+use blindrelay_ds::{
+    Delivery, DeviceId, Directory, Down, DsError, Groups, Limits, Request, Submission,
+};
 use blindrelay_net::{FrameReader, FrameWriter};
 use blindrelay_pki::PkiDir;
 use blindrelay_wire::{FRAME_LEN, Frame, Message, Reassembly, chunks};
@@ -60,6 +67,12 @@ struct State {
     /// Devices whose commits that lost the race are "accepted" anyway and
     /// delivered to nobody: each is on a branch of its own (a fork).
     forking: BTreeSet<DeviceId>,
+    /// Follows each group's public state (for the trees it hands out).
+    observer: blindrelay_mls::Observer,
+    /// Each group's public state, where the observer could follow it.
+    public: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Each group's newest published GroupInfo and its epoch.
+    published: BTreeMap<Vec<u8>, (u64, Vec<u8>)>,
 }
 
 /// A running malicious Delivery Service.
@@ -87,7 +100,16 @@ impl EvilDs {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let limits = Limits::default();
+        let ca = blindrelay_pki::store::read_cert_der(&pki.ca_cert_path())?;
+        let root = blindrelay_e2e::TrustRoot::new(ca)?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let observer = blindrelay_mls::Observer::new(blindrelay_mls::Trust::new(root, now));
         let state = Arc::new(Mutex::new(State {
+            observer,
+            public: BTreeMap::new(),
+            published: BTreeMap::new(),
             directory: Directory::new(limits),
             groups: Groups::new(limits),
             bodies: blindrelay_ds::Kept::new(),
@@ -288,21 +310,54 @@ fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Opti
         }),
         Request::Submit(sub) => {
             let forks = st.forking.contains(device);
+            let followed = follow(st, device, &sub);
             let answer = match st.groups.submit(device, sub) {
                 Err(DsError::StaleEpoch { current }) if forks => Down::Accepted {
                     req,
                     epoch: current,
                     recipients: 0,
                 },
-                Ok(blindrelay_ds::Verdict::Accepted { epoch, recipients }) => Down::Accepted {
-                    req,
-                    epoch,
-                    recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
-                },
+                Ok(blindrelay_ds::Verdict::Accepted { epoch, recipients }) => {
+                    if let Some((group, state)) = followed {
+                        st.public.insert(group, state);
+                    }
+                    Down::Accepted {
+                        req,
+                        epoch,
+                        recipients: u32::try_from(recipients).unwrap_or(u32::MAX),
+                    }
+                }
                 Err(e) => rules(&e),
             };
             st.bodies.sync(st.groups.mailboxes());
             Some(answer)
+        }
+        Request::Publish {
+            group_id,
+            epoch,
+            group_info,
+        } => {
+            st.published.insert(group_id, (epoch, group_info));
+            Some(Down::Accepted {
+                req,
+                epoch,
+                recipients: 0,
+            })
+        }
+        Request::GroupInfo(group_id) => {
+            let tree = st
+                .public
+                .get(&group_id)
+                .and_then(|state| st.observer.tree(state).ok());
+            Some(match (st.published.get(&group_id), tree) {
+                (Some((epoch, info)), Some(tree)) => Down::GroupInfo {
+                    req,
+                    epoch: *epoch,
+                    group_info: info.clone(),
+                    tree,
+                },
+                _ => rules(&DsError::NoGroupInfo),
+            })
         }
         Request::Ack(seq) => {
             st.groups.mailboxes().ack(device, seq);
@@ -310,6 +365,28 @@ fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Opti
             None
         }
     }
+}
+
+/// The group's public state after `sub`, if it is a commit the observer
+/// can follow (nothing is refused for it: this relay checks nothing).
+fn follow(st: &State, device: &DeviceId, sub: &Submission) -> Option<(Vec<u8>, Vec<u8>)> {
+    let Submission::Commit {
+        group_id,
+        epoch,
+        commit,
+        group_info,
+        ..
+    } = sub
+    else {
+        return None;
+    };
+    let names = (device.user.to_string(), device.device.to_string());
+    let checked = match (st.public.get(group_id), group_info) {
+        (Some(state), _) => st.observer.commit(state, group_id, *epoch, commit, &names),
+        (None, Some(info)) => st.observer.create(group_id, info, commit, &names),
+        (None, None) => return None,
+    };
+    Some((group_id.clone(), checked.ok()?.state))
 }
 
 async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: Arc<Mutex<State>>) {

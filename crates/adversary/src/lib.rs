@@ -63,4 +63,7 @@ pub enum AdversaryError {
     /// I/O.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The CA certificate is no trust anchor.
+    #[error(transparent)]
+    TrustRoot(#[from] blindrelay_e2e::PeerError),
 }

@@ -178,4 +178,8 @@ pub enum DsError {
     /// ordering it could leave members unable to follow the group.
     #[error("it does not verify against the group's public state")]
     Unverified,
+    /// No member has published a GroupInfo for the group's current epoch
+    /// (see [`Request::GroupInfo`]): ask again after the next commit.
+    #[error("no GroupInfo of the group's current epoch is published")]
+    NoGroupInfo,
 }

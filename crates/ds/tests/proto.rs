@@ -47,6 +47,14 @@ fn request() -> impl Strategy<Value = Request> {
         device().prop_map(|d| Request::Claim(d.user)),
         device().prop_map(|d| Request::Devices(d.user)),
         any::<u64>().prop_map(Request::Ack),
+        group().prop_map(Request::GroupInfo),
+        (group(), any::<u64>(), bytes()).prop_map(|(group_id, epoch, group_info)| {
+            Request::Publish {
+                group_id,
+                epoch,
+                group_info,
+            }
+        }),
         (group(), any::<u64>(), bytes()).prop_map(|(group_id, epoch, message)| {
             Request::Submit(Submission::Message {
                 group_id,
@@ -86,6 +94,7 @@ fn down() -> impl Strategy<Value = Down> {
         Just(Refusal::Rules(RefusalCode::Membership)),
         Just(Refusal::Rules(RefusalCode::Capacity)),
         Just(Refusal::Rules(RefusalCode::Unverified)),
+        Just(Refusal::Rules(RefusalCode::NoGroupInfo)),
     ];
     prop_oneof![
         (device(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
@@ -126,6 +135,14 @@ fn down() -> impl Strategy<Value = Down> {
             epoch
         }),
         (any::<u32>(), devices()).prop_map(|(req, devices)| Down::Devices { req, devices }),
+        (any::<u32>(), any::<u64>(), bytes(), bytes()).prop_map(
+            |(req, epoch, group_info, tree)| Down::GroupInfo {
+                req,
+                epoch,
+                group_info,
+                tree,
+            }
+        ),
         (any::<u64>(), any::<bool>(), group(), bytes()).prop_map(|(seq, w, group_id, b)| {
             Down::Delivery {
                 seq,
@@ -192,6 +209,7 @@ fn every_refusal_code_round_trips() {
         Refusal::Rules(RefusalCode::Membership),
         Refusal::Rules(RefusalCode::Capacity),
         Refusal::Rules(RefusalCode::Unverified),
+        Refusal::Rules(RefusalCode::NoGroupInfo),
     ];
     for why in codes {
         let d = Down::Refused {
@@ -208,7 +226,7 @@ fn every_refusal_code_round_trips() {
     }
     .encode()
     .unwrap();
-    bad[5] = 10;
+    bad[5] = 11;
     assert_eq!(
         Down::decode(&bad),
         Err(WireError::InvalidField("refusal code"))
@@ -219,7 +237,7 @@ fn every_refusal_code_round_trips() {
 fn the_decoder_names_what_it_refuses() {
     // Unknown kinds.
     assert_eq!(
-        Request::decode(&[0x07, 0, 0, 0, 1]),
+        Request::decode(&[0x09, 0, 0, 0, 1]),
         Err(WireError::InvalidField("request kind"))
     );
     assert_eq!(

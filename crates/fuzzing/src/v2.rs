@@ -109,6 +109,9 @@ pub fn ds_request(data: &[u8]) {
             Request::Devices(user) => {
                 let _ = directory.devices_of(&user);
             }
+            // The relay's handling of these is the observer's (the
+            // `relay_check` target); the rules hold no state for them.
+            Request::Publish { .. } | Request::GroupInfo(_) => {}
             // An acknowledgement from a sender byte of 0x80 or more stands
             // for the revocation of that device, and one of 0x40 or more
             // for an expiry sweep at `seq`.

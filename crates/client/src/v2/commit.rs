@@ -74,6 +74,8 @@ impl Member {
                 Ok(Down::Accepted { .. }) => {
                     self.device.commit_accepted(group)?;
                     self.leave_requests.remove(group);
+                    // For a member that misses this commit for good.
+                    self.publish(group).await;
                     return Ok(());
                 }
                 Ok(Down::Refused {
@@ -137,7 +139,7 @@ impl Member {
                 pending.push(g);
             }
         }
-        if pending.is_empty() {
+        if pending.is_empty() && self.device.pending_rejoins().is_empty() {
             return Ok(());
         }
         let me = self.me.user.clone();
@@ -153,6 +155,7 @@ impl Member {
                 self.device.commit_refused(&g)?;
             }
         }
+        self.settle_rejoins();
         Ok(())
     }
 }

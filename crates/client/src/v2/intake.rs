@@ -44,6 +44,13 @@ impl Member {
                 // relay hands the item out again.
                 Err(e) => return Err(e.into()),
             },
+            // This device's own re-join, ordered by the relay though its
+            // answer was lost with a connection.
+            Delivery::Group { message, .. } if self.device.is_own_rejoin(&message).is_some() => {
+                if let Some(g) = self.device.is_own_rejoin(&message) {
+                    self.rejoined(&g, events)?;
+                }
+            }
             Delivery::Group { group_id, message } => match self.device.position(&message) {
                 Position::Ahead {
                     group_id,
@@ -53,6 +60,7 @@ impl Member {
                     let before = self.device.behind(&group_id)?;
                     match self.device.hold(&group_id, epoch, &message)? {
                         Held::Kept => {
+                            self.note_behind(&group_id);
                             if before.is_none_or(|(_, seen)| seen < epoch) {
                                 tracing::warn!(target: "blindrelay::security", at = current, seen = epoch,
                                     "a message from an epoch this device has not reached: a commit is missing; held until it arrives");
@@ -103,6 +111,7 @@ impl Member {
             && let Ok(None) = self.device.behind(&group)
             && let Ok(at) = self.device.epoch(&group)
         {
+            self.rejoin_at.remove(&group);
             tracing::info!(at, "the missing commits arrived; the group caught up");
             events.push(V2Event::CaughtUp { group, at });
         }
@@ -138,11 +147,19 @@ impl Member {
                 removed,
                 removed_me,
                 renamed,
+                rejoined,
                 ..
             }) => {
                 if removed_me {
                     events.push(V2Event::RemovedMe { group: group_id });
                     return Ok(None);
+                }
+                if rejoined {
+                    events.push(V2Event::MemberRejoined {
+                        group: group_id.clone(),
+                        who: names(&committer),
+                    });
+                    return Ok(Some(group_id));
                 }
                 events.push(V2Event::Changed {
                     group: group_id.clone(),

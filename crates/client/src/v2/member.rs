@@ -27,6 +27,7 @@ use blindrelay_pki::crl::CheckedCrl;
 use blindrelay_pki::{DeviceName, PrivateKeyPem};
 use blindrelay_wire::UserName;
 
+pub use super::events::V2Event;
 use super::link::Link;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
@@ -54,99 +55,6 @@ pub const UNADDABLE_RETRY: Duration = Duration::from_secs(3600);
 pub const MAX_UNADDABLE: usize = 1_000;
 /// How long to wait for the winning commit after a STALE_EPOCH.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
-
-/// Something that happened in a group, for the user.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum V2Event {
-    /// A message.
-    Message {
-        /// The group.
-        group: Vec<u8>,
-        /// The sending person and device, as MLS verified them.
-        from: (String, String),
-        /// The text (lossy UTF-8).
-        text: String,
-    },
-    /// This device joined a group.
-    Joined {
-        /// The group.
-        group: Vec<u8>,
-    },
-    /// A member's commit changed the group.
-    Changed {
-        /// The group.
-        group: Vec<u8>,
-        /// Who committed.
-        by: (String, String),
-        /// Devices added.
-        added: Vec<(String, String)>,
-        /// Devices removed.
-        removed: Vec<(String, String)>,
-        /// The new name, if renamed.
-        renamed: Option<String>,
-    },
-    /// This device was removed from a group.
-    RemovedMe {
-        /// The group.
-        group: Vec<u8>,
-    },
-    /// A mailbox item MLS refused (a replay, a forgery, a commit that
-    /// does not apply): nothing was read from it.
-    Refused {
-        /// The group the relay said it was for (informative only).
-        group: Vec<u8>,
-    },
-    /// A message from an epoch this device has not reached: a commit
-    /// before it is missing (withheld or reordered by the relay). The
-    /// message is held and read once the commit arrives; until then this
-    /// device sends nothing in the group. Said once per newest epoch seen.
-    Behind {
-        /// The group (from the MLS message).
-        group: Vec<u8>,
-        /// The group's epoch on this device.
-        at: u64,
-        /// The newest epoch a held message comes from.
-        seen: u64,
-    },
-    /// The missing commits arrived: the group is no longer behind.
-    CaughtUp {
-        /// The group.
-        group: Vec<u8>,
-        /// Its epoch now.
-        at: u64,
-    },
-    /// A message of this device's epoch came from another history of the
-    /// group: the relay showed members different commits for one epoch (a
-    /// fork), or forged the tag of a message nobody here can read. The
-    /// message was not read; compare safety numbers with its members.
-    Forked {
-        /// The group (from the MLS message).
-        group: Vec<u8>,
-        /// The epoch.
-        epoch: u64,
-    },
-    /// A commit the relay ordered for this device's epoch passes every
-    /// check the relay makes and is signed by `by`, yet cannot be applied:
-    /// its author made a change only it can apply, and the group is stuck
-    /// for everyone else. Make the group again without that person
-    /// ([`Member::recreate`]).
-    BadCommit {
-        /// The group (from the MLS message).
-        group: Vec<u8>,
-        /// The group's epoch on this device.
-        epoch: u64,
-        /// The person and device whose signature is on the commit.
-        by: (String, String),
-    },
-    /// A Welcome for a group this device already holds was refused: it
-    /// would have replaced the group's members with whoever its author
-    /// chose (a takeover attempt by a member of another group, or the
-    /// relay). The group stays as it was.
-    TakeoverRefused {
-        /// The group the Welcome was filed under (informative only).
-        group: Vec<u8>,
-    },
-}
 
 pub(super) fn now() -> u64 {
     SystemTime::now()
@@ -214,6 +122,14 @@ pub struct Member {
     /// Devices whose KeyPackage did not verify, and when (see
     /// [`UNADDABLE_RETRY`]).
     pub(super) unaddable: std::collections::BTreeMap<DeviceId, tokio::time::Instant>,
+    /// Groups this device is behind in, and when it (next) tries to
+    /// re-join each (see `rejoin`).
+    pub(super) rejoin_at: std::collections::BTreeMap<Vec<u8>, tokio::time::Instant>,
+    /// How long it waits before the first try
+    /// ([`super::rejoin::REJOIN_AFTER`] unless set).
+    pub(super) rejoin_after: Duration,
+    /// Groups whose GroupInfo the next sync publishes (after a re-join).
+    pub(super) publish_due: BTreeSet<Vec<u8>>,
     /// A newer CRL was taken: the next sync commits the removal of every
     /// member it revokes, in every group (not at someone's next commit,
     /// days later).
@@ -278,11 +194,21 @@ impl Member {
             maintenance_every: MAINTENANCE_INTERVAL,
             revocation_sweep: false,
             unaddable: std::collections::BTreeMap::new(),
+            rejoin_at: std::collections::BTreeMap::new(),
+            rejoin_after: super::rejoin::REJOIN_AFTER,
+            publish_due: BTreeSet::new(),
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
         m.take_crls();
         m.settle_pending().await?;
+        // Groups this device was behind in when it stopped: the wait for
+        // a re-join starts again now.
+        for g in m.device.group_ids()? {
+            if matches!(m.device.behind(&g), Ok(Some(_))) {
+                m.note_behind(&g);
+            }
+        }
         if m.key_packages_left < KEY_PACKAGE_LOW {
             m.upload_key_packages().await?;
         }
@@ -307,6 +233,15 @@ impl Member {
     /// [`MAINTENANCE_INTERVAL`]).
     pub fn set_maintenance_interval(&mut self, every: Duration) {
         self.maintenance_every = every;
+    }
+
+    /// Sets how long the device stays behind in a group before it
+    /// re-joins (tests; a client keeps [`super::rejoin::REJOIN_AFTER`]).
+    pub fn set_rejoin_after(&mut self, after: Duration) {
+        self.rejoin_after = after;
+        for at in self.rejoin_at.values_mut() {
+            *at = (*at).min(tokio::time::Instant::now() + after);
+        }
     }
 
     /// This device.
@@ -417,6 +352,10 @@ impl Member {
         }
         if std::mem::take(&mut self.revocation_sweep) {
             self.remove_revoked(events).await;
+        }
+        self.rejoin_due(events).await?;
+        for g in std::mem::take(&mut self.publish_due) {
+            self.publish(&g).await;
         }
         Ok(())
     }

@@ -9,6 +9,8 @@
 //!   its epoch is ahead, acknowledged after its events; `key_packages`,
 //!   uploading and claiming them, checked; `commit`, commits with rebase and retry and the
 //!   settling of a lost answer; `crl`, which CRL is taken from the relay;
+//!   [`rejoin`], publishing each epoch's GroupInfo and re-joining a group
+//!   whose missing commit never comes; `events`, what the user is told;
 //! * [`groups`]: what a person does with groups (create, add, remove,
 //!   leave, rename, send, self-update, a person's new devices added to
 //!   their groups, per-device safety numbers).
@@ -18,16 +20,19 @@
 
 mod commit;
 mod crl;
+mod events;
 pub mod groups;
 mod intake;
 mod key_packages;
 pub mod link;
 pub mod member;
 mod pace;
+pub mod rejoin;
 
+pub use events::{RejoinBlocked, V2Event};
 pub use groups::GroupInfo;
 pub use link::Link;
-pub use member::{Member, V2Event};
+pub use member::Member;
 
 /// Whether the certificate file of `cfg` names a device (protocol v2).
 pub fn is_device(cfg: &crate::ClientConfig) -> Result<bool, crate::ClientError> {

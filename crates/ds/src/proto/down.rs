@@ -82,6 +82,18 @@ impl Down {
                 b.extend_from_slice(&req.to_be_bytes());
                 put_devices(&mut b, devices.iter())?;
             }
+            Down::GroupInfo {
+                req,
+                epoch,
+                group_info,
+                tree,
+            } => {
+                b.push(0x86);
+                b.extend_from_slice(&req.to_be_bytes());
+                b.extend_from_slice(&epoch.to_be_bytes());
+                put_bytes(&mut b, group_info)?;
+                put_bytes(&mut b, tree)?;
+            }
             Down::Delivery { seq, item } => {
                 b.push(0x90);
                 b.extend_from_slice(&seq.to_be_bytes());
@@ -140,6 +152,7 @@ impl Down {
                     6 => Refusal::Rules(RefusalCode::Membership),
                     7 => Refusal::Rules(RefusalCode::Capacity),
                     9 => Refusal::Rules(RefusalCode::Unverified),
+                    10 => Refusal::Rules(RefusalCode::NoGroupInfo),
                     STORAGE => Refusal::Storage,
                     _ => return Err(WireError::InvalidField("refusal code")),
                 };
@@ -152,6 +165,12 @@ impl Down {
             0x85 => Down::Devices {
                 req: r.u32("request number")?,
                 devices: get_devices(&mut r)?,
+            },
+            0x86 => Down::GroupInfo {
+                req: r.u32("request number")?,
+                epoch: r.u64("epoch")?,
+                group_info: get_bytes(&mut r, "group info")?,
+                tree: get_bytes(&mut r, "tree")?,
             },
             0x90 => {
                 let seq = r.u64("delivery seq")?;

@@ -16,6 +16,8 @@
 //!   0x04 MESSAGE  group | epoch u64 | bytes
 //!   0x05 ACK      seq u64                      (no answer)
 //!   0x06 DEVICES  user
+//!   0x07 PUBLISH  group | epoch u64 | group_info bytes
+//!   0x08 GROUP_INFO group
 //! Down     = kind u8 | fields
 //!   0x80 HELLO    device | key_packages u32    (after login; informative)
 //!   0x81 UPLOADED req u32 | key_packages u32
@@ -23,6 +25,7 @@
 //!   0x83 ACCEPTED req u32 | epoch u64 | recipients u32
 //!   0x84 REFUSED  req u32 | code u8 | epoch u64 (the group's, for STALE_EPOCH)
 //!   0x85 DEVICES  req u32 | count u16 | device*count
+//!   0x86 GROUP_INFO req u32 | epoch u64 | group_info bytes | tree bytes
 //!   0x90 DELIVERY seq u64 | what u8 (1 group message, 2 Welcome) | group | bytes
 //! ```
 //!
@@ -61,6 +64,19 @@ pub enum Request {
     Ack(u64),
     /// The devices of a person that have KeyPackages (none consumed).
     Devices(UserName),
+    /// A member's GroupInfo of the group's current epoch, with the key
+    /// for external commits, for devices that must re-join.
+    Publish {
+        /// The group.
+        group_id: Vec<u8>,
+        /// The epoch it is of (the group's current one).
+        epoch: u64,
+        /// The GroupInfo (an MLS message, without the tree).
+        group_info: Vec<u8>,
+    },
+    /// The group's newest published GroupInfo and its tree (a member cut
+    /// off from a commit re-joins from them).
+    GroupInfo(Vec<u8>),
 }
 
 /// Why the relay refused a request (a [`DsError`], or its own storage
@@ -92,6 +108,8 @@ pub enum RefusalCode {
     Capacity = 7,
     /// [`DsError::Unverified`] (code 8 is storage, below).
     Unverified = 9,
+    /// [`DsError::NoGroupInfo`].
+    NoGroupInfo = 10,
 }
 
 /// Storage failed (code 8 on the wire).
@@ -109,6 +127,7 @@ impl RefusalCode {
             Self::Membership => "the membership does not fit the change",
             Self::Capacity => "over capacity",
             Self::Unverified => "it does not verify against the group's public state",
+            Self::NoGroupInfo => "no member has published the group's current state yet",
         }
     }
 }
@@ -124,6 +143,7 @@ impl From<&DsError> for RefusalCode {
             DsError::Membership => Self::Membership,
             DsError::Capacity(_) => Self::Capacity,
             DsError::Unverified => Self::Unverified,
+            DsError::NoGroupInfo => Self::NoGroupInfo,
         }
     }
 }
@@ -184,6 +204,18 @@ pub enum Down {
         req: u32,
         /// The devices.
         devices: BTreeSet<DeviceId>,
+    },
+    /// The group's newest published GroupInfo (of its current epoch) and
+    /// its ratchet tree, as the relay follows it.
+    GroupInfo {
+        /// The request.
+        req: u32,
+        /// The group's current epoch.
+        epoch: u64,
+        /// The GroupInfo a member published.
+        group_info: Vec<u8>,
+        /// The group's ratchet tree (the GroupInfo binds it by its hash).
+        tree: Vec<u8>,
     },
     /// An item of this device's mailbox.
     Delivery {
@@ -296,6 +328,8 @@ impl Request {
             Request::Submit(Submission::Message { .. }) => 0x04,
             Request::Ack(_) => 0x05,
             Request::Devices(_) => 0x06,
+            Request::Publish { .. } => 0x07,
+            Request::GroupInfo(_) => 0x08,
         };
         b.push(kind);
         b.extend_from_slice(&req.to_be_bytes());
@@ -348,6 +382,16 @@ impl Request {
                 put_bytes(&mut b, message)?;
             }
             Request::Ack(seq) => b.extend_from_slice(&seq.to_be_bytes()),
+            Request::Publish {
+                group_id,
+                epoch,
+                group_info,
+            } => {
+                put_group(&mut b, group_id)?;
+                b.extend_from_slice(&epoch.to_be_bytes());
+                put_bytes(&mut b, group_info)?;
+            }
+            Request::GroupInfo(group_id) => put_group(&mut b, group_id)?,
         }
         Ok(b)
     }
@@ -407,6 +451,12 @@ impl Request {
             }),
             0x05 => Request::Ack(r.u64("ack seq")?),
             0x06 => Request::Devices(r.name("user")?),
+            0x07 => Request::Publish {
+                group_id: get_group(&mut r)?,
+                epoch: r.u64("epoch")?,
+                group_info: get_bytes(&mut r, "group info")?,
+            },
+            0x08 => Request::GroupInfo(get_group(&mut r)?),
             _ => return Err(WireError::InvalidField("request kind")),
         };
         r.finish()?;

@@ -123,9 +123,9 @@ pub struct Device {
     store: MlsStore,
     me: VerifiedDevice,
     groups: HashMap<Vec<u8>, Group<Config>>,
-    /// Re-joins waiting for the relay's order (at most one per group this
-    /// device holds; see `rejoin`).
-    rejoining: HashMap<Vec<u8>, Group<Config>>,
+    /// Re-joins waiting for the relay's order, with their commits (at
+    /// most one per group this device holds; see `rejoin`).
+    rejoining: HashMap<Vec<u8>, (Group<Config>, Vec<u8>)>,
 }
 
 fn time(trust: &Trust) -> MlsTime {

@@ -95,12 +95,14 @@ impl Device {
             .map_err(|_| MlsError::Refused)?;
         let after = members(&group);
         let removed = before.into_iter().filter(|m| m.index == old_leaf).collect();
-        self.rejoining.insert(group_id.to_vec(), group);
+        let commit = commit.to_bytes()?;
+        self.rejoining
+            .insert(group_id.to_vec(), (group, commit.clone()));
         Ok((
             Outgoing {
                 group_id: group_id.to_vec(),
                 epoch: published.epoch,
-                commit: commit.to_bytes()?,
+                commit,
                 group_info: None,
                 welcome: None,
                 removed,
@@ -113,7 +115,7 @@ impl Device {
     /// group's (its name key stays). Returns the group's epoch and how
     /// many held messages went unread with the old history.
     pub fn rejoin_accepted(&mut self, group_id: &[u8]) -> Result<(u64, usize), MlsError> {
-        let mut group = self
+        let (mut group, _) = self
             .rejoining
             .remove(group_id)
             .ok_or(MlsError::NoPendingCommit)?;
@@ -130,5 +132,20 @@ impl Device {
     /// group stays as it was, behind).
     pub fn rejoin_refused(&mut self, group_id: &[u8]) {
         self.rejoining.remove(group_id);
+    }
+
+    /// Whether `bytes` is this device's own re-join commit for a group,
+    /// still waiting: the relay ordered it (it came back in the mailbox)
+    /// though its answer was lost with a connection.
+    pub fn is_own_rejoin(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        self.rejoining
+            .iter()
+            .find(|(_, (_, commit))| commit.as_slice() == bytes)
+            .map(|(g, _)| g.clone())
+    }
+
+    /// The groups with a re-join waiting for the relay's order.
+    pub fn pending_rejoins(&self) -> Vec<Vec<u8>> {
+        self.rejoining.keys().cloned().collect()
     }
 }

@@ -12,6 +12,7 @@
 mod admission;
 mod check;
 mod order;
+mod published;
 pub(crate) use admission::{Admission, NotNow, Over};
 pub(crate) mod session;
 pub(crate) mod store;
@@ -283,6 +284,15 @@ impl DeliveryService {
                     return Some(refused(Refusal::Storage, 0));
                 }
             },
+            // Checked without the lock as well (see `published`).
+            Request::Publish {
+                group_id,
+                epoch,
+                group_info,
+            } => return Some(self.publish(device, req, &group_id, epoch, &group_info)),
+            Request::GroupInfo(group_id) => {
+                return Some(self.serve_group_info(device, req, &group_id));
+            }
             other => (Some(other), None),
         };
         let mut st = lock(&self.state);
@@ -334,8 +344,8 @@ impl DeliveryService {
                     key_packages: claimed,
                 })
             }
-            // Checked above; never here.
-            Request::Submit(_) => None,
+            // Answered above; never here.
+            Request::Submit(_) | Request::Publish { .. } | Request::GroupInfo(_) => None,
             Request::Devices(user) => Some(Down::Devices {
                 req,
                 devices: st.directory.devices_of(&user).into_iter().collect(),

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use blindrelay_client::ClientConfig;
-use blindrelay_client::v2::{Member, V2Event};
+use blindrelay_client::v2::{Member, RejoinBlocked, V2Event};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
@@ -38,7 +38,12 @@ pub(crate) fn state_path(cfg: &ClientConfig) -> std::path::PathBuf {
 /// What a user is told when a group is behind (see [`V2Event::Behind`]).
 pub(crate) const BEHIND_TEXT: &str = "messages arrived from a later epoch than this device has reached: \
 the relay has not delivered a change to the group (withheld or out of order). They are held and shown \
-once it arrives; until then nothing is sent in this conversation";
+once it arrives; until then nothing is sent in this conversation. If it does not come within 30 s, \
+this device re-joins the conversation by itself (what it missed cannot be read then)";
+/// What a user is told when the device re-joined (see [`V2Event::Rejoined`]).
+pub(crate) const REJOINED_TEXT: &str = "the relay never delivered a change to this conversation, \
+so this device re-joined it from the state a member published (checked: signed by a member, \
+listing this device). Messages sent while it was cut off cannot be read";
 /// What a user is told when a message came from another history.
 pub(crate) const FORK_TEXT: &str = "a message came from another history of this conversation: \
 the relay is showing members different changes (a fork), or forged it. It was not read. \
@@ -102,6 +107,20 @@ fn event_json(ev: &V2Event, m: &mut Member) -> Value {
             "text": format!("{} {BAD_COMMIT_TEXT}", dev(by))}),
         V2Event::TakeoverRefused { group } => json!({"event": "takeover_refused", "protocol": "v2",
             "group": hex(group), "text": TAKEOVER_TEXT}),
+        V2Event::Rejoined { group, at, unread } => json!({"event": "rejoined", "protocol": "v2",
+            "conversation": conv(m, group), "group": hex(group), "epoch": at, "unread": unread,
+            "text": REJOINED_TEXT}),
+        V2Event::RejoinBlocked { group, why } => json!({"event": "rejoin_blocked",
+            "protocol": "v2", "conversation": conv(m, group), "group": hex(group),
+            "reason": match why {
+                RejoinBlocked::NotPublished => "not_published",
+                RejoinBlocked::NotListed => "not_listed",
+                RejoinBlocked::Refused => "refused",
+            },
+            "text": format!("cannot re-join yet: {}; trying again in 5 minutes", why.describe())}),
+        V2Event::MemberRejoined { group, who } => json!({"event": "member_rejoined",
+            "protocol": "v2", "conversation": conv(m, group), "group": hex(group),
+            "who": dev(who)}),
     }
 }
 
@@ -166,6 +185,19 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             s("text"),
             v["epoch"],
             v["seen"]
+        ),
+        "rejoined" => format!(
+            "warning: [{}] {} ({} unread; epoch {})",
+            s("conversation"),
+            s("text"),
+            v["unread"],
+            v["epoch"]
+        ),
+        "rejoin_blocked" => format!("warning: [{}] {}", s("conversation"), s("text")),
+        "member_rejoined" => format!(
+            "* [{}] {} re-joined after missing a change",
+            s("conversation"),
+            s("who")
         ),
         "caught_up" => format!(
             "* [{}] the missing changes arrived; this conversation is up to date (epoch {})",

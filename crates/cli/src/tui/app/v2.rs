@@ -72,7 +72,10 @@ impl App {
             | V2Event::CaughtUp { group, .. }
             | V2Event::Forked { group, .. }
             | V2Event::BadCommit { group, .. }
-            | V2Event::TakeoverRefused { group } => group.clone(),
+            | V2Event::TakeoverRefused { group }
+            | V2Event::Rejoined { group, .. }
+            | V2Event::RejoinBlocked { group, .. }
+            | V2Event::MemberRejoined { group, .. } => group.clone(),
         };
         let key = self.mls_key(&id);
         let dev = |(u, d): &(String, String)| format!("{u}@{d}");
@@ -165,6 +168,23 @@ impl App {
             ),
             V2Event::TakeoverRefused { .. } => {
                 self.say(format!("warning: {}", crate::chat::v2::TAKEOVER_TEXT));
+            }
+            V2Event::Rejoined { at, unread, .. } => self.note_in(
+                key,
+                format!(
+                    "warning: {} ({unread} unread; epoch {at})",
+                    crate::chat::v2::REJOINED_TEXT
+                ),
+            ),
+            V2Event::RejoinBlocked { why, .. } => self.note_in(
+                key,
+                format!(
+                    "warning: cannot re-join yet: {}; trying again in 5 minutes",
+                    why.describe()
+                ),
+            ),
+            V2Event::MemberRejoined { who, .. } => {
+                self.note_in(key, format!("{} re-joined after missing a change", dev(&who)));
             }
         }
         None

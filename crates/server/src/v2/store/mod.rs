@@ -20,6 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::store::StoreError;
 
 mod mailbox;
+mod published;
 pub(crate) use mailbox::BodyReader;
 
 fn db_err(err: rusqlite::Error) -> StoreError {
@@ -130,6 +131,7 @@ impl DsDatabase {
 ",
         )
         .map_err(db_err)?;
+        db.execute_batch(published::SCHEMA).map_err(db_err)?;
         // Who created each group, who submitted each item and when (added
         // after the first release: older rows have none, and are charged to
         // nobody).
@@ -354,6 +356,7 @@ impl DsDatabase {
                 .map_err(db_err)?;
             tx.execute("DELETE FROM ds_public_state WHERE id = ?1", params![id])
                 .map_err(db_err)?;
+            published::forget(&tx, id)?;
         }
         tx.commit().map_err(db_err)
     }

@@ -1,0 +1,193 @@
+//! Re-joining a group whose missing commit never comes (issue 21): a
+//! malicious relay withholds commits from a device for good; the device
+//! re-joins by external commit from the GroupInfo a member published, and
+//! a device the relay hides its removal from cannot get back in. And the
+//! real relay's rules for publishing and handing out GroupInfos.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use blindrelay_adversary::evil_ds::EvilDs;
+use blindrelay_client::v2::{Member, RejoinBlocked, V2Event};
+use blindrelay_ds::{Down, Refusal, RefusalCode, Request};
+use blindrelay_testkit::TestPki;
+use common::*;
+
+/// alice, bob and carol in one group through `addr`.
+async fn three(pki: &TestPki, root: &Path, addr: &str) -> (Vec<Member>, Vec<u8>) {
+    let mut alice = device(pki, root, "alice", "laptop", addr).await;
+    let mut others = Vec::new();
+    for u in ["bob", "carol"] {
+        others.push(device(pki, root, u, "laptop", addr).await);
+    }
+    let (g, _) = alice
+        .create_group(None, &[n("bob"), n("carol")])
+        .await
+        .unwrap();
+    for m in &mut others {
+        let ev = events_for(m, Duration::from_millis(300)).await;
+        assert!(
+            ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
+            "{ev:?}"
+        );
+    }
+    let mut all = vec![alice];
+    all.extend(others);
+    (all, g)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_whose_missing_commits_never_come_rejoins_and_reads_and_writes_again() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
+    let bob = id("bob", "laptop");
+    ds.hold(&bob);
+    // Two commits bob never gets, then a message he does.
+    m[0].update(&g).await.unwrap();
+    m[0].update(&g).await.unwrap();
+    m[2].sync(Duration::from_millis(300)).await.unwrap();
+    m[0].send(&g, "sent while bob was cut off").await.unwrap();
+    ds.release(&bob, &[2]);
+    ds.stop_holding(&bob);
+    let ev = events_for(&mut m[1], Duration::from_millis(400)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::Behind { at: 1, seen: 3, .. })),
+        "{ev:?}"
+    );
+    // Still cut off once the wait is over: bob re-joins by himself.
+    m[1].set_rejoin_after(Duration::ZERO);
+    let ev = events_for(&mut m[1], Duration::from_millis(600)).await;
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            V2Event::Rejoined {
+                at: 4,
+                unread: 1,
+                ..
+            }
+        )),
+        "bob re-joins, and is told the held message is lost: {ev:?}"
+    );
+    // alice and carol see bob's re-join as such, nothing else.
+    for i in [0, 2] {
+        let ev = events_for(&mut m[i], Duration::from_millis(400)).await;
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, V2Event::MemberRejoined { who, .. } if who.0 == "bob")),
+            "{ev:?}"
+        );
+        assert!(!ev.iter().any(|e| matches!(e, V2Event::Changed { .. })));
+    }
+    assert_eq!(
+        m[1].device().epoch_authenticator(&g).unwrap(),
+        m[0].device().epoch_authenticator(&g).unwrap()
+    );
+    m[0].send(&g, "welcome back").await.unwrap();
+    let ev = events_for(&mut m[1], Duration::from_millis(400)).await;
+    assert_eq!(texts(&ev), ["welcome back"], "{ev:?}");
+    m[1].send(&g, "thanks").await.unwrap();
+    let ev = events_for(&mut m[0], Duration::from_millis(400)).await;
+    assert_eq!(texts(&ev), ["thanks"], "{ev:?}");
+    let ev = events_for(&mut m[2], Duration::from_millis(400)).await;
+    assert_eq!(texts(&ev), ["welcome back", "thanks"], "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_device_the_relay_hides_its_removal_from_cannot_rejoin_or_read() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
+    let carol = id("carol", "laptop");
+    ds.hold(&carol);
+    // A commit and a message carol is kept from, then her removal.
+    m[0].update(&g).await.unwrap();
+    m[0].send(&g, "at epoch 2").await.unwrap();
+    m[0].remove(&g, &n("carol")).await.unwrap();
+    m[0].send(&g, "not for carol").await.unwrap();
+    // The relay hides the commits and hands carol the message, and the
+    // GroupInfo published after her removal when she asks.
+    ds.release(&carol, &[1]);
+    m[2].set_rejoin_after(Duration::ZERO);
+    let ev = events_for(&mut m[2], Duration::from_millis(600)).await;
+    assert!(texts(&ev).is_empty(), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            V2Event::RejoinBlocked {
+                why: RejoinBlocked::NotListed,
+                ..
+            }
+        )),
+        "{ev:?}"
+    );
+    assert!(!ev.iter().any(|e| matches!(e, V2Event::Rejoined { .. })));
+    assert!(m[2].send(&g, "am I still in?").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_keeps_only_a_members_genuine_group_info_and_hands_it_only_to_members() {
+    let (pki, _relay, addr, root) = world().await;
+    let (m, g) = three(&pki, root.path(), &addr).await;
+    drop(m);
+    // alice's commit published the GroupInfo of epoch 1: bob may have it.
+    let (_, mut bob) = raw_device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let Down::GroupInfo {
+        epoch, group_info, ..
+    } = bob.request(Request::GroupInfo(g.clone())).await.unwrap()
+    else {
+        panic!("a member gets the group's GroupInfo");
+    };
+    assert_eq!(epoch, 1);
+    // mallory, enrolled but not a member, gets nothing.
+    let (_, mut mallory) = raw_device(&pki, root.path(), "mallory", "laptop", &addr).await;
+    let refusal = |d: Down| match d {
+        Down::Refused {
+            why: Refusal::Rules(c),
+            ..
+        } => c,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        refusal(
+            mallory
+                .request(Request::GroupInfo(g.clone()))
+                .await
+                .unwrap()
+        ),
+        RefusalCode::NotAMember
+    );
+    let publish = |info: Vec<u8>| Request::Publish {
+        group_id: g.clone(),
+        epoch: 1,
+        group_info: info,
+    };
+    assert_eq!(
+        refusal(mallory.request(publish(group_info.clone())).await.unwrap()),
+        RefusalCode::NotAMember
+    );
+    // bob may not publish alice's GroupInfo as his, nor garbage.
+    assert_eq!(
+        refusal(bob.request(publish(group_info.clone())).await.unwrap()),
+        RefusalCode::Unverified
+    );
+    assert_eq!(
+        refusal(
+            bob.request(publish(b"not a group info".to_vec()))
+                .await
+                .unwrap()
+        ),
+        RefusalCode::Unverified
+    );
+    // An unknown group.
+    assert_eq!(
+        refusal(bob.request(Request::GroupInfo(vec![7; 32])).await.unwrap()),
+        RefusalCode::UnknownGroup
+    );
+}
