@@ -67,6 +67,18 @@ fn main() {
             (0, enc(&genesis, 3)),
             (0, enc(&message, 4)),
             (1, enc(&Request::Ack(1), 5)),
+            (
+                0,
+                enc(
+                    &Request::Publish {
+                        group_id: b"g".to_vec(),
+                        epoch: 1,
+                        group_info: b"group info".to_vec(),
+                    },
+                    6,
+                ),
+            ),
+            (1, enc(&Request::GroupInfo(b"g".to_vec()), 7)),
         ]),
     );
     write(
@@ -103,6 +115,15 @@ fn main() {
                     group_id: b"g".to_vec(),
                     welcome: b"w".to_vec(),
                 },
+            },
+        ),
+        (
+            "group_info",
+            Down::GroupInfo {
+                req: 5,
+                epoch: 2,
+                group_info: b"info".to_vec(),
+                tree: b"tree".to_vec(),
             },
         ),
         (

@@ -382,5 +382,12 @@ pub fn relay_check(data: &[u8]) {
         if w.observer.create(b"new", info, commit, &alice).is_ok() {
             panic!("the relay followed a group nobody signed");
         }
+        if w.observer.check_group_info(&w.state, data, &alice).is_ok() {
+            panic!("the relay kept a GroupInfo nobody signed");
+        }
+        // A re-joining device's reading of a GroupInfo and a tree.
+        if w.observer.inspect(info, commit).is_ok() {
+            panic!("a GroupInfo nobody signed verified");
+        }
     });
 }

@@ -262,3 +262,28 @@ fn a_group_info_the_relay_would_keep_must_be_the_current_epochs_and_signed_by_it
             .is_err()
     );
 }
+
+#[test]
+fn a_rejoin_waits_for_the_relay_and_is_recognised_when_it_comes_back() {
+    let org = Org::new();
+    let (mut alice, mut bob, mut carol, g, relay) = three(&org);
+    let relay = cut_off_bob(&org, &mut alice, &mut bob, &mut carol, &g, relay);
+    let (_, info) = alice.group_info(&g).unwrap();
+    assert!(bob.pending_rejoins().is_empty());
+    let (out, _) = bob.rejoin(&g, &info, &relay.tree()).unwrap();
+    // Nothing changes before the relay orders it.
+    assert_eq!(bob.epoch(&g).unwrap(), 1);
+    assert_eq!(bob.pending_rejoins(), vec![g.clone()]);
+    assert_eq!(bob.is_own_rejoin(&out.commit), Some(g.clone()));
+    assert_eq!(bob.is_own_rejoin(b"something else"), None);
+    // Refused: dropped, and the group is as it was (still behind).
+    bob.rejoin_refused(&g);
+    assert!(bob.pending_rejoins().is_empty());
+    assert_eq!(bob.is_own_rejoin(&out.commit), None);
+    assert!(matches!(
+        bob.rejoin_accepted(&g),
+        Err(MlsError::NoPendingCommit)
+    ));
+    assert_eq!(bob.behind(&g).unwrap(), Some((1, 3)));
+    assert!(bob.holds_messages(&g).unwrap());
+}
