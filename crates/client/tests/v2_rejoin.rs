@@ -191,3 +191,85 @@ async fn the_relay_keeps_only_a_members_genuine_group_info_and_hands_it_only_to_
         RefusalCode::UnknownGroup
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_relay_orders_a_members_rejoin_by_external_commit() {
+    let (pki, _relay, addr, root) = world().await;
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    // bob's device is driven by hand, so that it can skip two commits.
+    let (mut bob, mut link) = raw_device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let one_time = bob.key_packages(3).unwrap();
+    let up = link
+        .request(Request::Upload {
+            one_time,
+            last_resort: None,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(up, Down::Uploaded { .. }), "{up:?}");
+    let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
+    let (seq, welcome) = link
+        .next_delivery(Duration::from_secs(2))
+        .await
+        .unwrap()
+        .unwrap();
+    let blindrelay_ds::Delivery::Welcome { welcome, .. } = welcome else {
+        panic!("a Welcome");
+    };
+    bob.join(&welcome).unwrap();
+    link.ack(seq).await.unwrap();
+    alice.update(&g).await.unwrap();
+    alice.update(&g).await.unwrap();
+    alice.send(&g, "lost to bob").await.unwrap();
+    // bob loses both commits and holds the message.
+    for _ in 0..3 {
+        let (seq, item) = link
+            .next_delivery(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .unwrap();
+        let blindrelay_ds::Delivery::Group { message, .. } = item else {
+            panic!("a group message");
+        };
+        if let blindrelay_mls::Position::Ahead { epoch: 3, .. } = bob.position(&message) {
+            let is_app = bob.hold(&g, 3, &message).unwrap();
+            assert_eq!(is_app, blindrelay_mls::Held::Kept);
+        }
+        link.ack(seq).await.unwrap();
+    }
+    assert_eq!(bob.behind(&g).unwrap(), Some((1, 3)));
+    let Down::GroupInfo {
+        group_info, tree, ..
+    } = link.request(Request::GroupInfo(g.clone())).await.unwrap()
+    else {
+        panic!("the GroupInfo alice published");
+    };
+    let (out, members) = bob.rejoin(&g, &group_info, &tree).unwrap();
+    let members = members.iter().map(|m| id(&m.user, &m.device)).collect();
+    let answer = link
+        .request(Request::Submit(blindrelay_ds::Submission::Commit {
+            group_id: g.clone(),
+            epoch: out.epoch,
+            members,
+            commit: out.commit,
+            welcome: None,
+            group_info: None,
+        }))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer, Down::Accepted { epoch: 4, .. }),
+        "{answer:?}"
+    );
+    assert_eq!(bob.rejoin_accepted(&g).unwrap(), (4, 1));
+    let ev = events_for(&mut alice, Duration::from_millis(400)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::MemberRejoined { who, .. } if who.0 == "bob")),
+        "{ev:?}"
+    );
+    assert_eq!(
+        bob.epoch_authenticator(&g).unwrap(),
+        alice.device().epoch_authenticator(&g).unwrap()
+    );
+}

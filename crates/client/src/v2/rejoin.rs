@@ -154,6 +154,15 @@ impl Member {
                 self.rejoined(group, events)?;
                 Ok(None)
             }
+            // Another commit came first: its author publishes the next
+            // GroupInfo, and the next try uses it.
+            Down::Refused {
+                why: Refusal::Rules(RefusalCode::StaleEpoch),
+                ..
+            } => {
+                self.device.rejoin_refused(group);
+                Ok(Some(RejoinBlocked::NotPublished))
+            }
             _ => {
                 self.device.rejoin_refused(group);
                 Ok(Some(RejoinBlocked::Refused))
