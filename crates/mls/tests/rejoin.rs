@@ -110,6 +110,9 @@ fn a_device_cut_off_for_good_rejoins_from_the_published_group_info_and_reads_wha
     let (out, members) = bob.rejoin(&g, &info, &relay.tree()).unwrap();
     assert_eq!(out.epoch, 3);
     assert_eq!(members.len(), 3);
+    // It removes bob's own old leaf, and nothing else.
+    assert_eq!(out.removed.len(), 1);
+    assert_eq!(out.removed[0].user, "bob");
     // The relay orders it as bob's; members take it as bob's re-join.
     let relay = Relay::order(&org, Some(relay), &out, "bob");
     for d in [&mut alice, &mut carol] {
@@ -142,9 +145,29 @@ fn a_device_cut_off_for_good_rejoins_from_the_published_group_info_and_reads_wha
     assert_eq!(body(bob.receive(&m).unwrap()), b"welcome back");
     let m = bob.encrypt(&g, b"thanks").unwrap();
     assert_eq!(body(carol.receive(&m).unwrap()), b"thanks");
-    // Bob's next commit is a member's again, and the relay follows.
-    let c = bob.update(&g).unwrap();
+    // Bob's next commit is a member's again, and the relay follows; its
+    // readers name bob as its committer, and it is no re-join.
+    let c = bob
+        .remove(&g, &blindrelay_wire::UserName::new("carol").unwrap())
+        .unwrap();
     Relay::order(&org, Some(relay), &c, "bob");
+    bob.commit_accepted(&g).unwrap();
+    match alice.receive(&c.commit).unwrap() {
+        Received::Commit {
+            committer,
+            added,
+            removed,
+            rejoined,
+            ..
+        } => {
+            assert_eq!(committer.user, "bob");
+            assert!(!rejoined);
+            assert!(added.is_empty());
+            let removed: Vec<&str> = removed.iter().map(|m| m.user.as_str()).collect();
+            assert_eq!(removed, ["carol"]);
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -168,8 +191,7 @@ fn a_group_info_signed_by_a_device_that_was_not_a_member_is_refused() {
     // epoch; with the relay's help she offers it to bob.
     let (mut mallory, _) = org.device("mallory", "laptop");
     mallory.create_group_with_id(g.clone()).unwrap();
-    let (mut bob2, _) = org.device("bob", "laptop");
-    let add = mallory.add(&g, &kps(&mut [&mut bob2])).unwrap();
+    let add = mallory.add(&g, &kps(&mut [&mut bob])).unwrap();
     let mut fake = Relay::order(&org, None, &add, "mallory");
     mallory.commit_accepted(&g).unwrap();
     for _ in 0..3 {
@@ -286,4 +308,33 @@ fn a_rejoin_waits_for_the_relay_and_is_recognised_when_it_comes_back() {
     ));
     assert_eq!(bob.behind(&g).unwrap(), Some((1, 3)));
     assert!(bob.holds_messages(&g).unwrap());
+}
+
+#[test]
+fn a_group_info_of_another_group_or_of_an_epoch_not_past_the_devices_is_refused() {
+    let org = Org::new();
+    let (mut alice, mut bob, mut carol, g, relay) = three(&org);
+    // The GroupInfo of bob's own epoch (1), before the commits he missed.
+    let (_, stale) = alice.group_info(&g).unwrap();
+    let stale_tree = relay.tree();
+    let relay = cut_off_bob(&org, &mut alice, &mut bob, &mut carol, &g, relay);
+    refused(bob.rejoin(&g, &stale, &stale_tree).map(|_| ()));
+    // A genuine GroupInfo, by alice, of another group bob is in, past
+    // bob's epoch in this one.
+    let g2 = alice.create_group().unwrap();
+    let add = alice.add(&g2, &kps(&mut [&mut bob])).unwrap();
+    let mut other = Relay::order(&org, None, &add, "alice");
+    alice.commit_accepted(&g2).unwrap();
+    for _ in 0..2 {
+        let c = alice.update(&g2).unwrap();
+        other = Relay::order(&org, Some(other), &c, "alice");
+        alice.commit_accepted(&g2).unwrap();
+    }
+    let (epoch, info2) = alice.group_info(&g2).unwrap();
+    assert_eq!(epoch, 3);
+    refused(bob.rejoin(&g, &info2, &other.tree()).map(|_| ()));
+    assert!(bob.pending_rejoins().is_empty());
+    // The right one still works.
+    let (_, info) = alice.group_info(&g).unwrap();
+    bob.rejoin(&g, &info, &relay.tree()).unwrap();
 }

@@ -156,23 +156,25 @@ impl Device {
                     self.groups.remove(&group_id);
                     return Err(MlsError::Refused);
                 };
-                // The re-joining device is neither added nor removed: its
-                // leaf was replaced.
-                let same = |a: &Member, b: &Member| a.user == b.user && a.device == b.device;
+                // An external commit only replaces its committer's own
+                // leaf (`crate::rules`): nobody is added or removed.
                 let rejoined = commit.is_external;
-                let changed = |m: &&Member| !(rejoined && same(m, &committer));
-                let added = after
-                    .iter()
-                    .filter(|m| !before.contains(m))
-                    .filter(changed)
-                    .cloned()
-                    .collect();
-                let removed = before
-                    .iter()
-                    .filter(|m| !after.contains(m))
-                    .filter(changed)
-                    .cloned()
-                    .collect();
+                let (added, removed) = if rejoined {
+                    (Vec::new(), Vec::new())
+                } else {
+                    (
+                        after
+                            .iter()
+                            .filter(|m| !before.contains(m))
+                            .cloned()
+                            .collect(),
+                        before
+                            .iter()
+                            .filter(|m| !after.contains(m))
+                            .cloned()
+                            .collect(),
+                    )
+                };
                 let sealed_after = group
                     .context()
                     .extensions

@@ -10,6 +10,8 @@
 
 pub(crate) mod action;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
 
@@ -38,12 +40,21 @@ pub(crate) fn state_path(cfg: &ClientConfig) -> std::path::PathBuf {
 /// What a user is told when a group is behind (see [`V2Event::Behind`]).
 pub(crate) const BEHIND_TEXT: &str = "messages arrived from a later epoch than this device has reached: \
 the relay has not delivered a change to the group (withheld or out of order). They are held and shown \
-once it arrives; until then nothing is sent in this conversation. If it does not come within 30 s, \
+once it arrives; until then nothing is sent in this conversation. If it does not come soon, \
 this device re-joins the conversation by itself (what it missed cannot be read then)";
 /// What a user is told when the device re-joined (see [`V2Event::Rejoined`]).
 pub(crate) const REJOINED_TEXT: &str = "the relay never delivered a change to this conversation, \
 so this device re-joined it from the state a member published (checked: signed by a member, \
 listing this device). Messages sent while it was cut off cannot be read";
+/// What a user is told when the device cannot re-join yet (see
+/// [`V2Event::RejoinBlocked`]).
+pub(crate) fn rejoin_blocked_text(why: RejoinBlocked) -> String {
+    format!(
+        "cannot re-join yet: {}; trying again in {} minutes",
+        why.describe(),
+        blindrelay_client::v2::rejoin::REJOIN_RETRY.as_secs() / 60
+    )
+}
 /// What a user is told when a message came from another history.
 pub(crate) const FORK_TEXT: &str = "a message came from another history of this conversation: \
 the relay is showing members different changes (a fork), or forged it. It was not read. \
@@ -117,7 +128,7 @@ fn event_json(ev: &V2Event, m: &mut Member) -> Value {
                 RejoinBlocked::NotListed => "not_listed",
                 RejoinBlocked::Refused => "refused",
             },
-            "text": format!("cannot re-join yet: {}; trying again in 5 minutes", why.describe())}),
+            "text": rejoin_blocked_text(*why)}),
         V2Event::MemberRejoined { group, who } => json!({"event": "member_rejoined",
             "protocol": "v2", "conversation": conv(m, group), "group": hex(group),
             "who": dev(who)}),

@@ -178,10 +178,7 @@ impl App {
             ),
             V2Event::RejoinBlocked { why, .. } => self.note_in(
                 key,
-                format!(
-                    "warning: cannot re-join yet: {}; trying again in 5 minutes",
-                    why.describe()
-                ),
+                format!("warning: {}", crate::chat::v2::rejoin_blocked_text(why)),
             ),
             V2Event::MemberRejoined { who, .. } => {
                 self.note_in(key, format!("{} re-joined after missing a change", dev(&who)));
