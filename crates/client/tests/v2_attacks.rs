@@ -150,26 +150,7 @@ async fn the_relay_refuses_a_welcome_whose_commit_it_cannot_check() {
 
 /// alice, bob, carol and erin in one group through the malicious DS.
 async fn four_in_a_group(pki: &TestPki, root: &Path, ds: &EvilDs) -> (Vec<Member>, Vec<u8>) {
-    let addr = ds.address();
-    let mut alice = device(pki, root, "alice", "laptop", &addr).await;
-    let mut others = Vec::new();
-    for u in ["bob", "carol", "erin"] {
-        others.push(device(pki, root, u, "laptop", &addr).await);
-    }
-    let (g, _) = alice
-        .create_group(None, &[n("bob"), n("carol"), n("erin")])
-        .await
-        .unwrap();
-    for m in &mut others {
-        let ev = events_for(m, Duration::from_millis(300)).await;
-        assert!(
-            ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
-            "{ev:?}"
-        );
-    }
-    let mut all = vec![alice];
-    all.extend(others);
-    (all, g)
+    in_one_group(pki, root, &ds.address(), "alice", &["bob", "carol", "erin"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,25 +18,7 @@ use common::*;
 
 /// alice, bob and carol in one group through `addr`.
 async fn three(pki: &TestPki, root: &Path, addr: &str) -> (Vec<Member>, Vec<u8>) {
-    let mut alice = device(pki, root, "alice", "laptop", addr).await;
-    let mut others = Vec::new();
-    for u in ["bob", "carol"] {
-        others.push(device(pki, root, u, "laptop", addr).await);
-    }
-    let (g, _) = alice
-        .create_group(None, &[n("bob"), n("carol")])
-        .await
-        .unwrap();
-    for m in &mut others {
-        let ev = events_for(m, Duration::from_millis(300)).await;
-        assert!(
-            ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
-            "{ev:?}"
-        );
-    }
-    let mut all = vec![alice];
-    all.extend(others);
-    (all, g)
+    in_one_group(pki, root, addr, "alice", &["bob", "carol"]).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -115,3 +115,31 @@ pub fn texts(events: &[V2Event]) -> Vec<String> {
         })
         .collect()
 }
+
+/// `creator`'s laptop makes a group with the laptops of `others` (each
+/// joins): the devices, creator first, and the group.
+pub async fn in_one_group(
+    pki: &TestPki,
+    root: &Path,
+    addr: &str,
+    creator: &str,
+    others: &[&str],
+) -> (Vec<Member>, Vec<u8>) {
+    let mut first = device(pki, root, creator, "laptop", addr).await;
+    let mut rest = Vec::new();
+    for u in others {
+        rest.push(device(pki, root, u, "laptop", addr).await);
+    }
+    let people: Vec<UserName> = others.iter().map(|u| n(u)).collect();
+    let (g, _) = first.create_group(None, &people).await.unwrap();
+    for m in &mut rest {
+        let ev = events_for(m, Duration::from_millis(300)).await;
+        assert!(
+            ev.iter().any(|e| matches!(e, V2Event::Joined { .. })),
+            "{ev:?}"
+        );
+    }
+    let mut all = vec![first];
+    all.extend(rest);
+    (all, g)
+}
