@@ -132,3 +132,19 @@ fn after_the_relay_refuses_its_commit_a_device_can_send_at_once() {
     // A second refusal, with nothing pending, changes nothing.
     assert!(matches!(bob.commit_refused(&g), Ok(())));
 }
+
+#[test]
+fn every_commit_carries_a_path_an_add_alone_too() {
+    // With a path, the committer's new leaf (its certificate inside) is
+    // in the commit; an add without one would carry only the joiner's.
+    let org = Org::new();
+    let (mut alice, alice_files) = org.device("alice", "laptop");
+    let (mut bob, _) = org.device("bob", "laptop");
+    let g = alice.create_group().unwrap();
+    let add = alice.add(&g, &kps(&mut [&mut bob])).unwrap();
+    let cert = &alice_files.cert_der;
+    assert!(
+        add.commit.windows(cert.len()).any(|w| w == cert.as_slice()),
+        "the add carries alice's new leaf"
+    );
+}
