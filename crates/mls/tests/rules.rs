@@ -148,3 +148,16 @@ fn every_commit_carries_a_path_an_add_alone_too() {
         "the add carries alice's new leaf"
     );
 }
+
+#[test]
+fn application_messages_are_padded_with_padme() {
+    // Padme (PROTOCOL.md 11.2) rounds these small contents to multiples of
+    // 8 or 16 bytes; mls-rs's default step function would round them to
+    // multiples of 32, leaving at most three sizes for 0 to 64 bytes of text.
+    let org = Org::new();
+    let (mut alice, _, _, g) = alice_and_bob(&org);
+    let sizes: std::collections::BTreeSet<usize> = (0..=64)
+        .map(|n| alice.encrypt(&g, &vec![b'x'; n]).unwrap().len())
+        .collect();
+    assert!(sizes.len() >= 5, "{sizes:?}");
+}
