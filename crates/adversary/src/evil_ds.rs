@@ -64,6 +64,9 @@ struct State {
     /// Devices whose connection the relay drops right after it sent them
     /// their next `n` answers.
     cut_after_answers: BTreeMap<DeviceId, usize>,
+    /// Devices whose connection the relay drops at their next submission,
+    /// without an answer, after ordering it (`true`) or not (`false`).
+    cut_at_submit: BTreeMap<DeviceId, bool>,
     /// Devices whose commits that lost the race are "accepted" anyway and
     /// delivered to nobody: each is on a branch of its own (a fork).
     forking: BTreeSet<DeviceId>,
@@ -71,8 +74,11 @@ struct State {
     observer: blindrelay_mls::Observer,
     /// Each group's public state, where the observer could follow it.
     public: BTreeMap<Vec<u8>, Vec<u8>>,
-    /// Each group's newest published GroupInfo and its epoch.
-    published: BTreeMap<Vec<u8>, (u64, Vec<u8>)>,
+    /// Each group's newest published GroupInfo, its epoch, and the
+    /// group's tree when it was published.
+    published: BTreeMap<Vec<u8>, (u64, Vec<u8>, Vec<u8>)>,
+    /// Whether published GroupInfos are kept (else answered and dropped).
+    keep_published: bool,
 }
 
 /// A running malicious Delivery Service.
@@ -110,6 +116,7 @@ impl EvilDs {
             observer,
             public: BTreeMap::new(),
             published: BTreeMap::new(),
+            keep_published: true,
             directory: Directory::new(limits),
             groups: Groups::new(limits),
             bodies: blindrelay_ds::Kept::new(),
@@ -120,6 +127,7 @@ impl EvilDs {
             next_session: 0,
             forking: BTreeSet::new(),
             cut_after_answers: BTreeMap::new(),
+            cut_at_submit: BTreeMap::new(),
         }));
         let st = state.clone();
         let task = tokio::spawn(async move {
@@ -193,6 +201,27 @@ impl EvilDs {
         lock(&self.state)
             .cut_after_answers
             .insert(device.clone(), n);
+    }
+
+    /// Drops `device`'s connection at its next submission (a commit or a
+    /// message) without answering it: after ordering it if `ordered`
+    /// (the answer is lost), or without (the submission is lost).
+    pub fn cut_at_submit(&self, device: &DeviceId, ordered: bool) {
+        lock(&self.state)
+            .cut_at_submit
+            .insert(device.clone(), ordered);
+    }
+
+    /// Whether GroupInfos published from now on are kept (else they are
+    /// answered ACCEPTED and dropped: the relay hands out an older one, or
+    /// none).
+    pub fn keep_publications(&self, keep: bool) {
+        lock(&self.state).keep_published = keep;
+    }
+
+    /// Forgets every GroupInfo published so far.
+    pub fn forget_publications(&self) {
+        lock(&self.state).published.clear();
     }
 
     /// Forks groups for `device`: a commit of it that another commit beat
@@ -337,28 +366,28 @@ fn handle(st: &mut State, device: &DeviceId, req: u32, request: Request) -> Opti
             epoch,
             group_info,
         } => {
-            st.published.insert(group_id, (epoch, group_info));
+            let tree = st
+                .public
+                .get(&group_id)
+                .and_then(|state| st.observer.tree(state).ok());
+            if let (true, Some(tree)) = (st.keep_published, tree) {
+                st.published.insert(group_id, (epoch, group_info, tree));
+            }
             Some(Down::Accepted {
                 req,
                 epoch,
                 recipients: 0,
             })
         }
-        Request::GroupInfo(group_id) => {
-            let tree = st
-                .public
-                .get(&group_id)
-                .and_then(|state| st.observer.tree(state).ok());
-            Some(match (st.published.get(&group_id), tree) {
-                (Some((epoch, info)), Some(tree)) => Down::GroupInfo {
-                    req,
-                    epoch: *epoch,
-                    group_info: info.clone(),
-                    tree,
-                },
-                _ => rules(&DsError::NoGroupInfo),
-            })
-        }
+        Request::GroupInfo(group_id) => Some(match st.published.get(&group_id) {
+            Some((epoch, info, tree)) => Down::GroupInfo {
+                req,
+                epoch: *epoch,
+                group_info: info.clone(),
+                tree: tree.clone(),
+            },
+            None => rules(&DsError::NoGroupInfo),
+        }),
         Request::Ack(seq) => {
             st.groups.mailboxes().ack(device, seq);
             st.bodies.sync(st.groups.mailboxes());
@@ -478,6 +507,16 @@ async fn serve(tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>, st: 
                 let Ok((req, request)) = Request::decode(&whole) else {
                     break;
                 };
+                if matches!(request, Request::Submit(_))
+                    && let Some(ordered) = g.cut_at_submit.remove(&device)
+                {
+                    g.sessions.remove(&device);
+                    if ordered {
+                        let _ = handle(&mut g, &device, req, request);
+                        flush_all(&mut g);
+                    }
+                    break;
+                }
                 let answer = handle(&mut g, &device, req, request);
                 // The mailbox first (as the real relay does), then the
                 // answer.

@@ -110,6 +110,15 @@ async fn a_removed_device_the_relay_hides_its_removal_from_cannot_rejoin_or_read
         "{ev:?}"
     );
     assert!(!ev.iter().any(|e| matches!(e, V2Event::Rejoined { .. })));
+    // Tried once, then not again before REJOIN_RETRY.
+    let blocked = |ev: &[V2Event]| {
+        ev.iter()
+            .filter(|e| matches!(e, V2Event::RejoinBlocked { .. }))
+            .count()
+    };
+    assert_eq!(blocked(&ev), 1, "{ev:?}");
+    let ev = events_for(&mut m[2], Duration::from_millis(300)).await;
+    assert_eq!(blocked(&ev), 0, "{ev:?}");
     assert!(m[2].send(&g, "am I still in?").await.is_err());
 }
 
@@ -166,6 +175,15 @@ async fn the_relay_keeps_only_a_members_genuine_group_info_and_hands_it_only_to_
                 .unwrap()
         ),
         RefusalCode::Unverified
+    );
+    // At the size bound it is checked; past it, refused unread.
+    assert_eq!(
+        refusal(bob.request(publish(vec![0; 16 * 1024])).await.unwrap()),
+        RefusalCode::Unverified
+    );
+    assert_eq!(
+        refusal(bob.request(publish(vec![0; 16 * 1024 + 1])).await.unwrap()),
+        RefusalCode::TooLarge
     );
     // An unknown group.
     assert_eq!(
@@ -253,5 +271,113 @@ async fn the_real_relay_orders_a_members_rejoin_by_external_commit() {
     assert_eq!(
         bob.epoch_authenticator(&g).unwrap(),
         alice.device().epoch_authenticator(&g).unwrap()
+    );
+    // bob (by hand) published nothing for epoch 4: the relay hands out no
+    // GroupInfo of an earlier epoch.
+    let answer = link.request(Request::GroupInfo(g.clone())).await.unwrap();
+    assert!(
+        matches!(
+            answer,
+            Down::Refused {
+                why: Refusal::Rules(RefusalCode::NoGroupInfo),
+                ..
+            }
+        ),
+        "{answer:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejoin_whose_answer_is_lost_is_settled_at_the_next_connection() {
+    // The connection drops at bob's re-join, after the relay ordered it
+    // (the answer is lost) or before (the re-join is lost).
+    for ordered in [true, false] {
+        let pki = TestPki::new(&[]).unwrap();
+        let ds = EvilDs::start(&pki.pki).await.unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
+        let bob = id("bob", "laptop");
+        ds.hold(&bob);
+        m[0].update(&g).await.unwrap();
+        m[0].update(&g).await.unwrap();
+        m[0].send(&g, "sent while bob was cut off").await.unwrap();
+        ds.release(&bob, &[2]);
+        ds.stop_holding(&bob);
+        events_for(&mut m[1], Duration::from_millis(300)).await;
+        ds.cut_at_submit(&bob, ordered);
+        m[1].set_rejoin_after(Duration::ZERO);
+        let end = tokio::time::Instant::now() + Duration::from_secs(3);
+        while m[1].sync(Duration::from_millis(100)).await.is_ok() {
+            assert!(tokio::time::Instant::now() < end, "the relay cut bob off");
+        }
+        let cfg = cfg_for(&pki, root.path(), "bob", "laptop", &ds.address());
+        m[1].reconnect(&cfg).await.unwrap();
+        // Settled either way: nothing is left waiting.
+        assert!(m[1].device().pending_rejoins().is_empty(), "{ordered}");
+        let ev = events_for(&mut m[1], Duration::from_millis(600)).await;
+        assert!(
+            ev.iter()
+                .any(|e| matches!(e, V2Event::Rejoined { unread: 1, .. })),
+            "ordered: {ordered}: {ev:?}"
+        );
+        // Taken from the mailbox (ordered), or made again (lost): one
+        // re-join either way.
+        assert_eq!(m[1].device().epoch(&g).unwrap(), 4);
+        m[1].send(&g, "back").await.unwrap();
+        let ev = events_for(&mut m[0], Duration::from_millis(400)).await;
+        assert!(texts(&ev).contains(&"back".to_string()), "{ev:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_nothing_current_to_rejoin_from_says_so_and_rejoins_once_there_is() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
+    let bob = id("bob", "laptop");
+    ds.hold(&bob);
+    m[0].update(&g).await.unwrap();
+    m[0].update(&g).await.unwrap();
+    m[0].send(&g, "sent while bob was cut off").await.unwrap();
+    ds.release(&bob, &[2]);
+    ds.stop_holding(&bob);
+    events_for(&mut m[1], Duration::from_millis(300)).await;
+    let not_published = |ev: &[V2Event]| {
+        ev.iter().any(|e| {
+            matches!(
+                e,
+                V2Event::RejoinBlocked {
+                    why: RejoinBlocked::NotPublished,
+                    ..
+                }
+            )
+        })
+    };
+    // Nothing published at all.
+    ds.forget_publications();
+    ds.keep_publications(false);
+    m[1].set_rejoin_after(Duration::ZERO);
+    let ev = events_for(&mut m[1], Duration::from_millis(300)).await;
+    assert!(not_published(&ev), "{ev:?}");
+    // Only an older epoch's GroupInfo: the re-join made from it loses to
+    // the commit after it.
+    ds.keep_publications(true);
+    m[0].update(&g).await.unwrap();
+    ds.keep_publications(false);
+    m[0].update(&g).await.unwrap();
+    m[1].set_rejoin_after(Duration::ZERO);
+    let ev = events_for(&mut m[1], Duration::from_millis(300)).await;
+    assert!(not_published(&ev), "{ev:?}");
+    assert!(!ev.iter().any(|e| matches!(e, V2Event::Rejoined { .. })));
+    // The next commit publishes the current state: bob re-joins.
+    ds.keep_publications(true);
+    m[0].update(&g).await.unwrap();
+    m[1].set_rejoin_after(Duration::ZERO);
+    let ev = events_for(&mut m[1], Duration::from_millis(400)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::Rejoined { at: 7, .. })),
+        "{ev:?}"
     );
 }

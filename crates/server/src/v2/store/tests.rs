@@ -260,3 +260,21 @@ fn the_read_only_connection_reads_what_was_committed_and_passes_over_what_is_gon
     assert!(reader.bodies(&items).unwrap().is_empty());
     assert!(DsDatabase::in_memory().unwrap().take_reader().is_none());
 }
+
+#[test]
+fn a_published_group_info_is_replaced_by_the_next_and_goes_with_its_group() {
+    let mut db = DsDatabase::in_memory().unwrap();
+    assert_eq!(db.group_info(b"g").unwrap(), None);
+    db.set_group_info(b"g", 1, b"one").unwrap();
+    db.set_group_info(b"g", 2, b"two").unwrap();
+    db.set_group_info(b"h", 5, b"other").unwrap();
+    assert_eq!(db.group_info(b"g").unwrap(), Some((2, b"two".to_vec())));
+    // The group is forgotten (its last member revoked): so is its GroupInfo.
+    let gone = blindrelay_ds::Forgotten {
+        changed: Vec::new(),
+        removed: vec![b"g".to_vec()],
+    };
+    db.forget(&dev("alice"), &gone, &[]).unwrap();
+    assert_eq!(db.group_info(b"g").unwrap(), None);
+    assert_eq!(db.group_info(b"h").unwrap(), Some((5, b"other".to_vec())));
+}
