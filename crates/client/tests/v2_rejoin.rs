@@ -21,22 +21,28 @@ async fn three(pki: &TestPki, root: &Path, addr: &str) -> (Vec<Member>, Vec<u8>)
     in_one_group(pki, root, addr, "alice", &["bob", "carol"]).await
 }
 
+/// The relay keeps two of alice's commits from bob for good and hands him
+/// her message after them: bob is behind (his events are returned).
+async fn cut_off_bob(ds: &EvilDs, m: &mut [Member], g: &[u8]) -> Vec<V2Event> {
+    let bob = id("bob", "laptop");
+    ds.hold(&bob);
+    m[0].update(g).await.unwrap();
+    m[0].update(g).await.unwrap();
+    m[2].sync(Duration::from_millis(300)).await.unwrap();
+    m[0].send(g, "sent while bob was cut off").await.unwrap();
+    ds.release(&bob, &[2]);
+    ds.stop_holding(&bob);
+    events_for(&mut m[1], Duration::from_millis(400)).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_whose_missing_commits_never_come_rejoins_and_reads_and_writes_again() {
     let pki = TestPki::new(&[]).unwrap();
     let ds = EvilDs::start(&pki.pki).await.unwrap();
     let root = tempfile::tempdir().unwrap();
     let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
-    let bob = id("bob", "laptop");
-    ds.hold(&bob);
     // Two commits bob never gets, then a message he does.
-    m[0].update(&g).await.unwrap();
-    m[0].update(&g).await.unwrap();
-    m[2].sync(Duration::from_millis(300)).await.unwrap();
-    m[0].send(&g, "sent while bob was cut off").await.unwrap();
-    ds.release(&bob, &[2]);
-    ds.stop_holding(&bob);
-    let ev = events_for(&mut m[1], Duration::from_millis(400)).await;
+    let ev = cut_off_bob(&ds, &mut m, &g).await;
     assert!(
         ev.iter()
             .any(|e| matches!(e, V2Event::Behind { at: 1, seen: 3, .. })),
@@ -297,13 +303,7 @@ async fn a_rejoin_whose_answer_is_lost_is_settled_at_the_next_connection() {
         let root = tempfile::tempdir().unwrap();
         let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
         let bob = id("bob", "laptop");
-        ds.hold(&bob);
-        m[0].update(&g).await.unwrap();
-        m[0].update(&g).await.unwrap();
-        m[0].send(&g, "sent while bob was cut off").await.unwrap();
-        ds.release(&bob, &[2]);
-        ds.stop_holding(&bob);
-        events_for(&mut m[1], Duration::from_millis(300)).await;
+        cut_off_bob(&ds, &mut m, &g).await;
         ds.cut_at_submit(&bob, ordered);
         m[1].set_rejoin_after(Duration::ZERO);
         let end = tokio::time::Instant::now() + Duration::from_secs(3);
@@ -335,14 +335,7 @@ async fn a_device_with_nothing_current_to_rejoin_from_says_so_and_rejoins_once_t
     let ds = EvilDs::start(&pki.pki).await.unwrap();
     let root = tempfile::tempdir().unwrap();
     let (mut m, g) = three(&pki, root.path(), &ds.address()).await;
-    let bob = id("bob", "laptop");
-    ds.hold(&bob);
-    m[0].update(&g).await.unwrap();
-    m[0].update(&g).await.unwrap();
-    m[0].send(&g, "sent while bob was cut off").await.unwrap();
-    ds.release(&bob, &[2]);
-    ds.stop_holding(&bob);
-    events_for(&mut m[1], Duration::from_millis(300)).await;
+    cut_off_bob(&ds, &mut m, &g).await;
     let not_published = |ev: &[V2Event]| {
         ev.iter().any(|e| {
             matches!(

@@ -21,6 +21,17 @@ impl Member {
     ) -> Result<(), ClientError> {
         self.take_crls();
         self.device.trust().set_now(now());
+        // This device's own re-join, ordered by the relay though its
+        // answer was lost with a connection (looked up once: usually no
+        // re-join is waiting).
+        let own_rejoin = match &item {
+            Delivery::Group { message, .. } => self.device.is_own_rejoin(message),
+            Delivery::Welcome { .. } => None,
+        };
+        if let Some(g) = own_rejoin {
+            self.rejoined(&g, events)?;
+            return self.link.ack(seq).await;
+        }
         match item {
             // A copy of a Welcome this device joined by (its acknowledgement
             // was lost with a connection) would read as a takeover attempt:
@@ -44,13 +55,6 @@ impl Member {
                 // relay hands the item out again.
                 Err(e) => return Err(e.into()),
             },
-            // This device's own re-join, ordered by the relay though its
-            // answer was lost with a connection.
-            Delivery::Group { message, .. } if self.device.is_own_rejoin(&message).is_some() => {
-                if let Some(g) = self.device.is_own_rejoin(&message) {
-                    self.rejoined(&g, events)?;
-                }
-            }
             Delivery::Group { group_id, message } => match self.device.position(&message) {
                 Position::Ahead {
                     group_id,
