@@ -190,7 +190,7 @@ pub(crate) async fn run(args: SendArgs) -> Result<()> {
 /// if new), and exits once the relay has it in every recipient's mailbox.
 async fn send_v2(args: &SendArgs, cfg: blindrelay_client::ClientConfig, text: &str) -> Result<()> {
     use blindrelay_client::v2::Member;
-    let mut m = Member::connect(&cfg, &crate::chat::v2::state_path(&cfg)).await?;
+    let mut m = Member::connect(&cfg, &crate::chat::v2::show::state_path(&cfg)).await?;
     m.sync(Duration::from_millis(300)).await?;
     let (group, label) = match (&args.group, args.to.as_slice()) {
         (Some(g), _) => {

@@ -16,8 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_rustls::client::TlsStream;
 
+pub use crate::backoff::{BACKOFF_MAX, BACKOFF_START, COOL_DOWN_MAX_WAIT};
+use crate::backoff::{Backoff, cool_down_left};
 use crate::core::{ClientCore, Step};
 use crate::crl_file::CrlFile;
+pub use crate::dial::CONNECT_TIMEOUT;
 use crate::dial::dial;
 use crate::event::Event;
 use crate::handle::{ClientHandle, Command};
@@ -26,8 +29,6 @@ use crate::store::ClientStore;
 use crate::store::sqlite::SqliteStore;
 use crate::{ClientConfig, ClientError};
 
-/// TCP connect plus TLS handshake must finish within this time.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A frame must be written within this time.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Once a frame has started arriving, it must complete within this time.
@@ -43,10 +44,6 @@ pub const TICK: Duration = Duration::from_secs(5);
 pub const ACK_FLUSH: Duration = Duration::from_millis(200);
 /// How often delivery receipts are flushed (at most ten per flush).
 pub const RECEIPT_FLUSH: Duration = Duration::from_secs(1);
-/// First reconnection delay; doubles up to [`BACKOFF_MAX`], with ±50 % jitter.
-pub const BACKOFF_START: Duration = Duration::from_millis(500);
-/// Longest reconnection delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// How long quitting waits for queued messages to leave (what has not
 /// left by then stays in the outbox for the next session).
 pub const QUIT_FLUSH: Duration = Duration::from_secs(10);
@@ -120,12 +117,15 @@ pub async fn connect(
     let mut crl_events = core.load_stored_crl(unix_ms());
     crl_events.extend(crl_file.poll(cfg, &mut core));
     let backoff = Backoff::default();
+    let mut told_to_wait = None;
     let (first, first_events) = match open_session(cfg, &tls, &mut core).await {
         Ok((reader, writer, events)) => (Some((reader, writer)), events),
         // The relay is down or restarting: keep trying, if the caller wants
         // that, and say so.
         Err(e) if cfg.retry_at_start && e.is_transient() => {
-            let in_ms = u64::try_from(backoff.next.as_millis()).unwrap_or(u64::MAX);
+            told_to_wait = cool_down_left(&e);
+            let in_ms =
+                u64::try_from(told_to_wait.unwrap_or(backoff.next).as_millis()).unwrap_or(u64::MAX);
             (
                 None,
                 vec![Event::Reconnecting {
@@ -152,6 +152,7 @@ pub async fn connect(
         commands: cmd_rx,
         events: ev_tx,
         backoff,
+        told_to_wait,
         crl_file,
     };
     tokio::spawn(task.supervise(first));
@@ -165,34 +166,6 @@ enum End {
     Final(Event),
     Lost(String),
     UiGone,
-}
-
-struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            next: BACKOFF_START,
-        }
-    }
-}
-
-impl Backoff {
-    fn reset(&mut self) {
-        self.next = BACKOFF_START;
-    }
-
-    fn delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (self.next * 2).min(BACKOFF_MAX);
-        let mut b = [0u8; 1];
-        let _ = blindrelay_e2e::seal::fill_random(&mut b);
-        // Jitter in [0.5, 1.5) so that clients dropped together do not
-        // come back together.
-        base.mul_f64(0.5 + f64::from(b[0]) / 256.0)
-    }
 }
 
 async fn write_messages(writer: &mut Writer, msgs: &[Message]) -> Result<(), ClientError> {
@@ -226,6 +199,9 @@ struct Task {
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<Event>,
     backoff: Backoff,
+    /// How long the relay said to wait (a cool-down), instead of the
+    /// backoff's next delay.
+    told_to_wait: Option<Duration>,
     crl_file: CrlFile,
 }
 
@@ -279,7 +255,10 @@ impl Task {
                         d
                     }
                 },
-                None => self.backoff.delay(),
+                None => self
+                    .told_to_wait
+                    .take()
+                    .unwrap_or_else(|| self.backoff.delay()),
             };
             if let Err(quit) = self.offline(delay).await {
                 if quit.is_some() {
@@ -295,7 +274,8 @@ impl Task {
                     conn = Some((reader, writer));
                 }
                 Err(e) => {
-                    let d = self.backoff.next;
+                    self.told_to_wait = cool_down_left(&e);
+                    let d = self.told_to_wait.unwrap_or(self.backoff.next);
                     let _ = self
                         .events
                         .send(Event::Reconnecting {
@@ -392,7 +372,7 @@ impl Task {
                         Ok(None) => return End::Lost("the relay closed the connection".into()),
                         Err(e) => return End::Lost(e.to_string()),
                     };
-                    let Step { events, frames } = self.core.handle(msg, unix_ms());
+                    let Step { events, frames } = self.core.handle_at(msg, unix_ms(), Instant::now().into_std());
                     if let Err(e) = write_messages(&mut writer, &frames).await {
                         return lost(e);
                     }

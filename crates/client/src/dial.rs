@@ -3,6 +3,7 @@
 //! version 1 connection and the version 2 link.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::ClientConfig as TlsConfig;
 use rustls_pki_types::ServerName;
@@ -10,8 +11,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use crate::connection::CONNECT_TIMEOUT;
 use crate::{ClientConfig, ClientError};
+
+/// TCP connect plus TLS handshake must finish within this time.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// TCP connect plus the TLS handshake, within [`CONNECT_TIMEOUT`].
 pub(crate) async fn dial(

@@ -11,12 +11,19 @@ use crate::store::StoreError;
 
 impl ClientError {
     /// True for failures that may pass by themselves (the relay is down,
-    /// restarting or unreachable for now), as opposed to a refusal or a
-    /// local problem that trying again will not fix.
+    /// restarting, unreachable or cooling this identity down for now), as
+    /// opposed to a refusal or a local problem that trying again will not
+    /// fix.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable { .. } | Self::ConnectTimeout(_) | Self::ClosedByRelay
+            Self::Unreachable { .. }
+                | Self::ConnectTimeout(_)
+                | Self::ClosedByRelay
+                | Self::Refused {
+                    code: GoodbyeCode::CoolDown,
+                    ..
+                }
         )
     }
 }

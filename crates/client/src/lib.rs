@@ -20,6 +20,7 @@
 //! * [`event`]: what the user interface shows; [`error`]: what can fail.
 #![forbid(unsafe_code)]
 
+mod backoff;
 pub mod config;
 pub mod connection;
 pub mod core;

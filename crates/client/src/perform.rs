@@ -5,7 +5,6 @@
 use blindrelay_net::unix_ms;
 use blindrelay_wire::Message;
 use tokio::sync::oneshot;
-use tokio::time::Instant;
 
 use crate::core::ClientCore;
 use crate::event::Event;
@@ -48,9 +47,7 @@ pub(crate) fn perform(core: &mut ClientCore, cmd: Command, sending: Sending) -> 
             reply,
         } => {
             let queued = match sending {
-                Sending::Now => {
-                    core.send_text(&to, &text, room, unix_ms(), Instant::now().into_std())
-                }
+                Sending::Now => core.send_text(&to, &text, room, unix_ms()),
                 Sending::Later => core.send_later(&to, &text, room, unix_ms()),
                 Sending::Offline => {
                     core.queue_text(&to, &text, room, unix_ms())

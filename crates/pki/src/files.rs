@@ -8,6 +8,7 @@
 //! others is tightened, and the caller is told which, so it can say so.
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,10 @@ use crate::PkiError;
 pub const PRIVATE_DIR_MODE: u32 = 0o700;
 /// Mode of private files.
 pub const PRIVATE_FILE_MODE: u32 = 0o600;
+/// Mode of private key files.
+pub const PRIVATE_KEY_MODE: u32 = 0o600;
+/// Mode of certificates and the CRL.
+pub const PUBLIC_FILE_MODE: u32 = 0o644;
 /// SQLite's side files of a database `NAME`: `NAME-wal` and so on.
 pub const SQLITE_SIDE_FILES: [&str; 3] = ["-wal", "-shm", "-journal"];
 
@@ -88,6 +93,22 @@ pub fn private_database(path: &Path) -> Result<Vec<PathBuf>, PkiError> {
         }
     }
     Ok(fixed)
+}
+
+/// Writes `bytes` to `path` atomically with the given mode.
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io(path))
 }
 
 #[cfg(test)]

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::encrypted_key;
+use crate::files::{PRIVATE_KEY_MODE, PUBLIC_FILE_MODE, write_file};
 use crate::key::Passphrase;
 use crate::request::{DeviceKeyKind, Enrolment, Subject, renewal_request};
-use crate::store::{PRIVATE_KEY_MODE, PUBLIC_FILE_MODE, write_file};
 use crate::{PkiError, PrivateKeyPem};
 
 /// Files larger than this are not private keys; the scan does not read them.

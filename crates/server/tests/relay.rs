@@ -411,7 +411,7 @@ async fn flood_disconnects_at_the_eleventh_message_then_cools_down() {
     logs::wait_for(&["identity=mallory-flood", "DoS attack detected"])
         .await
         .unwrap();
-    // Reconnecting at once is refused (and restarts the cool-down).
+    // Reconnecting at once is refused, with the time left.
     let mut again = RawClient::connect_raw(server.addr, &pki, "mallory-flood")
         .await
         .unwrap();

@@ -1,7 +1,8 @@
 //! The full-screen client on a device (protocol v2): the same screen,
 //! keys and terminal handling as version 1, over a [`V2Session`]. Its
 //! conversations are the device's MLS groups; the relay's deliveries are
-//! processed between keys and at least every [`POLL`]; a lost connection
+//! processed as soon as they arrive (and at least every
+//! [`crate::chat::v2::show::TICK`], for the periodic work); a lost connection
 //! shows in the status line and is retried.
 
 use std::sync::Arc;
@@ -17,9 +18,6 @@ use super::app::{self, App, ConvKey, Dialog, Intent, Mode};
 use super::{Notifier, TerminalGuard, spawn_reader, view};
 use crate::chat::action::Outcome;
 use crate::chat::v2::action::{V2Action, V2Session};
-
-/// How often deliveries are looked at while no key is pressed.
-pub const POLL: Duration = Duration::from_millis(100);
 
 fn field<'a>(v: &'a serde_json::Value, k: &str) -> &'a str {
     v.get(k).and_then(serde_json::Value::as_str).unwrap_or("")
@@ -77,13 +75,13 @@ async fn carry_out(s: &mut V2Session, app: &mut App, intent: Intent) -> bool {
         Outcome::Json(v) if field(&v, "event") == "safety_numbers" => {
             app.mode = Mode::Dialog(Dialog {
                 title: format!("safety numbers with {}", field(&v, "name")),
-                text: crate::chat::v2::text(&v).unwrap_or_default(),
+                text: crate::chat::v2::show::text(&v).unwrap_or_default(),
                 accept: None,
                 typed: String::new(),
             });
         }
         Outcome::Json(v) => {
-            if let Some(t) = crate::chat::v2::text(&v) {
+            if let Some(t) = crate::chat::v2::show::text(&v) {
                 app.say(t);
             }
         }
@@ -137,7 +135,8 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
                 Some(_) => {}
                 None => break 'main,
             },
-            _ = tokio::time::sleep(POLL) => {}
+            _ = s.member.readable() => {}
+            _ = tokio::time::sleep(crate::chat::v2::show::TICK) => {}
             _ = term.recv() => break 'main,
             _ = hup.recv() => break 'main,
         }
@@ -146,7 +145,7 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
             Err(e) => {
                 app.link = app::Link::Lost(e.to_string());
                 terminal.draw(|f| view::draw(f, &mut app))?;
-                tokio::time::sleep(crate::chat::v2::RETRY).await;
+                tokio::time::sleep(crate::chat::v2::show::RETRY).await;
                 let cfg = s.config.clone();
                 if s.member.reconnect(&cfg).await.is_ok() {
                     app.link = app::Link::Connected;

@@ -317,7 +317,7 @@ mod tests {
         for text in [FORGED, "see you\n* [team] bob@laptop added mallory@laptop"] {
             let v = serde_json::json!({"event": "message", "conversation": "team",
                 "from": "alice", "device": "laptop", "text": text});
-            let shown = crate::ui::fit(&crate::chat::v2::text(&v).unwrap(), 80);
+            let shown = crate::ui::fit(&crate::chat::v2::show::text(&v).unwrap(), 80);
             assert_no_forged_line(&shown, 80);
         }
     }

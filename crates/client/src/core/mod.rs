@@ -166,8 +166,15 @@ impl ClientCore {
         Ok(self.store.history_recent(n)?)
     }
 
-    /// Handles one message from the relay.
+    /// Handles one message from the relay, now (see [`ClientCore::handle_at`]).
     pub fn handle(&mut self, msg: Message, now_ms: u64) -> Step {
+        self.handle_at(msg, now_ms, Instant::now())
+    }
+
+    /// Handles one message from the relay that arrived at `now` (wall
+    /// clock `now_ms`): the arrival time of the relay's answers is what
+    /// the send window counts from.
+    pub fn handle_at(&mut self, msg: Message, now_ms: u64, now: Instant) -> Step {
         let mut step = Step::default();
         match msg {
             Message::Welcome(w) => {
@@ -181,7 +188,9 @@ impl ClientCore {
                 self.keepalive_ms = u64::from(w.keepalive_ms).max(1000);
                 // A new session: its window starts empty, and what to send
                 // again is read from the outbox once the directory is in.
-                self.window = SendWindow::new(w.rate_max, u64::from(w.rate_window_ms));
+                self.window = self
+                    .window
+                    .renew(w.rate_max, u64::from(w.rate_window_ms), now);
                 self.resend.clear();
                 self.waiting.clear();
                 self.held.clear();
@@ -237,10 +246,10 @@ impl ClientCore {
                 self.peers.left(&name);
                 step.events.push(Event::Left { name });
             }
-            Message::Status { msg_id, kind } => self.status(msg_id, kind, &mut step.events),
+            Message::Status { msg_id, kind } => self.status(msg_id, kind, now, &mut step.events),
             Message::Statuses(list) => {
                 for (msg_id, kind) in list {
-                    self.status(msg_id, kind, &mut step.events);
+                    self.status(msg_id, kind, now, &mut step.events);
                 }
             }
             Message::Deliver(r) => self.deliver(r, now_ms, &mut step.events),
@@ -261,11 +270,18 @@ impl ClientCore {
         step
     }
 
-    fn status(&mut self, msg_id: MessageId, kind: StatusKind, events: &mut Vec<Event>) {
+    fn status(
+        &mut self,
+        msg_id: MessageId,
+        kind: StatusKind,
+        now: Instant,
+        events: &mut Vec<Event>,
+    ) {
+        let receipt = self.receipts.is_ours(&msg_id);
         if matches!(kind, StatusKind::Accepted { .. }) {
-            self.window.answered(1);
+            self.window.answered(receipt, now);
         }
-        if self.receipts.is_ours(&msg_id) {
+        if receipt {
             return;
         }
         events.push(match kind {
@@ -298,9 +314,15 @@ impl ClientCore {
         self.window.has_room(now)
     }
 
-    /// When the rate budget frees a slot, if it is what holds sending back.
+    /// When the rate budget frees a slot, if it is what holds sending back
+    /// and a slot frees with time (`None` while only the relay's answers
+    /// can free one: their arrival wakes the caller).
     pub fn paced_until(&mut self, now: Instant) -> Option<Instant> {
-        (!self.window.paced(now)).then(|| self.window.next_slot(now))
+        if self.window.paced(now) {
+            None
+        } else {
+            self.window.next_slot()
+        }
     }
 
     /// Records `text` for `to` in the outbox and history (before anything
@@ -381,7 +403,6 @@ impl ClientCore {
         text: &str,
         room: bool,
         now_ms: u64,
-        now: Instant,
     ) -> Result<Queued, ClientError> {
         let m = self.queue_text(to, text, room, now_ms)?;
         let msg_id = m.msg_id;
@@ -395,7 +416,7 @@ impl ClientCore {
             });
         }
         let frames = self.seal(&m)?;
-        self.window.sent(now);
+        self.window.sent();
         Ok(Queued {
             msg_id,
             frames,
@@ -423,7 +444,7 @@ impl ClientCore {
             }
             return Some(match self.seal(&m) {
                 Ok(frames) => {
-                    self.window.sent(now);
+                    self.window.sent();
                     Ok(frames)
                 }
                 Err(e) => Err((m.msg_id, e)),

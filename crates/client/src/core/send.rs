@@ -70,16 +70,30 @@ pub(crate) fn messages_in(frames: &[Message]) -> usize {
         .count()
 }
 
-/// How many messages may leave now. Two limits, per session:
+/// How many messages may leave now. Two limits, per identity:
 /// * at most [`SEND_WINDOW`] messages unanswered by the relay;
 /// * one message under the relay's rate limit (announced in its Welcome)
-///   in any rate window.
+///   in any rate window, counted the way the relay counts: a message
+///   occupies a slot from the moment it is written until one window after
+///   its *accepted* answer arrived. The relay counted it when it arrived,
+///   which is before the answer came back, so by the time the client frees
+///   the slot the relay has too, whatever the network and the TLS
+///   buffering delayed (counting from the moment of writing is not
+///   enough: a burst written at `t` may be counted at `t + 10 ms`, and the
+///   next one written at `t + window` then overlaps it at the relay).
+///
+/// The relay's windows belong to the identity, across its sessions, so
+/// a new session takes over the old one's slots ([`SendWindow::renew`]).
 #[derive(Debug, Clone)]
 pub(crate) struct SendWindow {
+    /// Messages and receipts written and not yet answered.
     unanswered: usize,
+    /// Messages (rate-counted) among them.
+    in_flight: usize,
     budget: usize,
     rate_window: Duration,
-    sent_at: VecDeque<Instant>,
+    /// When the answer to each counted message arrived, oldest first.
+    answered_at: VecDeque<Instant>,
 }
 
 impl Default for SendWindow {
@@ -94,26 +108,42 @@ impl SendWindow {
     pub(crate) fn new(rate_max: u16, rate_window_ms: u64) -> Self {
         Self {
             unanswered: 0,
+            in_flight: 0,
             budget: usize::from(rate_max).saturating_sub(1).max(1),
             rate_window: Duration::from_millis(rate_window_ms.max(1)),
-            sent_at: VecDeque::new(),
+            answered_at: VecDeque::new(),
         }
+    }
+
+    /// The window of a new session at `now` under a relay allowing
+    /// `rate_max` per `rate_window_ms`: what this one counted still
+    /// counts (the relay's window is the identity's), and a message that
+    /// was never answered is taken as counted now.
+    pub(crate) fn renew(&self, rate_max: u16, rate_window_ms: u64, now: Instant) -> Self {
+        let mut w = Self::new(rate_max, rate_window_ms);
+        w.answered_at = self.answered_at.clone();
+        w.answered_at
+            .extend(std::iter::repeat_n(now, self.in_flight.min(MAX_COUNTED)));
+        while w.answered_at.len() > MAX_COUNTED {
+            w.answered_at.pop_front();
+        }
+        w
     }
 
     fn expire(&mut self, now: Instant) {
         while self
-            .sent_at
+            .answered_at
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.rate_window)
+            .is_some_and(|t| now.saturating_duration_since(*t) >= self.rate_window)
         {
-            self.sent_at.pop_front();
+            self.answered_at.pop_front();
         }
     }
 
     /// True if the rate budget has room now.
     pub(crate) fn paced(&mut self, now: Instant) -> bool {
         self.expire(now);
-        self.sent_at.len() < self.budget
+        self.in_flight + self.answered_at.len() < self.budget
     }
 
     /// True if a message may be sent now.
@@ -121,18 +151,16 @@ impl SendWindow {
         self.unanswered < SEND_WINDOW && self.paced(now)
     }
 
-    /// When the oldest message leaves the rate window (`now` if none).
-    pub(crate) fn next_slot(&self, now: Instant) -> Instant {
-        self.sent_at
-            .front()
-            .map(|t| *t + self.rate_window)
-            .unwrap_or(now)
+    /// When the oldest counted message leaves the rate window; `None` if
+    /// none is counted (then only an answer frees a slot).
+    pub(crate) fn next_slot(&self) -> Option<Instant> {
+        self.answered_at.front().map(|t| *t + self.rate_window)
     }
 
-    /// A message was sent at `now`: it counts against both limits.
-    pub(crate) fn sent(&mut self, now: Instant) {
+    /// A message was written: it counts against both limits.
+    pub(crate) fn sent(&mut self) {
         self.unanswered += 1;
-        self.sent_at.push_back(now);
+        self.in_flight += 1;
     }
 
     /// Receipts were sent: they wait for an answer but have their own
@@ -141,11 +169,23 @@ impl SendWindow {
         self.unanswered += n;
     }
 
-    /// The relay answered (accepted) `n` messages.
-    pub(crate) fn answered(&mut self, n: usize) {
-        self.unanswered = self.unanswered.saturating_sub(n);
+    /// The relay accepted a message (`receipt`: one of our receipts) and
+    /// the answer arrived at `now`.
+    pub(crate) fn answered(&mut self, receipt: bool, now: Instant) {
+        self.unanswered = self.unanswered.saturating_sub(1);
+        if !receipt && self.in_flight > 0 {
+            self.in_flight -= 1;
+            if self.answered_at.len() >= MAX_COUNTED {
+                self.answered_at.pop_front();
+            }
+            self.answered_at.push_back(now);
+        }
     }
 }
+
+/// Most answers a window remembers (the bound on a huge announced rate
+/// limit: `rate_max` is a `u16`).
+pub const MAX_COUNTED: usize = u16::MAX as usize;
 
 /// Recipients' names, for the history line of an outgoing message.
 pub(crate) fn joined(to: &[UserName]) -> String {
@@ -162,20 +202,74 @@ mod tests {
         let mut w = SendWindow::new(10, 5_000);
         for _ in 0..9 {
             assert!(w.has_room(t0));
-            w.sent(t0);
+            w.sent();
         }
-        // One under the relay's 10: the tenth waits for the window to slide.
+        // One under the relay's 10: the tenth waits for answers, then for
+        // the window to slide past them.
         assert!(!w.has_room(t0));
-        assert_eq!(w.next_slot(t0), t0 + Duration::from_secs(5));
-        assert!(w.has_room(t0 + Duration::from_secs(5)));
+        assert_eq!(w.next_slot(), None, "only an answer frees a slot");
+        let answer = t0 + Duration::from_millis(40);
+        for _ in 0..9 {
+            w.answered(false, answer);
+        }
+        assert!(!w.has_room(t0 + Duration::from_secs(5)));
+        assert_eq!(w.next_slot(), Some(answer + Duration::from_secs(5)));
+        assert!(w.has_room(answer + Duration::from_secs(5)));
         let mut w = SendWindow::new(u16::MAX, 1);
         for _ in 0..SEND_WINDOW {
-            w.sent(t0);
+            w.sent();
         }
         assert!(!w.has_room(t0 + Duration::from_secs(1)));
-        w.answered(1);
+        w.answered(false, t0);
         assert!(w.has_room(t0 + Duration::from_secs(1)));
         w.sent_receipts(1);
         assert!(!w.has_room(t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_slot_is_free_one_window_after_the_answer_not_after_the_write() {
+        // Written at t0, counted by the relay at t0 + 30 ms (the network),
+        // answered at t0 + 60 ms: the next burst may not go at t0 + 5 s,
+        // when the relay still counts the first one.
+        let t0 = Instant::now();
+        let mut w = SendWindow::new(3, 5_000);
+        w.sent();
+        w.sent();
+        assert!(!w.has_room(t0));
+        w.answered(false, t0 + Duration::from_millis(60));
+        w.answered(false, t0 + Duration::from_millis(60));
+        assert!(!w.has_room(t0 + Duration::from_millis(5_000)));
+        assert!(w.has_room(t0 + Duration::from_millis(5_060)));
+    }
+
+    #[test]
+    fn receipts_do_not_take_message_slots() {
+        let t0 = Instant::now();
+        let mut w = SendWindow::new(2, 5_000);
+        w.sent_receipts(1);
+        w.answered(true, t0);
+        assert!(w.has_room(t0), "a receipt's answer frees no message slot");
+        w.sent();
+        assert!(!w.has_room(t0));
+    }
+
+    #[test]
+    fn a_new_session_keeps_what_the_old_one_counted() {
+        let t0 = Instant::now();
+        let secs = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut w = SendWindow::new(3, 5_000);
+        w.sent();
+        w.sent();
+        w.answered(false, t0);
+        // The connection drops with one message unanswered: the relay may
+        // have counted it, so it counts from the reconnect.
+        let mut next = w.renew(3, 5_000, secs(1_000));
+        assert!(!next.has_room(secs(1_000)));
+        assert!(next.has_room(secs(5_000)), "the first left the window");
+        next.sent();
+        assert!(!next.has_room(secs(5_999)));
+        next.answered(false, secs(5_100));
+        assert!(next.has_room(secs(6_000)), "the unanswered one left it too");
+        assert!(SendWindow::new(3, 5_000).has_room(t0));
     }
 }

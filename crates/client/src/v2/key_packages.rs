@@ -45,6 +45,10 @@ impl Member {
             Down::Refused { why, .. } => return Err(refused(why)),
             other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
         };
+        // A CRL that came before the answer is used on these KeyPackages
+        // (a device it revokes is not added, and the relay, which has it,
+        // would refuse the commit).
+        self.take_crls();
         let mut out = Vec::new();
         for c in claimed {
             match self.device.key_package_owner(&c.key_package) {

@@ -56,6 +56,8 @@ pub struct Link {
     /// Bytes in `buffered`.
     buffered_bytes: usize,
     crls: Vec<Vec<u8>>,
+    /// What [`Link::readable`] took from the reader and nobody has yet.
+    peeked: Option<Incoming>,
     next_req: u32,
     next_msg: u32,
     tasks: [JoinHandle<()>; 2],
@@ -95,6 +97,7 @@ impl Link {
             buffered: VecDeque::new(),
             buffered_bytes: 0,
             crls: Vec::new(),
+            peeked: None,
             next_req: 1,
             next_msg: 0,
             tasks: [reader, writer],
@@ -134,7 +137,7 @@ impl Link {
     /// reconnect: the relay counts the device's requests across its
     /// connections), keeping this link's announced budget.
     pub fn carry_pacing(&mut self, old: &mut Link) {
-        self.pacer.carry(&mut old.pacer);
+        self.pacer.carry(&mut old.pacer, std::time::Instant::now());
     }
 
     /// CRLs the relay handed out since the last call (DER, unchecked).
@@ -173,7 +176,7 @@ impl Link {
                 tracing::debug!(?wait, "pacing within the relay's request budget");
                 tokio::time::sleep(wait).await;
             }
-            self.pacer.sent(std::time::Instant::now());
+            self.pacer.started();
         }
         self.write(msg, &bytes).await?;
         let deadline = tokio::time::Instant::now() + ANSWER_TIMEOUT;
@@ -200,7 +203,12 @@ impl Link {
                     tracing::warn!(req = r, "an answer to no open request, ignored");
                 }
                 Down::Hello { .. } => tracing::warn!("a second HELLO, ignored"),
-                answer => return Ok(answer),
+                answer => {
+                    if !matches!(request, Request::Ack(_)) {
+                        self.pacer.answered(std::time::Instant::now());
+                    }
+                    return Ok(answer);
+                }
             }
         }
     }
@@ -242,9 +250,28 @@ impl Link {
             .map_err(|_| closed("the relay did not answer in time"))?
     }
 
+    /// Waits until the relay has sent something (a mailbox item, an
+    /// answer, a CRL, the end): what a front end awaits instead of
+    /// polling. Cancel-safe: what arrived is kept for the next read.
+    pub async fn readable(&mut self) {
+        if !self.buffered.is_empty() || self.peeked.is_some() {
+            return;
+        }
+        self.peeked = Some(
+            self.inbox
+                .recv()
+                .await
+                .unwrap_or_else(|| Incoming::Closed("the connection is closed".into())),
+        );
+    }
+
     async fn recv_any(&mut self) -> Result<Down, ClientError> {
         loop {
-            match self.inbox.recv().await {
+            let next = match self.peeked.take() {
+                Some(i) => Some(i),
+                None => self.inbox.recv().await,
+            };
+            match next {
                 Some(Incoming::Down(d)) => return Ok(d),
                 Some(Incoming::Crl(der)) => {
                     if self.crls.len() < 4 {

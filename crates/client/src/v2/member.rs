@@ -53,6 +53,12 @@ pub const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 pub const UNADDABLE_RETRY: Duration = Duration::from_secs(3600);
 /// Most devices remembered as unaddable (the oldest is forgotten first).
 pub const MAX_UNADDABLE: usize = 1_000;
+/// How long a device stays behind in a group (a message from an epoch it
+/// has not reached, the commit before it missing) before it re-joins by
+/// external commit (see `rejoin`). An honest relay delivers a commit
+/// before any message after it, so a gap that lasts is the relay's doing
+/// (or a lost commit).
+pub const REJOIN_AFTER: Duration = Duration::from_secs(30);
 /// How long to wait for the winning commit after a STALE_EPOCH.
 pub const CATCH_UP_WAIT: Duration = Duration::from_secs(10);
 
@@ -126,7 +132,7 @@ pub struct Member {
     /// re-join each (see `rejoin`).
     pub(super) rejoin_at: std::collections::BTreeMap<Vec<u8>, tokio::time::Instant>,
     /// How long it waits before the first try
-    /// ([`super::rejoin::REJOIN_AFTER`] unless set).
+    /// ([`REJOIN_AFTER`] unless set).
     pub(super) rejoin_after: Duration,
     /// Groups whose GroupInfo the next sync publishes (after a re-join).
     pub(super) publish_due: BTreeSet<Vec<u8>>,
@@ -195,7 +201,7 @@ impl Member {
             revocation_sweep: false,
             unaddable: std::collections::BTreeMap::new(),
             rejoin_at: std::collections::BTreeMap::new(),
-            rejoin_after: super::rejoin::REJOIN_AFTER,
+            rejoin_after: REJOIN_AFTER,
             publish_due: BTreeSet::new(),
             _lock: lock,
         };
@@ -236,7 +242,7 @@ impl Member {
     }
 
     /// Sets how long the device stays behind in a group before it
-    /// re-joins (tests; a client keeps [`super::rejoin::REJOIN_AFTER`]).
+    /// re-joins (tests; a client keeps [`REJOIN_AFTER`]).
     pub fn set_rejoin_after(&mut self, after: Duration) {
         self.rejoin_after = after;
         for at in self.rejoin_at.values_mut() {
@@ -289,7 +295,7 @@ impl Member {
     }
 
     /// Processes what the relay delivers within `wait` (and whatever
-    /// follows without a pause), then carries out leave requests, refills
+    /// is already there after it, without waiting for more), then carries out leave requests, refills
     /// KeyPackages, and every [`MAINTENANCE_INTERVAL`] adds this person's
     /// new devices to its groups and refreshes its leaf where it is due.
     ///
@@ -318,7 +324,9 @@ impl Member {
         let mut wait = wait;
         while let Some((seq, item)) = self.link.next_delivery(wait).await? {
             self.process(seq, item, events).await?;
-            wait = Duration::from_millis(200);
+            // Then what is already here, without waiting for more: a lone
+            // message is shown as soon as it is processed.
+            wait = Duration::ZERO;
         }
         // A CRL that came without a delivery after it.
         self.take_crls();
@@ -378,6 +386,13 @@ impl Member {
                 }
             }
         }
+    }
+
+    /// Waits until the relay has sent something ([`Link::readable`]); then
+    /// [`Member::sync`] processes it. A front end awaits this beside its
+    /// input rather than polling.
+    pub async fn readable(&mut self) {
+        self.link.readable().await;
     }
 
     /// Says goodbye to the relay.

@@ -3,6 +3,11 @@
 //! sessions): a burst is slowed down, never cut off by the relay's rate
 //! limit. Sans I/O: the caller asks how long to wait and sleeps.
 //!
+//! A request occupies a slot from the moment it is written until one
+//! window after its answer arrived: the relay counted it on arrival, which
+//! is before its answer came back, so the device frees the slot no sooner
+//! than the relay does, whatever the network and TLS buffering delayed.
+//!
 //! The announced budget is informative: it only slows this device down
 //! (a relay can refuse service anyway), and it is clamped to
 //! [`MAX_PACED`] requests and a window of at most [`MAX_WINDOW`].
@@ -25,6 +30,9 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(60);
 pub struct Pacer {
     max: usize,
     window: Duration,
+    /// Requests written and not yet answered.
+    in_flight: usize,
+    /// When each answered request's answer arrived, oldest first.
     sent: VecDeque<Instant>,
 }
 
@@ -33,6 +41,7 @@ impl Default for Pacer {
         let mut p = Self {
             max: 1,
             window: Duration::ZERO,
+            in_flight: 0,
             sent: VecDeque::new(),
         };
         p.set_budget(DEFAULT_BUDGET.0, DEFAULT_BUDGET.1);
@@ -58,18 +67,24 @@ impl Pacer {
                 break;
             }
         }
+        if self.in_flight + self.sent.len() < self.max {
+            return Duration::ZERO;
+        }
         match self.sent.front() {
-            Some(first) if self.sent.len() >= self.max => {
-                (*first + self.window).saturating_duration_since(now)
-            }
-            _ => Duration::ZERO,
+            Some(first) => (*first + self.window).saturating_duration_since(now),
+            // Only answers can free a slot (a caller that awaits each
+            // answer never gets here).
+            None => self.window,
         }
     }
 
-    /// Takes over the requests `old` remembers (a reconnect), keeping
-    /// this pacer's budget.
-    pub fn carry(&mut self, old: &mut Pacer) {
+    /// Takes over the requests `old` remembers (a reconnect at `now`),
+    /// keeping this pacer's budget; one never answered is taken as
+    /// counted now.
+    pub fn carry(&mut self, old: &mut Pacer, now: Instant) {
         let mut sent = std::mem::take(&mut old.sent);
+        sent.extend(std::iter::repeat_n(now, old.in_flight.min(MAX_PACED)));
+        old.in_flight = 0;
         sent.extend(self.sent.drain(..));
         while sent.len() > MAX_PACED {
             sent.pop_front();
@@ -77,8 +92,19 @@ impl Pacer {
         self.sent = sent;
     }
 
-    /// A request went at `now`.
-    pub fn sent(&mut self, now: Instant) {
+    /// A request was written.
+    pub fn started(&mut self) {
+        self.in_flight = self.in_flight.saturating_add(1);
+    }
+
+    /// The answer to a request arrived at `now`.
+    pub fn answered(&mut self, now: Instant) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.sent(now);
+    }
+
+    /// A request counted at `now` (answered, or carried over).
+    fn sent(&mut self, now: Instant) {
         if self.sent.len() >= MAX_PACED {
             self.sent.pop_front();
         }
@@ -116,8 +142,37 @@ mod tests {
         let mut new = Pacer::default();
         new.set_budget(10, 1_000);
         assert_eq!(new.wait(t0), Duration::ZERO);
-        new.carry(&mut old);
+        new.carry(&mut old, t0);
         assert_eq!(new.wait(t0), Duration::from_millis(1_000));
+    }
+
+    #[test]
+    fn a_slot_frees_one_window_after_the_answer_not_the_write() {
+        let mut p = Pacer::default();
+        p.set_budget(2, 1_000);
+        let t0 = Instant::now();
+        p.started();
+        assert_eq!(
+            p.wait(t0),
+            Duration::from_millis(1_000),
+            "only an answer frees it"
+        );
+        p.answered(t0 + Duration::from_millis(50));
+        assert_eq!(
+            p.wait(t0 + Duration::from_millis(1_000)),
+            Duration::from_millis(50)
+        );
+        // Unanswered when the link failed: counted from the reconnect.
+        let mut q = Pacer::default();
+        q.set_budget(2, 1_000);
+        q.started();
+        let mut next = Pacer::default();
+        next.set_budget(2, 1_000);
+        next.carry(&mut q, t0 + Duration::from_secs(3));
+        assert_eq!(
+            next.wait(t0 + Duration::from_secs(3)),
+            Duration::from_millis(1_000)
+        );
     }
 
     #[test]

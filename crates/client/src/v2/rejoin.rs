@@ -24,14 +24,10 @@ use blindrelay_ds::{Down, Refusal, RefusalCode, Request, Submission};
 use blindrelay_mls::MlsError;
 
 use super::events::{RejoinBlocked, V2Event};
+pub use super::member::REJOIN_AFTER;
 use super::member::{Member, device_id};
 use crate::error::ClientError;
 
-/// How long a device stays behind in a group (a message from an epoch it
-/// has not reached, the commit before it missing) before it re-joins.
-/// An honest relay delivers a commit before any message after it, so a
-/// gap that lasts is the relay's doing (or a lost commit).
-pub const REJOIN_AFTER: Duration = Duration::from_secs(30);
 /// How long after a re-join that could not be made the device tries again.
 pub const REJOIN_RETRY: Duration = Duration::from_secs(300);
 

@@ -25,8 +25,6 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use blindrelay_wire::UserName;
@@ -40,10 +38,7 @@ use crate::layout::UserDir;
 use crate::request::{CheckedRequest, Subject};
 use crate::{PkiError, PrivateKeyPem};
 
-/// Mode of private key files.
-pub const PRIVATE_KEY_MODE: u32 = 0o600;
-/// Mode of certificates and the CRL.
-pub const PUBLIC_FILE_MODE: u32 = 0o644;
+pub use crate::files::{PRIVATE_KEY_MODE, PUBLIC_FILE_MODE, write_file};
 
 /// A user certificate that was just issued with a key made here (tests and
 /// throwaway setups).
@@ -94,22 +89,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PkiError + '_ {
         path: path.to_path_buf(),
         error,
     }
-}
-
-/// Writes `bytes` to `path` atomically with the given mode.
-pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))
 }
 
 fn read_string(path: &Path) -> Result<String, PkiError> {

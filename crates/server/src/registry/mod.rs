@@ -204,8 +204,8 @@ impl Registry {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a session. Refused while the identity is cooling down (and
-    /// the attempt restarts the cool-down). Evicts the oldest session past
+    /// Registers a session. Refused while the identity is cooling down
+    /// (with the time left; an attempt past the login budget restarts it). Evicts the oldest session past
     /// the per-identity cap. Tells everyone else when the identity comes
     /// online.
     pub(crate) fn login(
@@ -225,16 +225,9 @@ impl Registry {
         if g.revoked.contains(&serial) {
             return Err(Refused::Revoked);
         }
-        if let Some(until) = g.cooldowns.get(name).copied() {
-            if until > now {
-                g.cooldowns.insert(name.clone(), now + self.cooldown);
-                return Err(Refused::CoolDown(self.cooldown));
-            }
-            g.cooldowns.remove(name);
-        }
         // Reconnecting in a loop makes every other user process a leave and
-        // a join: logins have their own budget, and exceeding it starts the
-        // cool-down like a message flood.
+        // a join: logins have their own budget (refused ones included), and
+        // exceeding it starts the cool-down like a message flood.
         let window = self.rate_window;
         let login_max = self.login_max;
         let allowed = g
@@ -245,6 +238,15 @@ impl Registry {
         if !allowed {
             g.cooldowns.insert(name.clone(), now + self.cooldown);
             return Err(Refused::CoolDown(self.cooldown));
+        }
+        // A login within the budget during a cool-down is refused with the
+        // time left, which it does not extend: a client that waits as told
+        // gets in when the cool-down ends.
+        if let Some(until) = g.cooldowns.get(name).copied() {
+            if until > now {
+                return Err(Refused::CoolDown(until - now));
+            }
+            g.cooldowns.remove(name);
         }
         g.next_id += 1;
         let id = g.next_id;
@@ -687,7 +689,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_login_during_the_cool_down_is_refused_and_starts_it_again() {
+    async fn a_login_during_the_cool_down_is_refused_with_the_time_left_and_does_not_extend_it() {
         let cfg = Config::default();
         let r = Registry::new(&cfg);
         let alice = UserName::new("alice").unwrap();
@@ -696,15 +698,39 @@ mod tests {
         let cooldown = Duration::from_millis(cfg.cooldown_ms);
         let login_at = |t: Instant| try_log_in(&r, "alice", vec![1], true, t).0;
         let retry = t0 + cooldown - Duration::from_secs(1);
-        assert!(matches!(login_at(retry), Err(Refused::CoolDown(_))));
-        // The attempt restarted the cool-down: still refused after the
-        // first one would have ended, free once the new one has.
+        match login_at(retry) {
+            Err(Refused::CoolDown(left)) => assert_eq!(left, Duration::from_secs(1)),
+            _ => panic!("not refused for the cool-down"),
+        }
+        assert!(
+            login_at(t0 + cooldown).is_ok(),
+            "admitted when the first cool-down ends"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn logins_in_a_loop_during_the_cool_down_restart_it() {
+        let cfg = Config::default();
+        let r = Registry::new(&cfg);
+        let alice = UserName::new("alice").unwrap();
+        let t0 = Instant::now();
+        r.throttle(&alice, 0, t0, "flood");
+        let cooldown = Duration::from_millis(cfg.cooldown_ms);
+        let login_at = |t: Instant| try_log_in(&r, "alice", vec![1], true, t).0;
+        let late = t0 + cooldown - Duration::from_millis(100);
+        for _ in 0..cfg.login_rate_max {
+            assert!(matches!(login_at(late), Err(Refused::CoolDown(_))));
+        }
+        // One more than the login budget: a flood, the cool-down starts again.
+        match login_at(late) {
+            Err(Refused::CoolDown(left)) => assert_eq!(left, cooldown),
+            _ => panic!("not refused for the cool-down"),
+        }
         assert!(matches!(
             login_at(t0 + cooldown + Duration::from_secs(1)),
             Err(Refused::CoolDown(_))
         ));
-        let last = t0 + cooldown + Duration::from_secs(1);
-        assert!(login_at(last + cooldown + Duration::from_millis(1)).is_ok());
+        assert!(login_at(late + cooldown + cooldown).is_ok());
     }
 
     #[tokio::test]

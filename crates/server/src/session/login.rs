@@ -71,11 +71,13 @@ pub(super) fn welcome(cfg: &Config, identity: &UserName) -> Welcome {
 pub(super) fn refusal(refused: Refused, identity: &UserName, peer: SocketAddr) -> Message {
     match refused {
         Refused::CoolDown(d) => {
+            // Rounded up: a client that waits as told is not early.
+            let secs = d.as_millis().div_ceil(1000);
             warn!(target: SECURITY, %identity, %peer,
-                "refused: identity is in its rate-limit cool-down (restarted for {} s)", d.as_secs());
+                "refused: identity is in its rate-limit cool-down ({secs} s left)");
             Message::Goodbye {
                 code: GoodbyeCode::CoolDown,
-                reason: format!("rate limit cool-down, retry in {} s", d.as_secs()),
+                reason: format!("rate limit cool-down, retry in {secs} s"),
             }
         }
         Refused::Revoked => {

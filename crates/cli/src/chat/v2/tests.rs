@@ -7,7 +7,7 @@ use super::text;
 #[test]
 fn a_rejoin_is_told_as_a_warning_with_what_was_lost() {
     let line = text(&json!({"event": "rejoined", "conversation": "team",
-        "epoch": 7, "unread": 2, "text": super::REJOINED_TEXT}))
+        "epoch": 7, "unread": 2, "text": super::show::REJOINED_TEXT}))
     .unwrap();
     assert!(
         line.starts_with("warning: [team] the relay never delivered"),
@@ -15,7 +15,7 @@ fn a_rejoin_is_told_as_a_warning_with_what_was_lost() {
     );
     assert!(line.ends_with("(2 unread; epoch 7)"), "{line}");
     let line = text(&json!({"event": "rejoin_blocked", "conversation": "team",
-        "text": super::rejoin_blocked_text(blindrelay_client::v2::RejoinBlocked::NotListed)}))
+        "text": super::show::rejoin_blocked_text(blindrelay_client::v2::RejoinBlocked::NotListed)}))
     .unwrap();
     assert!(line.contains("no longer lists this device"), "{line}");
     assert!(line.contains("trying again in 5 minutes"), "{line}");

@@ -151,7 +151,7 @@ impl App {
                 key,
                 format!(
                     "warning: {} (this device: epoch {at}, messages from epoch {seen})",
-                    crate::chat::v2::BEHIND_TEXT
+                    crate::chat::v2::show::BEHIND_TEXT
                 ),
             ),
             V2Event::CaughtUp { at, .. } => self.note_in(
@@ -160,25 +160,25 @@ impl App {
             ),
             V2Event::Forked { epoch, .. } => self.note_in(
                 key,
-                format!("WARNING (epoch {epoch}): {}", crate::chat::v2::FORK_TEXT),
+                format!("WARNING (epoch {epoch}): {}", crate::chat::v2::show::FORK_TEXT),
             ),
             V2Event::BadCommit { by, .. } => self.note_in(
                 key,
-                format!("WARNING: {} {}", dev(&by), crate::chat::v2::BAD_COMMIT_TEXT),
+                format!("WARNING: {} {}", dev(&by), crate::chat::v2::show::BAD_COMMIT_TEXT),
             ),
             V2Event::TakeoverRefused { .. } => {
-                self.say(format!("warning: {}", crate::chat::v2::TAKEOVER_TEXT));
+                self.say(format!("warning: {}", crate::chat::v2::show::TAKEOVER_TEXT));
             }
             V2Event::Rejoined { at, unread, .. } => self.note_in(
                 key,
                 format!(
                     "warning: {} ({unread} unread; epoch {at})",
-                    crate::chat::v2::REJOINED_TEXT
+                    crate::chat::v2::show::REJOINED_TEXT
                 ),
             ),
             V2Event::RejoinBlocked { why, .. } => self.note_in(
                 key,
-                format!("warning: {}", crate::chat::v2::rejoin_blocked_text(why)),
+                format!("warning: {}", crate::chat::v2::show::rejoin_blocked_text(why)),
             ),
             V2Event::MemberRejoined { who, .. } => {
                 self.note_in(key, format!("{} re-joined after missing a change", dev(&who)));

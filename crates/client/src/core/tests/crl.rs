@@ -43,18 +43,14 @@ fn a_new_crl_withdraws_trust_from_a_revoked_peer_at_once() {
         "{w:?}"
     );
     assert!(matches!(
-        alice.send_text(&[n("bob")], "x", false, NOW_MS, Instant::now()),
+        alice.send_text(&[n("bob")], "x", false, NOW_MS),
         Err(ClientError::NoKey(_))
     ));
     let (_, frames) = send(&mut bob, "alice", "it's me");
     let events = feed(&mut alice, delivered(&frames, RoutedFlags::NONE), NOW_MS);
     assert!(shown(&events).is_empty());
     // Carol is not listed: still trusted.
-    assert!(
-        alice
-            .send_text(&[n("carol")], "hi", false, NOW_MS, Instant::now())
-            .is_ok()
-    );
+    assert!(alice.send_text(&[n("carol")], "hi", false, NOW_MS).is_ok());
     // Offered again, it is no change, and no news.
     // The same CRL again (from the relay, say) is no news.
     assert!(
@@ -87,7 +83,7 @@ fn an_older_crl_is_refused_and_the_newest_is_kept() {
         assert_eq!(alice.store.crl().unwrap().as_deref(), Some(&newest[..]));
     }
     assert!(matches!(
-        alice.send_text(&[n("carol")], "x", false, NOW_MS, Instant::now()),
+        alice.send_text(&[n("carol")], "x", false, NOW_MS),
         Err(ClientError::NoKey(_))
     ));
     // Another CA's CRL is not taken.
@@ -114,11 +110,7 @@ fn once_the_crl_expires_nobody_is_trusted_until_a_fresh_one_arrives() {
     // The last second of the grace: still fine.
     let last_ok = (next + CRL_GRACE_SECS) as u64 * 1000;
     assert!(warnings(&alice.tick(last_ok)).is_empty());
-    assert!(
-        alice
-            .send_text(&[n("bob")], "x", false, last_ok, Instant::now())
-            .is_ok()
-    );
+    assert!(alice.send_text(&[n("bob")], "x", false, last_ok).is_ok());
     // One second later: said once, and every peer refused.
     let expired = last_ok + 1000;
     let w = warnings(&alice.tick(expired));
@@ -129,7 +121,7 @@ fn once_the_crl_expires_nobody_is_trusted_until_a_fresh_one_arrives() {
     );
     assert!(warnings(&alice.tick(expired + 5000)).is_empty());
     assert!(matches!(
-        alice.send_text(&[n("bob")], "x", false, expired, Instant::now()),
+        alice.send_text(&[n("bob")], "x", false, expired),
         Err(ClientError::NoKey(_))
     ));
     // A fresh CRL, and the relay's directory again: trusted again.
@@ -143,11 +135,7 @@ fn once_the_crl_expires_nobody_is_trusted_until_a_fresh_one_arrives() {
         },
         expired,
     );
-    assert!(
-        alice
-            .send_text(&[n("bob")], "x", false, expired, Instant::now())
-            .is_ok()
-    );
+    assert!(alice.send_text(&[n("bob")], "x", false, expired).is_ok());
 }
 
 /// Another CA, for a CRL the client must not take.

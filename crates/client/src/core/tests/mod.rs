@@ -154,9 +154,7 @@ fn feed(c: &mut ClientCore, msgs: Vec<Message>, now_ms: u64) -> Vec<Event> {
 }
 
 fn send_at(from: &mut ClientCore, to: &str, text: &str, now_ms: u64) -> (MessageId, Vec<Message>) {
-    let q = from
-        .send_text(&[n(to)], text, false, now_ms, Instant::now())
-        .unwrap();
+    let q = from.send_text(&[n(to)], text, false, now_ms).unwrap();
     (q.msg_id, q.frames)
 }
 
@@ -420,7 +418,7 @@ fn a_certificate_offered_under_another_name_removes_trust() {
     let events = feed(&mut bob, delivered(&frames, RoutedFlags::NONE), NOW_MS);
     assert!(warnings(&events)[0].contains("unknown or unverified sender"));
     assert!(matches!(
-        bob.send_text(&[n("alice")], "x", false, NOW_MS, Instant::now()),
+        bob.send_text(&[n("alice")], "x", false, NOW_MS),
         Err(ClientError::NoKey(_))
     ));
 }

@@ -69,7 +69,7 @@ fn a_message_to_someone_who_never_logged_in_waits_then_leaves_sealed_for_their_v
     );
     alice.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
     let q = alice
-        .send_text(&[n("bob")], "hello bob", false, NOW_MS, Instant::now())
+        .send_text(&[n("bob")], "hello bob", false, NOW_MS)
         .unwrap();
     assert!(q.frames.is_empty(), "nothing can be sealed without a key");
     assert_eq!(q.waiting, vec![n("bob")]);
@@ -116,7 +116,7 @@ fn a_waiting_message_is_never_sealed_for_a_certificate_that_is_refused_when_it_c
     );
     alice.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
     let q = alice
-        .send_text(&[n("bob")], "for bob only", false, NOW_MS, Instant::now())
+        .send_text(&[n("bob")], "for bob only", false, NOW_MS)
         .unwrap();
     assert_eq!(q.waiting, vec![n("bob")]);
     // The relay offers carol's certificate as bob's: refused, and the
@@ -180,7 +180,7 @@ fn a_message_held_by_a_key_change_is_read_as_soon_as_the_new_key_is_accepted() {
 fn an_empty_message_is_refused_before_the_outbox() {
     let (mut alice, _) = pair();
     assert!(matches!(
-        alice.send_text(&[n("bob")], "", false, NOW_MS, Instant::now()),
+        alice.send_text(&[n("bob")], "", false, NOW_MS),
         Err(ClientError::Empty)
     ));
 }
