@@ -294,9 +294,9 @@ impl Member {
             .collect())
     }
 
-    /// Processes what the relay delivers within `wait` (and whatever
-    /// is already there after it, without waiting for more), then carries out leave requests, refills
-    /// KeyPackages, and every [`MAINTENANCE_INTERVAL`] adds this person's
+    /// Processes what the relay delivers within `wait` (and whatever is
+    /// already there after it, without waiting for more), then carries out
+    /// leave requests, refills KeyPackages, and every [`MAINTENANCE_INTERVAL`] adds this person's
     /// new devices to its groups and refreshes its leaf where it is due.
     ///
     /// If the connection fails part way, the events already collected are
