@@ -152,7 +152,75 @@ pub enum ClientError {
     /// The CSPRNG failed.
     #[error("crypto failure")]
     Crypto,
-    /// Protocol v2: the connection, the relay or MLS failed.
+    /// The device's MLS state refused or failed an operation.
+    #[error("MLS: {0}")]
+    Mls(#[from] blindrelay_mls::MlsError),
+    /// The device's MLS state could not be read or written.
+    #[error("MLS storage: {0}")]
+    MlsStorage(#[from] blindrelay_mls::StorageError),
+    /// The relay's Delivery Service refused a request.
+    #[error("{}", refusal_text(.0))]
+    RequestRefused(blindrelay_ds::Refusal),
+    /// The relay answered a request with something else than its answer.
+    #[error("the relay answered with something other than {expected}")]
+    UnexpectedAnswer {
+        /// The answer that was due.
+        expected: &'static str,
+    },
+    /// The connection to the relay (protocol v2) ended or failed.
+    #[error(transparent)]
+    Link(#[from] crate::v2::link::LinkError),
+    /// Another process holds this device's state.
+    #[error("another blindrelay process is using this device ({}): one process per device", .path.display())]
+    DeviceLocked {
+        /// The lock file (`STATE.lock`).
+        path: std::path::PathBuf,
+    },
+    /// The lock file of this device's state cannot be opened or locked.
+    #[error("cannot lock {}: {error}", .path.display())]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// The OS error.
+        error: std::io::Error,
+    },
+    /// The device's private key could not be re-encoded for MLS.
+    #[error("device key: {0}")]
+    DeviceKey(blindrelay_pki::encrypted_key::KeyFileError),
+    /// The CRL file does not verify against the CA.
+    #[error("crl.pem: {0}")]
+    Crl(blindrelay_pki::crl::CrlError),
+    /// Other members' commits kept winning the epoch.
+    #[error("other members' commits won {attempts} times in a row; try again")]
+    CommitRaced {
+        /// How many commits were made and lost.
+        attempts: usize,
+    },
+    /// Several of this device's groups have the name asked for.
+    #[error("{} groups are called {name:?}; say which: {}", .choices.len(), .choices.join(", "))]
+    AmbiguousGroup {
+        /// The name.
+        name: String,
+        /// How to name each (`NAME#TAG`).
+        choices: Vec<String>,
+    },
+    /// What was asked of a group cannot be done (the reason says why).
     #[error("{0}")]
-    V2(String),
+    Group(&'static str),
+    /// A KeyPackage claimed for one device belongs to another: nobody was
+    /// added.
+    #[error("the relay offered a KeyPackage of {owner} as {offered}'s: nothing was added")]
+    ForeignKeyPackage {
+        /// The device it was offered as.
+        offered: String,
+        /// The device it belongs to.
+        owner: String,
+    },
+}
+
+fn refusal_text(why: &blindrelay_ds::Refusal) -> String {
+    match why {
+        blindrelay_ds::Refusal::Storage => "the relay could not store it; try again".into(),
+        blindrelay_ds::Refusal::Rules(c) => format!("the relay refused it: {}", c.describe()),
+    }
 }

@@ -366,10 +366,14 @@ async fn two_groups_of_one_name_are_never_resolved_by_id_order() {
         .await
         .unwrap();
     events_for(&mut bob, Duration::from_millis(300)).await;
-    let err = bob.find_group("team").unwrap_err().to_string();
-    assert!(err.contains("2 groups"), "{err}");
+    let err = bob.find_group("team").unwrap_err();
+    let blindrelay_client::ClientError::AmbiguousGroup { name, choices } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((name.as_str(), choices.len()), ("team", 2), "{err}");
+    assert!(err.to_string().contains("2 groups"), "{err}");
     let tag = blindrelay_client::v2::groups::group_tag(&real);
-    assert!(err.contains(&format!("team#{tag}")), "{err}");
+    assert!(choices.contains(&format!("team#{tag}")), "{err}");
     assert_eq!(
         bob.find_group(&format!("team#{tag}")).unwrap().unwrap().id,
         real

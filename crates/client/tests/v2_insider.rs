@@ -374,3 +374,32 @@ async fn the_relay_routes_by_the_verified_tree_not_by_the_committers_word() {
     let ev = events_for(&mut bob, Duration::from_millis(1000)).await;
     assert_eq!(texts(&ev), ["bob, still there?"], "{ev:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_a_devices_state_is_refused_as_locked() {
+    // Two processes on one device's state would reuse its sending keys:
+    // the second is refused, with the lock file named.
+    let pki = blindrelay_testkit::TestPki::new(&[]).unwrap();
+    let relay =
+        blindrelay_testkit::TestRelay::with_config(&pki, blindrelay_testkit::relay::config())
+            .await
+            .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let first = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let cfg = common::cfg_for(&pki, root.path(), "alice", "laptop", &addr);
+    let state = root.path().join("alice-laptop").join("mls.db");
+    let Err(err) = blindrelay_client::v2::Member::connect(&cfg, &state).await else {
+        panic!("a second process was let in")
+    };
+    assert!(
+        matches!(&err, blindrelay_client::ClientError::DeviceLocked { path } if path == &state.with_extension("lock")),
+        "{err}"
+    );
+    first.close().await;
+    // Once the first has gone, the state is free.
+    let again = blindrelay_client::v2::Member::connect(&cfg, &state)
+        .await
+        .unwrap();
+    again.close().await;
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use blindrelay_ds::{DeviceId, Down, Refusal, RefusalCode, Request, Submission};
 use blindrelay_mls::{Device, MlsError, Outgoing};
 
-use super::member::{CATCH_UP_WAIT, COMMIT_ATTEMPTS, Member, V2Event, device_id, refused};
+use super::member::{CATCH_UP_WAIT, COMMIT_ATTEMPTS, Member, V2Event, device_id};
 use crate::error::ClientError;
 
 impl Member {
@@ -88,11 +88,14 @@ impl Member {
                 }
                 Ok(Down::Refused { why, .. }) => {
                     self.device.commit_refused(group)?;
-                    return Err(refused(why));
+                    return Err(ClientError::RequestRefused(why));
                 }
                 Ok(other) => {
+                    tracing::warn!(?other, "an answer to a commit that is none");
                     self.device.commit_refused(group)?;
-                    return Err(ClientError::V2(format!("unexpected answer {other:?}")));
+                    return Err(ClientError::UnexpectedAnswer {
+                        expected: "ACCEPTED or REFUSED",
+                    });
                 }
                 Err(e) => {
                     // Unknown whether the relay took it: the pending commit
@@ -101,9 +104,9 @@ impl Member {
                 }
             }
         }
-        Err(ClientError::V2(format!(
-            "other members' commits won {COMMIT_ATTEMPTS} times in a row; try again"
-        )))
+        Err(ClientError::CommitRaced {
+            attempts: COMMIT_ATTEMPTS,
+        })
     }
 
     /// Processes mailbox items until the group reaches `epoch` (the relay's
@@ -145,7 +148,11 @@ impl Member {
         let me = self.me.user.clone();
         match self.link.request(Request::Devices(me)).await? {
             Down::Devices { .. } => {}
-            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+            _ => {
+                return Err(ClientError::UnexpectedAnswer {
+                    expected: "DEVICES",
+                });
+            }
         }
         let events = self.sync(Duration::ZERO).await?;
         self.early_events.extend(events);

@@ -10,7 +10,7 @@ use blindrelay_ds::{Claimed, DeviceId, Down, Request, Submission};
 use blindrelay_mls::{Device, GroupName, MlsError, Outgoing};
 use blindrelay_wire::UserName;
 
-use super::member::{Member, V2Event, device_id, refused};
+use super::member::{Member, V2Event, device_id};
 use crate::error::ClientError;
 
 /// A group as this device sees it.
@@ -85,21 +85,30 @@ impl Member {
                     .iter()
                     .map(|g| format!("{name}#{}", group_tag(&g.id)))
                     .collect();
-                Err(ClientError::V2(format!(
-                    "{} groups are called {name:?}; say which: {}",
-                    many.len(),
-                    choices.join(", ")
-                )))
+                Err(ClientError::AmbiguousGroup {
+                    name: name.to_string(),
+                    choices,
+                })
             }
         }
     }
 
     /// The unnamed group of exactly this person and `user`.
     pub fn one_to_one(&mut self, user: &UserName) -> Result<Option<GroupInfo>, ClientError> {
+        self.conversation_with(std::slice::from_ref(user))
+    }
+
+    /// The unnamed group of exactly this person and `users`.
+    pub fn conversation_with(
+        &mut self,
+        users: &[UserName],
+    ) -> Result<Option<GroupInfo>, ClientError> {
+        let mut want: BTreeSet<&str> = users.iter().map(UserName::as_str).collect();
         let me = self.me.user.as_str().to_string();
+        want.insert(&me);
         Ok(self.groups()?.into_iter().find(|g| {
             let people: BTreeSet<&str> = g.members.iter().map(|(u, _)| u.as_str()).collect();
-            g.name.is_none() && people == BTreeSet::from([me.as_str(), user.as_str()])
+            g.name.is_none() && people == want
         }))
     }
 
@@ -130,8 +139,8 @@ impl Member {
         without: &UserName,
     ) -> Result<(Vec<u8>, Vec<V2Event>), ClientError> {
         if *without == self.me.user {
-            return Err(ClientError::V2(
-                "a group cannot be made again without yourself".into(),
+            return Err(ClientError::Group(
+                "a group cannot be made again without yourself",
             ));
         }
         let name = self.device.name(group)?;
@@ -143,8 +152,8 @@ impl Member {
             .filter(|u| u != without)
             .collect();
         if !people.iter().any(|u| *u != self.me.user) && name.is_none() {
-            return Err(ClientError::V2(
-                "nobody would be left in the conversation".into(),
+            return Err(ClientError::Group(
+                "nobody would be left in the conversation",
             ));
         }
         let people: Vec<UserName> = people.into_iter().collect();
@@ -245,8 +254,10 @@ impl Member {
     ) -> Result<BTreeSet<DeviceId>, ClientError> {
         match self.link.request(Request::Devices(user.clone())).await? {
             Down::Devices { devices, .. } => Ok(devices),
-            Down::Refused { why, .. } => Err(refused(why)),
-            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+            Down::Refused { why, .. } => Err(ClientError::RequestRefused(why)),
+            _ => Err(ClientError::UnexpectedAnswer {
+                expected: "DEVICES",
+            }),
         }
     }
 
@@ -278,8 +289,10 @@ impl Member {
         };
         match self.link.request(Request::Submit(sub)).await? {
             Down::Accepted { .. } => Ok(()),
-            Down::Refused { why, .. } => Err(refused(why)),
-            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+            Down::Refused { why, .. } => Err(ClientError::RequestRefused(why)),
+            _ => Err(ClientError::UnexpectedAnswer {
+                expected: "ACCEPTED or REFUSED",
+            }),
         }
     }
 

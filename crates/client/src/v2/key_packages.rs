@@ -7,7 +7,7 @@
 use blindrelay_ds::{Claimed, Down, Request};
 use blindrelay_wire::UserName;
 
-use super::member::{KEY_PACKAGE_BATCH, MAX_UNADDABLE, Member, refused};
+use super::member::{KEY_PACKAGE_BATCH, MAX_UNADDABLE, Member};
 use crate::error::ClientError;
 
 impl Member {
@@ -28,8 +28,10 @@ impl Member {
                 self.key_packages_left = key_packages;
                 Ok(key_packages)
             }
-            Down::Refused { why, .. } => Err(refused(why)),
-            other => Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+            Down::Refused { why, .. } => Err(ClientError::RequestRefused(why)),
+            _ => Err(ClientError::UnexpectedAnswer {
+                expected: "UPLOADED",
+            }),
         }
     }
 
@@ -42,8 +44,12 @@ impl Member {
     pub(super) async fn claim(&mut self, user: &UserName) -> Result<Vec<Claimed>, ClientError> {
         let claimed = match self.link.request(Request::Claim(user.clone())).await? {
             Down::Claimed { key_packages, .. } => key_packages,
-            Down::Refused { why, .. } => return Err(refused(why)),
-            other => return Err(ClientError::V2(format!("unexpected answer {other:?}"))),
+            Down::Refused { why, .. } => return Err(ClientError::RequestRefused(why)),
+            _ => {
+                return Err(ClientError::UnexpectedAnswer {
+                    expected: "CLAIMED",
+                });
+            }
         };
         // A CRL that came before the answer is used on these KeyPackages
         // (a device it revokes is not added, and the relay, which has it,
@@ -58,10 +64,10 @@ impl Member {
                 Ok((u, d)) => {
                     tracing::warn!(target: "blindrelay::security", offered = %c.device, owner = %format!("{u}@{d}"),
                         "a KeyPackage offered for one device belongs to another; nothing is added");
-                    return Err(ClientError::V2(format!(
-                        "the relay offered a KeyPackage of {u}@{d} as {}'s: nothing was added",
-                        c.device
-                    )));
+                    return Err(ClientError::ForeignKeyPackage {
+                        offered: c.device.to_string(),
+                        owner: format!("{u}@{d}"),
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(device = %c.device, error = %e,

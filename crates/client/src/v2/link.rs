@@ -77,8 +77,30 @@ impl Drop for Link {
     }
 }
 
-fn closed(why: impl Into<String>) -> ClientError {
-    ClientError::V2(why.into())
+/// Why the link failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The connection ended: the relay closed it (its reason), the
+    /// network failed, or the relay broke the protocol (which way).
+    #[error("{0}")]
+    Ended(String),
+    /// The connection was already closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// No answer within [`ANSWER_TIMEOUT`].
+    #[error("the relay did not answer in time")]
+    Timeout,
+    /// The relay's first message was not HELLO.
+    #[error("the relay's first message was not HELLO")]
+    NoHello,
+    /// A request could not be encoded or cut into chunks (too large).
+    #[error("cannot send the request: {0}")]
+    Encode(blindrelay_wire::WireError),
+    /// The relay sent more mailbox items than a mailbox holds while an
+    /// answer was awaited.
+    #[error("the relay sent more than a mailbox holds")]
+    Overflow,
 }
 
 impl Link {
@@ -103,8 +125,9 @@ impl Link {
             tasks: [reader, writer],
             hello: DeviceId {
                 user: cfg.name.clone(),
+                // Replaced by HELLO's (a valid name: this cannot fail).
                 device: blindrelay_pki::DeviceName::new("unknown")
-                    .map_err(|_| closed("device name"))?,
+                    .map_err(|_| LinkError::NoHello)?,
             },
             key_packages: 0,
             pacer: super::pace::Pacer::default(),
@@ -121,9 +144,10 @@ impl Link {
                 link.pacer.set_budget(budget, window_ms);
                 Ok(link)
             }
-            other => Err(closed(format!(
-                "the relay's first message was {other:?}, not HELLO"
-            ))),
+            other => {
+                tracing::warn!(?other, "the relay's first message was not HELLO");
+                Err(LinkError::NoHello.into())
+            }
         }
     }
 
@@ -147,17 +171,13 @@ impl Link {
 
     async fn write(&mut self, number: u32, bytes: &[u8]) -> Result<(), ClientError> {
         let mut frames = Vec::new();
-        for c in chunks(number, bytes).map_err(|e| closed(format!("request too large: {e}")))? {
-            frames.push(
-                Message::DsUp(c)
-                    .encode()
-                    .map_err(|e| closed(format!("encoding: {e}")))?,
-            );
+        for c in chunks(number, bytes).map_err(LinkError::Encode)? {
+            frames.push(Message::DsUp(c).encode().map_err(LinkError::Encode)?);
         }
         self.out
             .send(frames)
             .await
-            .map_err(|_| closed("the connection is closed"))
+            .map_err(|_| LinkError::Closed.into())
     }
 
     /// Sends a request and waits for its answer; mailbox items that come
@@ -167,9 +187,7 @@ impl Link {
         self.next_req = self.next_req.wrapping_add(1).max(1);
         let msg = self.next_msg;
         self.next_msg = self.next_msg.wrapping_add(1);
-        let bytes = request
-            .encode(req)
-            .map_err(|e| closed(format!("encoding: {e}")))?;
+        let bytes = request.encode(req).map_err(LinkError::Encode)?;
         if !matches!(request, Request::Ack(_)) {
             let wait = self.pacer.wait(std::time::Instant::now());
             if !wait.is_zero() {
@@ -188,7 +206,7 @@ impl Link {
                     if self.buffered.len() >= MAX_BUFFERED
                         || self.buffered_bytes.saturating_add(size) > MAX_BUFFERED_BYTES
                     {
-                        return Err(closed("the relay sent more than a mailbox holds"));
+                        return Err(LinkError::Overflow.into());
                     }
                     self.buffered_bytes = self.buffered_bytes.saturating_add(size);
                     self.buffered.push_back((seq, item));
@@ -217,9 +235,7 @@ impl Link {
     pub async fn ack(&mut self, seq: u64) -> Result<(), ClientError> {
         let msg = self.next_msg;
         self.next_msg = self.next_msg.wrapping_add(1);
-        let bytes = Request::Ack(seq)
-            .encode(0)
-            .map_err(|e| closed(format!("encoding: {e}")))?;
+        let bytes = Request::Ack(seq).encode(0).map_err(LinkError::Encode)?;
         self.write(msg, &bytes).await
     }
 
@@ -247,7 +263,7 @@ impl Link {
     async fn recv(&mut self, wait: Duration) -> Result<Down, ClientError> {
         tokio::time::timeout(wait, self.recv_any())
             .await
-            .map_err(|_| closed("the relay did not answer in time"))?
+            .map_err(|_| LinkError::Timeout)?
     }
 
     /// Waits until the relay has sent something (a mailbox item, an
@@ -278,8 +294,8 @@ impl Link {
                         self.crls.push(der);
                     }
                 }
-                Some(Incoming::Closed(why)) => return Err(closed(why)),
-                None => return Err(closed("the connection is closed")),
+                Some(Incoming::Closed(why)) => return Err(LinkError::Ended(why).into()),
+                None => return Err(LinkError::Closed.into()),
             }
         }
     }

@@ -20,9 +20,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blindrelay_ds::{DeviceId, Refusal};
+use blindrelay_ds::DeviceId;
 use blindrelay_e2e::TrustRoot;
-use blindrelay_mls::{Device, DeviceKey, MlsError, MlsStore, Trust};
+use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
 use blindrelay_pki::crl::CheckedCrl;
 use blindrelay_pki::{DeviceName, PrivateKeyPem};
 use blindrelay_wire::UserName;
@@ -75,13 +75,6 @@ pub(super) fn device_id(user: &str, device: &str) -> Option<DeviceId> {
     })
 }
 
-pub(super) fn refused(why: Refusal) -> ClientError {
-    ClientError::V2(match why {
-        Refusal::Storage => "the relay could not store it; try again".into(),
-        Refusal::Rules(c) => format!("the relay refused it: {}", c.describe()),
-    })
-}
-
 /// Takes the exclusive lock on a device's state (`STATE.lock` beside it).
 fn lock_state(state: &Path) -> Result<std::fs::File, ClientError> {
     let path = state.with_extension("lock");
@@ -90,17 +83,14 @@ fn lock_state(state: &Path) -> Result<std::fs::File, ClientError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| ClientError::V2(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|error| ClientError::Lock {
+            path: path.clone(),
+            error,
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(ClientError::V2(format!(
-            "another blindrelay process is using this device ({}): one process per device",
-            path.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(ClientError::V2(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
+        Err(std::fs::TryLockError::WouldBlock) => Err(ClientError::DeviceLocked { path }),
+        Err(std::fs::TryLockError::Error(error)) => Err(ClientError::Lock { path, error }),
     }
 }
 
@@ -150,17 +140,13 @@ impl Member {
     /// connects with its certificate.
     pub async fn connect(cfg: &ClientConfig, state: &Path) -> Result<Self, ClientError> {
         let pkcs8 = cfg.load_key()?;
-        let pem = blindrelay_pki::encrypted_key::to_pem(&pkcs8)
-            .map_err(|e| ClientError::V2(format!("device key: {e}")))?;
+        let pem = blindrelay_pki::encrypted_key::to_pem(&pkcs8).map_err(ClientError::DeviceKey)?;
         let key = DeviceKey::from_pem(&PrivateKeyPem::new(pem))?;
         let cert = blindrelay_pki::store::read_cert_der(&cfg.cert)?;
         let ca_der = blindrelay_pki::store::read_cert_der(&cfg.ca)?;
         let mut crl = None;
         if let Some(der) = cfg.read_crl() {
-            crl = Some(
-                CheckedCrl::signed(&der?, &ca_der)
-                    .map_err(|e| ClientError::V2(format!("crl.pem: {e}")))?,
-            );
+            crl = Some(CheckedCrl::signed(&der?, &ca_der).map_err(ClientError::Crl)?);
         }
         let lock = lock_state(state)?;
         let store = MlsStore::open(state)?;
@@ -398,17 +384,5 @@ impl Member {
     /// Says goodbye to the relay.
     pub async fn close(self) {
         self.link.close().await;
-    }
-}
-
-impl From<MlsError> for ClientError {
-    fn from(e: MlsError) -> Self {
-        ClientError::V2(format!("MLS: {e}"))
-    }
-}
-
-impl From<blindrelay_mls::StorageError> for ClientError {
-    fn from(e: blindrelay_mls::StorageError) -> Self {
-        ClientError::V2(format!("MLS storage: {e}"))
     }
 }
