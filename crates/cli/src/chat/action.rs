@@ -23,13 +23,31 @@ commands:
   /help              this help
   /quit              leave (or Ctrl-D)";
 
+/// A command's `to`: one name (`"bob"`) or a list (`["bob","carol"]`), the
+/// same in both protocols.
+pub(crate) fn one_or_many<'de, D>(d: D) -> Result<Option<Vec<String>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum People {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(Some(match People::deserialize(d)? {
+        People::One(n) => vec![n],
+        People::Many(v) => v,
+    }))
+}
+
 /// One thing the user asked for, from any front end.
 #[derive(Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub(crate) enum Action {
     /// Send `text` to `to`, or to the current conversation.
     Send {
-        #[serde(default)]
+        #[serde(default, deserialize_with = "one_or_many")]
         to: Option<Vec<String>>,
         text: String,
     },
@@ -362,5 +380,33 @@ mod tests {
         assert_eq!(req.as_deref(), Some("r2"));
         assert!(a.is_err());
         assert!(parse_json::<Action>("not json").1.is_err());
+    }
+
+    #[test]
+    fn to_takes_a_name_or_a_list_in_both_protocols() {
+        use crate::chat::v2::action::V2Action;
+        for (line, want) in [
+            (r#""bob""#, vec!["bob"]),
+            (r#"["bob"]"#, vec!["bob"]),
+            (r#"["bob","carol"]"#, vec!["bob", "carol"]),
+        ] {
+            let want: Vec<String> = want.into_iter().map(String::from).collect();
+            let cmd = format!(r#"{{"cmd":"send","to":{line},"text":"hi"}}"#);
+            let Action::Send { to, .. } = parse_json::<Action>(&cmd).1.unwrap() else {
+                panic!("{cmd}")
+            };
+            assert_eq!(to.as_ref(), Some(&want), "v1: {cmd}");
+            let V2Action::Send { to, .. } = parse_json::<V2Action>(&cmd).1.unwrap() else {
+                panic!("{cmd}")
+            };
+            assert_eq!(to.as_ref(), Some(&want), "v2: {cmd}");
+        }
+        for bad in [r#"7"#, r#"[1]"#, r#"{"a":1}"#] {
+            let cmd = format!(r#"{{"cmd":"send","to":{bad},"text":"hi"}}"#);
+            assert!(parse_json::<Action>(&cmd).1.is_err(), "{cmd}");
+            assert!(parse_json::<V2Action>(&cmd).1.is_err(), "{cmd}");
+        }
+        let (_, a) = parse_json::<Action>(r#"{"cmd":"send","text":"hi"}"#);
+        assert!(matches!(a.unwrap(), Action::Send { to: None, .. }));
     }
 }

@@ -272,4 +272,19 @@ mod tests {
         assert!(next.has_room(secs(6_000)), "the unanswered one left it too");
         assert!(SendWindow::new(3, 5_000).has_room(t0));
     }
+
+    #[test]
+    fn what_a_window_remembers_is_bounded() {
+        let t0 = Instant::now();
+        let mut w = SendWindow::new(u16::MAX, 5_000);
+        for _ in 0..MAX_COUNTED + 3 {
+            w.sent();
+            w.answered(false, t0);
+        }
+        assert_eq!(w.answered_at.len(), MAX_COUNTED);
+        w.sent();
+        w.sent();
+        let next = w.renew(u16::MAX, 5_000, t0);
+        assert_eq!(next.answered_at.len(), MAX_COUNTED);
+    }
 }

@@ -61,28 +61,33 @@ impl V2Session {
             .ok_or_else(|| anyhow!("no group {name:?} here: /groups lists yours"))
     }
 
-    /// The one-to-one conversation with `name`, made on first use.
-    async fn one_to_one(&mut self, name: &str) -> Result<Vec<u8>> {
-        let n = user_name(name)?;
-        if let Some(g) = self.member.one_to_one(&n)? {
+    /// The conversation of this person and exactly `names` (unnamed: a
+    /// one-to-one conversation for one name), made on first use.
+    async fn conversation(&mut self, names: &[String]) -> Result<Vec<u8>> {
+        let people = names
+            .iter()
+            .map(|n| user_name(n))
+            .collect::<Result<Vec<_>>>()?;
+        if people.is_empty() {
+            bail!("no recipient");
+        }
+        if let Some(g) = self.member.conversation_with(&people)? {
             return Ok(g.id);
         }
+        let who = names.join(", ");
         let (g, ev) = self
             .member
-            .create_group(None, std::slice::from_ref(&n))
+            .create_group(None, &people)
             .await
-            .with_context(|| format!("starting a conversation with {n}"))?;
+            .with_context(|| format!("starting a conversation with {who}"))?;
         self.events.extend(ev);
-        if self
-            .member
-            .device()
-            .members(&g)?
-            .iter()
-            .all(|m| m.user != n.as_str())
-        {
-            bail!(
-                "{n} has no device with a KeyPackage at this relay (not enrolled for protocol v2, or not connected yet)"
-            );
+        let members = self.member.device().members(&g)?;
+        for n in &people {
+            if members.iter().all(|m| m.user != n.as_str()) {
+                bail!(
+                    "{n} has no device with a KeyPackage at this relay (not enrolled for protocol v2, or not connected yet)"
+                );
+            }
         }
         Ok(g)
     }
@@ -101,7 +106,7 @@ impl V2Session {
             V2Action::Send { to, group, text } => {
                 let g = match (to, group) {
                     (Some(_), Some(_)) => bail!("give a person or a group, not both"),
-                    (Some(to), None) => self.one_to_one(&to).await?,
+                    (Some(to), None) => self.conversation(&to).await?,
                     (None, Some(name)) => self.group(&name)?.id,
                     (None, None) => self.current.clone().ok_or_else(|| {
                         anyhow!("no conversation: /to NAME, /group GROUP or /msg NAME TEXT")
@@ -115,7 +120,7 @@ impl V2Session {
                 Outcome::Json(json!({"event": "sent", "group": blindrelay_wire::codec::hex(&id)}))
             }
             V2Action::To { name } => {
-                let g = self.one_to_one(&name).await?;
+                let g = self.conversation(std::slice::from_ref(&name)).await?;
                 self.current = Some(g);
                 Outcome::Info(format!(
                     "now talking to {name} (protocol v2, end-to-end encrypted with MLS)"

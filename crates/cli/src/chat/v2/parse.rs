@@ -31,8 +31,8 @@ commands (protocol v2: MLS groups of devices):
 pub(crate) enum V2Action {
     /// Send to a person (`to`), a group (`group`), or the current one.
     Send {
-        #[serde(default)]
-        to: Option<String>,
+        #[serde(default, deserialize_with = "crate::chat::action::one_or_many")]
+        to: Option<Vec<String>>,
         #[serde(default)]
         group: Option<String>,
         text: String,
@@ -107,7 +107,7 @@ pub(crate) fn parse_line(line: &str) -> Result<Option<V2Action>, String> {
                 .filter(|r| !r.is_empty())
                 .ok_or("usage: /msg NAME TEXT")?;
             V2Action::Send {
-                to: Some(name.to_string()),
+                to: Some(vec![name.to_string()]),
                 group: None,
                 text: text.to_string(),
             }
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(
             p("/msg bob hi there"),
             V2Action::Send {
-                to: Some("bob".into()),
+                to: Some(vec!["bob".into()]),
                 group: None,
                 text: "hi there".into()
             }
