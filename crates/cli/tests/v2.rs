@@ -153,6 +153,15 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
     for i in 0..3 {
         message(&bl, &format!("while you were away {i}"));
     }
+    // The session's last event says it is over, as in version 1.
+    let mut bl = bl;
+    bl.command(r#"{"cmd":"quit"}"#);
+    let closed = bl.next("closed", WAIT);
+    assert_eq!(
+        (&closed["code"], &closed["reason"]),
+        (&serde_json::Value::Null, &serde_json::json!("quit")),
+        "{closed}"
+    );
     bl.quit();
     for x in c {
         x.quit();

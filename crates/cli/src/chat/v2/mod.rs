@@ -215,5 +215,12 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
         print(json_mode, &v);
     }
     s.member.close().await;
+    if json_mode {
+        // The last event, as in version 1: a script knows the session is over.
+        println!(
+            "{}",
+            json!({"event": "closed", "code": Value::Null, "reason": "quit"})
+        );
+    }
     Ok(())
 }
