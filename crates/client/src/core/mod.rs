@@ -7,7 +7,8 @@
 //! One concern per module:
 //! * [`peers`]: which certificates are trusted, pins, safety numbers;
 //! * [`send`]: sealing into frames, and the window that keeps the client
-//!   inside the relay's limits;
+//!   inside the relay's limits; `pacing`: the relay's answers, which move
+//!   that window, and its memory across sessions and restarts;
 //! * [`receive`]: the pipeline from a DELIVER fragment to what to show and
 //!   what to acknowledge;
 //! * [`receipts`]: the end-to-end receipts owed and sent;
@@ -23,6 +24,7 @@
 //! with an end-to-end receipt. Duplicates are dropped by the persistent
 //! replay cache.
 
+mod pacing;
 pub mod peers;
 mod pending;
 pub mod receipts;
@@ -34,12 +36,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use blindrelay_e2e::{Content, LocalIdentity, TrustRoot};
-use blindrelay_wire::{
-    MAX_ACK_IDS, Message, MessageId, PeerEvent, Routed, RoutedFlags, StatusKind, UserName,
-};
+use blindrelay_wire::{MAX_ACK_IDS, Message, MessageId, PeerEvent, Routed, RoutedFlags, UserName};
 
 use crate::error::ClientError;
-use crate::event::{Event, UndeliveredReason};
+use crate::event::Event;
 use crate::policy::Policy;
 use crate::store::{ClientStore, HistoryEntry, Outgoing};
 use peers::{Peers, Trust};
@@ -186,11 +186,9 @@ impl ClientCore {
                     )));
                 }
                 self.keepalive_ms = u64::from(w.keepalive_ms).max(1000);
-                // A new session: its window starts empty, and what to send
-                // again is read from the outbox once the directory is in.
-                self.window = self
-                    .window
-                    .renew(w.rate_max, u64::from(w.rate_window_ms), now);
+                // A new session: what to send again is read from the
+                // outbox once the directory is in.
+                self.resume_window(&w, now_ms, now);
                 self.resend.clear();
                 self.waiting.clear();
                 self.held.clear();
@@ -246,10 +244,12 @@ impl ClientCore {
                 self.peers.left(&name);
                 step.events.push(Event::Left { name });
             }
-            Message::Status { msg_id, kind } => self.status(msg_id, kind, now, &mut step.events),
+            Message::Status { msg_id, kind } => {
+                self.status(msg_id, kind, now_ms, now, &mut step.events)
+            }
             Message::Statuses(list) => {
                 for (msg_id, kind) in list {
-                    self.status(msg_id, kind, now, &mut step.events);
+                    self.status(msg_id, kind, now_ms, now, &mut step.events);
                 }
             }
             Message::Deliver(r) => self.deliver(r, now_ms, &mut step.events),
@@ -268,61 +268,6 @@ impl ClientCore {
             }
         }
         step
-    }
-
-    fn status(
-        &mut self,
-        msg_id: MessageId,
-        kind: StatusKind,
-        now: Instant,
-        events: &mut Vec<Event>,
-    ) {
-        let receipt = self.receipts.is_ours(&msg_id);
-        if matches!(kind, StatusKind::Accepted { .. }) {
-            self.window.answered(receipt, now);
-        }
-        if receipt {
-            return;
-        }
-        events.push(match kind {
-            StatusKind::Accepted { delivered } => Event::Sent { msg_id, delivered },
-            StatusKind::Stored { recipients } => {
-                let _ = self.store.outbox_stored(&msg_id);
-                Event::Stored { msg_id, recipients }
-            }
-            StatusKind::Offline(name) => Event::Undelivered {
-                msg_id,
-                name,
-                reason: UndeliveredReason::Offline,
-            },
-            StatusKind::Unknown(name) => Event::Undelivered {
-                msg_id,
-                name,
-                reason: UndeliveredReason::Unknown,
-            },
-            StatusKind::QuotaExceeded(name) => Event::Undelivered {
-                msg_id,
-                name,
-                reason: UndeliveredReason::QuotaExceeded,
-            },
-        });
-    }
-
-    /// True if a message may be sent now: fewer than [`send::SEND_WINDOW`]
-    /// messages unanswered, and room in the relay's rate budget.
-    pub fn can_send(&mut self, now: Instant) -> bool {
-        self.window.has_room(now)
-    }
-
-    /// When the rate budget frees a slot, if it is what holds sending back
-    /// and a slot frees with time (`None` while only the relay's answers
-    /// can free one: their arrival wakes the caller).
-    pub fn paced_until(&mut self, now: Instant) -> Option<Instant> {
-        if self.window.paced(now) {
-            None
-        } else {
-            self.window.next_slot()
-        }
     }
 
     /// Records `text` for `to` in the outbox and history (before anything

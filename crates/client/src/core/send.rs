@@ -116,12 +116,23 @@ impl SendWindow {
     }
 
     /// The window of a new session at `now` under a relay allowing
-    /// `rate_max` per `rate_window_ms`: what this one counted still
-    /// counts (the relay's window is the identity's), and a message that
-    /// was never answered is taken as counted now.
-    pub(crate) fn renew(&self, rate_max: u16, rate_window_ms: u64, now: Instant) -> Self {
+    /// `rate_max` per `rate_window_ms`: what was counted still counts (the
+    /// relay's window is the identity's): `counted`, the acceptances the
+    /// store kept (across restarts of the client), or else what this
+    /// window counted; and a message that was never answered is taken as
+    /// counted now.
+    pub(crate) fn renew(
+        &self,
+        rate_max: u16,
+        rate_window_ms: u64,
+        counted: Option<Vec<Instant>>,
+        now: Instant,
+    ) -> Self {
         let mut w = Self::new(rate_max, rate_window_ms);
-        w.answered_at = self.answered_at.clone();
+        w.answered_at = match counted {
+            Some(c) => c.into(),
+            None => self.answered_at.clone(),
+        };
         w.answered_at
             .extend(std::iter::repeat_n(now, self.in_flight.min(MAX_COUNTED)));
         while w.answered_at.len() > MAX_COUNTED {
@@ -138,6 +149,11 @@ impl SendWindow {
         {
             self.answered_at.pop_front();
         }
+    }
+
+    /// The rate window.
+    pub(crate) fn rate_window(&self) -> Duration {
+        self.rate_window
     }
 
     /// True if the rate budget has room now.
@@ -251,6 +267,22 @@ mod tests {
         assert!(w.has_room(t0), "a receipt's answer frees no message slot");
         w.sent();
         assert!(!w.has_room(t0));
+        // A receipt answered first does not start the message's window:
+        // the message counts from its own answer.
+        w.sent_receipts(1);
+        w.answered(true, t0);
+        w.answered(false, t0 + Duration::from_millis(100));
+        assert!(!w.has_room(t0 + Duration::from_millis(5_050)));
+        assert!(w.has_room(t0 + Duration::from_millis(5_100)));
+    }
+
+    #[test]
+    fn an_answer_to_nothing_in_flight_takes_no_slot() {
+        let t0 = Instant::now();
+        let mut w = SendWindow::new(2, 5_000);
+        w.answered(false, t0);
+        assert!(w.has_room(t0));
+        assert_eq!(w.next_slot(), None);
     }
 
     #[test]
@@ -263,7 +295,7 @@ mod tests {
         w.answered(false, t0);
         // The connection drops with one message unanswered: the relay may
         // have counted it, so it counts from the reconnect.
-        let mut next = w.renew(3, 5_000, secs(1_000));
+        let mut next = w.renew(3, 5_000, None, secs(1_000));
         assert!(!next.has_room(secs(1_000)));
         assert!(next.has_room(secs(5_000)), "the first left the window");
         next.sent();
@@ -271,6 +303,11 @@ mod tests {
         next.answered(false, secs(5_100));
         assert!(next.has_room(secs(6_000)), "the unanswered one left it too");
         assert!(SendWindow::new(3, 5_000).has_room(t0));
+        // What the store kept from a previous run of the client counts.
+        let fresh = SendWindow::new(3, 5_000);
+        let mut resumed = fresh.renew(3, 5_000, Some(vec![t0, t0]), secs(1_000));
+        assert!(!resumed.has_room(secs(4_999)));
+        assert!(resumed.has_room(secs(5_000)));
     }
 
     #[test]
@@ -284,7 +321,7 @@ mod tests {
         assert_eq!(w.answered_at.len(), MAX_COUNTED);
         w.sent();
         w.sent();
-        let next = w.renew(u16::MAX, 5_000, t0);
+        let next = w.renew(u16::MAX, 5_000, None, t0);
         assert_eq!(next.answered_at.len(), MAX_COUNTED);
     }
 }

@@ -23,6 +23,7 @@ pub struct MemoryStore {
     seen: HashMap<(UserName, MessageId), u64>,
     outbox: BTreeMap<MessageId, OutboxRow>,
     history: VecDeque<HistoryEntry>,
+    window: VecDeque<u64>,
     crl: Option<Vec<u8>>,
 }
 
@@ -166,6 +167,24 @@ impl ClientStore for MemoryStore {
         Ok(self.history.iter().skip(skip).cloned().collect())
     }
 
+    fn window_add(&mut self, at_ms: u64, forget_before_ms: u64) -> Result<(), StoreError> {
+        self.window.retain(|t| *t >= forget_before_ms);
+        if self.window.len() >= super::MAX_WINDOW_ENTRIES {
+            self.window.pop_front();
+        }
+        self.window.push_back(at_ms);
+        Ok(())
+    }
+
+    fn window_since(&self, since_ms: u64) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .window
+            .iter()
+            .copied()
+            .filter(|t| *t >= since_ms)
+            .collect())
+    }
+
     fn crl(&self) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.crl.clone())
     }
@@ -185,5 +204,6 @@ mod tests {
     fn the_memory_store_keeps_the_contract() {
         conformance::pins_and_replays(&mut MemoryStore::default());
         conformance::outbox_and_history(&mut MemoryStore::default());
+        conformance::send_window(&mut MemoryStore::default());
     }
 }

@@ -13,7 +13,8 @@
 //! core prunes them at its policy's horizon) and per sender (the core
 //! refuses a sender at its policy's `max_seen_per_sender`, so the table
 //! holds at most that many per known peer); [`MAX_OUTBOX_ENTRIES`]
-//! confirmed outbox rows; [`MAX_HISTORY_ENTRIES`] history lines.
+//! confirmed outbox rows; [`MAX_HISTORY_ENTRIES`] history lines;
+//! [`MAX_WINDOW_ENTRIES`] of the send window's acceptances read back.
 
 pub mod memory;
 pub mod sqlite;
@@ -24,6 +25,9 @@ use blindrelay_wire::{MessageId, UserName};
 pub const MAX_OUTBOX_ENTRIES: u64 = 10_000;
 /// Most history entries kept.
 pub const MAX_HISTORY_ENTRIES: u64 = 10_000;
+/// Most acceptances of the send window read back at a start (the relay's
+/// `rate_max` is a `u16`).
+pub const MAX_WINDOW_ENTRIES: usize = u16::MAX as usize;
 
 /// The store failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +153,15 @@ pub trait ClientStore: Send {
     /// The last `n` history entries, oldest first.
     fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError>;
 
+    /// Records that the relay accepted one of our messages at `at_ms`
+    /// (wall clock), forgetting those before `forget_before_ms`: the send
+    /// window's memory across restarts, since the relay's rate window is
+    /// the identity's and outlives this process.
+    fn window_add(&mut self, at_ms: u64, forget_before_ms: u64) -> Result<(), StoreError>;
+    /// The acceptances recorded at or after `since_ms`, oldest first (at
+    /// most [`MAX_WINDOW_ENTRIES`]).
+    fn window_since(&self, since_ms: u64) -> Result<Vec<u64>, StoreError>;
+
     /// The newest CRL the client accepted (DER), kept so that an older one
     /// is never taken after a restart.
     fn crl(&self) -> Result<Option<Vec<u8>>, StoreError>;
@@ -251,5 +264,16 @@ pub(crate) mod conformance {
         assert_eq!(recent.len(), 20);
         assert_eq!(recent.first().unwrap().text, "line 10");
         assert_eq!(recent.last().unwrap().text, "line 29");
+    }
+
+    pub(crate) fn send_window(s: &mut dyn ClientStore) {
+        assert!(s.window_since(0).unwrap().is_empty());
+        for at in [100, 200, 300] {
+            s.window_add(at, 0).unwrap();
+        }
+        assert_eq!(s.window_since(150).unwrap(), vec![200, 300]);
+        // Adding forgets what is older than the window.
+        s.window_add(400, 250).unwrap();
+        assert_eq!(s.window_since(0).unwrap(), vec![300, 400]);
     }
 }
