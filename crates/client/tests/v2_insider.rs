@@ -379,13 +379,7 @@ async fn the_relay_routes_by_the_verified_tree_not_by_the_committers_word() {
 async fn a_second_process_on_a_devices_state_is_refused_as_locked() {
     // Two processes on one device's state would reuse its sending keys:
     // the second is refused, with the lock file named.
-    let pki = blindrelay_testkit::TestPki::new(&[]).unwrap();
-    let relay =
-        blindrelay_testkit::TestRelay::with_config(&pki, blindrelay_testkit::relay::config())
-            .await
-            .unwrap();
-    let addr = relay.address();
-    let root = tempfile::tempdir().unwrap();
+    let (pki, _relay, addr, root) = world().await;
     let first = device(&pki, root.path(), "alice", "laptop", &addr).await;
     let cfg = common::cfg_for(&pki, root.path(), "alice", "laptop", &addr);
     let state = root.path().join("alice-laptop").join("mls.db");
