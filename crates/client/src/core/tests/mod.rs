@@ -53,6 +53,10 @@ fn cert(user: &str) -> Vec<u8> {
 }
 
 fn core_with(name: &str, policy: Policy) -> ClientCore {
+    core_on(name, policy, Box::new(MemoryStore::default()))
+}
+
+fn core_on(name: &str, policy: Policy, store: Box<dyn ClientStore>) -> ClientCore {
     let p = &pki().1;
     let me = LocalIdentity::from_pem(
         &n(name),
@@ -62,7 +66,7 @@ fn core_with(name: &str, policy: Policy) -> ClientCore {
         NOW_MS / 1000,
     )
     .unwrap();
-    ClientCore::new(me, root(), Box::new(MemoryStore::default()), policy)
+    ClientCore::new(me, root(), store, policy)
 }
 
 /// Logs `c` in with every other user listed online, the relay announcing

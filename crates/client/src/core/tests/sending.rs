@@ -130,3 +130,59 @@ fn a_receipt_from_someone_who_was_not_a_recipient_confirms_nothing() {
     let again = feed(&mut alice, delivered(&receipt, RoutedFlags::STORED), NOW_MS);
     assert!(again.is_empty(), "{again:?}");
 }
+
+#[test]
+fn the_send_window_follows_the_relays_answers_and_outlives_a_restart() {
+    // The relay allows 10 per 5 s (login's WELCOME): alice may have 9
+    // counted. She sends 9, answered 60 ms later, 10 ms apart.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("state.db");
+    let store = || Box::new(crate::store::sqlite::SqliteStore::open(&db).unwrap());
+    let mut alice = core_on("alice", Policy::default(), store());
+    login(&mut alice);
+    let t0 = Instant::now();
+    assert!(alice.can_send(t0));
+    let ids: Vec<MessageId> = (0..9)
+        .map(|i| send(&mut alice, "bob", &format!("m{i}")).0)
+        .collect();
+    assert!(!alice.can_send(t0), "nine in flight fill the budget");
+    assert_eq!(alice.paced_until(t0), None, "only answers free a slot");
+    let answered = |i: u64| t0 + std::time::Duration::from_millis(60 + 10 * i);
+    for (i, id) in (0u64..).zip(&ids) {
+        let kind = StatusKind::Accepted { delivered: 1 };
+        alice.handle_at(
+            Message::Status { msg_id: *id, kind },
+            NOW_MS + 60 + 10 * i,
+            answered(i),
+        );
+    }
+    let later = answered(8);
+    assert!(!alice.can_send(later));
+    assert_eq!(
+        alice.paced_until(later),
+        Some(answered(0) + std::time::Duration::from_secs(5)),
+        "the first slot frees one window after its answer"
+    );
+    drop(alice);
+    // alice's client is restarted one second later: what the relay counted
+    // still counts, from the store.
+    let mut again = core_on("alice", Policy::default(), store());
+    let t1 = t0 + std::time::Duration::from_secs(1);
+    again.handle_at(
+        Message::Welcome(Welcome {
+            identity: n("alice"),
+            rate_max: 10,
+            rate_window_ms: 5000,
+            keepalive_ms: 20_000,
+            max_fragments: 64,
+            store_ttl_s: 3600,
+        }),
+        NOW_MS + 1_000,
+        t1,
+    );
+    assert!(!again.can_send(t1), "the nine still count after a restart");
+    // They leave the window as they were answered (to the millisecond).
+    let first_free = t1 + std::time::Duration::from_millis(4_060);
+    assert!(!again.can_send(first_free - std::time::Duration::from_millis(5)));
+    assert!(again.can_send(first_free + std::time::Duration::from_millis(5)));
+}
