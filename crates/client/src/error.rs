@@ -169,7 +169,7 @@ pub enum ClientError {
     },
     /// The connection to the relay (protocol v2) ended or failed.
     #[error(transparent)]
-    Link(#[from] crate::v2::link::LinkError),
+    Link(#[from] LinkError),
     /// Another process holds this device's state.
     #[error("another blindrelay process is using this device ({}): one process per device", .path.display())]
     DeviceLocked {
@@ -223,4 +223,30 @@ fn refusal_text(why: &blindrelay_ds::Refusal) -> String {
         blindrelay_ds::Refusal::Storage => "the relay could not store it; try again".into(),
         blindrelay_ds::Refusal::Rules(c) => format!("the relay refused it: {}", c.describe()),
     }
+}
+
+/// Why the link failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The connection ended: the relay closed it (its reason), the
+    /// network failed, or the relay broke the protocol (which way).
+    #[error("{0}")]
+    Ended(String),
+    /// The connection was already closed.
+    #[error("the connection is closed")]
+    Closed,
+    /// No answer within [`crate::v2::link::ANSWER_TIMEOUT`].
+    #[error("the relay did not answer in time")]
+    Timeout,
+    /// The relay's first message was not HELLO.
+    #[error("the relay's first message was not HELLO")]
+    NoHello,
+    /// A request could not be encoded or cut into chunks (too large).
+    #[error("cannot send the request: {0}")]
+    Encode(blindrelay_wire::WireError),
+    /// The relay sent more mailbox items than a mailbox holds while an
+    /// answer was awaited.
+    #[error("the relay sent more than a mailbox holds")]
+    Overflow,
 }

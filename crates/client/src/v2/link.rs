@@ -22,6 +22,7 @@ use crate::connection::{FRAME_TIMEOUT, WRITE_TIMEOUT};
 use crate::core::revocation::CrlChunks;
 use crate::dial::dial;
 use crate::error::ClientError;
+pub use crate::error::LinkError;
 
 /// The writer sends a PING after this long without sending anything (the
 /// relay's idle timeout is 60 s by default).
@@ -75,32 +76,6 @@ impl Drop for Link {
             t.abort();
         }
     }
-}
-
-/// Why the link failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LinkError {
-    /// The connection ended: the relay closed it (its reason), the
-    /// network failed, or the relay broke the protocol (which way).
-    #[error("{0}")]
-    Ended(String),
-    /// The connection was already closed.
-    #[error("the connection is closed")]
-    Closed,
-    /// No answer within [`ANSWER_TIMEOUT`].
-    #[error("the relay did not answer in time")]
-    Timeout,
-    /// The relay's first message was not HELLO.
-    #[error("the relay's first message was not HELLO")]
-    NoHello,
-    /// A request could not be encoded or cut into chunks (too large).
-    #[error("cannot send the request: {0}")]
-    Encode(blindrelay_wire::WireError),
-    /// The relay sent more mailbox items than a mailbox holds while an
-    /// answer was awaited.
-    #[error("the relay sent more than a mailbox holds")]
-    Overflow,
 }
 
 impl Link {
