@@ -69,22 +69,22 @@ fn core_on(name: &str, policy: Policy, store: Box<dyn ClientStore>) -> ClientCor
     ClientCore::new(me, root(), store, policy)
 }
 
+/// The relay's WELCOME for `name`: 10 messages per 5 s.
+fn welcome(name: &UserName, store_ttl_s: u32) -> Message {
+    Message::Welcome(Welcome {
+        identity: name.clone(),
+        rate_max: 10,
+        rate_window_ms: 5000,
+        keepalive_ms: 20_000,
+        max_fragments: 64,
+        store_ttl_s,
+    })
+}
+
 /// Logs `c` in with every other user listed online, the relay announcing
 /// `store_ttl_s`; returns the events.
 fn login_with_ttl(c: &mut ClientCore, store_ttl_s: u32) -> Vec<Event> {
-    let mut events = c
-        .handle(
-            Message::Welcome(Welcome {
-                identity: c.name().clone(),
-                rate_max: 10,
-                rate_window_ms: 5000,
-                keepalive_ms: 20_000,
-                max_fragments: 64,
-                store_ttl_s,
-            }),
-            NOW_MS,
-        )
-        .events;
+    let mut events = c.handle(welcome(c.name(), store_ttl_s), NOW_MS).events;
     let me = c.name().clone();
     for name in USERS.into_iter().filter(|u| *u != me.as_str()) {
         events.extend(

@@ -168,18 +168,7 @@ fn the_send_window_follows_the_relays_answers_and_outlives_a_restart() {
     // still counts, from the store.
     let mut again = core_on("alice", Policy::default(), store());
     let t1 = t0 + std::time::Duration::from_secs(1);
-    again.handle_at(
-        Message::Welcome(Welcome {
-            identity: n("alice"),
-            rate_max: 10,
-            rate_window_ms: 5000,
-            keepalive_ms: 20_000,
-            max_fragments: 64,
-            store_ttl_s: 3600,
-        }),
-        NOW_MS + 1_000,
-        t1,
-    );
+    again.handle_at(welcome(&n("alice"), 3600), NOW_MS + 1_000, t1);
     assert!(!again.can_send(t1), "the nine still count after a restart");
     // They leave the window as they were answered (to the millisecond).
     let first_free = t1 + std::time::Duration::from_millis(4_060);

@@ -56,17 +56,7 @@ fn announce_new_key(c: &mut ClientCore, name: &str) -> ClientCore {
 fn a_message_to_someone_who_never_logged_in_waits_then_leaves_sealed_for_their_verified_key() {
     let mut alice = core_with("alice", Policy::default());
     // The relay lists nobody: bob has never logged in.
-    alice.handle(
-        Message::Welcome(Welcome {
-            identity: n("alice"),
-            rate_max: 10,
-            rate_window_ms: 5000,
-            keepalive_ms: 20_000,
-            max_fragments: 64,
-            store_ttl_s: 3600,
-        }),
-        NOW_MS,
-    );
+    alice.handle(welcome(&n("alice"), 3600), NOW_MS);
     alice.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
     let q = alice
         .send_text(&[n("bob")], "hello bob", false, NOW_MS)
@@ -103,17 +93,7 @@ fn a_message_to_someone_who_never_logged_in_waits_then_leaves_sealed_for_their_v
 #[test]
 fn a_waiting_message_is_never_sealed_for_a_certificate_that_is_refused_when_it_comes() {
     let mut alice = core_with("alice", Policy::default());
-    alice.handle(
-        Message::Welcome(Welcome {
-            identity: n("alice"),
-            rate_max: 10,
-            rate_window_ms: 5000,
-            keepalive_ms: 20_000,
-            max_fragments: 64,
-            store_ttl_s: 3600,
-        }),
-        NOW_MS,
-    );
+    alice.handle(welcome(&n("alice"), 3600), NOW_MS);
     alice.handle(Message::DirectoryEnd { count: 0 }, NOW_MS);
     let q = alice
         .send_text(&[n("bob")], "for bob only", false, NOW_MS)
