@@ -173,13 +173,7 @@ async fn serve(
     st: Arc<Mutex<State>>,
     tamper: Tamper,
 ) {
-    let Some(cert) = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec())
-    else {
+    let Some(cert) = crate::client_cert(&tls) else {
         return;
     };
     let Ok(name) = blindrelay_pki::identity_from_cert(&cert) else {

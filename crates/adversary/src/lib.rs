@@ -20,6 +20,17 @@ pub mod evil_ds;
 pub mod evil_relay;
 pub mod forge;
 
+/// The certificate (DER) a connected client presented, if any.
+pub(crate) fn client_cert(
+    tls: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Option<Vec<u8>> {
+    tls.get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec())
+}
+
 /// A TLS acceptor with the genuine relay certificate and key of `pki`, as
 /// a compromised relay host holds them (client certificates from its CA
 /// required).

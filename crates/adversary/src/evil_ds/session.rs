@@ -16,13 +16,7 @@ pub(super) async fn serve(
     tls: tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
     st: Arc<Mutex<State>>,
 ) {
-    let Some(cert) = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .map(|c| c.to_vec())
-    else {
+    let Some(cert) = crate::client_cert(&tls) else {
         return;
     };
     let (Ok(user), Ok(Some(dev))) = (

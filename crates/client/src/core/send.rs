@@ -16,6 +16,7 @@ use blindrelay_e2e::{Content, LocalIdentity, SealParams, VerifiedPeer, seal};
 use blindrelay_wire::{Message, MessageId, Routed, RoutedFlags, RoutedHeader, Target, UserName};
 
 use crate::error::ClientError;
+use crate::store::MAX_WINDOW_ENTRIES;
 
 /// Messages sent but not yet answered by the relay's `Accepted`; past this
 /// the client waits (reading) before sending more, so the relay's answers
@@ -133,9 +134,11 @@ impl SendWindow {
             Some(c) => c.into(),
             None => self.answered_at.clone(),
         };
-        w.answered_at
-            .extend(std::iter::repeat_n(now, self.in_flight.min(MAX_COUNTED)));
-        while w.answered_at.len() > MAX_COUNTED {
+        w.answered_at.extend(std::iter::repeat_n(
+            now,
+            self.in_flight.min(MAX_WINDOW_ENTRIES),
+        ));
+        while w.answered_at.len() > MAX_WINDOW_ENTRIES {
             w.answered_at.pop_front();
         }
         w
@@ -191,17 +194,13 @@ impl SendWindow {
         self.unanswered = self.unanswered.saturating_sub(1);
         if !receipt && self.in_flight > 0 {
             self.in_flight -= 1;
-            if self.answered_at.len() >= MAX_COUNTED {
+            if self.answered_at.len() >= MAX_WINDOW_ENTRIES {
                 self.answered_at.pop_front();
             }
             self.answered_at.push_back(now);
         }
     }
 }
-
-/// Most answers a window remembers (the bound on a huge announced rate
-/// limit: `rate_max` is a `u16`).
-pub const MAX_COUNTED: usize = u16::MAX as usize;
 
 /// Recipients' names, for the history line of an outgoing message.
 pub(crate) fn joined(to: &[UserName]) -> String {
@@ -314,14 +313,14 @@ mod tests {
     fn what_a_window_remembers_is_bounded() {
         let t0 = Instant::now();
         let mut w = SendWindow::new(u16::MAX, 5_000);
-        for _ in 0..MAX_COUNTED + 3 {
+        for _ in 0..MAX_WINDOW_ENTRIES + 3 {
             w.sent();
             w.answered(false, t0);
         }
-        assert_eq!(w.answered_at.len(), MAX_COUNTED);
+        assert_eq!(w.answered_at.len(), MAX_WINDOW_ENTRIES);
         w.sent();
         w.sent();
         let next = w.renew(u16::MAX, 5_000, None, t0);
-        assert_eq!(next.answered_at.len(), MAX_COUNTED);
+        assert_eq!(next.answered_at.len(), MAX_WINDOW_ENTRIES);
     }
 }

@@ -90,8 +90,8 @@ impl Member {
                     self.device.commit_refused(group)?;
                     return Err(ClientError::RequestRefused(why));
                 }
-                Ok(other) => {
-                    tracing::warn!(?other, "an answer to a commit that is none");
+                Ok(_) => {
+                    tracing::warn!("an answer to a commit that is none");
                     self.device.commit_refused(group)?;
                     return Err(ClientError::UnexpectedAnswer {
                         expected: "ACCEPTED or REFUSED",

@@ -119,8 +119,8 @@ impl Link {
                 link.pacer.set_budget(budget, window_ms);
                 Ok(link)
             }
-            other => {
-                tracing::warn!(?other, "the relay's first message was not HELLO");
+            _ => {
+                tracing::warn!("the relay's first message was not HELLO");
                 Err(LinkError::NoHello.into())
             }
         }
