@@ -61,8 +61,12 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
 
     // alice's laptop writes to bob: a one-to-one group of all four devices.
     c[0].command(r#"{"cmd":"send","to":"bob","text":"hello bob","req":"1"}"#);
+    // As in version 1: `sending` answers the command (its `req`, the
+    // message's id), `sent` follows once the relay has it.
+    let sending = c[0].next("sending", WAIT);
+    assert_eq!(sending["req"], "1");
     let sent = c[0].next("sent", WAIT);
-    assert_eq!(sent["req"], "1");
+    assert_eq!(sent["id"], sending["id"], "{sent}");
     for (i, client) in c.iter().enumerate().skip(1) {
         let v = message(client, "hello bob");
         assert_eq!(

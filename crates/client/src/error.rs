@@ -207,6 +207,18 @@ pub enum ClientError {
     /// What was asked of a group cannot be done (the reason says why).
     #[error("{0}")]
     Group(&'static str),
+    /// A message was kept in the outbox and not sent yet (the group is
+    /// behind, or the relay asked to wait): it goes, with its id, when
+    /// the group allows, at this device's next chat or send.
+    #[error(
+        "not sent yet ({why}): kept in the outbox, and sent when the group allows (this device's next chat or send)"
+    )]
+    Kept {
+        /// The message's id.
+        id: blindrelay_wire::MessageId,
+        /// Why it waits.
+        why: &'static str,
+    },
     /// A KeyPackage claimed for one device belongs to another: nobody was
     /// added.
     #[error("the relay offered a KeyPackage of {owner} as {offered}'s: nothing was added")]

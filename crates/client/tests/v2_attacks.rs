@@ -14,6 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use blindrelay_adversary::evil_ds::EvilDs;
+use blindrelay_client::ClientError;
 use blindrelay_client::v2::{Link, Member, V2Event};
 use blindrelay_ds::{DeviceId, Down, RefusalCode, Request, Submission};
 use blindrelay_server::Config;
@@ -178,11 +179,12 @@ async fn a_device_shown_a_message_from_a_later_epoch_holds_it_and_sends_nothing_
     );
     assert!(texts(&ev).is_empty());
     assert_eq!(refused(&ev), 0, "the message is held, not refused: {ev:?}");
-    // bob sends nothing at the stale epoch (erin, removed, would read it).
-    let err = m[1].send(&g, "for carol and erin's eyes too?").await;
+    // bob sends nothing at the stale epoch (erin, removed, would read it):
+    // what he writes waits in his outbox until the group has caught up.
+    let err = m[1].send(&g, "written while behind").await;
     assert!(
-        err.is_err(),
-        "a device that knows it is behind must not send"
+        matches!(err, Err(ClientError::Kept { .. })),
+        "a device that knows it is behind must not send: {err:?}"
     );
     assert!(m[1].update(&g).await.is_err(), "nor commit");
     // The held message survives a restart of bob's client.
@@ -201,9 +203,10 @@ async fn a_device_shown_a_message_from_a_later_epoch_holds_it_and_sends_nothing_
             .any(|e| matches!(e, V2Event::CaughtUp { at: 3, .. })),
         "{ev:?}"
     );
+    // What waited goes first, at the epoch bob is at now.
     bob_m.send(&g, "now at epoch 3").await.unwrap();
     let ev = events_for(&mut m[0], Duration::from_millis(500)).await;
-    assert_eq!(texts(&ev), ["now at epoch 3"]);
+    assert_eq!(texts(&ev), ["written while behind", "now at epoch 3"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

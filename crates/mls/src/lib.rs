@@ -16,6 +16,8 @@
 //! * [`name`]: a group's name, carried inside the group.
 //! * [`observer`]: the relay's check of each group's handshake against
 //!   its public state (so it never orders a commit members would refuse).
+//! * [`payload`]: what an application message carries (the sender's id
+//!   and time, then v1's content layout), strictly decoded.
 //! * [`types`]: what a device hands its caller (members, commits waiting
 //!   for the relay, what a received message turned out to be).
 //!
@@ -29,6 +31,7 @@ pub mod error;
 pub mod key;
 pub mod name;
 pub mod observer;
+pub mod payload;
 pub mod rules;
 pub mod storage;
 pub mod types;
@@ -39,5 +42,6 @@ pub use error::MlsError;
 pub use key::DeviceKey;
 pub use name::{GroupName, NameError};
 pub use observer::{Checked, ObserveError, Observer, Published};
+pub use payload::{MAX_PAYLOAD_LEN, Payload, PayloadError};
 pub use storage::{Held, MAX_EPOCH_RETENTION, MlsStore, StorageError};
 pub use types::{Member, Outgoing, Received};

@@ -14,7 +14,7 @@
 pub(crate) mod action;
 pub(crate) mod events;
 mod json;
-mod plain;
+pub(crate) mod plain;
 pub(crate) mod v2;
 
 use std::io::IsTerminal;

@@ -53,23 +53,13 @@ async fn carry_out(s: &mut V2Session, app: &mut App, intent: Intent) -> bool {
         Outcome::Nothing => {}
         Outcome::Info(t) => app.say(t),
         Outcome::Error(e) => app.say(format!("error: {}", crate::ui::sanitize(&e))),
-        Outcome::Json(v) if field(&v, "event") == "sent" => {
-            // The group it went to, as the session said (our own answer).
-            let hex = field(&v, "group");
-            let id = s
-                .member
-                .groups()
-                .ok()
-                .and_then(|gs| {
-                    gs.into_iter()
-                        .find(|g| blindrelay_wire::codec::hex(&g.id) == hex)
-                })
-                .map(|g| g.id);
-            if let (Some(id), Some(text)) = (id, sent) {
-                if let Some(k) = app.mls_key(&id) {
+        Outcome::Json(v) if field(&v, "event") == "sending" => {
+            // The group and id of what was just written to the outbox.
+            if let (Some((group, id)), Some(text)) = (s.queued.take(), sent) {
+                if let Some(k) = app.mls_key(&group) {
                     app.open_conv(k);
                 }
-                app.sent_v2(&id, text);
+                app.queued_v2(&group, id, text);
             }
         }
         Outcome::Json(v) if field(&v, "event") == "safety_numbers" => {
@@ -96,6 +86,11 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
     app.convs.clear();
     app.link = app::Link::Connected;
     refresh(&mut s, &mut app);
+    // What this device said and read before, in its groups.
+    match s.member.history(app::MAX_ENTRIES) {
+        Ok(h) => app.load_history_v2(h),
+        Err(e) => app.say(format!("the local history could not be read: {e}")),
+    }
     if let Some(k) = app.convs.keys().next().cloned() {
         app.open_conv(k);
     } else {
@@ -140,7 +135,14 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
             _ = term.recv() => break 'main,
             _ = hup.recv() => break 'main,
         }
-        match s.member.sync(Duration::ZERO).await {
+        let synced = match s.member.sync(Duration::ZERO).await {
+            Ok(ev) => {
+                s.events.extend(ev);
+                s.member.flush().await
+            }
+            Err(e) => Err(e),
+        };
+        match synced {
             Ok(ev) => s.events.extend(ev),
             Err(e) => {
                 app.link = app::Link::Lost(e.to_string());

@@ -305,6 +305,7 @@ impl ClientCore {
             text: text.to_owned(),
             room,
             created_ms: now_ms,
+            group: None,
         };
         self.store.outbox_add(&out)?;
         let _ = self.store.history_add(&HistoryEntry {
@@ -314,6 +315,7 @@ impl ClientCore {
             peer: joined(to),
             room,
             text: text.to_owned(),
+            group: None,
         });
         Ok(out)
     }

@@ -232,6 +232,7 @@ impl Inbox {
                     peer: from.to_string(),
                     room: opened.header.is_room(),
                     text: text.clone(),
+                    group: None,
                 });
                 decided(Event::Message {
                     msg_id: h.msg_id,

@@ -11,6 +11,9 @@ use super::{
 };
 
 struct OutboxRow {
+    /// Order of arrival (messages written in the same millisecond keep
+    /// it, as SQLite's rowid does).
+    n: u64,
     m: Outgoing,
     stored: bool,
     delivered_to: Vec<UserName>,
@@ -22,6 +25,7 @@ pub struct MemoryStore {
     pins: HashMap<UserName, [u8; 32]>,
     seen: HashMap<(UserName, MessageId), u64>,
     outbox: BTreeMap<MessageId, OutboxRow>,
+    outbox_added: u64,
     history: VecDeque<HistoryEntry>,
     window: VecDeque<u64>,
     crl: Option<Vec<u8>>,
@@ -92,7 +96,10 @@ impl ClientStore for MemoryStore {
     }
 
     fn outbox_add(&mut self, m: &Outgoing) -> Result<(), StoreError> {
+        self.outbox_added += 1;
+        let n = self.outbox_added;
         self.outbox.entry(m.msg_id).or_insert_with(|| OutboxRow {
+            n,
             m: m.clone(),
             stored: false,
             delivered_to: Vec::new(),
@@ -121,15 +128,17 @@ impl ClientStore for MemoryStore {
         Ok(true)
     }
 
+    fn outbox_give_up(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(match self.outbox.get(id) {
+            Some(row) if !row.stored => self.outbox.remove(id).is_some(),
+            _ => false,
+        })
+    }
+
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError> {
-        let mut out: Vec<Outgoing> = self
-            .outbox
-            .values()
-            .filter(|r| !r.stored)
-            .map(|r| r.m.clone())
-            .collect();
-        out.sort_by_key(|m| m.created_ms);
-        Ok(out)
+        let mut rows: Vec<&OutboxRow> = self.outbox.values().filter(|r| !r.stored).collect();
+        rows.sort_by_key(|r| (r.m.created_ms, r.n));
+        Ok(rows.into_iter().map(|r| r.m.clone()).collect())
     }
 
     fn prune_outbox(&mut self, before_ms: u64) -> Result<Vec<Outgoing>, StoreError> {
@@ -204,6 +213,7 @@ mod tests {
     fn the_memory_store_keeps_the_contract() {
         conformance::pins_and_replays(&mut MemoryStore::default());
         conformance::outbox_and_history(&mut MemoryStore::default());
+        conformance::same_millisecond_order(&mut MemoryStore::default());
         conformance::send_window(&mut MemoryStore::default());
     }
 }

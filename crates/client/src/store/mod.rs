@@ -17,6 +17,7 @@
 //! [`MAX_WINDOW_ENTRIES`] of the send window's acceptances read back.
 
 pub mod memory;
+mod migrate;
 pub mod sqlite;
 
 use blindrelay_wire::{MessageId, UserName};
@@ -67,6 +68,9 @@ pub struct Outgoing {
     pub room: bool,
     /// First attempt, Unix ms.
     pub created_ms: u64,
+    /// The MLS group it goes to (protocol v2, where `recipients` is
+    /// empty: the group's members are the recipients); `None` in v1.
+    pub group: Option<Vec<u8>>,
 }
 
 /// One line of local history.
@@ -84,6 +88,9 @@ pub struct HistoryEntry {
     pub room: bool,
     /// The text.
     pub text: String,
+    /// The MLS group (protocol v2; `peer` is then the sending person and
+    /// device, or empty for this device's own messages); `None` in v1.
+    pub group: Option<Vec<u8>>,
 }
 
 /// What the pin store says about a certificate.
@@ -141,6 +148,9 @@ pub trait ClientStore: Send {
     /// Records that `by` confirmed (end to end) receiving `id`. False if
     /// `id` is not ours to `by`, or already confirmed.
     fn outbox_delivered(&mut self, id: &MessageId, by: &UserName) -> Result<bool, StoreError>;
+    /// Drops a message the relay will never take (refused for good), so
+    /// that it is not sent again; false if it was not waiting.
+    fn outbox_give_up(&mut self, id: &MessageId) -> Result<bool, StoreError>;
     /// Outgoing messages the relay has not confirmed as stored, oldest first.
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError>;
     /// Drops outbox rows created before `before_ms` and keeps at most
@@ -228,6 +238,7 @@ pub(crate) mod conformance {
             text: "hi".into(),
             room: false,
             created_ms: 5,
+            group: None,
         };
         s.outbox_add(&m).unwrap();
         assert_eq!(s.outbox_unconfirmed().unwrap(), vec![m.clone()]);
@@ -249,6 +260,19 @@ pub(crate) mod conformance {
         assert_eq!(s.prune_outbox(6).unwrap(), vec![unsent]);
         assert!(!s.outbox_delivered(&m.msg_id, &carol).unwrap());
         assert!(s.outbox_unconfirmed().unwrap().is_empty());
+        // A v2 message keeps its group; one given up is not sent again.
+        let to_group = Outgoing {
+            msg_id: MessageId([9; 16]),
+            recipients: Vec::new(),
+            created_ms: 7,
+            group: Some(vec![1, 2, 3]),
+            ..m.clone()
+        };
+        s.outbox_add(&to_group).unwrap();
+        assert_eq!(s.outbox_unconfirmed().unwrap(), vec![to_group.clone()]);
+        assert!(s.outbox_give_up(&to_group.msg_id).unwrap());
+        assert!(!s.outbox_give_up(&to_group.msg_id).unwrap());
+        assert!(s.outbox_unconfirmed().unwrap().is_empty());
         for i in 0..30u8 {
             s.history_add(&HistoryEntry {
                 msg_id: MessageId([i; 16]),
@@ -257,6 +281,7 @@ pub(crate) mod conformance {
                 peer: "bob".into(),
                 room: false,
                 text: format!("line {i}"),
+                group: (i == 29).then(|| vec![4; 32]),
             })
             .unwrap();
         }
@@ -264,6 +289,32 @@ pub(crate) mod conformance {
         assert_eq!(recent.len(), 20);
         assert_eq!(recent.first().unwrap().text, "line 10");
         assert_eq!(recent.last().unwrap().text, "line 29");
+        assert_eq!(recent.last().unwrap().group, Some(vec![4; 32]));
+        assert_eq!(recent.first().unwrap().group, None);
+    }
+
+    /// Messages written in one millisecond leave in the order they were
+    /// written.
+    pub(crate) fn same_millisecond_order(s: &mut dyn ClientStore) {
+        let ids: Vec<u8> = vec![9, 3, 7, 1, 5];
+        for i in &ids {
+            s.outbox_add(&Outgoing {
+                msg_id: MessageId([*i; 16]),
+                recipients: Vec::new(),
+                text: format!("{i}"),
+                room: false,
+                created_ms: 42,
+                group: Some(vec![1]),
+            })
+            .unwrap();
+        }
+        let order: Vec<u8> = s
+            .outbox_unconfirmed()
+            .unwrap()
+            .iter()
+            .map(|m| m.msg_id.0[0])
+            .collect();
+        assert_eq!(order, ids);
     }
 
     pub(crate) fn send_window(s: &mut dyn ClientStore) {

@@ -12,7 +12,7 @@ use super::{
 };
 
 /// The version of the database layout (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The client's SQLite database.
 pub struct SqliteStore {
@@ -161,31 +161,9 @@ impl SqliteStore {
         Ok(me)
     }
 
-    /// Brings an older database to [`SCHEMA_VERSION`]. Version 0 pinned
-    /// the SHA-256 of each certificate; version 1 pins its key, so every
-    /// pin is recomputed from the certificate stored beside it: the same
-    /// peers stay trusted, and a later renewal is silent.
+    /// Brings an older database to [`SCHEMA_VERSION`] (`migrate.rs`).
     fn migrate(&mut self) -> Result<(), StoreError> {
-        let version: i64 = self.db.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version >= SCHEMA_VERSION {
-            return Ok(());
-        }
-        let tx = self.db.transaction()?;
-        let pins: Vec<(String, Vec<u8>)> = {
-            let mut q = tx.prepare("SELECT name, cert FROM pins")?;
-            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
-        for (name, cert) in pins {
-            let fp = blindrelay_e2e::fingerprint(&cert);
-            tx.execute(
-                "UPDATE pins SET fingerprint = ?2 WHERE name = ?1",
-                params![name, &fp[..]],
-            )?;
-        }
-        tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))?;
-        tx.commit()?;
-        Ok(())
+        super::migrate::to_current(&mut self.db)
     }
 }
 
@@ -281,8 +259,8 @@ impl ClientStore for SqliteStore {
 
     fn outbox_add(&mut self, m: &Outgoing) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT OR IGNORE INTO outbox (msg_id, recipients, text, room, created_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, 'sending')",
-            params![&m.msg_id.0[..], join(&m.recipients), m.text, i64::from(m.room), int(m.created_ms)],
+            "INSERT OR IGNORE INTO outbox (msg_id, recipients, text, room, created_ms, state, grp) VALUES (?1, ?2, ?3, ?4, ?5, 'sending', ?6)",
+            params![&m.msg_id.0[..], join(&m.recipients), m.text, i64::from(m.room), int(m.created_ms), m.group],
         )?;
         Ok(())
     }
@@ -324,9 +302,18 @@ impl ClientStore for SqliteStore {
         Ok(true)
     }
 
+    fn outbox_give_up(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        let n = self.db.execute(
+            "DELETE FROM outbox WHERE msg_id = ?1 AND state = 'sending'",
+            params![&id.0[..]],
+        )?;
+        Ok(n > 0)
+    }
+
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError> {
+        // Written in the same millisecond: in the order they were written.
         let mut q = self.db.prepare(
-            "SELECT msg_id, recipients, text, room, created_ms FROM outbox WHERE state = 'sending' ORDER BY created_ms",
+            "SELECT msg_id, recipients, text, room, created_ms, grp FROM outbox WHERE state = 'sending' ORDER BY created_ms, rowid",
         )?;
         let rows = q.query_map([], |r| {
             Ok((
@@ -335,11 +322,12 @@ impl ClientStore for SqliteStore {
                 r.get::<_, String>(2)?,
                 r.get::<_, i64>(3)?,
                 r.get::<_, i64>(4)?,
+                r.get::<_, Option<Vec<u8>>>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, recipients, text, room, created) = row?;
+            let (id, recipients, text, room, created, group) = row?;
             let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
                 continue;
             };
@@ -352,6 +340,7 @@ impl ClientStore for SqliteStore {
                 text,
                 room: room != 0,
                 created_ms: unsigned(created),
+                group,
             });
         }
         Ok(out)
@@ -376,8 +365,8 @@ impl ClientStore for SqliteStore {
 
     fn history_add(&mut self, h: &HistoryEntry) -> Result<(), StoreError> {
         self.db.execute(
-            "INSERT INTO history (msg_id, ts_ms, outgoing, peer, room, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![&h.msg_id.0[..], int(h.ts_ms), i64::from(h.outgoing), h.peer, i64::from(h.room), h.text],
+            "INSERT INTO history (msg_id, ts_ms, outgoing, peer, room, text, grp) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![&h.msg_id.0[..], int(h.ts_ms), i64::from(h.outgoing), h.peer, i64::from(h.room), h.text, h.group],
         )?;
         self.db.execute(
             "DELETE FROM history WHERE seq <= (SELECT MAX(seq) FROM history) - ?1",
@@ -388,7 +377,7 @@ impl ClientStore for SqliteStore {
 
     fn history_recent(&self, n: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut q = self.db.prepare(
-            "SELECT msg_id, ts_ms, outgoing, peer, room, text FROM history ORDER BY seq DESC LIMIT ?1",
+            "SELECT msg_id, ts_ms, outgoing, peer, room, text, grp FROM history ORDER BY seq DESC LIMIT ?1",
         )?;
         let rows = q.query_map(params![i64::try_from(n).unwrap_or(i64::MAX)], |r| {
             Ok((
@@ -398,11 +387,12 @@ impl ClientStore for SqliteStore {
                 r.get::<_, String>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, String>(5)?,
+                r.get::<_, Option<Vec<u8>>>(6)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, ts, outgoing, peer, room, text) = row?;
+            let (id, ts, outgoing, peer, room, text, group) = row?;
             let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) else {
                 continue;
             };
@@ -413,6 +403,7 @@ impl ClientStore for SqliteStore {
                 peer,
                 room: room != 0,
                 text,
+                group,
             });
         }
         out.reverse();

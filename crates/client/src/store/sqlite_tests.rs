@@ -6,6 +6,7 @@ fn the_sqlite_store_keeps_the_contract() {
     conformance::pins_and_replays(&mut SqliteStore::in_memory().unwrap());
     conformance::outbox_and_history(&mut SqliteStore::in_memory().unwrap());
     conformance::send_window(&mut SqliteStore::in_memory().unwrap());
+    conformance::same_millisecond_order(&mut SqliteStore::in_memory().unwrap());
 }
 
 #[test]
@@ -50,6 +51,45 @@ fn pins_of_an_older_database_are_moved_to_the_key_and_stay_trusted() {
     let mut s = SqliteStore::open(&path).unwrap();
     let key = blindrelay_e2e::fingerprint(&der);
     assert_eq!(s.check_pin(&bob, &key, &der, 1).unwrap(), PinCheck::Match);
+    let version: i64 =
+        s.db.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
+
+#[test]
+fn a_version_1_database_keeps_its_outbox_and_history_and_takes_v2_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let old = Outgoing {
+        msg_id: MessageId([1; 16]),
+        recipients: vec![UserName::new("bob").unwrap()],
+        text: "from before".into(),
+        room: false,
+        created_ms: 1,
+        group: None,
+    };
+    {
+        let mut s = SqliteStore::open(&path).unwrap();
+        s.outbox_add(&old).unwrap();
+        // Version 1's layout: no group column.
+        s.db.execute_batch(
+            "ALTER TABLE outbox DROP COLUMN grp; ALTER TABLE history DROP COLUMN grp;
+             PRAGMA user_version = 1",
+        )
+        .unwrap();
+    }
+    let mut s = SqliteStore::open(&path).unwrap();
+    assert_eq!(s.outbox_unconfirmed().unwrap(), vec![old.clone()]);
+    let new = Outgoing {
+        msg_id: MessageId([2; 16]),
+        recipients: Vec::new(),
+        created_ms: 2,
+        group: Some(vec![7; 32]),
+        ..old.clone()
+    };
+    s.outbox_add(&new).unwrap();
+    assert_eq!(s.outbox_unconfirmed().unwrap(), vec![old, new]);
     let version: i64 =
         s.db.query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();

@@ -1,16 +1,45 @@
 //! What a device tells its user about its groups: [`V2Event`].
 
+use blindrelay_ds::RefusalCode;
+use blindrelay_wire::MessageId;
+
 /// Something that happened in a group, for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum V2Event {
-    /// A message.
+    /// A message (shown once per sender and id: a copy sent again after
+    /// a lost answer is not shown again).
     Message {
         /// The group.
         group: Vec<u8>,
         /// The sending person and device, as MLS verified them.
         from: (String, String),
-        /// The text (lossy UTF-8).
+        /// The sender's id of the message.
+        id: MessageId,
+        /// When the sender wrote it, Unix ms (the sender's clock).
+        written_ms: u64,
+        /// It arrived later than the client's live window after it was
+        /// written (sent from an outbox, or held up).
+        late: bool,
+        /// The text.
         text: String,
+    },
+    /// The relay has a message of this device's outbox in the mailbox of
+    /// every device of the group.
+    Sent {
+        /// The group.
+        group: Vec<u8>,
+        /// The message.
+        id: MessageId,
+    },
+    /// A message of this device's outbox will never be sent: it left the
+    /// outbox.
+    Undelivered {
+        /// The group.
+        group: Vec<u8>,
+        /// The message.
+        id: MessageId,
+        /// Why.
+        why: Undelivered,
     },
     /// This device joined a group.
     Joined {
@@ -119,6 +148,37 @@ pub enum V2Event {
         /// The person and device.
         who: (String, String),
     },
+}
+
+/// Why a message of the outbox was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undelivered {
+    /// This device is no longer in the group.
+    NotInGroup,
+    /// The relay refused it for good (too large, not a member ...).
+    Refused(RefusalCode),
+    /// Not sent within the client's maximum age (`max_age_ms`).
+    TooOld,
+}
+
+impl Undelivered {
+    /// What it means, for a person.
+    pub fn describe(self) -> String {
+        match self {
+            Self::NotInGroup => "this device is no longer in the group".into(),
+            Self::Refused(c) => format!("the relay refused it: {}", c.describe()),
+            Self::TooOld => "not sent within the maximum age of a message".into(),
+        }
+    }
+
+    /// A short name, for programs (`chat --json`).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::NotInGroup => "not_in_group",
+            Self::Refused(_) => "refused",
+            Self::TooOld => "too_old",
+        }
+    }
 }
 
 /// Why a device behind in a group cannot re-join yet.

@@ -269,14 +269,7 @@ impl Member {
         self.submit_message(group, epoch, message).await
     }
 
-    /// Sends a text message to the group.
-    pub async fn send(&mut self, group: &[u8], text: &str) -> Result<(), ClientError> {
-        let epoch = self.device.epoch(group)?;
-        let message = self.device.encrypt(group, text.as_bytes())?;
-        self.submit_message(group, epoch, message).await
-    }
-
-    async fn submit_message(
+    pub(super) async fn submit_message(
         &mut self,
         group: &[u8],
         epoch: u64,

@@ -137,11 +137,7 @@ impl Member {
                 sender,
                 body,
             }) => {
-                events.push(V2Event::Message {
-                    group: group_id,
-                    from: names(&sender),
-                    text: String::from_utf8_lossy(&body).into_owned(),
-                });
+                self.read_payload(group_id, names(&sender), &body, events)?;
                 Ok(None)
             }
             Ok(Received::Commit {

@@ -31,6 +31,9 @@ pub use super::events::V2Event;
 use super::link::Link;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
+use crate::policy::Policy;
+use crate::store::ClientStore;
+use crate::store::sqlite::SqliteStore;
 
 /// Tries at a commit when other members' commits keep winning.
 pub const COMMIT_ATTEMPTS: usize = 8;
@@ -66,6 +69,13 @@ pub(super) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// The wall clock in Unix ms.
+pub(super) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 pub(super) fn device_id(user: &str, device: &str) -> Option<DeviceId> {
@@ -130,6 +140,11 @@ pub struct Member {
     /// member it revokes, in every group (not at someone's next commit,
     /// days later).
     revocation_sweep: bool,
+    /// The client's own database (the same as protocol v1's): the outbox,
+    /// the history, and which message ids each sender's messages had.
+    pub(super) store: Box<dyn ClientStore>,
+    /// The client's windows (maximum age, live window, per-sender bound).
+    pub(super) policy: Policy,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -149,6 +164,10 @@ impl Member {
             crl = Some(CheckedCrl::signed(&der?, &ca_der).map_err(ClientError::Crl)?);
         }
         let lock = lock_state(state)?;
+        let client_store: Box<dyn ClientStore> = match &cfg.state {
+            Some(path) => Box::new(SqliteStore::open(path)?),
+            None => Box::new(SqliteStore::in_memory()?),
+        };
         let store = MlsStore::open(state)?;
         // The newest CRL this device verified before (from the relay) is
         // used if it is newer than crl.pem: without it, a device could not
@@ -189,6 +208,8 @@ impl Member {
             rejoin_at: std::collections::BTreeMap::new(),
             rejoin_after: REJOIN_AFTER,
             publish_due: BTreeSet::new(),
+            store: client_store,
+            policy: cfg.policy,
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
@@ -324,9 +345,14 @@ impl Member {
         }
         if self.last_maintenance.elapsed() >= self.maintenance_every {
             self.last_maintenance = tokio::time::Instant::now();
-            // Private keys of KeyPackages past their lifetime go.
+            // Private keys of KeyPackages past their lifetime go, and
+            // message ids past the client's maximum age.
             if let Err(e) = self.device.store().purge_expired_key_packages(now()) {
                 tracing::warn!(error = %e, "purging expired KeyPackages failed");
+            }
+            let horizon = self.policy.replay_horizon(now_ms());
+            if let Err(e) = self.store.prune_seen(horizon) {
+                tracing::warn!(error = %e, "forgetting old message ids failed");
             }
             // Failures here are not the connection's: said, then retried
             // at the next interval.

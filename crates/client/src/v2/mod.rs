@@ -11,6 +11,8 @@
 //!   settling of a lost answer; `crl`, which CRL is taken from the relay;
 //!   [`rejoin`], publishing each epoch's GroupInfo and re-joining a group
 //!   whose missing commit never comes; `events`, what the user is told;
+//!   `outbox`, what the user wrote, kept on disk until the relay has it,
+//!   and what members sent, read once per id into the history;
 //! * [`groups`]: what a person does with groups (create, add, remove,
 //!   leave, rename, send, self-update, a person's new devices added to
 //!   their groups, per-device safety numbers).
@@ -26,10 +28,11 @@ mod intake;
 mod key_packages;
 pub mod link;
 pub mod member;
+mod outbox;
 mod pace;
 pub mod rejoin;
 
-pub use events::{RejoinBlocked, V2Event};
+pub use events::{RejoinBlocked, Undelivered, V2Event};
 pub use groups::GroupInfo;
 pub use link::Link;
 pub use member::Member;

@@ -90,8 +90,9 @@ pub const KEY_PACKAGE_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 /// clock is behind the creator's still accepts them (the CA backdates
 /// certificates for the same reason).
 pub const KEY_PACKAGE_BACKDATE: Duration = Duration::from_secs(3600);
-/// Largest application plaintext, as for version 1.
-pub const MAX_PLAINTEXT: usize = 64 * 1024;
+/// Largest application plaintext: a payload with a text as long as
+/// version 1 allows (see [`crate::payload`]).
+pub const MAX_PLAINTEXT: usize = crate::payload::MAX_PAYLOAD_LEN;
 /// A device refreshes its leaf in every group at least this often (a
 /// self-update commit), so that a stolen state stops reading within this
 /// time even if the device never writes.

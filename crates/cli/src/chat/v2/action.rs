@@ -52,6 +52,9 @@ pub(crate) struct V2Session {
     /// Events that carrying out a command produced (other members'
     /// commits processed while rebasing), for the front end to show.
     pub(crate) events: Vec<V2Event>,
+    /// The group and id of the message the last command wrote to the
+    /// outbox (for the full screen to show it as sending).
+    pub(crate) queued: Option<(Vec<u8>, blindrelay_wire::MessageId)>,
 }
 
 impl V2Session {
@@ -92,6 +95,23 @@ impl V2Session {
         Ok(g)
     }
 
+    /// Writes a message to the outbox: the answer is `sending` with its
+    /// id; `sent` (or `undelivered`) follows once the outbox is flushed.
+    fn queued(&mut self, group: &[u8], text: &str) -> Result<Outcome> {
+        let id = self.member.queue(group, text)?;
+        self.queued = Some((group.to_vec(), id));
+        let hex = blindrelay_wire::codec::hex;
+        let me = self.member.me().user.as_str().to_string();
+        let conversation = self
+            .member
+            .groups()?
+            .into_iter()
+            .find(|g| g.id == group)
+            .map(|g| label(&g, &me));
+        Ok(Outcome::Json(json!({"event": "sending", "protocol": "v2",
+            "id": id.to_hex(), "group": hex(group), "conversation": conversation})))
+    }
+
     /// Carries out `a`.
     pub(crate) async fn perform(&mut self, a: V2Action) -> Outcome {
         match self.try_perform(a).await {
@@ -112,13 +132,9 @@ impl V2Session {
                         anyhow!("no conversation: /to NAME, /group GROUP or /msg NAME TEXT")
                     })?,
                 };
-                self.member.send(&g, &text).await?;
-                Outcome::Json(json!({"event": "sent", "group": blindrelay_wire::codec::hex(&g)}))
+                self.queued(&g, &text)?
             }
-            V2Action::SendToGroup { id, text } => {
-                self.member.send(&id, &text).await?;
-                Outcome::Json(json!({"event": "sent", "group": blindrelay_wire::codec::hex(&id)}))
-            }
+            V2Action::SendToGroup { id, text } => self.queued(&id, &text)?,
             V2Action::To { name } => {
                 let g = self.conversation(std::slice::from_ref(&name)).await?;
                 self.current = Some(g);

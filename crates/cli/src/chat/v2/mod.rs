@@ -25,7 +25,8 @@ use tokio::io::AsyncBufReadExt;
 
 use crate::chat::action::Outcome;
 use action::{V2Action, V2Session, parse_json, parse_line};
-use show::{RETRY, TICK, event_json, state_path, text};
+use blindrelay_client::ClientError;
+use show::{DRAIN_AT_END, RETRY, TICK, event_json, state_path, text};
 
 fn print(json_mode: bool, v: &Value) {
     if json_mode {
@@ -90,7 +91,7 @@ async fn connect(cfg: &ClientConfig, retry: bool) -> Result<Member> {
 /// work if they fail.
 async fn start(m: &mut Member, cfg: &ClientConfig, json_mode: bool) -> Vec<V2Event> {
     let mut ev = loop {
-        match m.sync(Duration::from_millis(300)).await {
+        match step(m, Duration::from_millis(300)).await {
             Ok(ev) => break ev,
             Err(e) => {
                 print(
@@ -110,6 +111,77 @@ async fn start(m: &mut Member, cfg: &ClientConfig, json_mode: bool) -> Vec<V2Eve
         Err(e) => tracing::warn!(error = %e, "the due key refresh failed"),
     }
     ev
+}
+
+/// Prints the end of the device's history, as version 1's line client
+/// does.
+fn print_history(m: &mut Member) {
+    let Ok(history) = m.history(crate::chat::plain::HISTORY_AT_START) else {
+        return;
+    };
+    if history.is_empty() {
+        return;
+    }
+    let me = m.me().user.as_str().to_string();
+    let groups = m.groups().unwrap_or_default();
+    let now = crate::ui::now_ms();
+    println!("--- the last {} messages ---", history.len());
+    for h in history {
+        let conversation = groups
+            .iter()
+            .find(|g| h.group.as_deref() == Some(&g.id[..]))
+            .map_or_else(|| "(a group you left)".into(), |g| action::label(g, &me));
+        let who = if h.outgoing { "you".into() } else { h.peer };
+        println!(
+            "  [{}] [{}] {}: {}",
+            crate::ui::stamp(h.ts_ms, now),
+            crate::ui::sanitize(&conversation),
+            crate::ui::sanitize(&who),
+            crate::ui::sanitize(&crate::ui::preview(&h.text))
+        );
+    }
+}
+
+/// Processes what the relay delivered within `wait`, then sends what the
+/// outbox holds.
+async fn step(m: &mut Member, wait: Duration) -> Result<Vec<V2Event>, ClientError> {
+    let mut ev = m.sync(wait).await?;
+    ev.extend(m.flush().await?);
+    Ok(ev)
+}
+
+/// At the end of input: shows what is pending and keeps sending the
+/// outbox until it is empty or [`DRAIN_AT_END`] has passed; says how
+/// many messages are left for the next start.
+async fn drain(s: &mut V2Session, cfg: &ClientConfig, json_mode: bool) {
+    let deadline = tokio::time::Instant::now() + DRAIN_AT_END;
+    loop {
+        for e in std::mem::take(&mut s.events) {
+            let v = event_json(&e, &mut s.member);
+            print(json_mode, &v);
+        }
+        let left = s.member.outbox().map_or(0, |o| o.len());
+        if left == 0 {
+            return;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            print(
+                json_mode,
+                &json!({"event": "warning", "text": format!(
+                    "{left} message(s) still in the outbox: sent at this device's next chat or send")}),
+            );
+            return;
+        }
+        match step(&mut s.member, Duration::from_millis(200)).await {
+            Ok(ev) => s.events.extend(ev),
+            Err(_) => {
+                tokio::time::sleep(RETRY).await;
+                if let Err(e) = s.member.reconnect(cfg).await {
+                    tracing::info!(error = %e, "reconnecting to send the outbox failed");
+                }
+            }
+        }
+    }
 }
 
 /// Connects again, retrying every [`RETRY`] until the relay answers.
@@ -142,6 +214,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
         current: None,
         server: cfg.server.clone(),
         events: Vec::new(),
+        queued: None,
     };
     let me = s.member.me().clone();
     print(
@@ -153,6 +226,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
             "connected to {} as {me} (protocol v2: MLS); /help lists the commands",
             cfg.server
         );
+        print_history(&mut s.member);
     }
     let ev = start(&mut s.member, &cfg, json_mode).await;
     s.events.extend(ev);
@@ -194,7 +268,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
         if quit {
             break;
         }
-        match s.member.sync(Duration::ZERO).await {
+        match step(&mut s.member, Duration::ZERO).await {
             Ok(ev) => s.events.extend(ev),
             Err(e) => {
                 print(
@@ -210,10 +284,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
             }
         }
     }
-    for e in std::mem::take(&mut s.events) {
-        let v = event_json(&e, &mut s.member);
-        print(json_mode, &v);
-    }
+    drain(&mut s, &cfg, json_mode).await;
     s.member.close().await;
     if json_mode {
         // The last event, as in version 1: a script knows the session is over.

@@ -16,6 +16,10 @@ use super::action::label;
 pub const TICK: Duration = Duration::from_secs(1);
 /// How long to wait between reconnection attempts.
 pub const RETRY: Duration = Duration::from_secs(2);
+/// At the end of its input, `chat` keeps sending what its outbox holds
+/// for at most this long before it leaves (what is left goes at this
+/// device's next start).
+pub const DRAIN_AT_END: Duration = Duration::from_secs(60);
 
 /// The device's MLS state file, beside the v1 state in its directory.
 pub(crate) fn state_path(cfg: &ClientConfig) -> std::path::PathBuf {
@@ -68,9 +72,21 @@ pub(crate) fn event_json(ev: &V2Event, m: &mut Member) -> Value {
     let dev = |(u, d): &(String, String)| format!("{u}@{d}");
     let hex = blindrelay_wire::codec::hex;
     match ev {
-        V2Event::Message { group, from, text } => json!({"event": "message", "protocol": "v2",
+        V2Event::Message {
+            group,
+            from,
+            id,
+            written_ms,
+            late,
+            text,
+        } => json!({"event": "message", "protocol": "v2", "id": id.to_hex(),
             "conversation": conv(m, group), "group": hex(group),
-            "from": from.0, "device": from.1, "text": text}),
+            "from": from.0, "device": from.1, "time_ms": written_ms, "late": late, "text": text}),
+        V2Event::Sent { group, id } => json!({"event": "sent", "protocol": "v2",
+            "id": id.to_hex(), "conversation": conv(m, group), "group": hex(group)}),
+        V2Event::Undelivered { group, id, why } => json!({"event": "undelivered",
+            "protocol": "v2", "id": id.to_hex(), "conversation": conv(m, group),
+            "group": hex(group), "reason": why.code(), "text": why.describe()}),
         V2Event::Joined { group } => {
             let members: Vec<String> = m
                 .groups()
@@ -203,7 +219,12 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             s("conversation"),
             v["epoch"]
         ),
-        "sent" => return None,
+        "sent" | "sending" => return None,
+        "undelivered" => format!(
+            "warning: [{}] a message of yours was not delivered: {}",
+            s("conversation"),
+            s("text")
+        ),
         "groups" => {
             let gs = v["groups"].as_array().cloned().unwrap_or_default();
             if gs.is_empty() {

@@ -9,7 +9,7 @@ use super::{App, ConvKey, Entry, Link, Notification, Status, system};
 use crate::ui::snippet;
 
 impl App {
-    fn set_status(&mut self, id: &MessageId, status: Status) {
+    pub(super) fn set_status(&mut self, id: &MessageId, status: Status) {
         let Some(key) = self.ours.get(id).cloned() else {
             return;
         };

@@ -76,6 +76,7 @@ fn a_message_already_in_the_history_is_not_shown_twice() {
         peer: "bob".into(),
         room: false,
         text: "hi".into(),
+        group: None,
     }]);
     a.on_event(message(1, "bob", "hi"));
     assert_eq!(a.convs[&ConvKey::Person(name("bob"))].entries.len(), 1);
@@ -91,6 +92,7 @@ fn room_messages_keep_their_room_in_the_history() {
         peer: "bob".into(),
         room: true,
         text: "to all".into(),
+        group: None,
     }]);
     assert_eq!(a.convs[&ConvKey::Room].entries[0].text, "to all");
     assert!(!a.convs.contains_key(&ConvKey::Person(name("bob"))));
@@ -261,4 +263,84 @@ fn tab_walks_the_conversation_list() {
     a.on_key(key(KeyCode::BackTab));
     a.on_key(key(KeyCode::BackTab));
     assert_eq!(a.open, ConvKey::Person(name("carol")));
+}
+
+/// A v2 app in one group with bob: its conversation's key.
+fn v2_app() -> (App, ConvKey) {
+    let mut a = app();
+    a.v2 = true;
+    a.convs.clear();
+    a.set_groups(&[blindrelay_client::v2::GroupInfo {
+        id: vec![7; 32],
+        name: None,
+        epoch: 1,
+        members: vec![
+            ("alice".into(), "laptop".into()),
+            ("bob".into(), "phone".into()),
+        ],
+    }]);
+    let key = a.mls_key(&[7; 32]).unwrap();
+    (a, key)
+}
+
+fn v2_history(id: u8, outgoing: bool, group: &[u8], text: &str) -> HistoryEntry {
+    HistoryEntry {
+        msg_id: MessageId([id; 16]),
+        ts_ms: 1_000 * u64::from(id),
+        outgoing,
+        peer: if outgoing {
+            String::new()
+        } else {
+            "bob@phone".into()
+        },
+        room: false,
+        text: text.into(),
+        group: Some(group.to_vec()),
+    }
+}
+
+#[test]
+fn a_v2_history_lands_in_its_groups_conversation_and_a_message_read_again_is_not_doubled() {
+    let (mut a, key) = v2_app();
+    a.load_history_v2(vec![
+        v2_history(1, false, &[7; 32], "from bob"),
+        v2_history(2, true, &[7; 32], "from me"),
+        // A group this device is no longer in: left out.
+        v2_history(3, false, &[9; 32], "elsewhere"),
+    ]);
+    let lines: Vec<(String, String)> = a.convs[&key]
+        .entries
+        .iter()
+        .map(|e| (e.from.clone(), e.text.clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            ("bob@phone".to_string(), "from bob".to_string()),
+            ("you".to_string(), "from me".to_string())
+        ]
+    );
+    // The same message delivered again (its copy after a lost answer).
+    a.on_v2(blindrelay_client::v2::V2Event::Message {
+        group: vec![7; 32],
+        from: ("bob".into(), "phone".into()),
+        id: MessageId([1; 16]),
+        written_ms: 1_000,
+        late: false,
+        text: "from bob".into(),
+    });
+    assert_eq!(a.convs[&key].entries.len(), 2);
+}
+
+#[test]
+fn a_v2_message_shows_as_sending_until_the_relay_has_it() {
+    let (mut a, key) = v2_app();
+    a.queued_v2(&[7; 32], MessageId([5; 16]), "hello".into());
+    let status = |a: &App| a.convs[&key].entries.last().unwrap().status;
+    assert_eq!(status(&a), Status::Sending);
+    a.on_v2(blindrelay_client::v2::V2Event::Sent {
+        group: vec![7; 32],
+        id: MessageId([5; 16]),
+    });
+    assert_eq!(status(&a), Status::AtRelay);
 }

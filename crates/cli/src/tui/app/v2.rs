@@ -3,7 +3,9 @@
 //! devices; what arrives lands in its group; what is typed goes to the
 //! open group or is a v2 command.
 
+use blindrelay_client::HistoryEntry;
 use blindrelay_client::v2::{GroupInfo, V2Event};
+use blindrelay_wire::MessageId;
 
 use super::{App, ConvKey, Entry, Intent, Notification, Status, system};
 use crate::chat::v2::action::{V2Action, label, parse_line};
@@ -64,6 +66,8 @@ impl App {
     pub(crate) fn on_v2(&mut self, e: V2Event) -> Option<Notification> {
         let id = match &e {
             V2Event::Message { group, .. }
+            | V2Event::Sent { group, .. }
+            | V2Event::Undelivered { group, .. }
             | V2Event::Joined { group }
             | V2Event::Changed { group, .. }
             | V2Event::RemovedMe { group }
@@ -80,15 +84,25 @@ impl App {
         let key = self.mls_key(&id);
         let dev = |(u, d): &(String, String)| format!("{u}@{d}");
         match e {
-            V2Event::Message { from, text, .. } => {
+            V2Event::Message {
+                from,
+                id: msg_id,
+                written_ms,
+                late,
+                text,
+                ..
+            } => {
                 let key = key?;
                 let sender = dev(&from);
+                if !self.first_sight(sender.clone(), msg_id) {
+                    return None;
+                }
                 let entry = Entry {
-                    id: None,
-                    ts_ms: crate::ui::now_ms(),
+                    id: Some(msg_id),
+                    ts_ms: written_ms,
                     from: sender.clone(),
                     text,
-                    late: false,
+                    late,
                     status: Status::None,
                 };
                 let open_is_empty = self
@@ -106,6 +120,11 @@ impl App {
                     return self.notify.then_some(Notification { from: sender });
                 }
             }
+            V2Event::Sent { id: msg_id, .. } => self.set_status(&msg_id, Status::AtRelay),
+            V2Event::Undelivered { why, .. } => self.note_in(
+                key,
+                format!("warning: a message of yours was not delivered: {}", why.describe()),
+            ),
             V2Event::Joined { .. } => {
                 if let Some(k) = key {
                     self.conv(k).push(system("you are in this conversation (protocol v2, MLS)".into()));
@@ -196,16 +215,46 @@ impl App {
         }
     }
 
-    /// A message this device sent to group `id`, once the relay has it.
-    pub(crate) fn sent_v2(&mut self, id: &[u8], text: String) {
-        if let Some(k) = self.mls_key(id) {
+    /// A message this device wrote to group `group`, in the outbox until
+    /// [`V2Event::Sent`] marks it.
+    pub(crate) fn queued_v2(&mut self, group: &[u8], msg_id: MessageId, text: String) {
+        if let Some(k) = self.mls_key(group) {
+            self.ours.insert(msg_id, k.clone());
+            self.first_sight(self.me.to_string(), msg_id);
             self.conv(k).push(Entry {
-                id: None,
+                id: Some(msg_id),
                 ts_ms: crate::ui::now_ms(),
                 from: "you".into(),
                 text,
                 late: false,
-                status: Status::AtRelay,
+                status: Status::Sending,
+            });
+        }
+    }
+
+    /// The device's history, oldest first, as read at the start: each
+    /// message in its group's conversation (groups this device is no
+    /// longer in are left out).
+    pub(crate) fn load_history_v2(&mut self, history: Vec<HistoryEntry>) {
+        for h in history {
+            let Some(key) = h.group.as_deref().and_then(|g| self.mls_key(g)) else {
+                continue;
+            };
+            let from = if h.outgoing {
+                self.me.to_string()
+            } else {
+                h.peer.clone()
+            };
+            if !self.first_sight(from, h.msg_id) {
+                continue;
+            }
+            self.conv(key).push(Entry {
+                id: Some(h.msg_id),
+                ts_ms: h.ts_ms,
+                from: if h.outgoing { "you".into() } else { h.peer },
+                text: h.text,
+                late: false,
+                status: Status::None,
             });
         }
     }

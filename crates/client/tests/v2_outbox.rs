@@ -1,0 +1,171 @@
+//! Protocol v2's outbox and history through a real relay (and, for a lost
+//! answer, the malicious Delivery Service): a message handed to a device
+//! is kept on disk until the relay has it, sent again after a lost answer
+//! or a restart with its id, read once, and kept in both devices'
+//! histories.
+#![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
+
+mod common;
+
+use std::time::Duration;
+
+use blindrelay_adversary::evil_ds::EvilDs;
+use blindrelay_client::v2::{Member, V2Event};
+use blindrelay_testkit::TestPki;
+use blindrelay_wire::MessageId;
+use common::*;
+
+/// The messages among `events`, as (id, text).
+fn messages(events: &[V2Event]) -> Vec<(MessageId, String)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            V2Event::Message { id, text, .. } => Some((*id, text.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sent(events: &[V2Event]) -> Vec<MessageId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            V2Event::Sent { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_whose_answer_was_lost_is_sent_again_and_read_once() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = in_one_group(&pki, root.path(), &ds.address(), "alice", &["bob"]).await;
+    // The relay orders alice's message for bob, then drops her connection
+    // before its answer.
+    ds.cut_at_submit(&id("alice", "laptop"), true);
+    assert!(m[0].send(&g, "pay 100").await.is_err());
+    let waiting = m[0].outbox().unwrap();
+    assert_eq!(waiting.len(), 1, "the message waits in the outbox");
+    let msg = waiting[0].msg_id;
+    let cfg = cfg_for(&pki, root.path(), "alice", "laptop", &ds.address());
+    m[0].reconnect(&cfg).await.unwrap();
+    let ev = m[0].flush().await.unwrap();
+    assert_eq!(sent(&ev), [msg], "sent again with the same id: {ev:?}");
+    assert!(m[0].outbox().unwrap().is_empty());
+    // bob's mailbox holds two ciphertexts of one message: shown once.
+    let ev = events_for(&mut m[1], Duration::from_millis(600)).await;
+    assert_eq!(messages(&ev), [(msg, "pay 100".to_string())], "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_written_before_a_restart_is_sent_at_the_next_start_and_both_histories_keep_it() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    // alice writes, and her client stops before it sends.
+    let before = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let msg = m[0].queue(&g, "written, then the client stopped").unwrap();
+    let alice = m.remove(0);
+    alice.close().await;
+    let ev = events_for(&mut m[0], Duration::from_millis(300)).await;
+    assert!(messages(&ev).is_empty(), "nothing went out: {ev:?}");
+    // Her next start sends it, with its id and the time it was written.
+    let cfg = cfg_for(&pki, root.path(), "alice", "laptop", &addr);
+    let mut alice = Member::connect(&cfg, &root.path().join("alice-laptop/mls.db"))
+        .await
+        .unwrap();
+    assert_eq!(alice.outbox().unwrap().len(), 1);
+    let ev = alice.flush().await.unwrap();
+    assert_eq!(sent(&ev), [msg], "{ev:?}");
+    let ev = events_for(&mut m[0], Duration::from_millis(500)).await;
+    let got: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            V2Event::Message {
+                id,
+                from,
+                written_ms,
+                group,
+                ..
+            } => Some((*id, from.clone(), *written_ms, group.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got.len(), 1, "{ev:?}");
+    let (id, from, written_ms, group) = got[0].clone();
+    assert_eq!((id, group), (msg, g.clone()));
+    assert_eq!(from, ("alice".to_string(), "laptop".to_string()));
+    assert!(written_ms >= before && written_ms <= before + 5_000);
+    // Both devices keep it in their history, in its group.
+    let mine = alice.history(10).unwrap();
+    assert!(
+        mine.iter()
+            .any(|h| h.msg_id == msg && h.outgoing && h.group.as_deref() == Some(&g[..])),
+        "{mine:?}"
+    );
+    let bobs = m[0].history(10).unwrap();
+    assert!(
+        bobs.iter().any(|h| h.msg_id == msg
+            && !h.outgoing
+            && h.peer == "alice@laptop"
+            && h.text == "written, then the client stopped"),
+        "{bobs:?}"
+    );
+    // And after bob's restart too.
+    let bob = m.remove(0);
+    bob.close().await;
+    let cfg = cfg_for(&pki, root.path(), "bob", "laptop", &addr);
+    let bob = Member::connect(&cfg, &root.path().join("bob-laptop/mls.db"))
+        .await
+        .unwrap();
+    assert!(bob.history(10).unwrap().iter().any(|h| h.msg_id == msg));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_cancelled_from_the_outbox_is_not_sent_and_later_ones_keep_their_order() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    let ids: Vec<MessageId> = ["one", "two", "three", "four"]
+        .iter()
+        .map(|t| m[0].queue(&g, t).unwrap())
+        .collect();
+    assert!(m[0].cancel(&ids[1]).unwrap());
+    assert!(!m[0].cancel(&ids[1]).unwrap(), "cancelled once");
+    let ev = m[0].flush().await.unwrap();
+    assert_eq!(sent(&ev), [ids[0], ids[2], ids[3]]);
+    assert!(
+        !m[0].cancel(&ids[0]).unwrap(),
+        "a sent message is not cancelled"
+    );
+    let ev = events_for(&mut m[1], Duration::from_millis(500)).await;
+    let texts: Vec<String> = messages(&ev).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["one", "three", "four"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_to_a_group_the_device_left_is_reported_undelivered_by_its_id() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    let msg = m[1].queue(&g, "too late").unwrap();
+    // alice removes bob before his message goes.
+    m[0].remove(&g, &n("bob")).await.unwrap();
+    let ev = events_for(&mut m[1], Duration::from_millis(300)).await;
+    assert!(
+        ev.iter().any(|e| matches!(e, V2Event::RemovedMe { .. })),
+        "{ev:?}"
+    );
+    let ev = m[1].flush().await.unwrap();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::Undelivered { id, .. } if *id == msg)),
+        "{ev:?}"
+    );
+    assert!(m[1].outbox().unwrap().is_empty(), "it left the outbox");
+}
