@@ -360,14 +360,6 @@ fn leaving_restores_the_terminal() {
     }
 }
 
-/// Enrols `user`'s `device` in `USER-DEVICE` (key made there, CA signs).
-fn enroll_device(d: &Path, user: &str, device: &str) -> String {
-    let dir = format!("{user}-{device}");
-    must(d, &["enroll", user, "--device", device, "--dir", &dir]);
-    must(d, &["pki", "sign", &format!("{dir}/request.pem")]);
-    dir
-}
-
 #[test]
 fn on_a_device_the_full_screen_client_lists_mls_groups_with_their_devices() {
     if !tmux_available() {

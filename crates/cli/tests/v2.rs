@@ -13,13 +13,6 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn enroll_device(p: &Path, user: &str, device: &str) -> String {
-    let dir = format!("{user}-{device}");
-    must(p, &["enroll", user, "--device", device, "--dir", &dir]);
-    must(p, &["pki", "sign", &format!("{dir}/request.pem")]);
-    dir
-}
-
 fn chat(p: &Path, user: &str, dir: &str, addr: &str) -> JsonClient {
     let c = JsonClient::start_args(p, &[user, "--dir", dir, "--server", addr]);
     let v = c.next("connected", WAIT);

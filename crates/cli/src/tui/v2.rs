@@ -118,6 +118,13 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
             }
         }
         terminal.draw(|f| view::draw(f, &mut app))?;
+        // At once while the outbox has more to send (one message per
+        // turn, so that keys keep being read).
+        let tick = if s.member.outbox_ready() {
+            Duration::ZERO
+        } else {
+            crate::chat::v2::show::TICK
+        };
         tokio::select! {
             k = keys.recv() => match k {
                 Some(event::Event::Key(k)) => {
@@ -131,14 +138,14 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
                 None => break 'main,
             },
             _ = s.member.readable() => {}
-            _ = tokio::time::sleep(crate::chat::v2::show::TICK) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = term.recv() => break 'main,
             _ = hup.recv() => break 'main,
         }
         let synced = match s.member.sync(Duration::ZERO).await {
             Ok(ev) => {
                 s.events.extend(ev);
-                s.member.flush().await
+                s.member.flush_some(1).await
             }
             Err(e) => Err(e),
         };

@@ -26,6 +26,15 @@ pub fn must(cwd: &Path, args: &[&str]) -> String {
     out
 }
 
+/// Enrols `user`'s `device` in `USER-DEVICE` (key made there, CA signs);
+/// returns the directory.
+pub fn enroll_device(cwd: &Path, user: &str, device: &str) -> String {
+    let dir = format!("{user}-{device}");
+    must(cwd, &["enroll", user, "--device", device, "--dir", &dir]);
+    must(cwd, &["pki", "sign", &format!("{dir}/request.pem")]);
+    dir
+}
+
 /// The README's quick local setup, which follows the roles: a CA in
 /// `blindrelay-ca`, a relay in `blindrelay-relay` with its own key, and a
 /// directory `blindrelay-NAME` with its own key for each user.

@@ -68,6 +68,9 @@ pub struct Link {
     pub key_packages: u32,
     /// Keeps requests within the budget HELLO announced.
     pacer: super::pace::Pacer,
+    /// When answers arrived that the caller has not kept yet (see
+    /// [`Link::take_answers`]; at most [`super::pace::MAX_PACED`]).
+    answers: VecDeque<std::time::Instant>,
 }
 
 impl Drop for Link {
@@ -106,6 +109,7 @@ impl Link {
             },
             key_packages: 0,
             pacer: super::pace::Pacer::default(),
+            answers: VecDeque::new(),
         };
         match link.recv(ANSWER_TIMEOUT).await? {
             Down::Hello {
@@ -137,6 +141,23 @@ impl Link {
     /// connections), keeping this link's announced budget.
     pub fn carry_pacing(&mut self, old: &mut Link) {
         self.pacer.carry(&mut old.pacer, std::time::Instant::now());
+    }
+
+    /// When the answers since the last call arrived: the caller keeps
+    /// them, so that a restarted client paces from what the relay counted
+    /// ([`Link::seed_pacing`]).
+    pub fn take_answers(&mut self) -> Vec<std::time::Instant> {
+        self.answers.drain(..).collect()
+    }
+
+    /// Paces from answers an earlier process of this device got.
+    pub fn seed_pacing(&mut self, answered: impl IntoIterator<Item = std::time::Instant>) {
+        self.pacer.seed(answered);
+    }
+
+    /// The window of the budget HELLO announced.
+    pub fn pacing_window(&self) -> std::time::Duration {
+        self.pacer.window()
     }
 
     /// CRLs the relay handed out since the last call (DER, unchecked).
@@ -198,7 +219,12 @@ impl Link {
                 Down::Hello { .. } => tracing::warn!("a second HELLO, ignored"),
                 answer => {
                     if !matches!(request, Request::Ack(_)) {
-                        self.pacer.answered(std::time::Instant::now());
+                        let now = std::time::Instant::now();
+                        self.pacer.answered(now);
+                        if self.answers.len() >= super::pace::MAX_PACED {
+                            self.answers.pop_front();
+                        }
+                        self.answers.push_back(now);
                     }
                     return Ok(answer);
                 }

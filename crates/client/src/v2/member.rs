@@ -85,6 +85,24 @@ pub(super) fn device_id(user: &str, device: &str) -> Option<DeviceId> {
     })
 }
 
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Seeds a new link's pacing with the answers an earlier process of this
+/// device kept (within one window of now).
+fn seed_pacing(link: &mut Link, store: &dyn ClientStore) {
+    let (now, wall) = (std::time::Instant::now(), now_ms());
+    let since = wall.saturating_sub(ms(link.pacing_window()));
+    match store.window_since(since) {
+        Ok(kept) => link.seed_pacing(kept.into_iter().map(|at_ms| {
+            now.checked_sub(Duration::from_millis(wall.saturating_sub(at_ms)))
+                .unwrap_or(now)
+        })),
+        Err(e) => tracing::warn!(error = %e, "reading the request budget's window failed"),
+    }
+}
+
 /// Takes the exclusive lock on a device's state (`STATE.lock` beside it).
 fn lock_state(state: &Path) -> Result<std::fs::File, ClientError> {
     let path = state.with_extension("lock");
@@ -145,6 +163,9 @@ pub struct Member {
     pub(super) store: Box<dyn ClientStore>,
     /// The client's windows (maximum age, live window, per-sender bound).
     pub(super) policy: Policy,
+    /// The last flush left messages it could have sent (see
+    /// [`Member::flush_some`]).
+    pub(super) outbox_ready: bool,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -190,7 +211,8 @@ impl Member {
             user: device.me().user().clone(),
             device: device.me().device().clone(),
         };
-        let link = Link::connect(cfg, &pkcs8).await?;
+        let mut link = Link::connect(cfg, &pkcs8).await?;
+        seed_pacing(&mut link, client_store.as_ref());
         let mut m = Self {
             device,
             link,
@@ -210,6 +232,7 @@ impl Member {
             publish_due: BTreeSet::new(),
             store: client_store,
             policy: cfg.policy,
+            outbox_ready: false,
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
@@ -231,6 +254,7 @@ impl Member {
     /// Connects again after the link failed (the device's state, and the
     /// lock on it, stay as they are).
     pub async fn reconnect(&mut self, cfg: &ClientConfig) -> Result<(), ClientError> {
+        self.keep_pacing();
         let pkcs8 = cfg.load_key()?;
         let mut link = Link::connect(cfg, &pkcs8).await?;
         // The relay's budget is the device's, across connections: what
@@ -240,6 +264,24 @@ impl Member {
         self.key_packages_left = self.link.key_packages;
         self.take_crls();
         self.settle_pending().await
+    }
+
+    /// Keeps the times of the relay's answers since the last call in the
+    /// client's database (the relay's budget outlives this process).
+    pub(super) fn keep_pacing(&mut self) {
+        let answers = self.link.take_answers();
+        if answers.is_empty() {
+            return;
+        }
+        let (now, wall) = (std::time::Instant::now(), now_ms());
+        let window = ms(self.link.pacing_window());
+        for at in answers {
+            let at_ms = wall.saturating_sub(ms(now.saturating_duration_since(at)));
+            if let Err(e) = self.store.window_add(at_ms, wall.saturating_sub(window)) {
+                tracing::warn!(error = %e, "keeping the request budget's window failed");
+                return;
+            }
+        }
     }
 
     /// Sets how often the periodic work runs (tests; a client keeps
@@ -377,6 +419,7 @@ impl Member {
         for g in std::mem::take(&mut self.publish_due) {
             self.publish(&g).await;
         }
+        self.keep_pacing();
         Ok(())
     }
 
@@ -408,7 +451,8 @@ impl Member {
     }
 
     /// Says goodbye to the relay.
-    pub async fn close(self) {
+    pub async fn close(mut self) {
+        self.keep_pacing();
         self.link.close().await;
     }
 }

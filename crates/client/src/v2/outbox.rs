@@ -113,8 +113,15 @@ impl Member {
     /// returned by the next [`Member::sync`]; what was not answered stays
     /// in the outbox.
     pub async fn flush(&mut self) -> Result<Vec<V2Event>, ClientError> {
+        self.flush_some(usize::MAX).await
+    }
+
+    /// [`Member::flush`], but at most `max` messages reach the relay; a
+    /// front end that sends one at a time between reading its input keeps
+    /// reading it. [`Member::outbox_ready`] says whether more could go now.
+    pub async fn flush_some(&mut self, max: usize) -> Result<Vec<V2Event>, ClientError> {
         let mut events = Vec::new();
-        match self.flush_into(&mut events).await {
+        match self.flush_into(max, &mut events).await {
             Ok(()) => Ok(events),
             Err(e) => {
                 self.early_events.extend(events);
@@ -123,7 +130,19 @@ impl Member {
         }
     }
 
-    async fn flush_into(&mut self, events: &mut Vec<V2Event>) -> Result<(), ClientError> {
+    /// Whether the last flush stopped at its `max` with messages it could
+    /// have sent (none waiting for a group or the relay).
+    pub fn outbox_ready(&self) -> bool {
+        self.outbox_ready
+    }
+
+    async fn flush_into(
+        &mut self,
+        max: usize,
+        events: &mut Vec<V2Event>,
+    ) -> Result<(), ClientError> {
+        self.outbox_ready = false;
+        let mut tried = 0;
         let horizon = self.policy.outbox_horizon(now_ms());
         for m in self.store.prune_outbox(horizon)? {
             if let Some(group) = m.group {
@@ -145,7 +164,14 @@ impl Member {
             if waiting.contains(&group) {
                 continue;
             }
-            match self.attempt(&group, &m).await? {
+            if tried == max {
+                self.outbox_ready = true;
+                break;
+            }
+            tried += 1;
+            let attempt = self.attempt(&group, &m).await;
+            self.keep_pacing();
+            match attempt? {
                 Attempt::Accepted => {
                     self.store.outbox_stored(&m.msg_id)?;
                     events.push(V2Event::Sent {

@@ -92,6 +92,20 @@ impl Pacer {
         self.sent = sent;
     }
 
+    /// Takes answers of an earlier process of this device (kept across
+    /// a restart): each holds a slot until one window after it arrived.
+    pub fn seed(&mut self, answered: impl IntoIterator<Item = Instant>) {
+        for at in answered {
+            self.sent(at);
+        }
+        self.sent.make_contiguous().sort_unstable();
+    }
+
+    /// The window of the budget in use.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
     /// A request was written.
     pub fn started(&mut self) {
         self.in_flight = self.in_flight.saturating_add(1);
@@ -115,6 +129,19 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn answers_from_before_a_restart_hold_their_slots_for_a_window() {
+        let now = Instant::now();
+        let mut p = Pacer::default();
+        p.set_budget(10, 1_000);
+        // Nine answers (the whole share) 400 ms ago, and one long gone.
+        let mut before: Vec<Instant> = vec![now - Duration::from_millis(400); 9];
+        before.push(now - Duration::from_secs(5));
+        p.seed(before);
+        assert_eq!(p.wait(now), Duration::from_millis(600));
+        assert_eq!(p.window(), Duration::from_secs(1));
+    }
 
     #[test]
     fn a_burst_goes_at_most_nine_tenths_of_the_budget_per_window() {

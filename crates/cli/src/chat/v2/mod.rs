@@ -91,7 +91,7 @@ async fn connect(cfg: &ClientConfig, retry: bool) -> Result<Member> {
 /// work if they fail.
 async fn start(m: &mut Member, cfg: &ClientConfig, json_mode: bool) -> Vec<V2Event> {
     let mut ev = loop {
-        match step(m, Duration::from_millis(300)).await {
+        match step(m, Duration::from_millis(300), usize::MAX).await {
             Ok(ev) => break ev,
             Err(e) => {
                 print(
@@ -143,10 +143,10 @@ fn print_history(m: &mut Member) {
 }
 
 /// Processes what the relay delivered within `wait`, then sends what the
-/// outbox holds.
-async fn step(m: &mut Member, wait: Duration) -> Result<Vec<V2Event>, ClientError> {
+/// outbox holds (at most `max` messages).
+async fn step(m: &mut Member, wait: Duration, max: usize) -> Result<Vec<V2Event>, ClientError> {
     let mut ev = m.sync(wait).await?;
-    ev.extend(m.flush().await?);
+    ev.extend(m.flush_some(max).await?);
     Ok(ev)
 }
 
@@ -172,7 +172,7 @@ async fn drain(s: &mut V2Session, cfg: &ClientConfig, json_mode: bool) {
             );
             return;
         }
-        match step(&mut s.member, Duration::from_millis(200)).await {
+        match step(&mut s.member, Duration::from_millis(200), usize::MAX).await {
             Ok(ev) => s.events.extend(ev),
             Err(_) => {
                 tokio::time::sleep(RETRY).await;
@@ -240,9 +240,19 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
             print(json_mode, &v);
         }
         let mut quit = false;
+        // A turn that read a command sends nothing: what a script hands
+        // over is in the outbox (answered `sending`) at once, and goes out
+        // at the relay's pace on the other turns.
+        let mut sends = 1;
+        let tick = if s.member.outbox_ready() {
+            Duration::ZERO
+        } else {
+            TICK
+        };
         tokio::select! {
             l = lines.next_line() => match l {
                 Ok(Some(l)) => {
+                    sends = 0;
                     let (req, action) = if json_mode {
                         if l.trim().is_empty() { (None, Ok(None)) } else { let (r, a) = parse_json(&l); (r, a.map(Some)) }
                     } else {
@@ -263,12 +273,14 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
                 Ok(None) | Err(_) => quit = true,
             },
             _ = s.member.readable() => {}
-            _ = tokio::time::sleep(TICK) => {}
+            // At once while the outbox has more to send (one message per
+            // turn, so that input keeps being read).
+            _ = tokio::time::sleep(tick) => {}
         }
         if quit {
             break;
         }
-        match step(&mut s.member, Duration::ZERO).await {
+        match step(&mut s.member, Duration::ZERO, sends).await {
             Ok(ev) => s.events.extend(ev),
             Err(e) => {
                 print(
