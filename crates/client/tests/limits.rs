@@ -1,7 +1,7 @@
 //! The relay's limits, met by a client as a script would meet them
 //! (issue 29): bursts far past the message limit are paced by the
 //! relay's answers and never cut off, and a cool-down ends when the relay
-//! said it would. Protocol v2's bursts are in `v2_insider.rs`.
+//! said it would. Protocol v2's bursts are in `v2_outbox.rs`.
 #![cfg(test)] // clippy.toml: test code may unwrap, expect, panic and index
 
 use std::collections::HashSet;
@@ -91,6 +91,16 @@ async fn a_burst_of_four_times_a_limit_of_100_is_paced_and_never_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_four_times_a_limit_of_500_is_paced_and_never_cut_off() {
     burst(500, 300, 2_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_thirty_times_the_limit_is_paced_and_never_cut_off() {
+    burst(10, 100, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_a_hundred_times_the_limit_is_paced_and_never_cut_off() {
+    burst(10, 100, 1_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

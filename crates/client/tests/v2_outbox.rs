@@ -169,3 +169,63 @@ async fn a_message_to_a_group_the_device_left_is_reported_undelivered_by_its_id(
     );
     assert!(m[1].outbox().unwrap().is_empty(), "it left the outbox");
 }
+
+/// alice hands `count` messages to her device at once, through a relay
+/// allowing `limit` requests per `window_ms`: every one is sent (paced,
+/// never cut off: no flush fails) and bob reads each once, in order.
+async fn burst(limit: u16, window_ms: u64, count: usize) {
+    let pki = TestPki::new(&[]).unwrap();
+    let cfg = blindrelay_server::Config {
+        v2_rate_max_requests: limit,
+        rate_window_ms: window_ms,
+        ..blindrelay_testkit::relay::config()
+    };
+    let relay = blindrelay_testkit::TestRelay::with_config(&pki, cfg)
+        .await
+        .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let mut alice = device(&pki, root.path(), "alice", "laptop", &addr).await;
+    let mut bob = device(&pki, root.path(), "bob", "laptop", &addr).await;
+    let (g, _) = alice.create_group(None, &[n("bob")]).await.unwrap();
+    let ids: Vec<MessageId> = (0..count)
+        .map(|i| alice.queue(&g, &format!("m{i}")).unwrap())
+        .collect();
+    let ev = alice
+        .flush()
+        .await
+        .expect("a pacing device is never cut off");
+    assert_eq!(sent(&ev), ids);
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while got.len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {count}",
+            got.len()
+        );
+        got.extend(messages(
+            &bob.sync(Duration::from_millis(200)).await.unwrap(),
+        ));
+    }
+    got.extend(messages(
+        &events_for(&mut bob, Duration::from_millis(300)).await,
+    ));
+    let got_ids: Vec<MessageId> = got.iter().map(|(id, _)| *id).collect();
+    assert_eq!(got_ids, ids, "each once, in order");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_burst_of_four_times_the_limit_is_paced_and_never_cut_off() {
+    burst(10, 100, 40).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_burst_of_thirty_times_the_limit_is_paced_and_never_cut_off() {
+    burst(10, 100, 300).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_v2_burst_of_a_hundred_times_the_limit_is_paced_and_never_cut_off() {
+    burst(10, 100, 1_000).await;
+}
