@@ -238,3 +238,70 @@ fn a_v2_burst_through_a_relay_killed_and_restarted_mid_way_arrives_once() {
     alice.quit();
     bob.quit();
 }
+
+/// Hands `MAX_OUTBOX_WAITING + 10` messages to `c` through a relay that
+/// takes 10 per 5 s: the chat says `outbox_full` and stops taking
+/// commands, and refuses none.
+fn outbox_fills(c: &mut JsonClient, to: &str) {
+    const MAX: usize = 1_000; // blindrelay_client::store::MAX_OUTBOX_WAITING
+    let stdin = c.child.stdin.as_mut().unwrap();
+    for i in 0..MAX + 10 {
+        writeln!(stdin, r#"{{"cmd":"send","to":"{to}","text":"m{i:04}"}}"#).unwrap();
+    }
+    let (mut taken, mut sent) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let full = loop {
+        assert!(Instant::now() < deadline, "{taken} taken, no outbox_full");
+        let v = c.events.recv_timeout(Duration::from_secs(60)).unwrap();
+        match v["event"].as_str() {
+            Some("sending") => taken += 1,
+            Some("sent" | "stored") => sent += 1,
+            Some("outbox_full") => break v,
+            Some("error" | "undelivered") => panic!("{v}"),
+            _ => {}
+        }
+    };
+    assert!(full["waiting"].as_u64().unwrap() >= MAX as u64, "{full}");
+    // Nothing more is taken while it is full (the relay takes two a
+    // second, far from the tenth that would open it again); `sending`
+    // events of what was taken before may still come (v1 prints them from
+    // another task).
+    let quiet = Instant::now() + Duration::from_secs(2);
+    while let Ok(v) = c
+        .events
+        .recv_timeout(quiet.saturating_duration_since(Instant::now()))
+    {
+        match v["event"].as_str() {
+            Some("sending") => taken += 1,
+            Some("sent" | "stored") => sent += 1,
+            Some("error" | "undelivered") => panic!("{v}"),
+            _ => {}
+        }
+    }
+    assert!(taken <= MAX + sent, "{taken} taken, {sent} sent");
+    assert!(taken >= MAX, "{taken} taken");
+}
+
+#[test]
+fn a_script_past_the_outbox_bound_is_told_and_slowed_down_not_refused_in_both_protocols() {
+    let d = tempfile::tempdir().unwrap();
+    let addr = format!("127.0.0.1:{}", free_port().unwrap());
+    setup_roles(d.path(), &["alice", "bob"]);
+    let alice_dir = enroll_device(d.path(), "carol", "laptop");
+    let _bob_dir = enroll_device(d.path(), "dave", "laptop");
+    let _relay = start_relay_at(d.path(), &addr, &[]);
+    // Protocol v1: alice to bob.
+    let bob = JsonClient::start(d.path(), "bob", &addr);
+    bob.next("connected", Duration::from_secs(10));
+    let mut alice = JsonClient::start(d.path(), "alice", &addr);
+    alice.next("connected", Duration::from_secs(10));
+    outbox_fills(&mut alice, "bob");
+    // Protocol v2: carol's laptop to dave's.
+    let dave = v2_chat(d.path(), "dave", "dave-laptop", &addr);
+    let mut carol = v2_chat(d.path(), "carol", &alice_dir, &addr);
+    outbox_fills(&mut carol, "dave");
+    for c in [alice, bob, carol, dave] {
+        let mut c = c;
+        let _ = c.child.kill();
+    }
+}

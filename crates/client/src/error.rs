@@ -207,6 +207,16 @@ pub enum ClientError {
     /// What was asked of a group cannot be done (the reason says why).
     #[error("{0}")]
     Group(&'static str),
+    /// The outbox holds [`crate::store::MAX_OUTBOX_WAITING`] messages the
+    /// relay has not taken yet: this one was not taken (try again once
+    /// some are sent).
+    #[error(
+        "the outbox is full ({waiting} messages waiting for the relay): try again once some are sent"
+    )]
+    OutboxFull {
+        /// Messages waiting.
+        waiting: u64,
+    },
     /// A message was kept in the outbox and not sent yet (the group is
     /// behind, or the relay asked to wait): it goes, with its id, when
     /// the group allows, at this device's next chat or send.

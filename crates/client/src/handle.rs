@@ -28,6 +28,7 @@ pub(crate) enum Command {
     SafetyNumber(UserName, Reply<Result<String, ClientError>>),
     Accept(UserName, Reply<Result<String, ClientError>>),
     History(usize, Reply<Result<Vec<HistoryEntry>, ClientError>>),
+    OutboxWaiting(Reply<Result<u64, ClientError>>),
     Quit(Reply<()>),
 }
 
@@ -114,6 +115,13 @@ impl ClientHandle {
     /// The last `n` messages of the local history, oldest first.
     pub async fn history(&self, n: usize) -> Result<Vec<HistoryEntry>, ClientError> {
         self.ask(|r| Command::History(n, r)).await?
+    }
+
+    /// How many messages wait in the outbox for the relay (at most
+    /// [`crate::store::MAX_OUTBOX_WAITING`]: past it, sending is refused
+    /// with [`ClientError::OutboxFull`]).
+    pub async fn outbox_waiting(&self) -> Result<u64, ClientError> {
+        self.ask(Command::OutboxWaiting).await?
     }
 
     /// Says goodbye, closes the connection, and returns once that is done

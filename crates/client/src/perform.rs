@@ -99,6 +99,9 @@ pub(crate) fn perform(core: &mut ClientCore, cmd: Command, sending: Sending) -> 
         Command::History(n, reply) => {
             let _ = reply.send(core.history(n));
         }
+        Command::OutboxWaiting(reply) => {
+            let _ = reply.send(core.outbox_waiting());
+        }
         Command::Quit(done) => return Performed::Quit(done),
     }
     Performed::nothing()

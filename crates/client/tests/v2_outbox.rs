@@ -229,3 +229,18 @@ async fn a_v2_burst_of_thirty_times_the_limit_is_paced_and_never_cut_off() {
 async fn a_v2_burst_of_a_hundred_times_the_limit_is_paced_and_never_cut_off() {
     burst(10, 100, 1_000).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_outbox_bound_a_v2_message_is_refused_and_nothing_is_kept() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    let bound = blindrelay_client::store::MAX_OUTBOX_WAITING;
+    for i in 0..bound {
+        m[0].queue(&g, &format!("m{i}")).unwrap();
+    }
+    assert!(matches!(
+        m[0].queue(&g, "one too many"),
+        Err(blindrelay_client::ClientError::OutboxFull { waiting }) if waiting == bound
+    ));
+    assert_eq!(m[0].outbox_waiting().unwrap(), bound);
+}

@@ -43,10 +43,16 @@ fn with_req(mut v: serde_json::Value, req: &Option<String>) -> serde_json::Value
 pub(crate) async fn run(mut s: Session, events: mpsc::Receiver<Event>) -> Result<()> {
     let mut done = spawn_event_printer(events);
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut gate = super::gate::Gate::default();
     loop {
+        let (read, said) = gate.check(s.client.outbox_waiting().await.unwrap_or(0));
+        if let Some(v) = said {
+            println!("{v}");
+        }
         tokio::select! {
             _ = &mut done => return Ok(()),
-            l = lines.next_line() => match l {
+            _ = tokio::time::sleep(super::gate::RECHECK), if !read => {}
+            l = lines.next_line(), if read => match l {
                 Ok(Some(l)) if l.trim().is_empty() => {}
                 Ok(Some(l)) => {
                     let (req, action) = parse_json::<super::action::Action>(&l);

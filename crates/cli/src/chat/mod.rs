@@ -13,6 +13,7 @@
 
 pub(crate) mod action;
 pub(crate) mod events;
+pub(crate) mod gate;
 mod json;
 pub(crate) mod plain;
 pub(crate) mod v2;

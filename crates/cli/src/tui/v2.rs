@@ -118,13 +118,15 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
             }
         }
         terminal.draw(|f| view::draw(f, &mut app))?;
-        // At once while the outbox has more to send (one message per
-        // turn, so that keys keep being read).
-        let tick = if s.member.outbox_ready() {
-            Duration::ZERO
-        } else {
-            crate::chat::v2::show::TICK
-        };
+        // When the outbox's next message may go (one message per turn,
+        // never waiting for the relay's budget, so that keys keep being
+        // read).
+        let tick = s
+            .member
+            .outbox_due()
+            .map_or(crate::chat::v2::show::TICK, |d| {
+                d.min(crate::chat::v2::show::TICK)
+            });
         tokio::select! {
             k = keys.recv() => match k {
                 Some(event::Event::Key(k)) => {

@@ -161,6 +161,11 @@ impl ClientCore {
         self.peers.safety_number(name)
     }
 
+    /// Messages in the outbox the relay has not confirmed yet.
+    pub fn outbox_waiting(&self) -> Result<u64, ClientError> {
+        Ok(self.store.outbox_waiting()?)
+    }
+
     /// The last `n` messages of the local history, oldest first.
     pub fn history(&self, n: usize) -> Result<Vec<HistoryEntry>, ClientError> {
         Ok(self.store.history_recent(n)?)
@@ -298,6 +303,10 @@ impl ClientCore {
         let max = blindrelay_e2e::content::MAX_TEXT_LEN;
         if text.len() > max {
             return Err(ClientError::TooLong { max });
+        }
+        let waiting = self.store.outbox_waiting()?;
+        if waiting >= crate::store::MAX_OUTBOX_WAITING {
+            return Err(ClientError::OutboxFull { waiting });
         }
         let out = Outgoing {
             msg_id: random_id()?,

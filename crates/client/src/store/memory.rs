@@ -135,6 +135,10 @@ impl ClientStore for MemoryStore {
         })
     }
 
+    fn outbox_waiting(&self) -> Result<u64, StoreError> {
+        Ok(self.outbox.values().filter(|r| !r.stored).count() as u64)
+    }
+
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError> {
         let mut rows: Vec<&OutboxRow> = self.outbox.values().filter(|r| !r.stored).collect();
         rows.sort_by_key(|r| (r.m.created_ms, r.n));

@@ -24,6 +24,13 @@ use blindrelay_wire::{MessageId, UserName};
 
 /// Most confirmed outgoing messages remembered (for delivery receipts).
 pub const MAX_OUTBOX_ENTRIES: u64 = 10_000;
+/// Most messages waiting in the outbox for the relay (written, not yet
+/// confirmed). Past it a client takes no new message (the cores refuse
+/// with [`crate::ClientError::OutboxFull`]) and `chat --json` reads no
+/// further command until the relay has taken some: a script is slowed
+/// down, the outbox does not grow without limit, and nothing handed over
+/// is dropped.
+pub const MAX_OUTBOX_WAITING: u64 = 1_000;
 /// Most history entries kept.
 pub const MAX_HISTORY_ENTRIES: u64 = 10_000;
 /// Most acceptances of the send window read back at a start (the relay's
@@ -151,6 +158,8 @@ pub trait ClientStore: Send {
     /// Drops a message the relay will never take (refused for good), so
     /// that it is not sent again; false if it was not waiting.
     fn outbox_give_up(&mut self, id: &MessageId) -> Result<bool, StoreError>;
+    /// How many outgoing messages the relay has not confirmed yet.
+    fn outbox_waiting(&self) -> Result<u64, StoreError>;
     /// Outgoing messages the relay has not confirmed as stored, oldest first.
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError>;
     /// Drops outbox rows created before `before_ms` and keeps at most
@@ -242,9 +251,11 @@ pub(crate) mod conformance {
         };
         s.outbox_add(&m).unwrap();
         assert_eq!(s.outbox_unconfirmed().unwrap(), vec![m.clone()]);
+        assert_eq!(s.outbox_waiting().unwrap(), 1);
         assert!(s.outbox_stored(&m.msg_id).unwrap());
         assert!(!s.outbox_stored(&m.msg_id).unwrap());
         assert!(s.outbox_unconfirmed().unwrap().is_empty());
+        assert_eq!(s.outbox_waiting().unwrap(), 0);
         // Receipts count once per recipient, and only from recipients.
         assert!(s.outbox_delivered(&m.msg_id, &bob).unwrap());
         assert!(!s.outbox_delivered(&m.msg_id, &bob).unwrap());

@@ -310,6 +310,15 @@ impl ClientStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn outbox_waiting(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE state = 'sending'",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(unsigned(n))
+    }
+
     fn outbox_unconfirmed(&self) -> Result<Vec<Outgoing>, StoreError> {
         // Written in the same millisecond: in the order they were written.
         let mut q = self.db.prepare(

@@ -155,6 +155,11 @@ impl Link {
         self.pacer.seed(answered);
     }
 
+    /// How long the next request would wait for the relay's budget.
+    pub fn pacing_wait(&mut self) -> std::time::Duration {
+        self.pacer.wait(std::time::Instant::now())
+    }
+
     /// The window of the budget HELLO announced.
     pub fn pacing_window(&self) -> std::time::Duration {
         self.pacer.window()

@@ -163,9 +163,9 @@ pub struct Member {
     pub(super) store: Box<dyn ClientStore>,
     /// The client's windows (maximum age, live window, per-sender bound).
     pub(super) policy: Policy,
-    /// The last flush left messages it could have sent (see
-    /// [`Member::flush_some`]).
-    pub(super) outbox_ready: bool,
+    /// When the outbox's next message may go, as the last flush found
+    /// (see [`Member::outbox_due`]).
+    pub(super) outbox_next: Option<tokio::time::Instant>,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -232,7 +232,7 @@ impl Member {
             publish_due: BTreeSet::new(),
             store: client_store,
             policy: cfg.policy,
-            outbox_ready: false,
+            outbox_next: None,
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;

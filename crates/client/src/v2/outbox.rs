@@ -18,6 +18,7 @@
 //!   it, that person's messages are refused, as in protocol v1).
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use blindrelay_ds::{Refusal, RefusalCode};
 use blindrelay_e2e::content::{Content, MAX_TEXT_LEN};
@@ -54,6 +55,10 @@ impl Member {
         }
         // A group this device holds.
         self.device.epoch(group)?;
+        let waiting = self.store.outbox_waiting()?;
+        if waiting >= crate::store::MAX_OUTBOX_WAITING {
+            return Err(ClientError::OutboxFull { waiting });
+        }
         let now = now_ms();
         let out = Outgoing {
             msg_id: random_id()?,
@@ -113,15 +118,32 @@ impl Member {
     /// returned by the next [`Member::sync`]; what was not answered stays
     /// in the outbox.
     pub async fn flush(&mut self) -> Result<Vec<V2Event>, ClientError> {
-        self.flush_some(usize::MAX).await
+        self.flush_into_events(usize::MAX, true).await
     }
 
-    /// [`Member::flush`], but at most `max` messages reach the relay; a
-    /// front end that sends one at a time between reading its input keeps
-    /// reading it. [`Member::outbox_ready`] says whether more could go now.
+    /// [`Member::flush`] for a front end that keeps reading its input:
+    /// at most `max` messages reach the relay, and none waits for the
+    /// relay's budget (it stops instead). [`Member::outbox_due`] says when
+    /// the next could go.
     pub async fn flush_some(&mut self, max: usize) -> Result<Vec<V2Event>, ClientError> {
+        self.flush_into_events(max, false).await
+    }
+
+    /// How long until the outbox's next message may go (zero: now); `None`
+    /// if none can (empty, or each waits for its group or the relay), as
+    /// the last flush found.
+    pub fn outbox_due(&self) -> Option<Duration> {
+        self.outbox_next
+            .map(|at| at.saturating_duration_since(tokio::time::Instant::now()))
+    }
+
+    async fn flush_into_events(
+        &mut self,
+        max: usize,
+        pace: bool,
+    ) -> Result<Vec<V2Event>, ClientError> {
         let mut events = Vec::new();
-        match self.flush_into(max, &mut events).await {
+        match self.flush_into(max, pace, &mut events).await {
             Ok(()) => Ok(events),
             Err(e) => {
                 self.early_events.extend(events);
@@ -130,18 +152,15 @@ impl Member {
         }
     }
 
-    /// Whether the last flush stopped at its `max` with messages it could
-    /// have sent (none waiting for a group or the relay).
-    pub fn outbox_ready(&self) -> bool {
-        self.outbox_ready
-    }
-
+    /// Sends outbox messages, at most `max`; waits for the relay's budget
+    /// if `pace`, else stops where it would have to wait.
     async fn flush_into(
         &mut self,
         max: usize,
+        pace: bool,
         events: &mut Vec<V2Event>,
     ) -> Result<(), ClientError> {
-        self.outbox_ready = false;
+        self.outbox_next = None;
         let mut tried = 0;
         let horizon = self.policy.outbox_horizon(now_ms());
         for m in self.store.prune_outbox(horizon)? {
@@ -165,7 +184,12 @@ impl Member {
                 continue;
             }
             if tried == max {
-                self.outbox_ready = true;
+                self.outbox_next = Some(tokio::time::Instant::now());
+                break;
+            }
+            let wait = self.link.pacing_wait();
+            if !pace && !wait.is_zero() {
+                self.outbox_next = Some(tokio::time::Instant::now() + wait);
                 break;
             }
             tried += 1;
@@ -302,6 +326,12 @@ impl Member {
             .into_iter()
             .filter(|h| h.group.is_some())
             .collect())
+    }
+
+    /// How many messages wait in the outbox (at most
+    /// [`crate::store::MAX_OUTBOX_WAITING`]).
+    pub fn outbox_waiting(&self) -> Result<u64, ClientError> {
+        Ok(self.store.outbox_waiting()?)
     }
 
     /// The messages waiting in the outbox, oldest first.

@@ -234,23 +234,27 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
         return crate::tui::v2::run(s, true).await;
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut gate = crate::chat::gate::Gate::default();
     loop {
         for e in std::mem::take(&mut s.events) {
             let v = event_json(&e, &mut s.member);
             print(json_mode, &v);
         }
         let mut quit = false;
-        // A turn that read a command sends nothing: what a script hands
-        // over is in the outbox (answered `sending`) at once, and goes out
-        // at the relay's pace on the other turns.
+        // A turn that read a command sends nothing, and commands are read
+        // first: what a script hands over is in the outbox (answered
+        // `sending`) at once, and goes out at the relay's pace on the
+        // other turns, one message a turn, when the budget allows.
         let mut sends = 1;
-        let tick = if s.member.outbox_ready() {
-            Duration::ZERO
-        } else {
-            TICK
-        };
+        let tick = s.member.outbox_due().map_or(TICK, |d| d.min(TICK));
+        // Past the outbox's bound, no command is read (see `gate`).
+        let (read, said) = gate.check(s.member.outbox_waiting().unwrap_or(0));
+        if let Some(v) = said {
+            print(json_mode, &v);
+        }
         tokio::select! {
-            l = lines.next_line() => match l {
+            biased;
+            l = lines.next_line(), if read => match l {
                 Ok(Some(l)) => {
                     sends = 0;
                     let (req, action) = if json_mode {
@@ -273,8 +277,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
                 Ok(None) | Err(_) => quit = true,
             },
             _ = s.member.readable() => {}
-            // At once while the outbox has more to send (one message per
-            // turn, so that input keeps being read).
+            // When the outbox's next message may go.
             _ = tokio::time::sleep(tick) => {}
         }
         if quit {

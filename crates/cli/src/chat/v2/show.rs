@@ -220,6 +220,11 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             v["epoch"]
         ),
         "sent" | "sending" => return None,
+        "outbox_full" => format!(
+            "* the outbox is full ({} messages waiting for the relay): input is read again once some are sent",
+            v["waiting"]
+        ),
+        "outbox_ready" => format!("* the outbox has room again ({} waiting)", v["waiting"]),
         "undelivered" => format!(
             "warning: [{}] a message of yours was not delivered: {}",
             s("conversation"),

@@ -175,3 +175,27 @@ fn the_send_window_follows_the_relays_answers_and_outlives_a_restart() {
     assert!(!again.can_send(first_free - std::time::Duration::from_millis(5)));
     assert!(again.can_send(first_free + std::time::Duration::from_millis(5)));
 }
+
+#[test]
+fn past_the_outbox_bound_a_message_is_refused_before_anything_is_kept() {
+    let (mut alice, _) = pair();
+    let bob = UserName::new("bob").unwrap();
+    let bound = usize::try_from(crate::store::MAX_OUTBOX_WAITING).unwrap();
+    for i in 0..bound {
+        alice
+            .queue_text(std::slice::from_ref(&bob), &format!("m{i}"), false, NOW_MS)
+            .unwrap();
+    }
+    assert_eq!(
+        alice.outbox_waiting().unwrap(),
+        crate::store::MAX_OUTBOX_WAITING
+    );
+    assert!(matches!(
+        alice.queue_text(std::slice::from_ref(&bob), "one too many", false, NOW_MS),
+        Err(ClientError::OutboxFull { waiting }) if waiting == crate::store::MAX_OUTBOX_WAITING
+    ));
+    assert_eq!(
+        alice.outbox_waiting().unwrap(),
+        crate::store::MAX_OUTBOX_WAITING
+    );
+}
