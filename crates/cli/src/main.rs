@@ -6,6 +6,7 @@
 mod chat;
 mod demo;
 mod enroll;
+mod local;
 mod pki_cmd;
 mod send;
 mod serve;

@@ -84,9 +84,49 @@ fn report(narrator: &mut Narrator, e: &Event) {
     }
 }
 
+/// What a running chat said about the message handed to it through its
+/// local socket.
+fn through_chat(lines: &[serde_json::Value]) -> Result<()> {
+    let field = |v: &serde_json::Value, k: &str| {
+        crate::ui::sanitize(v.get(k).and_then(serde_json::Value::as_str).unwrap_or(""))
+    };
+    let text = |v: &serde_json::Value| field(v, "text");
+    let mut id = String::new();
+    for v in lines {
+        let event = field(v, "event");
+        match event.as_str() {
+            "sending" => id = field(v, "id"),
+            // v1: the relay stored it for every recipient (its `sent` only
+            // counts live deliveries); v2: it is in every device's mailbox.
+            "stored" | "sent" if event == "stored" || field(v, "protocol") == "v2" => {
+                println!(
+                    "accepted by the relay: message {id}, sent by the chat running for this user or device"
+                );
+                return Ok(());
+            }
+            "undelivered" => bail!("not delivered: {}", text(v)),
+            "error" | "warning" => bail!("{}", text(v)),
+            _ => {}
+        }
+    }
+    bail!("the running chat ended before the relay confirmed the message {id}")
+}
+
 pub(crate) async fn run(args: SendArgs) -> Result<()> {
     let text = message(&args)?;
     let cfg = args.client.config()?;
+    // A chat running for this user or device owns the state: the message
+    // goes through it (`crate::local`).
+    if let Some(path) = crate::local::socket_path(cfg.state.as_deref()) {
+        let mut command = serde_json::json!({"cmd": "send", "to": args.to, "text": text});
+        if let (Some(g), Some(o)) = (&args.group, command.as_object_mut()) {
+            o.remove("to");
+            o.insert("group".into(), serde_json::json!(g));
+        }
+        if let Some(lines) = crate::local::send_through(&path, &command).await? {
+            return through_chat(&lines);
+        }
+    }
     // A certificate that cannot be read is reported by the v1 path below.
     if blindrelay_client::v2::is_device(&cfg).unwrap_or(false) {
         return tokio::time::timeout(SEND_TIMEOUT, send_v2(&args, cfg, &text))

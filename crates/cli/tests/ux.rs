@@ -118,23 +118,53 @@ fn joiners_in_emoji_and_persian_reach_the_screen_intact_and_escapes_do_not() {
 }
 
 #[test]
-fn one_state_file_has_one_owner_and_a_second_client_says_so() {
+fn send_beside_a_running_chat_goes_through_it_and_a_second_chat_says_the_state_is_in_use() {
     let d = tempfile::tempdir().unwrap();
     let relay = world(d.path(), &["alice", "bob"]);
-    let _alice = json(d.path(), "alice", &relay.addr);
-    let o = run(
-        &[
-            "send",
-            "alice",
-            "--to",
-            "bob",
-            "--server",
-            &relay.addr,
-            "hi",
-        ],
-        d.path(),
+    let bob = json(d.path(), "bob", &relay.addr);
+    let mut alice = json(d.path(), "alice", &relay.addr);
+    // The chat owns alice's state: the script's message goes through it
+    // (the local socket beside state.db), and the chat reports it too.
+    let send = |text: &str| {
+        run(
+            &[
+                "send",
+                "alice",
+                "--to",
+                "bob",
+                "--server",
+                &relay.addr,
+                text,
+            ],
+            d.path(),
+        )
+    };
+    let o = send("from a script");
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(
+        text(&o).0.contains("sent by the chat running"),
+        "{:?}",
+        text(&o)
     );
-    assert_clean_error(&o, "in use by another blindrelay client");
+    let sending = alice.next("sending", WAIT);
+    assert_eq!(sending["req"], "local-socket:1", "{sending}");
+    assert_eq!(bob.next("message", WAIT)["text"], "from a script");
+    // The socket takes sends only, and nothing but its owner reaches it.
+    let sock = d.path().join("blindrelay-alice/chat.sock");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&sock).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    // Once the chat has left, `send` owns the state itself again.
+    alice.command(r#"{"cmd":"quit"}"#);
+    alice.next("closed", WAIT);
+    assert!(alice.child.wait().unwrap().success());
+    drop(alice);
+    assert!(!sock.exists(), "the socket goes with its chat");
+    let o = send("on its own");
+    assert!(o.status.success(), "{:?}", text(&o));
+    assert!(!text(&o).0.contains("chat running"), "{:?}", text(&o));
+    assert_eq!(bob.next("message", WAIT)["text"], "on its own");
+    let _alice = json(d.path(), "alice", &relay.addr);
     // A second chat in JSON mode says it as a JSON event, and exits 1.
     let o = bin()
         .args(["chat", "alice", "--json", "--server", &relay.addr])

@@ -82,29 +82,41 @@ fn two_people_with_two_devices_each_chat_and_form_a_group_from_the_command_line(
         let v = client.next("joined", WAIT);
         assert_eq!(v["conversation"], "team");
     }
-    // ... and a script sends into it with `send --group`: not beside a
-    // running chat of the same device (both would use its sending keys),
-    // but once that chat has left.
-    let script = [
-        "send",
-        "alice",
-        "--dir",
-        "alice-phone",
-        "--server",
-        &addr,
-        "--group",
-        "team",
-        "from a script",
-    ];
-    let o = run(&script, p);
-    let (_, err) = text(&o);
-    assert!(
-        !o.status.success() && err.contains("another blindrelay process is using this device"),
-        "{err}"
-    );
+    // ... and a script sends into it with `send --group`, beside the
+    // running chat of the same device: through that chat (which owns the
+    // device's state), and once it has left, on its own.
+    let script = |text: &str| {
+        [
+            "send",
+            "alice",
+            "--dir",
+            "alice-phone",
+            "--server",
+            &addr,
+            "--group",
+            "team",
+            text,
+        ]
+        .map(String::from)
+    };
+    let beside = script("beside a chat");
+    let out = must(p, &beside.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("sent by the chat running"), "{out}");
+    // The chat that sent it says so too, as for a message typed there.
+    let v = c[1].next("sent", WAIT);
+    assert!(v["id"].is_string(), "{v}");
+    for (i, client) in c.iter().enumerate() {
+        if i != 1 {
+            assert_eq!(message(client, "beside a chat")["device"], "phone");
+        }
+    }
     c.remove(1).quit();
-    let out = must(p, &script);
-    assert!(out.contains("accepted by the relay"), "{out}");
+    let alone = script("from a script");
+    let out = must(p, &alone.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.contains("accepted by the relay") && !out.contains("chat running"),
+        "{out}"
+    );
     for client in &c {
         assert_eq!(message(client, "from a script")["device"], "phone");
     }

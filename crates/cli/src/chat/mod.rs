@@ -14,6 +14,7 @@
 pub(crate) mod action;
 pub(crate) mod events;
 pub(crate) mod gate;
+mod handed;
 mod json;
 pub(crate) mod plain;
 pub(crate) mod v2;
@@ -67,6 +68,24 @@ fn mode(args: &ChatArgs) -> Mode {
     }
 }
 
+/// Listens on the local socket beside `state` (a chat without one still
+/// runs: a `send` beside it then says the state is in use).
+pub(crate) fn local_socket(
+    state: Option<&std::path::Path>,
+) -> Option<(
+    crate::local::Listening,
+    tokio::sync::mpsc::Receiver<crate::local::Request>,
+)> {
+    let path = crate::local::socket_path(state)?;
+    match crate::local::listen(&path) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "no local socket for `send`");
+            None
+        }
+    }
+}
+
 pub(crate) async fn run(args: ChatArgs) -> Result<()> {
     let mode = mode(&args);
     // A device's directory (its certificate names a device) speaks v2.
@@ -81,10 +100,15 @@ pub(crate) async fn run(args: ChatArgs) -> Result<()> {
         cfg.retry_at_start = true;
         let server = cfg.server.clone();
         let (client, events) = connect(&cfg).await?;
-        anyhow::Ok((Session::new(client, server), events))
+        // `send` for this user goes through this chat (see `local`).
+        let (listening, events) = match local_socket(cfg.state.as_deref()) {
+            Some((l, requests)) => (Some(l), handed::tee_v1(client.clone(), events, requests)),
+            None => (None, events),
+        };
+        anyhow::Ok((Session::new(client, server), events, listening))
     }
     .await;
-    let (session, events) = match started {
+    let (session, events, _listening) = match started {
         Ok(s) => s,
         Err(e) => {
             if mode == Mode::Json {

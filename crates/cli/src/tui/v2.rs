@@ -112,6 +112,7 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
         if !events.is_empty() {
             refresh(&mut s, &mut app);
             for e in events {
+                s.tell_local(&e);
                 if let Some(n) = app.on_v2(e) {
                     notifier.notify(&n);
                 }
@@ -139,6 +140,7 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
                 Some(_) => {}
                 None => break 'main,
             },
+            r = crate::local::next(&mut s.requests) => s.take_local(r).await,
             _ = s.member.readable() => {}
             _ = tokio::time::sleep(tick) => {}
             _ = term.recv() => break 'main,

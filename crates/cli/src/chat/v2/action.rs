@@ -55,6 +55,11 @@ pub(crate) struct V2Session {
     /// The group and id of the message the last command wrote to the
     /// outbox (for the full screen to show it as sending).
     pub(crate) queued: Option<(Vec<u8>, blindrelay_wire::MessageId)>,
+    /// Messages a script handed over through the local socket, waiting
+    /// for their outcome (`chat::handed`).
+    pub(crate) awaited: crate::local::Awaited,
+    /// Requests from the local socket (`None`: no socket).
+    pub(crate) requests: Option<tokio::sync::mpsc::Receiver<crate::local::Request>>,
 }
 
 impl V2Session {

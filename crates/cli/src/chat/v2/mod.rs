@@ -157,6 +157,7 @@ async fn drain(s: &mut V2Session, cfg: &ClientConfig, json_mode: bool) {
     let deadline = tokio::time::Instant::now() + DRAIN_AT_END;
     loop {
         for e in std::mem::take(&mut s.events) {
+            s.tell_local(&e);
             let v = event_json(&e, &mut s.member);
             print(json_mode, &v);
         }
@@ -215,6 +216,16 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
         server: cfg.server.clone(),
         events: Vec::new(),
         queued: None,
+        awaited: crate::local::Awaited::default(),
+        requests: None,
+    };
+    // `send` for this device goes through this chat (see `local`).
+    let _listening = match crate::chat::local_socket(cfg.state.as_deref()) {
+        Some((l, requests)) => {
+            s.requests = Some(requests);
+            Some(l)
+        }
+        None => None,
     };
     let me = s.member.me().clone();
     print(
@@ -237,6 +248,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
     let mut gate = crate::chat::gate::Gate::default();
     loop {
         for e in std::mem::take(&mut s.events) {
+            s.tell_local(&e);
             let v = event_json(&e, &mut s.member);
             print(json_mode, &v);
         }
@@ -276,6 +288,7 @@ pub(crate) async fn run(cfg: ClientConfig, json_mode: bool, full_screen: bool) -
                 }
                 Ok(None) | Err(_) => quit = true,
             },
+            r = crate::local::next(&mut s.requests) => s.take_local(r).await,
             _ = s.member.readable() => {}
             // When the outbox's next message may go.
             _ = tokio::time::sleep(tick) => {}
