@@ -163,6 +163,7 @@ pub(crate) fn parse_json<A: serde::de::DeserializeOwned>(
 }
 
 /// What performing an action produced.
+#[derive(Debug)]
 pub(crate) enum Outcome {
     /// Nothing to say (a message was queued: its events say the rest).
     Nothing,

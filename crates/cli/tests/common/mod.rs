@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use blindrelay_testkit::RelayProcess;
 
+pub mod tmux;
+
 /// `blindrelay ARGS...` in `cwd`; panics with its output unless it succeeds.
 pub fn must(cwd: &Path, args: &[&str]) -> String {
     let o = Command::new(env!("CARGO_BIN_EXE_blindrelay"))
