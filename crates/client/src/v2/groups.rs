@@ -31,24 +31,30 @@ impl Member {
     pub fn groups(&mut self) -> Result<Vec<GroupInfo>, ClientError> {
         let mut out = Vec::new();
         for id in self.device.group_ids()? {
-            let Ok(epoch) = self.device.epoch(&id) else {
-                continue;
-            };
-            let name = self.device.name(&id)?.map(|n| n.as_str().to_string());
-            let members = self
-                .device
-                .members(&id)?
-                .into_iter()
-                .map(|m| (m.user, m.device))
-                .collect();
-            out.push(GroupInfo {
-                id,
-                name,
-                epoch,
-                members,
-            });
+            out.extend(self.group(&id)?);
         }
         Ok(out)
+    }
+
+    /// The group `id`, if this device is in it (one group's state is
+    /// read, not every group's).
+    pub fn group(&mut self, id: &[u8]) -> Result<Option<GroupInfo>, ClientError> {
+        let Ok(epoch) = self.device.epoch(id) else {
+            return Ok(None);
+        };
+        let name = self.device.name(id)?.map(|n| n.as_str().to_string());
+        let members = self
+            .device
+            .members(id)?
+            .into_iter()
+            .map(|m| (m.user, m.device))
+            .collect();
+        Ok(Some(GroupInfo {
+            id: id.to_vec(),
+            name,
+            epoch,
+            members,
+        }))
     }
 
     /// The group called `name`, or `NAME#HEX` (the start of its id in hex)

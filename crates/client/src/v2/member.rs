@@ -166,6 +166,9 @@ pub struct Member {
     /// When the outbox's next message may go, as the last flush found
     /// (see [`Member::outbox_due`]).
     pub(super) outbox_next: Option<tokio::time::Instant>,
+    /// When the outbox was last swept for messages past the maximum age
+    /// (see `outbox::OUTBOX_SWEEP_INTERVAL`).
+    pub(super) last_outbox_sweep: Option<tokio::time::Instant>,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -233,6 +236,7 @@ impl Member {
             store: client_store,
             policy: cfg.policy,
             outbox_next: None,
+            last_outbox_sweep: None,
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;

@@ -30,6 +30,9 @@ use super::member::{Member, V2Event, now_ms};
 use crate::error::ClientError;
 use crate::store::{HistoryEntry, Outgoing};
 
+/// How often the outbox is swept for messages past the maximum age.
+pub const OUTBOX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
 /// What became of one attempt at an outbox message.
 enum Attempt {
     /// The relay has it.
@@ -162,8 +165,19 @@ impl Member {
     ) -> Result<(), ClientError> {
         self.outbox_next = None;
         let mut tried = 0;
-        let horizon = self.policy.outbox_horizon(now_ms());
-        for m in self.store.prune_outbox(horizon)? {
+        // Messages past the maximum age are given up at most once a
+        // minute (a sweep reads every row).
+        let due = self
+            .last_outbox_sweep
+            .is_none_or(|t| t.elapsed() >= OUTBOX_SWEEP_INTERVAL);
+        let swept = if due {
+            self.last_outbox_sweep = Some(tokio::time::Instant::now());
+            self.store
+                .prune_outbox(self.policy.outbox_horizon(now_ms()))?
+        } else {
+            Vec::new()
+        };
+        for m in swept {
             if let Some(group) = m.group {
                 tracing::warn!(id = %m.msg_id.to_hex(), "a message not sent within the maximum age was given up");
                 events.push(V2Event::Undelivered {

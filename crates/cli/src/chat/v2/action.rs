@@ -107,12 +107,7 @@ impl V2Session {
         self.queued = Some((group.to_vec(), id));
         let hex = blindrelay_wire::codec::hex;
         let me = self.member.me().user.as_str().to_string();
-        let conversation = self
-            .member
-            .groups()?
-            .into_iter()
-            .find(|g| g.id == group)
-            .map(|g| label(&g, &me));
+        let conversation = self.member.group(group)?.map(|g| label(&g, &me));
         Ok(Outcome::Json(json!({"event": "sending", "protocol": "v2",
             "id": id.to_hex(), "group": hex(group), "conversation": conversation})))
     }

@@ -64,9 +64,10 @@ this device is in (someone tried to take it over); the conversation is unchanged
 pub(crate) fn event_json(ev: &V2Event, m: &mut Member) -> Value {
     let me = m.me().user.as_str().to_string();
     let conv = |m: &mut Member, g: &[u8]| {
-        m.groups()
+        m.group(g)
             .ok()
-            .and_then(|gs| gs.into_iter().find(|x| x.id == g).map(|x| label(&x, &me)))
+            .flatten()
+            .map(|x| label(&x, &me))
             .unwrap_or_else(|| blindrelay_wire::codec::hex(g))
     };
     let dev = |(u, d): &(String, String)| format!("{u}@{d}");

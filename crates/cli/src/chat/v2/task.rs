@@ -115,6 +115,20 @@ async fn start(m: &mut Member) -> Result<Vec<V2Event>, ClientError> {
     Ok(ev)
 }
 
+/// Whether `e` may have changed the device's groups (who is in them,
+/// their names, which there are).
+fn changes_groups(e: &V2Event) -> bool {
+    matches!(
+        e,
+        V2Event::Joined { .. }
+            | V2Event::Changed { .. }
+            | V2Event::RemovedMe { .. }
+            | V2Event::Rejoined { .. }
+            | V2Event::MemberRejoined { .. }
+            | V2Event::CaughtUp { .. }
+    )
+}
+
 /// The task's state besides the session.
 struct Run {
     tx: mpsc::Sender<FromTask>,
@@ -126,9 +140,10 @@ impl Run {
     /// Hands the session's events to the front end; false once it is gone.
     async fn hand_over(&mut self, s: &mut V2Session) -> bool {
         let events = std::mem::take(&mut s.events);
-        // The groups first: a message of a group just joined has its
-        // conversation when it arrives.
-        if !events.is_empty() && !self.groups(s).await {
+        // The groups first (when an event may have changed them): a
+        // message of a group just joined has its conversation when it
+        // arrives.
+        if events.iter().any(changes_groups) && !self.groups(s).await {
             return false;
         }
         for e in events {
@@ -180,7 +195,12 @@ impl Run {
 
     /// Carries out a front end's command.
     async fn perform(&mut self, s: &mut V2Session, action: V2Action, tag: u64) -> bool {
+        // A message changes no group, unless it starts a conversation.
+        let ids = |s: &mut V2Session| s.member.device().group_ids().ok();
+        let before = ids(s);
+        let message = matches!(action, V2Action::Send { .. } | V2Action::SendToGroup { .. });
         let outcome = s.perform(action).await;
+        let changed = !message || ids(s) != before;
         let waiting = s.member.outbox_waiting().unwrap_or(0);
         self.waiting = Some(waiting);
         let answer = FromTask::Answer {
@@ -192,7 +212,7 @@ impl Run {
         };
         // The groups first: a group the command made has its conversation
         // when the answer opens it.
-        self.groups(s).await && self.tx.send(answer).await.is_ok()
+        (!changed || self.groups(s).await) && self.tx.send(answer).await.is_ok()
     }
 }
 
