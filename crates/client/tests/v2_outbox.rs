@@ -244,3 +244,55 @@ async fn past_the_outbox_bound_a_v2_message_is_refused_and_nothing_is_kept() {
     ));
     assert_eq!(m[0].outbox_waiting().unwrap(), bound);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_not_sent_within_the_maximum_age_is_given_up_by_its_id_and_a_late_one_is_marked()
+{
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    // alice writes twice and stops before sending; she comes back after
+    // 1.5 s with a maximum age of 1 s for the first test, then with the
+    // default policy and a live window of 1 s for the second.
+    let old = m[0].queue(&g, "too old").unwrap();
+    let alice = m.remove(0);
+    alice.close().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut cfg = cfg_for(&pki, root.path(), "alice", "laptop", &addr);
+    cfg.policy.live_window_ms = 1_000;
+    cfg.policy.max_age_ms = 1_000;
+    let state = root.path().join("alice-laptop/mls.db");
+    let mut alice = Member::connect(&cfg, &state).await.unwrap();
+    let ev = alice.flush().await.unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e, V2Event::Undelivered {
+            id,
+            why: blindrelay_client::v2::Undelivered::TooOld,
+            ..
+        } if *id == old)),
+        "{ev:?}"
+    );
+    assert!(sent(&ev).is_empty(), "{ev:?}");
+    let late = alice.queue(&g, "late").unwrap();
+    alice.close().await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut cfg = cfg_for(&pki, root.path(), "alice", "laptop", &addr);
+    cfg.policy.live_window_ms = 1_000;
+    let mut alice = Member::connect(&cfg, &state).await.unwrap();
+    assert_eq!(sent(&alice.flush().await.unwrap()), [late]);
+    let mut bob_cfg = cfg_for(&pki, root.path(), "bob", "laptop", &addr);
+    bob_cfg.policy.live_window_ms = 1_000;
+    let bob = m.remove(0);
+    bob.close().await;
+    let mut bob = Member::connect(&bob_cfg, &root.path().join("bob-laptop/mls.db"))
+        .await
+        .unwrap();
+    let ev = events_for(&mut bob, Duration::from_millis(500)).await;
+    let got: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            V2Event::Message { id, late, text, .. } => Some((*id, *late, text.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [(late, true, "late".to_string())], "{ev:?}");
+}
