@@ -201,3 +201,58 @@ fn a_connection_lost_during_the_start_up_sync_is_connected_again_not_fatal() {
     assert!(c.child.try_wait().unwrap().is_none(), "chat exited");
     c.quit();
 }
+
+#[test]
+fn what_is_written_while_the_relay_is_down_waits_in_the_outbox_and_can_be_cancelled() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    setup_roles(p, &[]);
+    let a = enroll_device(p, "alice", "laptop");
+    let b = enroll_device(p, "bob", "laptop");
+    let port = blindrelay_testkit::process::free_port().unwrap();
+    let addr = format!("127.0.0.1:{port}");
+    let relay = start_relay_at(p, &addr, &[]);
+    let bob = chat(p, "bob", &b, &addr);
+    let mut alice = chat(p, "alice", &a, &addr);
+    alice.command(r#"{"cmd":"send","to":"bob","text":"first"}"#);
+    alice.next("sent", WAIT);
+    assert_eq!(message(&bob, "first")["from"], "alice");
+    // The relay goes away: what alice writes waits in her outbox.
+    drop(relay);
+    alice.next("reconnecting", WAIT);
+    alice.command(r#"{"cmd":"send","to":"bob","text":"keep me"}"#);
+    let keep = alice.next("sending", WAIT)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.command(r#"{"cmd":"send","to":"bob","text":"drop me"}"#);
+    let drop_id = alice.next("sending", WAIT)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.command(r#"{"cmd":"outbox"}"#);
+    let outbox = alice.next("outbox", WAIT);
+    let texts: Vec<&str> = outbox["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["keep me", "drop me"], "{outbox}");
+    alice.command(&format!(r#"{{"cmd":"cancel","id":"{}"}}"#, &drop_id[..8]));
+    assert_eq!(alice.next("cancelled", WAIT)["id"], drop_id.as_str());
+    // The relay is back: only what was kept arrives, once.
+    let _relay = start_relay_at(p, &addr, &[]);
+    let sent = alice.next("sent", Duration::from_secs(60));
+    assert_eq!(sent["id"], keep.as_str());
+    assert_eq!(message(&bob, "keep me")["id"], keep.as_str());
+    let quiet = std::time::Instant::now() + Duration::from_secs(2);
+    while let Ok(v) = bob
+        .events
+        .recv_timeout(quiet.saturating_duration_since(std::time::Instant::now()))
+    {
+        assert_ne!(v["text"], "drop me", "{v}");
+    }
+    alice.quit();
+    bob.quit();
+}

@@ -265,6 +265,36 @@ impl V2Session {
                     "this device's keys were refreshed in {count} group(s)"
                 ))
             }
+            V2Action::Outbox => {
+                let hex = blindrelay_wire::codec::hex;
+                let mut messages = Vec::new();
+                for m in self.member.outbox()? {
+                    let group = m.group.unwrap_or_default();
+                    let conversation = self.member.group(&group)?.map(|g| label(&g, &me));
+                    messages.push(json!({"id": m.msg_id.to_hex(), "group": hex(&group),
+                        "conversation": conversation, "time_ms": m.created_ms, "text": m.text}));
+                }
+                Outcome::Json(json!({"event": "outbox", "messages": messages}))
+            }
+            V2Action::Cancel { id } => {
+                let id = id.to_ascii_lowercase();
+                let found: Vec<_> = self
+                    .member
+                    .outbox()?
+                    .into_iter()
+                    .filter(|m| !id.is_empty() && m.msg_id.to_hex().starts_with(&id))
+                    .collect();
+                match found.as_slice() {
+                    [m] if self.member.cancel(&m.msg_id)? => {
+                        Outcome::Json(json!({"event": "cancelled", "id": m.msg_id.to_hex()}))
+                    }
+                    [] | [_] => bail!("no message {id} waits in the outbox (/outbox lists them)"),
+                    _ => bail!(
+                        "{} waiting messages start with {id}: give more of the id",
+                        found.len()
+                    ),
+                }
+            }
             V2Action::Help => Outcome::Info(HELP.into()),
             V2Action::Info => {
                 let current = match &self.current {

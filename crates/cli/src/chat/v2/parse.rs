@@ -21,6 +21,8 @@ commands (protocol v2: MLS groups of devices):
   /devices                     your devices, and where each is a member
   /verify NAME                 safety numbers with each of NAME's devices
   /update                      refresh this device's keys in every group now
+  /outbox                      messages not yet taken by the relay
+  /outbox cancel ID            do not send that message (ID: the start of its id)
   /info                        who and where you are
   /help                        this help
   /quit                        leave (or Ctrl-D)";
@@ -69,6 +71,11 @@ pub(crate) enum V2Action {
     Verify { name: String },
     /// Self-update in every group.
     Update,
+    /// The messages waiting in the outbox.
+    Outbox,
+    /// Take a waiting message out of the outbox (`id`: its id in hex, or
+    /// the start of it).
+    Cancel { id: String },
     /// Help.
     Help,
     /// Who and where.
@@ -139,6 +146,8 @@ pub(crate) fn parse_line(line: &str) -> Result<Option<V2Action>, String> {
         ["/devices"] => V2Action::Devices,
         ["/verify", name] => V2Action::Verify { name: s(name) },
         ["/update"] => V2Action::Update,
+        ["/outbox"] => V2Action::Outbox,
+        ["/outbox", "cancel", id] => V2Action::Cancel { id: s(id) },
         ["/help"] => V2Action::Help,
         ["/info"] => V2Action::Info,
         ["/quit" | "/exit"] => V2Action::Quit,
@@ -159,6 +168,21 @@ pub(crate) fn parse_json(line: &str) -> (Option<String>, Result<V2Action, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_the_outbox_commands_in_both_syntaxes() {
+        let p = |l: &str| parse_line(l).unwrap().unwrap();
+        assert_eq!(p("/outbox"), V2Action::Outbox);
+        assert_eq!(
+            p("/outbox cancel 1a2b"),
+            V2Action::Cancel { id: "1a2b".into() }
+        );
+        assert!(parse_line("/outbox drop").is_err());
+        assert_eq!(
+            parse_json(r#"{"cmd":"cancel","id":"1a2b","req":"7"}"#),
+            (Some("7".into()), Ok(V2Action::Cancel { id: "1a2b".into() }))
+        );
+    }
 
     #[test]
     fn parses_the_documented_group_commands() {

@@ -221,6 +221,35 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             v["epoch"]
         ),
         "sent" | "sending" => return None,
+        "outbox" => {
+            let ms = v["messages"].as_array().cloned().unwrap_or_default();
+            if ms.is_empty() {
+                "the outbox is empty: the relay has every message".into()
+            } else {
+                let lines: Vec<String> = ms
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "  {} [{}] {}",
+                            m["id"].as_str().unwrap_or("").get(..8).unwrap_or(""),
+                            crate::ui::sanitize(m["conversation"].as_str().unwrap_or("")),
+                            crate::ui::sanitize(&crate::ui::preview(
+                                m["text"].as_str().unwrap_or("")
+                            ))
+                        )
+                    })
+                    .collect();
+                format!(
+                    "{} message(s) not yet taken by the relay (/outbox cancel ID):\n{}",
+                    ms.len(),
+                    lines.join("\n")
+                )
+            }
+        }
+        "cancelled" => format!(
+            "* message {} taken out of the outbox: it will not be sent",
+            s("id")
+        ),
         "outbox_full" => format!(
             "* the outbox is full ({} messages waiting for the relay): input is read again once some are sent",
             v["waiting"]
