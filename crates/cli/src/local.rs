@@ -61,6 +61,11 @@ pub(crate) fn socket_path(state: Option<&Path>) -> Option<PathBuf> {
 pub(crate) struct Reply(mpsc::Sender<Value>);
 
 impl Reply {
+    /// Whether the script has gone.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+
     /// Queues a line for the script (never waits: see [`REPLY_QUEUE`]).
     pub(crate) fn say(&self, v: Value) {
         let _ = self.0.try_send(v);
@@ -109,7 +114,7 @@ impl Awaited {
 
     /// A request whose connection is gone needs no outcome.
     pub(crate) fn forget_closed(&mut self) {
-        self.by_id.retain(|_, r| !r.0.is_closed());
+        self.by_id.retain(|_, r| !r.is_closed());
     }
 }
 

@@ -88,6 +88,7 @@ pub(crate) fn tee_v1(
                 },
             }
             awaited.forget_closed();
+            by_tag.retain(|_, r| !r.is_closed());
         }
     });
     rx

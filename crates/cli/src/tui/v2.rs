@@ -190,7 +190,10 @@ pub(crate) async fn run(mut s: V2Session, notifications: bool) -> Result<()> {
     drop(terminal);
     drop(guard);
     // The task sends what the outbox holds (bounded), then says goodbye.
-    if to_task.send(ToTask::Quit).await.is_ok() {
+    let quit = ToTask::Quit {
+        within: task::QUIT_DRAIN,
+    };
+    if to_task.send(quit).await.is_ok() {
         while let Some(f) = from_task.recv().await {
             if let FromTask::Closed { left } = f {
                 if left > 0 {

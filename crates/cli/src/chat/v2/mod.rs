@@ -186,6 +186,13 @@ async fn lines(
     let mut reqs: HashMap<u64, Option<String>> = HashMap::new();
     let mut tag = 0u64;
     let mut quitting = false;
+    // A script waits for the outcome of what it handed over, a person
+    // leaving does not wait as long.
+    let quit_drain = if json_mode {
+        task::DRAIN_AT_END
+    } else {
+        task::QUIT_DRAIN
+    };
     loop {
         // Past the outbox's bound, no command is read (see `gate`); each
         // command not answered yet may add one.
@@ -236,7 +243,7 @@ async fn lines(
                     match action {
                         Ok(Some(V2Action::Quit)) => {
                             quitting = true;
-                            let _ = to_task.send(ToTask::Quit).await;
+                            let _ = to_task.send(ToTask::Quit { within: quit_drain }).await;
                         }
                         Ok(Some(action)) => {
                             tag += 1;
@@ -251,7 +258,7 @@ async fn lines(
                 }
                 Ok(None) | Err(_) => {
                     quitting = true;
-                    let _ = to_task.send(ToTask::Quit).await;
+                    let _ = to_task.send(ToTask::Quit { within: quit_drain }).await;
                 }
             },
         }

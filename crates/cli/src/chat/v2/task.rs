@@ -24,9 +24,14 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::action::{V2Action, V2Session};
-use super::show::{DRAIN_AT_END, RETRY, TICK, event_json};
+pub(crate) use super::show::DRAIN_AT_END;
+use super::show::{RETRY, TICK, event_json};
 use crate::chat::action::Outcome;
 
+/// How long a person's chat keeps sending its outbox when they leave
+/// (a script's `chat --json` waits [`DRAIN_AT_END`] at the end of its
+/// input).
+pub(crate) const QUIT_DRAIN: Duration = Duration::from_secs(10);
 /// Commands waiting for the task.
 pub(crate) const COMMAND_QUEUE: usize = 64;
 /// What the task said and the front end has not read yet.
@@ -42,9 +47,13 @@ pub(crate) enum ToTask {
         /// The front end's label for the answer.
         tag: u64,
     },
-    /// Send what the outbox holds (for at most [`DRAIN_AT_END`]), say
-    /// goodbye, and end with [`FromTask::Closed`].
-    Quit,
+    /// Send what the outbox holds (for at most `within`, and only while
+    /// the relay is reachable), say goodbye, and end with
+    /// [`FromTask::Closed`]. What is left goes at the next start.
+    Quit {
+        /// How long to keep sending.
+        within: Duration,
+    },
 }
 
 /// What the task tells its front end.
@@ -222,6 +231,7 @@ async fn run(mut s: V2Session, mut commands: mpsc::Receiver<ToTask>, tx: mpsc::S
         connected: true,
         waiting: None,
     };
+    let mut drain_for = QUIT_DRAIN;
     match start(&mut s.member).await {
         Ok(ev) => s.events.extend(ev),
         Err(e) => {
@@ -249,7 +259,11 @@ async fn run(mut s: V2Session, mut commands: mpsc::Receiver<ToTask>, tx: mpsc::S
                     sends = 0;
                     r.perform(&mut s, action, tag).await
                 }
-                Some(ToTask::Quit) | None => break,
+                Some(ToTask::Quit { within }) => {
+                    drain_for = within;
+                    break;
+                }
+                None => break,
             },
             req = crate::local::next(&mut s.requests) => {
                 s.take_local(req).await;
@@ -276,31 +290,28 @@ async fn run(mut s: V2Session, mut commands: mpsc::Receiver<ToTask>, tx: mpsc::S
             return;
         }
     }
-    let left = drain(&mut s, &mut r).await;
+    let left = drain(&mut s, &mut r, drain_for).await;
     s.member.close().await;
     let _ = r.tx.send(FromTask::Closed { left }).await;
 }
 
-/// At the end: keeps sending the outbox until it is empty or
-/// [`DRAIN_AT_END`] has passed; the messages left.
-async fn drain(s: &mut V2Session, r: &mut Run) -> usize {
-    let deadline = tokio::time::Instant::now() + DRAIN_AT_END;
+/// At the end: keeps sending the outbox until it is empty or `within`
+/// has passed, while the relay is reachable; the messages left.
+async fn drain(s: &mut V2Session, r: &mut Run, within: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + within;
     loop {
         if !r.hand_over(s).await {
             return 0;
         }
         let left = s.member.outbox().map_or(0, |o| o.len());
-        if left == 0 || tokio::time::Instant::now() >= deadline {
+        if left == 0 || !r.connected || tokio::time::Instant::now() >= deadline {
             return left;
         }
         match step(&mut s.member, Duration::from_millis(200), usize::MAX).await {
             Ok(ev) => s.events.extend(ev),
-            Err(_) => {
-                tokio::time::sleep(RETRY).await;
-                let cfg = s.config.clone();
-                if let Err(e) = s.member.reconnect(&cfg).await {
-                    tracing::info!(error = %e, "reconnecting to send the outbox failed");
-                }
+            Err(e) => {
+                r.connected = false;
+                tracing::info!(error = %e, "the relay went away while the outbox was being sent");
             }
         }
     }
