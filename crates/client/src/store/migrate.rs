@@ -11,7 +11,9 @@
 use rusqlite::{Connection, params};
 
 use super::StoreError;
-use super::sqlite::SCHEMA_VERSION;
+
+/// The version of the database layout (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Brings `db` to [`SCHEMA_VERSION`].
 pub(super) fn to_current(db: &mut Connection) -> Result<(), StoreError> {

@@ -11,8 +11,7 @@ use super::{
     StoreError,
 };
 
-/// The version of the database layout (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub use super::migrate::SCHEMA_VERSION;
 
 /// The client's SQLite database.
 pub struct SqliteStore {
