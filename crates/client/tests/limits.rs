@@ -52,11 +52,21 @@ async fn burst(limit: u16, window_ms: u64, count: usize) {
         cut
     });
     for i in 0..count {
-        alice
-            .handle
-            .send(vec![n("bob")], format!("m{i}"), false)
-            .await
-            .unwrap();
+        // Past the outbox's bound the client takes no more: wait, as a
+        // script's chat --json does.
+        loop {
+            match alice
+                .handle
+                .send(vec![n("bob")], format!("m{i}"), false)
+                .await
+            {
+                Ok(_) => break,
+                Err(blindrelay_client::ClientError::OutboxFull { .. }) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
     let mut got = Vec::new();
     while got.len() < count {

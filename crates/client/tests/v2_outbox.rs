@@ -296,3 +296,42 @@ async fn a_message_not_sent_within_the_maximum_age_is_given_up_by_its_id_and_a_l
         .collect();
     assert_eq!(got, [(late, true, "late".to_string())], "{ev:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_confirms_end_to_end_and_a_receipt_for_someone_elses_message_reports_nothing() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob", "carol"]).await;
+    let id = m[0].send(&g, "did you get this?").await.unwrap();
+    // bob reads it (and his receipt goes out within a second).
+    let ev = events_for(&mut m[1], Duration::from_millis(1_300)).await;
+    assert_eq!(messages(&ev), [(id, "did you get this?".to_string())]);
+    let delivered = |ev: &[V2Event]| -> Vec<(Vec<MessageId>, (String, String))> {
+        ev.iter()
+            .filter_map(|e| match e {
+                V2Event::Delivered { ids, by, .. } => Some((ids.clone(), by.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    // alice is told bob's laptop has it (and, once carol reads, hers).
+    let ev = events_for(&mut m[2], Duration::from_millis(1_300)).await;
+    // carol got bob's receipt too: alice's message is not hers to report.
+    assert!(delivered(&ev).is_empty(), "{ev:?}");
+    let ev = events_for(&mut m[0], Duration::from_millis(800)).await;
+    let got = delivered(&ev);
+    assert!(
+        got.contains(&(vec![id], ("bob".to_string(), "laptop".to_string()))),
+        "{ev:?}"
+    );
+    assert!(
+        got.contains(&(vec![id], ("carol".to_string(), "laptop".to_string()))),
+        "{ev:?}"
+    );
+    // No receipt answers a receipt: bob's and carol's devices show nothing
+    // more, and alice's receipts are for nothing (she read no message).
+    let ev = events_for(&mut m[1], Duration::from_millis(1_300)).await;
+    assert!(
+        messages(&ev).is_empty() && delivered(&ev).is_empty(),
+        "{ev:?}"
+    );
+}

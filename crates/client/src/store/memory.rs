@@ -135,6 +135,10 @@ impl ClientStore for MemoryStore {
         })
     }
 
+    fn outbox_group(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.outbox.get(id).and_then(|r| r.m.group.clone()))
+    }
+
     fn outbox_waiting(&self) -> Result<u64, StoreError> {
         Ok(self.outbox.values().filter(|r| !r.stored).count() as u64)
     }

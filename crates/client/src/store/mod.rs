@@ -158,6 +158,9 @@ pub trait ClientStore: Send {
     /// Drops a message the relay will never take (refused for good), so
     /// that it is not sent again; false if it was not waiting.
     fn outbox_give_up(&mut self, id: &MessageId) -> Result<bool, StoreError>;
+    /// The MLS group of outbox message `id` (sent or waiting; `None`: not
+    /// in the outbox, or protocol v1).
+    fn outbox_group(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError>;
     /// How many outgoing messages the relay has not confirmed yet.
     fn outbox_waiting(&self) -> Result<u64, StoreError>;
     /// Outgoing messages the relay has not confirmed as stored, oldest first.
@@ -281,6 +284,12 @@ pub(crate) mod conformance {
         };
         s.outbox_add(&to_group).unwrap();
         assert_eq!(s.outbox_unconfirmed().unwrap(), vec![to_group.clone()]);
+        assert_eq!(
+            s.outbox_group(&to_group.msg_id).unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(s.outbox_group(&m.msg_id).unwrap(), None);
+        assert_eq!(s.outbox_group(&MessageId([0x55; 16])).unwrap(), None);
         assert!(s.outbox_give_up(&to_group.msg_id).unwrap());
         assert!(!s.outbox_give_up(&to_group.msg_id).unwrap());
         assert!(s.outbox_unconfirmed().unwrap().is_empty());

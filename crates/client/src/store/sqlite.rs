@@ -309,6 +309,18 @@ impl ClientStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn outbox_group(&self, id: &MessageId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .db
+            .query_row(
+                "SELECT grp FROM outbox WHERE msg_id = ?1",
+                params![&id.0[..]],
+                |r| r.get::<_, Option<Vec<u8>>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
     fn outbox_waiting(&self) -> Result<u64, StoreError> {
         let n: i64 = self.db.query_row(
             "SELECT COUNT(*) FROM outbox WHERE state = 'sending'",

@@ -31,6 +31,16 @@ pub enum V2Event {
         /// The message.
         id: MessageId,
     },
+    /// A member's device confirmed, end to end, that it has shown these
+    /// messages of this device (a receipt MLS authenticated).
+    Delivered {
+        /// The group.
+        group: Vec<u8>,
+        /// The messages.
+        ids: Vec<MessageId>,
+        /// The person and device that confirmed them.
+        by: (String, String),
+    },
     /// A message of this device's outbox will never be sent: it left the
     /// outbox.
     Undelivered {

@@ -169,6 +169,8 @@ pub struct Member {
     /// When the outbox was last swept for messages past the maximum age
     /// (see `outbox::OUTBOX_SWEEP_INTERVAL`).
     pub(super) last_outbox_sweep: Option<tokio::time::Instant>,
+    /// Receipts owed for members' messages shown (see `receipts`).
+    pub(super) owed: super::receipts::Owed,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -237,6 +239,7 @@ impl Member {
             policy: cfg.policy,
             outbox_next: None,
             last_outbox_sweep: None,
+            owed: super::receipts::Owed::default(),
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;
@@ -423,6 +426,7 @@ impl Member {
         for g in std::mem::take(&mut self.publish_due) {
             self.publish(&g).await;
         }
+        self.send_receipts().await?;
         self.keep_pacing();
         Ok(())
     }

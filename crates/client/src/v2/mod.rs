@@ -13,6 +13,7 @@
 //!   whose missing commit never comes; `events`, what the user is told;
 //!   `outbox`, what the user wrote, kept on disk until the relay has it,
 //!   and what members sent, read once per id into the history;
+//!   `receipts`, which device confirmed which message, end to end;
 //! * [`groups`]: what a person does with groups (create, add, remove,
 //!   leave, rename, send, self-update, a person's new devices added to
 //!   their groups, per-device safety numbers).
@@ -30,6 +31,7 @@ pub mod link;
 pub mod member;
 mod outbox;
 mod pace;
+mod receipts;
 pub mod rejoin;
 
 pub use events::{RejoinBlocked, Undelivered, V2Event};

@@ -287,9 +287,9 @@ impl Member {
                 return Ok(());
             }
         };
-        let Content::Text(text) = payload.content else {
-            // Receipts: not sent by this version; read and left.
-            return Ok(());
+        let text = match payload.content {
+            Content::Text(text) => text,
+            Content::Receipt(ids) => return self.read_receipt(&group, from, &ids, events),
         };
         let Ok(sender) = UserName::new(&from.0) else {
             events.push(V2Event::Refused { group });
@@ -321,6 +321,7 @@ impl Member {
         }) {
             tracing::warn!(error = %e, "adding to the history failed");
         }
+        self.owed.owe(&group, payload.id);
         events.push(V2Event::Message {
             group,
             from,

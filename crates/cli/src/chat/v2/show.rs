@@ -85,6 +85,9 @@ pub(crate) fn event_json(ev: &V2Event, m: &mut Member) -> Value {
             "from": from.0, "device": from.1, "time_ms": written_ms, "late": late, "text": text}),
         V2Event::Sent { group, id } => json!({"event": "sent", "protocol": "v2",
             "id": id.to_hex(), "conversation": conv(m, group), "group": hex(group)}),
+        V2Event::Delivered { group, ids, by } => json!({"event": "delivered",
+            "protocol": "v2", "ids": ids.iter().map(|i| i.to_hex()).collect::<Vec<_>>(),
+            "by": by.0, "device": by.1, "conversation": conv(m, group), "group": hex(group)}),
         V2Event::Undelivered { group, id, why } => json!({"event": "undelivered",
             "protocol": "v2", "id": id.to_hex(), "conversation": conv(m, group),
             "group": hex(group), "reason": why.code(), "text": why.describe()}),
@@ -220,7 +223,7 @@ pub(crate) fn text(v: &Value) -> Option<String> {
             s("conversation"),
             v["epoch"]
         ),
-        "sent" | "sending" => return None,
+        "sent" | "sending" | "delivered" => return None,
         "outbox" => {
             let ms = v["messages"].as_array().cloned().unwrap_or_default();
             if ms.is_empty() {

@@ -67,6 +67,7 @@ impl App {
         let id = match &e {
             V2Event::Message { group, .. }
             | V2Event::Sent { group, .. }
+            | V2Event::Delivered { group, .. }
             | V2Event::Undelivered { group, .. }
             | V2Event::Joined { group }
             | V2Event::Changed { group, .. }
@@ -121,6 +122,14 @@ impl App {
                 }
             }
             V2Event::Sent { id: msg_id, .. } => self.set_status(&msg_id, Status::AtRelay),
+            V2Event::Delivered { ids, by, .. } => {
+                // Another person's device, not one of this person's own.
+                if by.0 != self.me.as_str() {
+                    for msg_id in ids {
+                        self.set_status(&msg_id, Status::Delivered);
+                    }
+                }
+            }
             V2Event::Undelivered { why, .. } => self.note_in(
                 key,
                 format!("warning: a message of yours was not delivered: {}", why.describe()),
