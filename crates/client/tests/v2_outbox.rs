@@ -335,3 +335,84 @@ async fn a_reader_confirms_end_to_end_and_a_receipt_for_someone_elses_message_re
         "{ev:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_text_as_long_as_v1_allows_is_taken_and_one_byte_more_is_refused() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    let max = blindrelay_e2e::content::MAX_TEXT_LEN;
+    assert!(m[0].queue(&g, &"x".repeat(max)).is_ok());
+    assert!(matches!(
+        m[0].queue(&g, &"x".repeat(max + 1)),
+        Err(blindrelay_client::ClientError::TooLong { .. })
+    ));
+    assert_eq!(m[0].outbox_waiting().unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_answers_for_its_own_message_not_for_an_earlier_one_the_flush_ended() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    let mut carol = device(&pki, root.path(), "carol", "laptop", &addr).await;
+    let (g2, _) = carol.create_group(None, &[n("bob")]).await.unwrap();
+    events_for(&mut m[1], Duration::from_millis(300)).await;
+    // bob writes in g, and is removed from it before it goes.
+    let gone = m[1].queue(&g, "too late").unwrap();
+    m[0].remove(&g, &n("bob")).await.unwrap();
+    events_for(&mut m[1], Duration::from_millis(300)).await;
+    // His next send, in g2, flushes both: its answer is its own.
+    let id = m[1].send(&g2, "to carol").await.unwrap();
+    assert_ne!(id, gone);
+    let ev = events_for(&mut carol, Duration::from_millis(500)).await;
+    assert_eq!(messages(&ev), [(id, "to carol".to_string())]);
+    // The earlier one's end comes with the next sync.
+    let ev = events_for(&mut m[1], Duration::from_millis(200)).await;
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, V2Event::Undelivered { id, .. } if *id == gone)),
+        "{ev:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_ends_flush_sends_at_most_what_it_asks_and_says_when_the_next_may_go() {
+    // 2 requests a second: the device paces to 1 a second.
+    let pki = TestPki::new(&[]).unwrap();
+    let cfg = blindrelay_server::Config {
+        v2_rate_max_requests: 2,
+        v2_person_rate_max_requests: 2,
+        rate_window_ms: 1_000,
+        ..blindrelay_testkit::relay::config()
+    };
+    let relay = blindrelay_testkit::TestRelay::with_config(&pki, cfg)
+        .await
+        .unwrap();
+    let addr = relay.address();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let ids: Vec<MessageId> = (0..3)
+        .map(|i| m[0].queue(&g, &format!("m{i}")).unwrap())
+        .collect();
+    assert_eq!(m[0].outbox_due(), None, "nothing flushed yet");
+    // One at a time: the first goes; the next may go only once the
+    // relay's window frees a slot, and the flush does not wait for it.
+    let ev = m[0].flush_some(1).await.unwrap();
+    assert_eq!(sent(&ev), [ids[0]]);
+    let started = std::time::Instant::now();
+    let ev = m[0].flush_some(5).await.unwrap();
+    assert!(sent(&ev).is_empty(), "{ev:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "it did not wait"
+    );
+    let due = m[0].outbox_due().expect("more to send");
+    assert!(due > Duration::from_millis(300), "{due:?}");
+    tokio::time::sleep(due).await;
+    let ev = m[0].flush_some(1).await.unwrap();
+    assert_eq!(sent(&ev), [ids[1]]);
+    // flush (a script's end, a one-shot send) waits for the budget.
+    let ev = m[0].flush().await.unwrap();
+    assert_eq!(sent(&ev), [ids[2]]);
+    assert_eq!(m[0].outbox_due(), None, "the outbox is empty");
+}
