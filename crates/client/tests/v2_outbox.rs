@@ -444,3 +444,40 @@ async fn a_front_ends_flush_sends_at_most_what_it_asks_and_says_when_the_next_ma
     assert_eq!(sent(&ev), [ids[2]]);
     assert_eq!(m[0].outbox_due(), None, "the outbox is empty");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_says_its_own_message_waits_even_when_the_flush_sent_an_earlier_one() {
+    let pki = TestPki::new(&[]).unwrap();
+    let ds = EvilDs::start(&pki.pki).await.unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let (mut m, g) =
+        in_one_group(&pki, root.path(), &ds.address(), "alice", &["bob", "carol"]).await;
+    let (g2, _) = m[2].create_group(None, &[n("bob")]).await.unwrap();
+    events_for(&mut m[1], Duration::from_millis(300)).await;
+    // The relay keeps alice's next commit from bob and hands him her
+    // message after it: bob is behind in g.
+    let bob = id("bob", "laptop");
+    ds.hold(&bob);
+    m[0].update(&g).await.unwrap();
+    m[0].send(&g, "after the update").await.unwrap();
+    assert_eq!(ds.held(&bob), 2);
+    ds.release(&bob, &[1]);
+    let ev = events_for(&mut m[1], Duration::from_millis(500)).await;
+    assert!(
+        ev.iter().any(|e| matches!(e, V2Event::Behind { .. })),
+        "{ev:?}"
+    );
+    // A message to carol waits in bob's outbox; his send in g flushes it,
+    // and answers for its own message, which waits.
+    let earlier = m[1].queue(&g2, "to carol").unwrap();
+    let r = m[1].send(&g, "while behind").await;
+    assert!(
+        matches!(r, Err(blindrelay_client::ClientError::Kept { .. })),
+        "{r:?}"
+    );
+    let ev = events_for(&mut m[2], Duration::from_millis(500)).await;
+    assert!(
+        messages(&ev).contains(&(earlier, "to carol".to_string())),
+        "{ev:?}"
+    );
+}
