@@ -481,3 +481,38 @@ async fn send_says_its_own_message_waits_even_when_the_flush_sent_an_earlier_one
         "{ev:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_the_relay_refuses_for_good_says_why_and_leaves_the_outbox() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob", "carol"]).await;
+    // alice removes bob; before bob has read it, he writes in the group.
+    m[0].remove(&g, &n("bob")).await.unwrap();
+    let r = m[1].send(&g, "am I still here?").await;
+    assert!(
+        matches!(
+            r,
+            Err(blindrelay_client::ClientError::RequestRefused(
+                blindrelay_ds::Refusal::Rules(blindrelay_ds::RefusalCode::NotAMember)
+            ))
+        ),
+        "{r:?}"
+    );
+    assert!(m[1].outbox().unwrap().is_empty(), "not sent again");
+    let ev = events_for(&mut m[2], Duration::from_millis(300)).await;
+    assert!(messages(&ev).is_empty(), "{ev:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_some_sends_no_more_than_it_is_asked_and_says_the_rest_may_go_now() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    let ids: Vec<MessageId> = (0..3)
+        .map(|i| m[0].queue(&g, &format!("m{i}")).unwrap())
+        .collect();
+    assert_eq!(sent(&m[0].flush_some(1).await.unwrap()), [ids[0]]);
+    let due = m[0].outbox_due().expect("more to send");
+    assert!(due < Duration::from_millis(50), "{due:?}");
+    assert_eq!(sent(&m[0].flush_some(2).await.unwrap()), [ids[1], ids[2]]);
+    assert_eq!(m[0].outbox_due(), None);
+}
