@@ -142,6 +142,9 @@ fn changes_groups(e: &V2Event) -> bool {
 struct Run {
     tx: mpsc::Sender<FromTask>,
     connected: bool,
+    /// While not connected: when to try again (commands taken meanwhile
+    /// do not bring it forward).
+    retry_at: tokio::time::Instant,
     waiting: Option<u64>,
 }
 
@@ -182,6 +185,7 @@ impl Run {
 
     async fn lost(&mut self, e: ClientError) -> bool {
         self.connected = false;
+        self.retry_at = tokio::time::Instant::now() + RETRY;
         self.tx.send(FromTask::Lost(e.to_string())).await.is_ok()
     }
 
@@ -229,6 +233,7 @@ async fn run(mut s: V2Session, mut commands: mpsc::Receiver<ToTask>, tx: mpsc::S
     let mut r = Run {
         tx,
         connected: true,
+        retry_at: tokio::time::Instant::now(),
         waiting: None,
     };
     let mut drain_for = QUIT_DRAIN;
@@ -250,7 +255,8 @@ async fn run(mut s: V2Session, mut commands: mpsc::Receiver<ToTask>, tx: mpsc::S
         let tick = if r.connected {
             s.member.outbox_due().map_or(TICK, |d| d.min(TICK))
         } else {
-            RETRY
+            r.retry_at
+                .saturating_duration_since(tokio::time::Instant::now())
         };
         let alive = tokio::select! {
             biased;
@@ -283,8 +289,11 @@ async fn run(mut s: V2Session, mut commands: mpsc::Receiver<ToTask>, tx: mpsc::S
                 }
                 Err(e) => r.lost(e).await,
             }
-        } else {
+        } else if tokio::time::Instant::now() >= r.retry_at {
+            r.retry_at = tokio::time::Instant::now() + RETRY;
             r.reconnect(&mut s).await
+        } else {
+            true
         };
         if !alive {
             return;
