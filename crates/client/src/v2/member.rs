@@ -170,7 +170,7 @@ pub struct Member {
     /// (see `outbox::OUTBOX_SWEEP_INTERVAL`).
     pub(super) last_outbox_sweep: Option<tokio::time::Instant>,
     /// Receipts owed for members' messages shown (see `receipts`).
-    pub(super) owed: super::receipts::Owed,
+    pub(super) owed: super::owed::Owed,
     /// Held while this process uses the device's state: a second process
     /// (a `send` beside a running `chat`) would reuse its sending keys.
     _lock: std::fs::File,
@@ -239,7 +239,7 @@ impl Member {
             policy: cfg.policy,
             outbox_next: None,
             last_outbox_sweep: None,
-            owed: super::receipts::Owed::default(),
+            owed: super::owed::Owed::default(),
             _lock: lock,
         };
         m.key_packages_left = m.link.key_packages;

@@ -30,6 +30,7 @@ mod key_packages;
 pub mod link;
 pub mod member;
 mod outbox;
+mod owed;
 mod pace;
 mod receipts;
 pub mod rejoin;

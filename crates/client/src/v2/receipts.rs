@@ -5,71 +5,20 @@
 //!
 //! * A receipt is an MLS application message like any other: the relay
 //!   can drop it, not forge it; who sent it is MLS's answer.
-//! * Receipts owed are gathered and sent at most every
-//!   [`RECEIPT_INTERVAL`], at most [`MAX_RECEIPT_IDS`] ids each, so a
-//!   burst read costs a few requests of the device's budget; at most
-//!   [`MAX_OWED_RECEIPTS`] ids wait (past it the newest are not
-//!   confirmed: a receipt is a courtesy, never needed for delivery).
+//! * Receipts owed are gathered (`owed`) and sent at most every
+//!   [`super::owed::RECEIPT_INTERVAL`], a batch of ids per group, so a
+//!   burst read costs a few requests of the device's budget.
 //! * A receipt is taken only for ids of this device's own outbox in that
 //!   group: a member cannot make it report another message as delivered.
 //!   No receipt answers a receipt.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
 use blindrelay_ds::{Down, Request, Submission};
-use blindrelay_e2e::content::{Content, MAX_RECEIPT_IDS};
+use blindrelay_e2e::content::Content;
 use blindrelay_mls::Payload;
 use blindrelay_wire::MessageId;
 
 use super::member::{Member, V2Event, now_ms};
 use crate::error::ClientError;
-
-/// Receipts are sent at most this often.
-pub const RECEIPT_INTERVAL: Duration = Duration::from_secs(1);
-/// Most message ids waiting for a receipt, all groups together.
-pub const MAX_OWED_RECEIPTS: usize = 4096;
-
-/// Receipts this device owes, by group.
-#[derive(Debug, Default)]
-pub(super) struct Owed {
-    by_group: BTreeMap<Vec<u8>, Vec<MessageId>>,
-    count: usize,
-    last_sent: Option<tokio::time::Instant>,
-}
-
-impl Owed {
-    /// A member's message `id` in `group` was shown.
-    pub(super) fn owe(&mut self, group: &[u8], id: MessageId) {
-        if self.count >= MAX_OWED_RECEIPTS {
-            tracing::debug!("too many receipts owed; this one is not sent");
-            return;
-        }
-        self.by_group.entry(group.to_vec()).or_default().push(id);
-        self.count += 1;
-    }
-
-    /// The receipts due now (at most one per group, each at most
-    /// [`MAX_RECEIPT_IDS`] ids); the rest wait for the next time.
-    fn due(&mut self) -> Vec<(Vec<u8>, Vec<MessageId>)> {
-        if self.count == 0
-            || self
-                .last_sent
-                .is_some_and(|t| t.elapsed() < RECEIPT_INTERVAL)
-        {
-            return Vec::new();
-        }
-        self.last_sent = Some(tokio::time::Instant::now());
-        let mut out = Vec::new();
-        for (group, ids) in &mut self.by_group {
-            let n = ids.len().min(MAX_RECEIPT_IDS);
-            out.push((group.clone(), ids.drain(..n).collect::<Vec<_>>()));
-            self.count -= n;
-        }
-        self.by_group.retain(|_, ids| !ids.is_empty());
-        out
-    }
-}
 
 fn random_id() -> Result<MessageId, ClientError> {
     let mut id = [0u8; 16];
@@ -136,30 +85,5 @@ impl Member {
             });
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn receipts_are_gathered_per_group_bounded_and_sent_at_most_once_a_second() {
-        let mut o = Owed::default();
-        for i in 0..150u8 {
-            o.owe(b"a", MessageId([i; 16]));
-        }
-        o.owe(b"b", MessageId([1; 16]));
-        let due = o.due();
-        assert_eq!(due.len(), 2);
-        assert_eq!(due[0].1.len(), MAX_RECEIPT_IDS);
-        assert_eq!(due[1].1, [MessageId([1; 16])]);
-        assert!(o.due().is_empty(), "not again within the interval");
-        o.last_sent = None;
-        assert_eq!(o.due()[0].1.len(), 50);
-        for _ in 0..MAX_OWED_RECEIPTS + 5 {
-            o.owe(b"c", MessageId([0; 16]));
-        }
-        assert_eq!(o.count, MAX_OWED_RECEIPTS);
     }
 }
