@@ -102,7 +102,8 @@ pub struct ClientCore {
     crl_chunks: revocation::CrlChunks,
 }
 
-fn random_id() -> Result<MessageId, ClientError> {
+/// A fresh message id (16 random bytes), for both protocols.
+pub(crate) fn random_id() -> Result<MessageId, ClientError> {
     let mut id = [0u8; 16];
     blindrelay_e2e::seal::fill_random(&mut id).map_err(|_| ClientError::Crypto)?;
     Ok(MessageId(id))

@@ -134,6 +134,9 @@ impl SqliteStore {
                  state TEXT NOT NULL,
                  delivered_to TEXT NOT NULL DEFAULT ''
              );
+             -- The waiting messages are counted and read at every turn of
+             -- a client's loop: without reading the confirmed ones kept.
+             CREATE INDEX IF NOT EXISTS outbox_waiting ON outbox(state, created_ms);
              CREATE TABLE IF NOT EXISTS history (
                  seq INTEGER PRIMARY KEY AUTOINCREMENT,
                  msg_id BLOB NOT NULL,

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use blindrelay_ds::DeviceId;
 use blindrelay_e2e::TrustRoot;
 use blindrelay_mls::{Device, DeviceKey, MlsStore, Trust};
+use blindrelay_net::unix_ms;
 use blindrelay_pki::crl::CheckedCrl;
 use blindrelay_pki::{DeviceName, PrivateKeyPem};
 use blindrelay_wire::UserName;
@@ -71,13 +72,6 @@ pub(super) fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The wall clock in Unix ms.
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 pub(super) fn device_id(user: &str, device: &str) -> Option<DeviceId> {
     Some(DeviceId {
         user: UserName::new(user).ok()?,
@@ -92,7 +86,7 @@ fn ms(d: Duration) -> u64 {
 /// Seeds a new link's pacing with the answers an earlier process of this
 /// device kept (within one window of now).
 fn seed_pacing(link: &mut Link, store: &dyn ClientStore) {
-    let (now, wall) = (std::time::Instant::now(), now_ms());
+    let (now, wall) = (std::time::Instant::now(), unix_ms());
     let since = wall.saturating_sub(ms(link.pacing_window()));
     match store.window_since(since) {
         Ok(kept) => link.seed_pacing(kept.into_iter().map(|at_ms| {
@@ -280,7 +274,7 @@ impl Member {
         if answers.is_empty() {
             return;
         }
-        let (now, wall) = (std::time::Instant::now(), now_ms());
+        let (now, wall) = (std::time::Instant::now(), unix_ms());
         let window = ms(self.link.pacing_window());
         for at in answers {
             let at_ms = wall.saturating_sub(ms(now.saturating_duration_since(at)));
@@ -399,7 +393,7 @@ impl Member {
             if let Err(e) = self.device.store().purge_expired_key_packages(now()) {
                 tracing::warn!(error = %e, "purging expired KeyPackages failed");
             }
-            let horizon = self.policy.replay_horizon(now_ms());
+            let horizon = self.policy.replay_horizon(unix_ms());
             if let Err(e) = self.store.prune_seen(horizon) {
                 tracing::warn!(error = %e, "forgetting old message ids failed");
             }

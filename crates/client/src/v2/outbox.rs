@@ -26,9 +26,10 @@ use blindrelay_mls::{MlsError, Payload};
 use blindrelay_wire::{MessageId, UserName};
 
 use super::events::Undelivered;
-use super::member::{Member, V2Event, now_ms};
+use super::member::{Member, V2Event};
 use crate::error::ClientError;
 use crate::store::{HistoryEntry, Outgoing};
+use blindrelay_net::unix_ms;
 
 /// How often the outbox is swept for messages past the maximum age.
 pub const OUTBOX_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
@@ -41,12 +42,6 @@ enum Attempt {
     Later(&'static str),
     /// Never.
     Never(Undelivered),
-}
-
-fn random_id() -> Result<MessageId, ClientError> {
-    let mut id = [0u8; 16];
-    blindrelay_e2e::seal::fill_random(&mut id).map_err(|_| ClientError::Crypto)?;
-    Ok(MessageId(id))
 }
 
 impl Member {
@@ -62,9 +57,9 @@ impl Member {
         if waiting >= crate::store::MAX_OUTBOX_WAITING {
             return Err(ClientError::OutboxFull { waiting });
         }
-        let now = now_ms();
+        let now = unix_ms();
         let out = Outgoing {
-            msg_id: random_id()?,
+            msg_id: crate::core::random_id()?,
             recipients: Vec::new(),
             text: text.to_owned(),
             room: false,
@@ -173,7 +168,7 @@ impl Member {
         let swept = if due {
             self.last_outbox_sweep = Some(tokio::time::Instant::now());
             self.store
-                .prune_outbox(self.policy.outbox_horizon(now_ms()))?
+                .prune_outbox(self.policy.outbox_horizon(unix_ms()))?
         } else {
             Vec::new()
         };
@@ -299,7 +294,7 @@ impl Member {
             tracing::debug!("a message sent again after a lost answer: shown once");
             return Ok(());
         }
-        let now = now_ms();
+        let now = unix_ms();
         let horizon = self.policy.replay_horizon(now);
         if self.store.seen_count(&sender, horizon)? >= self.policy.max_seen_per_sender {
             tracing::warn!(target: "blindrelay::security", sender = %sender,

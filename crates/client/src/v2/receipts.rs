@@ -17,14 +17,9 @@ use blindrelay_e2e::content::Content;
 use blindrelay_mls::Payload;
 use blindrelay_wire::MessageId;
 
-use super::member::{Member, V2Event, now_ms};
+use super::member::{Member, V2Event};
 use crate::error::ClientError;
-
-fn random_id() -> Result<MessageId, ClientError> {
-    let mut id = [0u8; 16];
-    blindrelay_e2e::seal::fill_random(&mut id).map_err(|_| ClientError::Crypto)?;
-    Ok(MessageId(id))
-}
+use blindrelay_net::unix_ms;
 
 impl Member {
     /// Sends the receipts that are due (see the module docs). A group this
@@ -38,8 +33,8 @@ impl Member {
                 continue;
             }
             let payload = Payload {
-                id: random_id()?,
-                written_ms: now_ms(),
+                id: crate::core::random_id()?,
+                written_ms: unix_ms(),
                 content: Content::Receipt(ids),
             };
             let message = match self.device.encrypt(&group, &payload.encode()) {
