@@ -516,3 +516,27 @@ async fn flush_some_sends_no_more_than_it_is_asked_and_says_the_rest_may_go_now(
     assert_eq!(sent(&m[0].flush_some(2).await.unwrap()), [ids[1], ids[2]]);
     assert_eq!(m[0].outbox_due(), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_past_the_ids_a_reader_keeps_per_sender_is_refused_not_remembered_without_end() {
+    let (pki, _relay, addr, root) = world().await;
+    let (mut m, g) = in_one_group(&pki, root.path(), &addr, "alice", &["bob"]).await;
+    // bob keeps at most two ids per sender.
+    let bob = m.remove(1);
+    bob.close().await;
+    let mut cfg = cfg_for(&pki, root.path(), "bob", "laptop", &addr);
+    cfg.policy.max_seen_per_sender = 2;
+    let mut bob = Member::connect(&cfg, &root.path().join("bob-laptop/mls.db"))
+        .await
+        .unwrap();
+    for t in ["one", "two", "three"] {
+        m[0].send(&g, t).await.unwrap();
+    }
+    let ev = events_for(&mut bob, Duration::from_millis(500)).await;
+    let texts: Vec<String> = messages(&ev).into_iter().map(|(_, t)| t).collect();
+    assert_eq!(texts, ["one", "two"], "{ev:?}");
+    assert!(
+        ev.iter().any(|e| matches!(e, V2Event::Refused { .. })),
+        "{ev:?}"
+    );
+}
